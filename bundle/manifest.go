@@ -1,0 +1,174 @@
+package bundle
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Status is how a collector ended.
+type Status string
+
+// Collector statuses. Absent is not failed: a source the kernel does not have
+// (no conntrack module, no IPv6) is absent.
+const (
+	StatusOK      Status = "ok"
+	StatusAbsent  Status = "absent"
+	StatusFailed  Status = "failed"
+	StatusTimeout Status = "timeout"
+)
+
+// Manifest describes a bundle: what was captured, where, when, why, and what
+// could not be captured. It is the first member of every bundle.
+type Manifest struct {
+	Format     string            `json:"format"`
+	Tool       Tool              `json:"tool"`
+	Host       Host              `json:"host"`
+	Trigger    Trigger           `json:"trigger"`
+	Start      time.Time         `json:"start"`
+	End        time.Time         `json:"end"`
+	Options    Options           `json:"options"`
+	Collectors []CollectorStatus `json:"collectors"`
+
+	// DeadlineHit is true when the capture's deadline cut at least one collector.
+	DeadlineHit bool `json:"deadline_hit"`
+
+	Sockets *SocketsInfo `json:"sockets,omitempty"`
+	Packets *PacketsInfo `json:"packets,omitempty"`
+	Kmsg    *KmsgInfo    `json:"kmsg,omitempty"`
+	Sysctls *SysctlsInfo `json:"sysctls,omitempty"`
+}
+
+// Tool names the snapdiag build that wrote the bundle.
+type Tool struct {
+	Name    string `json:"name"`
+	Version string `json:"version"`
+	Commit  string `json:"commit,omitempty"`
+}
+
+// Host holds the facts about the machine and the capturing process that a
+// reader needs to interpret the rest: the kernel release decides which rules
+// apply, the netns inode says whose counters these are.
+type Host struct {
+	Hostname      string `json:"hostname"`
+	KernelRelease string `json:"kernel_release"`
+	KernelVersion string `json:"kernel_version,omitempty"`
+	Machine       string `json:"machine,omitempty"`
+	BootID        string `json:"boot_id,omitempty"`
+	// NetNSInode is the inode of the network namespace the capture ran in
+	// (the target of /proc/self/ns/net). Counters and sysctls are per netns.
+	NetNSInode uint64 `json:"netns_inode,omitempty"`
+	EUID       int    `json:"euid"`
+	// CapEff is the effective capability set, as the hex mask of /proc/self/status.
+	CapEff string `json:"cap_eff,omitempty"`
+	// Capabilities names the effective capabilities that matter to a capture.
+	Capabilities []string `json:"capabilities,omitempty"`
+}
+
+// Trigger says why the bundle was captured.
+type Trigger struct {
+	Reason string `json:"reason,omitempty"`
+	Check  *Check `json:"check,omitempty"`
+	// Systemd holds SERVICE_RESULT, EXIT_CODE, EXIT_STATUS and the unit name when
+	// the capture was started by systemd (ExecStopPost=, OnFailure=).
+	Systemd map[string]string `json:"systemd,omitempty"`
+}
+
+// Check is the health check whose failure triggered the capture.
+type Check struct {
+	Kind      string  `json:"kind"`
+	Target    string  `json:"target"`
+	Result    string  `json:"result"`
+	Error     string  `json:"error,omitempty"`
+	LatencyMS float64 `json:"latency_ms"`
+}
+
+// Options records the capture settings, so a reader knows what was asked for.
+type Options struct {
+	Ports       []int   `json:"ports,omitempty"`
+	Samples     int     `json:"samples"`
+	IntervalMS  float64 `json:"interval_ms"`
+	SampleMS    float64 `json:"packet_sample_ms"`
+	DeadlineMS  float64 `json:"deadline_ms"`
+	SocketCap   int     `json:"socket_cap"`
+	PacketLimit int     `json:"packet_limit"`
+	Payload     bool    `json:"payload,omitempty"`
+}
+
+// CollectorStatus is one collector's outcome.
+type CollectorStatus struct {
+	Name       string   `json:"name"`
+	Status     Status   `json:"status"`
+	Error      string   `json:"error,omitempty"`
+	DurationMS float64  `json:"duration_ms"`
+	Files      []string `json:"files,omitempty"`
+	// Notes are what a person should know about a collector that was
+	// nonetheless ok: "3 of 1290 sysctls unreadable", "kmsg tail cut at 2000 lines".
+	Notes []string `json:"notes,omitempty"`
+}
+
+// SocketsInfo describes the socket table members.
+type SocketsInfo struct {
+	// Total is every TCP socket the kernel reported, whatever the cap.
+	Total int `json:"total"`
+	// Written is the number of rows in sockets/tcp.jsonl.
+	Written int `json:"written"`
+	Cap     int `json:"cap"`
+	// Truncated is true when Written < Total.
+	Truncated bool `json:"truncated"`
+}
+
+// PacketsInfo describes the packet sample.
+type PacketsInfo struct {
+	Filter     string  `json:"filter"`
+	Snaplen    int     `json:"snaplen"`
+	DurationMS float64 `json:"duration_ms"`
+	Packets    int     `json:"packets"`
+	Bytes      int64   `json:"bytes"`
+	// KernelDrops is what the kernel dropped before snapdiag read it
+	// (PACKET_STATISTICS tp_drops).
+	KernelDrops uint32 `json:"kernel_drops"`
+	MaxPackets  int    `json:"max_packets"`
+	MaxBytes    int64  `json:"max_bytes"`
+	// StoppedBy is why the sample ended: "window", "packet limit", "byte limit", "deadline".
+	StoppedBy string `json:"stopped_by"`
+}
+
+// KmsgInfo describes the kernel log tail.
+type KmsgInfo struct {
+	Lines     int  `json:"lines"`
+	Truncated bool `json:"truncated"`
+}
+
+// SysctlsInfo describes the sysctl tree walk.
+type SysctlsInfo struct {
+	Read       int `json:"read"`
+	Unreadable int `json:"unreadable"`
+}
+
+// Collector returns the status of the named collector, or nil.
+func (m *Manifest) Collector(name string) *CollectorStatus {
+	for i := range m.Collectors {
+		if m.Collectors[i].Name == name {
+			return &m.Collectors[i]
+		}
+	}
+	return nil
+}
+
+// ErrFormat is wrapped by errors about a manifest of another format or a
+// malformed one.
+var ErrFormat = errors.New("not a snapdiag-bundle/1 manifest")
+
+// ParseManifest decodes a manifest and checks its format.
+func ParseManifest(data []byte) (*Manifest, error) {
+	var m Manifest
+	if err := json.Unmarshal(data, &m); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrFormat, err)
+	}
+	if m.Format != Format {
+		return nil, fmt.Errorf("%w: format %q", ErrFormat, m.Format)
+	}
+	return &m, nil
+}

@@ -1,0 +1,112 @@
+package bundle
+
+// Listener is one LISTEN socket in a sample's listeners.json.
+type Listener struct {
+	Proto  string `json:"proto"`  // "tcp"
+	Family string `json:"family"` // "inet" | "inet6"
+	// Local is ADDR:PORT as ss prints it: 0.0.0.0:143, [::]:143, [fe80::1%eth0]:22.
+	Local string `json:"local"`
+	Addr  string `json:"addr"`
+	Port  int    `json:"port"`
+	// RecvQ is the accept queue's current length (sk_ack_backlog).
+	RecvQ uint32 `json:"recv_q"`
+	// SendQ is the effective backlog (sk_max_ack_backlog, already clamped by
+	// somaxconn at listen() time).
+	SendQ uint32 `json:"send_q"`
+	// SynRecv counts the half-open requests attributed to this listener: request
+	// sockets with its port, and its address unless it is a wildcard listener.
+	SynRecv int    `json:"syn_recv"`
+	UID     uint32 `json:"uid"`
+	Inode   uint32 `json:"inode"`
+	// Cookie is the kernel's socket cookie, stable for the socket's lifetime:
+	// it tells a re-created listener from the same one across samples.
+	Cookie uint64 `json:"cookie"`
+	// ReusePort is true when other listeners share this address and port, so
+	// the SYN-RECV count is the group's, not this socket's alone.
+	ReusePort bool   `json:"reuseport,omitempty"`
+	PID       int    `json:"pid"`
+	Comm      string `json:"comm"`
+}
+
+// Socket is one row of sockets/tcp.jsonl: the fields of ss -tanoi.
+type Socket struct {
+	Family string `json:"family"`
+	State  string `json:"state"` // ss names: LISTEN, ESTAB, SYN-RECV, TIME-WAIT, ...
+	Local  string `json:"local"`
+	Remote string `json:"remote"`
+	RecvQ  uint32 `json:"recv_q"`
+	SendQ  uint32 `json:"send_q"`
+	UID    uint32 `json:"uid"`
+	Inode  uint32 `json:"inode"`
+	Cookie uint64 `json:"cookie"`
+	// Timer is ss's timer name (on, keepalive, timewait, persist), with the
+	// time left and the retransmit count, when a timer runs.
+	Timer     string   `json:"timer,omitempty"`
+	ExpiresMS uint32   `json:"expires_ms,omitempty"`
+	Retrans   uint8    `json:"retrans,omitempty"`
+	Info      *TCPInfo `json:"info,omitempty"`
+}
+
+// TCPInfo is the part of struct tcp_info that ss -i shows.
+type TCPInfo struct {
+	State         uint8  `json:"state"`
+	CAState       uint8  `json:"ca_state"`
+	Retransmits   uint8  `json:"retransmits"`
+	Probes        uint8  `json:"probes"`
+	Backoff       uint8  `json:"backoff"`
+	Options       uint8  `json:"options"`
+	SndWscale     uint8  `json:"snd_wscale"`
+	RcvWscale     uint8  `json:"rcv_wscale"`
+	RTO           uint32 `json:"rto_us"`
+	ATO           uint32 `json:"ato_us"`
+	SndMSS        uint32 `json:"snd_mss"`
+	RcvMSS        uint32 `json:"rcv_mss"`
+	Unacked       uint32 `json:"unacked"`
+	Sacked        uint32 `json:"sacked"`
+	Lost          uint32 `json:"lost"`
+	Retrans       uint32 `json:"retrans"`
+	LastDataSent  uint32 `json:"last_data_sent_ms"`
+	LastDataRecv  uint32 `json:"last_data_recv_ms"`
+	LastAckRecv   uint32 `json:"last_ack_recv_ms"`
+	PMTU          uint32 `json:"pmtu"`
+	RcvSsthresh   uint32 `json:"rcv_ssthresh"`
+	RTT           uint32 `json:"rtt_us"`
+	RTTVar        uint32 `json:"rttvar_us"`
+	SndSsthresh   uint32 `json:"snd_ssthresh"`
+	SndCwnd       uint32 `json:"snd_cwnd"`
+	AdvMSS        uint32 `json:"advmss"`
+	Reordering    uint32 `json:"reordering"`
+	RcvRTT        uint32 `json:"rcv_rtt_us"`
+	RcvSpace      uint32 `json:"rcv_space"`
+	TotalRetrans  uint32 `json:"total_retrans"`
+	PacingRate    uint64 `json:"pacing_rate,omitempty"`
+	BytesAcked    uint64 `json:"bytes_acked,omitempty"`
+	BytesReceived uint64 `json:"bytes_received,omitempty"`
+	SegsOut       uint32 `json:"segs_out,omitempty"`
+	SegsIn        uint32 `json:"segs_in,omitempty"`
+	MinRTT        uint32 `json:"min_rtt_us,omitempty"`
+	DeliveryRate  uint64 `json:"delivery_rate,omitempty"`
+	BusyTimeUS    uint64 `json:"busy_time_us,omitempty"`
+	BytesSent     uint64 `json:"bytes_sent,omitempty"`
+	BytesRetrans  uint64 `json:"bytes_retrans,omitempty"`
+}
+
+// SocketSummary is sockets/summary.json: counts over every TCP socket, never
+// capped, so a reader can trust totals even when the table was.
+type SocketSummary struct {
+	Total   int            `json:"total"`
+	ByState map[string]int `json:"by_state"`
+	// ByLocalPort counts sockets by local port, then by state.
+	ByLocalPort map[int]map[string]int `json:"by_local_port"`
+	// ByRemoteAddr counts sockets by remote address (no port), then by state.
+	// The unspecified address of LISTEN sockets is left out.
+	ByRemoteAddr map[string]map[string]int `json:"by_remote_addr"`
+}
+
+// SampleTime is a sample's time file (SampleTimeFile): when it was taken, on both clocks.
+type SampleTime struct {
+	Index int `json:"index"`
+	// MonotonicNS is CLOCK_MONOTONIC in nanoseconds: deltas between samples use it.
+	MonotonicNS int64  `json:"monotonic_ns"`
+	Wall        string `json:"wall"` // RFC 3339 with nanoseconds, UTC
+}

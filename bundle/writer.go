@@ -1,0 +1,436 @@
+package bundle
+
+import (
+	"archive/tar"
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+)
+
+// Staging and temporary names start with this prefix, so a later run can find
+// and remove what a killed run left behind (CleanStale) without touching
+// anything else in the directory.
+const tempPrefix = ".snapdiag-tmp-"
+
+// DefaultMaxBytes bounds what a Writer stages on disk, all members together.
+const DefaultMaxBytes = 1 << 30
+
+// ErrClosed is returned by writes after the Writer was committed or aborted.
+var ErrClosed = errors.New("bundle writer closed")
+
+// ErrTooLarge is returned when a write would take the staged bundle past its
+// byte limit.
+var ErrTooLarge = errors.New("bundle size limit reached")
+
+// Writer stages bundle members in a private folder of the target directory and
+// commits them into one .tar.zst, atomically: the archive is written under a
+// temporary name, synced, and renamed into place only when complete.
+//
+// A Writer is safe for concurrent use. Members become part of the bundle only
+// once they are complete (WriteFile returned, or the io.WriteCloser of Create
+// was closed without error); a member still being written when Commit runs is
+// left out, so a collector cut by the deadline cannot leave half a file in.
+type Writer struct {
+	st    *state
+	owner string
+}
+
+type state struct {
+	dir      string // target directory
+	staging  string // private staging folder inside dir
+	maxBytes int64
+
+	mu      sync.Mutex
+	closed  bool
+	bytes   int64
+	members map[string]string // complete member name -> owner
+	open    map[string]bool   // members being written
+}
+
+// NewWriter prepares a Writer that will commit into dir. It creates dir's
+// staging folder; dir itself must exist and be writable.
+func NewWriter(dir string, maxBytes int64) (*Writer, error) {
+	if maxBytes <= 0 {
+		maxBytes = DefaultMaxBytes
+	}
+	staging, err := os.MkdirTemp(dir, tempPrefix+"stage-")
+	if err != nil {
+		return nil, fmt.Errorf("create staging folder in %s: %w", dir, err)
+	}
+	return &Writer{st: &state{
+		dir:      dir,
+		staging:  staging,
+		maxBytes: maxBytes,
+		members:  map[string]string{},
+		open:     map[string]bool{},
+	}}, nil
+}
+
+// For returns a view of w whose members are attributed to owner (a collector's
+// name), so the manifest can list the files of each collector.
+func (w *Writer) For(owner string) *Writer { return &Writer{st: w.st, owner: owner} }
+
+// WriteFile stores one complete member.
+func (w *Writer) WriteFile(name string, data []byte) error {
+	f, err := w.Create(name)
+	if err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		f.(*memberFile).discard()
+		return err
+	}
+	return f.Close()
+}
+
+// Create starts a member that is written as a stream. The member is in the
+// bundle only if Close returns nil.
+func (w *Writer) Create(name string) (io.WriteCloser, error) {
+	if !ValidName(name) || name == PathManifest && w.owner != "" {
+		return nil, fmt.Errorf("invalid member name %q", name)
+	}
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return nil, ErrClosed
+	}
+	if _, dup := st.members[name]; dup || st.open[name] {
+		return nil, fmt.Errorf("member %s written twice", name)
+	}
+	p := filepath.Join(st.staging, "m", filepath.FromSlash(name))
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return nil, fmt.Errorf("stage %s: %w", name, err)
+	}
+	f, err := os.OpenFile(p+".part", os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("stage %s: %w", name, err)
+	}
+	st.open[name] = true
+	return &memberFile{w: w, name: name, path: p, f: f, bw: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+type memberFile struct {
+	w    *Writer
+	name string
+	path string
+	f    *os.File
+	bw   *bufio.Writer
+	err  error
+	done bool
+}
+
+func (m *memberFile) Write(p []byte) (int, error) {
+	if m.err != nil {
+		return 0, m.err
+	}
+	st := m.w.st
+	st.mu.Lock()
+	switch {
+	case st.closed:
+		m.err = ErrClosed
+	case st.bytes+int64(len(p)) > st.maxBytes:
+		m.err = fmt.Errorf("%s: %w (%d bytes)", m.name, ErrTooLarge, st.maxBytes)
+	default:
+		st.bytes += int64(len(p))
+	}
+	st.mu.Unlock()
+	if m.err != nil {
+		return 0, m.err
+	}
+	n, err := m.bw.Write(p)
+	if err != nil {
+		m.err = fmt.Errorf("stage %s: %w", m.name, err)
+	}
+	return n, m.err
+}
+
+// discard drops a member that will not be completed.
+func (m *memberFile) discard() {
+	if m.done {
+		return
+	}
+	m.done = true
+	m.f.Close()
+	os.Remove(m.path + ".part")
+	st := m.w.st
+	st.mu.Lock()
+	delete(st.open, m.name)
+	st.mu.Unlock()
+}
+
+func (m *memberFile) Close() error {
+	if m.done {
+		return m.err
+	}
+	if m.err != nil {
+		m.discard()
+		return m.err
+	}
+	err := m.bw.Flush()
+	if cerr := m.f.Close(); err == nil {
+		err = cerr
+	}
+	m.done = true
+	st := m.w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	delete(st.open, m.name)
+	if err == nil && st.closed {
+		err = ErrClosed
+	}
+	if err == nil {
+		err = os.Rename(m.path+".part", m.path)
+	}
+	if err != nil {
+		os.Remove(m.path + ".part")
+		m.err = fmt.Errorf("stage %s: %w", m.name, err)
+		return m.err
+	}
+	st.members[m.name] = m.w.owner
+	return nil
+}
+
+// Files lists the complete members written through views owned by owner, sorted.
+func (w *Writer) Files(owner string) []string {
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var out []string
+	for name, o := range st.members {
+		if o == owner {
+			out = append(out, name)
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Commit seals the Writer, writes the manifest and every complete member into
+// dir/name in the bundle's member order, and renames it into place. The bundle
+// file has mode 0600. Members still being written are left out. The staging
+// folder is removed whatever the outcome. Commit returns the bundle's path.
+func (w *Writer) Commit(name string, m *Manifest) (string, error) {
+	st := w.st
+	st.mu.Lock()
+	if st.closed {
+		st.mu.Unlock()
+		return "", ErrClosed
+	}
+	st.closed = true
+	names := make([]string, 0, len(st.members))
+	for n := range st.members {
+		names = append(names, n)
+	}
+	st.mu.Unlock()
+	defer os.RemoveAll(st.staging)
+
+	if m.Format == "" {
+		m.Format = Format
+	}
+	manifest, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("encode manifest: %w", err)
+	}
+	sortMembers(names)
+
+	final := filepath.Join(st.dir, name)
+	tmp, err := os.CreateTemp(st.dir, tempPrefix+"bundle-")
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", final, err)
+	}
+	ok := false
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	if err := tmp.Chmod(0o600); err != nil {
+		return "", fmt.Errorf("chmod %s: %w", tmp.Name(), err)
+	}
+	if err := writeArchive(tmp, manifest, m.End, st.staging, names); err != nil {
+		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Sync(); err != nil {
+		return "", fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	}
+	if err := tmp.Close(); err != nil {
+		return "", fmt.Errorf("close %s: %w", tmp.Name(), err)
+	}
+	final, err = linkUnique(tmp.Name(), final)
+	if err != nil {
+		return "", err
+	}
+	os.Remove(tmp.Name())
+	ok = true
+	syncDir(st.dir)
+	return final, nil
+}
+
+// Abort drops everything staged. It is safe to call after Commit.
+func (w *Writer) Abort() {
+	st := w.st
+	st.mu.Lock()
+	st.closed = true
+	st.mu.Unlock()
+	os.RemoveAll(st.staging)
+}
+
+// sortMembers orders names by rank, then by name.
+func sortMembers(names []string) {
+	sort.Slice(names, func(i, j int) bool {
+		ri, rj := rank(names[i]), rank(names[j])
+		if ri != rj {
+			return ri < rj
+		}
+		return names[i] < names[j]
+	})
+}
+
+// Encoder settings: one goroutine and a 4 MiB window keep the encoder's memory
+// to a few tens of MiB whatever the bundle's size.
+func newEncoder(w io.Writer) (*zstd.Encoder, error) {
+	return zstd.NewWriter(w,
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(4<<20),
+		zstd.WithEncoderLevel(zstd.SpeedFastest),
+		zstd.WithLowerEncoderMem(true))
+}
+
+func writeArchive(out io.Writer, manifest []byte, mtime time.Time, staging string, names []string) error {
+	if mtime.IsZero() {
+		mtime = time.Now()
+	}
+	bw := bufio.NewWriterSize(out, 256<<10)
+	zw, err := newEncoder(bw)
+	if err != nil {
+		return err
+	}
+	tw := tar.NewWriter(zw)
+	hdr := func(name string, size int64) *tar.Header {
+		return &tar.Header{
+			Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o600,
+			ModTime: mtime.UTC().Truncate(time.Second), Format: tar.FormatPAX,
+		}
+	}
+	if err := tw.WriteHeader(hdr(PathManifest, int64(len(manifest)))); err != nil {
+		return err
+	}
+	if _, err := tw.Write(manifest); err != nil {
+		return err
+	}
+	for _, name := range names {
+		if err := copyMember(tw, filepath.Join(staging, "m", filepath.FromSlash(name)), name, hdr); err != nil {
+			return err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func copyMember(tw *tar.Writer, path, name string, hdr func(string, int64) *tar.Header) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	if err := tw.WriteHeader(hdr(name, fi.Size())); err != nil {
+		return err
+	}
+	// The staged file cannot change under us: writes to it stopped when it
+	// was renamed from .part, so exactly Size bytes are copied.
+	if _, err := io.CopyN(tw, f, fi.Size()); err != nil {
+		return fmt.Errorf("copy %s: %w", name, err)
+	}
+	return nil
+}
+
+// linkUnique gives the complete temporary archive its final name without ever
+// replacing an existing bundle: two captures in the same second get -2, -3, ...
+func linkUnique(tmp, final string) (string, error) {
+	base := strings.TrimSuffix(final, ".tar.zst")
+	for i := 1; i <= 100; i++ {
+		name := final
+		if i > 1 {
+			name = fmt.Sprintf("%s-%d.tar.zst", base, i)
+		}
+		err := os.Link(tmp, name)
+		if err == nil {
+			return name, nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return "", fmt.Errorf("link into %s: %w", name, err)
+		}
+	}
+	return "", fmt.Errorf("link into %s: too many bundles with that name", final)
+}
+
+func syncDir(dir string) {
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+}
+
+// CleanStale removes staging folders and temporary archives that a killed run
+// left in dir, if they are older than age. It touches only names with the
+// Writer's temporary prefix and returns how many it removed.
+func CleanStale(dir string, age time.Duration) (int, error) {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, e := range entries {
+		if !strings.HasPrefix(e.Name(), tempPrefix) {
+			continue
+		}
+		info, err := e.Info()
+		if err != nil || time.Since(info.ModTime()) < age {
+			continue
+		}
+		if e.Type()&fs.ModeSymlink != 0 {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(dir, e.Name())); err == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
+// FileName is the bundle's file name for host at t:
+// snapdiag-<hostname>-<UTC yyyymmddThhmmssZ>.tar.zst.
+func FileName(host string, t time.Time) string {
+	host = strings.Map(func(r rune) rune {
+		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '.' || r == '_' {
+			return r
+		}
+		return '_'
+	}, host)
+	if host == "" {
+		host = "unknown"
+	}
+	return fmt.Sprintf("snapdiag-%s-%s.tar.zst", host, t.UTC().Format("20060102T150405Z"))
+}

@@ -1,0 +1,50 @@
+// Package collectors reads the live kernel's evidence into a bundle: one
+// Collector per source, Samplers for what is read at every counter sample, and
+// a Runner that enforces the capture's deadline and records each collector's
+// outcome in the manifest.
+package collectors
+
+import (
+	"context"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// Host says where the live system's files are. Tests point it at a copy;
+// captures use the defaults. The network namespace is the one the capturing
+// process runs in.
+type Host struct {
+	Proc string // "/proc"
+	Sys  string // "/sys"
+	Dev  string // "/dev", for /dev/kmsg
+
+	// Ports are the service ports to focus on (--port).
+	Ports []int
+	// SocketCap bounds the rows of sockets/tcp.jsonl; the summary is never capped.
+	SocketCap int
+	// PacketWindow is how long the packet sample runs; 0 disables it.
+	PacketWindow time.Duration
+	// PacketLimit and PacketBytes bound the packet sample.
+	PacketLimit int
+	PacketBytes int64
+	// Payload keeps whole packets instead of headers only.
+	Payload bool
+}
+
+// Collector gathers one source once per capture.
+type Collector interface {
+	// Name is the collector's stable name in the manifest.
+	Name() string
+	// Collect writes the source's members through w. It returns an error that
+	// wraps fs.ErrNotExist when the source does not exist on this kernel
+	// (recorded as absent), and returns promptly when ctx is done.
+	Collect(ctx context.Context, h Host, w *bundle.Writer) error
+}
+
+// Sampler gathers one source at every counter sample, into samples/NNN/.
+type Sampler interface {
+	Name() string
+	// Sample writes sample i's members (bundle.SampleFile(i, ...)) through w.
+	Sample(ctx context.Context, h Host, i int, w *bundle.Writer) error
+}
