@@ -31,6 +31,7 @@ const (
 	PathMeminfo  = "system/meminfo"
 	PathBootID   = "system/boot_id"
 	PathKmsg     = "system/kmsg"
+	PathKmsgNet  = "system/kmsg_net"
 	PathProcStat = "system/proc_stat"
 
 	DirSysctl  = "proc/sys"

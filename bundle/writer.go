@@ -54,8 +54,9 @@ type state struct {
 	mu      sync.Mutex
 	closed  bool
 	bytes   int64
-	members map[string]string // complete member name -> owner
-	open    map[string]bool   // members being written
+	members map[string]string   // complete member name -> owner
+	open    map[string]bool     // members being written
+	notes   map[string][]string // owner -> notes
 }
 
 // NewWriter prepares a Writer that will commit into dir. It creates dir's
@@ -74,6 +75,7 @@ func NewWriter(dir string, maxBytes int64) (*Writer, error) {
 		maxBytes: maxBytes,
 		members:  map[string]string{},
 		open:     map[string]bool{},
+		notes:    map[string][]string{},
 	}}, nil
 }
 
@@ -200,6 +202,24 @@ func (m *memberFile) Close() error {
 	}
 	st.members[m.name] = m.w.owner
 	return nil
+}
+
+// Note records something a reader should know about this view's collector
+// even though it succeeded ("3 of 1078 sysctls unreadable"). The runner copies
+// notes into the collector's manifest entry.
+func (w *Writer) Note(format string, args ...any) {
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.notes[w.owner] = append(st.notes[w.owner], fmt.Sprintf(format, args...))
+}
+
+// Notes returns the notes recorded by views owned by owner.
+func (w *Writer) Notes(owner string) []string {
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return append([]string(nil), st.notes[owner]...)
 }
 
 // Files lists the complete members written through views owned by owner, sorted.

@@ -1,0 +1,166 @@
+package collectors
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// Defaults for a capture; DESIGN.md's starting points.
+const (
+	DefaultSamples     = 3
+	DefaultInterval    = time.Second
+	DefaultPacketWin   = 2 * time.Second
+	DefaultDeadline    = 10 * time.Second
+	DefaultSocketCap   = 200_000
+	DefaultPacketLimit = 20_000
+	DefaultPacketBytes = 16 << 20
+)
+
+// Options says what one capture does.
+type Options struct {
+	Dir      string // where the bundle goes; must exist
+	Trigger  bundle.Trigger
+	Samples  int
+	Interval time.Duration
+	// Deadline bounds the whole capture, writing the bundle included. When it
+	// is near, collectors are cut and the bundle is written with what they had.
+	Deadline time.Duration
+	Host     Host
+	Tool     bundle.Tool
+	// MaxBytes bounds what the capture stages on disk (0: bundle.DefaultMaxBytes).
+	MaxBytes int64
+	// Progress, when set, is told about each collector as it ends.
+	Progress func(bundle.CollectorStatus)
+	// Collectors and Samplers replace the default set when not nil (tests).
+	Collectors []Collector
+	Samplers   []Sampler
+}
+
+// Result is what a capture produced.
+type Result struct {
+	Path     string
+	Manifest *bundle.Manifest
+}
+
+// DefaultHost is the live system's Host with the default bounds.
+func DefaultHost() Host {
+	return Host{
+		Proc: "/proc", Sys: "/sys", Dev: "/dev",
+		SocketCap:    DefaultSocketCap,
+		PacketWindow: DefaultPacketWin,
+		PacketLimit:  DefaultPacketLimit,
+		PacketBytes:  DefaultPacketBytes,
+	}
+}
+
+// DefaultSet returns fresh instances of every collector and sampler. They keep
+// per-capture state (caches, counts for the manifest), so each capture gets
+// its own.
+func DefaultSet(h Host) ([]Collector, []Sampler) {
+	cs := []Collector{&System{}, &Sysctls{}, ProcNet{}, &Kmsg{}}
+	return cs, []Sampler{Counters{}}
+}
+
+// commitReserve is the part of the deadline kept for writing the bundle: the
+// collectors must stop early enough for the archive to be compressed, synced
+// and renamed before the deadline.
+func commitReserve(deadline time.Duration) time.Duration {
+	return min(max(deadline/5, 100*time.Millisecond), 2*time.Second)
+}
+
+// Capture collects everything into one bundle in opts.Dir and returns its
+// path. It returns an error only when no bundle could be written; collectors
+// that failed are recorded in the manifest.
+func Capture(ctx context.Context, opts Options) (Result, error) {
+	start := time.Now()
+	if opts.Samples <= 0 {
+		opts.Samples = DefaultSamples
+	}
+	if opts.Interval <= 0 {
+		opts.Interval = DefaultInterval
+	}
+	if opts.Deadline <= 0 {
+		opts.Deadline = DefaultDeadline
+	}
+	h := opts.Host
+	if h.Proc == "" {
+		h = DefaultHost()
+	}
+	hardCtx, cancelHard := context.WithDeadline(ctx, start.Add(opts.Deadline))
+	defer cancelHard()
+	collectCtx, cancel := context.WithDeadline(hardCtx, start.Add(opts.Deadline-commitReserve(opts.Deadline)))
+	defer cancel()
+
+	// A killed earlier run may have left staging folders; they are ours to remove.
+	_, _ = bundle.CleanStale(opts.Dir, time.Minute)
+	w, err := bundle.NewWriter(opts.Dir, opts.MaxBytes)
+	if err != nil {
+		return Result{}, err
+	}
+	defer w.Abort()
+
+	hostFacts := HostFacts(h)
+	cs, ss := opts.Collectors, opts.Samplers
+	if cs == nil && ss == nil {
+		cs, ss = DefaultSet(h)
+	}
+	r := &Runner{Collectors: cs, Samplers: ss, Samples: opts.Samples, Interval: opts.Interval, Progress: opts.Progress}
+	statuses, anns, cut := r.Run(collectCtx, h, w)
+
+	m := &bundle.Manifest{
+		Format:  bundle.Format,
+		Tool:    opts.Tool,
+		Host:    hostFacts,
+		Trigger: opts.Trigger,
+		Start:   start.UTC(),
+		Options: bundle.Options{
+			Ports:       h.Ports,
+			Samples:     opts.Samples,
+			IntervalMS:  ms(opts.Interval),
+			SampleMS:    ms(h.PacketWindow),
+			DeadlineMS:  ms(opts.Deadline),
+			SocketCap:   h.SocketCap,
+			PacketLimit: h.PacketLimit,
+			Payload:     h.Payload,
+		},
+		Collectors:  statuses,
+		DeadlineHit: cut || errors.Is(collectCtx.Err(), context.DeadlineExceeded) && anyTimeout(statuses),
+	}
+	for _, a := range anns {
+		a.Annotate(m)
+	}
+	m.End = time.Now().UTC()
+	path, err := w.Commit(bundle.FileName(hostFacts.Hostname, start), m)
+	if err != nil {
+		return Result{}, fmt.Errorf("write bundle: %w", err)
+	}
+	return Result{Path: path, Manifest: m}, nil
+}
+
+func anyTimeout(sts []bundle.CollectorStatus) bool {
+	for _, s := range sts {
+		if s.Status == bundle.StatusTimeout {
+			return true
+		}
+	}
+	return false
+}
+
+// DefaultDir is /var/lib/snapdiag when it exists or can be created and is
+// writable, else the current directory.
+func DefaultDir() string {
+	const dir = "/var/lib/snapdiag"
+	if err := os.MkdirAll(dir, 0o700); err == nil {
+		if f, err := os.CreateTemp(dir, ".snapdiag-probe-"); err == nil {
+			f.Close()
+			os.Remove(f.Name())
+			return dir
+		}
+	}
+	return "."
+}

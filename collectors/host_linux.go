@@ -1,0 +1,88 @@
+package collectors
+
+import (
+	"bufio"
+	"bytes"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/snapdiag/snapdiag/bundle"
+	"golang.org/x/sys/unix"
+)
+
+// capNames are the capabilities that decide what a capture can see.
+var capNames = []struct {
+	bit  uint
+	name string
+}{
+	{1, "CAP_DAC_OVERRIDE"},
+	{2, "CAP_DAC_READ_SEARCH"},
+	{12, "CAP_NET_ADMIN"},
+	{13, "CAP_NET_RAW"},
+	{19, "CAP_SYS_PTRACE"},
+	{21, "CAP_SYS_ADMIN"},
+	{34, "CAP_SYSLOG"},
+}
+
+// HostFacts reads the facts about this machine and this process that the
+// manifest carries. It never fails: what cannot be read stays empty.
+func HostFacts(h Host) bundle.Host {
+	var out bundle.Host
+	out.Hostname, _ = os.Hostname()
+	var uts unix.Utsname
+	if unix.Uname(&uts) == nil {
+		out.KernelRelease = unix.ByteSliceToString(uts.Release[:])
+		out.KernelVersion = unix.ByteSliceToString(uts.Version[:])
+		out.Machine = unix.ByteSliceToString(uts.Machine[:])
+	}
+	if data, err := readFile(filepath.Join(h.Proc, "sys/kernel/random/boot_id")); err == nil {
+		out.BootID = trimNL(data)
+	}
+	var st unix.Stat_t
+	if unix.Stat(filepath.Join(h.Proc, "thread-self/ns/net"), &st) == nil {
+		out.NetNSInode = st.Ino
+	} else if unix.Stat(filepath.Join(h.Proc, "self/ns/net"), &st) == nil {
+		out.NetNSInode = st.Ino
+	}
+	out.EUID = os.Geteuid()
+	if data, err := readFile(filepath.Join(h.Proc, "self/status")); err == nil {
+		out.CapEff, out.Capabilities = parseCapEff(data)
+	}
+	return out
+}
+
+// parseCapEff reads the CapEff line of /proc/PID/status.
+func parseCapEff(status []byte) (string, []string) {
+	sc := bufio.NewScanner(bytes.NewReader(status))
+	for sc.Scan() {
+		hex, ok := strings.CutPrefix(sc.Text(), "CapEff:")
+		if !ok {
+			continue
+		}
+		hex = strings.TrimSpace(hex)
+		mask, err := strconv.ParseUint(hex, 16, 64)
+		if err != nil {
+			return hex, nil
+		}
+		var names []string
+		for _, c := range capNames {
+			if mask&(1<<c.bit) != 0 {
+				names = append(names, c.name)
+			}
+		}
+		return hex, names
+	}
+	return "", nil
+}
+
+// HasCap reports whether the host facts show the named effective capability.
+func HasCap(h bundle.Host, name string) bool {
+	for _, c := range h.Capabilities {
+		if c == name {
+			return true
+		}
+	}
+	return false
+}
