@@ -57,7 +57,20 @@ type state struct {
 	members map[string]string   // complete member name -> owner
 	open    map[string]bool     // members being written
 	notes   map[string][]string // owner -> notes
+
+	// Small members stay in memory: staging a thousand sysctl files on disk
+	// costs a create, a write and a rename each, which on a slow disk is most
+	// of a capture's time. memBytes bounds what is held.
+	mem      map[string][]byte
+	memBytes int64
 }
+
+// Members up to memMemberMax bytes are held in memory, within memTotalMax for
+// all of them; larger ones, and streams, are staged on disk.
+const (
+	memMemberMax = 256 << 10
+	memTotalMax  = 32 << 20
+)
 
 // NewWriter prepares a Writer that will commit into dir. It creates dir's
 // staging folder; dir itself must exist and be writable.
@@ -76,6 +89,7 @@ func NewWriter(dir string, maxBytes int64) (*Writer, error) {
 		members:  map[string]string{},
 		open:     map[string]bool{},
 		notes:    map[string][]string{},
+		mem:      map[string][]byte{},
 	}}, nil
 }
 
@@ -83,8 +97,13 @@ func NewWriter(dir string, maxBytes int64) (*Writer, error) {
 // name), so the manifest can list the files of each collector.
 func (w *Writer) For(owner string) *Writer { return &Writer{st: w.st, owner: owner} }
 
-// WriteFile stores one complete member.
+// WriteFile stores one complete member. The Writer keeps its own copy of data.
 func (w *Writer) WriteFile(name string, data []byte) error {
+	if len(data) <= memMemberMax {
+		if ok, err := w.writeMem(name, data); ok || err != nil {
+			return err
+		}
+	}
 	f, err := w.Create(name)
 	if err != nil {
 		return err
@@ -94,6 +113,33 @@ func (w *Writer) WriteFile(name string, data []byte) error {
 		return err
 	}
 	return f.Close()
+}
+
+// writeMem holds a small member in memory; it reports false when the memory
+// budget is spent and the member must go to disk.
+func (w *Writer) writeMem(name string, data []byte) (bool, error) {
+	if !ValidName(name) || name == PathManifest && w.owner != "" {
+		return false, fmt.Errorf("invalid member name %q", name)
+	}
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	switch {
+	case st.closed:
+		return false, ErrClosed
+	case st.memBytes+int64(len(data)) > memTotalMax:
+		return false, nil
+	case st.bytes+int64(len(data)) > st.maxBytes:
+		return false, fmt.Errorf("%s: %w (%d bytes)", name, ErrTooLarge, st.maxBytes)
+	}
+	if _, dup := st.members[name]; dup || st.open[name] {
+		return false, fmt.Errorf("member %s written twice", name)
+	}
+	st.mem[name] = append([]byte(nil), data...)
+	st.memBytes += int64(len(data))
+	st.bytes += int64(len(data))
+	st.members[name] = w.owner
+	return true, nil
 }
 
 // Create starts a member that is written as a stream. The member is in the
@@ -253,6 +299,7 @@ func (w *Writer) Commit(name string, m *Manifest) (string, error) {
 	for n := range st.members {
 		names = append(names, n)
 	}
+	mem := st.mem
 	st.mu.Unlock()
 	defer os.RemoveAll(st.staging)
 
@@ -280,7 +327,7 @@ func (w *Writer) Commit(name string, m *Manifest) (string, error) {
 	if err := tmp.Chmod(0o600); err != nil {
 		return "", fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
-	if err := writeArchive(tmp, manifest, m.End, st.staging, names); err != nil {
+	if err := writeArchive(tmp, manifest, m.End, st.staging, names, mem); err != nil {
 		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Sync(); err != nil {
@@ -329,7 +376,7 @@ func newEncoder(w io.Writer) (*zstd.Encoder, error) {
 		zstd.WithLowerEncoderMem(true))
 }
 
-func writeArchive(out io.Writer, manifest []byte, mtime time.Time, staging string, names []string) error {
+func writeArchive(out io.Writer, manifest []byte, mtime time.Time, staging string, names []string, mem map[string][]byte) error {
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
@@ -352,6 +399,15 @@ func writeArchive(out io.Writer, manifest []byte, mtime time.Time, staging strin
 		return err
 	}
 	for _, name := range names {
+		if data, ok := mem[name]; ok {
+			if err := tw.WriteHeader(hdr(name, int64(len(data)))); err != nil {
+				return err
+			}
+			if _, err := tw.Write(data); err != nil {
+				return err
+			}
+			continue
+		}
 		if err := copyMember(tw, filepath.Join(staging, "m", filepath.FromSlash(name)), name, hdr); err != nil {
 			return err
 		}

@@ -136,7 +136,7 @@ func (r *Runner) Run(ctx context.Context, h Host, w *bundle.Writer) ([]bundle.Co
 			cut = true
 		}
 		st.Notes = w.Notes(st.Name)
-		if st.Files = w.Files(st.Name); res.done && res.ann != nil {
+		if st.Files = summarizeFiles(w.Files(st.Name)); res.done && res.ann != nil {
 			anns = append(anns, res.ann)
 		}
 		out[i] = st
@@ -265,3 +265,39 @@ func safeSample(ctx context.Context, s Sampler, h Host, i int, w *bundle.Writer)
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// maxListedFiles bounds a collector's file list in the manifest; longer lists
+// (a thousand sysctls, hundreds of samples) are folded into folders.
+const maxListedFiles = 32
+
+// summarizeFiles folds a long file list into "folder/* (N files)" entries at
+// the deepest folder level that fits maxListedFiles.
+func summarizeFiles(files []string) []string {
+	if len(files) <= maxListedFiles {
+		return files
+	}
+	for depth := 4; depth >= 1; depth-- {
+		var out []string
+		counts := map[string]int{}
+		for _, f := range files {
+			parts := strings.SplitN(f, "/", depth+1)
+			key := f
+			if len(parts) > depth {
+				key = strings.Join(parts[:depth], "/") + "/*"
+			}
+			if counts[key] == 0 {
+				out = append(out, key)
+			}
+			counts[key]++
+		}
+		if len(out) <= maxListedFiles || depth == 1 {
+			for i, k := range out {
+				if strings.HasSuffix(k, "/*") {
+					out[i] = fmt.Sprintf("%s (%d files)", k, counts[k])
+				}
+			}
+			return out
+		}
+	}
+	return files
+}

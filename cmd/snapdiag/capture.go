@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
+)
+
+// systemdEnv are the variables systemd sets for ExecStopPost= (SERVICE_RESULT,
+// EXIT_CODE, EXIT_STATUS) and for OnFailure= units (MONITOR_*), recorded in
+// the trigger so the bundle says how the service died.
+var systemdEnv = []string{
+	"SERVICE_RESULT", "EXIT_CODE", "EXIT_STATUS",
+	"MONITOR_SERVICE_RESULT", "MONITOR_EXIT_CODE", "MONITOR_EXIT_STATUS", "MONITOR_UNIT",
+	"INVOCATION_ID",
+}
+
+type captureFlags struct {
+	out         string
+	reason      string
+	ports       []int
+	samples     int
+	interval    time.Duration
+	sample      time.Duration
+	deadline    time.Duration
+	socketCap   int
+	maxPackets  int
+	payload     bool
+	quiet       bool
+	procRoot    string
+	maxBytes    int64
+	progressTTY bool
+}
+
+func newCaptureCmd() *cobra.Command {
+	var f captureFlags
+	cmd := &cobra.Command{
+		Use:   "capture",
+		Short: "Write one evidence bundle and print its path",
+		Long: `Capture freezes the listen-path evidence into one .tar.zst bundle and prints
+its path as the last line of stdout. It exits 0 whenever a bundle was written,
+even if some collectors failed (the manifest says which and why), and non-zero
+only when no bundle could be written.`,
+		Example: `  snapdiag capture --port 143 --reason "imap health check failed"
+  snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCapture(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.out, "out", "", "directory for the bundle (default /var/lib/snapdiag when writable, else the current directory)")
+	fl.StringVar(&f.reason, "reason", "", "why the capture was taken, recorded in the manifest")
+	fl.IntSliceVar(&f.ports, "port", nil, "service port to focus on (repeatable)")
+	fl.IntVar(&f.samples, "samples", collectors.DefaultSamples, "counter samples to take")
+	fl.DurationVar(&f.interval, "interval", collectors.DefaultInterval, "time between counter samples")
+	fl.DurationVar(&f.sample, "sample", collectors.DefaultPacketWin, "packet sample window, during the counter samples (0 disables)")
+	fl.DurationVar(&f.deadline, "deadline", collectors.DefaultDeadline, "hard limit for the whole capture; a partial bundle is still written")
+	fl.IntVar(&f.socketCap, "socket-cap", collectors.DefaultSocketCap, "most rows in the socket table (the summary is never capped)")
+	fl.IntVar(&f.maxPackets, "max-packets", collectors.DefaultPacketLimit, "most packets in the packet sample")
+	fl.BoolVar(&f.payload, "payload", false, "keep packet payloads (default: headers only)")
+	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
+	fl.Int64Var(&f.maxBytes, "max-bytes", 512<<20, "most bytes the capture may stage on disk")
+	fl.StringVar(&f.procRoot, "proc", "/proc", "proc root to read (for tests)")
+	_ = fl.MarkHidden("proc")
+	return cmd
+}
+
+func (f captureFlags) validate() error {
+	switch {
+	case f.samples < 1 || f.samples > 10000:
+		return usageError{fmt.Errorf("--samples must be between 1 and 10000, not %d", f.samples)}
+	case f.interval <= 0:
+		return usageError{fmt.Errorf("--interval must be positive")}
+	case f.sample < 0:
+		return usageError{fmt.Errorf("--sample must be 0 (off) or positive")}
+	case f.deadline <= 0:
+		return usageError{fmt.Errorf("--deadline must be positive")}
+	case f.socketCap < 0 || f.maxPackets < 0 || f.maxBytes <= 0:
+		return usageError{fmt.Errorf("--socket-cap and --max-packets must not be negative, --max-bytes must be positive")}
+	}
+	for _, p := range f.ports {
+		if p < 1 || p > 65535 {
+			return usageError{fmt.Errorf("--port %d is not a TCP port", p)}
+		}
+	}
+	return nil
+}
+
+func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) error {
+	if err := f.validate(); err != nil {
+		return err
+	}
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	// SIGINT or SIGTERM cut the capture short; the bundle is still written.
+	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	dir := f.out
+	if dir == "" {
+		dir = collectors.DefaultDir()
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	h := collectors.DefaultHost()
+	h.Proc = f.procRoot
+	h.Ports = f.ports
+	h.SocketCap = f.socketCap
+	h.PacketWindow = f.sample
+	h.PacketLimit = f.maxPackets
+	h.Payload = f.payload
+
+	v, c := buildInfo()
+	opts := collectors.Options{
+		Dir:      dir,
+		Trigger:  trigger(f.reason),
+		Samples:  f.samples,
+		Interval: f.interval,
+		Deadline: f.deadline,
+		Host:     h,
+		Tool:     bundle.Tool{Name: "snapdiag", Version: v, Commit: c},
+		MaxBytes: f.maxBytes,
+	}
+	progress := !f.quiet && isTerminal(stderr)
+	if progress {
+		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, f.deadline)
+		opts.Progress = func(st bundle.CollectorStatus) {
+			line := fmt.Sprintf("  %-8s %-10s %7.0fms", st.Status, st.Name, st.DurationMS)
+			if st.Error != "" {
+				line += "  " + st.Error
+			}
+			fmt.Fprintln(stderr, line)
+		}
+	}
+	res, err := collectors.Capture(ctx, opts)
+	if err != nil {
+		return hintError{err, "check that --out is a writable directory with free space"}
+	}
+	m := res.Manifest
+	var failed int
+	for _, st := range m.Collectors {
+		if st.Status == bundle.StatusFailed || st.Status == bundle.StatusTimeout {
+			failed++
+			if !progress {
+				fmt.Fprintf(stderr, "snapdiag: %s %s: %s\n", st.Name, st.Status, st.Error)
+			}
+		}
+	}
+	if failed > 0 && m.Host.EUID != 0 {
+		fmt.Fprintln(stderr, "hint: run as root (or grant CAP_NET_RAW and CAP_SYS_PTRACE) to capture the packet sample and the listeners' processes")
+	}
+	if m.DeadlineHit {
+		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", f.deadline)
+	}
+	fmt.Fprintln(stdout, res.Path)
+	return nil
+}
+
+// trigger builds the manifest's trigger from --reason and systemd's environment.
+func trigger(reason string) bundle.Trigger {
+	t := bundle.Trigger{Reason: reason}
+	for _, k := range systemdEnv {
+		if v, ok := os.LookupEnv(k); ok {
+			if t.Systemd == nil {
+				t.Systemd = map[string]string{}
+			}
+			t.Systemd[k] = v
+		}
+	}
+	if t.Reason == "" && t.Systemd != nil {
+		if r := t.Systemd["SERVICE_RESULT"]; r != "" {
+			t.Reason = "systemd: service result " + r
+		} else if r := t.Systemd["MONITOR_SERVICE_RESULT"]; r != "" {
+			t.Reason = "systemd: monitored unit " + t.Systemd["MONITOR_UNIT"] + " result " + r
+		}
+	}
+	return t
+}
+
+// isTerminal reports whether w is a terminal: progress goes only there.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+

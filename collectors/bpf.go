@@ -1,0 +1,255 @@
+package collectors
+
+import (
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+
+	"golang.org/x/net/bpf"
+)
+
+// Snap lengths of the packet sample: what the filter keeps of each packet,
+// counted from the network header (the socket is SOCK_DGRAM, so the link
+// header is not part of the packet the filter sees).
+const (
+	// headerSnaplen keeps an IPv4 header with options (up to 60 bytes) and a
+	// TCP header with options (up to 60 bytes), or an IPv6 header and a TCP
+	// header with most options: what the analyzer reads, and no payload.
+	headerSnaplen = 128
+	// payloadSnaplen keeps whole packets (Host.Payload).
+	payloadSnaplen = 65535
+)
+
+// maxFilterPorts bounds Host.Ports in the filter: classic BPF jumps reach at
+// most 255 instructions ahead, and each port costs two comparisons.
+const maxFilterPorts = 64
+
+// Numbers the filter compares against, from the kernel's uapi headers.
+const (
+	etherTypeIPv4 = 0x0800 // ETH_P_IP
+	etherTypeIPv6 = 0x86dd // ETH_P_IPV6
+	ipProtoTCP    = 6
+	ipProtoUDP    = 17
+	tcpFlagsFIN   = 0x01
+	tcpFlagsSYN   = 0x02
+	tcpFlagsRST   = 0x04
+	ipv4FragMask  = 0x1fff // fragment offset bits of the IPv4 flags/offset field
+	ipv6HeaderLen = 40
+	pktOutgoing   = 4   // PACKET_OUTGOING, linux/if_packet.h
+	arphrdLoop    = 772 // ARPHRD_LOOPBACK, linux/if_arp.h
+)
+
+// packetFilter is the packet sample's classic BPF program and the same
+// selection in tcpdump's syntax, for the manifest.
+type packetFilter struct {
+	prog    []bpf.Instruction
+	expr    string
+	snaplen uint32
+}
+
+// newPacketFilter builds the default filter: IPv4 and IPv6 TCP segments with
+// SYN, FIN or RST set (every handshake and teardown on the host, whatever the
+// port), plus every TCP or UDP packet to or from one of ports. It accepts
+// snaplen bytes of each packet.
+//
+// The program runs on a SOCK_DGRAM packet socket, so offset 0 is the network
+// header and the ethertype comes from the ancillary load SKF_AD_PROTOCOL
+// (skb->protocol); that works the same on Ethernet, loopback and tunnels with
+// no link header. Limits, shared with tcpdump's own "port" primitive:
+// non-first IPv4 fragments are rejected (they carry no TCP or UDP header), and
+// IPv6 is matched only when TCP or UDP directly follows the fixed header:
+// packets with extension headers (hop-by-hop, routing, fragment) are left
+// out, which costs nothing for the handshakes this sample is for.
+func newPacketFilter(ports []int, snaplen uint32) (*packetFilter, error) {
+	ps, err := filterPorts(ports)
+	if err != nil {
+		return nil, err
+	}
+	var a asm
+	// On loopback every packet reaches the packet taps twice: once sent, by
+	// dev_queue_xmit_nit() as PACKET_OUTGOING, and once received, when
+	// loopback_xmit() feeds it back through __netif_rx() and
+	// __netif_receive_skb_core() delivers it as PACKET_HOST. Drop the
+	// outgoing copy in the kernel (libpcap's pcap-linux.c does the same for
+	// "any") so each loopback packet is in the sample once, with its receive
+	// time, and the copies use neither the receive buffer nor the limits.
+	a.emit(bpf.LoadExtension{Num: bpf.ExtType})
+	a.jumpIf(bpf.JumpEqual, pktOutgoing, "", "proto")
+	a.emit(bpf.LoadExtension{Num: bpf.ExtLinkLayerType})
+	a.jumpIf(bpf.JumpEqual, arphrdLoop, "reject", "proto")
+
+	a.label("proto")
+	a.emit(bpf.LoadExtension{Num: bpf.ExtProto})
+	a.jumpIf(bpf.JumpEqual, etherTypeIPv4, "ipv4", "")
+	a.jumpIf(bpf.JumpEqual, etherTypeIPv6, "ipv6", "reject")
+
+	// IPv4: X = header length from IHL, A = protocol.
+	a.label("ipv4")
+	a.emit(bpf.LoadAbsolute{Off: 6, Size: 2})
+	a.jumpIf(bpf.JumpBitsSet, ipv4FragMask, "reject", "")
+	a.emit(bpf.LoadMemShift{Off: 0})
+	a.emit(bpf.LoadAbsolute{Off: 9, Size: 1})
+	a.jump("l4")
+
+	// IPv6: X = fixed header length, A = next header.
+	a.label("ipv6")
+	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: ipv6HeaderLen})
+	a.emit(bpf.LoadAbsolute{Off: 6, Size: 1})
+
+	// X is the offset of the transport header, A its protocol.
+	a.label("l4")
+	if len(ps) == 0 {
+		a.jumpIf(bpf.JumpEqual, ipProtoTCP, "", "reject")
+	} else {
+		a.jumpIf(bpf.JumpEqual, ipProtoTCP, "", "udp")
+	}
+	a.emit(bpf.LoadIndirect{Off: 13, Size: 1})
+	if len(ps) == 0 {
+		a.jumpIf(bpf.JumpBitsSet, tcpFlagsSYN|tcpFlagsFIN|tcpFlagsRST, "accept", "reject")
+	} else {
+		a.jumpIf(bpf.JumpBitsSet, tcpFlagsSYN|tcpFlagsFIN|tcpFlagsRST, "accept", "ports")
+		a.label("udp")
+		a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "reject")
+		a.label("ports")
+		for _, off := range []uint32{0, 2} { // source port, then destination port
+			a.emit(bpf.LoadIndirect{Off: off, Size: 2})
+			for _, p := range ps {
+				a.jumpIf(bpf.JumpEqual, uint32(p), "accept", "")
+			}
+		}
+		a.jump("reject")
+	}
+
+	a.label("accept")
+	a.emit(bpf.RetConstant{Val: snaplen})
+	a.label("reject")
+	a.emit(bpf.RetConstant{Val: 0})
+
+	prog, err := a.assemble()
+	if err != nil {
+		return nil, err
+	}
+	return &packetFilter{prog: prog, expr: filterExpr(ps), snaplen: snaplen}, nil
+}
+
+// filterPorts checks, sorts and de-duplicates the focus ports.
+func filterPorts(ports []int) ([]int, error) {
+	var out []int
+	for _, p := range ports {
+		if p < 1 || p > 65535 {
+			return nil, fmt.Errorf("packet filter: invalid port %d", p)
+		}
+		out = append(out, p)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if len(out) > maxFilterPorts {
+		return nil, fmt.Errorf("packet filter: %d ports, at most %d", len(out), maxFilterPorts)
+	}
+	return out, nil
+}
+
+// filterExpr states the filter in tcpdump's syntax, so a person can re-apply
+// it with tcpdump -r or Wireshark and read exactly what was selected. tcpdump's
+// tcp[] is IPv4 only (libpcap 1.10), hence the explicit ip6[] term: byte 6 of
+// the IPv6 header is the next header, byte 53 the TCP flags right after it.
+func filterExpr(ports []int) string {
+	const flags = "tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0 or " +
+		"(ip6[6] = 6 and ip6[53] & (tcp-syn|tcp-fin|tcp-rst) != 0)"
+	if len(ports) == 0 {
+		return flags
+	}
+	terms := make([]string, len(ports))
+	for i, p := range ports {
+		terms[i] = "port " + strconv.Itoa(p)
+	}
+	sel := strings.Join(terms, " or ")
+	if len(terms) > 1 {
+		sel = "(" + sel + ")"
+	}
+	return flags + " or ((tcp or udp) and " + sel + ")"
+}
+
+// raw assembles the program for SO_ATTACH_FILTER.
+func (f *packetFilter) raw() ([]bpf.RawInstruction, error) {
+	raw, err := bpf.Assemble(f.prog)
+	if err != nil {
+		return nil, fmt.Errorf("assemble packet filter: %w", err)
+	}
+	return raw, nil
+}
+
+// asm is a small classic BPF assembler with named jump targets, so the filter
+// reads as a listing and no jump offset is counted by hand.
+type asm struct {
+	ins    []bpf.Instruction
+	labels map[string]int
+	fixups []fixup
+}
+
+// fixup is a conditional or unconditional jump whose targets are labels; ""
+// is the next instruction.
+type fixup struct {
+	at          int
+	true, false string
+}
+
+func (a *asm) emit(ins bpf.Instruction) { a.ins = append(a.ins, ins) }
+
+func (a *asm) label(name string) {
+	if a.labels == nil {
+		a.labels = map[string]int{}
+	}
+	a.labels[name] = len(a.ins)
+}
+
+func (a *asm) jumpIf(cond bpf.JumpTest, val uint32, ifTrue, ifFalse string) {
+	a.fixups = append(a.fixups, fixup{at: len(a.ins), true: ifTrue, false: ifFalse})
+	a.emit(bpf.JumpIf{Cond: cond, Val: val})
+}
+
+func (a *asm) jump(to string) {
+	a.fixups = append(a.fixups, fixup{at: len(a.ins), true: to})
+	a.emit(bpf.Jump{})
+}
+
+// assemble resolves the labels into forward skips.
+func (a *asm) assemble() ([]bpf.Instruction, error) {
+	skip := func(at int, label string) (uint32, error) {
+		if label == "" {
+			return 0, nil
+		}
+		to, ok := a.labels[label]
+		switch {
+		case !ok:
+			return 0, fmt.Errorf("packet filter: undefined label %q", label)
+		case to <= at:
+			return 0, fmt.Errorf("packet filter: backward jump to %q", label)
+		}
+		return uint32(to - at - 1), nil
+	}
+	out := slices.Clone(a.ins)
+	for _, f := range a.fixups {
+		t, err := skip(f.at, f.true)
+		if err != nil {
+			return nil, err
+		}
+		fl, err := skip(f.at, f.false)
+		if err != nil {
+			return nil, err
+		}
+		switch ins := out[f.at].(type) {
+		case bpf.JumpIf:
+			if t > 255 || fl > 255 {
+				return nil, fmt.Errorf("packet filter: jump at %d too long", f.at)
+			}
+			ins.SkipTrue, ins.SkipFalse = uint8(t), uint8(fl)
+			out[f.at] = ins
+		case bpf.Jump:
+			ins.Skip = t
+			out[f.at] = ins
+		}
+	}
+	return out, nil
+}
