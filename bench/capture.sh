@@ -1,0 +1,357 @@
+#!/usr/bin/env bash
+# bench/capture.sh: time `snapdiag capture` against the tools it replaces.
+#
+# Builds a network namespace (sdbench-<pid>) holding --sockets TCP sockets (listeners and
+# established pairs over the namespace's own loopback, held by bench/sockhold helpers),
+# then, in one run and inside that namespace, times with GNU time (wall, peak RSS):
+#   snapdiag  snapdiag capture --samples 1 --sample 0 --out DIR
+#   pipeline  ss -tanoi > f1; nstat -az > f2; sysctl -a > f3   (fresh NSTAT_HISTORY)
+#   sos       sos report -o networking --batch --tmp-dir DIR
+# one warm-up each, then --runs rounds (order rotated each round); prints medians and
+# ratios and writes bench/results/capture-<UTC time>.{json,md}.
+#
+# Usage: sudo bench/capture.sh [--sockets 50000] [--runs 5] [options]   (--help for all)
+# Everything it starts (namespace, helpers, temp dirs) is removed on exit, error or ^C.
+set -Eeuo pipefail
+
+SOCKETS=50000
+RUNS=5
+HOLD=900s          # helpers exit by themselves after this long, whatever happens
+SNAPDIAG=""        # prebuilt binary; default: go build ./cmd/snapdiag
+WITH_SOS=1
+RUN_TIMEOUT=600    # seconds, per timed command
+PAIRS_PER_PROC=9000
+RESULTS_DIR=""
+KEEP=0
+# sos checks /proc/modules for the sock_diag modules before running `ss -peaonmi`; on a
+# kernel with them built in (no modules at all here) it skips the socket table unless
+# --allow-system-changes is given. With no loadable modules, the flag changes nothing else.
+SOS_EXTRA=(--allow-system-changes)
+
+usage() {
+	cat <<'EOF'
+usage: sudo bench/capture.sh [--sockets N] [--runs N] [options]
+
+  --sockets N       TCP sockets to hold in the namespace (default 50000)
+  --runs N          timed rounds after one warm-up (default 5; medians are reported)
+  --snapdiag PATH   use this snapdiag binary instead of building ./cmd/snapdiag
+  --no-sos          skip `sos report` (it is installed with apt-get when missing)
+  --hold DUR        lifetime of the socket-holding helpers (default 900s, max 30m)
+  --timeout SECS    kill any one timed command after this long (default 600)
+  --results DIR     where to write capture-<time>.json/.md (default bench/results)
+  --sos-strict      run sos exactly as `sos report -o networking --batch` (without
+                    --allow-system-changes, sos may skip `ss` when the diag modules are built in)
+  --keep            keep the work directory (outputs of the last round) for inspection
+EOF
+}
+
+while (($#)); do
+	case $1 in
+	--sockets) SOCKETS=$2; shift 2 ;;
+	--runs) RUNS=$2; shift 2 ;;
+	--snapdiag) SNAPDIAG=$2; shift 2 ;;
+	--no-sos) WITH_SOS=0; shift ;;
+	--hold) HOLD=$2; shift 2 ;;
+	--timeout) RUN_TIMEOUT=$2; shift 2 ;;
+	--results) RESULTS_DIR=$2; shift 2 ;;
+	--keep) KEEP=1; shift ;;
+	--sos-strict) SOS_EXTRA=(); shift ;;
+	-h | --help) usage; exit 0 ;;
+	*) echo "capture.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
+	esac
+done
+[[ $SOCKETS =~ ^[0-9]+$ && $SOCKETS -ge 1 ]] || { echo "--sockets must be a positive integer" >&2; exit 2; }
+[[ $RUNS =~ ^[0-9]+$ && $RUNS -ge 1 ]] || { echo "--runs must be a positive integer" >&2; exit 2; }
+[[ $(id -u) == 0 ]] || { echo "capture.sh: needs root (network namespaces); run with sudo" >&2; exit 1; }
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+RESULTS_DIR=${RESULTS_DIR:-$REPO/bench/results}
+NS="sdbench-$$"
+WORK=$(mktemp -d /tmp/sdbench-$$.XXXXXX)
+HELPER_PIDS=()
+
+log() { printf '[%s] %s\n' "$(date +%T)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM HUP
+	set +e
+	# Our helpers first, by pid, then anything else still inside our own namespace
+	# (a timed command cut short); the namespace only goes away with its last process.
+	for pid in "${HELPER_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null; done
+	if ip netns list 2>/dev/null | grep -qw "^$NS"; then
+		for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -TERM "$pid" 2>/dev/null; done
+		for _ in $(seq 50); do
+			[[ -z $(ip netns pids "$NS" 2>/dev/null) ]] && break
+			sleep 0.1
+		done
+		for pid in $(ip netns pids "$NS" 2>/dev/null); do kill -KILL "$pid" 2>/dev/null; done
+		ip netns del "$NS" 2>/dev/null || log "warning: could not delete namespace $NS"
+	fi
+	for pid in "${HELPER_PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+	if ((KEEP)); then log "work directory kept: $WORK"; else rm -rf "$WORK"; fi
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+trap 'exit 129' HUP
+
+# ---- tools -------------------------------------------------------------------------------
+APT_UPDATED=0
+apt_install() {
+	command -v apt-get >/dev/null || die "$1 is missing and apt-get is not available"
+	if ((!APT_UPDATED)); then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+[[ -x /usr/bin/time ]] || apt_install time
+command -v jq >/dev/null || apt_install jq
+command -v zstd >/dev/null || apt_install zstd
+command -v ss >/dev/null && command -v nstat >/dev/null && command -v ip >/dev/null || apt_install iproute2
+command -v sysctl >/dev/null || apt_install procps
+SOS_NOTE=""
+if ((WITH_SOS)) && ! command -v sos >/dev/null; then
+	apt_install sosreport || SOS_NOTE="apt-get install sosreport failed"
+	command -v sos >/dev/null || { WITH_SOS=0; SOS_NOTE=${SOS_NOTE:-"sos not found after installing sosreport"}; }
+fi
+((WITH_SOS)) || SOS_NOTE=${SOS_NOTE:-"skipped (--no-sos)"}
+
+log "building helpers in $WORK"
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/sockhold" ./bench/sockhold) || die "go build ./bench/sockhold failed"
+if [[ -z $SNAPDIAG ]]; then
+	(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/snapdiag" ./cmd/snapdiag) ||
+		die "go build ./cmd/snapdiag failed (pass --snapdiag PATH to use a prebuilt binary)"
+	SNAPDIAG=$WORK/snapdiag
+fi
+SNAPDIAG=$(readlink -f "$SNAPDIAG")
+[[ -x $SNAPDIAG ]] || die "snapdiag binary not executable: $SNAPDIAG"
+SNAPDIAG_VERSION=$("$SNAPDIAG" version 2>/dev/null | head -3 | tr '\n' ' ' | sed 's/ *$//' || true)
+COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)
+
+# ---- the namespace and its sockets -------------------------------------------------------
+log "creating namespace $NS"
+ip netns add "$NS"
+nsx() { ip netns exec "$NS" "$@"; }
+nsx ip link set lo up
+# Plenty of ephemeral ports: every helper dials its own listener from 127.0.0.1.
+nsx sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
+
+NOFILE_HARD=$(ulimit -Hn)
+[[ $NOFILE_HARD == unlimited ]] && NOFILE_HARD=1048576
+MAXP=$(((NOFILE_HARD - 100) / 2))
+((PAIRS_PER_PROC > MAXP)) && PAIRS_PER_PROC=$MAXP
+((PAIRS_PER_PROC >= 1)) || die "RLIMIT_NOFILE hard limit $NOFILE_HARD is too small"
+# Each helper holds 2*pairs + 1 sockets (its listener).
+PAIRS_TOTAL=$(((SOCKETS + 1) / 2))
+NPROC=$(((PAIRS_TOTAL + PAIRS_PER_PROC - 1) / PAIRS_PER_PROC))
+PAIRS_TOTAL=$(((SOCKETS - NPROC + 1) / 2))
+((PAIRS_TOTAL < NPROC)) && PAIRS_TOTAL=$NPROC
+log "holding $SOCKETS sockets: $NPROC helper(s), $PAIRS_TOTAL established pairs, RLIMIT_NOFILE hard=$NOFILE_HARD"
+left=$PAIRS_TOTAL
+for ((i = 0; i < NPROC; i++)); do
+	n=$(((left + NPROC - i - 1) / (NPROC - i)))
+	left=$((left - n))
+	nsx "$WORK/sockhold" --pairs "$n" --hold "$HOLD" >"$WORK/hold.$i.out" 2>"$WORK/hold.$i.err" &
+	HELPER_PIDS+=($!)
+done
+for i in "${!HELPER_PIDS[@]}"; do
+	for ((t = 0; t < 1200; t++)); do
+		grep -q '^ready' "$WORK/hold.$i.out" 2>/dev/null && break
+		kill -0 "${HELPER_PIDS[$i]}" 2>/dev/null || die "helper $i exited: $(cat "$WORK/hold.$i.err")"
+		sleep 0.1
+	done
+	grep -q '^ready' "$WORK/hold.$i.out" || die "helper $i not ready after 120s"
+done
+NS_SOCKETS=$(nsx ss -Htan | wc -l)
+log "ss -Htan in $NS: $NS_SOCKETS TCP sockets"
+((NS_SOCKETS >= SOCKETS)) || die "only $NS_SOCKETS sockets in the namespace, wanted $SOCKETS"
+NS_STATES=$(nsx ss -Htan | awk '{c[$1]++} END {for (s in c) printf "%s=%d ", s, c[s]}' | sed 's/ $//')
+
+helpers_alive() {
+	local pid
+	for pid in "${HELPER_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
+}
+
+# ---- the timed commands ------------------------------------------------------------------
+CMD_snapdiag="snapdiag capture --samples 1 --sample 0 --out DIR"
+CMD_pipeline="ss -tanoi > f1; nstat -az > f2; sysctl -a > f3"
+CMD_sos="sos report -o networking --batch ${SOS_EXTRA[*]:+${SOS_EXTRA[*]} }--tmp-dir DIR"
+PIPELINE='ss -tanoi > "$1/f1"; nstat -az > "$1/f2"; sysctl -a > "$1/f3"'
+
+RUNS_TSV=$WORK/runs.tsv     # tool round wall_s rss_kib exit out_bytes
+: >"$RUNS_TSV"
+LAST_BUNDLE=""
+
+# timed TOOL ROUND: runs one command in the namespace under GNU time, appends to runs.tsv.
+timed() {
+	local tool=$1 round=$2
+	local dir=$WORK/out/$tool.$round tf rc bytes line
+	rm -rf "$dir"; mkdir -p "$dir"
+	tf=$dir.time
+	set +e
+	case $tool in
+	snapdiag)
+		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f '%e %M' -o "$tf" \
+			"$SNAPDIAG" capture --samples 1 --sample 0 --out "$dir" >"$dir.stdout" 2>"$dir.stderr"
+		;;
+	pipeline)
+		NSTAT_HISTORY=$dir/nstat.history nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f '%e %M' -o "$tf" \
+			bash -c "$PIPELINE" pipeline "$dir" >"$dir.stdout" 2>"$dir.stderr"
+		;;
+	sos)
+		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f '%e %M' -o "$tf" \
+			sos report -o networking --batch "${SOS_EXTRA[@]}" --tmp-dir "$dir" >"$dir.stdout" 2>"$dir.stderr"
+		;;
+	esac
+	rc=$?
+	set -e
+	line=$(tail -n1 "$tf" 2>/dev/null || true)
+	[[ $line =~ ^[0-9.]+\ [0-9]+$ ]] || line="NaN NaN"
+	bytes=$(du -sb "$dir" | cut -f1)
+	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$round" ${line% *} ${line#* } "$rc" "$bytes" >>"$RUNS_TSV"
+	if [[ $tool == snapdiag ]]; then
+		LAST_BUNDLE=$(tail -n1 "$dir.stdout" 2>/dev/null || true)
+		[[ -f $LAST_BUNDLE ]] || LAST_BUNDLE=""
+	fi
+	log "$(printf '%-9s %-6s wall=%6ss rss=%8s KiB exit=%s out=%s bytes' "$tool" "$round" ${line% *} ${line#* } "$rc" "$bytes")"
+	return "$rc"
+}
+
+TOOLS=(snapdiag pipeline)
+((WITH_SOS)) && TOOLS+=(sos)
+
+log "warm-up"
+for tool in "${TOOLS[@]}"; do
+	if ! timed "$tool" warmup; then
+		case $tool in
+		sos)
+			SOS_NOTE="sos report failed in this environment (exit $(tail -n1 "$RUNS_TSV" | cut -f5)): $(tail -n5 "$WORK/out/sos.warmup.stderr" "$WORK/out/sos.warmup.stdout" 2>/dev/null | grep -v '^==>' | grep . | tail -n3 | tr '\n' ' ')"
+			log "$SOS_NOTE; continuing without sos"
+			TOOLS=(snapdiag pipeline)
+			;;
+		snapdiag) die "snapdiag capture failed: $(tail -n5 "$WORK/out/snapdiag.warmup.stderr")" ;;
+		pipeline) log "warning: the pipeline exited non-zero: $(tail -n3 "$WORK/out/pipeline.warmup.stderr")" ;;
+		esac
+	fi
+	[[ $tool == snapdiag ]] || rm -rf "$WORK/out/$tool.warmup"
+done
+
+for ((r = 1; r <= RUNS; r++)); do
+	helpers_alive || die "a socket helper exited (its --hold of $HOLD ran out?): raise --hold"
+	n=${#TOOLS[@]}
+	for ((k = 0; k < n; k++)); do
+		tool=${TOOLS[$(((k + r - 1) % n))]}
+		timed "$tool" "$r" || true
+		# Keep the newest bundle (for the checks below) and drop everything else.
+		if [[ $tool != snapdiag || $r != "$RUNS" ]]; then ((KEEP && r == RUNS)) || rm -rf "$WORK/out/$tool.$r"; fi
+	done
+done
+helpers_alive || die "a socket helper exited before the end of the run: raise --hold"
+NS_SOCKETS_END=$(nsx ss -Htan | wc -l)
+
+# ---- what the last bundle says about itself ----------------------------------------------
+COLLECTORS='[]'
+BUNDLE_TCP_ROWS=null
+BUNDLE_BYTES=null
+if [[ -n $LAST_BUNDLE ]]; then
+	BUNDLE_BYTES=$(stat -c %s "$LAST_BUNDLE")
+	COLLECTORS=$(tar --zstd -xOf "$LAST_BUNDLE" manifest.json 2>/dev/null |
+		jq -c '[.collectors[]? | {name, status, duration_ms, error}]' 2>/dev/null || true)
+	[[ $COLLECTORS == \[* ]] || COLLECTORS='[]'
+	BUNDLE_TCP_ROWS=$( (tar --zstd -xOf "$LAST_BUNDLE" sockets/tcp.jsonl 2>/dev/null || true) | wc -l)
+fi
+
+# ---- results -----------------------------------------------------------------------------
+mkdir -p "$RESULTS_DIR"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+JSON=$RESULTS_DIR/capture-$STAMP.json
+MD=$RESULTS_DIR/capture-$STAMP.md
+
+jq -n -R \
+	--arg date "$(date -u +%FT%TZ)" --arg kernel "$(uname -r)" --argjson cpus "$(nproc)" \
+	--argjson mem_kib "$(awk '/^MemTotal/ {print $2}' /proc/meminfo)" \
+	--arg commit "$COMMIT" --argjson dirty "$DIRTY" --arg version "$SNAPDIAG_VERSION" \
+	--arg iproute "$(ss -V 2>&1 | head -1)" --arg sosver "$(dpkg-query -W -f '${Version}' sosreport 2>/dev/null || true)" \
+	--argjson sockets_requested "$SOCKETS" --argjson sockets "$NS_SOCKETS" --argjson sockets_end "$NS_SOCKETS_END" \
+	--arg states "$NS_STATES" --argjson helpers "$NPROC" --argjson runs "$RUNS" \
+	--arg c1 "$CMD_snapdiag" --arg c2 "$CMD_pipeline" --arg c3 "$CMD_sos" --arg sos_note "$SOS_NOTE" \
+	--argjson collectors "$COLLECTORS" --argjson tcp_rows "$BUNDLE_TCP_ROWS" --argjson bundle_bytes "$BUNDLE_BYTES" \
+	--arg argv "bench/capture.sh --sockets $SOCKETS --runs $RUNS" '
+def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor]
+            else (.[length/2 - 1] + .[length/2]) / 2 end;
+def num: if . == "NaN" then null else tonumber end;
+def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1000 | round) / 1000 end;
+[inputs | split("\t") | {tool: .[0], round: .[1], wall_s: (.[2]|num), rss_kib: (.[3]|num),
+                         exit: (.[4]|tonumber), out_bytes: (.[5]|tonumber)}] as $rows
+| ($rows | map(select(.round != "warmup")) | group_by(.tool)
+   | map({key: .[0].tool, value: {
+       runs: length,
+       failed_runs: (map(select(.exit != 0)) | length),
+       median_wall_s: (map(select(.exit == 0) | .wall_s) | median),
+       median_rss_kib: (map(select(.exit == 0) | .rss_kib) | median),
+       max_rss_kib: (map(select(.exit == 0) | .rss_kib) | max),
+       median_out_bytes: (map(select(.exit == 0) | .out_bytes) | median),
+       wall_s: map(.wall_s), rss_kib: map(.rss_kib), exit: map(.exit)}}) | from_entries) as $s
+| {
+  schema: "snapdiag.bench.capture/1",
+  date: $date, command: $argv,
+  host: {kernel: $kernel, cpus: $cpus, mem_kib: $mem_kib, iproute2: $iproute, sosreport: $sosver},
+  snapdiag: {commit: $commit, dirty_tree: $dirty, version: $version},
+  namespace: {sockets_requested: $sockets_requested, tcp_sockets: $sockets, tcp_sockets_at_end: $sockets_end,
+              states: $states, helper_processes: $helpers},
+  runs: $runs, warmup: 1,
+  commands: {snapdiag: $c1, pipeline: $c2, sos: $c3},
+  results: $s,
+  ratios: {
+    wall_snapdiag_over_pipeline: ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s),
+    rss_snapdiag_over_pipeline: ratio($s.snapdiag.median_rss_kib; $s.pipeline.median_rss_kib),
+    wall_snapdiag_over_sos: ratio($s.snapdiag.median_wall_s; $s.sos.median_wall_s),
+    rss_snapdiag_over_sos: ratio($s.snapdiag.median_rss_kib; $s.sos.median_rss_kib)},
+  targets: {
+    wall_ratio_max: 0.5, rss_max_mib: 100,
+    wall_ok: ((ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s) // 99) <= 0.5),
+    rss_ok: (($s.snapdiag.max_rss_kib // 1e12) < 102400)},
+  sos_note: $sos_note,
+  last_bundle: {bytes: $bundle_bytes, tcp_jsonl_rows: $tcp_rows, collectors: $collectors},
+  raw: $rows
+}' <"$RUNS_TSV" >"$JSON"
+
+# The table and the markdown summary, from the JSON.
+jq -r '
+def f(x; d): if x == null then "n/a" else (x * d | round / d | tostring) end;
+def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
+"# snapdiag capture benchmark, \(.date)",
+"",
+"`\(.command)` on kernel \(.host.kernel), \(.host.cpus) CPUs; snapdiag \(.snapdiag.commit)\(if .snapdiag.dirty_tree then " (dirty tree)" else "" end).",
+"Namespace: \(.namespace.tcp_sockets) TCP sockets (\(.namespace.states)) held by \(.namespace.helper_processes) helper processes; \(.runs) runs after one warm-up, medians.",
+"",
+"| tool | command | wall (s) | peak RSS (MiB) | max RSS (MiB) | output (MiB) | failed runs |",
+"| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+(.commands as $c | .results | to_entries[] |
+ "| \(.key) | `\($c[.key])` | \(f(.value.median_wall_s; 100)) | \(mib(.value.median_rss_kib)) | \(mib(.value.max_rss_kib)) | \(if .value.median_out_bytes == null then "n/a" else f(.value.median_out_bytes / 1048576; 10) end) | \(.value.failed_runs)/\(.value.runs) |"),
+"",
+"| ratio | wall | peak RSS |",
+"| --- | ---: | ---: |",
+"| snapdiag / pipeline | \(f(.ratios.wall_snapdiag_over_pipeline; 1000)) | \(f(.ratios.rss_snapdiag_over_pipeline; 1000)) |",
+"| snapdiag / sos | \(f(.ratios.wall_snapdiag_over_sos; 1000)) | \(f(.ratios.rss_snapdiag_over_sos; 1000)) |",
+"",
+"Targets: wall ratio vs pipeline <= 0.5: **\(if .targets.wall_ok then "met" else "NOT met" end)**; peak RSS < 100 MiB: **\(if .targets.rss_ok then "met" else "NOT met" end)** (max \(mib(.results.snapdiag.max_rss_kib)) MiB).",
+"",
+(.namespace.tcp_sockets as $n | .last_bundle as $b |
+ ([$b.collectors[] | select(.status != "ok") | "\(.name)=\(.status)"] | join(", ")) as $bad |
+ (if ($b.tcp_jsonl_rows // 0) < ([$n, 200000] | min) then "\n**Warning: the last bundle has \($b.tcp_jsonl_rows // 0) socket rows for \($n) sockets: snapdiag did not do the same work as the pipeline.**" else empty end),
+ (if $bad != "" then "\n**Warning: collectors not ok in the last bundle: \($bad).**" else empty end)),
+"",
+"Last bundle: \(.last_bundle.bytes // "n/a") bytes, sockets/tcp.jsonl rows: \(.last_bundle.tcp_jsonl_rows // "n/a"); collectors: \(.last_bundle.collectors | map("\(.name)=\(.status) \(.duration_ms // "?")ms") | join(", "))",
+(if .sos_note != "" then "\nsos: \(.sos_note)" else empty end),
+"",
+"Peak RSS is GNU time %M: for the pipeline and sos, the largest single process among them and their children (not a sum)."
+' "$JSON" >"$MD"
+
+echo
+cat "$MD"
+echo
+echo "results: $JSON"
+echo "summary: $MD"
