@@ -86,8 +86,11 @@ type Check struct {
 
 // Options records the capture settings, so a reader knows what was asked for.
 type Options struct {
-	Ports       []int   `json:"ports,omitempty"`
-	Samples     int     `json:"samples"`
+	Ports   []int `json:"ports,omitempty"`
+	Samples int   `json:"samples"`
+	// History is how many of the bundle's first samples were taken before the
+	// capture, by the watchdog; the capture's own samples follow them.
+	History     int     `json:"history_samples,omitempty"`
 	IntervalMS  float64 `json:"interval_ms"`
 	SampleMS    float64 `json:"packet_sample_ms"`
 	DeadlineMS  float64 `json:"deadline_ms"`

@@ -127,7 +127,7 @@ func (w *Writer) writeMem(name string, data []byte) (bool, error) {
 	switch {
 	case st.closed:
 		return false, ErrClosed
-	case st.memBytes+int64(len(data)) > memTotalMax:
+	case st.staging != "" && st.memBytes+int64(len(data)) > memTotalMax:
 		return false, nil
 	case st.bytes+int64(len(data)) > st.maxBytes:
 		return false, fmt.Errorf("%s: %w (%d bytes)", name, ErrTooLarge, st.maxBytes)
@@ -157,6 +157,10 @@ func (w *Writer) Create(name string) (io.WriteCloser, error) {
 	if _, dup := st.members[name]; dup || st.open[name] {
 		return nil, fmt.Errorf("member %s written twice", name)
 	}
+	if st.staging == "" {
+		st.open[name] = true
+		return &memStream{w: w, name: name}, nil
+	}
 	p := filepath.Join(st.staging, "m", filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", name, err)
@@ -167,6 +171,73 @@ func (w *Writer) Create(name string) (io.WriteCloser, error) {
 	}
 	st.open[name] = true
 	return &memberFile{w: w, name: name, path: p, f: f, bw: bufio.NewWriterSize(f, 64<<10)}, nil
+}
+
+// NewMemWriter returns a Writer that holds every member in memory, within
+// maxBytes, and is never committed: Take hands the members over. The
+// watchdog takes its history samples through it, with the same samplers a
+// capture uses.
+func NewMemWriter(maxBytes int64) *Writer {
+	if maxBytes <= 0 {
+		maxBytes = memTotalMax
+	}
+	return &Writer{st: &state{
+		maxBytes: maxBytes,
+		members:  map[string]string{},
+		open:     map[string]bool{},
+		notes:    map[string][]string{},
+		mem:      map[string][]byte{},
+	}}
+}
+
+// Take seals a Writer made by NewMemWriter and returns its complete members.
+func (w *Writer) Take() map[string][]byte {
+	st := w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.closed = true
+	return st.mem
+}
+
+// memStream is a streamed member of a memory Writer.
+type memStream struct {
+	w    *Writer
+	name string
+	buf  []byte
+	done bool
+}
+
+func (m *memStream) Write(p []byte) (int, error) {
+	st := m.w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return 0, ErrClosed
+	}
+	if st.bytes+int64(len(p)) > st.maxBytes {
+		return 0, fmt.Errorf("%s: %w (%d bytes)", m.name, ErrTooLarge, st.maxBytes)
+	}
+	st.bytes += int64(len(p))
+	m.buf = append(m.buf, p...)
+	return len(p), nil
+}
+
+func (m *memStream) Close() error {
+	st := m.w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if m.done {
+		return nil
+	}
+	m.done = true
+	delete(st.open, m.name)
+	if st.closed {
+		return ErrClosed
+	}
+	st.mem[m.name] = m.buf
+	st.memBytes += int64(len(m.buf))
+	st.members[m.name] = m.w.owner
+	return nil
 }
 
 type memberFile struct {
@@ -290,7 +361,7 @@ func (w *Writer) Files(owner string) []string {
 func (w *Writer) Commit(name string, m *Manifest) (string, error) {
 	st := w.st
 	st.mu.Lock()
-	if st.closed {
+	if st.closed || st.staging == "" {
 		st.mu.Unlock()
 		return "", ErrClosed
 	}
@@ -352,7 +423,9 @@ func (w *Writer) Abort() {
 	st.mu.Lock()
 	st.closed = true
 	st.mu.Unlock()
-	os.RemoveAll(st.staging)
+	if st.staging != "" {
+		os.RemoveAll(st.staging)
+	}
 }
 
 // sortMembers orders names by rank, then by name.

@@ -36,9 +36,13 @@ type Options struct {
 	MaxBytes int64
 	// Progress, when set, is told about each collector as it ends.
 	Progress func(bundle.CollectorStatus)
-	// Collectors and Samplers replace the default set when not nil (tests).
+	// Collectors and Samplers replace the default set when not nil (the
+	// watchdog passes its own samplers, whose caches its history warmed).
 	Collectors []Collector
 	Samplers   []Sampler
+	// History holds samples taken before the capture, oldest first; they
+	// become the bundle's first samples.
+	History []HistorySample
 }
 
 // Result is what a capture produced.
@@ -105,12 +109,30 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	defer w.Abort()
 
 	hostFacts := HostFacts(h)
+	defCs, defSs := DefaultSet(h)
 	cs, ss := opts.Collectors, opts.Samplers
-	if cs == nil && ss == nil {
-		cs, ss = DefaultSet(h)
+	if cs == nil {
+		cs = defCs
 	}
-	r := &Runner{Collectors: cs, Samplers: ss, Samples: opts.Samples, Interval: opts.Interval, Progress: opts.Progress}
+	if ss == nil {
+		ss = defSs
+	}
+	var histErr error
+	if len(opts.History) > 0 {
+		histErr = writeHistory(w.For("history"), opts.History)
+	}
+	r := &Runner{
+		Collectors: cs, Samplers: ss, Samples: opts.Samples, Interval: opts.Interval,
+		FirstSample: len(opts.History), Progress: opts.Progress,
+	}
 	statuses, anns, cut := r.Run(collectCtx, h, w)
+	if len(opts.History) > 0 {
+		st := bundle.CollectorStatus{Name: "history", Status: bundle.StatusOK, Files: summarizeFiles(w.Files("history"))}
+		if histErr != nil {
+			st.Status, st.Error = bundle.StatusFailed, histErr.Error()
+		}
+		statuses = append(statuses, st)
+	}
 
 	m := &bundle.Manifest{
 		Format:  bundle.Format,
@@ -121,6 +143,7 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		Options: bundle.Options{
 			Ports:       h.Ports,
 			Samples:     opts.Samples,
+			History:     len(opts.History),
 			IntervalMS:  ms(opts.Interval),
 			SampleMS:    ms(h.PacketWindow),
 			DeadlineMS:  ms(opts.Deadline),

@@ -29,6 +29,9 @@ type Runner struct {
 	Samplers   []Sampler
 	Samples    int
 	Interval   time.Duration
+	// FirstSample is the index of the first sample this runner takes: earlier
+	// indices hold the watchdog's history.
+	FirstSample int
 	// Grace is how long the runner waits, after the deadline, for collectors to
 	// notice it and return what they have. A collector still running after it
 	// is marked timeout and its unfinished members are left out of the bundle.
@@ -168,12 +171,13 @@ func (r *Runner) sampleLoop(ctx context.Context, h Host, w *bundle.Writer, resul
 		if ctx.Err() != nil {
 			break
 		}
-		if err := writeSampleTime(w.For("samples"), i); err != nil && len(errs) > 0 {
+		idx := r.FirstSample + i
+		if err := writeSampleTime(w.For("samples"), idx); err != nil && len(errs) > 0 {
 			errs[0] = appendUnique(errs[0], err.Error())
 		}
 		for j, s := range r.Samplers {
 			t0 := time.Now()
-			err := safeSample(ctx, s, h, i, w.For(s.Name()))
+			err := safeSample(ctx, s, h, idx, w.For(s.Name()))
 			durations[j] += time.Since(t0)
 			if err != nil {
 				st, msg := classify(ctx, err)
