@@ -1,0 +1,145 @@
+package analyze
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// syncookies returns net.ipv4.tcp_syncookies and whether the bundle had it;
+// without it the kernel default, 1, is assumed.
+func syncookies(s *Snapshot) (int64, bool) {
+	v, ok := s.Sysctls.Int("net.ipv4.tcp_syncookies")
+	if !ok {
+		return 1, false
+	}
+	return v, true
+}
+
+// dropSeverity grades listen-path drops with the reference's heuristic
+// (section 4): warning above 1% of attempts (PassiveOpens + drops), critical
+// above 5% or above 5 drops per second. floor is the least it returns.
+func dropSeverity(drops Delta, passive Delta, floor Severity) Severity {
+	sev := floor
+	attempts := float64(drops.Delta)
+	if passive.OK {
+		attempts += float64(passive.Delta)
+	}
+	ratio := 0.0
+	if attempts > 0 {
+		ratio = float64(drops.Delta) / attempts
+	}
+	switch {
+	case ratio > 0.05 || drops.PerSecond > 5:
+		sev = max(sev, Critical)
+	case ratio > 0.01 || drops.PerSecond > 1:
+		sev = max(sev, Warning)
+	}
+	return sev
+}
+
+// kmsgEvidence returns evidence for the kernel log lines containing substr,
+// at most n of them (the newest).
+func kmsgEvidence(s *Snapshot, substr string, n int) []Evidence {
+	lines := s.KmsgMatching(substr)
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	var out []Evidence
+	for _, l := range lines {
+		when := ""
+		if l.Usec >= 0 {
+			when = fmt.Sprintf(" (at %.1f s after boot)", float64(l.Usec)/1e6)
+		}
+		out = append(out, Evidence{Source: kmsgSource(s), Metric: "kernel log", Value: 1, Note: l.Message + when})
+	}
+	return out
+}
+
+func kmsgSource(s *Snapshot) string {
+	if s.kmsgNet {
+		return bundle.PathKmsgNet
+	}
+	return bundle.PathKmsg
+}
+
+// perSecond renders a rate for prose.
+func perSecond(d Delta) string {
+	if d.PerSecond > 0 {
+		return fmt.Sprintf("%d (%.1f/s)", d.Delta, d.PerSecond)
+	}
+	return fmt.Sprintf("%d", d.Delta)
+}
+
+// window renders the capture window for prose.
+func window(s *Snapshot) string {
+	w := s.Window()
+	if w <= 0 {
+		return fmt.Sprintf("over %d samples", len(s.Samples))
+	}
+	return fmt.Sprintf("in %.1f s", w)
+}
+
+// names renders listeners for prose.
+func names(ls []*ListenerState) string {
+	var n []string
+	for _, l := range ls {
+		s := l.Local
+		if l.Comm != "" {
+			s += fmt.Sprintf(" (%s, pid %d)", l.Comm, l.PID)
+		}
+		n = append(n, s)
+	}
+	return shortList(n, 3)
+}
+
+// first returns ls[0] or nil.
+func first(ls []*ListenerState) *ListenerState {
+	if len(ls) == 0 {
+		return nil
+	}
+	return ls[0]
+}
+
+// titleListener is " on ADDR:PORT" or "".
+func titleListener(l *ListenerState) string {
+	if l == nil {
+		return ""
+	}
+	return " on " + l.Local
+}
+
+// packetEvidence summarises the packet sample's handshakes.
+func packetEvidence(s *Snapshot) []Evidence {
+	pa := s.Packets
+	if pa == nil {
+		return nil
+	}
+	var out []Evidence
+	src := bundle.PathPackets
+	if pa.HalfOpen > 0 {
+		var top []string
+		for _, st := range pa.Sources {
+			if st.HalfOpen > 0 {
+				top = append(top, fmt.Sprintf("%s: %d", st.Addr, st.HalfOpen))
+			}
+		}
+		out = append(out, evValue(src, "half-open handshakes", float64(pa.HalfOpen),
+			"SYN-ACK sent, never ACKed; by source: "+shortList(top, 5)))
+	}
+	if pa.Unanswered > 0 {
+		out = append(out, evValue(src, "unanswered SYNs", float64(pa.Unanswered),
+			"clients re-sent the same ISN and got no SYN-ACK: the SYN was dropped"))
+	}
+	if pa.SYNACKRetrans > 0 {
+		out = append(out, evValue(src, "SYN-ACK retransmits", float64(pa.SYNACKRetrans),
+			"the server re-sent SYN-ACKs that were never answered"))
+	}
+	return out
+}
+
+// containsFold reports whether s contains substr, ignoring case.
+func containsFold(s, substr string) bool {
+	return strings.Contains(strings.ToLower(s), strings.ToLower(substr))
+}

@@ -1,0 +1,440 @@
+package analyze
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// Snapshot is the parsed view of one bundle: everything the rules read.
+// Members the bundle lacks leave their fields empty; Gaps says which and why.
+type Snapshot struct {
+	// Manifest is nil when the bundle has none.
+	Manifest *bundle.Manifest
+	Kernel   KernelVersion
+	Sysctls  Sysctls
+	Samples  []Sample
+	// Sockets is nil when sockets/tcp.jsonl is absent.
+	Sockets *SocketAggregates
+	// Summary is nil when sockets/summary.json is absent.
+	Summary *bundle.SocketSummary
+	// Packets is nil when packets/sample.pcap is absent.
+	Packets *PacketAnalysis
+	Kmsg    []KmsgLine
+	// FileNr is fs.file-nr: allocated, free, max (nil when absent).
+	FileNr []int64
+	// Gaps lists members that were missing or could not be parsed.
+	Gaps []Gap
+
+	kmsgNet bool // the listen-path lines came from system/kmsg_net
+}
+
+// Gap is a member the analysis had to do without.
+type Gap struct {
+	Path string `json:"path"`
+	Err  string `json:"error"`
+}
+
+// Sample is one counter sample (samples/NNN/).
+type Sample struct {
+	Index int
+	Dir   string
+	// Time is nil when the sample has no readable time file.
+	Time *bundle.SampleTime
+	// Values holds every counter flattened to "Group.Name":
+	// "TcpExt.ListenDrops", "Tcp.PassiveOpens", "Snmp6.Ip6InReceives",
+	// "Sockstat.TCP.tw", "Softnet.dropped", "Dev.eth0.rx_drop",
+	// "Conntrack.drop", "Conntrack.count".
+	Values map[string]int64
+	// Files maps a metric group ("TcpExt", "Softnet", ...) to the member it
+	// was read from.
+	Files     map[string]string
+	Softnet   []SoftnetCPU
+	Listeners []bundle.Listener
+	// HasListeners is true when listeners.json was read, even if empty.
+	HasListeners bool
+}
+
+// Value returns a flattened counter of the sample.
+func (s *Sample) Value(metric string) (int64, bool) {
+	v, ok := s.Values[metric]
+	return v, ok
+}
+
+// Source is the member path a metric was read from.
+func (s *Sample) Source(metric string) string {
+	g, _, _ := strings.Cut(metric, ".")
+	if p, ok := s.Files[g]; ok {
+		return p
+	}
+	return s.Dir
+}
+
+// Limits on what Load reads from one member.
+const (
+	maxCounterFile = 8 << 20
+	maxSysctlFiles = 20000
+	maxKmsgBytes   = 32 << 20
+)
+
+// ErrNotBundle is returned by Load for a file system that holds neither a
+// manifest nor any counter sample.
+var ErrNotBundle = errors.New("not a snapdiag bundle: no manifest and no samples")
+
+// Load parses a bundle's members from fsys, which holds them at the paths of
+// the bundle package. Missing or damaged members are tolerated and listed in
+// Gaps; Load fails only when the manifest is of another format, or when there
+// is neither a manifest nor a sample.
+func Load(fsys fs.FS) (*Snapshot, error) {
+	s := &Snapshot{Sysctls: Sysctls{}}
+	data, err := fs.ReadFile(fsys, bundle.PathManifest)
+	switch {
+	case err == nil:
+		m, perr := bundle.ParseManifest(data)
+		if perr != nil {
+			return nil, fmt.Errorf("read %s: %w", bundle.PathManifest, perr)
+		}
+		s.Manifest = m
+	default:
+		s.gap(bundle.PathManifest, err)
+	}
+	s.loadSysctls(fsys)
+	s.loadKernel(fsys)
+	s.loadSamples(fsys)
+	if s.Manifest == nil && len(s.Samples) == 0 {
+		return nil, ErrNotBundle
+	}
+	s.loadFileNr(fsys)
+	s.loadKmsg(fsys)
+	s.loadSockets(fsys)
+	s.loadPackets(fsys)
+	return s, nil
+}
+
+func (s *Snapshot) gap(p string, err error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		err = errors.New("absent")
+	}
+	s.Gaps = append(s.Gaps, Gap{Path: p, Err: err.Error()})
+}
+
+// open returns a member limited to n bytes, or records a gap.
+func (s *Snapshot) read(fsys fs.FS, p string, n int64, parse func(io.Reader) error) bool {
+	f, err := fsys.Open(p)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.gap(p, err)
+		}
+		return false
+	}
+	defer f.Close()
+	if err := parse(io.LimitReader(f, n)); err != nil {
+		s.gap(p, err)
+		return false
+	}
+	return true
+}
+
+func (s *Snapshot) loadSysctls(fsys fs.FS) {
+	n := 0
+	err := fs.WalkDir(fsys, bundle.DirSysctl, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return nil
+		}
+		if d.IsDir() || n >= maxSysctlFiles {
+			return nil
+		}
+		n++
+		name := strings.ReplaceAll(strings.TrimPrefix(p, bundle.DirSysctl+"/"), "/", ".")
+		s.read(fsys, p, 64<<10, func(r io.Reader) error {
+			v, err := parseSysctlValue(r)
+			if err == nil {
+				s.Sysctls[name] = v
+			}
+			return err
+		})
+		return nil
+	})
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		s.gap(bundle.DirSysctl, err)
+	}
+}
+
+func (s *Snapshot) loadKernel(fsys fs.FS) {
+	var cands []string
+	if s.Manifest != nil {
+		cands = append(cands, s.Manifest.Host.KernelRelease)
+	}
+	cands = append(cands, s.Sysctls["kernel.osrelease"])
+	if b, err := fs.ReadFile(fsys, bundle.PathUname); err == nil && len(b) < 4096 {
+		// One field per line (sysname, nodename, release, ...), or
+		// "Linux host 6.18.44-fc-v657 #1 SMP ..." on one line, or the release.
+		if lines := strings.Split(string(b), "\n"); len(lines) >= 3 {
+			cands = append(cands, lines[2])
+		} else if f := strings.Fields(string(b)); len(f) >= 3 {
+			cands = append(cands, f[2])
+		} else if len(f) == 1 {
+			cands = append(cands, f[0])
+		}
+	}
+	for _, c := range cands {
+		if !strings.Contains(c, ".") {
+			continue
+		}
+		if k, err := parseKernelRelease(c); err == nil {
+			s.Kernel = k
+			return
+		}
+	}
+	if len(cands) > 0 && cands[0] != "" {
+		s.Kernel.Release = cands[0]
+	}
+}
+
+func (s *Snapshot) loadSamples(fsys fs.FS) {
+	ents, err := fs.ReadDir(fsys, bundle.DirSamples)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			s.gap(bundle.DirSamples, err)
+		}
+		return
+	}
+	var idx []int
+	for _, e := range ents {
+		if !e.IsDir() {
+			continue
+		}
+		i, err := strconv.Atoi(e.Name())
+		if err != nil || i < 0 || bundle.SampleDir(i) != path.Join(bundle.DirSamples, e.Name()) {
+			continue
+		}
+		idx = append(idx, i)
+	}
+	sort.Ints(idx)
+	for _, i := range idx {
+		s.Samples = append(s.Samples, loadSample(s, fsys, i))
+	}
+}
+
+func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
+	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: map[string]int64{}, Files: map[string]string{}}
+	file := func(name string) string { return bundle.SampleFile(i, name) }
+	s.read(fsys, file(bundle.SampleTimeFile), 64<<10, func(r io.Reader) error {
+		var t bundle.SampleTime
+		if err := json.NewDecoder(r).Decode(&t); err != nil {
+			return err
+		}
+		sm.Time = &t
+		return nil
+	})
+	for _, name := range []string{bundle.SampleNetstat, bundle.SampleSNMP} {
+		p := file(name)
+		s.read(fsys, p, maxCounterFile, func(r io.Reader) error {
+			c, err := parseNetstat(r)
+			for g, m := range c {
+				sm.Files[g] = p
+				for k, v := range m {
+					sm.Values[g+"."+k] = v
+				}
+			}
+			return err
+		})
+	}
+	p6 := file(bundle.SampleSNMP6)
+	s.read(fsys, p6, maxCounterFile, func(r io.Reader) error {
+		m, err := parseSNMP6(r)
+		for k, v := range m {
+			sm.Values["Snmp6."+k] = v
+		}
+		sm.Files["Snmp6"] = p6
+		return err
+	})
+	for _, ss := range []struct{ name, group string }{{bundle.SampleSockstat, "Sockstat"}, {bundle.SampleSockstat6, "Sockstat6"}} {
+		p := file(ss.name)
+		s.read(fsys, p, maxCounterFile, func(r io.Reader) error {
+			c, err := parseSockstat(r)
+			for proto, m := range c {
+				for k, v := range m {
+					sm.Values[ss.group+"."+proto+"."+k] = v
+				}
+			}
+			sm.Files[ss.group] = p
+			return err
+		})
+	}
+	pSoft := file(bundle.SampleSoftnet)
+	s.read(fsys, pSoft, maxCounterFile, func(r io.Reader) error {
+		cpus, err := parseSoftnet(r)
+		if err != nil {
+			return err
+		}
+		sm.Softnet = cpus
+		var proc, drop, sq uint64
+		for _, c := range cpus {
+			proc += c.Processed
+			drop += c.Dropped
+			sq += c.TimeSqueeze
+		}
+		sm.Values["Softnet.processed"] = int64(proc)
+		sm.Values["Softnet.dropped"] = int64(drop)
+		sm.Values["Softnet.time_squeeze"] = int64(sq)
+		sm.Files["Softnet"] = pSoft
+		return nil
+	})
+	pDev := file(bundle.SampleDev)
+	s.read(fsys, pDev, maxCounterFile, func(r io.Reader) error {
+		devs, err := parseNetDev(r)
+		if err != nil {
+			return err
+		}
+		for name, d := range devs {
+			sm.Values["Dev."+name+".rx_packets"] = int64(d.RxPackets)
+			sm.Values["Dev."+name+".rx_drop"] = int64(d.RxDrop)
+			sm.Values["Dev."+name+".rx_fifo"] = int64(d.RxFifo)
+			sm.Values["Dev."+name+".rx_errs"] = int64(d.RxErrs)
+		}
+		sm.Files["Dev"] = pDev
+		return nil
+	})
+	pCT := file(bundle.SampleConntrack)
+	s.read(fsys, pCT, maxCounterFile, func(r io.Reader) error {
+		m, err := parseConntrackStat(r)
+		if err != nil {
+			return err
+		}
+		for k, v := range m {
+			sm.Values["Conntrack."+k] = int64(v)
+		}
+		sm.Files["Conntrack"] = pCT
+		return nil
+	})
+	pCount := file(bundle.SampleCTCount)
+	s.read(fsys, pCount, 4096, func(r io.Reader) error {
+		v, err := parseSysctlValue(r)
+		if err != nil {
+			return err
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return fmt.Errorf("nf_conntrack_count %q: %w", v, err)
+		}
+		sm.Values["Conntrack.count"] = n
+		sm.Files["Conntrack.count"] = pCount
+		return nil
+	})
+	s.read(fsys, file(bundle.SampleListeners), 64<<20, func(r io.Reader) error {
+		ls, err := parseListeners(r)
+		if err != nil {
+			return err
+		}
+		sm.Listeners, sm.HasListeners = ls, true
+		return nil
+	})
+	return sm
+}
+
+func (s *Snapshot) loadFileNr(fsys fs.FS) {
+	if v, ok := s.Sysctls.Ints("fs.file-nr"); ok && len(v) == 3 {
+		s.FileNr = v
+		return
+	}
+	// system/file-nr, where a collector stored it with the system files.
+	if b, err := fs.ReadFile(fsys, "system/file-nr"); err == nil && len(b) < 4096 {
+		tmp := Sysctls{"f": strings.Join(strings.Fields(string(b)), " ")}
+		if v, ok := tmp.Ints("f"); ok && len(v) == 3 {
+			s.FileNr = v
+		}
+	}
+}
+
+// loadKmsg reads the kernel log tail and the listen-path lines the capture
+// kept from the whole ring (system/kmsg_net), without duplicates: the
+// SYN-flood warning is printed once per listener and may lie far before the
+// tail.
+func (s *Snapshot) loadKmsg(fsys fs.FS) {
+	seen := map[int64]bool{}
+	add := func(ls []KmsgLine) {
+		for _, l := range ls {
+			if l.Seq >= 0 {
+				if seen[l.Seq] {
+					continue
+				}
+				seen[l.Seq] = true
+			}
+			s.Kmsg = append(s.Kmsg, l)
+		}
+	}
+	s.read(fsys, bundle.PathKmsgNet, maxKmsgBytes, func(r io.Reader) error {
+		l, err := parseKmsg(r)
+		add(l)
+		s.kmsgNet = len(l) > 0
+		return err
+	})
+	s.read(fsys, bundle.PathKmsg, maxKmsgBytes, func(r io.Reader) error {
+		l, err := parseKmsg(r)
+		add(l)
+		return err
+	})
+	sort.SliceStable(s.Kmsg, func(i, j int) bool { return s.Kmsg[i].Seq < s.Kmsg[j].Seq })
+}
+
+func (s *Snapshot) loadSockets(fsys fs.FS) {
+	s.read(fsys, bundle.PathSocketsSummary, 256<<20, func(r io.Reader) error {
+		sum, err := parseSummary(r)
+		s.Summary = sum
+		return err
+	})
+	lo, hi := 0, 0
+	if r, ok := s.Sysctls.Ints("net.ipv4.ip_local_port_range"); ok && len(r) == 2 {
+		lo, hi = int(r[0]), int(r[1])
+	}
+	s.read(fsys, bundle.PathSocketsTCP, 4<<30, func(r io.Reader) error {
+		agg, err := parseSocketsTCP(r, lo, hi)
+		s.Sockets = agg
+		return err
+	})
+}
+
+func (s *Snapshot) loadPackets(fsys fs.FS) {
+	s.read(fsys, bundle.PathPackets, 1<<30, func(r io.Reader) error {
+		pa, err := parsePcap(r)
+		s.Packets = pa
+		return err
+	})
+}
+
+// KmsgMatching returns the kernel log lines containing substr.
+func (s *Snapshot) KmsgMatching(substr string) []KmsgLine {
+	var out []KmsgLine
+	for _, l := range s.Kmsg {
+		if strings.Contains(l.Message, substr) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// CapturedAt is when the bundle was captured: the manifest's start, else the
+// first sample's wall clock, else the zero time.
+func (s *Snapshot) CapturedAt() time.Time {
+	if s.Manifest != nil && !s.Manifest.Start.IsZero() {
+		return s.Manifest.Start
+	}
+	for _, sm := range s.Samples {
+		if sm.Time != nil {
+			if t, err := time.Parse(time.RFC3339Nano, sm.Time.Wall); err == nil {
+				return t
+			}
+		}
+	}
+	return time.Time{}
+}
