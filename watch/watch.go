@@ -1,0 +1,481 @@
+// Package watch is snapdiag's own watchdog: it runs health checks at a fixed
+// interval, keeps the recent counter and listener samples in memory, and when
+// a check has failed enough times in a row it captures a bundle (with that
+// history as its first samples and the failed check in its trigger), then runs
+// the restart command, then holds off for a cool-down.
+//
+// Safety is part of the contract: one capture at a time per output directory
+// (AcquireLock), no capture when the disk is nearly full, retention that
+// deletes only this host's bundles (Retention), and a stop signal that lets
+// an in-flight capture finish within its deadline.
+package watch
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors"
+)
+
+// Defaults of the watch command.
+const (
+	DefaultEvery        = 5 * time.Second
+	DefaultTimeout      = 3 * time.Second
+	DefaultFailures     = 3
+	DefaultCooldown     = 10 * time.Minute
+	DefaultHistory      = 10 * time.Minute
+	DefaultHistoryBytes = 32 << 20
+	DefaultLockWait     = 15 * time.Second
+	DefaultThenTimeout  = 5 * time.Minute
+	DefaultKeep         = 20
+	DefaultMaxBytes     = 1 << 30
+	DefaultMinFree      = 256 << 20
+)
+
+// maxHistorySamples bounds the history's sample count whatever --history and
+// --every say (a day at 1 s is 86,400); the byte bound usually bites first.
+const maxHistorySamples = 100_000
+
+// sampleTimeout bounds one history sample: a sample that takes longer than
+// this is skipped, not waited for, so a slow /proc never delays the checks.
+const sampleTimeout = 2 * time.Second
+
+// Config is what a Watcher does.
+type Config struct {
+	Checks []*Check
+	// Every is the check interval, and the history's resolution.
+	Every time.Duration
+	// Failures is how many consecutive failed cycles trigger a capture.
+	Failures int
+	// Cooldown follows a trigger: failures are logged, nothing is captured
+	// and the restart command is not run again.
+	Cooldown time.Duration
+	// Then is the restart command, run with /bin/sh -c after the capture.
+	Then        string
+	ThenTimeout time.Duration
+	// Reason is recorded in the trigger; empty gives one that names the check.
+	Reason string
+	// History is how far back the in-memory samples reach; HistoryBytes
+	// bounds their memory. History 0 keeps none.
+	History      time.Duration
+	HistoryBytes int
+	// LockWait bounds the wait for another process's capture into Dir; when
+	// it passes, the capture is skipped.
+	LockWait  time.Duration
+	Retention Retention
+	// Capture is the template of every capture: Dir, Samples, Interval,
+	// Deadline, Host, Tool, MaxBytes. The watcher fills in Trigger, History
+	// and Samplers.
+	Capture collectors.Options
+	// Logger receives the structured log; nil discards it.
+	Logger *slog.Logger
+	// Bundles, when set, gets the path of every bundle written, one a line.
+	Bundles io.Writer
+	// ThenOutput receives the restart command's stdout and stderr (nil: discarded).
+	ThenOutput io.Writer
+}
+
+// ErrRecentBundle is the capture error of a --once trigger that found a bundle
+// of this host younger than the cool-down: the incident's evidence is already
+// on disk.
+var ErrRecentBundle = errors.New("a recent bundle exists")
+
+// Incident is what one trigger did.
+type Incident struct {
+	// Failed is the check result that triggered it.
+	Failed Result
+	// Bundle is the bundle written, "" when none was.
+	Bundle string
+	// CaptureErr says why no bundle was written (ErrLocked, ErrLowSpace, a
+	// capture error) or is nil.
+	CaptureErr error
+	// ThenRan reports whether the restart command ran; ThenErr is its error.
+	ThenRan bool
+	ThenErr error
+}
+
+// Watcher runs the checks and triggers captures. Its methods must not be
+// called concurrently.
+type Watcher struct {
+	cfg      Config
+	log      *slog.Logger
+	samplers []collectors.Sampler
+	hist     *History
+	host     string
+
+	consecutive   int
+	cooldownUntil time.Time
+	healthy       bool // the last cycle passed (for logging transitions)
+	cycles        int
+}
+
+// New checks cfg and returns a Watcher.
+func New(cfg Config) (*Watcher, error) {
+	switch {
+	case len(cfg.Checks) == 0:
+		return nil, errors.New("no checks: give at least one --check")
+	case cfg.Every <= 0:
+		return nil, errors.New("check interval must be positive")
+	case cfg.Failures < 1:
+		return nil, errors.New("failures must be at least 1")
+	case cfg.Cooldown < 0 || cfg.History < 0 || cfg.LockWait < 0:
+		return nil, errors.New("cool-down, history and lock wait must not be negative")
+	case cfg.Capture.Dir == "":
+		return nil, errors.New("no output directory")
+	}
+	if cfg.ThenTimeout <= 0 {
+		cfg.ThenTimeout = DefaultThenTimeout
+	}
+	if cfg.HistoryBytes <= 0 {
+		cfg.HistoryBytes = DefaultHistoryBytes
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	h := cfg.Capture.Host
+	if h.Proc == "" {
+		h = collectors.DefaultHost()
+		cfg.Capture.Host = h
+	}
+	// The samplers live as long as the watcher: the history and every
+	// capture use the same values, so their caches (listener owners) carry
+	// over from one sample to the next.
+	_, samplers := collectors.DefaultSet(h)
+	if cfg.Capture.Samplers != nil {
+		samplers = cfg.Capture.Samplers
+	}
+	n := 0
+	if cfg.History > 0 {
+		n = int(min((cfg.History+cfg.Every-1)/cfg.Every, maxHistorySamples))
+	}
+	host := collectors.HostFacts(h).Hostname
+	return &Watcher{
+		cfg: cfg, log: log, samplers: samplers, host: host,
+		hist: NewHistory(n, cfg.HistoryBytes), healthy: true,
+	}, nil
+}
+
+// History is the watcher's in-memory history.
+func (w *Watcher) History() *History { return w.hist }
+
+// Run checks every cfg.Every until ctx ends, triggering on cfg.Failures
+// consecutive failed cycles. A capture in progress when ctx ends is finished
+// within its deadline; the restart command is then not run, but one already
+// running is let finish within cfg.ThenTimeout. Run returns nil
+// when ctx ended it.
+func (w *Watcher) Run(ctx context.Context) error {
+	w.log.Info("watching", "checks", w.checkNames(), "every", w.cfg.Every.String(),
+		"failures", w.cfg.Failures, "cooldown", w.cfg.Cooldown.String(),
+		"history_samples", w.hist.maxSamples, "out", w.cfg.Capture.Dir)
+	t := time.NewTicker(w.cfg.Every)
+	defer t.Stop()
+	for {
+		w.Cycle(ctx)
+		select {
+		case <-ctx.Done():
+			w.log.Info("stopping", "cause", context.Cause(ctx).Error())
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Once runs one check cycle, for timers and cron: up to cfg.Failures
+// attempts cfg.Every apart, ending at the first that passes. When none
+// passes it triggers (capture, then the restart command) unless a bundle of
+// this host newer than cfg.Cooldown is already in the output directory, in
+// which case only the restart command runs. It returns nil when the checks
+// passed.
+func (w *Watcher) Once(ctx context.Context) *Incident {
+	var last Result
+	for attempt := 1; attempt <= w.cfg.Failures; attempt++ {
+		if attempt > 1 {
+			t := time.NewTimer(w.cfg.Every)
+			select {
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			case <-t.C:
+			}
+		}
+		w.sample(ctx)
+		res, ok := w.runChecks(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if ok {
+			w.log.Info("checks passed", "attempt", attempt, "detail", res.Detail, "latency_ms", ms(res.Latency))
+			return nil
+		}
+		last = res
+		w.logFailure(res, attempt, false)
+	}
+	if b, ok := w.recentBundle(); ok {
+		w.log.Warn("recent bundle within the cool-down: not capturing again", "bundle", b, "cooldown", w.cfg.Cooldown.String())
+		inc := &Incident{Failed: last, CaptureErr: fmt.Errorf("%s is newer than the %v cool-down: %w", b, w.cfg.Cooldown, ErrRecentBundle)}
+		w.restart(ctx, inc)
+		return inc
+	}
+	return w.trigger(ctx, last)
+}
+
+// recentBundle returns the newest bundle of this host in the output
+// directory if it is younger than the cool-down (by its modification time).
+func (w *Watcher) recentBundle() (string, bool) {
+	if w.cfg.Cooldown <= 0 {
+		return "", false
+	}
+	files, err := ListBundles(w.cfg.Capture.Dir, w.host)
+	if err != nil || len(files) == 0 {
+		return "", false
+	}
+	info, err := os.Lstat(w.cfg.Capture.Dir + "/" + files[0].Name)
+	if err != nil || time.Since(info.ModTime()) >= w.cfg.Cooldown {
+		return "", false
+	}
+	return files[0].Name, true
+}
+
+// Cycle runs one cycle of the loop: a history sample, the checks, and a
+// trigger when the failures add up outside a cool-down. It returns the
+// incident when it triggered one.
+func (w *Watcher) Cycle(ctx context.Context) *Incident {
+	w.cycles++
+	w.sample(ctx)
+	res, ok := w.runChecks(ctx)
+	if ctx.Err() != nil {
+		// Checks cut by the stop signal say nothing about the service.
+		return nil
+	}
+	now := time.Now()
+	if ok {
+		if !w.healthy {
+			w.log.Info("checks pass again", "after_failures", w.consecutive, "latency_ms", ms(res.Latency))
+		} else {
+			w.log.Debug("checks passed", "detail", res.Detail, "latency_ms", ms(res.Latency))
+		}
+		w.healthy, w.consecutive = true, 0
+		return nil
+	}
+	w.healthy = false
+	if now.Before(w.cooldownUntil) {
+		// Failures in the cool-down do not count toward the next trigger:
+		// the restart just ran and gets the cool-down to take effect.
+		w.logFailure(res, 0, true)
+		return nil
+	}
+	w.consecutive++
+	w.logFailure(res, w.consecutive, false)
+	if w.consecutive < w.cfg.Failures {
+		return nil
+	}
+	inc := w.trigger(ctx, res)
+	w.consecutive = 0
+	w.cooldownUntil = time.Now().Add(w.cfg.Cooldown)
+	if w.cfg.Cooldown > 0 {
+		w.log.Info("cool-down started", "until", w.cooldownUntil.UTC().Format(time.RFC3339))
+	}
+	return inc
+}
+
+func (w *Watcher) logFailure(res Result, consecutive int, cooldown bool) {
+	attrs := []any{
+		"kind", string(res.Check.Kind), "target", res.Check.Target, "result", res.Status(),
+		"error", errString(res.Err), "latency_ms", ms(res.Latency),
+	}
+	if cooldown {
+		w.log.Warn("check failed in cool-down; not capturing", append(attrs, "cooldown", true,
+			"cooldown_left", time.Until(w.cooldownUntil).Round(time.Second).String())...)
+		return
+	}
+	w.log.Warn("check failed", append(attrs, "consecutive", consecutive, "of", w.cfg.Failures, "cooldown", false)...)
+}
+
+// sample adds one history sample, bounded in time. A failed sample is logged
+// and what it read is kept: a partial sample still shows the counters it has.
+func (w *Watcher) sample(ctx context.Context) {
+	if w.hist.maxSamples == 0 {
+		return
+	}
+	sctx, cancel := context.WithTimeout(ctx, sampleTimeout)
+	defer cancel()
+	s, err := collectors.TakeSample(sctx, w.cfg.Capture.Host, w.samplers)
+	if err != nil && ctx.Err() == nil {
+		w.log.Debug("history sample incomplete", "error", err.Error())
+	}
+	if len(s.Files) > 0 {
+		w.hist.Add(s)
+	}
+}
+
+// FillHistory takes samples back to back until the history holds n of them,
+// for measuring the watcher's cost with a full history without waiting for
+// it to fill.
+func (w *Watcher) FillHistory(ctx context.Context, n int) {
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		w.sample(ctx)
+	}
+}
+
+// runChecks runs every check at once and returns the first failure in
+// configuration order, or the slowest pass when all passed.
+func (w *Watcher) runChecks(ctx context.Context) (Result, bool) {
+	results := make([]Result, len(w.cfg.Checks))
+	if len(w.cfg.Checks) == 1 {
+		results[0] = w.cfg.Checks[0].Run(ctx)
+	} else {
+		var wg sync.WaitGroup
+		for i, c := range w.cfg.Checks {
+			wg.Go(func() { results[i] = c.Run(ctx) })
+		}
+		wg.Wait()
+	}
+	best := results[0]
+	for _, r := range results {
+		if !r.OK {
+			return r, false
+		}
+		if r.Latency > best.Latency {
+			best = r
+		}
+	}
+	return best, true
+}
+
+// trigger captures, then runs the restart command. The capture runs to its
+// own deadline even when ctx ends (a stop signal must not cost the bundle);
+// the restart command runs only while ctx is live. The restart runs even when
+// no bundle could be written: the service's recovery comes first.
+func (w *Watcher) trigger(ctx context.Context, failed Result) *Incident {
+	inc := &Incident{Failed: failed}
+	w.log.Warn("triggered: capturing", "kind", string(failed.Check.Kind), "target", failed.Check.Target,
+		"error", errString(failed.Err), "history_samples", w.hist.Len(), "history_bytes", w.hist.Bytes())
+	inc.Bundle, inc.CaptureErr = w.capture(context.WithoutCancel(ctx), failed)
+	if inc.CaptureErr != nil {
+		w.log.Error("no bundle written", "error", inc.CaptureErr.Error())
+	}
+	w.restart(ctx, inc)
+	return inc
+}
+
+// capture writes one bundle under the output directory's lock and applies
+// retention, still under the lock.
+func (w *Watcher) capture(ctx context.Context, failed Result) (string, error) {
+	dir := w.cfg.Capture.Dir
+	if err := w.cfg.Retention.CheckFree(dir); err != nil {
+		return "", err
+	}
+	start := time.Now()
+	lock, err := AcquireLock(ctx, dir, w.cfg.LockWait)
+	if err != nil {
+		return "", err
+	}
+	defer func() {
+		if err := lock.Release(); err != nil {
+			w.log.Error("release lock", "error", err.Error())
+		}
+	}()
+	if waited := time.Since(start); waited > lockPoll {
+		w.log.Info("lock acquired", "waited", waited.Round(time.Millisecond).String())
+	}
+	// Another process may have filled the disk while this one waited.
+	if err := w.cfg.Retention.CheckFree(dir); err != nil {
+		return "", err
+	}
+	opts := w.cfg.Capture
+	opts.Trigger = bundle.Trigger{Reason: w.reason(failed), Check: failed.Manifest()}
+	opts.Samplers = w.samplers
+	opts.History = w.hist.Samples()
+	res, err := collectors.Capture(ctx, opts)
+	if err != nil {
+		return "", err
+	}
+	m := res.Manifest
+	var bad []string
+	for _, st := range m.Collectors {
+		if st.Status == bundle.StatusFailed || st.Status == bundle.StatusTimeout {
+			bad = append(bad, st.Name+" "+string(st.Status))
+		}
+	}
+	w.log.Info("bundle written", "path", res.Path, "duration", time.Since(start).Round(time.Millisecond).String(),
+		"history_samples", m.Options.History, "samples", m.Options.Samples, "deadline_hit", m.DeadlineHit,
+		"collectors_not_ok", strings.Join(bad, ", "))
+	if w.cfg.Bundles != nil {
+		fmt.Fprintln(w.cfg.Bundles, res.Path)
+	}
+	removed, err := w.cfg.Retention.Apply(dir, w.host, res.Path)
+	if len(removed) > 0 {
+		w.log.Info("retention removed old bundles", "removed", removed)
+	}
+	if err != nil {
+		w.log.Error("retention", "error", err.Error())
+	}
+	return res.Path, nil
+}
+
+func (w *Watcher) reason(failed Result) string {
+	if w.cfg.Reason != "" {
+		return w.cfg.Reason
+	}
+	return fmt.Sprintf("snapdiag watch: %s check %s %s: %s", failed.Check.Kind, failed.Check.Target, failed.Status(), errString(failed.Err))
+}
+
+// restart runs the restart command, if there is one and ctx is live.
+func (w *Watcher) restart(ctx context.Context, inc *Incident) {
+	if w.cfg.Then == "" {
+		return
+	}
+	if ctx.Err() != nil {
+		w.log.Warn("stopping: restart command not run", "then", w.cfg.Then)
+		return
+	}
+	out := w.cfg.ThenOutput
+	if out == nil {
+		out = io.Discard
+	}
+	env := append(os.Environ(),
+		"SNAPDIAG_BUNDLE="+inc.Bundle,
+		"SNAPDIAG_CHECK="+inc.Failed.Check.String(),
+		"SNAPDIAG_CHECK_ERROR="+errString(inc.Failed.Err),
+	)
+	// Once started, the restart runs to its end (bounded by ThenTimeout) even
+	// if a stop signal comes: killing a restart halfway could leave the
+	// service stopped.
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ThenTimeout)
+	defer cancel()
+	start := time.Now()
+	w.log.Info("running restart command", "then", w.cfg.Then)
+	inc.ThenRan = true
+	inc.ThenErr = runShell(tctx, w.cfg.Then, env, out, out)
+	if inc.ThenErr != nil {
+		w.log.Error("restart command failed", "error", inc.ThenErr.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
+		return
+	}
+	w.log.Info("restart command finished", "duration", time.Since(start).Round(time.Millisecond).String())
+}
+
+func (w *Watcher) checkNames() []string {
+	out := make([]string, len(w.cfg.Checks))
+	for i, c := range w.cfg.Checks {
+		out[i] = c.String()
+	}
+	return out
+}
+
+func errString(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
