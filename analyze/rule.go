@@ -37,7 +37,7 @@ func Rules() []Rule {
 // RunRules applies rules to s. A rule that panics yields a finding about
 // that rule instead of its findings; the other rules still run.
 func RunRules(s *Snapshot, rules []Rule) []Finding {
-	var out []Finding
+	out := []Finding{}
 	for _, r := range rules {
 		out = append(out, runRule(s, r)...)
 	}

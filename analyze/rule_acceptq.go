@@ -43,16 +43,16 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 	if l != nil && l.Comm != "" {
 		who = fmt.Sprintf("%s (pid %d)", l.Comm, l.PID)
 	}
+	// Stuck: Recv-Q pinned above Send-Q, unchanged, in every sample (the
+	// application took nothing off the queue). PassiveOpens is global, so it
+	// only confirms when the host has a single busy listener.
 	stuck := false
 	if l != nil && len(l.RecvQs) >= 2 {
 		stuck = true
 		for _, q := range l.RecvQs {
-			if q <= l.SendQ {
+			if q <= l.SendQ || q != l.RecvQs[0] {
 				stuck = false
 			}
-		}
-		if passive.OK && passive.PerSecond >= 1 {
-			stuck = false
 		}
 	}
 	sev := Warning
