@@ -118,7 +118,7 @@ func (w *Writer) WriteFile(name string, data []byte) error {
 // writeMem holds a small member in memory; it reports false when the memory
 // budget is spent and the member must go to disk.
 func (w *Writer) writeMem(name string, data []byte) (bool, error) {
-	if !ValidName(name) || name == PathManifest && w.owner != "" {
+	if !ValidName(name) || name == PathManifest { // Commit writes the manifest
 		return false, fmt.Errorf("invalid member name %q", name)
 	}
 	st := w.st
@@ -145,7 +145,7 @@ func (w *Writer) writeMem(name string, data []byte) (bool, error) {
 // Create starts a member that is written as a stream. The member is in the
 // bundle only if Close returns nil.
 func (w *Writer) Create(name string) (io.WriteCloser, error) {
-	if !ValidName(name) || name == PathManifest && w.owner != "" {
+	if !ValidName(name) || name == PathManifest { // Commit writes the manifest
 		return nil, fmt.Errorf("invalid member name %q", name)
 	}
 	st := w.st
