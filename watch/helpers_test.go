@@ -1,0 +1,215 @@
+package watch
+
+import (
+	"archive/tar"
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/klauspost/compress/zstd"
+	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors"
+)
+
+// The snapdiag binary, built once per test run for the tests that need real
+// processes (the lock, signals, the lab).
+var (
+	buildOnce sync.Once
+	binPath   string
+	binErr    error
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+func snapdiagBinary(t testing.TB) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "snapdiag-watch-test-")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "snapdiag")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/snapdiag").CombinedOutput()
+		if err != nil {
+			binErr = errors.New("go build ../cmd/snapdiag: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if binErr != nil {
+		t.Fatal(binErr)
+	}
+	return binPath
+}
+
+// readBundle reads every member of a bundle with the standard library's tar
+// and zstd, as any reader would.
+func readBundle(t testing.TB, path string) map[string][]byte {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	zr, err := zstd.NewReader(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer zr.Close()
+	tr := tar.NewReader(zr)
+	out := map[string][]byte{}
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return out
+		}
+		if err != nil {
+			t.Fatalf("read %s: %v", path, err)
+		}
+		data, err := io.ReadAll(tr)
+		if err != nil {
+			t.Fatalf("read %s: %s: %v", path, h.Name, err)
+		}
+		out[h.Name] = data
+	}
+}
+
+func manifestOf(t testing.TB, members map[string][]byte) *bundle.Manifest {
+	t.Helper()
+	m, err := bundle.ParseManifest(members[bundle.PathManifest])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// netstatValue reads one "Section.Name" counter from a /proc/net/netstat or
+// snmp file.
+func netstatValue(t testing.TB, data []byte, key string) int64 {
+	t.Helper()
+	section, name, _ := strings.Cut(key, ".")
+	sc := bufio.NewScanner(bytes.NewReader(data))
+	var header []string
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		if len(fields) == 0 || fields[0] != section+":" {
+			continue
+		}
+		if header == nil {
+			header = fields[1:]
+			continue
+		}
+		for i, h := range header {
+			if h == name && i+1 < len(fields) {
+				v, err := strconv.ParseInt(fields[i+1], 10, 64)
+				if err != nil {
+					t.Fatalf("%s: %v", key, err)
+				}
+				return v
+			}
+		}
+		header = nil
+	}
+	t.Fatalf("no counter %s", key)
+	return 0
+}
+
+// sampleTime reads sample i's time file.
+func sampleTime(t testing.TB, members map[string][]byte, i int) time.Time {
+	t.Helper()
+	var st bundle.SampleTime
+	if err := json.Unmarshal(members[bundle.SampleFile(i, bundle.SampleTimeFile)], &st); err != nil {
+		t.Fatalf("sample %d time: %v", i, err)
+	}
+	ts, err := time.Parse(time.RFC3339Nano, st.Wall)
+	if err != nil {
+		t.Fatalf("sample %d time: %v", i, err)
+	}
+	return ts
+}
+
+// quickCapture is a capture template that takes about a second: one counter
+// sample, no packets.
+func quickCapture(dir string) collectors.Options {
+	h := collectors.DefaultHost()
+	h.PacketWindow = 0
+	return collectors.Options{Dir: dir, Samples: 1, Interval: 100 * time.Millisecond, Deadline: 5 * time.Second, Host: h}
+}
+
+// bundlesIn lists the bundles in dir, by name.
+func bundlesIn(t testing.TB, dir string) []string {
+	t.Helper()
+	host, _ := os.Hostname()
+	files, err := ListBundles(dir, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, f := range files {
+		out = append(out, f.Name)
+	}
+	return out
+}
+
+// runCmd runs the binary bounded in time and returns its exit code, stdout
+// and stderr.
+func runCmd(t testing.TB, timeout time.Duration, args ...string) (int, string, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, snapdiagBinary(t), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		return ee.ExitCode(), out.String(), errb.String()
+	case err != nil:
+		t.Fatalf("run %v: %v", args, err)
+	}
+	return 0, out.String(), errb.String()
+}
+
+// logLines decodes a JSON log.
+func logLines(t testing.TB, s string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, line := range strings.Split(s, "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(line), &m); err != nil {
+			t.Fatalf("log line %q: %v", line, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func countMsg(lines []map[string]any, msg string) int {
+	n := 0
+	for _, l := range lines {
+		if l["msg"] == msg {
+			n++
+		}
+	}
+	return n
+}
