@@ -1,0 +1,237 @@
+package watch
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestLockInProcess(t *testing.T) {
+	dir := t.TempDir()
+	ctx := context.Background()
+	first, err := AcquireLock(ctx, dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// flock locks belong to the open file: a second open conflicts even in
+	// the same process.
+	start := time.Now()
+	_, err = AcquireLock(ctx, dir, 200*time.Millisecond)
+	if !errors.Is(err, ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", err)
+	}
+	if waited := time.Since(start); waited < 200*time.Millisecond || waited > 2*time.Second {
+		t.Errorf("waited %v for a lock bounded at 200ms", waited)
+	}
+	if !strings.Contains(err.Error(), "pid ") {
+		t.Errorf("error %q does not name the holder", err)
+	}
+	// Released while another waits: the waiter gets it.
+	go func() {
+		time.Sleep(100 * time.Millisecond)
+		first.Release()
+	}()
+	second, err := AcquireLock(ctx, dir, 5*time.Second)
+	if err != nil {
+		t.Fatalf("lock after release: %v", err)
+	}
+	second.Release()
+
+	// A symlink planted at the lock's name is not followed.
+	evil := t.TempDir()
+	target := filepath.Join(evil, "victim")
+	put(t, evil, "victim", 5)
+	if err := os.Symlink(target, filepath.Join(evil, LockName)); err != nil {
+		t.Fatal(err)
+	}
+	if l, err := AcquireLock(ctx, evil, 0); err == nil {
+		l.Release()
+		t.Error("lock through a symlink succeeded")
+	}
+	if info, err := os.Stat(target); err != nil || info.Size() != 5 {
+		t.Errorf("symlink target changed: %v", err)
+	}
+}
+
+// TestLockTwoProcesses: two watchdogs that fire together into one directory
+// write one bundle: the second waits --lock-wait, then skips and says so.
+func TestLockTwoProcesses(t *testing.T) {
+	bin := snapdiagBinary(t)
+	dir := t.TempDir()
+	args := []string{"watch", "--once", "--check", "exec:false", "--failures", "1", "--cooldown", "0",
+		"--lock-wait", "300ms", "--samples", "4", "--interval", "500ms", "--sample", "0",
+		"--out", dir, "--log-format", "json", "--min-free", "0"}
+	type result struct {
+		code   int
+		stderr string
+	}
+	var wg sync.WaitGroup
+	results := make([]result, 2)
+	cmds := make([]*exec.Cmd, 2)
+	errbufs := make([]*bytes.Buffer, 2)
+	for i := range cmds {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		t.Cleanup(cancel)
+		cmds[i] = exec.CommandContext(ctx, bin, args...)
+		errbufs[i] = &bytes.Buffer{}
+		cmds[i].Stderr = errbufs[i]
+	}
+	// Start both before waiting for either: the capture takes at least 1.5 s
+	// (four samples 500ms apart), far longer than the two starts are apart.
+	for i, c := range cmds {
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() {
+			err := c.Wait()
+			var ee *exec.ExitError
+			code := 0
+			if errors.As(err, &ee) {
+				code = ee.ExitCode()
+			} else if err != nil {
+				code = -1
+			}
+			results[i] = result{code, errbufs[i].String()}
+		})
+	}
+	wg.Wait()
+
+	if got := bundlesIn(t, dir); len(got) != 1 {
+		t.Errorf("bundles %v, want exactly 1", got)
+	}
+	written, skipped := 0, 0
+	for i, r := range results {
+		lines := logLines(t, r.stderr)
+		if r.code != 4 {
+			t.Errorf("process %d exited %d, want 4 (check failed)", i, r.code)
+		}
+		written += countMsg(lines, "bundle written")
+		for _, l := range lines {
+			if l["msg"] == "no bundle written" && strings.Contains(l["error"].(string), ErrLocked.Error()) {
+				skipped++
+			}
+		}
+	}
+	if written != 1 || skipped != 1 {
+		t.Errorf("%d processes wrote a bundle and %d skipped on the lock, want 1 and 1\n%s\n%s",
+			written, skipped, results[0].stderr, results[1].stderr)
+	}
+}
+
+// lineReader collects a process's stderr lines and lets a test wait for one.
+type lineReader struct {
+	mu    sync.Mutex
+	lines []string
+	ch    chan string
+}
+
+func newLineReader(r io.Reader) *lineReader {
+	lr := &lineReader{ch: make(chan string, 1024)}
+	go func() {
+		sc := bufio.NewScanner(r)
+		for sc.Scan() {
+			lr.mu.Lock()
+			lr.lines = append(lr.lines, sc.Text())
+			lr.mu.Unlock()
+			select {
+			case lr.ch <- sc.Text():
+			default:
+			}
+		}
+		close(lr.ch)
+	}()
+	return lr
+}
+
+func (lr *lineReader) String() string {
+	lr.mu.Lock()
+	defer lr.mu.Unlock()
+	return strings.Join(lr.lines, "\n")
+}
+
+// waitFor returns when a line containing s arrives, failing the test after
+// timeout or at the end of the stream.
+func (lr *lineReader) waitFor(t *testing.T, s string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.After(timeout)
+	for {
+		select {
+		case line, ok := <-lr.ch:
+			if !ok {
+				t.Fatalf("stream ended before %q:\n%s", s, lr.String())
+			}
+			if strings.Contains(line, s) {
+				return
+			}
+		case <-deadline:
+			t.Fatalf("no %q within %v:\n%s", s, timeout, lr.String())
+		}
+	}
+}
+
+// TestSignalDuringCapture: SIGTERM in the middle of a capture lets it finish
+// (a whole bundle is written), does not run the restart, and exits 0.
+func TestSignalDuringCapture(t *testing.T) {
+	bin := snapdiagBinary(t)
+	dir := t.TempDir()
+	marker := filepath.Join(t.TempDir(), "restarted")
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "watch", "--check", "exec:false", "--failures", "1", "--every", "100ms",
+		"--samples", "5", "--interval", "400ms", "--sample", "0", "--deadline", "10s",
+		"--then", "touch "+marker, "--out", dir, "--log-format", "json", "--min-free", "0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stdout bytes.Buffer
+	cmd.Stdout = &stdout
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lr := newLineReader(stderr)
+	lr.waitFor(t, "triggered: capturing", 10*time.Second)
+	// The capture takes about 1.6 s (five samples 400ms apart); stop it early.
+	time.Sleep(300 * time.Millisecond)
+	signalled := time.Now()
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range lr.ch { // drain to EOF before Wait closes the pipe
+	}
+	err = cmd.Wait()
+	if err != nil {
+		t.Fatalf("exit: %v\n%s", err, lr.String())
+	}
+	if took := time.Since(signalled); took > 10*time.Second {
+		t.Errorf("took %v to stop", took)
+	}
+	got := bundlesIn(t, dir)
+	if len(got) != 1 {
+		t.Fatalf("bundles %v, want 1\n%s", got, lr.String())
+	}
+	m := manifestOf(t, readBundle(t, filepath.Join(dir, got[0])))
+	if m.DeadlineHit {
+		t.Errorf("the signal cut the capture: %+v", m.Collectors)
+	}
+	if strings.TrimSpace(stdout.String()) != filepath.Join(dir, got[0]) {
+		t.Errorf("stdout %q, want the bundle path", stdout.String())
+	}
+	if _, err := os.Stat(marker); err == nil {
+		t.Error("the restart ran after the stop signal")
+	}
+	lines := logLines(t, lr.String())
+	if countMsg(lines, "stopping: restart command not run") != 1 || countMsg(lines, "stopping") != 1 {
+		t.Errorf("stop not logged:\n%s", lr.String())
+	}
+}
