@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"path"
 	"strings"
+	"unicode/utf8"
 )
 
 // Format is the bundle format this package writes and reads.
@@ -69,8 +70,11 @@ func SysctlPath(name string) string {
 // ValidName reports whether name is acceptable as a member name: relative,
 // clean, slash-separated, no "..", no empty or dot elements.
 func ValidName(name string) bool {
+	// Invalid UTF-8 is refused here as fs.ValidPath refuses it when reading:
+	// an interface named with such bytes must cost one sysctl file, not make
+	// every bundle unreadable.
 	if name == "" || len(name) > 1024 || strings.HasPrefix(name, "/") || strings.ContainsRune(name, 0) ||
-		strings.Contains(name, "\\") {
+		strings.Contains(name, "\\") || !utf8.ValidString(name) {
 		return false
 	}
 	if path.Clean(name) != name {

@@ -471,7 +471,20 @@ func writeArchive(out io.Writer, manifest []byte, mtime time.Time, staging strin
 	if _, err := tw.Write(manifest); err != nil {
 		return err
 	}
+	flushed := false
 	for _, name := range names {
+		// End the compressed block before the first large member: a bundle
+		// cut short in the socket table or the pcap still decodes up to it,
+		// so the manifest, samples and sysctls survive (Limits.Partial).
+		if !flushed && rank(name) >= rank(PathSocketsTCP) {
+			if err := tw.Flush(); err != nil {
+				return err
+			}
+			if err := zw.Flush(); err != nil {
+				return err
+			}
+			flushed = true
+		}
 		if data, ok := mem[name]; ok {
 			if err := tw.WriteHeader(hdr(name, int64(len(data)))); err != nil {
 				return err
