@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/watch"
@@ -98,10 +99,12 @@ Each bundle's path is printed on stdout; logs go to stderr.
 judged by the newest bundle in --out: within it, the restart runs but no new
 bundle is written. Exit codes of --once:
   0  the checks passed
-  4  a check failed; a bundle was written, or one is recent or being
-     written by another process (once analyze is wired in: the worst
-     finding's code, 3 for a warning, 4 for critical, and 3 when the bundle
-     shows nothing above info: a failed check never exits 0)
+  4  a check failed and analyze's worst finding on the new bundle is
+     critical; or no bundle was written because one is recent (cool-down) or
+     another process holds the capture lock; or the bundle could not be
+     analyzed
+  3  a check failed and the worst finding is a warning, or nothing above
+     info was found (a failed check never exits 0)
   1  a check failed and no bundle could be written (low space, capture
      error), or watch itself failed
   2  usage error`,
@@ -269,33 +272,49 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 	case inc == nil:
 		return nil
 	}
-	return exitStatus(onceExitCode(inc))
+	return exitStatus(onceExitCode(inc, log))
 }
 
 // onceExitCode maps a --once incident to the exit code documented in the
-// command's help.
-func onceExitCode(inc *watch.Incident) int {
+// command's help, logging the analysis of the bundle it wrote.
+func onceExitCode(inc *watch.Incident, log *slog.Logger) int {
 	if inc.Bundle == "" {
 		if errors.Is(inc.CaptureErr, watch.ErrLocked) || errors.Is(inc.CaptureErr, watch.ErrRecentBundle) {
 			return exitCritical
 		}
 		return exitError
 	}
-	code, ok := analyzeExitCode(inc.Bundle)
-	switch {
-	case !ok:
+	r, err := analyzeBundle(inc.Bundle)
+	if err != nil {
+		// The check failed all the same.
+		log.Error("analyze the new bundle", "path", inc.Bundle, "error", err.Error())
 		return exitCritical
-	case code == exitOK:
-		// The evidence shows nothing above info, but the check did fail.
-		return exitWarning
 	}
-	return code
+	var ids []string
+	for _, f := range r.Findings {
+		if f.Severity > analyze.Info {
+			ids = append(ids, f.ID+" "+f.Severity.String()+" "+f.Listener)
+		}
+	}
+	log.Info("analysis", "path", inc.Bundle, "verdict", r.Verdict, "findings", ids)
+	if code := analyze.ExitCode(r); code != analyze.ExitOK {
+		return code
+	}
+	// The evidence shows nothing above info, but the check did fail: a
+	// failed check never exits 0.
+	return exitWarning
 }
 
-// analyzeExitCode is analyze's exit code for the bundle at path, and whether
-// there is one. The analyzer is not wired into the binary yet, so there is
-// none and a failed check exits 4.
-func analyzeExitCode(path string) (int, bool) {
-	_ = path
-	return 0, false
+// analyzeBundle runs analyze's rules on the bundle at path.
+func analyzeBundle(path string) (*analyze.Report, error) {
+	b, err := bundle.Open(path, bundle.DefaultLimits())
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	s, err := analyze.Load(b)
+	if err != nil {
+		return nil, fmt.Errorf("load %s: %w", path, err)
+	}
+	return analyze.Analyze(s, path, analyze.Rules()), nil
 }
