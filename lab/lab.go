@@ -1,0 +1,492 @@
+// Package lab reproduces listen-path incidents on the real kernel, inside
+// network namespaces that it creates and removes, for tests: capture tests
+// now, analyzer fixtures and the watchdog later.
+//
+// A Lab is two namespaces joined by a veth pair, following the reproduction
+// recipe of docs/kernel-listen-path.md §6: a server namespace holding
+// 10.211.N.1 and a client namespace holding 10.211.N.2 (the "bad" client,
+// which Blackhole cuts off from SYN-ACKs) and 10.211.N.3 (the "good" client),
+// plus fd00:5d:N::1, ::2 and ::3 when IPv6 is asked for. Nothing else is
+// routed: every packet a lab sends stays on that veth pair, and every
+// address a lab method accepts is checked against the lab's own.
+//
+// Scenarios (SYNFlood, AcceptQueueFull, TimeWaitOverflow, ExhaustPorts,
+// HealthyBusy) bring an incident about, wait with a bounded poll until the
+// kernel shows the state the doc describes, and return what they did. A test
+// then runs the code under test inside the server namespace, as a process
+// with Exec or on a thread with Do, and compares with SS, Sockets and
+// Counters:
+//
+//	l := lab.New(t, lab.Options{})
+//	flood, err := lab.SYNFlood(l, lab.SYNFloodOpts{Backlog: 16})
+//	if err != nil {
+//		t.Fatal(err)
+//	}
+//	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+//	out, err := l.Exec(ctx, l.Server, bin, "capture", "--out", t.TempDir(), "--port", "8080")
+//	ss, err := l.SS(ctx, l.Server) // what ss says, to compare with listeners.json
+//
+// Safety: namespaces are named sdlab-<pid>-<seq>-{srv,cli}; every socket,
+// goroutine and process a lab starts is bounded in time and count and is
+// ended, by pid, in the test's cleanup, which then deletes the namespaces.
+// CleanStale removes namespaces left behind by killed runs. Tests that use a
+// lab skip when not run as root.
+package lab
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Prefix starts the name of every network namespace a lab creates.
+const Prefix = "sdlab-"
+
+// BlackholeMAC is the link-layer address Blackhole gives a client in the
+// server's neighbour table. The client's veth discards frames sent to it as
+// PACKET_OTHERHOST, with no ICMP and no RST (docs/kernel-listen-path.md §6).
+const BlackholeMAC = "02:de:ad:be:ef:01"
+
+// Link names of the veth pair. Each end is created directly inside its own
+// namespace, so the names never meet the host's or another lab's links.
+const (
+	ServerLink = "sdlab-s"
+	ClientLink = "sdlab-c"
+)
+
+// NetnsDir is where `ip netns` keeps the bind mounts that name namespaces.
+const NetnsDir = "/run/netns"
+
+// SkipMessage is the reason New gives when it skips a test for want of root.
+const SkipMessage = "lab: needs root to create network namespaces"
+
+// Recipe bounds, applied by New (docs/kernel-listen-path.md §6). Measured on
+// 6.18: since 6.5 a SYN_SENT socket may retransmit tcp_syn_retries plus
+// tcp_syn_linear_timeouts (4) times (tcp_write_timeout()), so a client whose
+// SYN-ACKs are black-holed sends SYNs at 0, 1, 2, 3, 4, 5, 7 and 11 s and
+// gives up at about 19 s. Each duplicate SYN re-arms the server's request
+// timer (tcp_check_req()), so such a request lives as long as its client
+// retries; tcp_synack_retries 2 expires it about 7 s after the client stops.
+// Closing the client socket ends its retries at once, which lab cleanup does.
+const (
+	ClientSynRetries    = 3
+	ServerSynackRetries = 2
+)
+
+// Options choose what New builds.
+type Options struct {
+	// IPv6 adds fd00:5d:N::1 to the server and ::2, ::3 to the client, without
+	// duplicate address detection. Without it IPv6 is disabled in both
+	// namespaces, which keeps their packet samples free of NDP and MLD chatter.
+	IPv6 bool
+	// Net is N in 10.211.N.0/24 and fd00:5d:N::/64, 1 to 254; 0 picks one no
+	// other lab of this process uses. The addresses exist only inside the
+	// lab's own namespaces, so two processes that pick the same N do not
+	// interfere; N only keeps labs apart in logs and bundles.
+	Net int
+}
+
+// Lab is one server namespace and one client namespace joined by a veth pair.
+// Its methods are safe for concurrent use.
+type Lab struct {
+	// Server and Client name the two network namespaces (as `ip netns` does).
+	Server, Client string
+	// Net is N in the lab's address plan.
+	Net int
+	// ServerIP is 10.211.N.1, BadIP 10.211.N.2 and GoodIP 10.211.N.3.
+	ServerIP, BadIP, GoodIP netip.Addr
+	// ServerMAC and ClientMAC are the veth ends' link-layer addresses,
+	// 02:5d:NN:00:00:01 and 02:5d:NN:00:00:02 with NN = N in hex.
+	ServerMAC, ClientMAC string
+	// ServerIP6, BadIP6 and GoodIP6 are fd00:5d:N::1, ::2 and ::3; they are
+	// the zero Addr unless Options.IPv6 was set.
+	ServerIP6, BadIP6, GoodIP6 netip.Addr
+
+	tb      testing.TB
+	created []string // namespaces to delete, in creation order
+
+	mu      sync.Mutex
+	log     []string
+	closers []func()
+	closed  bool
+	stop    chan struct{} // closed when cleanup starts: background loops end
+	svcBin  string        // labsvc, once built
+	wg      sync.WaitGroup
+}
+
+// Process-wide bookkeeping: namespace sequence numbers and the N values in use
+// by this process's labs. Labs are test infrastructure, and a process must not
+// hand the same name to two of them.
+var (
+	seqMu     sync.Mutex
+	seq       int
+	netInUse  = map[int]bool{}
+	staleOnce sync.Once
+)
+
+// New builds a lab for tb and registers its removal with tb.Cleanup. It skips
+// tb when not run as root and fails it when the lab cannot be built.
+//
+// Beyond the veth pair and addresses, New applies the recipe bounds: the
+// client namespace's tcp_syn_retries is ClientSynRetries and the server's
+// tcp_synack_retries is ServerSynackRetries.
+func New(tb testing.TB, opts Options) *Lab {
+	tb.Helper()
+	if os.Geteuid() != 0 {
+		tb.Skip(SkipMessage)
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		tb.Skipf("lab: needs iproute2's ip to create network namespaces: %v", err)
+	}
+	if opts.Net < 0 || opts.Net > 254 {
+		tb.Fatalf("lab: Options.Net %d is outside 1..254", opts.Net)
+	}
+	staleOnce.Do(func() {
+		removed, err := CleanStale()
+		if err != nil {
+			tb.Logf("lab: removing stale namespaces: %v", err)
+		}
+		if len(removed) > 0 {
+			tb.Logf("lab: removed stale namespaces %v", removed)
+		}
+	})
+
+	seqMu.Lock()
+	seq++
+	id := seq
+	n := opts.Net
+	if n == 0 {
+		start := (os.Getpid()+id)%254 + 1
+		for i := range 254 {
+			c := (start-1+i)%254 + 1
+			if !netInUse[c] {
+				n = c
+				break
+			}
+		}
+	}
+	if n == 0 {
+		seqMu.Unlock()
+		tb.Fatalf("lab: all 254 subnets are in use by this process")
+	}
+	netInUse[n] = true
+	seqMu.Unlock()
+
+	l := &Lab{
+		Server:    fmt.Sprintf("%s%d-%d-srv", Prefix, os.Getpid(), id),
+		Client:    fmt.Sprintf("%s%d-%d-cli", Prefix, os.Getpid(), id),
+		Net:       n,
+		ServerIP:  netip.AddrFrom4([4]byte{10, 211, byte(n), 1}),
+		BadIP:     netip.AddrFrom4([4]byte{10, 211, byte(n), 2}),
+		GoodIP:    netip.AddrFrom4([4]byte{10, 211, byte(n), 3}),
+		ServerMAC: fmt.Sprintf("02:5d:%02x:00:00:01", n),
+		ClientMAC: fmt.Sprintf("02:5d:%02x:00:00:02", n),
+		tb:        tb,
+		stop:      make(chan struct{}),
+	}
+	if opts.IPv6 {
+		l.ServerIP6 = ula(n, 1)
+		l.BadIP6 = ula(n, 2)
+		l.GoodIP6 = ula(n, 3)
+	}
+	tb.Cleanup(func() {
+		l.cleanup()
+		seqMu.Lock()
+		delete(netInUse, n)
+		seqMu.Unlock()
+	})
+	if err := l.setup(opts); err != nil {
+		tb.Fatalf("lab: %v\ncommands run:\n%s", err, strings.Join(l.Commands(), "\n"))
+	}
+	return l
+}
+
+// ula is fd00:5d:n::host.
+func ula(n, host int) netip.Addr {
+	var b [16]byte
+	b[0], b[1] = 0xfd, 0x00
+	b[2], b[3] = 0x00, 0x5d
+	b[4], b[5] = 0, byte(n)
+	b[15] = byte(host)
+	return netip.AddrFrom16(b)
+}
+
+func (l *Lab) setup(opts Options) error {
+	for _, ns := range []string{l.Server, l.Client} {
+		if err := l.ip("netns", "add", ns); err != nil {
+			return err
+		}
+		l.created = append(l.created, ns)
+	}
+	// Before the veth exists, so that it inherits the defaults.
+	for _, ns := range []string{l.Server, l.Client} {
+		settings := [][2]string{{"net.ipv6.conf.all.disable_ipv6", "1"}, {"net.ipv6.conf.default.disable_ipv6", "1"}}
+		if opts.IPv6 {
+			settings = [][2]string{{"net.ipv6.conf.all.accept_dad", "0"}, {"net.ipv6.conf.default.accept_dad", "0"}}
+		}
+		for _, s := range settings {
+			if err := l.Sysctl(ns, s[0], s[1]); err != nil {
+				return err
+			}
+		}
+	}
+	steps := [][]string{
+		{"-n", l.Server, "link", "add", ServerLink, "address", l.ServerMAC, "type", "veth",
+			"peer", "name", ClientLink, "address", l.ClientMAC, "netns", l.Client},
+		{"-n", l.Server, "addr", "add", l.ServerIP.String() + "/24", "dev", ServerLink},
+		{"-n", l.Client, "addr", "add", l.BadIP.String() + "/24", "dev", ClientLink},
+		{"-n", l.Client, "addr", "add", l.GoodIP.String() + "/24", "dev", ClientLink},
+	}
+	if opts.IPv6 {
+		steps = append(steps,
+			[]string{"-n", l.Server, "addr", "add", l.ServerIP6.String() + "/64", "dev", ServerLink, "nodad"},
+			[]string{"-n", l.Client, "addr", "add", l.BadIP6.String() + "/64", "dev", ClientLink, "nodad"},
+			[]string{"-n", l.Client, "addr", "add", l.GoodIP6.String() + "/64", "dev", ClientLink, "nodad"},
+			// IPv6 neighbours are static on both sides. Otherwise the bad
+			// client's first SYN makes the client solicit with the bad source
+			// address, the server's advertisement follows its black-holed
+			// neighbour entry (ndisc_send_na() goes through the neighbour
+			// table, unlike an ARP reply, which goes to the requester's
+			// hardware address), and no client reaches the server at all.
+			// Static entries also spare the first connection a lost
+			// solicitation (measured: 1 s on 6.18).
+			[]string{"-n", l.Client, "neigh", "replace", l.ServerIP6.String(), "lladdr", l.ServerMAC, "dev", ClientLink, "nud", "permanent"},
+			[]string{"-n", l.Server, "neigh", "replace", l.BadIP6.String(), "lladdr", l.ClientMAC, "dev", ServerLink, "nud", "permanent"},
+			[]string{"-n", l.Server, "neigh", "replace", l.GoodIP6.String(), "lladdr", l.ClientMAC, "dev", ServerLink, "nud", "permanent"},
+		)
+	}
+	steps = append(steps,
+		[]string{"-n", l.Server, "link", "set", "lo", "up"},
+		[]string{"-n", l.Client, "link", "set", "lo", "up"},
+		[]string{"-n", l.Server, "link", "set", ServerLink, "up"},
+		[]string{"-n", l.Client, "link", "set", ClientLink, "up"},
+	)
+	for _, s := range steps {
+		if err := l.ip(s...); err != nil {
+			return err
+		}
+	}
+	if err := l.Sysctl(l.Client, "net.ipv4.tcp_syn_retries", strconv.Itoa(ClientSynRetries)); err != nil {
+		return err
+	}
+	if err := l.Sysctl(l.Server, "net.ipv4.tcp_synack_retries", strconv.Itoa(ServerSynackRetries)); err != nil {
+		return err
+	}
+	return nil
+}
+
+// cleanup ends what the lab started, then deletes its namespaces. Sockets go
+// first: an open socket holds a reference to its namespace.
+func (l *Lab) cleanup() {
+	l.mu.Lock()
+	l.closed = true
+	closers := l.closers
+	l.closers = nil
+	l.mu.Unlock()
+	close(l.stop)
+	for _, c := range slices.Backward(closers) {
+		c()
+	}
+	l.wg.Wait()
+	for _, ns := range slices.Backward(l.created) {
+		if err := l.ip("netns", "del", ns); err != nil {
+			l.tb.Errorf("lab: %v", err)
+		}
+	}
+	if l.tb.Failed() {
+		l.tb.Logf("lab %s/%s commands:\n%s", l.Server, l.Client, strings.Join(l.Commands(), "\n"))
+	}
+}
+
+// onCleanup registers fn to run when the lab is torn down, before its
+// namespaces are deleted; closers run in reverse order of registration. It
+// reports false, without registering, when cleanup has already begun.
+func (l *Lab) onCleanup(fn func()) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return false
+	}
+	l.closers = append(l.closers, fn)
+	return true
+}
+
+// Done is closed when the lab's cleanup begins. Background loops select on it.
+func (l *Lab) Done() <-chan struct{} { return l.stop }
+
+// Commands returns the commands the lab has run so far, with their outcome and
+// duration, for debugging. New's failure message and a failed test's log
+// include them.
+func (l *Lab) Commands() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return slices.Clone(l.log)
+}
+
+func (l *Lab) record(format string, args ...any) {
+	l.mu.Lock()
+	l.log = append(l.log, fmt.Sprintf(format, args...))
+	l.mu.Unlock()
+}
+
+// ipTimeout bounds one `ip` command.
+const ipTimeout = 10 * time.Second
+
+// ip runs one iproute2 command and records it.
+func (l *Lab) ip(args ...string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), ipTimeout)
+	defer cancel()
+	start := time.Now()
+	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	l.record("ip %s  # %v %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), status(err))
+	if err != nil {
+		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
+	}
+	return nil
+}
+
+func status(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	return err.Error()
+}
+
+// checkNS reports an error unless ns is one of the lab's namespaces: a lab
+// acts only inside namespaces it created.
+func (l *Lab) checkNS(ns string) error {
+	if ns != l.Server && ns != l.Client {
+		return fmt.Errorf("namespace %q does not belong to lab %s/%s", ns, l.Server, l.Client)
+	}
+	return nil
+}
+
+// IPs returns the lab's addresses of the given family, in the order server,
+// bad client, good client; ok is false for IPv6 in a lab built without it.
+func (l *Lab) IPs(v6 bool) (server, bad, good netip.Addr, ok bool) {
+	if v6 {
+		return l.ServerIP6, l.BadIP6, l.GoodIP6, l.ServerIP6.IsValid()
+	}
+	return l.ServerIP, l.BadIP, l.GoodIP, true
+}
+
+// isLabAddr reports whether a is one of the lab's own addresses (or the
+// unspecified address, for a wildcard listener).
+func (l *Lab) isLabAddr(a netip.Addr, allowUnspecified bool) bool {
+	if allowUnspecified && a.IsUnspecified() {
+		return true
+	}
+	a = a.Unmap()
+	for _, b := range []netip.Addr{l.ServerIP, l.BadIP, l.GoodIP, l.ServerIP6, l.BadIP6, l.GoodIP6} {
+		if b.IsValid() && a == b {
+			return true
+		}
+	}
+	return false
+}
+
+// Blackhole points the server's neighbour entry for client at BlackholeMAC,
+// permanently, so every packet the server sends to client (SYN-ACKs above
+// all) is discarded by the client's veth: handshakes from client never
+// complete, while the other client works normally.
+func (l *Lab) Blackhole(client netip.Addr) error {
+	if client != l.BadIP && client != l.GoodIP && (!client.IsValid() || (client != l.BadIP6 && client != l.GoodIP6)) {
+		return fmt.Errorf("blackhole %s: not a client address of this lab", client)
+	}
+	return l.ip("-n", l.Server, "neigh", "replace", client.String(), "lladdr", BlackholeMAC, "dev", ServerLink, "nud", "permanent")
+}
+
+// Unblackhole undoes Blackhole, so the next SYN-ACK retransmit to client
+// gets through: an IPv4 client's entry is deleted and resolved again by ARP,
+// an IPv6 client's goes back to the static entry New made.
+func (l *Lab) Unblackhole(client netip.Addr) error {
+	if client != l.BadIP && client != l.GoodIP && (!client.IsValid() || (client != l.BadIP6 && client != l.GoodIP6)) {
+		return fmt.Errorf("unblackhole %s: not a client address of this lab", client)
+	}
+	if client.Is6() {
+		return l.ip("-n", l.Server, "neigh", "replace", client.String(), "lladdr", l.ClientMAC, "dev", ServerLink, "nud", "permanent")
+	}
+	return l.ip("-n", l.Server, "neigh", "del", client.String(), "dev", ServerLink)
+}
+
+var staleName = regexp.MustCompile(`^` + regexp.QuoteMeta(Prefix) + `([0-9]+)-`)
+
+// CleanStale deletes the sdlab-* namespaces whose creating process is gone,
+// left behind by killed test runs, and returns their names. It never touches
+// a namespace of a live process (a test running in parallel) and kills no
+// process: whatever still runs inside a stale namespace is bounded in time and
+// the namespace itself disappears when it exits.
+func CleanStale() ([]string, error) {
+	entries, err := os.ReadDir(NetnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", NetnsDir, err)
+	}
+	var removed []string
+	var errs []error
+	for _, e := range entries {
+		m := staleName.FindStringSubmatch(e.Name())
+		if m == nil {
+			continue
+		}
+		pid, err := strconv.Atoi(m[1])
+		if err != nil || processAlive(pid) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), ipTimeout)
+		out, err := exec.CommandContext(ctx, "ip", "netns", "del", e.Name()).CombinedOutput()
+		cancel()
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ip netns del %s: %w: %s", e.Name(), err, strings.TrimSpace(string(out))))
+			continue
+		}
+		removed = append(removed, e.Name())
+	}
+	return removed, errors.Join(errs...)
+}
+
+// processAlive reports whether pid names a live process. EPERM means it
+// exists but belongs to someone else.
+func processAlive(pid int) bool {
+	if pid <= 0 {
+		return false
+	}
+	err := syscall.Kill(pid, 0)
+	return err == nil || errors.Is(err, syscall.EPERM)
+}
+
+// Namespaces lists the sdlab-* namespaces that exist now, for tests that check
+// nothing was left behind.
+func Namespaces() ([]string, error) {
+	entries, err := os.ReadDir(NetnsDir)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read %s: %w", NetnsDir, err)
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), Prefix) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// nsPath is the bind mount that names ns.
+func nsPath(ns string) string { return filepath.Join(NetnsDir, ns) }
