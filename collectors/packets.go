@@ -1,0 +1,197 @@
+package collectors
+
+import (
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	"github.com/gopacket/gopacket"
+	"github.com/gopacket/gopacket/layers"
+	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// Bounds of the packet sample when Host leaves them at zero. They match the
+// capture's defaults, so a Host built by hand is bounded the same way.
+const (
+	packetLimitDefault = 20_000
+	packetBytesDefault = 16 << 20
+)
+
+// Why a packet sample ended (bundle.PacketsInfo.StoppedBy).
+const (
+	stoppedByWindow      = "window"
+	stoppedByPacketLimit = "packet limit"
+	stoppedByByteLimit   = "byte limit"
+	stoppedByDeadline    = "deadline"
+	// stoppedByError is a sample that a socket or write error ended; the
+	// collector's error in the manifest says which.
+	stoppedByError = "error"
+)
+
+// pcapHeaderLen and pcapRecordHeaderLen are the sizes of the pcap file
+// header and of each record's header, counted against the byte limit.
+const (
+	pcapHeaderLen       = 24
+	pcapRecordHeaderLen = 16
+)
+
+// Packets is the packet-sample collector: for Host.PacketWindow it captures,
+// on every interface of the network namespace, the TCP handshakes and
+// teardowns (SYN, FIN, RST) and all TCP and UDP traffic of Host.Ports, and
+// writes them to bundle.PathPackets as a LINUX_SLL pcap. It needs CAP_NET_RAW.
+//
+// Each record keeps the first 128 bytes of the packet from its network
+// header on (IPv4 or IPv6 and TCP headers with options, no payload), or 65535
+// with Host.Payload; that is the manifest's Snaplen. The pcap header's snap
+// length adds the 20 bytes a record can put in front (the LINUX_SLL header
+// and a VLAN tag). The sample stops at Host.PacketWindow, Host.PacketLimit
+// packets (default 20000) or Host.PacketBytes bytes of pcap (default 16 MiB),
+// whichever comes first, or when its context ends.
+//
+// A Packets value is for one capture: it keeps the sample's facts for the
+// manifest (Info, Annotate). The zero value is ready to use. A capture whose
+// PacketWindow is 0 should leave the collector out of its list, so the
+// manifest has no entry that looks like an empty sample; if it is run anyway
+// it returns nil at once and writes nothing.
+type Packets struct {
+	mu   sync.Mutex
+	info *bundle.PacketsInfo
+
+	// started, when set (tests), is called once the socket is filtered and
+	// bound: matching packets sent after it are in the sample, within the
+	// window and the limits.
+	started func()
+}
+
+var (
+	_ Collector = (*Packets)(nil)
+	_ Annotator = (*Packets)(nil)
+)
+
+// Name implements Collector.
+func (*Packets) Name() string { return "packets" }
+
+// Info returns the facts of the sample Collect wrote, or nil when no pcap
+// member is in the bundle (disabled, no permission, a write failed).
+func (p *Packets) Info() *bundle.PacketsInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.info == nil {
+		return nil
+	}
+	info := *p.info
+	return &info
+}
+
+// Annotate implements Annotator: it sets m.Packets from Info.
+func (p *Packets) Annotate(m *bundle.Manifest) {
+	if info := p.Info(); info != nil {
+		m.Packets = info
+	}
+}
+
+func (p *Packets) setInfo(info *bundle.PacketsInfo) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.info = info
+}
+
+// sampleConfig is a packet sample's settings, resolved from Host.
+type sampleConfig struct {
+	window     time.Duration
+	maxPackets int
+	maxBytes   int64
+	filter     *packetFilter
+}
+
+func newSampleConfig(h Host) (sampleConfig, error) {
+	snaplen := uint32(headerSnaplen)
+	if h.Payload {
+		snaplen = payloadSnaplen
+	}
+	f, err := newPacketFilter(h.Ports, snaplen)
+	if err != nil {
+		return sampleConfig{}, err
+	}
+	c := sampleConfig{window: h.PacketWindow, maxPackets: h.PacketLimit, maxBytes: h.PacketBytes, filter: f}
+	if c.maxPackets <= 0 {
+		c.maxPackets = packetLimitDefault
+	}
+	if c.maxBytes <= 0 {
+		c.maxBytes = packetBytesDefault
+	}
+	return c, nil
+}
+
+// info is the manifest entry for a sample that ran from start to end.
+func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy string, drops uint32) *bundle.PacketsInfo {
+	return &bundle.PacketsInfo{
+		Filter:      c.filter.expr,
+		Snaplen:     int(c.filter.snaplen),
+		DurationMS:  float64(end.Sub(start).Microseconds()) / 1000,
+		Packets:     s.packets,
+		Bytes:       s.bytes,
+		KernelDrops: drops,
+		MaxPackets:  c.maxPackets,
+		MaxBytes:    c.maxBytes,
+		StoppedBy:   stoppedBy,
+	}
+}
+
+// pcapSample writes LINUX_SLL records into a pcap within the sample's packet
+// and byte limits.
+type pcapSample struct {
+	w          io.Writer
+	pw         *pcapgo.Writer
+	packets    int
+	bytes      int64 // pcap bytes written, file header included
+	maxPackets int
+	maxBytes   int64
+	buf        []byte
+}
+
+// newPcapSample writes the pcap file header to w. The header's snap length
+// is the filter's plus the link header a record adds in front of the packet
+// (LINUX_SLL and a VLAN tag put back), so no record is longer than it says.
+func newPcapSample(w io.Writer, snaplen uint32, maxPackets int, maxBytes int64) (*pcapSample, error) {
+	s := &pcapSample{w: w, maxPackets: maxPackets, maxBytes: maxBytes, buf: make([]byte, 0, linkHeaderMax+int(snaplen))}
+	s.pw = pcapgo.NewWriter(s)
+	if err := s.pw.WriteFileHeader(snaplen+linkHeaderMax, layers.LinkTypeLinuxSLL); err != nil {
+		return nil, fmt.Errorf("write pcap header: %w", err)
+	}
+	return s, nil
+}
+
+// Write counts what reaches the member, for the byte limit and the manifest.
+func (s *pcapSample) Write(p []byte) (int, error) {
+	n, err := s.w.Write(p)
+	s.bytes += int64(n)
+	return n, err
+}
+
+// add writes one packet (data from the network header on, as the socket
+// returned it) and says whether the sample must stop: "packet limit" once
+// the limit is reached, "byte limit" when the record would take the pcap past
+// its bound (the record is then not written), "" to go on.
+func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, error) {
+	if s.packets >= s.maxPackets {
+		return stoppedByPacketLimit, nil
+	}
+	s.buf = appendSLL(s.buf[:0], m)
+	hdr := len(s.buf)
+	s.buf = append(s.buf, data...)
+	if s.bytes+pcapRecordHeaderLen+int64(len(s.buf)) > s.maxBytes {
+		return stoppedByByteLimit, nil
+	}
+	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(s.buf), Length: m.origLen(hdr, len(data))}
+	if err := s.pw.WritePacket(ci, s.buf); err != nil {
+		return "", fmt.Errorf("write packet %d: %w", s.packets+1, err)
+	}
+	s.packets++
+	if s.packets >= s.maxPackets {
+		return stoppedByPacketLimit, nil
+	}
+	return "", nil
+}
