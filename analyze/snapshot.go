@@ -36,6 +36,27 @@ type Snapshot struct {
 	Gaps []Gap
 
 	kmsgNet bool // the listen-path lines came from system/kmsg_net
+	// names interns the flattened metric names while loading: 600 samples
+	// share one string per counter.
+	names map[string]map[string]string
+}
+
+// metricName returns group+"."+name, interned.
+func (s *Snapshot) metricName(group, name string) string {
+	if s.names == nil {
+		s.names = map[string]map[string]string{}
+	}
+	g := s.names[group]
+	if g == nil {
+		g = map[string]string{}
+		s.names[group] = g
+	}
+	n, ok := g[name]
+	if !ok {
+		n = group + "." + name
+		g[name] = n
+	}
+	return n
 }
 
 // Gap is a member the analysis had to do without.
@@ -117,6 +138,7 @@ func Load(fsys fs.FS) (*Snapshot, error) {
 	s.loadKmsg(fsys)
 	s.loadSockets(fsys)
 	s.loadPackets(fsys)
+	s.names = nil
 	return s, nil
 }
 
@@ -226,7 +248,7 @@ func (s *Snapshot) loadSamples(fsys fs.FS) {
 }
 
 func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
-	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: map[string]int64{}, Files: map[string]string{}}
+	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: make(map[string]int64, 512), Files: map[string]string{}}
 	file := func(name string) string { return bundle.SampleFile(i, name) }
 	s.read(fsys, file(bundle.SampleTimeFile), 64<<10, func(r io.Reader) error {
 		var t bundle.SampleTime
@@ -243,7 +265,7 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 			for g, m := range c {
 				sm.Files[g] = p
 				for k, v := range m {
-					sm.Values[g+"."+k] = v
+					sm.Values[s.metricName(g, k)] = v
 				}
 			}
 			return err
@@ -253,7 +275,7 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 	s.read(fsys, p6, maxCounterFile, func(r io.Reader) error {
 		m, err := parseSNMP6(r)
 		for k, v := range m {
-			sm.Values["Snmp6."+k] = v
+			sm.Values[s.metricName("Snmp6", k)] = v
 		}
 		sm.Files["Snmp6"] = p6
 		return err
@@ -264,7 +286,7 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 			c, err := parseSockstat(r)
 			for proto, m := range c {
 				for k, v := range m {
-					sm.Values[ss.group+"."+proto+"."+k] = v
+					sm.Values[s.metricName(ss.group+"."+proto, k)] = v
 				}
 			}
 			sm.Files[ss.group] = p
@@ -297,10 +319,11 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 			return err
 		}
 		for name, d := range devs {
-			sm.Values["Dev."+name+".rx_packets"] = int64(d.RxPackets)
-			sm.Values["Dev."+name+".rx_drop"] = int64(d.RxDrop)
-			sm.Values["Dev."+name+".rx_fifo"] = int64(d.RxFifo)
-			sm.Values["Dev."+name+".rx_errs"] = int64(d.RxErrs)
+			g := "Dev." + name
+			sm.Values[s.metricName(g, "rx_packets")] = int64(d.RxPackets)
+			sm.Values[s.metricName(g, "rx_drop")] = int64(d.RxDrop)
+			sm.Values[s.metricName(g, "rx_fifo")] = int64(d.RxFifo)
+			sm.Values[s.metricName(g, "rx_errs")] = int64(d.RxErrs)
 		}
 		sm.Files["Dev"] = pDev
 		return nil
@@ -312,7 +335,7 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 			return err
 		}
 		for k, v := range m {
-			sm.Values["Conntrack."+k] = int64(v)
+			sm.Values[s.metricName("Conntrack", k)] = int64(v)
 		}
 		sm.Files["Conntrack"] = pCT
 		return nil
