@@ -307,14 +307,9 @@ func onceExitCode(inc *watch.Incident, log *slog.Logger) int {
 
 // analyzeBundle runs analyze's rules on the bundle at path.
 func analyzeBundle(path string) (*analyze.Report, error) {
-	b, err := bundle.Open(path, bundle.DefaultLimits())
+	s, err := analyze.LoadBundle(path)
 	if err != nil {
 		return nil, err
-	}
-	defer b.Close()
-	s, err := analyze.Load(b)
-	if err != nil {
-		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
 	return analyze.Analyze(s, path, analyze.Rules()), nil
 }
