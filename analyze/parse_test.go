@@ -372,3 +372,15 @@ func TestParseListeners(t *testing.T) {
 		t.Error("object: want error")
 	}
 }
+
+func TestSynFloodHostPort(t *testing.T) {
+	for msg, want := range map[string]string{
+		"TCP: request_sock_TCP: Possible SYN flooding on port 10.211.195.1:8080. Dropping request.  Check SNMP counters.": "10.211.195.1:8080",
+		"TCP: request_sock_TCPv6: Possible SYN flooding on port [fd00:5d:1::1]:143. Sending cookies.":                     "[fd00:5d:1::1]:143",
+		"something else": "",
+	} {
+		if got := synFloodHostPort(msg); got != want {
+			t.Errorf("%q = %q, want %q", msg, got, want)
+		}
+	}
+}

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -142,4 +143,55 @@ func packetEvidence(s *Snapshot) []Evidence {
 // containsFold reports whether s contains substr, ignoring case.
 func containsFold(s, substr string) bool {
 	return strings.Contains(strings.ToLower(s), strings.ToLower(substr))
+}
+
+// synFloodLog returns evidence for the "Possible SYN flooding on port
+// ADDR:PORT" lines about this bundle's listeners. The kernel log is shared
+// by every network namespace, so when the bundle says which sockets matter
+// (listeners, else the packet sample's servers), lines about others are left
+// out: a wildcard listener matches its port, anything else its address too.
+func synFloodLog(s *Snapshot, n int) []Evidence {
+	ports := map[int]bool{}
+	exact := map[netip.AddrPort]bool{}
+	for _, l := range s.Listeners() {
+		a, p, ok := splitHostPort(l.Local)
+		if ok && !a.IsUnspecified() {
+			exact[netip.AddrPortFrom(a, uint16(p))] = true
+		} else {
+			ports[l.Port] = true
+		}
+	}
+	if len(ports) == 0 && len(exact) == 0 && s.Packets != nil {
+		for _, h := range s.Packets.Flows {
+			exact[h.Server] = true
+		}
+	}
+	ev := kmsgEvidence(s, "Possible SYN flooding", 1000)
+	if len(ports) > 0 || len(exact) > 0 {
+		kept := ev[:0]
+		for _, e := range ev {
+			a, p, ok := splitHostPort(synFloodHostPort(e.Note))
+			if !ok || ports[p] || exact[netip.AddrPortFrom(a, uint16(p))] {
+				kept = append(kept, e)
+			}
+		}
+		ev = kept
+	}
+	if len(ev) > n {
+		ev = ev[len(ev)-n:]
+	}
+	return ev
+}
+
+// synFloodHostPort extracts ADDR:PORT from "... on port ADDR:PORT. ...".
+func synFloodHostPort(msg string) string {
+	_, rest, ok := strings.Cut(msg, " on port ")
+	if !ok {
+		return ""
+	}
+	end := strings.IndexByte(rest, ' ')
+	if end < 0 {
+		end = len(rest)
+	}
+	return strings.TrimSuffix(rest[:end], ".")
 }

@@ -33,6 +33,6 @@ func ruleHistory(s *Snapshot) []Finding {
 		Summary: fmt.Sprintf("These counters are totals since boot and did not move %s: whatever overflowed happened before the capture. "+
 			"They say nothing about now; compare with a capture taken while the problem happens.", window(s)),
 	}
-	f.Evidence = append(f.Evidence, kmsgEvidence(s, "Possible SYN flooding", 3)...)
+	f.Evidence = append(f.Evidence, synFloodLog(s, 3)...)
 	return []Finding{f}
 }

@@ -71,7 +71,7 @@ func synDropFinding(s *Snapshot, reqDrop, drops, passive Delta, culprits []*List
 		}
 	}
 	f.Evidence = append(f.Evidence, retransEvidence(s)...)
-	f.Evidence = append(f.Evidence, kmsgEvidence(s, "Possible SYN flooding", 3)...)
+	f.Evidence = append(f.Evidence, synFloodLog(s, 3)...)
 	f.Evidence = append(f.Evidence, packetEvidence(s)...)
 	if reqDrop.OK {
 		f.Summary = fmt.Sprintf("The SYN queue of %s was full and tcp_syncookies is 0, so the kernel dropped %s SYNs %s "+
@@ -204,7 +204,7 @@ func cookieFinding(s *Snapshot, doCookies, overflows Delta, culprits []*Listener
 		}
 		f.Evidence = append(f.Evidence, listenerEvidence(c, note)...)
 	}
-	f.Evidence = append(f.Evidence, kmsgEvidence(s, "Possible SYN flooding", 3)...)
+	f.Evidence = append(f.Evidence, synFloodLog(s, 3)...)
 	f.Evidence = append(f.Evidence, packetEvidence(s)...)
 
 	where := "a listener"
