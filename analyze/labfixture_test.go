@@ -15,12 +15,17 @@ import (
 
 // -record re-records the lab fixtures under ../fixtures: a real incident in
 // network namespaces, captured by the real snapdiag binary.
-var record = flag.Bool("record", false, "re-record ../fixtures from lab incidents (needs root)")
+var (
+	record     = flag.Bool("record", false, "re-record ../fixtures from lab incidents (needs root)")
+	recordOnly = flag.String("record-only", "", "with -record, re-record only the fixture of this name")
+)
 
 // labFixtures are the incidents recorded with -record and the findings
 // (id -> worst severity) each must yield.
 var labFixtures = []struct {
 	name string
+	port string
+	ipv6 bool
 	run  func(t *testing.T, l *lab.Lab) error
 	want map[string]analyze.Severity
 }{
@@ -33,6 +38,59 @@ var labFixtures = []struct {
 		want: map[string]analyze.Severity{analyze.IDSynQueueOverflow: analyze.Critical, analyze.IDRiskySysctl: analyze.Warning,
 			analyze.IDHalfOpenClients: analyze.Warning},
 	},
+	{
+		name: "synflood-cookies-off-v6",
+		ipv6: true,
+		run: func(t *testing.T, l *lab.Lab) error {
+			_, err := lab.SYNFlood(l, lab.SYNFloodOpts{Syncookies: 0, IPv6: true, Sustain: 6 * time.Second})
+			return err
+		},
+		want: map[string]analyze.Severity{analyze.IDSynQueueOverflow: analyze.Critical, analyze.IDRiskySysctl: analyze.Warning,
+			analyze.IDHalfOpenClients: analyze.Warning},
+	},
+	{
+		name: "synflood-cookies-on-v4",
+		run: func(t *testing.T, l *lab.Lab) error {
+			_, err := lab.SYNFlood(l, lab.SYNFloodOpts{Syncookies: 1, Sustain: 6 * time.Second})
+			return err
+		},
+		want: map[string]analyze.Severity{analyze.IDSyncookiesActive: analyze.Warning, analyze.IDHalfOpenClients: analyze.Warning},
+	},
+	{
+		name: "three-quarter-rule",
+		run: func(t *testing.T, l *lab.Lab) error {
+			_, err := lab.SYNFlood(l, lab.SYNFloodOpts{Syncookies: 0, Backlog: 64, MaxSynBacklog: 16, Sustain: 6 * time.Second})
+			return err
+		},
+		want: map[string]analyze.Severity{analyze.IDSynQueueOverflow: analyze.Critical, analyze.IDRiskySysctl: analyze.Warning,
+			analyze.IDHalfOpenClients: analyze.Info},
+	},
+	{
+		name: "syncookies-2",
+		run: func(t *testing.T, l *lab.Lab) error {
+			_, err := lab.SYNFlood(l, lab.SYNFloodOpts{Syncookies: 2, BadClients: 5, Sustain: 6 * time.Second})
+			return err
+		},
+		want: map[string]analyze.Severity{analyze.IDRiskySysctl: analyze.Warning, analyze.IDHalfOpenClients: analyze.Info},
+	},
+	{
+		name: "accept-queue-never-accepts",
+		port: "8081",
+		run: func(t *testing.T, l *lab.Lab) error {
+			_, err := lab.AcceptQueueFull(l, lab.AcceptQueueOpts{})
+			return err
+		},
+		want: map[string]analyze.Severity{analyze.IDAcceptQueueOverflow: analyze.Critical},
+	},
+	{
+		name: "healthy-busy",
+		port: "8083",
+		run: func(t *testing.T, l *lab.Lab) error {
+			_, err := lab.HealthyBusy(l, lab.BusyOpts{Window: 10 * time.Second})
+			return err
+		},
+		want: map[string]analyze.Severity{},
+	},
 }
 
 func TestRecordLabFixtures(t *testing.T) {
@@ -42,14 +100,21 @@ func TestRecordLabFixtures(t *testing.T) {
 	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
 	for _, fx := range labFixtures {
 		t.Run(fx.name, func(t *testing.T) {
-			l := lab.New(t, lab.Options{})
+			if *recordOnly != "" && *recordOnly != fx.name {
+				t.Skip("not selected by -record-only")
+			}
+			l := lab.New(t, lab.Options{IPv6: fx.ipv6})
 			if err := fx.run(t, l); err != nil {
 				t.Fatal(err)
 			}
 			out := t.TempDir()
 			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 			defer cancel()
-			o, err := l.Exec(ctx, l.Server, bin, "capture", "--out", out, "--port", "8080",
+			port := fx.port
+			if port == "" {
+				port = "8080"
+			}
+			o, err := l.Exec(ctx, l.Server, bin, "capture", "--out", out, "--port", port,
 				"--samples", "3", "--interval", "1s", "--sample", "2s", "--reason", "lab: "+fx.name)
 			if err != nil {
 				t.Fatal(err)

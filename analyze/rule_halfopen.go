@@ -54,7 +54,11 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) Finding {
 		Title:    fmt.Sprintf("%d half-open handshakes from %d sources%s", pa.HalfOpen, nsrc, titleListener(l)),
 	}
 	// They matter when they can fill a SYN queue, or when the queue did fill.
-	if l != nil && pa.HalfOpen >= int(l.SendQ) || s.Delta("TcpExt.TCPReqQFullDrop").Moved() || s.Delta("TcpExt.TCPReqQFullDoCookies").Moved() {
+	// With tcp_syncookies=2 the cookie counters move for every SYN and the
+	// server keeps no request: that is no sign of a full queue.
+	cookies, _ := syncookies(s)
+	cookieOverflow := cookies == 1 && s.Delta("TcpExt.TCPReqQFullDoCookies").Moved()
+	if l != nil && pa.HalfOpen >= int(l.SendQ) || s.Delta("TcpExt.TCPReqQFullDrop").Moved() || cookieOverflow {
 		f.Severity = Warning
 	}
 	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "half-open handshakes", float64(pa.HalfOpen),
