@@ -1,0 +1,44 @@
+package tui
+
+import (
+	"unicode/utf8"
+
+	tea "github.com/charmbracelet/bubbletea"
+)
+
+// filterInput is the line typed after '/': runes, backspace, ctrl+u and
+// ctrl+w. It is all a filter needs, without a clipboard dependency.
+type filterInput struct {
+	value string
+}
+
+// update applies a key press; it reports whether the value changed.
+func (f *filterInput) update(msg tea.KeyMsg) bool {
+	old := f.value
+	switch msg.Type {
+	case tea.KeyRunes, tea.KeySpace:
+		f.value += string(msg.Runes)
+	case tea.KeyBackspace:
+		if f.value != "" {
+			_, n := utf8.DecodeLastRuneInString(f.value)
+			f.value = f.value[:len(f.value)-n]
+		}
+	case tea.KeyCtrlU:
+		f.value = ""
+	case tea.KeyCtrlW:
+		v := f.value
+		for len(v) > 0 && v[len(v)-1] == ' ' {
+			v = v[:len(v)-1]
+		}
+		for len(v) > 0 && v[len(v)-1] != ' ' {
+			v = v[:len(v)-1]
+		}
+		f.value = v
+	}
+	return f.value != old
+}
+
+// view is the filter line with its cursor.
+func (f *filterInput) view(ctx *Context) string {
+	return ctx.Styles.Status.Render("/") + f.value + "█"
+}

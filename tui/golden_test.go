@@ -1,0 +1,112 @@
+package tui
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/charmbracelet/x/ansi"
+	"github.com/google/go-cmp/cmp"
+)
+
+// sizes are the window sizes every view is rendered at: the smallest the
+// TUI is designed for, and a large one.
+var goldenSizes = [][2]int{{80, 24}, {160, 48}}
+
+// goldenScreens are the screens rendered for each fixture: each view by its
+// number key, and the first finding opened.
+func goldenScreens() []struct {
+	name string
+	keys []string
+} {
+	out := []struct {
+		name string
+		keys []string
+	}{}
+	for i := range numViews {
+		out = append(out, struct {
+			name string
+			keys []string
+		}{strings.ToLower(ViewID(i).String()), []string{fmt.Sprint(i + 1)}})
+	}
+	out = append(out, struct {
+		name string
+		keys []string
+	}{"finding", []string{"1", "enter"}}, struct {
+		name string
+		keys []string
+	}{"help", []string{"?"}})
+	return out
+}
+
+// TestGolden renders every view of every fixture without colour at 80x24
+// and 160x48 and compares with testdata/golden (-update rewrites them).
+func TestGolden(t *testing.T) {
+	for _, fx := range fixtures(t) {
+		for _, sz := range goldenSizes {
+			for _, sc := range goldenScreens() {
+				name := fmt.Sprintf("%s/%s-%dx%d", fx.name, sc.name, sz[0], sz[1])
+				t.Run(name, func(t *testing.T) {
+					m := started(newTestModel(t, fx.path, nil), sz[0], sz[1])
+					press(m, sc.keys...)
+					got := m.View()
+					checkFits(t, got, sz[0], sz[1])
+					path := filepath.Join("testdata", "golden", name+".golden")
+					if *update {
+						if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+							t.Fatal(err)
+						}
+						if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+							t.Fatal(err)
+						}
+						return
+					}
+					want, err := os.ReadFile(path)
+					if os.IsNotExist(err) && !fx.own {
+						t.Skipf("no golden for the lab fixture %s yet: run go test ./tui -run TestGolden -update", fx.path)
+					}
+					if err != nil {
+						t.Fatalf("%v (run with -update to record)", err)
+					}
+					if diff := cmp.Diff(string(want), got); diff != "" {
+						t.Errorf("render of %s differs (-want +got):\n%s", name, diff)
+					}
+				})
+			}
+		}
+	}
+}
+
+// checkFits fails when a render is not exactly h lines of at most w cells,
+// or holds an escape sequence although it was rendered without colour.
+func checkFits(t *testing.T, got string, w, h int) {
+	t.Helper()
+	lines := strings.Split(got, "\n")
+	if len(lines) != h {
+		t.Errorf("render has %d lines, want %d", len(lines), h)
+	}
+	for i, l := range lines {
+		if n := ansi.StringWidth(l); n > w {
+			t.Errorf("line %d is %d cells wide, want at most %d: %q", i+1, n, w, l)
+		}
+		if strings.Contains(l, "\x1b") {
+			t.Errorf("line %d holds an escape sequence in a colourless render: %q", i+1, l)
+		}
+	}
+}
+
+// TestResize checks that every view fills the window exactly at sizes
+// between the goldens' and after a resize.
+func TestResize(t *testing.T) {
+	fx := fixtures(t)[0]
+	m := started(newTestModel(t, fx.path, nil), 80, 24)
+	for _, sz := range [][2]int{{100, 30}, {81, 25}, {200, 60}, {80, 24}} {
+		for i := range numViews {
+			press(m, fmt.Sprint(i+1))
+			m.Update(teaSize(sz[0], sz[1]))
+			checkFits(t, m.View(), sz[0], sz[1])
+		}
+	}
+}

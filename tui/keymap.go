@@ -1,0 +1,65 @@
+package tui
+
+import "github.com/charmbracelet/bubbles/key"
+
+// KeyMap holds every key the TUI answers to. Components match key presses
+// against these bindings, never against raw strings, and show them as their
+// help.
+type KeyMap struct {
+	Up       key.Binding
+	Down     key.Binding
+	PageUp   key.Binding
+	PageDown key.Binding
+	Home     key.Binding
+	End      key.Binding
+	Open     key.Binding
+	Back     key.Binding
+	NextTab  key.Binding
+	PrevTab  key.Binding
+	// Views are the number keys 1..8, one per view in tab order.
+	Views  []key.Binding
+	Filter key.Binding
+	Help   key.Binding
+	Quit   key.Binding
+	Copy   key.Binding
+	Sort   key.Binding
+	Order  key.Binding
+}
+
+// DefaultKeyMap returns the TUI's keys.
+func DefaultKeyMap() KeyMap {
+	k := KeyMap{
+		Up:       key.NewBinding(key.WithKeys("up", "k"), key.WithHelp("↑/k", "up")),
+		Down:     key.NewBinding(key.WithKeys("down", "j"), key.WithHelp("↓/j", "down")),
+		PageUp:   key.NewBinding(key.WithKeys("pgup", "ctrl+b"), key.WithHelp("pgup", "page up")),
+		PageDown: key.NewBinding(key.WithKeys("pgdown", "ctrl+f", " "), key.WithHelp("pgdn", "page down")),
+		Home:     key.NewBinding(key.WithKeys("home", "g"), key.WithHelp("g", "top")),
+		End:      key.NewBinding(key.WithKeys("end", "G"), key.WithHelp("G", "bottom")),
+		Open:     key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "open")),
+		Back:     key.NewBinding(key.WithKeys("esc", "backspace", "left", "h"), key.WithHelp("esc", "back")),
+		NextTab:  key.NewBinding(key.WithKeys("tab", "right", "l"), key.WithHelp("tab", "next view")),
+		PrevTab:  key.NewBinding(key.WithKeys("shift+tab"), key.WithHelp("shift+tab", "previous view")),
+		Filter:   key.NewBinding(key.WithKeys("/"), key.WithHelp("/", "filter")),
+		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "keys")),
+		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
+		Copy:     key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "copy command")),
+		Sort:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort by next column")),
+		Order:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reverse order")),
+	}
+	for i := range numViews {
+		n := string(rune('1' + i))
+		k.Views = append(k.Views, key.NewBinding(key.WithKeys(n), key.WithHelp(n, "view "+n)))
+	}
+	return k
+}
+
+// navHelp is the movement keys, shown by every list.
+func (k KeyMap) navHelp() []key.Binding {
+	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}
+}
+
+// globalHelp is the keys that work in every view.
+func (k KeyMap) globalHelp() []key.Binding {
+	views := key.NewBinding(key.WithKeys("1"), key.WithHelp("1-8", "go to view"))
+	return []key.Binding{k.NextTab, k.PrevTab, views, k.Filter, k.Help, k.Quit}
+}

@@ -1,0 +1,63 @@
+package tui
+
+import (
+	"github.com/snapdiag/snapdiag/analyze"
+)
+
+// Target is where a piece of evidence points: a view, and in it a row (Key)
+// or a filter.
+type Target struct {
+	View ViewID
+	// Key names the row: a listener's ADDR:PORT, a counter, a sysctl, a
+	// member path.
+	Key string
+	// Filter, when set, is applied to the view.
+	Filter string
+}
+
+// JumpMsg asks the root model to show Target.
+type JumpMsg struct{ Target Target }
+
+// snapshotMsg carries the bundle parsed for the listener, counter, sysctl
+// and packet views (sockets/tcp.jsonl is left to the sockets view).
+type snapshotMsg struct {
+	snap *analyze.Snapshot
+	err  error
+}
+
+// socketsMsg carries the socket table, parsed off the UI goroutine.
+type socketsMsg struct {
+	table *socketTable
+	err   error
+}
+
+// socketsViewMsg carries the rows of the socket table that pass a filter,
+// in sort order. gen tells a stale result from the current one.
+type socketsViewMsg struct {
+	gen  int
+	rows []int32
+}
+
+// membersMsg carries the list of the bundle's members.
+type membersMsg struct {
+	members []memberRow
+	err     error
+}
+
+// fileMsg carries one member's content, read up to a bound.
+type fileMsg struct {
+	name      string
+	lines     []string
+	binary    bool
+	truncated bool
+	err       error
+}
+
+// copiedMsg says a command went to the clipboard (or why not).
+type copiedMsg struct {
+	text string
+	err  error
+}
+
+// statusMsg is a one-line message for the footer.
+type statusMsg string

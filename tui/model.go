@@ -1,0 +1,353 @@
+package tui
+
+import (
+	"fmt"
+	"io/fs"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/help"
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+	"github.com/charmbracelet/lipgloss"
+
+	"github.com/snapdiag/snapdiag/analyze"
+)
+
+// Options are the TUI's settings beyond the report and the bundle.
+type Options struct {
+	// Renderer makes the styles; its colour profile decides how colours
+	// degrade (NO_COLOR and a plain terminal give none). Nil uses
+	// lipgloss's default renderer, which detects stdout.
+	Renderer *lipgloss.Renderer
+	// Clipboard receives the command copied with 'c'; nil disables copying.
+	// OSC52Clipboard writes it to the terminal.
+	Clipboard func(text string) error
+}
+
+// Model is the TUI's root model: the tab bar, the active view, the filter
+// line, the key help and the footer. It routes key presses to the active
+// view and data messages to every view.
+type Model struct {
+	ctx    *Context
+	views  [numViews]Component
+	active ViewID
+
+	filtering bool
+	input     filterInput
+	showHelp  bool
+	help      help.Model
+
+	status    string
+	statusErr bool
+	// copied is the last text that reached the clipboard.
+	copied string
+	// laidOut is the chrome the views were last sized for.
+	laidOut int
+}
+
+// New makes the TUI for rep, the analysis of the bundle fsys (a
+// *bundle.Bundle, or an unpacked bundle's directory as os.DirFS).
+func New(rep *analyze.Report, fsys fs.FS, opts Options) *Model {
+	r := opts.Renderer
+	if r == nil {
+		r = lipgloss.DefaultRenderer()
+	}
+	if rep == nil {
+		rep = &analyze.Report{}
+	}
+	ctx := newContext(rep, fsys, r)
+	ctx.Clipboard = opts.Clipboard
+	m := &Model{ctx: ctx}
+	m.views = [numViews]Component{
+		ViewFindings:  newFindingsView(ctx),
+		ViewListeners: newListenersView(ctx),
+		ViewCounters:  newCountersView(ctx),
+		ViewSysctls:   newSysctlsView(ctx),
+		ViewSockets:   newSocketsView(ctx),
+		ViewPackets:   newPacketsView(ctx),
+		ViewFiles:     newFilesView(ctx),
+		ViewManifest:  newManifestView(ctx),
+	}
+	m.help = help.New()
+	m.help.Styles = ctx.Styles.Help
+	m.resize(80, 24)
+	return m
+}
+
+// Init starts loading the bundle's parsed views and its member list.
+func (m *Model) Init() tea.Cmd {
+	cmds := []tea.Cmd{loadSnapshot(m.ctx.FS), loadMembers(m.ctx.FS)}
+	for _, v := range m.views {
+		cmds = append(cmds, v.Init())
+	}
+	return tea.Batch(cmds...)
+}
+
+// Active is the view on screen.
+func (m *Model) Active() ViewID { return m.active }
+
+// Copied is the last text copied to the clipboard, "" when none was.
+func (m *Model) Copied() string { return m.copied }
+
+// Update handles a message.
+func (m *Model) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	cmd := m.update(msg)
+	// A filter line that came or went changes the body's height.
+	if c := m.chrome(); c != m.laidOut {
+		m.resize(m.ctx.Width, m.ctx.Height)
+	}
+	return m, cmd
+}
+
+func (m *Model) update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case tea.WindowSizeMsg:
+		m.resize(msg.Width, msg.Height)
+		return nil
+	case tea.KeyMsg:
+		return m.key(msg)
+	case JumpMsg:
+		return m.jump(msg.Target)
+	case copiedMsg:
+		if msg.err != nil {
+			m.setStatus("copy failed: "+msg.err.Error(), true)
+		} else {
+			m.copied = msg.text
+			m.setStatus("copied: "+msg.text, false)
+		}
+		return nil
+	case statusMsg:
+		m.setStatus(string(msg), false)
+		return nil
+	}
+	// Data messages go to every view: each takes what it is waiting for.
+	var cmds []tea.Cmd
+	for _, v := range m.views {
+		cmds = append(cmds, v.Update(msg))
+	}
+	return tea.Batch(cmds...)
+}
+
+func (m *Model) setStatus(s string, isErr bool) {
+	m.status, m.statusErr = s, isErr
+}
+
+func (m *Model) view() Component { return m.views[m.active] }
+
+// key handles a key press: the filter line takes every key while open, then
+// the global keys, then the active view.
+func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
+	k := m.ctx.Keys
+	if m.filtering {
+		switch msg.Type {
+		case tea.KeyEnter:
+			m.filtering = false
+			m.resize(m.ctx.Width, m.ctx.Height)
+			return nil
+		case tea.KeyEsc, tea.KeyCtrlC:
+			m.filtering = false
+			m.input.value = ""
+			m.resize(m.ctx.Width, m.ctx.Height)
+			return m.view().SetFilter("")
+		}
+		if m.input.update(msg) {
+			return m.view().SetFilter(m.input.value)
+		}
+		return nil
+	}
+	if m.showHelp {
+		if key.Matches(msg, k.Quit) {
+			return tea.Quit
+		}
+		m.showHelp = false
+		return nil
+	}
+	m.status = ""
+	switch {
+	case key.Matches(msg, k.Quit):
+		return tea.Quit
+	case key.Matches(msg, k.Help):
+		m.showHelp = true
+		return nil
+	case key.Matches(msg, k.Filter):
+		m.filtering = true
+		m.input.value = m.view().Filter()
+		m.resize(m.ctx.Width, m.ctx.Height)
+		return nil
+	case key.Matches(msg, k.NextTab):
+		return m.switchTo(ViewID((int(m.active) + 1) % numViews))
+	case key.Matches(msg, k.PrevTab):
+		return m.switchTo(ViewID((int(m.active) + numViews - 1) % numViews))
+	case key.Matches(msg, k.Back):
+		if !m.view().Back() && m.view().Filter() != "" {
+			return m.view().SetFilter("")
+		}
+		return nil
+	}
+	for i, b := range k.Views {
+		if key.Matches(msg, b) {
+			return m.switchTo(ViewID(i))
+		}
+	}
+	return m.view().Update(msg)
+}
+
+func (m *Model) switchTo(v ViewID) tea.Cmd {
+	m.active = v
+	m.resize(m.ctx.Width, m.ctx.Height)
+	return m.view().Activate()
+}
+
+// jump shows the view and row a piece of evidence points at.
+func (m *Model) jump(t Target) tea.Cmd {
+	act := m.switchTo(t.View)
+	return tea.Batch(act, m.view().Jump(t))
+}
+
+// chrome is the lines around the body: header, tabs, rule, footer and the
+// filter line when it shows.
+func (m *Model) chrome() int {
+	n := 4
+	if m.filterLine() != "" {
+		n++
+	}
+	return n
+}
+
+func (m *Model) filterLine() string {
+	switch {
+	case m.filtering:
+		return m.input.view(m.ctx)
+	case m.view().Filter() != "":
+		return m.ctx.Styles.Status.Render("/"+m.view().Filter()) + m.ctx.Styles.Muted.Render("  (esc clears)")
+	}
+	return ""
+}
+
+func (m *Model) resize(w, h int) {
+	m.ctx.Width, m.ctx.Height = w, h
+	m.help.Width = w
+	m.laidOut = m.chrome()
+	bh := max(h-m.chrome(), 1)
+	for _, v := range m.views {
+		v.SetSize(w, bh)
+	}
+}
+
+// View draws the whole window.
+func (m *Model) View() string {
+	w, h := m.ctx.Width, m.ctx.Height
+	st := m.ctx.Styles
+	if w < 20 || h < 6 {
+		return "window too small"
+	}
+	// The body's size depends on whether a filter line shows.
+	bh := max(h-m.chrome(), 1)
+	var b strings.Builder
+	b.WriteString(st.Header.Render(fit(m.headerText(), w)))
+	b.WriteString("\n" + m.tabs())
+	b.WriteString("\n" + st.Rule.Render(strings.Repeat("─", w)))
+	b.WriteString("\n")
+	if m.showHelp {
+		b.WriteString(m.fullHelp(bh))
+	} else {
+		b.WriteString(m.view().View())
+	}
+	if fl := m.filterLine(); fl != "" {
+		b.WriteString("\n" + fl)
+	}
+	b.WriteString("\n" + m.footer())
+	return b.String()
+}
+
+func (m *Model) headerText() string {
+	bi := m.ctx.Report.Bundle
+	parts := []string{"snapdiag"}
+	if bi.Host != "" {
+		parts = append(parts, bi.Host)
+	}
+	if bi.Kernel != "" {
+		parts = append(parts, "kernel "+bi.Kernel)
+	}
+	if bi.CapturedAt != "" {
+		parts = append(parts, bi.CapturedAt)
+	}
+	if bi.Samples > 0 {
+		parts = append(parts, fmt.Sprintf("%d samples over %gs", bi.Samples, bi.WindowSeconds))
+	}
+	if bi.Reason != "" {
+		parts = append(parts, "reason: "+bi.Reason)
+	}
+	return strings.Join(parts, " · ")
+}
+
+// tabs draws the tab bar, with short titles when the full ones do not fit.
+func (m *Model) tabs() string {
+	st := m.ctx.Styles
+	for _, short := range []bool{false, true} {
+		var parts []string
+		width := 0
+		for i := range numViews {
+			v := ViewID(i)
+			title := v.String()
+			if short {
+				title = v.short()
+			}
+			t := fmt.Sprintf("%d %s", i+1, title)
+			width += lipgloss.Width(t) + 2
+			if v == m.active {
+				parts = append(parts, "["+st.ActiveTab.Render(t)+"]")
+			} else {
+				parts = append(parts, " "+st.Tab.Render(t)+" ")
+			}
+		}
+		if width <= m.ctx.Width || short {
+			line := strings.Join(parts, "")
+			if lipgloss.Width(line) > m.ctx.Width {
+				// Narrower than 80 columns: numbers only, the active title.
+				parts = parts[:0]
+				for i := range numViews {
+					if ViewID(i) == m.active {
+						parts = append(parts, fmt.Sprintf("[%d %s]", i+1, ViewID(i).short()))
+					} else {
+						parts = append(parts, fmt.Sprintf(" %d ", i+1))
+					}
+				}
+				line = strings.Join(parts, "")
+			}
+			return line
+		}
+	}
+	return ""
+}
+
+func (m *Model) footer() string {
+	st := m.ctx.Styles
+	w := m.ctx.Width
+	if m.status != "" {
+		s := st.Status
+		if m.statusErr {
+			s = st.Error
+		}
+		return s.Render(fit(m.status, w))
+	}
+	if m.filtering {
+		return st.Muted.Render(fit("enter keeps the filter · esc clears it", w))
+	}
+	// Drop the view's last keys until the line fits; '?' and 'q' stay.
+	vk := m.view().ShortHelp()
+	for n := len(vk); ; n-- {
+		line := m.help.ShortHelpView(append(vk[:n:n], m.ctx.Keys.Help, m.ctx.Keys.Quit))
+		if lipgloss.Width(line) <= w || n == 0 {
+			return fit(line, w)
+		}
+	}
+}
+
+func (m *Model) fullHelp(h int) string {
+	groups := append(m.view().FullHelp(), m.ctx.Keys.globalHelp())
+	title := m.ctx.Styles.Title.Render("Keys: " + m.active.String())
+	lines := append([]string{title, ""}, strings.Split(m.help.FullHelpView(groups), "\n")...)
+	lines = append(lines, "", m.ctx.Styles.Muted.Render("any key closes this help"))
+	return block(lines, h)
+}

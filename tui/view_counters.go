@@ -1,0 +1,188 @@
+package tui
+
+import (
+	"cmp"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/snapdiag/snapdiag/analyze"
+)
+
+// counterRow is one kernel counter over the capture.
+type counterRow struct {
+	name   string
+	delta  analyze.Delta
+	last   int64
+	trend  []float64 // the increment of each interval
+	source string
+}
+
+// countersView shows every counter's movement per second over the capture,
+// the ones that moved first; '/' searches by name.
+type countersView struct {
+	ctx     *Context
+	list    *table
+	all     []counterRow
+	rows    []int
+	filter  string
+	pending string
+}
+
+func newCountersView(ctx *Context) *countersView {
+	v := &countersView{ctx: ctx}
+	v.list = newTable(ctx, []column{
+		{title: "COUNTER", width: 26, flex: 2},
+		{title: "PER SEC", width: 10, right: true},
+		{title: "DELTA", width: 10, right: true},
+		{title: "VALUE", width: 13, right: true},
+		{title: "PER INTERVAL", width: 12, flex: 1, minWindow: 96},
+		{title: "SOURCE", width: 30, minWindow: 140},
+	})
+	v.list.cell = v.cell
+	v.list.empty = "loading…"
+	return v
+}
+
+func (v *countersView) cell(r, c int) string {
+	row := &v.all[v.rows[r]]
+	d := row.delta
+	switch c {
+	case 0:
+		return row.name
+	case 1:
+		if !d.OK || d.Seconds == 0 {
+			return "—"
+		}
+		return strconv.FormatFloat(d.PerSecond, 'f', 1, 64)
+	case 2:
+		if !d.OK {
+			if d.Samples >= 2 {
+				return "reset"
+			}
+			return "—"
+		}
+		return strconv.FormatInt(d.Delta, 10)
+	case 3:
+		return strconv.FormatInt(row.last, 10)
+	case 4:
+		return sparkline(row.trend, 0, 60)
+	case 5:
+		return row.source
+	}
+	return ""
+}
+
+func (v *countersView) Init() tea.Cmd     { return nil }
+func (v *countersView) Activate() tea.Cmd { return nil }
+func (v *countersView) Back() bool        { return false }
+func (v *countersView) Filter() string    { return v.filter }
+func (v *countersView) SetSize(w, h int)  { v.list.setSize(w, h) }
+func (v *countersView) View() string      { return v.list.View() }
+
+func (v *countersView) SetFilter(s string) tea.Cmd {
+	v.filter = s
+	v.refilter()
+	return nil
+}
+
+func (v *countersView) refilter() {
+	v.rows = v.rows[:0]
+	q := strings.ToLower(v.filter)
+	for i := range v.all {
+		if q == "" || strings.Contains(strings.ToLower(v.all[i].name), q) {
+			v.rows = append(v.rows, i)
+		}
+	}
+	v.list.setRows(len(v.rows))
+	if v.filter != "" && len(v.rows) == 0 && v.all != nil {
+		v.list.empty = fmt.Sprintf("No counter matches %q.", v.filter)
+	}
+}
+
+// Jump filters to the counter named t.Key and selects it.
+func (v *countersView) Jump(t Target) tea.Cmd {
+	v.filter = t.Filter
+	v.pending = t.Key
+	v.refilter()
+	v.selectPending()
+	return nil
+}
+
+func (v *countersView) selectPending() {
+	if v.pending == "" || v.all == nil {
+		return
+	}
+	for i, idx := range v.rows {
+		if v.all[idx].name == v.pending {
+			v.list.setCursor(i)
+			break
+		}
+	}
+	v.pending = ""
+}
+
+func (v *countersView) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case snapshotMsg:
+		if msg.err != nil {
+			v.list.empty = "could not parse the bundle: " + msg.err.Error()
+			return nil
+		}
+		v.load(msg.snap)
+	case tea.KeyMsg:
+		v.list.handleKey(msg)
+	}
+	return nil
+}
+
+func (v *countersView) load(s *analyze.Snapshot) {
+	names := map[string]bool{}
+	for _, sm := range s.Samples {
+		for n := range sm.Values {
+			names[n] = true
+		}
+	}
+	v.all = make([]counterRow, 0, len(names))
+	for _, n := range slices.Sorted(maps.Keys(names)) {
+		row := counterRow{name: n, delta: s.Delta(n)}
+		row.last, row.source, _ = s.Value(n)
+		for _, x := range s.Intervals(n) {
+			row.trend = append(row.trend, float64(max(x, 0)))
+		}
+		v.all = append(v.all, row)
+	}
+	// Moved first, fastest first; the rest by name.
+	slices.SortStableFunc(v.all, func(a, b counterRow) int {
+		am, bm := a.delta.Moved(), b.delta.Moved()
+		switch {
+		case am && !bm:
+			return -1
+		case bm && !am:
+			return 1
+		case am && bm:
+			return cmp.Or(cmp.Compare(b.delta.PerSecond, a.delta.PerSecond), cmp.Compare(b.delta.Delta, a.delta.Delta))
+		}
+		return 0
+	})
+	v.list.empty = "No counters in this bundle's samples."
+	if len(s.Samples) < 2 {
+		v.list.empty = "Fewer than two samples: no deltas."
+	}
+	v.refilter()
+	v.selectPending()
+}
+
+func (v *countersView) ShortHelp() []key.Binding {
+	k := v.ctx.Keys
+	return []key.Binding{k.Up, k.Down, k.PageDown, withHelp(k.Filter, "/", "search by name")}
+}
+
+func (v *countersView) FullHelp() [][]key.Binding {
+	return [][]key.Binding{v.ctx.Keys.navHelp(), v.ShortHelp()}
+}

@@ -1,0 +1,177 @@
+package tui
+
+import (
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/charmbracelet/bubbles/key"
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// damager is what bundle.Bundle tells about a damaged bundle opened with
+// Limits.Partial.
+type damager interface{ Damage() error }
+
+// manifestView shows what was captured: host, trigger, options, and every
+// collector with its status, and for the failed ones why.
+type manifestView struct {
+	ctx    *Context
+	pager  *pager
+	err    error
+	loaded bool
+}
+
+func newManifestView(ctx *Context) *manifestView {
+	return &manifestView{ctx: ctx, pager: newPager(ctx)}
+}
+
+func (v *manifestView) Init() tea.Cmd              { return nil }
+func (v *manifestView) Activate() tea.Cmd          { return nil }
+func (v *manifestView) Filter() string             { return v.pager.filter }
+func (v *manifestView) Back() bool                 { return false }
+func (v *manifestView) Jump(Target) tea.Cmd        { return nil }
+func (v *manifestView) SetSize(w, h int)           { v.pager.setSize(w, h) }
+func (v *manifestView) View() string               { return v.pager.view() }
+func (v *manifestView) SetFilter(s string) tea.Cmd { v.pager.setFilter(s); return nil }
+
+func (v *manifestView) Update(msg tea.Msg) tea.Cmd {
+	switch msg := msg.(type) {
+	case snapshotMsg:
+		v.loaded, v.err = true, msg.err
+		v.pager.setLines(manifestLines(v.ctx, msg.snap, msg.err))
+	case tea.KeyMsg:
+		v.pager.handleKey(msg)
+	}
+	return nil
+}
+
+func (v *manifestView) ShortHelp() []key.Binding {
+	k := v.ctx.Keys
+	return []key.Binding{k.Up, k.Down, k.PageDown, withHelp(k.Filter, "/", "filter lines")}
+}
+
+func (v *manifestView) FullHelp() [][]key.Binding {
+	return [][]key.Binding{v.ctx.Keys.navHelp(), {withHelp(v.ctx.Keys.Filter, "/", "filter lines")}}
+}
+
+// manifestLines lays the manifest out as text.
+func manifestLines(ctx *Context, s *analyze.Snapshot, loadErr error) []string {
+	st := ctx.Styles
+	var out []string
+	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
+	section := func(t string) {
+		if len(out) > 0 {
+			out = append(out, "")
+		}
+		out = append(out, " "+st.TableHead.Render(t))
+	}
+	if loadErr != nil {
+		out = append(out, " "+st.Error.Render("could not parse the bundle: "+loadErr.Error()))
+	}
+	if d, ok := ctx.FS.(damager); ok && d.Damage() != nil {
+		out = append(out, " "+st.Error.Render("damaged bundle: "+d.Damage().Error()),
+			" "+st.Muted.Render("the members before the damage are shown; the rest were lost"))
+	}
+	var m *bundle.Manifest
+	if s != nil {
+		m = s.Manifest
+	}
+	if m == nil {
+		if loadErr == nil {
+			out = append(out, " "+st.Warning.Render("this bundle has no readable manifest.json"))
+		}
+	} else {
+		section("Capture")
+		add("   format      %s", m.Format)
+		add("   tool        %s %s", cmpDash(m.Tool.Name), m.Tool.Version)
+		add("   host        %s (%s, kernel %s)", m.Host.Hostname, cmpDash(m.Host.Machine), m.Host.KernelRelease)
+		if m.Host.BootID != "" {
+			add("   boot id     %s", m.Host.BootID)
+		}
+		if m.Host.NetNSInode != 0 {
+			add("   netns       inode %d", m.Host.NetNSInode)
+		}
+		caps := strings.Join(m.Host.Capabilities, ", ")
+		add("   euid        %d  capabilities: %s", m.Host.EUID, cmpDash(caps))
+		add("   time        %s → %s (%s)", fmtTime(m.Start), fmtTime(m.End), m.End.Sub(m.Start).Round(time.Millisecond))
+		if m.DeadlineHit {
+			out = append(out, "   "+st.Warning.Render("the capture deadline cut at least one collector"))
+		}
+		section("Trigger")
+		add("   reason      %s", cmpDash(m.Trigger.Reason))
+		if c := m.Trigger.Check; c != nil {
+			add("   check       %s %s: %s %s (%.0f ms)", c.Kind, c.Target, c.Result, c.Error, c.LatencyMS)
+		}
+		for _, k := range slices.Sorted(maps.Keys(m.Trigger.Systemd)) {
+			add("   %-11s %s", k, m.Trigger.Systemd[k])
+		}
+		section("Options")
+		o := m.Options
+		add("   samples     %d every %.0f ms (%d from the watchdog's history)", o.Samples, o.IntervalMS, o.History)
+		add("   packets     %.0f ms window, at most %d packets", o.SampleMS, o.PacketLimit)
+		add("   deadline    %.0f ms   socket cap %d   ports %v", o.DeadlineMS, o.SocketCap, o.Ports)
+		if si := m.Sockets; si != nil {
+			trunc := ""
+			if si.Truncated {
+				trunc = st.Warning.Render("  (truncated: the table holds only the first rows)")
+			}
+			add("   sockets     %d of %d written (cap %d)%s", si.Written, si.Total, si.Cap, trunc)
+		}
+		if p := m.Packets; p != nil {
+			add("   pcap        %d packets, %d bytes, %d dropped by the kernel, stopped by %s; filter %q",
+				p.Packets, p.Bytes, p.KernelDrops, cmpDash(p.StoppedBy), p.Filter)
+		}
+		if k := m.Kmsg; k != nil {
+			add("   kmsg        %d lines (truncated: %v)", k.Lines, k.Truncated)
+		}
+		if sc := m.Sysctls; sc != nil {
+			add("   sysctls     %d read, %d unreadable", sc.Read, sc.Unreadable)
+		}
+		section("Collectors")
+		add("   %-14s %-8s %9s  %s", "NAME", "STATUS", "TIME", "FILES / ERROR")
+		for _, c := range m.Collectors {
+			status := string(c.Status)
+			switch c.Status {
+			case bundle.StatusFailed, bundle.StatusTimeout:
+				status = st.Error.Render(fmt.Sprintf("%-8s", status))
+			case bundle.StatusAbsent:
+				status = st.Muted.Render(fmt.Sprintf("%-8s", status))
+			default:
+				status = fmt.Sprintf("%-8s", status)
+			}
+			add("   %-14s %s %7.0fms  %d files", c.Name, status, c.DurationMS, len(c.Files))
+			if c.Error != "" {
+				add("      why: %s", c.Error)
+			}
+			for _, n := range c.Notes {
+				add("      note: %s", n)
+			}
+		}
+	}
+	if s != nil && len(s.Gaps) > 0 {
+		section("Members the analysis did without")
+		for _, g := range s.Gaps {
+			add("   %-40s %s", g.Path, g.Err)
+		}
+	}
+	if len(ctx.Report.Collectors) > 0 && m == nil {
+		section("Collectors (from the report)")
+		for _, c := range ctx.Report.Collectors {
+			add("   %-14s %-8s %s", c.Name, c.Status, c.Error)
+		}
+	}
+	return out
+}
+
+func fmtTime(t time.Time) string {
+	if t.IsZero() {
+		return "—"
+	}
+	return t.UTC().Format("2006-01-02 15:04:05.000Z")
+}
