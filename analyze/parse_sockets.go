@@ -275,7 +275,7 @@ func skipWS(b []byte, i int) int {
 	return i
 }
 
-// scanString reads a JSON string without escapes at b[i].
+// scanString reads a JSON string of printable ASCII without escapes at b[i].
 func scanString(b []byte, i int) (string, int, bool) {
 	if i >= len(b) || b[i] != '"' {
 		return "", i, false
@@ -284,7 +284,9 @@ func scanString(b []byte, i int) (string, int, bool) {
 		switch {
 		case b[j] == '"':
 			return string(b[i+1 : j]), j + 1, true
-		case b[j] == '\\' || b[j] < 0x20:
+		case b[j] == '\\' || b[j] < 0x20 || b[j] >= 0x80:
+			// Escapes and non-ASCII (encoding/json replaces invalid UTF-8)
+			// go to the fallback decoder.
 			return "", j, false
 		}
 	}
