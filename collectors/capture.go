@@ -67,6 +67,10 @@ func DefaultHost() Host {
 // its own.
 func DefaultSet(h Host) ([]Collector, []Sampler) {
 	cs := []Collector{&System{}, &Sysctls{}, ProcNet{}, &Kmsg{}}
+	if h.PacketWindow > 0 {
+		// Disabled, it has no entry: an entry would read like an empty sample.
+		cs = append(cs, &Packets{})
+	}
 	return cs, []Sampler{Counters{}}
 }
 

@@ -89,6 +89,7 @@ queue, backlog and SYN-RECV count, the kernel log, a packet sample) into one
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
 	root.AddCommand(
 		newCaptureCmd(),
+		newAnalyzeCmd(),
 		newWatchCmd(),
 		newVersionCmd(),
 	)
