@@ -17,6 +17,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"time"
@@ -176,6 +177,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.log.Info("watching", "checks", w.checkNames(), "every", w.cfg.Every.String(),
 		"failures", w.cfg.Failures, "cooldown", w.cfg.Cooldown.String(),
 		"history_samples", w.hist.maxSamples, "out", w.cfg.Capture.Dir)
+	// A bundle written shortly before this watcher started (its previous run,
+	// restarted with the service, or another watchdog's capture) starts the
+	// cool-down: the first bundle of an incident is the valuable one.
+	if b, at, ok := w.recentBundle(); ok {
+		w.cooldownUntil = at.Add(w.cfg.Cooldown)
+		w.log.Info("cool-down from a recent bundle", "bundle", b, "until", w.cooldownUntil.UTC().Format(time.RFC3339))
+	}
 	t := time.NewTicker(w.cfg.Every)
 	defer t.Stop()
 	for {
@@ -219,7 +227,7 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 		last = res
 		w.logFailure(res, attempt, false)
 	}
-	if b, ok := w.recentBundle(); ok {
+	if b, _, ok := w.recentBundle(); ok {
 		w.log.Warn("recent bundle within the cool-down: not capturing again", "bundle", b, "cooldown", w.cfg.Cooldown.String())
 		inc := &Incident{Failed: last, CaptureErr: fmt.Errorf("%s is newer than the %v cool-down: %w", b, w.cfg.Cooldown, ErrRecentBundle)}
 		w.restart(ctx, inc)
@@ -229,20 +237,20 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 }
 
 // recentBundle returns the newest bundle of this host in the output
-// directory if it is younger than the cool-down (by its modification time).
-func (w *Watcher) recentBundle() (string, bool) {
+// directory and its modification time, if it is younger than the cool-down.
+func (w *Watcher) recentBundle() (string, time.Time, bool) {
 	if w.cfg.Cooldown <= 0 {
-		return "", false
+		return "", time.Time{}, false
 	}
 	files, err := ListBundles(w.cfg.Capture.Dir, w.host)
 	if err != nil || len(files) == 0 {
-		return "", false
+		return "", time.Time{}, false
 	}
-	info, err := os.Lstat(w.cfg.Capture.Dir + "/" + files[0].Name)
+	info, err := os.Lstat(filepath.Join(w.cfg.Capture.Dir, files[0].Name))
 	if err != nil || time.Since(info.ModTime()) >= w.cfg.Cooldown {
-		return "", false
+		return "", time.Time{}, false
 	}
-	return files[0].Name, true
+	return files[0].Name, info.ModTime(), true
 }
 
 // Cycle runs one cycle of the loop: a history sample, the checks, and a

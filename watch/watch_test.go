@@ -234,3 +234,40 @@ func TestOnceCooldown(t *testing.T) {
 		t.Errorf("restarts %q, want 2", data)
 	}
 }
+
+// TestCooldownSurvivesRestart: a watcher started within the cool-down of a
+// bundle already in --out (its own previous run, restarted) does not capture
+// again until the cool-down has passed.
+func TestCooldownSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	check, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, logBuf := testLogger(t)
+	cfg := Config{Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 1, Cooldown: time.Hour,
+		Capture: quickCapture(dir), Logger: log}
+	first, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if inc := first.Cycle(context.Background()); inc == nil || inc.Bundle == "" {
+		t.Fatalf("first watcher: %+v", inc)
+	}
+	second, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	if err := second.Run(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := bundlesIn(t, dir); len(got) != 1 {
+		t.Errorf("bundles %v, want the first watcher's only", got)
+	}
+	lines := logLines(t, logBuf.String())
+	if countMsg(lines, "cool-down from a recent bundle") != 1 || countMsg(lines, "check failed in cool-down; not capturing") < 3 {
+		t.Errorf("second watcher did not hold off in the cool-down")
+	}
+}

@@ -94,6 +94,10 @@ finished within its --deadline.
 
 Each bundle's path is printed on stdout; logs go to stderr.
 
+A bundle of this host in --out younger than --cooldown (from an earlier run
+of the watch, or another watchdog's capture) starts the cool-down at
+start-up, so restarting the watch does not capture the same incident twice.
+
 --once runs one cycle, for timers and cron: up to --failures attempts
 --every apart, stopping at the first pass. With --once, the cool-down is
 judged by the newest bundle in --out: within it, the restart runs but no new
