@@ -54,7 +54,7 @@ func TestGolden(t *testing.T) {
 					got := m.View()
 					checkFits(t, got, sz[0], sz[1])
 					path := filepath.Join("testdata", "golden", name+".golden")
-					if *update {
+					if updating() {
 						if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 							t.Fatal(err)
 						}

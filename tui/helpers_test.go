@@ -17,8 +17,13 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// -update rewrites the golden renders under testdata/golden.
-var update = flag.Bool("update", false, "rewrite testdata/golden from the current renders")
+// updating reports whether -update was given: rewrite the golden renders
+// under testdata/golden. The flag is teatest's (its golden package defines
+// it), so one -update serves both.
+func updating() bool {
+	f := flag.Lookup("update")
+	return f != nil && f.Value.String() == "true"
+}
 
 // asciiRenderer renders without colour or any other escape sequence, as on
 // a plain terminal or under NO_COLOR.

@@ -1,0 +1,88 @@
+package tui
+
+import (
+	"testing"
+
+	tea "github.com/charmbracelet/bubbletea"
+
+	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// BenchmarkFirstScreen200k measures what `snapdiag tui` does from start to
+// its first drawn screen on a bundle of 200,000 sockets: open the bundle,
+// parse and analyse it, build the TUI, start its loads and draw the
+// findings view at 80x24. Target: under 300 ms.
+//
+//	go test ./tui -run '^$' -bench FirstScreen200k -benchtime 5x
+func BenchmarkFirstScreen200k(b *testing.B) {
+	path, _ := writeSocketBundle(b, b.TempDir(), 200_000)
+	b.ResetTimer()
+	for b.Loop() {
+		bd, err := bundle.Open(path, bundle.Limits{Partial: true})
+		if err != nil {
+			b.Fatal(err)
+		}
+		snap, err := analyze.Load(bd)
+		if err != nil {
+			b.Fatal(err)
+		}
+		rep := analyze.Analyze(snap, path, analyze.Rules())
+		m := New(rep, bd, Options{Renderer: asciiRenderer()})
+		// The program starts Init's commands in goroutines and draws at
+		// once; the first screen does not wait for them.
+		_ = m.Init()
+		m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
+		if len(m.View()) == 0 {
+			b.Fatal("empty first screen")
+		}
+		bd.Close()
+	}
+}
+
+// BenchmarkSocketsLoad200k measures the sockets view's background load of
+// 200,000 rows (off the UI goroutine: the view shows "loading" meanwhile).
+func BenchmarkSocketsLoad200k(b *testing.B) {
+	path, _ := writeSocketBundle(b, b.TempDir(), 200_000)
+	bd, err := bundle.Open(path, bundle.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bd.Close()
+	b.ResetTimer()
+	for b.Loop() {
+		if msg := loadSockets(bd)().(socketsMsg); msg.err != nil || len(msg.table.rows) != 200_000 {
+			b.Fatalf("load: %v", msg.err)
+		}
+	}
+}
+
+// BenchmarkSocketsScroll200k measures one page down and redraw of the
+// sockets view over 200,000 rows: the per-key cost a user feels.
+func BenchmarkSocketsScroll200k(b *testing.B) {
+	path, _ := writeSocketBundle(b, b.TempDir(), 200_000)
+	m := newTestModel(b, path, nil)
+	started(m, 160, 48)
+	press(m, "5")
+	b.ResetTimer()
+	for b.Loop() {
+		m.Update(keyMsg("pgdown"))
+		_ = m.View()
+	}
+}
+
+// BenchmarkSocketsFilter200k measures filtering and sorting 200,000 rows
+// (in a tea.Cmd, off the UI goroutine).
+func BenchmarkSocketsFilter200k(b *testing.B) {
+	path, _ := writeSocketBundle(b, b.TempDir(), 200_000)
+	bd, err := bundle.Open(path, bundle.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer bd.Close()
+	t := loadSockets(bd)().(socketsMsg).table
+	b.ResetTimer()
+	for b.Loop() {
+		selectSockets(t, "state:estab port:443", sortRecvQ, true)
+	}
+}
