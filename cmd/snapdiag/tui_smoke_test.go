@@ -40,7 +40,7 @@ func (s *tmuxSession) run(args ...string) string {
 	return string(out)
 }
 
-func (s *tmuxSession) screen() string { return s.run("capture-pane", "-p", "-t", "smoke") }
+func (s *tmuxSession) screen() string   { return s.run("capture-pane", "-p", "-t", "smoke") }
 func (s *tmuxSession) keys(k ...string) { s.run(append([]string{"send-keys", "-t", "smoke"}, k...)...) }
 
 // waitFor polls the screen until ok holds, and fails after 10 s.
