@@ -92,6 +92,7 @@ queue, backlog and SYN-RECV count, the kernel log, a packet sample) into one
 		newAnalyzeCmd(),
 		newWatchCmd(),
 		newVersionCmd(),
+		newTUICmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {
