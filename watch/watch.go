@@ -115,7 +115,6 @@ type Watcher struct {
 	consecutive   int
 	cooldownUntil time.Time
 	healthy       bool // the last cycle passed (for logging transitions)
-	cycles        int
 }
 
 // New checks cfg and returns a Watcher.
@@ -257,7 +256,6 @@ func (w *Watcher) recentBundle() (string, time.Time, bool) {
 // trigger when the failures add up outside a cool-down. It returns the
 // incident when it triggered one.
 func (w *Watcher) Cycle(ctx context.Context) *Incident {
-	w.cycles++
 	w.sample(ctx)
 	res, ok := w.runChecks(ctx)
 	if ctx.Err() != nil {
