@@ -69,7 +69,7 @@ func TestLockTwoProcesses(t *testing.T) {
 	bin := snapdiagBinary(t)
 	dir := t.TempDir()
 	args := []string{"watch", "--once", "--check", "exec:false", "--failures", "1", "--cooldown", "0",
-		"--lock-wait", "300ms", "--samples", "4", "--interval", "500ms", "--sample", "0",
+		"--lock-wait", "300ms", "--samples", "6", "--interval", "500ms", "--sample", "0",
 		"--out", dir, "--log-format", "json", "--min-free", "0"}
 	type result struct {
 		code   int
@@ -86,8 +86,8 @@ func TestLockTwoProcesses(t *testing.T) {
 		errbufs[i] = &bytes.Buffer{}
 		cmds[i].Stderr = errbufs[i]
 	}
-	// Start both before waiting for either: the capture takes at least 1.5 s
-	// (four samples 500ms apart), far longer than the two starts are apart.
+	// Start both before waiting for either: the capture takes at least 2.5 s
+	// (six samples 500ms apart), far longer than the two starts are apart.
 	for i, c := range cmds {
 		if err := c.Start(); err != nil {
 			t.Fatal(err)
