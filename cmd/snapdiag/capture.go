@@ -11,6 +11,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 )
@@ -113,6 +114,18 @@ func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) e
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return fmt.Errorf("create %s: %w", dir, err)
 	}
+	// One capture at a time per directory, shared with snapdiag watch: a
+	// systemd ExecStopPost= capture and a watchdog's capture of the same
+	// incident must not both write at once. Waiting counts against the
+	// deadline, at most half of it.
+	start := time.Now()
+	lock, err := watch.AcquireLock(ctx, dir, f.deadline/2)
+	if err != nil {
+		return hintError{err, "another snapdiag capture is writing into " + dir + "; its bundle holds this incident"}
+	}
+	defer lock.Release()
+	f.deadline -= time.Since(start)
+
 	h := collectors.DefaultHost()
 	h.Proc = f.procRoot
 	h.Ports = f.ports

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/watch"
 )
 
 // binary is the snapdiag built once for the end-to-end tests: they run the
@@ -108,8 +109,10 @@ func TestCaptureWritesBundle(t *testing.T) {
 		t.Errorf("bundle mode %v, want 0600", fi.Mode().Perm())
 	}
 	entries, _ := os.ReadDir(dir)
-	if len(entries) != 1 {
-		t.Errorf("output dir holds %d entries, want only the bundle (no staging leftovers)", len(entries))
+	for _, e := range entries {
+		if e.Name() != filepath.Base(path) && e.Name() != watch.LockName {
+			t.Errorf("output dir holds %s: want only the bundle and the lock (no staging leftovers)", e.Name())
+		}
 	}
 	b := openBundle(t, path)
 	m := b.Manifest()
@@ -205,5 +208,24 @@ func TestVersion(t *testing.T) {
 	r := snapdiag(t, nil, "version")
 	if r.code != 0 || !strings.Contains(r.stdout, bundle.Format) {
 		t.Errorf("version: exit %d stdout %q", r.code, r.stdout)
+	}
+}
+
+// A capture never writes while another holds the directory's lock (a
+// watchdog capturing the same incident); it waits at most half its deadline.
+func TestCaptureWaitsForLock(t *testing.T) {
+	dir := t.TempDir()
+	lock, err := watch.AcquireLock(context.Background(), dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := snapdiag(t, nil, "capture", "--out", dir, "--deadline", "1s", "--sample", "0", "--samples", "1")
+	if r.code != 1 || !strings.Contains(r.stderr, "another snapdiag capture") {
+		t.Errorf("with the lock held: exit %d stderr %q, want exit 1 naming the other capture", r.code, r.stderr)
+	}
+	lock.Release()
+	r = snapdiag(t, nil, "capture", "--out", dir, "--deadline", "2s", "--sample", "0", "--samples", "1")
+	if r.code != 0 {
+		t.Errorf("after release: exit %d stderr %q", r.code, r.stderr)
 	}
 }
