@@ -1,0 +1,207 @@
+package sockdiag
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// recvBufSize is the receive buffer. netlink_recvmsg() caps the size it
+// learns from readers at SKB_WITH_OVERHEAD(32768), and netlink_dump()
+// allocates dump skbs of that size, so one datagram never needs more than
+// 32 KiB; 64 KiB leaves room and a truncated datagram is still detected.
+const recvBufSize = 64 << 10
+
+// dumpSeq is the sequence number of the one request each socket sends.
+const dumpSeq = 1
+
+// Dump asks the kernel for every TCP socket of family (FamilyInet or
+// FamilyInet6) whose state is in the states mask (StatesListen,
+// StatesSynRecv, StatesAll, or any 1<<State combination), with the
+// attributes selected by ext (0, or ExtInfo for struct tcp_info), and calls fn
+// for each socket as it arrives, so memory stays bounded whatever the number
+// of sockets. fn must not keep m: it is reused for the next socket.
+//
+// Dump returns fn's error as it is, ctx's error when ctx ends the dump, and
+// an error wrapping fs.ErrNotExist when the kernel has no sock_diag for TCP.
+func Dump(ctx context.Context, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
+	var m Msg
+	return dumpRaw(ctx, family, states, ext, func(datagram []byte) (bool, error) {
+		return parseDatagram(datagram, dumpSeq, func(payload []byte) error {
+			if err := DecodeMsg(payload, &m); err != nil {
+				return fmt.Errorf("decode sock_diag reply: %w", err)
+			}
+			return fn(&m)
+		})
+	})
+}
+
+// dumpRaw sends one dump request and calls fn with every datagram received,
+// until fn reports the dump done or fails. It is apart from Dump so tests can
+// record the kernel's bytes.
+func dumpRaw(ctx context.Context, family uint8, states uint32, ext uint8, fn func(datagram []byte) (done bool, err error)) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	// A non-blocking socket wrapped in an os.File is registered with the
+	// runtime's poller, so a read deadline, set from ctx, interrupts a
+	// receive that waits on the kernel.
+	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
+	if err != nil {
+		if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.EAFNOSUPPORT) {
+			return fmt.Errorf("open sock_diag netlink socket: %w: %w", fs.ErrNotExist, err)
+		}
+		return fmt.Errorf("open sock_diag netlink socket: %w", err)
+	}
+	f := os.NewFile(uintptr(fd), "sock_diag")
+	defer f.Close()
+	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return fmt.Errorf("bind sock_diag netlink socket: %w", err)
+	}
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return fmt.Errorf("sock_diag netlink socket: %w", err)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		if err := f.SetReadDeadline(dl); err != nil {
+			return fmt.Errorf("set sock_diag read deadline: %w", err)
+		}
+	}
+	stop := context.AfterFunc(ctx, func() {
+		f.SetReadDeadline(time.Unix(1, 0))
+	})
+	defer stop()
+
+	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext)
+	var serr error
+	err = rc.Write(func(fd uintptr) bool {
+		serr = unix.Sendto(int(fd), req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})
+		return serr != unix.EAGAIN
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("send sock_diag request: %w", err)
+	}
+
+	// The kernel fills the next datagram inside recvmsg() (netlink_recvmsg()
+	// calls netlink_dump() once the reader has made room), so receiving in
+	// a goroutine of its own lets the kernel fill one datagram while fn
+	// works through the one before: on a machine with two CPUs the dump
+	// takes about the longer of the two, not their sum. A few buffers
+	// cycle between the two goroutines, so memory stays bounded.
+	free := make(chan []byte, recvBuffers)
+	for range recvBuffers {
+		free <- make([]byte, recvBufSize)
+	}
+	filled := make(chan datagram, recvBuffers)
+	quit := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(filled)
+		for {
+			var buf []byte
+			select {
+			case buf = <-free:
+			case <-quit:
+				return
+			}
+			n, err := recvDatagram(rc, buf)
+			select {
+			case filled <- datagram{buf: buf, n: n, err: err}:
+			case <-quit:
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	defer func() {
+		// After NLMSG_DONE the receiver waits for a datagram that never
+		// comes: a deadline in the past wakes it.
+		close(quit)
+		f.SetReadDeadline(time.Unix(1, 0))
+		wg.Wait()
+	}()
+
+	for d := range filled {
+		if err := d.err; err != nil {
+			if cerr := ctx.Err(); cerr != nil {
+				return fmt.Errorf("receive sock_diag dump: %w", cerr)
+			}
+			if errors.Is(err, os.ErrDeadlineExceeded) {
+				return fmt.Errorf("receive sock_diag dump: %w", context.DeadlineExceeded)
+			}
+			return fmt.Errorf("receive sock_diag dump: %w", err)
+		}
+		done, err := fn(d.buf[:d.n])
+		free <- d.buf
+		if err != nil {
+			return err
+		}
+		if done {
+			return nil
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("receive sock_diag dump: %w", err)
+		}
+	}
+	return errors.New("receive sock_diag dump: receiver stopped")
+}
+
+// recvBuffers is how many receive buffers cycle between the receiving
+// goroutine and the decoding one.
+const recvBuffers = 4
+
+// datagram is one received netlink datagram, or the error that ended
+// receiving.
+type datagram struct {
+	buf []byte
+	n   int
+	err error
+}
+
+// recvDatagram receives one datagram from the kernel into buf.
+func recvDatagram(rc syscall.RawConn, buf []byte) (int, error) {
+	for {
+		var (
+			n    int
+			from unix.Sockaddr
+			rerr error
+		)
+		err := rc.Read(func(fd uintptr) bool {
+			// MSG_TRUNC makes recvfrom() return the datagram's real length,
+			// so a datagram larger than buf is an error, not silent loss.
+			n, from, rerr = unix.Recvfrom(int(fd), buf, unix.MSG_TRUNC)
+			return rerr != unix.EAGAIN
+		})
+		if err == nil {
+			err = rerr
+		}
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return 0, err
+		case n > len(buf):
+			return 0, fmt.Errorf("datagram of %d bytes exceeds the %d byte buffer", n, len(buf))
+		}
+		// Only the kernel (port id 0) answers; anything else sent to our
+		// port is not part of the dump.
+		if sa, ok := from.(*unix.SockaddrNetlink); !ok || sa.Pid != 0 {
+			continue
+		}
+		return n, nil
+	}
+}

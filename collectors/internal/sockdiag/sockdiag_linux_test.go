@@ -1,0 +1,321 @@
+package sockdiag
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// listenTCP opens a TCP listener on addr with the given backlog, the way a
+// server does (socket, bind, listen), so the test controls the backlog that
+// inet_diag reports as Send-Q. deferAccept > 0 sets TCP_DEFER_ACCEPT, which
+// keeps completed handshakes without data as request sockets in SYN_RECV.
+func listenTCP(t testing.TB, addr netip.Addr, backlog, deferAccept int) (fd, port int) {
+	t.Helper()
+	family := unix.AF_INET
+	var sa unix.Sockaddr
+	if addr.Is4() {
+		sa = &unix.SockaddrInet4{Addr: addr.As4()}
+	} else {
+		family = unix.AF_INET6
+		sa = &unix.SockaddrInet6{Addr: addr.As16()}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if deferAccept > 0 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAccept); err != nil {
+			t.Fatalf("TCP_DEFER_ACCEPT: %v", err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		t.Skipf("bind %v: %v", addr, err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("getsockname: %v", err)
+	}
+	switch s := got.(type) {
+	case *unix.SockaddrInet4:
+		port = s.Port
+	case *unix.SockaddrInet6:
+		port = s.Port
+	}
+	return fd, port
+}
+
+// canListen reports whether this host has addr, to skip IPv6 where it is off.
+func canListen(addr netip.Addr) bool {
+	l, err := net.Listen("tcp", net.JoinHostPort(addr.String(), "0"))
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+func dialTCP(t testing.TB, network string, addr netip.Addr, port int) *net.TCPConn {
+	t.Helper()
+	c, err := net.Dial(network, net.JoinHostPort(addr.String(), strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c.(*net.TCPConn)
+}
+
+// fdIdentity is what the kernel says about a socket from its own side: the
+// inode of its file and its cookie.
+func fdIdentity(t testing.TB, fd int) (inode uint32, cookie uint64) {
+	t.Helper()
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		t.Fatalf("fstat: %v", err)
+	}
+	c, err := unix.GetsockoptUint64(fd, unix.SOL_SOCKET, unix.SO_COOKIE)
+	if err != nil {
+		t.Fatalf("SO_COOKIE: %v", err)
+	}
+	return uint32(st.Ino), c
+}
+
+func connFD(t testing.TB, c *net.TCPConn, fn func(fd int)) {
+	t.Helper()
+	rc, err := c.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.Control(func(fd uintptr) { fn(int(fd)) }); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// dumpPort returns copies of the sockets of family with local or remote port
+// port.
+func dumpPort(t testing.TB, family uint8, states uint32, port int) []Msg {
+	t.Helper()
+	var out []Msg
+	err := Dump(context.Background(), family, states, ExtInfo, func(m *Msg) error {
+		if int(m.Src.Port()) == port || int(m.Dst.Port()) == port {
+			out = append(out, *m)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	return out
+}
+
+// eventually polls cond: on loopback the handshake's last ACK may still be in
+// the softirq backlog when connect() returns, so the accept queue fills a
+// moment later.
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func TestDumpListenerQueues(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	lfd, port := listenTCP(t, lo, 7, 0)
+	clients := []*net.TCPConn{dialTCP(t, "tcp4", lo, port), dialTCP(t, "tcp4", lo, port)}
+
+	var l Msg
+	eventually(t, "two connections in the accept queue", func() bool {
+		ls := dumpPort(t, FamilyInet, StatesListen, port)
+		if len(ls) != 1 {
+			t.Fatalf("dump reported %d listeners on port %d, want 1: %+v", len(ls), port, ls)
+		}
+		l = ls[0]
+		return l.RQueue == 2
+	})
+	inode, cookie := fdIdentity(t, lfd)
+	if l.State != StateListen || l.WQueue != 7 || l.Inode != inode || l.Cookie != cookie ||
+		l.UID != uint32(os.Getuid()) || l.Src != netip.AddrPortFrom(lo, uint16(port)) ||
+		l.Dst != netip.AddrPortFrom(netip.IPv4Unspecified(), 0) || !l.HasShutdown || !l.HasInfo {
+		t.Errorf("listener = %+v\nwant state %d, wqueue 7, inode %d, cookie %d, uid %d, src %v:%d",
+			l, StateListen, inode, cookie, os.Getuid(), lo, port)
+	}
+	if l.Info.State != StateListen {
+		t.Errorf("listener tcp_info state = %d, want %d", l.Info.State, StateListen)
+	}
+
+	all := dumpPort(t, FamilyInet, StatesAll, port)
+	var children int
+	byCookie := map[uint64]Msg{}
+	for _, m := range all {
+		switch {
+		case m.State == StateListen:
+		case m.State == StateEstablished && int(m.Src.Port()) == port:
+			// Accepted by the kernel, not yet by the application: no file,
+			// so no inode (sock_i_ino() of a socket without sk_socket).
+			children++
+			if m.Inode != 0 {
+				t.Errorf("unaccepted child has inode %d", m.Inode)
+			}
+		case m.State == StateEstablished:
+			byCookie[m.Cookie] = m
+		default:
+			t.Errorf("unexpected socket %+v", m)
+		}
+	}
+	if children != 2 || len(byCookie) != 2 {
+		t.Errorf("dump reported %d server and %d client ESTAB sockets, want 2 and 2", children, len(byCookie))
+	}
+	for _, c := range clients {
+		connFD(t, c, func(fd int) {
+			inode, cookie := fdIdentity(t, fd)
+			m, ok := byCookie[cookie]
+			if !ok {
+				t.Fatalf("client with cookie %d not in the dump", cookie)
+			}
+			if m.Inode != inode || m.Src.String() != c.LocalAddr().String() || m.Dst.String() != c.RemoteAddr().String() {
+				t.Errorf("client = %+v, want inode %d, %v -> %v", m, inode, c.LocalAddr(), c.RemoteAddr())
+			}
+			// The dump's tcp_info is the same struct getsockopt(TCP_INFO)
+			// returns: the fields that do not move on an idle connection
+			// must agree, which checks the offsets.
+			ti, err := unix.GetsockoptTCPInfo(fd, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				t.Fatalf("TCP_INFO: %v", err)
+			}
+			got := m.Info
+			if !m.HasInfo || got.State != ti.State || got.Options != ti.Options || got.SndMSS != ti.Snd_mss ||
+				got.RcvMSS != ti.Rcv_mss || got.AdvMSS != ti.Advmss || got.PMTU != ti.Pmtu ||
+				got.SndCwnd != ti.Snd_cwnd || got.RcvSpace != ti.Rcv_space {
+				t.Errorf("dump tcp_info %+v\ndisagrees with getsockopt %+v", got, ti)
+			}
+		})
+	}
+}
+
+// TestDumpWindowScale checks the tcpi_snd_wscale:4, tcpi_rcv_wscale:4 bit
+// fields: a client with a tiny locked receive buffer announces a smaller
+// window scale than the server, so its rcv_wscale is below its snd_wscale.
+func TestDumpWindowScale(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	_, port := listenTCP(t, lo, 4, 0)
+	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_RCVBUF, 4096)
+		})
+		return errors.Join(err, serr)
+	}}
+	c, err := d.Dial("tcp4", net.JoinHostPort(lo.String(), strconv.Itoa(port)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var client, child *Msg
+	eventually(t, "the client and the server side established", func() bool {
+		client, child = nil, nil
+		for _, m := range dumpPort(t, FamilyInet, 1<<StateEstablished, port) {
+			if m.Src.String() == c.LocalAddr().String() {
+				client = &m
+			} else {
+				child = &m
+			}
+		}
+		return client != nil && child != nil
+	})
+	if client.Info.Options&4 == 0 { // TCPI_OPT_WSCALE
+		t.Skip("window scaling is off (net.ipv4.tcp_window_scaling=0)")
+	}
+	if !(client.Info.RcvWscale < client.Info.SndWscale) ||
+		client.Info.RcvWscale != child.Info.SndWscale || client.Info.SndWscale != child.Info.RcvWscale {
+		t.Errorf("wscale client snd %d rcv %d, server snd %d rcv %d: want client rcv < client snd, mirrored on the server",
+			client.Info.SndWscale, client.Info.RcvWscale, child.Info.SndWscale, child.Info.RcvWscale)
+	}
+}
+
+func TestDumpRequestSockets(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	_, port := listenTCP(t, lo, 7, 60)
+	for range 3 {
+		dialTCP(t, "tcp4", lo, port)
+	}
+	var reqs []Msg
+	eventually(t, "three request sockets", func() bool {
+		reqs = reqs[:0]
+		for _, m := range dumpPort(t, FamilyInet, StatesSynRecv, port) {
+			if int(m.Src.Port()) == port {
+				reqs = append(reqs, m)
+			}
+		}
+		return len(reqs) == 3
+	})
+	for _, m := range reqs {
+		if !m.Request() || m.State != StateSynRecv || m.Timer != 1 || m.Inode != 0 || m.RQueue != 0 || m.HasInfo {
+			t.Errorf("request socket = %+v, want SYN_RECV, timer 1, inode 0, no attributes", m)
+		}
+	}
+	ls := dumpPort(t, FamilyInet, StatesListen, port)
+	if len(ls) != 1 || ls[0].RQueue != 0 {
+		t.Errorf("listener = %+v, want an empty accept queue", ls)
+	}
+}
+
+func TestDumpStopsOnCallbackError(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	listenTCP(t, lo, 1, 0)
+	stop := errors.New("stop")
+	n := 0
+	err := Dump(context.Background(), FamilyInet, StatesAll, 0, func(*Msg) error {
+		n++
+		return stop
+	})
+	if err != stop || n != 1 {
+		t.Errorf("Dump = %v after %d calls, want the callback's error after 1", err, n)
+	}
+}
+
+func TestDumpHonoursContext(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := Dump(ctx, FamilyInet, StatesAll, 0, func(*Msg) error { return nil }); !errors.Is(err, context.Canceled) {
+		t.Errorf("Dump with a cancelled context = %v, want context.Canceled", err)
+	}
+
+	// Cancelled between datagrams: the next receive must not run.
+	ctx, cancel = context.WithCancel(context.Background())
+	defer cancel()
+	calls := 0
+	err := dumpRaw(ctx, FamilyInet, StatesAll, 0, func([]byte) (bool, error) {
+		calls++
+		cancel()
+		return false, nil
+	})
+	if !errors.Is(err, context.Canceled) || calls != 1 {
+		t.Errorf("dump cancelled in its callback = %v after %d datagrams, want context.Canceled after 1", err, calls)
+	}
+
+	// A deadline that passes while the receive waits cuts it: the kernel
+	// answered everything, so a receive after NLMSG_DONE would block.
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	start := time.Now()
+	err = dumpRaw(ctx, FamilyInet, StatesAll, 0, func([]byte) (bool, error) { return false, nil })
+	if !errors.Is(err, context.DeadlineExceeded) || time.Since(start) > 2*time.Second {
+		t.Errorf("dump past its deadline = %v after %v, want context.DeadlineExceeded promptly", err, time.Since(start))
+	}
+}

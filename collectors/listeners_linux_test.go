@@ -1,0 +1,377 @@
+package collectors
+
+import (
+	"context"
+	"encoding/json"
+	"net"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
+	"golang.org/x/sys/unix"
+)
+
+// listenBacklog opens a TCP listener the way a server does (socket, bind,
+// listen), so the test controls the backlog. deferAccept > 0 sets
+// TCP_DEFER_ACCEPT: handshakes completed without data then stay request
+// sockets in SYN_RECV, which is how an unprivileged test fills a SYN queue.
+func listenBacklog(t testing.TB, addr netip.Addr, backlog, deferAccept int, opts ...func(fd int) error) (fd, port int) {
+	t.Helper()
+	return listenOn(t, netip.AddrPortFrom(addr, 0), backlog, deferAccept, opts...)
+}
+
+func listenOn(t testing.TB, ap netip.AddrPort, backlog, deferAccept int, opts ...func(fd int) error) (fd, port int) {
+	t.Helper()
+	family := unix.AF_INET6
+	var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
+	if ap.Addr().Is4() {
+		family = unix.AF_INET
+		sa = &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
+	}
+	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if deferAccept > 0 {
+		opts = append(opts, func(fd int) error {
+			return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAccept)
+		})
+	}
+	for _, o := range opts {
+		if err := o(fd); err != nil {
+			t.Fatalf("socket option: %v", err)
+		}
+	}
+	if err := unix.Bind(fd, sa); err != nil {
+		t.Fatalf("bind %v: %v", ap, err)
+	}
+	if err := unix.Listen(fd, backlog); err != nil {
+		t.Fatalf("listen: %v", err)
+	}
+	got, err := unix.Getsockname(fd)
+	if err != nil {
+		t.Fatalf("getsockname: %v", err)
+	}
+	switch s := got.(type) {
+	case *unix.SockaddrInet4:
+		port = s.Port
+	case *unix.SockaddrInet6:
+		port = s.Port
+	}
+	return fd, port
+}
+
+func reusePort(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) }
+
+func dialLoopback(t testing.TB, network string, addr netip.Addr, port int) net.Conn {
+	t.Helper()
+	c, err := net.Dial(network, net.JoinHostPort(addr.String(), strconv.Itoa(port)))
+	if err != nil {
+		t.Fatalf("dial: %v", err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
+}
+
+func hasIPv6Loopback() bool {
+	l, err := net.Listen("tcp6", "[::1]:0")
+	if err != nil {
+		return false
+	}
+	l.Close()
+	return true
+}
+
+func TestListenerAttribution(t *testing.T) {
+	type L = sockdiag.Msg
+	ap := netip.MustParseAddrPort
+	listen := func(family uint8, src string, cookie uint64, mod ...func(*L)) L {
+		m := L{Family: family, State: sockdiag.StateListen, Src: ap(src), Cookie: cookie, Inode: uint32(cookie) + 100,
+			RQueue: 1, WQueue: 128, HasShutdown: true}
+		if family == sockdiag.FamilyInet {
+			m.Dst = ap("0.0.0.0:0")
+		} else {
+			m.Dst = ap("[::]:0")
+		}
+		for _, f := range mod {
+			f(&m)
+		}
+		return m
+	}
+	v6only := func(m *L) { m.V6Only = true }
+	onEth0 := func(m *L) { m.IfIndex = 2 }
+	listeners := []L{
+		listen(sockdiag.FamilyInet, "0.0.0.0:80", 1),
+		listen(sockdiag.FamilyInet, "127.0.0.1:80", 2),
+		listen(sockdiag.FamilyInet6, "[::]:443", 3),
+		listen(sockdiag.FamilyInet6, "[::]:8443", 4, v6only),
+		listen(sockdiag.FamilyInet, "0.0.0.0:8443", 5),
+		listen(sockdiag.FamilyInet, "10.0.0.1:25", 7),
+		listen(sockdiag.FamilyInet, "10.0.0.1:25", 6),
+		listen(sockdiag.FamilyInet6, "[fe80::1]:22", 8, onEth0),
+		listen(sockdiag.FamilyInet6, "[::ffff:10.0.0.5]:993", 9),
+	}
+	req := func(family uint8, src string, n int) []L {
+		var out []L
+		for i := range n {
+			out = append(out, L{Family: family, State: sockdiag.StateSynRecv, Timer: 1, Src: ap(src),
+				Dst: netip.AddrPortFrom(ap(src).Addr(), uint16(30000+i))})
+		}
+		return out
+	}
+	var requests []L
+	for _, r := range [][]L{
+		req(sockdiag.FamilyInet, "10.0.0.1:80", 1),            // wildcard 0.0.0.0:80
+		req(sockdiag.FamilyInet, "127.0.0.1:80", 2),           // the bound listener wins
+		req(sockdiag.FamilyInet6, "[::ffff:10.0.0.1]:443", 1), // IPv4 client of [::] (6.x form)
+		req(sockdiag.FamilyInet, "10.0.0.1:443", 1),           // the same, as older kernels report it
+		req(sockdiag.FamilyInet6, "[2001:db8::1]:443", 1),
+		req(sockdiag.FamilyInet, "10.0.0.1:8443", 4), // v6only [::] gets none of these
+		req(sockdiag.FamilyInet6, "[::1]:8443", 1),   // ... but this one
+		req(sockdiag.FamilyInet, "10.0.0.1:25", 3),   // SO_REUSEPORT group
+		req(sockdiag.FamilyInet, "10.0.0.2:25", 5),   // no listener on 10.0.0.2
+		req(sockdiag.FamilyInet6, "[fe80::1]:22", 1), // zone-less in the request
+		req(sockdiag.FamilyInet, "10.0.0.5:993", 2),  // bound to the v4-mapped address
+		req(sockdiag.FamilyInet, "10.0.0.1:9999", 1), // nobody listens
+	} {
+		requests = append(requests, r...)
+	}
+	// A TCP Fast Open child in SYN_RECV is a full socket, in the accept
+	// queue already.
+	tfo := req(sockdiag.FamilyInet, "10.0.0.1:80", 1)[0]
+	tfo.HasShutdown = true
+	requests = append(requests, tfo)
+
+	tb := newListenerTable(testZoner())
+	for i := range listeners {
+		if err := tb.addListener(&listeners[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tb.index()
+	for i := range requests {
+		if err := tb.addRequest(&requests[i]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rec := func(family, local, addr string, port int, cookie uint64, syn int, reuse bool) bundle.Listener {
+		return bundle.Listener{Proto: "tcp", Family: family, Local: local, Addr: addr, Port: port,
+			RecvQ: 1, SendQ: 128, SynRecv: syn, Inode: uint32(cookie) + 100, Cookie: cookie, ReusePort: reuse}
+	}
+	want := []bundle.Listener{
+		rec("inet6", "[fe80::1%eth0]:22", "fe80::1%eth0", 22, 8, 1, false),
+		rec("inet", "10.0.0.1:25", "10.0.0.1", 25, 6, 3, true),
+		rec("inet", "10.0.0.1:25", "10.0.0.1", 25, 7, 3, true),
+		rec("inet", "0.0.0.0:80", "0.0.0.0", 80, 1, 1, false),
+		rec("inet", "127.0.0.1:80", "127.0.0.1", 80, 2, 2, false),
+		rec("inet6", "[::]:443", "::", 443, 3, 3, false),
+		rec("inet6", "[::ffff:10.0.0.5]:993", "::ffff:10.0.0.5", 993, 9, 2, false),
+		rec("inet", "0.0.0.0:8443", "0.0.0.0", 8443, 5, 4, false),
+		rec("inet6", "[::]:8443", "::", 8443, 4, 1, false),
+	}
+	if diff := cmp.Diff(want, tb.listeners()); diff != "" {
+		t.Errorf("listeners (-want +got):\n%s", diff)
+	}
+}
+
+func TestEncodeListeners(t *testing.T) {
+	if got := string(encodeListeners(nil)); got != "[]\n" {
+		t.Errorf("no listeners encode as %q, want \"[]\\n\"", got)
+	}
+	ls := []bundle.Listener{{Proto: "tcp", Local: "0.0.0.0:1"}, {Proto: "tcp", Local: `[fe80::1%we"ird]:2`}}
+	data := encodeListeners(ls)
+	var back []bundle.Listener
+	if err := json.Unmarshal(data, &back); err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+	if diff := cmp.Diff(ls, back); diff != "" {
+		t.Errorf("round trip (-want +got):\n%s", diff)
+	}
+	if n := strings.Count(string(data), "\n"); n != len(ls)+2 {
+		t.Errorf("%d lines, want one per listener and the brackets:\n%s", n, data)
+	}
+}
+
+// fakeProc makes a /proc with processes holding the given descriptors:
+// pid -> comm and fd -> link target.
+func fakeProc(t *testing.T, procs map[int]struct {
+	comm string
+	fds  map[string]string
+}) string {
+	t.Helper()
+	root := t.TempDir()
+	for pid, p := range procs {
+		dir := filepath.Join(root, strconv.Itoa(pid))
+		if err := os.MkdirAll(filepath.Join(dir, "fd"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "comm"), []byte(p.comm+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for fd, target := range p.fds {
+			if err := os.Symlink(target, filepath.Join(dir, "fd", fd)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// Not processes: skipped.
+	os.WriteFile(filepath.Join(root, "uptime"), []byte("1 1\n"), 0o644)
+	os.MkdirAll(filepath.Join(root, "sys"), 0o755)
+	return root
+}
+
+func TestListenerOwners(t *testing.T) {
+	type proc = struct {
+		comm string
+		fds  map[string]string
+	}
+	root := fakeProc(t, map[int]proc{
+		100: {"nginx", map[string]string{"0": "/dev/null", "3": "socket:[111]", "4": "pipe:[5]"}},
+		101: {"nginx", map[string]string{"3": "socket:[111]", "9": "socket:[999]"}},
+		200: {"dovecot", map[string]string{"7": "socket:[222]", "8": "socket:[22]"}},
+	})
+	ls := func() []bundle.Listener {
+		return []bundle.Listener{{Inode: 111, Cookie: 1}, {Inode: 222, Cookie: 2}, {Inode: 333, Cookie: 3}, {Cookie: 4}}
+	}
+	owners := func(ls []bundle.Listener) []string {
+		var out []string
+		for _, l := range ls {
+			out = append(out, strconv.Itoa(l.PID)+" "+l.Comm)
+		}
+		return out
+	}
+	var l Listeners
+	got := ls()
+	l.setOwners(context.Background(), root, got)
+	want := []string{"100 nginx", "200 dovecot", "0 ", "0 "}
+	if diff := cmp.Diff(want, owners(got)); diff != "" {
+		t.Errorf("owners (-want +got):\n%s", diff)
+	}
+
+	// The next sample finds its owners in the cache: with the processes
+	// gone from proc, they are still known, and the owner of a new
+	// listener is looked up.
+	for _, pid := range []string{"100", "101", "200"} {
+		os.RemoveAll(filepath.Join(root, pid))
+	}
+	fakeProc300 := filepath.Join(root, "300", "fd")
+	os.MkdirAll(fakeProc300, 0o755)
+	os.WriteFile(filepath.Join(root, "300", "comm"), []byte("sshd\n"), 0o644)
+	os.Symlink("socket:[444]", filepath.Join(fakeProc300, "3"))
+	got = append(ls(), bundle.Listener{Inode: 444, Cookie: 5})
+	l.setOwners(context.Background(), root, got)
+	want = append(want, "300 sshd")
+	if diff := cmp.Diff(want, owners(got)); diff != "" {
+		t.Errorf("owners from the cache (-want +got):\n%s", diff)
+	}
+
+	// Listeners that are gone leave the cache.
+	l.setOwners(context.Background(), root, []bundle.Listener{{Inode: 444, Cookie: 5}})
+	if len(l.owners) != 1 {
+		t.Errorf("cache holds %d owners after all but one listener closed, want 1", len(l.owners))
+	}
+}
+
+func TestSocketInode(t *testing.T) {
+	for in, want := range map[string]uint32{
+		"socket:[12345]": 12345, "socket:[0]": 0, "socket:[4294967295]": 4294967295,
+	} {
+		if got, ok := socketInode([]byte(in)); !ok || got != want {
+			t.Errorf("socketInode(%q) = %d, %v; want %d", in, got, ok, want)
+		}
+	}
+	for _, in := range []string{"", "socket:[", "socket:[]", "socket:[12", "socket:[4294967296]", "pipe:[1]", "/socket:[1]", "socket:[-1]"} {
+		if _, ok := socketInode([]byte(in)); ok {
+			t.Errorf("socketInode(%q) accepted", in)
+		}
+	}
+}
+
+// TestListenersSample fills SYN queues on the live kernel and checks what a
+// sample says about each listener.
+func TestListenersSample(t *testing.T) {
+	lo4 := netip.MustParseAddr("127.0.0.1")
+	// A listener that accepts nothing: its accept queue fills.
+	_, plain := listenBacklog(t, lo4, 7, 0)
+	// SYN queues: TCP_DEFER_ACCEPT keeps data-less handshakes as requests.
+	_, bound := listenBacklog(t, lo4, 7, 60)
+	_, reuse := listenBacklog(t, lo4, 16, 60, reusePort)
+	listenOn(t, netip.AddrPortFrom(lo4, uint16(reuse)), 16, 60, reusePort)
+	for range 2 {
+		dialLoopback(t, "tcp4", lo4, plain)
+		dialLoopback(t, "tcp4", lo4, bound)
+	}
+	for range 3 {
+		dialLoopback(t, "tcp4", lo4, reuse)
+	}
+	dual := 0
+	if hasIPv6Loopback() {
+		_, dual = listenBacklog(t, netip.IPv6Unspecified(), 9, 60)
+		dialLoopback(t, "tcp4", lo4, dual)
+		dialLoopback(t, "tcp6", netip.IPv6Loopback(), dual)
+	} else {
+		t.Log("no IPv6 loopback: dual-stack case skipped")
+	}
+	comm, _ := os.ReadFile("/proc/self/comm")
+	me := bundle.Listener{PID: os.Getpid(), Comm: strings.TrimSpace(string(comm)), UID: uint32(os.Getuid()), Proto: "tcp"}
+	want := map[string]bundle.Listener{}
+	add := func(family, local string, port int, recvQ, sendQ uint32, syn int, reuse bool) {
+		l := me
+		l.Family, l.Local, l.Port, l.RecvQ, l.SendQ, l.SynRecv, l.ReusePort = family, local, port, recvQ, sendQ, syn, reuse
+		l.Addr = local[:strings.LastIndex(local, ":")]
+		l.Addr = strings.Trim(l.Addr, "[]")
+		want[local] = l
+	}
+	add("inet", "127.0.0.1:"+strconv.Itoa(plain), plain, 2, 7, 0, false)
+	add("inet", "127.0.0.1:"+strconv.Itoa(bound), bound, 0, 7, 2, false)
+	add("inet", "127.0.0.1:"+strconv.Itoa(reuse), reuse, 0, 16, 3, true)
+	if dual != 0 {
+		add("inet6", "[::]:"+strconv.Itoa(dual), dual, 0, 9, 2, false)
+	}
+
+	// The same Listeners for every sample, as in a capture.
+	l := &Listeners{}
+	var diff string
+	deadline := time.Now().Add(5 * time.Second)
+	for i := 0; ; i++ {
+		w := bundle.NewMemWriter(0)
+		if err := l.Sample(context.Background(), Host{Proc: "/proc"}, i, w.For("listeners")); err != nil {
+			t.Fatalf("Sample: %v", err)
+		}
+		data := w.Take()[bundle.SampleFile(i, bundle.SampleListeners)]
+		var ls []bundle.Listener
+		if err := json.Unmarshal(data, &ls); err != nil {
+			t.Fatalf("listeners.json: %v\n%s", err, data)
+		}
+		got := map[string]bundle.Listener{}
+		for _, x := range ls {
+			if _, ours := want[x.Local]; ours {
+				if x.Inode == 0 || x.Cookie == 0 {
+					t.Errorf("%s: inode %d cookie %d", x.Local, x.Inode, x.Cookie)
+				}
+				x.Inode, x.Cookie = 0, 0
+				if prev, dup := got[x.Local]; dup && prev != x {
+					t.Errorf("reuseport listeners %s differ: %+v and %+v", x.Local, prev, x)
+				}
+				got[x.Local] = x
+			}
+		}
+		// Handshakes on loopback finish in softirq context, possibly
+		// just after connect() returns: poll until the queues settle.
+		if diff = cmp.Diff(want, got); diff == "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("listeners (-want +got):\n%s", diff)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
