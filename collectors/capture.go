@@ -66,12 +66,12 @@ func DefaultHost() Host {
 // per-capture state (caches, counts for the manifest), so each capture gets
 // its own.
 func DefaultSet(h Host) ([]Collector, []Sampler) {
-	cs := []Collector{&System{}, &Sysctls{}, ProcNet{}, &Kmsg{}}
+	cs := []Collector{&System{}, &Sysctls{}, ProcNet{}, &Kmsg{}, &Sockets{}}
 	if h.PacketWindow > 0 {
 		// Disabled, it has no entry: an entry would read like an empty sample.
 		cs = append(cs, &Packets{})
 	}
-	return cs, []Sampler{Counters{}}
+	return cs, []Sampler{Counters{}, &Listeners{}}
 }
 
 // commitReserve is the part of the deadline kept for writing the bundle: the
