@@ -136,6 +136,29 @@ func (f *fixture) ramp(group, name string, step int64) *fixture {
 	return f
 }
 
+// flat sets group.name in every sample to its value in the first: a counter
+// that did not move during the capture.
+func (f *fixture) flat(group, name string) *fixture {
+	file := bundle.SampleNetstat
+	if !strings.HasSuffix(group, "Ext") {
+		file = bundle.SampleSNMP
+	}
+	var v int64
+	for k, i := range f.samples() {
+		p := bundle.SampleFile(i, file)
+		c, err := parseNetstat(strings.NewReader(string(f.fs[p].Data)))
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		if k == 0 {
+			v = c[group][name]
+		}
+		c[group][name] = v
+		f.set(p, formatNetstat(c))
+	}
+	return f
+}
+
 // total adds n to every sample's value: history since boot.
 func (f *fixture) total(group, name string, n int64) *fixture {
 	file := bundle.SampleNetstat

@@ -43,23 +43,30 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 	if l != nil && l.Comm != "" {
 		who = fmt.Sprintf("%s (pid %d)", l.Comm, l.PID)
 	}
-	// Stuck: Recv-Q pinned above Send-Q, unchanged, in every sample (the
-	// application took nothing off the queue). PassiveOpens is global, so it
-	// only confirms when the host has a single busy listener.
-	stuck := false
+	// Stuck (section 4): Recv-Q pinned at its maximum, unchanged, in every
+	// sample, and ΔPassiveOpens ≈ 0. Since 4.10 a full accept queue drops
+	// SYNs in tcp_conn_request(), so a listener creates a child only when an
+	// accept() made room: PassiveOpens rising means some application took
+	// connections. A slow one reads full at every sample too, because the
+	// room it makes is refilled at once, so the pinned queue alone cannot
+	// tell stuck from slow. PassiveOpens counts the whole namespace: when it
+	// moved, this listener is called slow, never stuck, whoever accepted.
+	pinned := false
 	if l != nil && len(l.RecvQs) >= 2 {
-		stuck = true
+		pinned = true
 		for _, q := range l.RecvQs {
 			if q <= l.SendQ || q != l.RecvQs[0] {
-				stuck = false
+				pinned = false
 			}
 		}
 	}
+	accepted := passive.OK && (passive.PerSecond >= 1 || passive.Seconds == 0 && passive.Delta > 0)
+	stuck := pinned && !accepted
 	sev := Warning
 	if overflows.Moved() {
 		sev = dropSeverity(overflows, passive, Warning)
 	}
-	if stuck {
+	if pinned {
 		sev = Critical
 	}
 	f.Severity = sev
@@ -131,6 +138,11 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 	case overflows.OK:
 		f.Summary = fmt.Sprintf("The kernel dropped %s connection attempts %s because the accept queue of %s was full (ListenOverflows). "+
 			"The SYN queue is not the problem: %s takes connections off the queue too slowly. ", perSecond(overflows), window(s), where, who)
+		if pinned {
+			f.Summary += fmt.Sprintf("Its Recv-Q stayed at %d, above Send-Q %d, in every sample, but the kernel completed %s new connections "+
+				"(PassiveOpens), which a full queue allows only after accept() made room: the application is alive, just slower than its clients. ",
+				l.RecvQs[0], l.SendQ, perSecond(passive))
+		}
 	default:
 		f.Summary = fmt.Sprintf("The accept queue of %s was full at capture time (Recv-Q %d, Send-Q %d): %s takes connections off the queue too slowly. ",
 			where, l.MaxRecvQ(), l.SendQ, who)

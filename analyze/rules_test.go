@@ -129,16 +129,34 @@ func scenarios() []scenario {
 			},
 		},
 		{
+			// Section 4: stuck is Recv-Q pinned at Send-Q+1 and ΔPassiveOpens ≈ 0.
 			name: "listener never accepts",
 			build: func(t testing.TB) *fixture {
 				return host(t).listeners(func(int) []bundle.Listener { return []bundle.Listener{listener(4, 5, 0)} }).
-					ramp("TcpExt", "ListenOverflows", 3).ramp("TcpExt", "ListenDrops", 3)
+					ramp("TcpExt", "ListenOverflows", 3).ramp("TcpExt", "ListenDrops", 3).flat("Tcp", "PassiveOpens")
 			},
 			want: map[string]Severity{IDAcceptQueueOverflow: Critical},
 			check: func(t *testing.T, r *Report) {
 				f := findingByID(t, r, IDAcceptQueueOverflow)
 				if !strings.Contains(f.Title, "stopped accepting") || f.Listener != "10.211.0.1:8080" {
 					t.Errorf("want a stuck application on the listener: %q %q", f.Title, f.Listener)
+				}
+			},
+		},
+		{
+			// The same pinned Recv-Q while the kernel completes connections:
+			// the application accepts, too slowly; every slot it frees is
+			// refilled before the next sample.
+			name: "listener accepts too slowly, queue full at every sample",
+			build: func(t testing.TB) *fixture {
+				return host(t).listeners(func(int) []bundle.Listener { return []bundle.Listener{listener(4, 5, 0)} }).
+					ramp("TcpExt", "ListenOverflows", 15).ramp("TcpExt", "ListenDrops", 15).ramp("Tcp", "PassiveOpens", 2)
+			},
+			want: map[string]Severity{IDAcceptQueueOverflow: Critical},
+			check: func(t *testing.T, r *Report) {
+				f := findingByID(t, r, IDAcceptQueueOverflow)
+				if strings.Contains(f.Title, "stopped accepting") || !strings.Contains(f.Summary, "slower than its clients") {
+					t.Errorf("want a slow application, not a stuck one: %q\n%s", f.Title, f.Summary)
 				}
 			},
 		},
