@@ -103,6 +103,25 @@ func (s *Snapshot) synQueueFull(l *ListenerState) bool {
 	return l.MaxSynRecv() >= limit && l.MaxSynRecv() > 0
 }
 
+// synQueueCap is how many requests a listener's SYN queue holds before SYNs
+// are cookied or dropped: the listen backlog (Send-Q; Send-Q+1 from 6.13,
+// see synQueueFull) and, with cookies off, the 3/4 rule of
+// tcp_max_syn_backlog, which drops unproven peers once more than
+// tcp_max_syn_backlog - tcp_max_syn_backlog/4 requests wait (branch F of
+// tcp_conn_request(), section 1.2).
+func (s *Snapshot) synQueueCap(l *ListenerState) int {
+	limit := int(l.SendQ)
+	if s.Kernel.AtLeast(6, 13, 0) {
+		limit++
+	}
+	if c, _ := syncookies(s); c == 0 && s.Kernel.AtLeast(4, 4, 0) {
+		if tmsb, ok := s.Sysctls.Int("net.ipv4.tcp_max_syn_backlog"); ok && tmsb > 0 {
+			limit = min(limit, int(tmsb-tmsb>>2)+1)
+		}
+	}
+	return max(limit, 1)
+}
+
 // acceptQueueFull reports whether a listener's accept queue reached its
 // backlog in some sample (sk_acceptq_is_full() is Recv-Q > Send-Q; the
 // reference's rule R5 counts Recv-Q >= Send-Q).

@@ -58,7 +58,7 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) Finding {
 	// server keeps no request: that is no sign of a full queue.
 	cookies, _ := syncookies(s)
 	cookieOverflow := cookies == 1 && s.Delta("TcpExt.TCPReqQFullDoCookies").Moved()
-	if l != nil && pa.HalfOpen >= int(l.SendQ) || s.Delta("TcpExt.TCPReqQFullDrop").Moved() || cookieOverflow {
+	if l != nil && pa.HalfOpen >= s.synQueueCap(l) || s.Delta("TcpExt.TCPReqQFullDrop").Moved() || cookieOverflow {
 		f.Severity = Warning
 	}
 	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "half-open handshakes", float64(pa.HalfOpen),
@@ -79,9 +79,9 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) Finding {
 		f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "flows", float64(len(pa.Flows)), "flow table bound reached; later flows not counted"))
 	}
 	f.Summary = fmt.Sprintf("In the packet sample the server answered %d handshakes with a SYN-ACK and never got the client's ACK. "+
-		"Each such request holds a SYN-queue slot until its SYN-ACK retries expire (about 63 s with tcp_synack_retries=5). "+
+		"Each such request holds a SYN-queue slot until its SYN-ACK retries expire (%s). "+
 		"Sources: %s. These are broken clients, spoofed SYNs, or SYN-ACKs lost on the way back (a server-side capture cannot tell).",
-		pa.HalfOpen, shortList(srcs, 5))
+		pa.HalfOpen, requestLifetime(s), shortList(srcs, 5))
 	f.Recommendations = halfOpenRecs(s)
 	return f
 }
@@ -133,7 +133,7 @@ func halfOpenFromSockets(s *Snapshot) (Finding, bool) {
 		Process:  l.process(),
 		Title:    fmt.Sprintf("%d SYN-RECV requests on port %d are waiting on clients that do not answer", top.st.Retransmitted, top.port),
 	}
-	if l != nil && top.st.Count >= int(l.SendQ) {
+	if l != nil && top.st.Count >= s.synQueueCap(l) {
 		f.Severity = Warning
 	}
 	f.Evidence = append(f.Evidence,
@@ -155,4 +155,16 @@ func halfOpenRecs(s *Snapshot) []Recommendation {
 			"cookies keep the service reachable whatever half-open requests hold the SYN queue"))
 	}
 	return recs
+}
+
+// requestLifetime says how long an unanswered request lives: its SYN-ACK is
+// re-sent tcp_synack_retries times with a doubling timeout from 1 s
+// (reqsk_timer_handler(), section 1.4), so it expires after 2^(n+1)-1 s;
+// each duplicate SYN from a client that keeps retrying re-arms the timer.
+func requestLifetime(s *Snapshot) string {
+	n, ok := s.Sysctls.Int("net.ipv4.tcp_synack_retries")
+	if !ok || n < 0 || n > 30 {
+		return "about 63 s with the default tcp_synack_retries=5"
+	}
+	return fmt.Sprintf("about %d s with tcp_synack_retries=%d", int64(1)<<(n+1)-1, n)
 }
