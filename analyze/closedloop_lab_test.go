@@ -1,0 +1,252 @@
+package analyze_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/lab"
+)
+
+// The closed loop (issue 3): an incident on the real kernel, a capture by
+// the real binary inside the server's namespace, the real binary's JSON
+// report, and every sysctl it recommends applied inside that namespace,
+// never on the host; then the incident again, and the clients it hurt must
+// now be served. Each test is bounded by closedLoopBudget.
+
+// closedLoopBudget bounds one closed-loop test, lab setup to last probe.
+const closedLoopBudget = 60 * time.Second
+
+// probeTimeout is how long a good client waits for a connection: longer
+// than a client's first SYN retransmit (1 s), so a dropped SYN is not
+// mistaken for a lost race, and short enough to call a timeout an outage.
+const probeTimeout = 2 * time.Second
+
+func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	l := lab.New(t, lab.Options{})
+	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+
+	// §6 (a), cookies off: half-open clients hold the SYN queue at its cap,
+	// and keep coming (a new batch every second) for the whole test.
+	flood, err := lab.SYNFlood(l, lab.SYNFloodOpts{Syncookies: 0, Sustain: 30 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Stop()
+	before, err := l.Probe(flood.Good, flood.Target, probeTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Outcome == lab.Connected {
+		t.Fatalf("before the fix the good client connected (%s): the flood does not lock it out", before)
+	}
+
+	path, err := captureIn(l, bin, t.TempDir(), fmt.Sprint(flood.Target.Port()), 3, "closed loop: SYN flood, cookies off")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := analyzeJSON(t, bin, path, analyze.ExitCritical)
+	f := only(t, rep, analyze.IDSynQueueOverflow)
+	if f.Listener != flood.Target.String() {
+		t.Errorf("the finding names %q, want the flooded listener %s", f.Listener, flood.Target)
+	}
+	applied := applySysctls(t, l, f)
+	// R-SYNQ-DROP: cookies on; nothing that does not size the queue.
+	if applied["net.ipv4.tcp_syncookies"] != "1" {
+		t.Errorf("applied %v: want net.ipv4.tcp_syncookies=1 among them", applied)
+	}
+	if _, ok := applied["net.ipv4.tcp_max_syn_backlog"]; ok {
+		t.Errorf("applied %v: tcp_max_syn_backlog does not size the SYN queue on 4.4 and later", applied)
+	}
+
+	// The flood again: a fresh batch of bad clients against the same
+	// listener, whose SYN queue is still full of the old ones.
+	c0, err := l.Counters(l.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Connect(flood.Bad, flood.Target, 40); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := counterRise(l, c0, "TcpExt.TCPReqQFullDoCookies", 40, 5*time.Second); err != nil {
+		t.Fatalf("the replayed flood: %v", err)
+	}
+	synRecv, err := l.SynRecv(flood.Target.Port())
+	if err != nil {
+		t.Fatal(err)
+	}
+	after, err := l.Probe(flood.Good, flood.Target, probeTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c1, err := l.Counters(l.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := c1.Sub(c0)
+	t.Logf("before the fix: %s; applied %v; after, with %d requests in the SYN queue (plateau %d) and the flood replayed "+
+		"(TCPReqQFullDoCookies +%d, TCPReqQFullDrop +%d): %s, SyncookiesRecv +%d",
+		before, applied, synRecv, flood.SynRecv, d["TcpExt.TCPReqQFullDoCookies"], d["TcpExt.TCPReqQFullDrop"], after, d["TcpExt.SyncookiesRecv"])
+	if after.Outcome != lab.Connected || after.Latency >= probeTimeout {
+		t.Errorf("after the fix the good client still cannot connect: %s", after)
+	}
+	if synRecv < flood.SynRecv {
+		t.Errorf("the SYN queue drained to %d (plateau %d): the probe proves nothing about the fix", synRecv, flood.SynRecv)
+	}
+	if d["TcpExt.SyncookiesRecv"] < 1 {
+		t.Errorf("the good client did not come in through a cookie (SyncookiesRecv +%d)", d["TcpExt.SyncookiesRecv"])
+	}
+	if took := time.Since(start); took > closedLoopBudget {
+		t.Errorf("the closed loop took %v, budget %v", took, closedLoopBudget)
+	}
+}
+
+func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	l := lab.New(t, lab.Options{})
+	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+
+	// §6 (b) phase B with tcp_abort_on_overflow=1: an application that
+	// has fallen behind (5 connections waiting, backlog 8) and a burst of 9
+	// whose third ACKs arrive together: those that do not fit are reset.
+	if err := l.Sysctl(l.Server, "net.ipv4.tcp_abort_on_overflow", "1"); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := l.Listen(netip.AddrPortFrom(l.ServerIP, 8081), 8, lab.NeverAccept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := prefill(l, ln, 5); err != nil {
+		t.Fatal(err)
+	}
+	before, err := ackTimeOverflow(l, ln, l.BadIP, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if before.Reset == 0 {
+		t.Fatalf("before the fix no client was reset (%d established): the incident did not happen", before.Established)
+	}
+
+	path, err := captureIn(l, bin, t.TempDir(), "8081", 3, "closed loop: accept queue, abort_on_overflow=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rep := analyzeJSON(t, bin, path, analyze.ExitCritical)
+	f := only(t, rep, analyze.IDAcceptQueueOverflow)
+	if f.Listener != ln.Addr.String() {
+		t.Errorf("the finding names %q, want %s", f.Listener, ln.Addr)
+	}
+	// R-ACCEPTQ: the remedy is the application's; the only sysctl that
+	// helps is abort_on_overflow back to 0. A SYN-queue knob would be wrong.
+	for _, r := range f.Recommendations {
+		if r.Action == "sysctl" && slices.Contains([]string{"net.ipv4.tcp_max_syn_backlog", "net.ipv4.tcp_syncookies", "net.ipv4.tcp_synack_retries"}, r.Key) {
+			t.Errorf("the accept-queue finding recommends %s, which has nothing to do with the accept queue", r.Key)
+		}
+		if r.Key == "net.ipv4.tcp_abort_on_overflow" && r.Current != "1" {
+			t.Errorf("tcp_abort_on_overflow: current %q, want 1", r.Current)
+		}
+	}
+	if !hasAction(f, "app") {
+		t.Error("no application remedy")
+	}
+	applied := applySysctls(t, l, f)
+	if applied["net.ipv4.tcp_abort_on_overflow"] != "0" {
+		t.Fatalf("applied %v: want net.ipv4.tcp_abort_on_overflow=0", applied)
+	}
+
+	// The application catches up, falls behind the same way, and the same
+	// burst comes again.
+	drained := acceptSome(ln, 9, 2*time.Second)
+	if err := prefill(l, ln, 5); err != nil {
+		t.Fatal(err)
+	}
+	after, err := ackTimeOverflow(l, ln, l.BadIP, 9)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With 0 the overflowed requests wait for the application instead of
+	// being reset: once it accepts, their next SYN-ACK retransmit (or the
+	// client's ACK) completes them. All 5 + 9 get served.
+	served := acceptSome(ln, 14, 8*time.Second)
+	t.Logf("before the fix: burst of 9 -> %d reset (ECONNRESET), %d established, ListenOverflows +%d; applied %v; "+
+		"after (queue drained of %d): %d reset, %d established, ListenOverflows +%d, then %d of 14 served once the application accepted",
+		before.Reset, before.Established, before.Overflows, applied, drained, after.Reset, after.Established, after.Overflows, served)
+	if after.Reset != 0 || after.Established != 9 {
+		t.Errorf("after the fix %d clients of the burst were reset, %d established; want 0 and 9", after.Reset, after.Established)
+	}
+	if served != 14 {
+		t.Errorf("after the fix the application got %d of the 14 waiting connections", served)
+	}
+	if took := time.Since(start); took > closedLoopBudget {
+		t.Errorf("the closed loop took %v, budget %v", took, closedLoopBudget)
+	}
+}
+
+// analyzeJSON runs `snapdiag analyze --format json` on path, checks its exit
+// code, and returns the report.
+func analyzeJSON(t *testing.T, bin, path string, wantExit int) *analyze.Report {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "analyze", "--format", "json", path)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	code := 0
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		code = ee.ExitCode()
+	} else if err != nil {
+		t.Fatalf("snapdiag analyze: %v", err)
+	}
+	if code != wantExit {
+		t.Errorf("snapdiag analyze exited %d, want %d\n%s", code, wantExit, stderr.String())
+	}
+	var r analyze.Report
+	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
+		t.Fatalf("report: %v\n%s", err, stdout.String())
+	}
+	if r.Schema != analyze.Schema {
+		t.Fatalf("report schema %q, want %q", r.Schema, analyze.Schema)
+	}
+	return &r
+}
+
+// applySysctls runs every sysctl recommendation of f inside the lab's
+// server namespace, from its command as printed (`sysctl -w key=value`),
+// and returns what it set. l.Sysctl writes only net.* keys, from a thread
+// inside the namespace: the host is never touched.
+func applySysctls(t *testing.T, l *lab.Lab, f analyze.Finding) map[string]string {
+	t.Helper()
+	applied := map[string]string{}
+	for _, r := range f.Recommendations {
+		if r.Action != "sysctl" {
+			continue
+		}
+		for _, c := range r.Commands {
+			m := sysctlCommand.FindStringSubmatch(c)
+			if m == nil {
+				t.Fatalf("%s: recommended command %q is not `sysctl -w key=value`", f.ID, c)
+			}
+			if err := l.Sysctl(l.Server, m[1], m[2]); err != nil {
+				t.Fatalf("%s: applying %q in the lab: %v", f.ID, c, err)
+			}
+			applied[m[1]] = m[2]
+		}
+	}
+	if len(applied) == 0 {
+		t.Fatalf("%s recommends no sysctl: nothing to close the loop with", f.ID)
+	}
+	return applied
+}
