@@ -46,9 +46,26 @@ func TestRecordProc(t *testing.T) {
 	}
 }
 
+// hostSysctl reports whether TestRecordHostBundle keeps the sysctl member
+// rel (a path under proc/sys/): the families the listen-path rules read (the
+// TCP and port-range knobs, net.core, the default neighbour table, conntrack,
+// the file-descriptor limits). The rest of the net.* tree a capture stores,
+// per-interface conf and neigh directories and IPv6 above all, is four fifths
+// of the files and no test reads it.
+func hostSysctl(rel string) bool {
+	for _, prefix := range []string{"fs/", "net/core/", "net/ipv4/tcp_", "net/ipv4/ip_local_", "net/ipv4/neigh/default/", "net/netfilter/"} {
+		if strings.HasPrefix(rel, prefix) {
+			return true
+		}
+	}
+	return false
+}
+
 // TestRecordHostBundle captures this machine with the real snapdiag binary
-// and unpacks the bundle into testdata/host: a healthy host, the base the
-// rule tests tweak where a kernel state cannot be produced here.
+// and unpacks the bundle into testdata/host, keeping of proc/sys only what
+// hostSysctl selects (the manifest still lists every file the capture
+// stored): a healthy host, the base the rule tests tweak where a kernel
+// state cannot be produced here.
 func TestRecordHostBundle(t *testing.T) {
 	if !*update {
 		t.Skip("run with -update to re-record testdata/host with snapdiag capture")
@@ -68,25 +85,42 @@ func TestRecordHostBundle(t *testing.T) {
 	}
 	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 	path := lines[len(lines)-1]
+	unpacked := t.TempDir()
+	if out, err := exec.Command("tar", "--zstd", "-xf", path, "-C", unpacked).CombinedOutput(); err != nil {
+		t.Fatalf("unpack: %v\n%s", err, out)
+	}
 	dst := filepath.Join("testdata", "host")
 	if err := os.RemoveAll(dst); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(dst, 0o755); err != nil {
+	kept, dropped := 0, 0
+	err = filepath.WalkDir(unpacked, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(unpacked, p)
+		if err != nil {
+			return err
+		}
+		rel = filepath.ToSlash(rel)
+		if sys, ok := strings.CutPrefix(rel, "proc/sys/"); ok && !hostSysctl(sys) {
+			dropped++
+			return nil
+		}
+		b, err := os.ReadFile(p)
+		if err != nil {
+			return err
+		}
+		out := filepath.Join(dst, filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(out), 0o755); err != nil {
+			return err
+		}
+		kept++
+		// Member files are 0600 in the bundle; make them readable in the tree.
+		return os.WriteFile(out, b, 0o644)
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
-	if out, err := exec.Command("tar", "--zstd", "-xf", path, "-C", dst).CombinedOutput(); err != nil {
-		t.Fatalf("unpack: %v\n%s", err, out)
-	}
-	// Member files are 0600 in the bundle; make them readable in the tree.
-	_ = filepath.WalkDir(dst, func(p string, d fs.DirEntry, err error) error {
-		if err == nil {
-			mode := os.FileMode(0o644)
-			if d.IsDir() {
-				mode = 0o755
-			}
-			_ = os.Chmod(p, mode)
-		}
-		return nil
-	})
+	t.Logf("testdata/host: %d files kept, %d sysctls left out", kept, dropped)
 }
