@@ -4,7 +4,9 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"syscall"
 
 	"github.com/snapdiag/snapdiag/bundle"
 )
@@ -16,12 +18,25 @@ const maxProcFile = 16 << 20
 
 // readFile reads a kernel file whole, up to maxProcFile bytes. /proc files
 // report size 0, so the size is not trusted.
+//
+// Every file read here is a regular file in a real /proc or /sys. Anything
+// else is refused with an error naming the path: a FIFO would block open(2)
+// (and then read(2)) until a writer came, holding its collector past the
+// deadline and, for a sampler, every sampler after it; O_NONBLOCK makes the
+// open return at once, and the type check keeps the read from waiting.
 func readFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("read %s: %s, not a regular file", path, fileKind(fi.Mode()))
+	}
 	data, err := io.ReadAll(io.LimitReader(f, maxProcFile+1))
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", path, err)
@@ -30,6 +45,22 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxProcFile)
 	}
 	return data, nil
+}
+
+// fileKind names a non-regular file's type for an error message.
+func fileKind(m fs.FileMode) string {
+	switch {
+	case m.IsDir():
+		return "a directory"
+	case m&fs.ModeNamedPipe != 0:
+		return "a named pipe"
+	case m&fs.ModeSocket != 0:
+		return "a socket"
+	case m&fs.ModeDevice != 0:
+		return "a device"
+	default:
+		return "a special file"
+	}
 }
 
 // copyFile stores the kernel file at src as member name, exactly as read.
