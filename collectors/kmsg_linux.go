@@ -54,10 +54,11 @@ func (k *Kmsg) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	path := filepath.Join(h.Dev, "kmsg")
 	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
+		// err is an *fs.PathError: it already names the path.
 		if errors.Is(err, os.ErrPermission) {
-			return fmt.Errorf("open %s: %w (kernel.dmesg_restrict: run as root or grant CAP_SYSLOG)", path, err)
+			return fmt.Errorf("%w (kernel.dmesg_restrict: run as root or grant CAP_SYSLOG)", err)
 		}
-		return fmt.Errorf("open %s: %w", path, err)
+		return err
 	}
 	defer f.Close()
 	fd := int(f.Fd())

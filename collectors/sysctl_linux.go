@@ -59,16 +59,22 @@ func (s *Sysctls) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if d.IsDir() || !d.Type().IsRegular() {
-			return nil
-		}
-		info, err := d.Info()
-		if err != nil || info.Mode().Perm()&0o444 == 0 {
+		if d.IsDir() {
 			return nil
 		}
 		rel, err := filepath.Rel(root, p)
 		if err != nil {
 			return err
+		}
+		if !d.Type().IsRegular() {
+			// Never so in a real /proc/sys; in a copy, say so rather than
+			// leave the key out silently.
+			unreadable = append(unreadable, rel)
+			return nil
+		}
+		info, err := d.Info()
+		if err != nil || info.Mode().Perm()&0o444 == 0 {
+			return nil
 		}
 		return store(rel)
 	})
