@@ -10,6 +10,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -323,12 +324,18 @@ func (m *memberFile) Close() error {
 
 // Note records something a reader should know about this view's collector
 // even though it succeeded ("3 of 1078 sysctls unreadable"). The runner copies
-// notes into the collector's manifest entry.
+// notes into the collector's manifest entry. A note already recorded for the
+// same collector is not repeated: a sampler says the same thing at every
+// sample.
 func (w *Writer) Note(format string, args ...any) {
 	st := w.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	st.notes[w.owner] = append(st.notes[w.owner], fmt.Sprintf(format, args...))
+	note := fmt.Sprintf(format, args...)
+	if slices.Contains(st.notes[w.owner], note) {
+		return
+	}
+	st.notes[w.owner] = append(st.notes[w.owner], note)
 }
 
 // Notes returns the notes recorded by views owned by owner.

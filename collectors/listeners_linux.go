@@ -66,8 +66,24 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 	l.setOwners(ctx, proc, ls)
 	if ctx.Err() != nil {
 		w.Note("owner lookup cut by the deadline: some listeners have pid 0")
+	} else if n := unowned(ls); n > 0 {
+		// Without CAP_SYS_PTRACE, proc_fd_access_allowed() hides other
+		// users' /proc/PID/fd, and a process of another PID namespace is not
+		// in this /proc at all: their listeners are found, their owners not.
+		w.Note("owner not found for %d of %d listeners (pid 0): held by processes this capture cannot look into (another user's, without CAP_SYS_PTRACE, or another PID namespace's)", n, len(ls))
 	}
 	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), encodeListeners(ls))
+}
+
+// unowned counts the listeners whose owning process was not found.
+func unowned(ls []bundle.Listener) int {
+	n := 0
+	for _, l := range ls {
+		if l.PID == 0 {
+			n++
+		}
+	}
+	return n
 }
 
 // encodeListeners writes the array one listener per line, so the file reads
