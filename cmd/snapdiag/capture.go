@@ -170,14 +170,29 @@ func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) e
 			}
 		}
 	}
-	if failed > 0 && m.Host.EUID != 0 {
-		fmt.Fprintln(stderr, "hint: run as root (or grant CAP_NET_RAW and CAP_SYS_PTRACE) to capture the packet sample and the listeners' processes")
+	if hint := privilegeHint(m); failed > 0 && hint != "" {
+		fmt.Fprintln(stderr, "hint: "+hint)
 	}
 	if m.DeadlineHit {
 		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", f.deadline)
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return nil
+}
+
+// privilegeHint is the one line that tells the operator how to see what this
+// capture could not, or "" when privilege is not what it lacked. Root with a
+// dropped capability set (systemd's CapabilityBoundingSet=, a container's
+// defaults) is told which capability is missing, not to run as root.
+func privilegeHint(m *bundle.Manifest) string {
+	switch {
+	case m.Host.EUID != 0:
+		return "run as root (or grant CAP_NET_RAW and CAP_SYS_PTRACE) to capture the packet sample and the listeners' processes"
+	case m.Collector("packets") != nil && m.Collector("packets").Status == bundle.StatusFailed &&
+		!collectors.HasCap(m.Host, "CAP_NET_RAW"):
+		return "this process runs as root without CAP_NET_RAW (a dropped capability set): grant it to capture the packet sample"
+	}
+	return ""
 }
 
 // trigger builds the manifest's trigger from --reason and systemd's environment.
