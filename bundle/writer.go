@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/klauspost/compress/zstd"
@@ -384,20 +385,48 @@ func (w *Writer) Commit(name string, m *Manifest) (string, error) {
 	if m.Format == "" {
 		m.Format = Format
 	}
+	sortMembers(names)
+	tmp, err := st.writeTemp(m, names, mem)
+	if isNoSpace(err) {
+		// The disk filled while the archive was written. A bundle without
+		// the large members (socket table, packets) is worth far more than
+		// none: drop them, free their staged copies, say so in the manifest,
+		// and try once more.
+		keep, drop := splitLarge(names)
+		if len(drop) > 0 {
+			for _, name := range drop {
+				os.Remove(filepath.Join(st.staging, "m", filepath.FromSlash(name)))
+			}
+			st.noteDropped(m, drop, err)
+			tmp, err = st.writeTemp(m, keep, mem)
+		}
+	}
+	if err != nil {
+		return "", err
+	}
+	final, err := linkUnique(tmp, filepath.Join(st.dir, name))
+	os.Remove(tmp)
+	if err != nil {
+		return "", err
+	}
+	syncDir(st.dir)
+	return final, nil
+}
+
+// writeTemp writes the complete archive of names under a temporary name in
+// the target directory, synced and closed, and returns that name. On any
+// error the temporary file is removed.
+func (st *state) writeTemp(m *Manifest, names []string, mem map[string][]byte) (_ string, err error) {
 	manifest, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return "", fmt.Errorf("encode manifest: %w", err)
 	}
-	sortMembers(names)
-
-	final := filepath.Join(st.dir, name)
 	tmp, err := os.CreateTemp(st.dir, tempPrefix+"bundle-")
 	if err != nil {
-		return "", fmt.Errorf("create %s: %w", final, err)
+		return "", fmt.Errorf("create temporary bundle in %s: %w", st.dir, err)
 	}
-	ok := false
 	defer func() {
-		if !ok {
+		if err != nil {
 			tmp.Close()
 			os.Remove(tmp.Name())
 		}
@@ -408,20 +437,66 @@ func (w *Writer) Commit(name string, m *Manifest) (string, error) {
 	if err := writeArchive(tmp, manifest, m.End, st.staging, names, mem); err != nil {
 		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
+	// A filesystem with delayed allocation reports a full disk only here.
 	if err := tmp.Sync(); err != nil {
 		return "", fmt.Errorf("sync %s: %w", tmp.Name(), err)
 	}
 	if err := tmp.Close(); err != nil {
 		return "", fmt.Errorf("close %s: %w", tmp.Name(), err)
 	}
-	final, err = linkUnique(tmp.Name(), final)
-	if err != nil {
-		return "", err
+	return tmp.Name(), nil
+}
+
+// isNoSpace reports whether err is the filesystem running out of room: no
+// space, the user's quota, or the file size limit.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) || errors.Is(err, syscall.EFBIG)
+}
+
+// splitLarge separates the large members (the socket table, the packets:
+// the last ranks) from the rest.
+func splitLarge(names []string) (keep, drop []string) {
+	for _, n := range names {
+		if rank(n) >= rank(PathSocketsTCP) {
+			drop = append(drop, n)
+		} else {
+			keep = append(keep, n)
+		}
 	}
-	os.Remove(tmp.Name())
-	ok = true
-	syncDir(st.dir)
-	return final, nil
+	return keep, drop
+}
+
+// noteDropped records in m that the members drop were left out for lack of
+// space: each owning collector is marked failed, with the reason, and the
+// members leave its file list.
+func (st *state) noteDropped(m *Manifest, drop []string, cause error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	reason := cause.Error()
+	var errno syscall.Errno
+	if errors.As(cause, &errno) {
+		reason = errno.Error()
+	}
+	byOwner := map[string][]string{}
+	for _, name := range drop {
+		owner := st.members[name]
+		byOwner[owner] = append(byOwner[owner], name)
+	}
+	for owner, names := range byOwner {
+		msg := fmt.Sprintf("%s left out of the bundle: %s filled up while the bundle was written (%s)",
+			strings.Join(names, ", "), st.dir, reason)
+		c := m.Collector(owner)
+		if c == nil {
+			m.Collectors = append(m.Collectors, CollectorStatus{Name: owner, Status: StatusFailed, Error: msg})
+			continue
+		}
+		c.Status = StatusFailed
+		if c.Error != "" {
+			msg = c.Error + "; " + msg
+		}
+		c.Error = msg
+		c.Files = slices.DeleteFunc(c.Files, func(f string) bool { return slices.Contains(names, f) })
+	}
 }
 
 // Abort drops everything staged. It is safe to call after Commit.
