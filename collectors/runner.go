@@ -81,9 +81,10 @@ func (r *Runner) Run(ctx context.Context, h Host, w *bundle.Writer) ([]bundle.Co
 		results[base+j] = &result{status: bundle.CollectorStatus{Name: s.Name()}}
 	}
 	samplesDone := make(chan struct{})
+	var prog sampleProgress
 	go func() {
 		defer close(samplesDone)
-		r.sampleLoop(ctx, h, w, results[base:], &mu)
+		r.sampleLoop(ctx, h, w, results[base:], &mu, &prog)
 	}()
 
 	// Wait for everything, or for the deadline plus grace.
@@ -131,7 +132,16 @@ func (r *Runner) Run(ctx context.Context, h Host, w *bundle.Writer) ([]bundle.Co
 		st := res.status
 		if !res.done {
 			st.Status = bundle.StatusTimeout
-			if st.Error == "" {
+			switch {
+			case st.Error != "":
+			case i >= base && st.Name != prog.sampler:
+				// The samplers share one loop: one that hangs stops the
+				// others too, and they must not be blamed for it.
+				st.Error = fmt.Sprintf("deadline: took %d of %d samples; sampler %s did not return from sample %d",
+					prog.taken, max(r.Samples, 1), prog.sampler, prog.sample)
+			case i >= base:
+				st.Error = fmt.Sprintf("still running at the deadline in sample %d; its unfinished files were left out", prog.sample)
+			default:
 				st.Error = "still running at the deadline; its unfinished files were left out"
 			}
 		}
@@ -147,8 +157,16 @@ func (r *Runner) Run(ctx context.Context, h Host, w *bundle.Writer) ([]bundle.Co
 	return out, anns, cut
 }
 
+// sampleProgress is where the sample loop is, for the statuses of samplers
+// that a hung sampler kept from finishing. Guarded by the runner's mutex.
+type sampleProgress struct {
+	sampler string // the sampler running, or last run
+	sample  int    // its sample index
+	taken   int    // samples complete
+}
+
 // sampleLoop takes the counter samples: sample i starts at start+i*Interval.
-func (r *Runner) sampleLoop(ctx context.Context, h Host, w *bundle.Writer, results []*result, mu *sync.Mutex) {
+func (r *Runner) sampleLoop(ctx context.Context, h Host, w *bundle.Writer, results []*result, mu *sync.Mutex, prog *sampleProgress) {
 	n := max(r.Samples, 1)
 	start := time.Now()
 	taken := 0
@@ -176,6 +194,9 @@ func (r *Runner) sampleLoop(ctx context.Context, h Host, w *bundle.Writer, resul
 			errs[0] = appendUnique(errs[0], err.Error())
 		}
 		for j, s := range r.Samplers {
+			mu.Lock()
+			prog.sampler, prog.sample = s.Name(), idx
+			mu.Unlock()
 			t0 := time.Now()
 			err := safeSample(ctx, s, h, idx, w.For(s.Name()))
 			durations[j] += time.Since(t0)
@@ -190,6 +211,9 @@ func (r *Runner) sampleLoop(ctx context.Context, h Host, w *bundle.Writer, resul
 			}
 		}
 		taken++
+		mu.Lock()
+		prog.taken = taken
+		mu.Unlock()
 	}
 	mu.Lock()
 	defer mu.Unlock()

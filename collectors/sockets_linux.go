@@ -3,6 +3,7 @@ package collectors
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -70,21 +71,29 @@ func (s *Sockets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 			return fmt.Errorf("read tcp sockets (%s): %w", familyName(family), err)
 		}
 	}
-	if err := t.flush(); err != nil {
-		return fmt.Errorf("write %s: %w", bundle.PathSocketsTCP, err)
+	// A table that could not be written (a full disk) is left out, but the
+	// summary, counted in memory and small, is still written: it says what
+	// the missing table held.
+	tableErr := t.flush()
+	if cerr := f.Close(); tableErr == nil {
+		tableErr = cerr
 	}
-	if err := f.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", bundle.PathSocketsTCP, err)
+	if tableErr != nil {
+		tableErr = fmt.Errorf("write %s: %w", bundle.PathSocketsTCP, tableErr)
 	}
 	sf, err := w.Create(bundle.PathSocketsSummary)
 	if err != nil {
-		return err
+		return errors.Join(tableErr, err)
 	}
 	if err := t.writeSummary(sf); err != nil {
-		return fmt.Errorf("write %s: %w", bundle.PathSocketsSummary, err)
+		sf.Close()
+		return errors.Join(tableErr, fmt.Errorf("write %s: %w", bundle.PathSocketsSummary, err))
 	}
 	if err := sf.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", bundle.PathSocketsSummary, err)
+		return errors.Join(tableErr, fmt.Errorf("write %s: %w", bundle.PathSocketsSummary, err))
+	}
+	if tableErr != nil {
+		return fmt.Errorf("%w (%s counts all %d sockets)", tableErr, bundle.PathSocketsSummary, t.total)
 	}
 	info := &bundle.SocketsInfo{Total: t.total, Written: t.written, Cap: limit, Truncated: t.written < t.total}
 	if info.Truncated {
@@ -172,6 +181,7 @@ type socketTable struct {
 	total   int
 	written int
 	zones   *zoner
+	werr    error // the first error writing rows to out
 
 	byState  stateCounts
 	byPort   []*stateCounts // indexed by local port
@@ -209,24 +219,27 @@ func (t *socketTable) add(m *sockdiag.Msg) error {
 		}
 		c[slot]++
 	}
-	if t.written >= t.limit {
+	if t.written >= t.limit || t.werr != nil {
 		return nil
 	}
 	t.buf = appendSocket(t.buf, m, t.zones)
 	t.written++
 	if len(t.buf) >= socketFlushAt {
-		return t.flush()
+		// A write error stops the rows, not the dump: the counts of the
+		// summary go on. flush reports it at the end.
+		t.flush()
 	}
 	return nil
 }
 
+// flush writes the rows gathered; after a write error it writes nothing
+// more and returns that error.
 func (t *socketTable) flush() error {
-	if len(t.buf) == 0 {
-		return nil
+	if len(t.buf) > 0 && t.werr == nil {
+		_, t.werr = t.out.Write(t.buf)
 	}
-	_, err := t.out.Write(t.buf)
 	t.buf = t.buf[:0]
-	return err
+	return t.werr
 }
 
 // writeSummary writes bundle.SocketSummary as JSON to out, streaming: ports
