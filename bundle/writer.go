@@ -435,6 +435,10 @@ func (st *state) writeTemp(m *Manifest, names []string, mem map[string][]byte) (
 		return "", fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
 	if err := writeArchive(tmp, manifest, m.End, st.staging, names, mem); err != nil {
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			return "", err // it names the file already
+		}
 		return "", fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}
 	// A filesystem with delayed allocation reports a full disk only here.

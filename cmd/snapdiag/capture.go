@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -157,7 +158,10 @@ func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) e
 		}
 	}
 	res, err := collectors.Capture(ctx, opts)
-	if err != nil {
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		return hintError{err, "the filesystem of " + dir + " is full, even for a bundle without the socket table and packets: free space or capture into another --out"}
+	case err != nil:
 		return hintError{err, "check that --out is a writable directory with free space"}
 	}
 	m := res.Manifest
