@@ -18,11 +18,13 @@ SOCKETS=50000
 RUNS=5
 HOLD=900s          # helpers exit by themselves after this long, whatever happens
 SNAPDIAG=""        # prebuilt binary; default: go build ./cmd/snapdiag
+REV=""             # build snapdiag from this git revision instead of the work tree
 WITH_SOS=1
 RUN_TIMEOUT=600    # seconds, per timed command
 PAIRS_PER_PROC=9000
 RESULTS_DIR=""
 KEEP=0
+PERF=0
 # sos checks /proc/modules for the sock_diag modules before running `ss -peaonmi`; on a
 # kernel with them built in (no modules at all here) it skips the socket table unless
 # --allow-system-changes is given. With no loadable modules, the flag changes nothing else.
@@ -35,26 +37,32 @@ usage: sudo bench/capture.sh [--sockets N] [--runs N] [options]
   --sockets N       TCP sockets to hold in the namespace (default 50000)
   --runs N          timed rounds after one warm-up (default 5; medians are reported)
   --snapdiag PATH   use this snapdiag binary instead of building ./cmd/snapdiag
+  --rev REV         build snapdiag from git revision REV (a clean export), not the work tree
   --no-sos          skip `sos report` (it is installed with apt-get when missing)
   --hold DUR        lifetime of the socket-holding helpers (default 900s, max 30m)
   --timeout SECS    kill any one timed command after this long (default 600)
   --results DIR     where to write capture-<time>.json/.md (default bench/results)
   --sos-strict      run sos exactly as `sos report -o networking --batch` (without
                     --allow-system-changes, sos may skip `ss` when the diag modules are built in)
+  --perf            after the timed runs, profile one more snapdiag capture with
+                    `perf record -g` and write the hottest call paths beside the results
   --keep            keep the work directory (outputs of the last round) for inspection
 EOF
 }
 
+ARGV="$*"
 while (($#)); do
 	case $1 in
 	--sockets) SOCKETS=$2; shift 2 ;;
 	--runs) RUNS=$2; shift 2 ;;
 	--snapdiag) SNAPDIAG=$2; shift 2 ;;
+	--rev) REV=$2; shift 2 ;;
 	--no-sos) WITH_SOS=0; shift ;;
 	--hold) HOLD=$2; shift 2 ;;
 	--timeout) RUN_TIMEOUT=$2; shift 2 ;;
 	--results) RESULTS_DIR=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
+	--perf) PERF=1; shift ;;
 	--sos-strict) SOS_EXTRA=(); shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "capture.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -119,16 +127,29 @@ fi
 
 log "building helpers in $WORK"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/sockhold" ./bench/sockhold) || die "go build ./bench/sockhold failed"
-if [[ -z $SNAPDIAG ]]; then
+DIRTY=unknown
+if [[ -n $SNAPDIAG ]]; then
+	SNAPDIAG=$(readlink -f "$SNAPDIAG") SNAPDIAG_DESC="prebuilt: $SNAPDIAG"
+	COMMIT=$("$SNAPDIAG" version 2>/dev/null | awk '$1 == "commit" {print substr($2, 1, 12)}' || true)
+elif [[ -n $REV ]]; then
+	COMMIT=$(git -C "$REPO" rev-parse --short "$REV^{commit}") || die "unknown revision: $REV"
+	mkdir -p "$WORK/src"
+	git -C "$REPO" archive "$COMMIT" | tar -x -C "$WORK/src"
+	(cd "$WORK/src" && CGO_ENABLED=0 go build -ldflags "-X main.commit=$COMMIT" -o "$WORK/snapdiag" ./cmd/snapdiag) ||
+		die "go build ./cmd/snapdiag at $COMMIT failed"
+	SNAPDIAG=$WORK/snapdiag DIRTY=false SNAPDIAG_DESC="built from git archive $COMMIT"
+else
 	(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/snapdiag" ./cmd/snapdiag) ||
 		die "go build ./cmd/snapdiag failed (pass --snapdiag PATH to use a prebuilt binary)"
-	SNAPDIAG=$WORK/snapdiag
+	SNAPDIAG=$WORK/snapdiag SNAPDIAG_DESC="built from the work tree"
+	COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || true)
+	DIRTY=$(git -C "$REPO" status --porcelain 2>/dev/null | grep -vq '^?? bench/' && echo true || echo false)
 fi
-SNAPDIAG=$(readlink -f "$SNAPDIAG")
 [[ -x $SNAPDIAG ]] || die "snapdiag binary not executable: $SNAPDIAG"
+COMMIT=${COMMIT:-unknown}
 SNAPDIAG_VERSION=$("$SNAPDIAG" version 2>/dev/null | head -3 | tr '\n' ' ' | sed 's/ *$//' || true)
-COMMIT=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
-DIRTY=$(git -C "$REPO" status --porcelain --untracked-files=no 2>/dev/null | grep -q . && echo true || echo false)
+
+LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the namespace and its sockets -------------------------------------------------------
 log "creating namespace $NS"
@@ -261,24 +282,58 @@ if [[ -n $LAST_BUNDLE ]]; then
 		jq -c '[.collectors[]? | {name, status, duration_ms, error}]' 2>/dev/null || true)
 	[[ $COLLECTORS == \[* ]] || COLLECTORS='[]'
 	BUNDLE_TCP_ROWS=$( (tar --zstd -xOf "$LAST_BUNDLE" sockets/tcp.jsonl 2>/dev/null || true) | wc -l)
+	# The manifest's start..end is the collection phase; the rest of the wall time is
+	# process start-up and writing the archive (tar + zstd + fsync + rename).
+	read -r m_start m_end < <(tar --zstd -xOf "$LAST_BUNDLE" manifest.json 2>/dev/null |
+		jq -r '"\(.start // "") \(.end // "")"' 2>/dev/null || true)
+	if [[ -n ${m_start:-} && -n ${m_end:-} ]]; then
+		COLLECT_MS=$(awk -v a="$(date -d "$m_start" +%s.%N)" -v b="$(date -d "$m_end" +%s.%N)" \
+			'BEGIN {printf "%.1f", (b - a) * 1000}' 2>/dev/null || true)
+	fi
+fi
+COLLECT_MS=${COLLECT_MS:-null}
+LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
+
+mkdir -p "$RESULTS_DIR"
+STAMP=$(date -u +%Y%m%dT%H%M%SZ)
+PERF_TXT=""
+if ((PERF)); then
+	if command -v perf >/dev/null; then
+		log "profiling one more capture with perf"
+		mkdir -p "$WORK/out/perf"
+		if nsx perf record -q -F 2999 -g -o "$WORK/perf.data" -- "$SNAPDIAG" capture --samples 1 --sample 0 \
+			--out "$WORK/out/perf" -q >/dev/null 2>"$WORK/perf.err"; then
+			PERF_TXT=$RESULTS_DIR/capture-$STAMP.perf.txt
+			{
+				echo "# perf record -F 2999 -g: snapdiag capture --samples 1 --sample 0, $NS_SOCKETS sockets"
+				echo "# samples are CPU time on either CPU; 'children' includes callees"
+				perf report -i "$WORK/perf.data" --stdio --children --sort sym --percent-limit 1.5 -g none 2>/dev/null |
+					awk '/^ +[0-9]/ && n++ < 60' || true
+			} >"$PERF_TXT"
+		else
+			log "warning: perf record failed: $(tail -n2 "$WORK/perf.err")"
+		fi
+	else
+		log "warning: --perf given but perf is not installed (apt-get install linux-perf)"
+	fi
 fi
 
 # ---- results -----------------------------------------------------------------------------
-mkdir -p "$RESULTS_DIR"
-STAMP=$(date -u +%Y%m%dT%H%M%SZ)
 JSON=$RESULTS_DIR/capture-$STAMP.json
 MD=$RESULTS_DIR/capture-$STAMP.md
 
 jq -n -R \
 	--arg date "$(date -u +%FT%TZ)" --arg kernel "$(uname -r)" --argjson cpus "$(nproc)" \
 	--argjson mem_kib "$(awk '/^MemTotal/ {print $2}' /proc/meminfo)" \
-	--arg commit "$COMMIT" --argjson dirty "$DIRTY" --arg version "$SNAPDIAG_VERSION" \
+	--arg commit "$COMMIT" --arg dirty "$DIRTY" --arg version "$SNAPDIAG_VERSION" \
 	--arg iproute "$(ss -V 2>&1 | head -1)" --arg sosver "$(dpkg-query -W -f '${Version}' sosreport 2>/dev/null || true)" \
 	--argjson sockets_requested "$SOCKETS" --argjson sockets "$NS_SOCKETS" --argjson sockets_end "$NS_SOCKETS_END" \
 	--arg states "$NS_STATES" --argjson helpers "$NPROC" --argjson runs "$RUNS" \
 	--arg c1 "$CMD_snapdiag" --arg c2 "$CMD_pipeline" --arg c3 "$CMD_sos" --arg sos_note "$SOS_NOTE" \
 	--argjson collectors "$COLLECTORS" --argjson tcp_rows "$BUNDLE_TCP_ROWS" --argjson bundle_bytes "$BUNDLE_BYTES" \
-	--arg argv "bench/capture.sh --sockets $SOCKETS --runs $RUNS" '
+	--arg load_start "$LOAD_START" --arg load_end "$LOAD_END" --argjson collect_ms "$COLLECT_MS" \
+	--arg perf_txt "${PERF_TXT##*/}" \
+	--arg argv "bench/capture.sh $ARGV" --arg binary "$SNAPDIAG_DESC" '
 def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2|floor]
             else (.[length/2 - 1] + .[length/2]) / 2 end;
 def num: if . == "NaN" then null else tonumber end;
@@ -297,8 +352,8 @@ def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1
 | {
   schema: "snapdiag.bench.capture/1",
   date: $date, command: $argv,
-  host: {kernel: $kernel, cpus: $cpus, mem_kib: $mem_kib, iproute2: $iproute, sosreport: $sosver},
-  snapdiag: {commit: $commit, dirty_tree: $dirty, version: $version},
+  host: {kernel: $kernel, cpus: $cpus, mem_kib: $mem_kib, loadavg_start: $load_start, loadavg_end: $load_end, iproute2: $iproute, sosreport: $sosver},
+  snapdiag: {commit: $commit, dirty_tree: $dirty, binary: $binary, version: $version},
   namespace: {sockets_requested: $sockets_requested, tcp_sockets: $sockets, tcp_sockets_at_end: $sockets_end,
               states: $states, helper_processes: $helpers},
   runs: $runs, warmup: 1,
@@ -314,7 +369,8 @@ def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1
     wall_ok: ((ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s) // 99) <= 0.5),
     rss_ok: (($s.snapdiag.max_rss_kib // 1e12) < 102400)},
   sos_note: $sos_note,
-  last_bundle: {bytes: $bundle_bytes, tcp_jsonl_rows: $tcp_rows, collectors: $collectors},
+  perf_report: (if $perf_txt == "" then null else $perf_txt end),
+  last_bundle: {collect_phase_ms: $collect_ms, bytes: $bundle_bytes, tcp_jsonl_rows: $tcp_rows, collectors: $collectors},
   raw: $rows
 }' <"$RUNS_TSV" >"$JSON"
 
@@ -324,7 +380,7 @@ def f(x; d): if x == null then "n/a" else (x * d | round / d | tostring) end;
 def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
 "# snapdiag capture benchmark, \(.date)",
 "",
-"`\(.command)` on kernel \(.host.kernel), \(.host.cpus) CPUs; snapdiag \(.snapdiag.commit)\(if .snapdiag.dirty_tree then " (dirty tree)" else "" end).",
+"`\(.command)` on kernel \(.host.kernel), \(.host.cpus) CPUs; snapdiag \(.snapdiag.commit) (\(.snapdiag.binary))\(if .snapdiag.dirty_tree == "true" then " + uncommitted changes" elif .snapdiag.dirty_tree == "unknown" then " (prebuilt binary)" else "" end).",
 "Namespace: \(.namespace.tcp_sockets) TCP sockets (\(.namespace.states)) held by \(.namespace.helper_processes) helper processes; \(.runs) runs after one warm-up, medians.",
 "",
 "| tool | command | wall (s) | peak RSS (MiB) | max RSS (MiB) | output (MiB) | failed runs |",
@@ -344,8 +400,11 @@ def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
  (if ($b.tcp_jsonl_rows // 0) < ([$n, 200000] | min) then "\n**Warning: the last bundle has \($b.tcp_jsonl_rows // 0) socket rows for \($n) sockets: snapdiag did not do the same work as the pipeline.**" else empty end),
  (if $bad != "" then "\n**Warning: collectors not ok in the last bundle: \($bad).**" else empty end)),
 "",
-"Last bundle: \(.last_bundle.bytes // "n/a") bytes, sockets/tcp.jsonl rows: \(.last_bundle.tcp_jsonl_rows // "n/a"); collectors: \(.last_bundle.collectors | map("\(.name)=\(.status) \(.duration_ms // "?")ms") | join(", "))",
+"Last bundle: \(.last_bundle.bytes // "n/a") bytes, collection phase (manifest start..end) \(.last_bundle.collect_phase_ms // "n/a") ms, sockets/tcp.jsonl rows: \(.last_bundle.tcp_jsonl_rows // "n/a"); collectors: \(.last_bundle.collectors | map("\(.name)=\(.status) \(.duration_ms // "?")ms") | join(", "))",
 (if .sos_note != "" then "\nsos: \(.sos_note)" else empty end),
+"",
+"Load average at start / end: \(.host.loadavg_start) / \(.host.loadavg_end) (2 CPUs: anything else running skews the figures).",
+(if .perf_report then "CPU profile of one capture: \(.perf_report)" else empty end),
 "",
 "Peak RSS is GNU time %M: for the pipeline and sos, the largest single process among them and their children (not a sum)."
 ' "$JSON" >"$MD"
@@ -355,3 +414,4 @@ cat "$MD"
 echo
 echo "results: $JSON"
 echo "summary: $MD"
+[[ -z $PERF_TXT ]] || echo "profile: $PERF_TXT"
