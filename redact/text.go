@@ -145,13 +145,13 @@ func (t *textScanner) run(dst, src []byte, s, e int) []byte {
 			continue
 		}
 		if a, err := netip.ParseAddr(string(core)); err == nil && a.Is6() {
-			dst = t.addr(dst, a, string(core), src, e-cut == e && cut == 0, e)
+			dst = t.addr(dst, a, src, cut == 0, e)
 			return append(dst, tok[len(core):]...)
 		}
 		// fd00::1.8080: an IPv6 address with a dotted port.
 		if d := bytes.LastIndexByte(core, '.'); d > 0 && bytes.Count(core, []byte{':'}) >= 2 && allDigits(core[d+1:]) {
 			if a, err := netip.ParseAddr(string(core[:d])); err == nil && a.Is6() {
-				dst = t.addr(dst, a, string(core[:d]), nil, false, 0)
+				dst = t.addr(dst, a, nil, false, 0)
 				return append(dst, tok[d:]...)
 			}
 		}
@@ -183,7 +183,7 @@ func (t *textScanner) run(dst, src []byte, s, e int) []byte {
 		if a, ok := parseQuad(sub[k:end]); ok {
 			dst = append(dst, sub[:k]...)
 			atEnd := i+end == len(tok) && lead+len(tok) == e-s
-			dst = t.addr(dst, a, string(sub[k:end]), src, atEnd, e)
+			dst = t.addr(dst, a, src, atEnd, e)
 			dst = append(dst, sub[end:]...)
 		} else {
 			dst = append(dst, sub...)
@@ -196,7 +196,7 @@ func (t *textScanner) run(dst, src []byte, s, e int) []byte {
 // addr appends the pseudonym of a. When the address ends the run and a
 // prefix length follows (10.1.2.0/24) and a is that network's address, the
 // pseudonym is masked too, so a network stays a network.
-func (t *textScanner) addr(dst []byte, a netip.Addr, orig string, src []byte, atEnd bool, e int) []byte {
+func (t *textScanner) addr(dst []byte, a netip.Addr, src []byte, atEnd bool, e int) []byte {
 	p := t.m.Addr(a)
 	if atEnd && e+1 < len(src) && src[e] == '/' {
 		j := e + 1
