@@ -41,6 +41,8 @@ type captureFlags struct {
 	procRoot    string
 	maxBytes    int64
 	progressTTY bool
+	redact      bool
+	keyFile     string
 }
 
 func newCaptureCmd() *cobra.Command {
@@ -71,6 +73,8 @@ only when no bundle could be written.`,
 	fl.BoolVar(&f.payload, "payload", false, "keep packet payloads (default: headers only)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
 	fl.Int64Var(&f.maxBytes, "max-bytes", 512<<20, "most bytes the capture may stage on disk")
+	fl.BoolVar(&f.redact, "redact", false, "pseudonymise addresses and host names (as snapdiag redact); no unredacted bundle is left")
+	fl.StringVar(&f.keyFile, "key-file", defaultKeyFile(), "with --redact, the redaction key (created, mode 0600, when missing)")
 	fl.StringVar(&f.procRoot, "proc", "/proc", "proc root to read (for tests)")
 	_ = fl.MarkHidden("proc")
 	return cmd
@@ -99,6 +103,10 @@ func (f captureFlags) validate() error {
 
 func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) error {
 	if err := f.validate(); err != nil {
+		return err
+	}
+	rd, err := newCaptureRedactor(f.redact, f.keyFile, stderr)
+	if err != nil {
 		return err
 	}
 	if ctx == nil {
@@ -179,6 +187,9 @@ func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) e
 	}
 	if m.DeadlineHit {
 		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", f.deadline)
+	}
+	if res.Path, err = rd.replace(res.Path); err != nil {
+		return err
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return nil

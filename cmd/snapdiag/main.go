@@ -93,6 +93,7 @@ queue, backlog and SYN-RECV count, the kernel log, a packet sample) into one
 		newWatchCmd(),
 		newVersionCmd(),
 		newTUICmd(),
+		newRedactCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {

@@ -1,0 +1,106 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/snapdiag/snapdiag/redact"
+)
+
+// TestRedactCommand runs snapdiag redact as a user would: the key is
+// created with mode 0600, the copy is written with mode 0600 under a name
+// without the host's, analyze exits the same on both, and an existing OUT
+// is refused.
+func TestRedactCommand(t *testing.T) {
+	in := "../../fixtures/synflood-cookies-off-v4/bundle.tar.zst"
+	dir := t.TempDir()
+	key := filepath.Join(dir, "keys", "incident.key")
+	out := t.TempDir()
+	r := snapdiag(t, nil, "redact", "--key-file", key, in, out)
+	if r.code != 0 {
+		t.Fatalf("redact exit %d: %s", r.code, r.stderr)
+	}
+	if !strings.Contains(r.stderr, "created redaction key") {
+		t.Errorf("stderr does not say the key was created: %q", r.stderr)
+	}
+	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("key file: %v", err)
+	}
+	path := lastLine(r.stdout)
+	fi, err := os.Stat(path)
+	if err != nil || fi.Mode().Perm() != 0o600 || filepath.Dir(path) != out {
+		t.Fatalf("redacted bundle %q: %v", path, err)
+	}
+	b := openBundle(t, path)
+	defer b.Close()
+	info, ok := redact.ManifestInfo(b.Manifest())
+	k, _, _ := redact.LoadOrCreateKey(key)
+	if !ok || info.Fingerprint != k.Fingerprint() {
+		t.Errorf("manifest redaction info %+v", info)
+	}
+	if strings.Contains(filepath.Base(path), "-vm-") {
+		t.Errorf("file name %s holds the host name", path)
+	}
+	orig, red := snapdiag(t, nil, "analyze", in), snapdiag(t, nil, "analyze", path)
+	if orig.code != red.code || orig.code < 3 {
+		t.Errorf("analyze exits %d on the original, %d on the redacted copy", orig.code, red.code)
+	}
+
+	file := filepath.Join(out, "copy.tar.zst")
+	if r := snapdiag(t, nil, "redact", "--key-file", key, in, file); r.code != 0 {
+		t.Fatalf("redact into a file: exit %d: %s", r.code, r.stderr)
+	}
+	if r := snapdiag(t, nil, "redact", "--key-file", key, in, file); r.code != 1 || !strings.Contains(r.stderr, "exist") {
+		t.Errorf("redact over an existing file: exit %d, %q", r.code, r.stderr)
+	}
+	if r := snapdiag(t, nil, "redact", "--key-file", key, path, t.TempDir()); r.code != 1 || !strings.Contains(r.stderr, "already redacted") {
+		t.Errorf("redact a redacted bundle: exit %d, %q", r.code, r.stderr)
+	}
+}
+
+// TestCaptureRedact captures with --redact: the directory then holds the
+// redacted bundle only, and no unredacted copy.
+func TestCaptureRedact(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(t.TempDir(), "k")
+	r := snapdiag(t, nil, "capture", "--out", dir, "--samples", "1", "--interval", "100ms", "--sample", "0",
+		"--redact", "--key-file", key, "-q")
+	if r.code != 0 {
+		t.Fatalf("capture --redact exit %d: %s", r.code, r.stderr)
+	}
+	path := lastLine(r.stdout)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	bundles := 0
+	for _, n := range names {
+		if strings.HasSuffix(n, ".tar.zst") {
+			bundles++
+		}
+		if strings.HasPrefix(n, unredactedPrefix) {
+			t.Errorf("unredacted copy left: %s", n)
+		}
+	}
+	if bundles != 1 || filepath.Dir(path) != dir {
+		t.Fatalf("directory holds %v, capture printed %s", names, path)
+	}
+	b := openBundle(t, path)
+	defer b.Close()
+	if _, ok := redact.ManifestInfo(b.Manifest()); !ok {
+		t.Error("the captured bundle is not redacted")
+	}
+	host, _ := os.Hostname()
+	if h := b.Manifest().Host.Hostname; h == host || !strings.HasPrefix(h, "host-") {
+		t.Errorf("manifest hostname %q", h)
+	}
+	if len(host) >= 2 && strings.Contains(path, host) {
+		t.Errorf("bundle name %s holds the host name", path)
+	}
+}
