@@ -157,7 +157,7 @@ ip netns add "$NS"
 nsx() { ip netns exec "$NS" "$@"; }
 nsx ip link set lo up
 # Plenty of ephemeral ports: every helper dials its own listener from 127.0.0.1.
-nsx sysctl -qw net.ipv4.ip_local_port_range="10000 65000"
+nsx sysctl -qw net.ipv4.ip_local_port_range="10000 64999"
 
 NOFILE_HARD=$(ulimit -Hn)
 [[ $NOFILE_HARD == unlimited ]] && NOFILE_HARD=1048576
@@ -190,9 +190,25 @@ log "ss -Htan in $NS: $NS_SOCKETS TCP sockets"
 ((NS_SOCKETS >= SOCKETS)) || die "only $NS_SOCKETS sockets in the namespace, wanted $SOCKETS"
 NS_STATES=$(nsx ss -Htan | awk '{c[$1]++} END {for (s in c) printf "%s=%d ", s, c[s]}' | sed 's/ $//')
 
-helpers_alive() {
-	local pid
-	for pid in "${HELPER_PIDS[@]}"; do kill -0 "$pid" 2>/dev/null || return 1; done
+# sockets_held: TCP sockets in the namespace that are not TIME_WAIT (sockstat's "inuse",
+# per namespace), cheap enough to read between every two timed commands.
+sockets_held() { nsx awk '$1 == "TCP:" {print $3}' /proc/net/sockstat; }
+HELD_START=$(sockets_held)
+# helpers_ok: every helper still runs and the namespace still holds its sockets. kill -0
+# is not enough: HELPER_PIDS are our unreaped children, and a zombie answers kill -0.
+helpers_ok() {
+	local i held
+	for i in "${!HELPER_PIDS[@]}"; do
+		if [[ $(awk '{print $3}' "/proc/${HELPER_PIDS[$i]}/stat" 2>/dev/null) =~ ^(Z|X|)$ ]]; then
+			log "helper $i (pid ${HELPER_PIDS[$i]}) has exited: $(tail -n2 "$WORK/hold.$i.err" | tr '\n' ' ')"
+			return 1
+		fi
+	done
+	held=$(sockets_held)
+	if ((held < HELD_START)); then
+		log "the namespace holds $held sockets, $HELD_START at the start: $(cat "$WORK"/hold.*.err | tr '\n' ' ')"
+		return 1
+	fi
 }
 
 # ---- the timed commands ------------------------------------------------------------------
@@ -260,16 +276,16 @@ for tool in "${TOOLS[@]}"; do
 done
 
 for ((r = 1; r <= RUNS; r++)); do
-	helpers_alive || die "a socket helper exited (its --hold of $HOLD ran out?): raise --hold"
 	n=${#TOOLS[@]}
 	for ((k = 0; k < n; k++)); do
 		tool=${TOOLS[$(((k + r - 1) % n))]}
+		helpers_ok || die "the namespace lost sockets before $tool round $r (a helper's --hold of $HOLD ran out, or it was killed)"
 		timed "$tool" "$r" || true
 		# Keep the newest bundle (for the checks below) and drop everything else.
 		if [[ $tool != snapdiag || $r != "$RUNS" ]]; then ((KEEP && r == RUNS)) || rm -rf "$WORK/out/$tool.$r"; fi
 	done
 done
-helpers_alive || die "a socket helper exited before the end of the run: raise --hold"
+helpers_ok || die "the namespace lost sockets before the end of the run"
 NS_SOCKETS_END=$(nsx ss -Htan | wc -l)
 
 # ---- what the last bundle says about itself ----------------------------------------------

@@ -11,6 +11,7 @@
 package main
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"net"
@@ -59,12 +60,21 @@ func main() {
 	}
 
 	// Bounded lifetime, set before anything can block.
-	deadline := time.AfterFunc(*hold, func() { os.Exit(0) })
+	deadline := time.AfterFunc(*hold, func() {
+		fmt.Fprintf(os.Stderr, "sockhold: --hold %v is over, exiting\n", *hold)
+		os.Exit(0)
+	})
 	defer deadline.Stop()
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 
-	ln, err := net.Listen("tcp4", *addr)
+	// No keepalive, on either side: Go turns it on by default (15s), and 50,000
+	// sockets opened within a second then probe in step, every 15s. The probes
+	// and their ACKs overflow the loopback backlog (net.core.netdev_max_backlog),
+	// and after 9 lost probes the kernel resets the connections: the namespace
+	// loses sockets ~150s in, and the bursts load the CPUs during the timings.
+	lc := net.ListenConfig{KeepAlive: -1}
+	ln, err := lc.Listen(context.Background(), "tcp4", *addr)
 	if err != nil {
 		fatalf("listen %s: %v", *addr, err)
 	}
@@ -100,7 +110,7 @@ func main() {
 	go func() {
 		var wg sync.WaitGroup
 		next := make(chan struct{})
-		d := net.Dialer{Timeout: 10 * time.Second}
+		d := net.Dialer{Timeout: 10 * time.Second, KeepAlive: -1}
 		for w := 0; w < *parallel; w++ {
 			wg.Add(1)
 			go func() {
@@ -139,7 +149,8 @@ func main() {
 	fmt.Printf("ready %d %d\n", port, 2**pairs+1)
 	_ = os.Stdout.Sync()
 
-	<-sigs
+	s := <-sigs
+	fmt.Fprintf(os.Stderr, "sockhold: %v, exiting\n", s)
 	mu.Lock()
 	runtime.KeepAlive(accepted)
 	runtime.KeepAlive(dialed)
