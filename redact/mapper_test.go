@@ -110,7 +110,7 @@ func TestPrefixPreserving(t *testing.T) {
 func TestAddressClass(t *testing.T) {
 	m := newMapper(testKey(t, "a"))
 	rng := rand.New(rand.NewPCG(3, 4))
-	kept := []string{"0.0.0.0", "127.0.0.1", "127.9.8.7", "255.255.255.255", "224.0.0.251", "::", "::1", "ff02::1", "ff02::2", "192.0.2.7", "2001:db8::1"}
+	kept := []string{"0.0.0.0", "127.0.0.1", "127.9.8.7", "255.255.255.255", "224.0.0.251", "::", "::1", "ff02::1", "ff02::2"}
 	for _, s := range kept {
 		if a := netip.MustParseAddr(s); m.Addr(a) != a {
 			t.Errorf("%s mapped to %s, want it kept", a, m.Addr(a))
