@@ -38,6 +38,16 @@ type Manifest struct {
 	Packets *PacketsInfo `json:"packets,omitempty"`
 	Kmsg    *KmsgInfo    `json:"kmsg,omitempty"`
 	Sysctls *SysctlsInfo `json:"sysctls,omitempty"`
+	// Redaction is set when addresses and host names were replaced by keyed
+	// pseudonyms (snapdiag redact, capture --redact).
+	Redaction *Redaction `json:"redaction,omitempty"`
+}
+
+// Redaction says how a bundle was redacted. The key itself stays with the
+// operator; its fingerprint tells whether two bundles share pseudonyms.
+type Redaction struct {
+	Scheme         string `json:"scheme"`
+	KeyFingerprint string `json:"key_fingerprint"`
 }
 
 // Tool names the snapdiag build that wrote the bundle.

@@ -61,6 +61,9 @@ type Info struct {
 // ManifestInfo reports whether m is the manifest of a redacted bundle, and
 // with which scheme and key.
 func ManifestInfo(m *bundle.Manifest) (Info, bool) {
+	if m.Redaction != nil {
+		return Info{Scheme: m.Redaction.Scheme, Fingerprint: m.Redaction.KeyFingerprint}, true
+	}
 	c := m.Collector(CollectorName)
 	if c == nil {
 		return Info{}, false
@@ -175,6 +178,7 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 		st.Error = "source bundle damaged; members after the damage are missing: " + j.text.string(d.Error())
 	}
 	m.Collectors = append(m.Collectors, st)
+	m.Redaction = &bundle.Redaction{Scheme: Scheme, KeyFingerprint: r.key.Fingerprint()}
 	if name == "" {
 		name = r.FileName(src)
 	}
