@@ -4,6 +4,7 @@ import (
 	"unicode/utf8"
 
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/mattn/go-runewidth"
 )
 
 // filterInput is the line typed after '/': runes, backspace, ctrl+u and
@@ -38,7 +39,16 @@ func (f *filterInput) update(msg tea.KeyMsg) bool {
 	return f.value != old
 }
 
-// view is the filter line with its cursor.
-func (f *filterInput) view(ctx *Context) string {
-	return ctx.Styles.Status.Render("/") + f.value + "█"
+// view is the filter line with its cursor, in w cells: a value too long
+// for them shows its end, where the typing is, after an ellipsis.
+func (f *filterInput) view(ctx *Context, w int) string {
+	v := f.value
+	if room := w - 2; runewidth.StringWidth(v) > room {
+		for runewidth.StringWidth(v) > room-1 && v != "" {
+			_, n := utf8.DecodeRuneInString(v)
+			v = v[n:]
+		}
+		v = "…" + v
+	}
+	return ctx.Styles.Status.Render("/") + v + "█"
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
+	"github.com/mattn/go-runewidth"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
@@ -75,7 +76,11 @@ func (d *findingDetail) layout() {
 	if f.Key != "" {
 		head = append(head, "key "+f.Key)
 	}
-	add(" " + strings.Join(head, " · "))
+	// A finding that names a listener and its process no longer fits one
+	// line at 80 columns: break between the parts, never inside one.
+	for _, l := range joinWrapped(head, " · ", w-1) {
+		add(" " + l)
+	}
 	addWrapped(" ", f.Title, st.Title.Render)
 	add("")
 	if f.Summary != "" {
@@ -90,11 +95,19 @@ func (d *findingDetail) layout() {
 				it.target = &t
 			}
 			marker := d.marker(len(d.items))
-			text := evidenceText(e)
+			lines := wrap(evidenceText(e), w-4)
 			if it.target != nil {
-				text += "  → " + it.target.View.String()
+				// "→ Counters" stays whole: after the text when it fits,
+				// else on a line of its own.
+				arrow := "→ " + it.target.View.String()
+				last := len(lines) - 1
+				if runewidth.StringWidth(lines[last])+2+runewidth.StringWidth(arrow) <= w-4 {
+					lines[last] += "  " + arrow
+				} else {
+					lines = append(lines, arrow)
+				}
 			}
-			for i, l := range wrap(text, w-4) {
+			for i, l := range lines {
 				if i == 0 {
 					add(marker + l)
 				} else {
@@ -123,7 +136,7 @@ func (d *findingDetail) layout() {
 					title += fmt.Sprintf(": %s → %s", cmpDash(r.Current), r.Value)
 				}
 			}
-			add(" " + st.Title.Render(title))
+			addWrapped(" ", title, st.Title.Render)
 			if r.Why != "" {
 				addWrapped("    ", r.Why, plain)
 			}
@@ -162,11 +175,14 @@ func cmpDash(s string) string {
 	return s
 }
 
-// evidenceText is one line for a piece of evidence.
+// evidenceText is one line for a piece of evidence. A zero is shown as
+// analyze's text report shows it: "net.ipv4.tcp_syncookies = 0" and a
+// listener's "recv_q = 0" are the evidence, not an absence of it. Only the
+// kernel log's count is left to its note.
 func evidenceText(e analyze.Evidence) string {
 	var b strings.Builder
 	b.WriteString(e.Metric)
-	if e.Value != 0 || e.Delta != 0 {
+	if e.Metric != "kernel log" {
 		b.WriteString(" = " + num(e.Value))
 	}
 	if e.Delta != 0 || e.PerSecond != 0 {

@@ -110,3 +110,46 @@ func TestResize(t *testing.T) {
 		}
 	}
 }
+
+// fitSizes are window sizes around the layout's breakpoints (columns that
+// appear at 100 and 120), from the least the TUI supports up.
+var fitSizes = [][2]int{{80, 24}, {81, 25}, {90, 30}, {99, 24}, {100, 30}, {119, 40}, {120, 40}, {159, 48}, {200, 60}}
+
+// TestFitsEverySize renders every view, and every finding of every fixture
+// opened, at each of fitSizes: no line may be wider than the window,
+// whatever a finding names (a listener, a process, an IPv6 address). The
+// whole page of a finding is checked, not only what shows on screen.
+func TestFitsEverySize(t *testing.T) {
+	for _, fx := range fixtures(t) {
+		t.Run(fx.name, func(t *testing.T) {
+			m := started(newTestModel(t, fx.path, nil), 80, 24)
+			fv := m.views[ViewFindings].(*findingsView)
+			for _, sz := range fitSizes {
+				m.Update(teaSize(sz[0], sz[1]))
+				for i := range numViews {
+					press(m, fmt.Sprint(i+1))
+					checkFits(t, m.View(), sz[0], sz[1])
+				}
+				press(m, "1")
+				for row := range fv.order {
+					fv.detail = nil
+					fv.list.setCursor(row)
+					fv.openSelected()
+					checkFits(t, m.View(), sz[0], sz[1])
+					for i, l := range fv.detail.lines {
+						if n := ansi.StringWidth(l); n > sz[0] {
+							t.Errorf("%s at %dx%d: page line %d is %d cells wide: %q",
+								fv.detail.f.ID, sz[0], sz[1], i+1, n, l)
+						}
+					}
+				}
+				fv.detail = nil
+				// A filter longer than the window.
+				press(m, "/")
+				typeText(m, strings.Repeat("x", sz[0]+10))
+				checkFits(t, m.View(), sz[0], sz[1])
+				press(m, "esc")
+			}
+		})
+	}
+}

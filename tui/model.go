@@ -217,7 +217,7 @@ func (m *Model) chrome() int {
 func (m *Model) filterLine() string {
 	switch {
 	case m.filtering:
-		return m.input.view(m.ctx)
+		return m.input.view(m.ctx, m.ctx.Width)
 	case m.view().Filter() != "":
 		return m.ctx.Styles.Status.Render("/"+m.view().Filter()) + m.ctx.Styles.Muted.Render("  (esc clears)")
 	}
@@ -254,7 +254,8 @@ func (m *Model) View() string {
 		b.WriteString(m.view().View())
 	}
 	if fl := m.filterLine(); fl != "" {
-		b.WriteString("\n" + fl)
+		// A long filter is cut, not wrapped: the body was sized for one line.
+		b.WriteString("\n" + fit(fl, w))
 	}
 	b.WriteString("\n" + m.footer())
 	return b.String()

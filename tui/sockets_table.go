@@ -21,13 +21,14 @@ import (
 // maxSocketsFile bounds sockets/tcp.jsonl as the TUI reads it.
 const maxSocketsFile = 2 << 30
 
-// sockRow is one socket, reduced to what the sockets view shows: about 80
+// sockRow is one socket, reduced to what the sockets view shows: about 88
 // bytes, so a 200,000-row table costs some 16 MB.
 type sockRow struct {
 	local, remote string
 	timer         string
 	recvQ, sendQ  uint32
 	rttUS         uint32
+	expiresMS     uint32
 	lport, rport  uint16
 	state         uint8 // index into socketTable.states
 	retrans       uint8
@@ -49,6 +50,7 @@ type sockJSON struct {
 	RecvQ   uint32 `json:"recv_q"`
 	SendQ   uint32 `json:"send_q"`
 	Timer   string `json:"timer"`
+	Expires uint32 `json:"expires_ms"`
 	Retrans uint8  `json:"retrans"`
 	Info    *struct {
 		RTT uint32 `json:"rtt_us"`
@@ -126,7 +128,7 @@ func parseSocketTable(data []byte) *socketTable {
 					p.states = append(p.states, s.State)
 				}
 				r := sockRow{local: s.Local, remote: s.Remote, timer: s.Timer, recvQ: s.RecvQ, sendQ: s.SendQ,
-					lport: portOf(s.Local), rport: portOf(s.Remote), state: id, retrans: s.Retrans}
+					lport: portOf(s.Local), rport: portOf(s.Remote), state: id, retrans: s.Retrans, expiresMS: s.Expires}
 				if s.Info != nil {
 					r.rttUS = s.Info.RTT
 				}

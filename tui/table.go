@@ -20,6 +20,9 @@ type column struct {
 	right bool
 	// minWindow hides the column when the table is narrower than this.
 	minWindow int
+	// addr marks a column of ADDR:PORT: a cell too wide loses the middle
+	// of its address, never its port.
+	addr bool
 }
 
 // table is a virtualised table: it holds no rows, only their count and a
@@ -170,7 +173,11 @@ func (t *table) View() string {
 		cells = cells[:0]
 		for i, c := range t.cols {
 			if ws[i] >= 0 {
-				cells = append(cells, pad(t.cell(r, i), ws[i], c.right))
+				s := t.cell(r, i)
+				if c.addr {
+					s = cutAddr(s, ws[i])
+				}
+				cells = append(cells, pad(s, ws[i], c.right))
 			}
 		}
 		marker := "  "
@@ -207,6 +214,29 @@ func pad(s string, w int, right bool) string {
 		return runewidth.FillLeft(s, w)
 	}
 	return runewidth.FillRight(s, w)
+}
+
+// cutAddr fits "ADDR:PORT" (or "[ADDR]:PORT", or one followed by a note)
+// in w cells by cutting the middle of the address, so the port, which is
+// what a listener is known by, stays readable.
+func cutAddr(s string, w int) string {
+	if runewidth.StringWidth(s) <= w {
+		return s
+	}
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return s
+	}
+	tail := s[i:]
+	if j := strings.IndexByte(tail, ' '); j >= 0 {
+		tail = tail[:j] // the port, without a note such as "(reuseport)"
+	}
+	keep := w - runewidth.StringWidth(tail) - 1
+	if keep < 4 {
+		return s
+	}
+	head := runewidth.Truncate(s[:i], keep, "")
+	return head + "…" + tail
 }
 
 // fit fits a line, which may hold styles, in exactly w cells.
@@ -268,4 +298,34 @@ func block(lines []string, h int) string {
 	out := make([]string, h)
 	copy(out, lines)
 	return strings.Join(out, "\n")
+}
+
+// joinWrapped joins parts, which may hold styles, with sep into lines of at
+// most w cells, breaking only between parts; a part wider than a line on
+// its own is cut with an ellipsis.
+func joinWrapped(parts []string, sep string, w int) []string {
+	w = max(w, 8)
+	var out []string
+	line, lw := "", 0
+	sw := ansi.StringWidth(sep)
+	for _, p := range parts {
+		if ansi.StringWidth(p) > w {
+			p = ansi.Truncate(p, w, "…")
+		}
+		pw := ansi.StringWidth(p)
+		switch {
+		case line == "":
+			line, lw = p, pw
+		case lw+sw+pw <= w:
+			line += sep + p
+			lw += sw + pw
+		default:
+			out = append(out, line)
+			line, lw = p, pw
+		}
+	}
+	if line != "" {
+		out = append(out, line)
+	}
+	return out
 }

@@ -29,7 +29,7 @@ func newFindingsView(ctx *Context) *findingsView {
 	v.list = newTable(ctx, []column{
 		{title: "SEVERITY", width: 8},
 		{title: "FINDING", width: 22, minWindow: 60},
-		{title: "WHERE", width: 16, minWindow: 120},
+		{title: "WHERE", width: 21, minWindow: 120, addr: true},
 		{title: "TITLE", width: 20, flex: 1},
 	})
 	v.list.cell = v.cell

@@ -10,13 +10,14 @@ import (
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
 	"github.com/charmbracelet/lipgloss"
+	"github.com/mattn/go-runewidth"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
 
 // listenersView shows every listener's accept queue and SYN-RECV count
-// against its backlog, with a sparkline across the samples, the fullest
-// first. Enter shows the listener's sockets.
+// against its backlog, each with a sparkline across the samples, the
+// fullest first. Enter shows the listener's sockets.
 type listenersView struct {
 	ctx     *Context
 	list    *table
@@ -30,14 +31,17 @@ type listenersView struct {
 func newListenersView(ctx *Context) *listenersView {
 	v := &listenersView{ctx: ctx}
 	v.list = newTable(ctx, []column{
-		{title: "LISTENER", width: 21, flex: 2},
-		{title: "PROCESS", width: 16, minWindow: 100},
+		{title: "LISTENER", width: 21, flex: 2, addr: true},
+		{title: "PROCESS", width: 18, minWindow: 100},
 		{title: "BACKLOG", width: 7, right: true},
 		{title: "ACCEPTQ", width: 7, right: true},
 		{title: "SYN-RECV", width: 8, right: true},
 		{title: "FILL", width: 5, right: true},
-		{title: "SYN-RECV/SAMPLE", width: 10, flex: 1},
-		{title: "ACCEPTQ/SAMPLE", width: 14, flex: 1, minWindow: 120},
+		// Both charts at every width: an accept-queue incident shows only
+		// in the first, a SYN flood only in the second. The titles are the
+		// count columns' with a sparkline, to fit both in 80 columns.
+		{title: "ACCEPTQ ▁▄█", width: 12, flex: 1},
+		{title: "SYN-RECV ▁▄█", width: 12, flex: 1},
 	})
 	v.list.cell = v.cell
 	v.list.rowStyle = func(r int) (lipgloss.Style, bool) {
@@ -79,7 +83,13 @@ func (v *listenersView) cell(r, c int) string {
 		if l.Comm == "" {
 			return "—"
 		}
-		return fmt.Sprintf("%s/%d", l.Comm, l.PID)
+		// The pid is what an operator acts on: cut the name, not the pid.
+		pid := "/" + strconv.Itoa(l.PID)
+		comm := l.Comm
+		if w := v.list.widths()[1]; w > 0 && runewidth.StringWidth(comm+pid) > w {
+			comm = runewidth.Truncate(comm, max(w-len(pid), 2), "…")
+		}
+		return comm + pid
 	case 2:
 		return strconv.FormatUint(uint64(l.SendQ), 10)
 	case 3:
@@ -89,14 +99,14 @@ func (v *listenersView) cell(r, c int) string {
 	case 5:
 		return fmt.Sprintf("%.0f%%", fill(l)*100)
 	case 6:
-		vals := make([]float64, len(l.SynRecvs))
-		for i, x := range l.SynRecvs {
+		vals := make([]float64, len(l.RecvQs))
+		for i, x := range l.RecvQs {
 			vals[i] = float64(x)
 		}
 		return sparkline(vals, float64(max(l.SendQ, 1)), 60)
 	case 7:
-		vals := make([]float64, len(l.RecvQs))
-		for i, x := range l.RecvQs {
+		vals := make([]float64, len(l.SynRecvs))
+		for i, x := range l.SynRecvs {
 			vals[i] = float64(x)
 		}
 		return sparkline(vals, float64(max(l.SendQ, 1)), 60)

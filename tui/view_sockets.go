@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io/fs"
 	"strconv"
+	"time"
 
 	"github.com/charmbracelet/bubbles/key"
 	tea "github.com/charmbracelet/bubbletea"
@@ -36,12 +37,12 @@ func newSocketsView(ctx *Context) *socketsView {
 	v := &socketsView{ctx: ctx}
 	v.list = newTable(ctx, []column{
 		{title: "STATE", width: 11},
-		{title: "LOCAL", width: 21, flex: 1},
-		{title: "REMOTE", width: 21, flex: 1},
+		{title: "LOCAL", width: 21, flex: 1, addr: true},
+		{title: "REMOTE", width: 21, flex: 1, addr: true},
 		{title: "RECV-Q", width: 7, right: true},
 		{title: "SEND-Q", width: 7, right: true},
 		{title: "RTT ms", width: 8, right: true, minWindow: 100},
-		{title: "TIMER", width: 16, minWindow: 120},
+		{title: "TIMER", width: 24, minWindow: 120},
 	})
 	v.list.cell = v.cell
 	v.list.empty = "loading sockets/tcp.jsonl…"
@@ -62,20 +63,48 @@ func (v *socketsView) cell(r, c int) string {
 	case 4:
 		return strconv.FormatUint(uint64(row.sendQ), 10)
 	case 5:
-		if row.rttUS == 0 {
-			return ""
-		}
-		return strconv.FormatFloat(float64(row.rttUS)/1000, 'f', 1, 64)
+		return rttMS(row.rttUS)
 	case 6:
-		if row.timer == "" {
-			return ""
-		}
-		if row.retrans > 0 {
-			return fmt.Sprintf("%s, %d retrans", row.timer, row.retrans)
-		}
-		return row.timer
+		return timerText(row.timer, row.expiresMS, row.retrans)
 	}
 	return ""
+}
+
+// rttMS is a smoothed RTT in milliseconds with the digits that matter: a
+// LAN or loopback RTT of 24 µs is 0.024, not 0.0.
+func rttMS(us uint32) string {
+	ms := float64(us) / 1000
+	switch {
+	case us == 0:
+		return ""
+	case us < 1000:
+		return strconv.FormatFloat(ms, 'f', 3, 64)
+	case us < 10000:
+		return strconv.FormatFloat(ms, 'f', 2, 64)
+	}
+	return strconv.FormatFloat(ms, 'f', 1, 64)
+}
+
+// timerText is a socket's running timer with the time left, as ss -o
+// prints it but spelled out: ss's "on" (idiag_timer 1) is the retransmit
+// timer. A SYN-RECV request sock reports it too: inet_req_diag_fill() sets
+// idiag_timer = 1 and the time left before the SYN-ACK is re-sent
+// (docs/kernel-listen-path.md 2.2).
+func timerText(name string, expiresMS uint32, retrans uint8) string {
+	if name == "" {
+		return ""
+	}
+	if name == "on" {
+		name = "retransmit"
+	}
+	s := name
+	if expiresMS > 0 {
+		s += " " + (time.Duration(expiresMS) * time.Millisecond).String()
+	}
+	if retrans > 0 {
+		s += fmt.Sprintf(", %d retrans", retrans)
+	}
+	return s
 }
 
 func (v *socketsView) Init() tea.Cmd { return nil }
