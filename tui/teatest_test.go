@@ -140,32 +140,42 @@ func TestJumpToSysctlAndCopy(t *testing.T) {
 }
 
 // TestJumpToListener opens a finding with listener evidence and follows it
-// to the listeners view, at that listener's row.
+// to the listeners view, at that listener's row. The listeners view is
+// first filtered to hide every row, so the jump has to clear the filter and
+// select the row itself: a cursor left on row 0 of a one-listener fixture
+// would otherwise pass by accident.
 func TestJumpToListener(t *testing.T) {
-	fx, row, ev := findFixture(t, analyze.IDSynQueueOverflow, func(e analyze.Evidence) bool {
-		return strings.HasPrefix(e.Metric, "listener ")
-	})
-	if row < 0 {
-		fx, row, ev = findFixture(t, analyze.IDAcceptQueueOverflow, func(e analyze.Evidence) bool {
-			return strings.HasPrefix(e.Metric, "listener ")
+	for _, id := range []string{analyze.IDSynQueueOverflow, analyze.IDAcceptQueueOverflow} {
+		t.Run(id, func(t *testing.T) {
+			fx, row, ev := findFixture(t, id, func(e analyze.Evidence) bool {
+				return strings.HasPrefix(e.Metric, "listener ")
+			})
+			if row < 0 {
+				t.Fatalf("no fixture has a %s finding with listener evidence: the lab fixtures under fixtures/ "+
+					"hold samples/NNN/listeners.json and should", id)
+			}
+			m := newTestModel(t, fx.path, nil)
+			e := m.views[ViewFindings].(*findingsView).finding(row).Evidence[ev]
+			want, _, _ := strings.Cut(strings.TrimPrefix(e.Metric, "listener "), " ")
+			ks := []string{"2", "/"}
+			ks = append(ks, strings.Split("no-such-listener", "")...)
+			ks = append(ks, "enter", "1")
+			ks = append(ks, down(row)...)
+			ks = append(ks, "enter")
+			ks = append(ks, down(ev)...)
+			ks = append(ks, "enter")
+			final := runKeys(t, m, keys(ks...), "› "+want)
+			if final.Active() != ViewListeners {
+				t.Fatalf("active view %v, want Listeners", final.Active())
+			}
+			lv := final.views[ViewListeners].(*listenersView)
+			if lv.Filter() != "" {
+				t.Errorf("listeners filter %q left after the jump, want none", lv.Filter())
+			}
+			if l := lv.Selected(); l == nil || l.Local != want {
+				t.Errorf("selected listener %v, want %s", l, want)
+			}
 		})
-	}
-	if row < 0 {
-		t.Skip("no fixture has listener evidence: the bundles under fixtures/ hold no samples/NNN/listeners.json " +
-			"(capture has no socket collector yet); re-record them once it has")
-	}
-	m := newTestModel(t, fx.path, nil)
-	e := m.views[ViewFindings].(*findingsView).finding(row).Evidence[ev]
-	want, _, _ := strings.Cut(strings.TrimPrefix(e.Metric, "listener "), " ")
-	ks := append(down(row), "enter")
-	ks = append(ks, down(ev)...)
-	ks = append(ks, "enter")
-	final := runKeys(t, m, keys(ks...), "2 Listeners]")
-	if final.Active() != ViewListeners {
-		t.Fatalf("active view %v, want Listeners", final.Active())
-	}
-	if l := final.views[ViewListeners].(*listenersView).Selected(); l == nil || l.Local != want {
-		t.Errorf("selected listener %v, want %s", l, want)
 	}
 }
 
