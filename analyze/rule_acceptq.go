@@ -2,6 +2,8 @@ package analyze
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 )
 
 // ruleAcceptQueue is R-ACCEPTQ (section 7, rule 5): the application does not
@@ -86,7 +88,7 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 	if l != nil {
 		f.Evidence = append(f.Evidence, listenerEvidence(l, "")...)
 		f.Evidence = append(f.Evidence, evValue(l.Source, "listener "+l.Local+" recv_q by sample",
-			float64(l.MaxRecvQ()), fmt.Sprintf("%v (full above %d)", l.RecvQs, l.SendQ)))
+			float64(l.MaxRecvQ()), fmt.Sprintf("per sample %s (full above %d)", joinInts(l.RecvQs), l.SendQ)))
 	}
 	var sub []string
 	if pa := s.Packets; pa != nil && pa.AckTimeOverflow > 0 {
@@ -132,9 +134,9 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 	}
 	switch {
 	case stuck:
-		f.Summary = fmt.Sprintf("The accept queue of %s stayed full (Recv-Q %v above Send-Q %d in every sample) while the kernel completed "+
+		f.Summary = fmt.Sprintf("The accept queue of %s stayed full (Recv-Q %s above Send-Q %d in every sample) while the kernel completed "+
 			"almost no new connections: %s is not calling accept() at all (hung, deadlocked, or out of file descriptors). ",
-			where, l.RecvQs, l.SendQ, who)
+			where, joinInts(l.RecvQs), l.SendQ, who)
 	case overflows.OK:
 		f.Summary = fmt.Sprintf("The kernel dropped %s connection attempts %s because the accept queue of %s was full (ListenOverflows). "+
 			"The SYN queue is not the problem: %s takes connections off the queue too slowly. ", perSecond(overflows), window(s), where, who)
@@ -161,4 +163,13 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 	f.Recommendations = append(f.Recommendations, backlogRecs(s, l,
 		"A larger backlog only absorbs bursts and adds queueing latency; it does not make a slow acceptor faster.")...)
 	return f
+}
+
+// joinInts spells a per-sample series for people: "9, 9, 9".
+func joinInts[T ~int | ~uint32](xs []T) string {
+	parts := make([]string, len(xs))
+	for i, x := range xs {
+		parts[i] = strconv.FormatInt(int64(x), 10)
+	}
+	return strings.Join(parts, ", ")
 }
