@@ -322,9 +322,18 @@ if ((PERF)); then
 			PERF_TXT=$RESULTS_DIR/capture-$STAMP.perf.txt
 			{
 				echo "# perf record -F 2999 -g: snapdiag capture --samples 1 --sample 0, $NS_SOCKETS sockets"
-				echo "# samples are CPU time on either CPU; 'children' includes callees"
-				perf report -i "$WORK/perf.data" --stdio --children --sort sym --percent-limit 1.5 -g none 2>/dev/null |
-					awk '/^ +[0-9]/ && n++ < 60' || true
+				echo "# (one run, after the timed ones; perf itself slows it down a little)"
+				echo
+				echo "## CPU time by phase (bench/perf-phases.awk)"
+				perf script -i "$WORK/perf.data" -F ip,sym 2>/dev/null | awk -v hz=2999 -f "$REPO/bench/perf-phases.awk" || true
+				echo
+				echo "## hottest functions (self time)"
+				perf report -i "$WORK/perf.data" --stdio --no-children --sort sym --percent-limit 1 -g none 2>/dev/null |
+					awk '/^ +[0-9]/ && n++ < 30' || true
+				echo
+				echo "## hottest call paths (children: including callees)"
+				perf report -i "$WORK/perf.data" --stdio --children --sort sym --percent-limit 3 -g none 2>/dev/null |
+					awk '/^ +[0-9]/ && n++ < 50' || true
 			} >"$PERF_TXT"
 		else
 			log "warning: perf record failed: $(tail -n2 "$WORK/perf.err")"
