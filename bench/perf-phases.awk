@@ -16,6 +16,9 @@ function flush_sample(   c) {
 		else if (stack ~ /socketTable\)\.flush|memberFile\)\.Write/) c = "sockets: write rows to the staging file"
 		else if (stack ~ /socketTable\)\.add|DecodeMsg|parseDatagram/) c = "sockets: decode and count"
 		else c = "sockets: netlink receive, other"
+	} else if (stack ~ /klauspost\/compress\/zstd/) {
+		# Members streamed through a compressor while they are collected (4faaa76 on).
+		c = (leaf ~ /memmove/ && stack ~ /fastEncoder\)\.Encode/) ? "bundle: zstd history-window shifting (memmove), beside the collectors" : "bundle: zstd compression, beside the collectors"
 	} else if (stack ~ /Listeners\)\.Sample/) {
 		c = (stack ~ /findSocketOwners/) ? "listeners: owner lookup in /proc/*/fd" : "listeners: LISTEN + SYN-RECV dumps"
 	} else if (stack ~ /Sysctls\)\.Collect/) c = "sysctls: walk and read /proc/sys"
