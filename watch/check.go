@@ -301,3 +301,39 @@ func (t *tailBuffer) Write(p []byte) (int, error) {
 }
 
 func (t *tailBuffer) String() string { return string(t.buf) }
+
+// Port is the TCP port the check talks to (tcp, http and https, with the
+// scheme's default), or 0 for exec checks and targets without one. The
+// watchdog focuses the packet sample on these ports when --port is not
+// given: only then does the sample hold the clients' ACKs, which tell a
+// half-open handshake from a completed one.
+func (c *Check) Port() int {
+	var hostport string
+	switch c.Kind {
+	case KindTCP:
+		hostport = c.Target
+	case KindHTTP, KindHTTPS:
+		u, err := url.Parse(c.Target)
+		if err != nil {
+			return 0
+		}
+		if p := u.Port(); p != "" {
+			hostport = u.Host
+		} else if c.Kind == KindHTTPS {
+			return 443
+		} else {
+			return 80
+		}
+	default:
+		return 0
+	}
+	_, port, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return 0
+	}
+	n, err := strconv.Atoi(port)
+	if err != nil || n < 1 || n > 65535 {
+		return 0
+	}
+	return n
+}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"slices"
 	"syscall"
 	"time"
 
@@ -230,6 +231,15 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 	h := collectors.DefaultHost()
 	h.Proc = f.procRoot
 	h.Ports = f.ports
+	if len(h.Ports) == 0 {
+		// Without --port, the packet sample focuses on the checked services,
+		// so it holds their clients' ACKs, not only SYN, FIN and RST.
+		for _, c := range checks {
+			if p := c.Port(); p != 0 && !slices.Contains(h.Ports, p) {
+				h.Ports = append(h.Ports, p)
+			}
+		}
+	}
 	h.PacketWindow = f.sample
 	v, c := buildInfo()
 	w, err := watch.New(watch.Config{
