@@ -83,6 +83,13 @@ func RenderText(w io.Writer, r *Report, opt TextOptions) error {
 		meta = append(meta, "reason: "+r.Bundle.Reason)
 	}
 	writeWrapped(bw, strings.Join(meta, " · "), width, "", "")
+	if tl := r.TimelineSummary(); len(tl) > 0 {
+		fmt.Fprintln(bw)
+		fmt.Fprintln(bw, c(ansiBold, "Timeline"))
+		for _, line := range tl {
+			writeWrapped(bw, line, width, "  ", "    ")
+		}
+	}
 	for _, f := range r.Findings {
 		fmt.Fprintln(bw)
 		label := fmt.Sprintf("[%s] ", strings.ToUpper(f.Severity.String()))
@@ -218,6 +225,13 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	fmt.Fprintf(bw, "**%s**\n\n", mdEscape(r.Verdict))
 	fmt.Fprintf(bw, "| host | kernel | captured | reason |\n|---|---|---|---|\n| %s | %s | %s | %s |\n\n",
 		mdCell(r.Bundle.Host), mdCell(r.Bundle.Kernel), mdCell(r.Bundle.CapturedAt), mdCell(r.Bundle.Reason))
+	if tl := r.TimelineSummary(); len(tl) > 0 {
+		fmt.Fprintf(bw, "**Timeline**\n\n")
+		for _, line := range tl {
+			fmt.Fprintf(bw, "- %s\n", mdEscape(line))
+		}
+		fmt.Fprintln(bw)
+	}
 	for _, f := range r.Findings {
 		fmt.Fprintf(bw, "### %s %s\n\n", strings.ToUpper(f.Severity.String()), mdEscape(f.Title))
 		var meta []string

@@ -31,6 +31,9 @@ type BundleInfo struct {
 	// Samples and WindowSeconds say how much time the counters cover.
 	Samples       int     `json:"samples"`
 	WindowSeconds float64 `json:"window_seconds"`
+	// History is how many of the first samples the watchdog took before the
+	// capture (snapdiag watch --history); they show when trouble began.
+	History int `json:"history_samples,omitempty"`
 }
 
 // CollectorReport is one collector's status as the manifest records it.
@@ -46,6 +49,9 @@ type TimelineEntry struct {
 	At     string `json:"at"`
 	Offset string `json:"offset,omitempty"`
 	Event  string `json:"event"`
+	// From and To are the indexes of the samples the interval lies between.
+	From int `json:"from_sample"`
+	To   int `json:"to_sample"`
 }
 
 // Analyze runs rules over s and builds the report. path is the bundle's
@@ -62,6 +68,7 @@ func Analyze(s *Snapshot, path string, rules []Rule) *Report {
 	if m := s.Manifest; m != nil {
 		r.Bundle.Host = m.Host.Hostname
 		r.Bundle.Reason = m.Trigger.Reason
+		r.Bundle.History = m.Options.History
 		for _, c := range m.Collectors {
 			r.Collectors = append(r.Collectors, CollectorReport{Name: c.Name, Status: string(c.Status), Error: c.Error})
 		}
@@ -187,7 +194,8 @@ func timeline(s *Snapshot) []TimelineEntry {
 	}
 	var out []TimelineEntry
 	for _, x := range ivs {
-		e := TimelineEntry{Event: fmt.Sprintf("samples %03d-%03d: %s", s.Samples[x.i-1].Index, s.Samples[x.i].Index, x.text)}
+		from, to := s.Samples[x.i-1].Index, s.Samples[x.i].Index
+		e := TimelineEntry{Event: fmt.Sprintf("samples %03d-%03d: %s", from, to, x.text), From: from, To: to}
 		if t := s.Samples[x.i].Time; t != nil {
 			e.At = t.Wall
 		}
@@ -195,6 +203,44 @@ func timeline(s *Snapshot) []TimelineEntry {
 			e.Offset = fmt.Sprintf("+%.1fs", sec)
 		}
 		out = append(out, e)
+	}
+	return out
+}
+
+// timelineShown bounds the timeline in the text and markdown reports; JSON
+// carries all of it.
+const timelineShown = 8
+
+// TimelineSummary is the timeline as a person reads it: when the trouble
+// began (with watchdog history, the quiet samples before it), then the first
+// intervals in which listen-path counters moved.
+func (r *Report) TimelineSummary() []string {
+	if len(r.Timeline) == 0 {
+		return nil
+	}
+	var out []string
+	first := r.Timeline[0]
+	if first.From > 0 {
+		when := first.At
+		if first.Offset != "" {
+			when += " (" + first.Offset + " into the samples)"
+		}
+		line := fmt.Sprintf("Quiet in samples 000-%03d; trouble began between samples %03d and %03d, by %s.", first.From, first.From, first.To, when)
+		if r.Bundle.History > 0 {
+			line += fmt.Sprintf(" Samples 000-%03d are the watchdog's history before the capture.", r.Bundle.History-1)
+		}
+		out = append(out, line)
+	}
+	for i, e := range r.Timeline {
+		if i == timelineShown {
+			out = append(out, fmt.Sprintf("... %d more intervals in --format json", len(r.Timeline)-timelineShown))
+			break
+		}
+		at := e.At
+		if len(at) >= 19 {
+			at = at[11:19] // hh:mm:ss of the RFC 3339 wall clock
+		}
+		out = append(out, strings.TrimSpace(at+" "+e.Offset+" "+e.Event))
 	}
 	return out
 }

@@ -219,6 +219,13 @@ func checkAnalysis(t *testing.T, path string, target netip.AddrPort, haveListene
 		t.Fatal(err)
 	}
 	r := analyze.Analyze(s, path, analyze.Rules())
+	// The report must say when the trouble began: the history's healthy
+	// samples come before the first interval in which drops moved.
+	if r.Bundle.History == 0 || len(r.Timeline) == 0 || r.Timeline[0].From == 0 {
+		t.Errorf("report history %d, timeline %+v: want the onset after quiet history samples", r.Bundle.History, r.Timeline)
+	} else if tl := r.TimelineSummary(); !strings.Contains(tl[0], "trouble began between samples") {
+		t.Errorf("timeline summary %q does not say when the trouble began", tl[0])
+	}
 	var ids []string
 	for _, f := range r.Findings {
 		ids = append(ids, f.ID+"@"+f.Listener)
