@@ -119,7 +119,9 @@ func (w *Writer) WriteFile(name string, data []byte) error {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		f.(*memberFile).discard()
+		// Create returns a *memberFile, or a *memStream for a memory
+		// Writer: both must give the name back.
+		f.(interface{ discard() }).discard()
 		return err
 	}
 	return f.Close()
@@ -230,6 +232,18 @@ func (m *memStream) Write(p []byte) (int, error) {
 	st.bytes += int64(len(p))
 	m.buf = append(m.buf, p...)
 	return len(p), nil
+}
+
+// discard drops a member that will not be completed.
+func (m *memStream) discard() {
+	st := m.w.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if m.done {
+		return
+	}
+	m.done = true
+	delete(st.open, m.name)
 }
 
 func (m *memStream) Close() error {

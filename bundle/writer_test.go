@@ -352,6 +352,24 @@ func TestWriterTooLarge(t *testing.T) {
 	}
 }
 
+// TestMemWriterTooLarge: a memory Writer (the watchdog's history) refuses
+// a large member over its limit with ErrTooLarge, without panicking, and
+// the name can be written again once it fits.
+func TestMemWriterTooLarge(t *testing.T) {
+	w := NewMemWriter(300 << 10)
+	name := SampleFile(0, SampleListeners)
+	err := w.For("listeners").WriteFile(name, make([]byte, 400<<10))
+	if !errors.Is(err, ErrTooLarge) {
+		t.Fatalf("WriteFile over the limit: %v, want ErrTooLarge", err)
+	}
+	if err := w.For("listeners").WriteFile(name, []byte("[]\n")); err != nil {
+		t.Fatalf("WriteFile after the refused one: %v", err)
+	}
+	if got := string(w.Take()[name]); got != "[]\n" {
+		t.Errorf("member = %q", got)
+	}
+}
+
 func TestWriterRejectsNames(t *testing.T) {
 	w, err := NewWriter(t.TempDir(), 0)
 	if err != nil {
