@@ -9,6 +9,11 @@ import (
 // server that had an incident earlier and is healthy now gets no warning.
 func ruleHistory(s *Snapshot) []Finding {
 	metrics := []string{"TcpExt.ListenOverflows", "TcpExt.ListenDrops", "TcpExt.TCPReqQFullDrop", "TcpExt.TCPReqQFullDoCookies"}
+	if c, _ := syncookies(s); c == 2 {
+		// Mode 2 counts TCPReqQFullDoCookies for every SYN, full queue or
+		// not (section 1.5): neither its total nor its movement is a drop.
+		metrics = metrics[:3]
+	}
 	var ev []Evidence
 	moved := false
 	for _, m := range metrics {

@@ -129,6 +129,16 @@ func scenarios() []scenario {
 			},
 		},
 		{
+			// Section 1.5: with tcp_syncookies=2 the cookie counters rise
+			// for every SYN, so their totals are no sign of earlier drops.
+			name: "syncookies=2, cookie totals from before the capture",
+			build: func(t testing.TB) *fixture {
+				return host(t).sysctl("net.ipv4.tcp_syncookies", "2").
+					total("TcpExt", "TCPReqQFullDoCookies", 5000).total("TcpExt", "SyncookiesSent", 5000)
+			},
+			want: map[string]Severity{IDRiskySysctl: Warning},
+		},
+		{
 			// Section 4: stuck is Recv-Q pinned at Send-Q+1 and ΔPassiveOpens ≈ 0.
 			name: "listener never accepts",
 			build: func(t testing.TB) *fixture {
