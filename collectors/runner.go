@@ -89,6 +89,9 @@ func (r *Runner) Run(ctx context.Context, h Host, w *bundle.Writer) ([]bundle.Co
 
 	// Wait for everything, or for the deadline plus grace.
 	var timeout <-chan time.Time
+	// A done context stays ready: select on it once, then wait on the
+	// grace timer alone, or the loop spins a CPU for the whole grace.
+	done := ctx.Done()
 	pending := len(r.Collectors)
 	samplersPending := len(r.Samplers) > 0
 	for pending > 0 || samplersPending {
@@ -111,7 +114,8 @@ func (r *Runner) Run(ctx context.Context, h Host, w *bundle.Writer) ([]bundle.Co
 				}
 				mu.Unlock()
 			}
-		case <-ctx.Done():
+		case <-done:
+			done = nil
 			if timeout == nil {
 				timeout = time.After(grace)
 			}

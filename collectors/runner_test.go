@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"golang.org/x/sys/unix"
 )
 
 // fakeCollector behaves as told: it is how a test gets a collector that
@@ -114,4 +115,47 @@ func TestSummarizeFiles(t *testing.T) {
 	if got := summarizeFiles(few); len(got) != 2 {
 		t.Errorf("short list changed: %q", got)
 	}
+}
+
+// TestRunnerWaitsIdleThroughGrace: after the deadline the runner waits
+// for hung collectors for Grace, on a timer. A done context is always
+// ready in a select, so the wait must not keep selecting on it: that
+// spins a CPU the late collectors need to wind down (2-core hosts).
+func TestRunnerWaitsIdleThroughGrace(t *testing.T) {
+	w, err := bundle.NewWriter(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	release := make(chan struct{})
+	defer close(release)
+	r := &Runner{
+		Collectors: []Collector{fakeCollector{"hangs", func(context.Context, *bundle.Writer) error {
+			<-release
+			return nil
+		}}},
+		Grace: 400 * time.Millisecond,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	before := cpuTime(t)
+	start := time.Now()
+	r.Run(ctx, Host{}, w)
+	wall, cpu := time.Since(start), cpuTime(t)-before
+	if wall < r.Grace {
+		t.Fatalf("Run returned after %v, before the grace of %v", wall, r.Grace)
+	}
+	if cpu > wall/2 {
+		t.Errorf("the runner used %v of CPU in %v of waiting: it spins instead of waiting", cpu, wall)
+	}
+}
+
+// cpuTime is the process's user and system CPU time.
+func cpuTime(t *testing.T) time.Duration {
+	t.Helper()
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
