@@ -343,6 +343,9 @@ func (m *memberFile) send() {
 }
 
 func (m *memberFile) Write(p []byte) (int, error) {
+	if m.done && m.err == nil {
+		return 0, ErrClosed // the compressor has stopped
+	}
 	if m.err != nil {
 		return 0, m.err
 	}

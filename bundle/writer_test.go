@@ -517,3 +517,26 @@ func TestCleanStale(t *testing.T) {
 		t.Errorf("symlink target: %v", err)
 	}
 }
+
+// A member written after its Close gets an error, not a panic from the
+// stopped compressor.
+func TestWriteAfterMemberClose(t *testing.T) {
+	w, err := NewWriter(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Abort()
+	f, err := w.Create(PathSocketsTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("row\n")); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Write([]byte("late\n")); !errors.Is(err, ErrClosed) {
+		t.Errorf("write after Close: %v, want ErrClosed", err)
+	}
+}
