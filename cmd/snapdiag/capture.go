@@ -116,12 +116,9 @@ func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) e
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	dir := f.out
-	if dir == "" {
-		dir = collectors.DefaultDir()
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	dir, err := outputDir(f.out)
+	if err != nil {
+		return err
 	}
 	// One capture at a time per directory, shared with snapdiag watch: a
 	// systemd ExecStopPost= capture and a watchdog's capture of the same
@@ -239,4 +236,15 @@ func isTerminal(w io.Writer) bool {
 	}
 	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
 	return err == nil
+}
+
+// outputDir is --out, or the default directory, created if missing.
+func outputDir(out string) (string, error) {
+	if out == "" {
+		out = collectors.DefaultDir()
+	}
+	if err := os.MkdirAll(out, 0o700); err != nil {
+		return "", fmt.Errorf("create %s: %w", out, err)
+	}
+	return out, nil
 }

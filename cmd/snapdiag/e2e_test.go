@@ -44,9 +44,17 @@ type run struct {
 // the test instead of hanging it.
 func snapdiag(t *testing.T, env []string, args ...string) run {
 	t.Helper()
+	return runCommand(t, "", env, append([]string{binary}, args...))
+}
+
+// runCommand runs argv in dir (the test's own directory when empty) with env
+// added to the environment, for at most a minute.
+func runCommand(t *testing.T, dir string, env []string, argv []string) run {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, binary, args...)
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), env...)
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -56,7 +64,7 @@ func snapdiag(t *testing.T, env []string, args ...string) run {
 	if errors.As(err, &ee) {
 		code = ee.ExitCode()
 	} else if err != nil {
-		t.Fatalf("run snapdiag %v: %v", args, err)
+		t.Fatalf("run %v: %v", argv, err)
 	}
 	return run{code, out.String(), errb.String()}
 }

@@ -11,7 +11,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	endian "encoding/binary"
 	"encoding/json"
 	"errors"
@@ -64,21 +63,7 @@ func asNobody(setpriv string) []string {
 // bounded like snapdiag(): a hung capture fails the test, not hangs it.
 func runArgv(t *testing.T, dir string, argv ...string) run {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = dir
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %v: %v", argv, err)
-	}
-	return run{code, out.String(), errb.String()}
+	return runCommand(t, dir, nil, argv)
 }
 
 // worldDir is a directory that every user may write, removed at the end.

@@ -221,12 +221,9 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 		stop()
 	}()
 
-	dir := f.out
-	if dir == "" {
-		dir = collectors.DefaultDir()
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("create %s: %w", dir, err)
+	dir, err := outputDir(f.out)
+	if err != nil {
+		return err
 	}
 	h := collectors.DefaultHost()
 	h.Proc = f.procRoot
