@@ -20,10 +20,9 @@ import (
 // the real binary inside the server's namespace, the real binary's JSON
 // report, and every sysctl it recommends applied inside that namespace,
 // never on the host; then the incident again, and the clients it hurt must
-// now be served. Each test is bounded by closedLoopBudget.
-
-// closedLoopBudget bounds one closed-loop test, lab setup to last probe.
-const closedLoopBudget = 60 * time.Second
+// now be served. Every step is bounded by its own timeout (connects, probes,
+// the capture's --deadline); the wall time is logged, not asserted: it
+// depends on how busy the machine is, and a benchmark measures speed.
 
 // probeTimeout is how long a good client waits for a connection: longer
 // than a client's first SYN retransmit (1 s), so a dropped SYN is not
@@ -106,9 +105,7 @@ func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
 	if d["TcpExt.SyncookiesRecv"] < 1 {
 		t.Errorf("the good client did not come in through a cookie (SyncookiesRecv +%d)", d["TcpExt.SyncookiesRecv"])
 	}
-	if took := time.Since(start); took > closedLoopBudget {
-		t.Errorf("the closed loop took %v, budget %v", took, closedLoopBudget)
-	}
+	t.Logf("the closed loop took %v", time.Since(start))
 }
 
 func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
@@ -188,9 +185,7 @@ func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
 	if served != 14 {
 		t.Errorf("after the fix the application got %d of the 14 waiting connections", served)
 	}
-	if took := time.Since(start); took > closedLoopBudget {
-		t.Errorf("the closed loop took %v, budget %v", took, closedLoopBudget)
-	}
+	t.Logf("the closed loop took %v", time.Since(start))
 }
 
 // analyzeJSON runs `snapdiag analyze --format json` on path, checks its exit
