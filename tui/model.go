@@ -29,6 +29,7 @@ type Options struct {
 // view and data messages to every view.
 type Model struct {
 	ctx    *Context
+	snap   *analyze.Snapshot
 	views  [numViews]Component
 	active ViewID
 
@@ -45,9 +46,13 @@ type Model struct {
 	laidOut int
 }
 
-// New makes the TUI for rep, the analysis of the bundle fsys (a
-// *bundle.Bundle, or an unpacked bundle's directory as os.DirFS).
-func New(rep *analyze.Report, fsys fs.FS, opts Options) *Model {
+// New makes the TUI for the bundle fsys (a *bundle.Bundle, or an unpacked
+// bundle's directory as os.DirFS), given what the caller already read from
+// it: snap, the bundle parsed by analyze.Load, and rep, its analysis. The
+// TUI does not parse the bundle again; it reads from fsys only the member
+// list, the members the files view opens, and the socket table, which the
+// sockets view loads in the background the first time it shows.
+func New(rep *analyze.Report, snap *analyze.Snapshot, fsys fs.FS, opts Options) *Model {
 	r := opts.Renderer
 	if r == nil {
 		r = lipgloss.DefaultRenderer()
@@ -55,9 +60,12 @@ func New(rep *analyze.Report, fsys fs.FS, opts Options) *Model {
 	if rep == nil {
 		rep = &analyze.Report{}
 	}
+	if snap == nil {
+		snap = &analyze.Snapshot{}
+	}
 	ctx := newContext(rep, fsys, r)
 	ctx.Clipboard = opts.Clipboard
-	m := &Model{ctx: ctx}
+	m := &Model{ctx: ctx, snap: snap}
 	m.views = [numViews]Component{
 		ViewFindings:  newFindingsView(ctx),
 		ViewListeners: newListenersView(ctx),
@@ -74,13 +82,12 @@ func New(rep *analyze.Report, fsys fs.FS, opts Options) *Model {
 	return m
 }
 
-// Init starts loading the bundle's parsed views and its member list.
+// Init hands the snapshot to the views and starts listing the bundle's
+// members. The snapshot goes as a message, not in New, so the first screen
+// draws before the views build their rows from it.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{loadSnapshot(m.ctx.FS), loadMembers(m.ctx.FS)}
-	for _, v := range m.views {
-		cmds = append(cmds, v.Init())
-	}
-	return tea.Batch(cmds...)
+	snap := m.snap
+	return tea.Batch(func() tea.Msg { return snapshotMsg{snap: snap} }, loadMembers(m.ctx.FS))
 }
 
 // Active is the view on screen.

@@ -130,10 +130,6 @@ func (v *countersView) selectPending() {
 func (v *countersView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
-		if msg.err != nil {
-			v.list.empty = "could not parse the bundle: " + msg.err.Error()
-			return nil
-		}
 		v.load(msg.snap)
 	case tea.KeyMsg:
 		v.list.handleKey(msg)

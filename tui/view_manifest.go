@@ -43,8 +43,7 @@ func (v *manifestView) SetFilter(s string) tea.Cmd { v.pager.setFilter(s); retur
 func (v *manifestView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
-		v.loaded, v.err = true, msg.err
-		v.pager.setLines(manifestLines(v.ctx, msg.snap, msg.err))
+		v.pager.setLines(manifestLines(v.ctx, msg.snap))
 	case tea.KeyMsg:
 		v.pager.handleKey(msg)
 	}
@@ -61,7 +60,7 @@ func (v *manifestView) FullHelp() [][]key.Binding {
 }
 
 // manifestLines lays the manifest out as text.
-func manifestLines(ctx *Context, s *analyze.Snapshot, loadErr error) []string {
+func manifestLines(ctx *Context, s *analyze.Snapshot) []string {
 	st := ctx.Styles
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
@@ -71,21 +70,13 @@ func manifestLines(ctx *Context, s *analyze.Snapshot, loadErr error) []string {
 		}
 		out = append(out, " "+st.TableHead.Render(t))
 	}
-	if loadErr != nil {
-		out = append(out, " "+st.Error.Render("could not parse the bundle: "+loadErr.Error()))
-	}
 	if d, ok := ctx.FS.(damager); ok && d.Damage() != nil {
 		out = append(out, " "+st.Error.Render("damaged bundle: "+d.Damage().Error()),
 			" "+st.Muted.Render("the members before the damage are shown; the rest were lost"))
 	}
-	var m *bundle.Manifest
-	if s != nil {
-		m = s.Manifest
-	}
+	m := s.Manifest
 	if m == nil {
-		if loadErr == nil {
-			out = append(out, " "+st.Warning.Render("this bundle has no readable manifest.json"))
-		}
+		out = append(out, " "+st.Warning.Render("this bundle has no readable manifest.json"))
 	} else {
 		section("Capture")
 		add("   format      %s", m.Format)
@@ -154,7 +145,7 @@ func manifestLines(ctx *Context, s *analyze.Snapshot, loadErr error) []string {
 			}
 		}
 	}
-	if s != nil && len(s.Gaps) > 0 {
+	if len(s.Gaps) > 0 {
 		section("Members the analysis did without")
 		for _, g := range s.Gaps {
 			add("   %-40s %s", g.Path, g.Err)

@@ -246,14 +246,11 @@ func (v *packetsView) Jump(Target) tea.Cmd {
 func (v *packetsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
-		switch {
-		case msg.err != nil:
-			v.list.empty = "could not parse the bundle: " + msg.err.Error()
-		case msg.snap.Packets == nil:
+		if msg.snap.Packets == nil {
 			v.list.empty = "No packets/sample.pcap in this bundle: the packet sample was off, or it failed (see the manifest)."
-		default:
-			v.load(msg.snap.Packets)
+			return nil
 		}
+		v.load(msg.snap.Packets)
 	case tea.KeyMsg:
 		if v.source != "" {
 			v.flowTab.handleKey(msg)
