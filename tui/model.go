@@ -155,10 +155,10 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 			m.filtering = false
 			m.input.value = ""
 			m.resize(m.ctx.Width, m.ctx.Height)
-			return m.view().SetFilter("")
+			return m.setFilter("")
 		}
 		if m.input.update(msg) {
-			return m.view().SetFilter(m.input.value)
+			return m.setFilter(m.input.value)
 		}
 		return nil
 	}
@@ -177,8 +177,11 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		m.showHelp = true
 		return nil
 	case key.Matches(msg, k.Filter):
+		if _, ok := m.view().(filterable); !ok {
+			return nil
+		}
 		m.filtering = true
-		m.input.value = m.view().Filter()
+		m.input.value = m.filter()
 		m.resize(m.ctx.Width, m.ctx.Height)
 		return nil
 	case key.Matches(msg, k.NextTab):
@@ -186,8 +189,11 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.PrevTab):
 		return m.switchTo(ViewID((int(m.active) + numViews - 1) % numViews))
 	case key.Matches(msg, k.Back):
-		if !m.view().Back() && m.view().Filter() != "" {
-			return m.view().SetFilter("")
+		if b, ok := m.view().(backer); ok && b.Back() {
+			return nil
+		}
+		if m.filter() != "" {
+			return m.setFilter("")
 		}
 		return nil
 	}
@@ -199,16 +205,39 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	return m.view().Update(msg)
 }
 
+// filter is the active view's filter, "" when it has none.
+func (m *Model) filter() string {
+	if f, ok := m.view().(filterable); ok {
+		return f.Filter()
+	}
+	return ""
+}
+
+// setFilter applies text as the active view's filter, when it filters.
+func (m *Model) setFilter(text string) tea.Cmd {
+	if f, ok := m.view().(filterable); ok {
+		return f.SetFilter(text)
+	}
+	return nil
+}
+
 func (m *Model) switchTo(v ViewID) tea.Cmd {
 	m.active = v
 	m.resize(m.ctx.Width, m.ctx.Height)
-	return m.view().Activate()
+	if a, ok := m.view().(activator); ok {
+		return a.Activate()
+	}
+	return nil
 }
 
-// jump shows the view and row a piece of evidence points at.
+// jump shows the view and row a piece of evidence points at; a view that
+// cannot jump to a row just shows.
 func (m *Model) jump(t Target) tea.Cmd {
 	act := m.switchTo(t.View)
-	return tea.Batch(act, m.view().Jump(t))
+	if j, ok := m.view().(jumper); ok {
+		return tea.Batch(act, j.Jump(t))
+	}
+	return act
 }
 
 // chrome is the lines around the body: header, tabs, rule, footer and the
@@ -225,8 +254,8 @@ func (m *Model) filterLine() string {
 	switch {
 	case m.filtering:
 		return m.input.view(m.ctx, m.ctx.Width)
-	case m.view().Filter() != "":
-		return m.ctx.Styles.Status.Render("/"+m.view().Filter()) + m.ctx.Styles.Muted.Render("  (esc clears)")
+	case m.filter() != "":
+		return m.ctx.Styles.Status.Render("/"+m.filter()) + m.ctx.Styles.Muted.Render("  (esc clears)")
 	}
 	return ""
 }

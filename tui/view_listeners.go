@@ -114,12 +114,9 @@ func (v *listenersView) cell(r, c int) string {
 	return ""
 }
 
-func (v *listenersView) Init() tea.Cmd     { return nil }
-func (v *listenersView) Activate() tea.Cmd { return nil }
-func (v *listenersView) Back() bool        { return false }
-func (v *listenersView) Filter() string    { return v.filter }
-func (v *listenersView) SetSize(w, h int)  { v.list.setSize(w, h) }
-func (v *listenersView) View() string      { return v.list.View() }
+func (v *listenersView) Filter() string   { return v.filter }
+func (v *listenersView) SetSize(w, h int) { v.list.setSize(w, h) }
+func (v *listenersView) View() string     { return v.list.View() }
 
 func (v *listenersView) SetFilter(s string) tea.Cmd {
 	v.filter = s

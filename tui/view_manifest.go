@@ -21,21 +21,15 @@ type damager interface{ Damage() error }
 // manifestView shows what was captured: host, trigger, options, and every
 // collector with its status, and for the failed ones why.
 type manifestView struct {
-	ctx    *Context
-	pager  *pager
-	err    error
-	loaded bool
+	ctx   *Context
+	pager *pager
 }
 
 func newManifestView(ctx *Context) *manifestView {
 	return &manifestView{ctx: ctx, pager: newPager(ctx)}
 }
 
-func (v *manifestView) Init() tea.Cmd              { return nil }
-func (v *manifestView) Activate() tea.Cmd          { return nil }
 func (v *manifestView) Filter() string             { return v.pager.filter }
-func (v *manifestView) Back() bool                 { return false }
-func (v *manifestView) Jump(Target) tea.Cmd        { return nil }
 func (v *manifestView) SetSize(w, h int)           { v.pager.setSize(w, h) }
 func (v *manifestView) View() string               { return v.pager.view() }
 func (v *manifestView) SetFilter(s string) tea.Cmd { v.pager.setFilter(s); return nil }

@@ -201,9 +201,7 @@ func (v *packetsView) timeline(hs []*analyze.Handshake, w int) string {
 	return string(line)
 }
 
-func (v *packetsView) Init() tea.Cmd     { return nil }
-func (v *packetsView) Activate() tea.Cmd { return nil }
-func (v *packetsView) Filter() string    { return v.filter }
+func (v *packetsView) Filter() string { return v.filter }
 
 func (v *packetsView) SetFilter(s string) tea.Cmd {
 	v.filter = s

@@ -69,12 +69,9 @@ func newSysctlsView(ctx *Context) *sysctlsView {
 	return v
 }
 
-func (v *sysctlsView) Init() tea.Cmd     { return nil }
-func (v *sysctlsView) Activate() tea.Cmd { return nil }
-func (v *sysctlsView) Back() bool        { return false }
-func (v *sysctlsView) Filter() string    { return v.filter }
-func (v *sysctlsView) SetSize(w, h int)  { v.list.setSize(w, h) }
-func (v *sysctlsView) View() string      { return v.list.View() }
+func (v *sysctlsView) Filter() string   { return v.filter }
+func (v *sysctlsView) SetSize(w, h int) { v.list.setSize(w, h) }
+func (v *sysctlsView) View() string     { return v.list.View() }
 
 func (v *sysctlsView) SetFilter(s string) tea.Cmd {
 	v.filter = s
