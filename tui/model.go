@@ -146,12 +146,12 @@ func (m *Model) view() Component { return m.views[m.active] }
 func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	k := m.ctx.Keys
 	if m.filtering {
-		switch msg.Type {
-		case tea.KeyEnter:
+		switch {
+		case key.Matches(msg, k.KeepFilter):
 			m.filtering = false
 			m.resize(m.ctx.Width, m.ctx.Height)
 			return nil
-		case tea.KeyEsc, tea.KeyCtrlC:
+		case key.Matches(msg, k.ClearFilter):
 			m.filtering = false
 			m.input.value = ""
 			m.resize(m.ctx.Width, m.ctx.Height)

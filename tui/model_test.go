@@ -6,6 +6,8 @@ import (
 	"testing"
 	"testing/fstest"
 
+	tea "github.com/charmbracelet/bubbletea"
+
 	"github.com/snapdiag/snapdiag/analyze"
 )
 
@@ -48,5 +50,38 @@ func TestViewsShowGivenSnapshot(t *testing.T) {
 	sk := m.views[ViewSockets].(*socketsView)
 	if sk.table != nil || !errors.Is(sk.err, fs.ErrNotExist) {
 		t.Errorf("sockets view on an empty bundle: table %v, error %v; want none, fs.ErrNotExist", sk.table != nil, sk.err)
+	}
+}
+
+// TestFilterLineKeys types a filter in the counters view and closes the
+// filter line with each of its keys: enter keeps the filter, esc and
+// ctrl+c clear it, and ctrl+c there does not quit.
+func TestFilterLineKeys(t *testing.T) {
+	fx := fixtures(t)[0]
+	for _, tc := range []struct {
+		key  string
+		want string
+	}{
+		{"enter", "tcp"},
+		{"esc", ""},
+		{"ctrl+c", ""},
+	} {
+		t.Run(tc.key, func(t *testing.T) {
+			m := started(newTestModel(t, fx.path, nil), 80, 24)
+			press(m, "3", "/")
+			typeText(m, "tcp")
+			_, cmd := m.Update(keyMsg(tc.key))
+			if cmd != nil {
+				if _, quit := cmd().(tea.QuitMsg); quit {
+					t.Fatalf("%s in the filter line quit the TUI", tc.key)
+				}
+			}
+			if m.filtering {
+				t.Errorf("%s left the filter line open", tc.key)
+			}
+			if got := m.views[ViewCounters].(*countersView).Filter(); got != tc.want {
+				t.Errorf("after %s the counters filter is %q, want %q", tc.key, got, tc.want)
+			}
+		})
 	}
 }
