@@ -1,7 +1,7 @@
 package tui
 
 import (
-	"github.com/charmbracelet/bubbles/key"
+	"github.com/charmbracelet/bubbles/help"
 	tea "github.com/charmbracelet/bubbletea"
 )
 
@@ -68,30 +68,75 @@ func (v ViewID) short() string {
 	return "?"
 }
 
-// Component is one view: a model that draws itself in the body's size and
-// tells which keys it answers to. Components are pointers, changed in place
-// by Update; the root model routes messages to them.
+// Component is one view, as small as a view can be: a model that draws
+// itself in the body's size, and the keys it answers to (help.KeyMap:
+// ShortHelp for the footer, FullHelp for '?'). Components are pointers,
+// changed in place by Update; the root model routes messages to them.
+//
+// A view that does more says so by implementing one of the optional
+// interfaces below (filterable, backer, activator, jumper); the root model
+// asks for them with a type assertion, so a view carries no empty stubs.
 type Component interface {
-	// Init returns the commands that load what the component needs first.
-	Init() tea.Cmd
 	// Update handles a message; key presses reach only the active component.
 	Update(msg tea.Msg) tea.Cmd
 	// View draws the component in exactly its size.
 	View() string
 	// SetSize gives the component the body's size.
 	SetSize(width, height int)
-	// ShortHelp is the keys shown in the footer, FullHelp those under '?'.
-	ShortHelp() []key.Binding
-	FullHelp() [][]key.Binding
+	help.KeyMap
+}
+
+// What each view does beyond Component. The root model finds these by type
+// assertion, so a method whose signature drifts would silently turn the
+// behaviour off; these lines make that a compile error instead.
+var (
+	_ filterable = (*findingsView)(nil)
+	_ filterable = (*listenersView)(nil)
+	_ filterable = (*countersView)(nil)
+	_ filterable = (*sysctlsView)(nil)
+	_ filterable = (*socketsView)(nil)
+	_ filterable = (*packetsView)(nil)
+	_ filterable = (*filesView)(nil)
+	_ filterable = (*manifestView)(nil)
+
+	_ backer = (*findingsView)(nil)
+	_ backer = (*packetsView)(nil)
+	_ backer = (*filesView)(nil)
+
+	_ activator = (*socketsView)(nil)
+
+	_ jumper = (*findingsView)(nil)
+	_ jumper = (*listenersView)(nil)
+	_ jumper = (*countersView)(nil)
+	_ jumper = (*sysctlsView)(nil)
+	_ jumper = (*socketsView)(nil)
+	_ jumper = (*packetsView)(nil)
+	_ jumper = (*filesView)(nil)
+)
+
+// filterable is a component that narrows what it shows to the text typed
+// after '/'.
+type filterable interface {
 	// SetFilter applies the text typed after '/'; Filter returns it.
 	SetFilter(text string) tea.Cmd
 	Filter() string
-	// Back leaves a detail level (a finding, a file); false when the
-	// component is at its top level already.
+}
+
+// backer is a component with a detail level (a finding, a file, a source's
+// handshakes) that Back leaves.
+type backer interface {
+	// Back leaves the detail level; false when the component is at its top
+	// level already.
 	Back() bool
-	// Activate is called when the component becomes the visible view, so
-	// it can start loading lazily.
+}
+
+// activator is a component that starts work when it becomes the visible
+// view, such as a lazy load.
+type activator interface {
 	Activate() tea.Cmd
-	// Jump moves the component to the row a piece of evidence names.
+}
+
+// jumper is a component that can show the row a piece of evidence names.
+type jumper interface {
 	Jump(target Target) tea.Cmd
 }

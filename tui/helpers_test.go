@@ -78,10 +78,10 @@ func fileExists(p string) bool {
 	return err == nil
 }
 
-// openFixture opens a bundle and analyses it as `snapdiag tui` does; the
-// report names the bundle by its base name so renders do not depend on
-// where the repository is.
-func openFixture(t testing.TB, path string) (*analyze.Report, fs.FS) {
+// openFixture opens a bundle, parses and analyses it as `snapdiag tui`
+// does; the report names the bundle by its base name so renders do not
+// depend on where the repository is.
+func openFixture(t testing.TB, path string) (*analyze.Report, *analyze.Snapshot, fs.FS) {
 	t.Helper()
 	var fsys fs.FS
 	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
@@ -98,14 +98,14 @@ func openFixture(t testing.TB, path string) (*analyze.Report, fs.FS) {
 	if err != nil {
 		t.Fatalf("load %s: %v", path, err)
 	}
-	return analyze.Analyze(snap, filepath.Base(path), analyze.Rules()), fsys
+	return analyze.Analyze(snap, filepath.Base(path), analyze.Rules()), snap, fsys
 }
 
 // newTestModel is the TUI on a fixture, without colour, with a clipboard
 // that records what it is given.
 func newTestModel(t testing.TB, path string, clip *[]string) *Model {
-	rep, fsys := openFixture(t, path)
-	return New(rep, fsys, Options{
+	rep, snap, fsys := openFixture(t, path)
+	return New(rep, snap, fsys, Options{
 		Renderer: asciiRenderer(),
 		Clipboard: func(s string) error {
 			if clip != nil {
@@ -147,6 +147,8 @@ func keyMsg(k string) tea.KeyMsg {
 		return tea.KeyMsg{Type: tea.KeyEnter}
 	case "esc":
 		return tea.KeyMsg{Type: tea.KeyEsc}
+	case "ctrl+c":
+		return tea.KeyMsg{Type: tea.KeyCtrlC}
 	case "tab":
 		return tea.KeyMsg{Type: tea.KeyTab}
 	case "pgdown":

@@ -24,6 +24,11 @@ type KeyMap struct {
 	Copy   key.Binding
 	Sort   key.Binding
 	Order  key.Binding
+
+	// KeepFilter closes the filter line keeping what was typed;
+	// ClearFilter closes it and clears the filter.
+	KeepFilter  key.Binding
+	ClearFilter key.Binding
 }
 
 // DefaultKeyMap returns the TUI's keys.
@@ -45,6 +50,9 @@ func DefaultKeyMap() KeyMap {
 		Copy:     key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "copy command")),
 		Sort:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort by next column")),
 		Order:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reverse order")),
+
+		KeepFilter:  key.NewBinding(key.WithKeys("enter"), key.WithHelp("enter", "keep the filter")),
+		ClearFilter: key.NewBinding(key.WithKeys("esc", "ctrl+c"), key.WithHelp("esc", "clear the filter")),
 	}
 	for i := range numViews {
 		n := string(rune('1' + i))

@@ -6,14 +6,12 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"path"
 	"slices"
 	"strings"
 	"unicode/utf8"
 
 	tea "github.com/charmbracelet/bubbletea"
 
-	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
@@ -22,60 +20,6 @@ const (
 	maxTextFile   = 8 << 20   // a text member shown in the files view
 	maxBinaryFile = 256 << 10 // a binary member, shown as a hex dump
 )
-
-// hideFS is a bundle with some members hidden. The snapshot behind the
-// listener, counter, sysctl and packet views is parsed without
-// sockets/tcp.jsonl, which may hold hundreds of thousands of rows that only
-// the sockets view needs, and loads on its own.
-type hideFS struct {
-	fsys   fs.FS
-	hidden map[string]bool
-}
-
-func (h hideFS) notExist(op, name string) error {
-	return &fs.PathError{Op: op, Path: name, Err: fs.ErrNotExist}
-}
-
-func (h hideFS) Open(name string) (fs.File, error) {
-	if h.hidden[name] {
-		return nil, h.notExist("open", name)
-	}
-	return h.fsys.Open(name)
-}
-
-func (h hideFS) ReadFile(name string) ([]byte, error) {
-	if h.hidden[name] {
-		return nil, h.notExist("read", name)
-	}
-	return fs.ReadFile(h.fsys, name)
-}
-
-func (h hideFS) Stat(name string) (fs.FileInfo, error) {
-	if h.hidden[name] {
-		return nil, h.notExist("stat", name)
-	}
-	return fs.Stat(h.fsys, name)
-}
-
-func (h hideFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	ents, err := fs.ReadDir(h.fsys, name)
-	out := ents[:0:0]
-	for _, e := range ents {
-		if !h.hidden[path.Join(name, e.Name())] {
-			out = append(out, e)
-		}
-	}
-	return out, err
-}
-
-// loadSnapshot parses the bundle for the listener, counter, sysctl and
-// packet views.
-func loadSnapshot(fsys fs.FS) tea.Cmd {
-	return func() tea.Msg {
-		s, err := analyze.Load(hideFS{fsys: fsys, hidden: map[string]bool{bundle.PathSocketsTCP: true}})
-		return snapshotMsg{snap: s, err: err}
-	}
-}
 
 // memberRow is one member of the bundle in the files view.
 type memberRow struct {

@@ -18,11 +18,10 @@ type Target struct {
 // JumpMsg asks the root model to show Target.
 type JumpMsg struct{ Target Target }
 
-// snapshotMsg carries the bundle parsed for the listener, counter, sysctl
-// and packet views (sockets/tcp.jsonl is left to the sockets view).
+// snapshotMsg hands the parsed bundle to the listener, counter, sysctl,
+// packet and manifest views, which build their rows from it.
 type snapshotMsg struct {
 	snap *analyze.Snapshot
-	err  error
 }
 
 // socketsMsg carries the socket table, parsed off the UI goroutine.

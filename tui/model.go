@@ -29,6 +29,7 @@ type Options struct {
 // view and data messages to every view.
 type Model struct {
 	ctx    *Context
+	snap   *analyze.Snapshot
 	views  [numViews]Component
 	active ViewID
 
@@ -45,9 +46,13 @@ type Model struct {
 	laidOut int
 }
 
-// New makes the TUI for rep, the analysis of the bundle fsys (a
-// *bundle.Bundle, or an unpacked bundle's directory as os.DirFS).
-func New(rep *analyze.Report, fsys fs.FS, opts Options) *Model {
+// New makes the TUI for the bundle fsys (a *bundle.Bundle, or an unpacked
+// bundle's directory as os.DirFS), given what the caller already read from
+// it: snap, the bundle parsed by analyze.Load, and rep, its analysis. The
+// TUI does not parse the bundle again; it reads from fsys only the member
+// list, the members the files view opens, and the socket table, which the
+// sockets view loads in the background the first time it shows.
+func New(rep *analyze.Report, snap *analyze.Snapshot, fsys fs.FS, opts Options) *Model {
 	r := opts.Renderer
 	if r == nil {
 		r = lipgloss.DefaultRenderer()
@@ -55,9 +60,12 @@ func New(rep *analyze.Report, fsys fs.FS, opts Options) *Model {
 	if rep == nil {
 		rep = &analyze.Report{}
 	}
+	if snap == nil {
+		snap = &analyze.Snapshot{}
+	}
 	ctx := newContext(rep, fsys, r)
 	ctx.Clipboard = opts.Clipboard
-	m := &Model{ctx: ctx}
+	m := &Model{ctx: ctx, snap: snap}
 	m.views = [numViews]Component{
 		ViewFindings:  newFindingsView(ctx),
 		ViewListeners: newListenersView(ctx),
@@ -74,13 +82,12 @@ func New(rep *analyze.Report, fsys fs.FS, opts Options) *Model {
 	return m
 }
 
-// Init starts loading the bundle's parsed views and its member list.
+// Init hands the snapshot to the views and starts listing the bundle's
+// members. The snapshot goes as a message, not in New, so the first screen
+// draws before the views build their rows from it.
 func (m *Model) Init() tea.Cmd {
-	cmds := []tea.Cmd{loadSnapshot(m.ctx.FS), loadMembers(m.ctx.FS)}
-	for _, v := range m.views {
-		cmds = append(cmds, v.Init())
-	}
-	return tea.Batch(cmds...)
+	snap := m.snap
+	return tea.Batch(func() tea.Msg { return snapshotMsg{snap: snap} }, loadMembers(m.ctx.FS))
 }
 
 // Active is the view on screen.
@@ -139,19 +146,19 @@ func (m *Model) view() Component { return m.views[m.active] }
 func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	k := m.ctx.Keys
 	if m.filtering {
-		switch msg.Type {
-		case tea.KeyEnter:
+		switch {
+		case key.Matches(msg, k.KeepFilter):
 			m.filtering = false
 			m.resize(m.ctx.Width, m.ctx.Height)
 			return nil
-		case tea.KeyEsc, tea.KeyCtrlC:
+		case key.Matches(msg, k.ClearFilter):
 			m.filtering = false
 			m.input.value = ""
 			m.resize(m.ctx.Width, m.ctx.Height)
-			return m.view().SetFilter("")
+			return m.setFilter("")
 		}
 		if m.input.update(msg) {
-			return m.view().SetFilter(m.input.value)
+			return m.setFilter(m.input.value)
 		}
 		return nil
 	}
@@ -170,8 +177,11 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 		m.showHelp = true
 		return nil
 	case key.Matches(msg, k.Filter):
+		if _, ok := m.view().(filterable); !ok {
+			return nil
+		}
 		m.filtering = true
-		m.input.value = m.view().Filter()
+		m.input.value = m.filter()
 		m.resize(m.ctx.Width, m.ctx.Height)
 		return nil
 	case key.Matches(msg, k.NextTab):
@@ -179,8 +189,11 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	case key.Matches(msg, k.PrevTab):
 		return m.switchTo(ViewID((int(m.active) + numViews - 1) % numViews))
 	case key.Matches(msg, k.Back):
-		if !m.view().Back() && m.view().Filter() != "" {
-			return m.view().SetFilter("")
+		if b, ok := m.view().(backer); ok && b.Back() {
+			return nil
+		}
+		if m.filter() != "" {
+			return m.setFilter("")
 		}
 		return nil
 	}
@@ -192,16 +205,39 @@ func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
 	return m.view().Update(msg)
 }
 
+// filter is the active view's filter, "" when it has none.
+func (m *Model) filter() string {
+	if f, ok := m.view().(filterable); ok {
+		return f.Filter()
+	}
+	return ""
+}
+
+// setFilter applies text as the active view's filter, when it filters.
+func (m *Model) setFilter(text string) tea.Cmd {
+	if f, ok := m.view().(filterable); ok {
+		return f.SetFilter(text)
+	}
+	return nil
+}
+
 func (m *Model) switchTo(v ViewID) tea.Cmd {
 	m.active = v
 	m.resize(m.ctx.Width, m.ctx.Height)
-	return m.view().Activate()
+	if a, ok := m.view().(activator); ok {
+		return a.Activate()
+	}
+	return nil
 }
 
-// jump shows the view and row a piece of evidence points at.
+// jump shows the view and row a piece of evidence points at; a view that
+// cannot jump to a row just shows.
 func (m *Model) jump(t Target) tea.Cmd {
 	act := m.switchTo(t.View)
-	return tea.Batch(act, m.view().Jump(t))
+	if j, ok := m.view().(jumper); ok {
+		return tea.Batch(act, j.Jump(t))
+	}
+	return act
 }
 
 // chrome is the lines around the body: header, tabs, rule, footer and the
@@ -218,8 +254,8 @@ func (m *Model) filterLine() string {
 	switch {
 	case m.filtering:
 		return m.input.view(m.ctx, m.ctx.Width)
-	case m.view().Filter() != "":
-		return m.ctx.Styles.Status.Render("/"+m.view().Filter()) + m.ctx.Styles.Muted.Render("  (esc clears)")
+	case m.filter() != "":
+		return m.ctx.Styles.Status.Render("/"+m.filter()) + m.ctx.Styles.Muted.Render("  (esc clears)")
 	}
 	return ""
 }

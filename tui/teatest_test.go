@@ -43,8 +43,8 @@ func keys(ks ...string) []tea.KeyMsg {
 // given id and evidence passing ok; ok may be nil.
 func findFixture(t *testing.T, id string, ok func(analyze.Evidence) bool) (fixture, int, int) {
 	for _, fx := range fixtures(t) {
-		rep, _ := openFixture(t, fx.path)
-		m := New(rep, nil, Options{Renderer: asciiRenderer()})
+		rep, snap, _ := openFixture(t, fx.path)
+		m := New(rep, snap, nil, Options{Renderer: asciiRenderer()})
 		fv := m.views[ViewFindings].(*findingsView)
 		for row := range fv.order {
 			f := fv.finding(row)

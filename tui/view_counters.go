@@ -78,12 +78,9 @@ func (v *countersView) cell(r, c int) string {
 	return ""
 }
 
-func (v *countersView) Init() tea.Cmd     { return nil }
-func (v *countersView) Activate() tea.Cmd { return nil }
-func (v *countersView) Back() bool        { return false }
-func (v *countersView) Filter() string    { return v.filter }
-func (v *countersView) SetSize(w, h int)  { v.list.setSize(w, h) }
-func (v *countersView) View() string      { return v.list.View() }
+func (v *countersView) Filter() string   { return v.filter }
+func (v *countersView) SetSize(w, h int) { v.list.setSize(w, h) }
+func (v *countersView) View() string     { return v.list.View() }
 
 func (v *countersView) SetFilter(s string) tea.Cmd {
 	v.filter = s
@@ -130,10 +127,6 @@ func (v *countersView) selectPending() {
 func (v *countersView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
-		if msg.err != nil {
-			v.list.empty = "could not parse the bundle: " + msg.err.Error()
-			return nil
-		}
 		v.load(msg.snap)
 	case tea.KeyMsg:
 		v.list.handleKey(msg)

@@ -17,7 +17,6 @@ type filesView struct {
 	rows    []memberRow
 	filter  string
 	loaded  bool
-	err     error
 	pending string // a member to open once the list is loaded
 
 	open    string // the member shown, "" for the list
@@ -43,9 +42,6 @@ func newFilesView(ctx *Context) *filesView {
 	v.list.empty = "loading the member list…"
 	return v
 }
-
-func (v *filesView) Init() tea.Cmd     { return nil }
-func (v *filesView) Activate() tea.Cmd { return nil }
 
 func (v *filesView) Filter() string {
 	if v.open != "" {
@@ -126,7 +122,7 @@ func (v *filesView) openMember(name string) tea.Cmd {
 func (v *filesView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case membersMsg:
-		v.loaded, v.err, v.all = true, msg.err, msg.members
+		v.loaded, v.all = true, msg.members
 		v.list.empty = "this bundle has no members"
 		if msg.err != nil {
 			v.list.empty = msg.err.Error()

@@ -73,9 +73,7 @@ func (v *findingsView) refilter() {
 	v.list.setRows(len(v.order))
 }
 
-func (v *findingsView) Init() tea.Cmd     { return nil }
-func (v *findingsView) Activate() tea.Cmd { return nil }
-func (v *findingsView) Filter() string    { return v.filter }
+func (v *findingsView) Filter() string { return v.filter }
 
 func (v *findingsView) SetFilter(s string) tea.Cmd {
 	v.filter = s

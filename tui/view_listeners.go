@@ -114,12 +114,9 @@ func (v *listenersView) cell(r, c int) string {
 	return ""
 }
 
-func (v *listenersView) Init() tea.Cmd     { return nil }
-func (v *listenersView) Activate() tea.Cmd { return nil }
-func (v *listenersView) Back() bool        { return false }
-func (v *listenersView) Filter() string    { return v.filter }
-func (v *listenersView) SetSize(w, h int)  { v.list.setSize(w, h) }
-func (v *listenersView) View() string      { return v.list.View() }
+func (v *listenersView) Filter() string   { return v.filter }
+func (v *listenersView) SetSize(w, h int) { v.list.setSize(w, h) }
+func (v *listenersView) View() string     { return v.list.View() }
 
 func (v *listenersView) SetFilter(s string) tea.Cmd {
 	v.filter = s
@@ -171,7 +168,7 @@ func (v *listenersView) selectPending() {
 func (v *listenersView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
-		v.load(msg)
+		v.load(msg.snap)
 	case tea.KeyMsg:
 		if v.list.handleKey(msg) {
 			return nil
@@ -186,18 +183,13 @@ func (v *listenersView) Update(msg tea.Msg) tea.Cmd {
 	return nil
 }
 
-func (v *listenersView) load(msg snapshotMsg) {
-	switch {
-	case msg.err != nil:
-		v.list.empty = "could not parse the bundle: " + msg.err.Error()
-		return
-	case !hasListeners(msg.snap):
+func (v *listenersView) load(s *analyze.Snapshot) {
+	v.list.empty = "No TCP listener in this bundle."
+	if !hasListeners(s) {
 		v.list.empty = "No listeners.json in this bundle's samples: it was captured without the socket collector."
-	default:
-		v.list.empty = "No TCP listener in this bundle."
 	}
-	v.all = msg.snap.Listeners()
-	v.samples = len(msg.snap.Samples)
+	v.all = s.Listeners()
+	v.samples = len(s.Samples)
 	// The fullest first: that is where connections are being lost.
 	slices.SortStableFunc(v.all, func(a, b *analyze.ListenerState) int {
 		return cmp.Or(cmp.Compare(fill(b), fill(a)), cmp.Compare(b.MaxSynRecv(), a.MaxSynRecv()),

@@ -21,21 +21,15 @@ type damager interface{ Damage() error }
 // manifestView shows what was captured: host, trigger, options, and every
 // collector with its status, and for the failed ones why.
 type manifestView struct {
-	ctx    *Context
-	pager  *pager
-	err    error
-	loaded bool
+	ctx   *Context
+	pager *pager
 }
 
 func newManifestView(ctx *Context) *manifestView {
 	return &manifestView{ctx: ctx, pager: newPager(ctx)}
 }
 
-func (v *manifestView) Init() tea.Cmd              { return nil }
-func (v *manifestView) Activate() tea.Cmd          { return nil }
 func (v *manifestView) Filter() string             { return v.pager.filter }
-func (v *manifestView) Back() bool                 { return false }
-func (v *manifestView) Jump(Target) tea.Cmd        { return nil }
 func (v *manifestView) SetSize(w, h int)           { v.pager.setSize(w, h) }
 func (v *manifestView) View() string               { return v.pager.view() }
 func (v *manifestView) SetFilter(s string) tea.Cmd { v.pager.setFilter(s); return nil }
@@ -43,8 +37,7 @@ func (v *manifestView) SetFilter(s string) tea.Cmd { v.pager.setFilter(s); retur
 func (v *manifestView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
-		v.loaded, v.err = true, msg.err
-		v.pager.setLines(manifestLines(v.ctx, msg.snap, msg.err))
+		v.pager.setLines(manifestLines(v.ctx, msg.snap))
 	case tea.KeyMsg:
 		v.pager.handleKey(msg)
 	}
@@ -61,7 +54,7 @@ func (v *manifestView) FullHelp() [][]key.Binding {
 }
 
 // manifestLines lays the manifest out as text.
-func manifestLines(ctx *Context, s *analyze.Snapshot, loadErr error) []string {
+func manifestLines(ctx *Context, s *analyze.Snapshot) []string {
 	st := ctx.Styles
 	var out []string
 	add := func(format string, args ...any) { out = append(out, fmt.Sprintf(format, args...)) }
@@ -71,21 +64,13 @@ func manifestLines(ctx *Context, s *analyze.Snapshot, loadErr error) []string {
 		}
 		out = append(out, " "+st.TableHead.Render(t))
 	}
-	if loadErr != nil {
-		out = append(out, " "+st.Error.Render("could not parse the bundle: "+loadErr.Error()))
-	}
 	if d, ok := ctx.FS.(damager); ok && d.Damage() != nil {
 		out = append(out, " "+st.Error.Render("damaged bundle: "+d.Damage().Error()),
 			" "+st.Muted.Render("the members before the damage are shown; the rest were lost"))
 	}
-	var m *bundle.Manifest
-	if s != nil {
-		m = s.Manifest
-	}
+	m := s.Manifest
 	if m == nil {
-		if loadErr == nil {
-			out = append(out, " "+st.Warning.Render("this bundle has no readable manifest.json"))
-		}
+		out = append(out, " "+st.Warning.Render("this bundle has no readable manifest.json"))
 	} else {
 		section("Capture")
 		add("   format      %s", m.Format)
@@ -154,7 +139,7 @@ func manifestLines(ctx *Context, s *analyze.Snapshot, loadErr error) []string {
 			}
 		}
 	}
-	if s != nil && len(s.Gaps) > 0 {
+	if len(s.Gaps) > 0 {
 		section("Members the analysis did without")
 		for _, g := range s.Gaps {
 			add("   %-40s %s", g.Path, g.Err)

@@ -201,9 +201,7 @@ func (v *packetsView) timeline(hs []*analyze.Handshake, w int) string {
 	return string(line)
 }
 
-func (v *packetsView) Init() tea.Cmd     { return nil }
-func (v *packetsView) Activate() tea.Cmd { return nil }
-func (v *packetsView) Filter() string    { return v.filter }
+func (v *packetsView) Filter() string { return v.filter }
 
 func (v *packetsView) SetFilter(s string) tea.Cmd {
 	v.filter = s
@@ -246,14 +244,11 @@ func (v *packetsView) Jump(Target) tea.Cmd {
 func (v *packetsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
-		switch {
-		case msg.err != nil:
-			v.list.empty = "could not parse the bundle: " + msg.err.Error()
-		case msg.snap.Packets == nil:
+		if msg.snap.Packets == nil {
 			v.list.empty = "No packets/sample.pcap in this bundle: the packet sample was off, or it failed (see the manifest)."
-		default:
-			v.load(msg.snap.Packets)
+			return nil
 		}
+		v.load(msg.snap.Packets)
 	case tea.KeyMsg:
 		if v.source != "" {
 			v.flowTab.handleKey(msg)

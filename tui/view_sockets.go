@@ -107,9 +107,6 @@ func timerText(name string, expiresMS uint32, retrans uint8) string {
 	return s
 }
 
-func (v *socketsView) Init() tea.Cmd { return nil }
-func (v *socketsView) Back() bool    { return false }
-
 // Filter is the filter typed after '/'.
 func (v *socketsView) Filter() string { return v.filter }
 

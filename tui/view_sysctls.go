@@ -69,12 +69,9 @@ func newSysctlsView(ctx *Context) *sysctlsView {
 	return v
 }
 
-func (v *sysctlsView) Init() tea.Cmd     { return nil }
-func (v *sysctlsView) Activate() tea.Cmd { return nil }
-func (v *sysctlsView) Back() bool        { return false }
-func (v *sysctlsView) Filter() string    { return v.filter }
-func (v *sysctlsView) SetSize(w, h int)  { v.list.setSize(w, h) }
-func (v *sysctlsView) View() string      { return v.list.View() }
+func (v *sysctlsView) Filter() string   { return v.filter }
+func (v *sysctlsView) SetSize(w, h int) { v.list.setSize(w, h) }
+func (v *sysctlsView) View() string     { return v.list.View() }
 
 func (v *sysctlsView) SetFilter(s string) tea.Cmd {
 	v.filter = s
@@ -123,10 +120,6 @@ func (v *sysctlsView) selectPending() {
 func (v *sysctlsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
-		if msg.err != nil {
-			v.list.empty = "could not parse the bundle: " + msg.err.Error()
-			return nil
-		}
 		v.load(msg.snap)
 	case tea.KeyMsg:
 		v.list.handleKey(msg)

@@ -112,7 +112,9 @@ func runTUI(path string) error {
 		return fmt.Errorf("load %s: %w", path, err)
 	}
 	rep := analyze.Analyze(snap, path, analyze.Rules())
-	m := tui.New(rep, fsys, tui.Options{
+	// The TUI shows the snapshot just analysed instead of parsing the
+	// bundle again; it reads fsys only for what it opens on demand.
+	m := tui.New(rep, snap, fsys, tui.Options{
 		Renderer:  lipgloss.NewRenderer(os.Stdout),
 		Clipboard: tui.OSC52Clipboard(os.Stdout, os.Getenv),
 	})
