@@ -350,9 +350,11 @@ func RecordSize(n int) int64 { return PcapRecordHeaderLen + int64(n) }
 func (pw *PcapWriter) Size() int64 { return pw.size }
 
 // WriteRecord writes one record: data as captured, the frame's length on
-// the wire (at least len(data)), and its time.
+// the wire (at least len(data)), and its time. data must fit the header's
+// snap length.
 func (pw *PcapWriter) WriteRecord(ts time.Time, origLen int, data []byte) error {
-	if uint64(len(data)) > uint64(pw.hdr.Snaplen) {
+	// A snap length of 0 is no limit, as libpcap reads it.
+	if pw.hdr.Snaplen != 0 && uint64(len(data)) > uint64(pw.hdr.Snaplen) {
 		return fmt.Errorf("write pcap record: %d bytes, longer than the snap length %d", len(data), pw.hdr.Snaplen)
 	}
 	origLen = max(origLen, len(data))
