@@ -2,7 +2,9 @@ package analyze
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // pkt is one TCP segment of a synthetic packet sample.
@@ -146,8 +149,16 @@ func TestParsePcap(t *testing.T) {
 			t.Errorf("top source = %+v, want 10.211.0.2 with 1 half-open", pa.Sources[0])
 		}
 	}
-	if _, err := parsePcap(bytes.NewReader([]byte("not a pcap"))); err == nil {
-		t.Error("garbage: want error")
+	if _, err := parsePcap(bytes.NewReader([]byte("not a pcap"))); !errors.Is(err, bundle.ErrNotPcap) {
+		t.Errorf("garbage: %v, want ErrNotPcap", err)
+	}
+	// gopacket's reader inflates a gzip'd pcap without bound; ours refuses it.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(testPcap(t, 113))
+	zw.Close()
+	if pa, err := parsePcap(&gz); !errors.Is(err, bundle.ErrNotPcap) || pa != nil {
+		t.Errorf("gzip: %v, %v; want ErrNotPcap and no analysis", pa, err)
 	}
 	// A sample cut mid-record keeps what was read.
 	b := testPcap(t, 113)

@@ -445,3 +445,57 @@ func gzipPcapBundle(testing.TB) []byte {
 		reg(PathPackets, gzipPcapBomb(1<<30)),
 	))
 }
+
+// FuzzDecodeTCPMatchesGopacket compares DecodeTCP with gopacket's decoders,
+// an independent implementation: where both find a TCP segment they must
+// agree on it, and a frame gopacket decodes whole to IPv4 or IPv6 and TCP
+// must decode here too.
+func FuzzDecodeTCPMatchesGopacket(f *testing.F) {
+	for _, r := range testPcapRecords(f) {
+		f.Add(true, r)
+		f.Add(false, r[SLLHeaderMax:])
+	}
+	f.Fuzz(func(t *testing.T, sll bool, frame []byte) {
+		lt, glt := LinkRaw, layers.LinkTypeRaw
+		if sll {
+			lt, glt = LinkLinuxSLL, layers.LinkTypeLinuxSLL
+		} else if len(frame) > 0 && frame[0]>>4 == 6 {
+			glt = layers.LinkTypeIPv6
+		} else {
+			glt = layers.LinkTypeIPv4
+		}
+		got, ok := DecodeTCP(lt, frame)
+		p := gopacket.NewPacket(frame, glt, gopacket.Default)
+		tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
+		// gopacket does not check the version nibble against the
+		// ethertype; DecodeTCP refuses such a header.
+		var src, dst net.IP
+		switch ip := p.NetworkLayer().(type) {
+		case *layers.IPv4:
+			src, dst = ip.SrcIP, ip.DstIP
+			if ip.Version != 4 {
+				tcp = nil
+			}
+		case *layers.IPv6:
+			src, dst = ip.SrcIP, ip.DstIP
+			if ip.Version != 6 {
+				tcp = nil
+			}
+		default:
+			tcp = nil
+		}
+		if tcp == nil || p.ErrorLayer() != nil || p.Metadata().Truncated {
+			return
+		}
+		if !ok {
+			t.Fatalf("gopacket decodes a TCP segment %v:%d > %v:%d, DecodeTCP does not", src, tcp.SrcPort, dst, tcp.DstPort)
+		}
+		s, _ := netip.AddrFromSlice(src)
+		d, _ := netip.AddrFromSlice(dst)
+		want := TCPSegment{Src: netip.AddrPortFrom(s.Unmap(), uint16(tcp.SrcPort)), Dst: netip.AddrPortFrom(d.Unmap(), uint16(tcp.DstPort)),
+			Seq: tcp.Seq, Ack: tcp.Ack, Flags: tcp.Contents[13], Payload: got.Payload}
+		if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
+			t.Errorf("(-gopacket +DecodeTCP):\n%s", diff)
+		}
+	})
+}
