@@ -167,3 +167,22 @@ func TestParsePcap(t *testing.T) {
 		t.Errorf("truncated: %v packets, err %v", pa, err)
 	}
 }
+
+// BenchmarkParsePcap reads the packet sample of a recorded SYN flood.
+func BenchmarkParsePcap(b *testing.B) {
+	bd, err := bundle.Open("../fixtures/synflood-cookies-off-v4/bundle.tar.zst", bundle.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := bd.ReadFile(bundle.PathPackets)
+	bd.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := parsePcap(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
