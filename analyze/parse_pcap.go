@@ -18,7 +18,9 @@ type Handshake struct {
 
 	SYNs int // SYN segments from the client
 	// SYNRetrans counts SYNs that re-sent an ISN already seen: the client got
-	// no SYN-ACK in time (section 4, pcap signature 1).
+	// no SYN-ACK in time (its SYN retransmit timer fired, after 1 s, then
+	// 2 s, 4 s ...), the first sign in a sample of SYNs dropped on the way
+	// in or in the listen path.
 	SYNRetrans int
 	SYNACKs    int // SYN-ACK segments from the server
 	// SYNACKRetrans counts SYN-ACKs that re-sent the same server ISN.
@@ -32,7 +34,8 @@ type Handshake struct {
 	DataAcked bool
 	// SYNACKAfterACK is true when the server re-sent its SYN-ACK after the
 	// client's ACK or data: the ACK was dropped because the accept queue was
-	// full (tcp_check_req() listen_overflow, section 1.3).
+	// full (tcp_check_req() takes its listen_overflow path, keeps the
+	// request socket, and the SYN-ACK timer re-sends the SYN-ACK).
 	SYNACKAfterACK bool
 	ServerRST      bool
 	// RSTAfterACK is true when the server reset the connection right after the
