@@ -27,8 +27,8 @@ type pkt struct {
 }
 
 // testPcap builds a packet sample (link type 113 LINUX_SLL or 1 Ethernet)
-// with the handshake timelines of each listen-path failure, as
-// observed there on 6.18: a pcap of a real incident is recorded by the lab
+// with the handshake timelines of each listen-path failure, as a 6.18
+// kernel shows them: a pcap of a real incident is recorded by the lab
 // fixtures; this one is synthetic so each signature is present exactly once.
 func testPcap(tb testing.TB, linkType int) []byte {
 	tb.Helper()
