@@ -901,8 +901,8 @@ func TestDefaultLimits(t *testing.T) {
 	}
 }
 
-// TestSentinelsDistinct keeps the sentinels apart: only ErrTruncated is a
-// kind of another.
+// TestSentinelsDistinct keeps the sentinels apart: only ErrTruncated (an
+// ErrCorrupt) and ErrNotPcap (an ErrFormat) are kinds of another.
 func TestSentinelsDistinct(t *testing.T) {
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range sentinels {
@@ -913,7 +913,7 @@ func TestSentinelsDistinct(t *testing.T) {
 	})
 	for _, a := range names {
 		for _, b := range names {
-			want := a == b || a == "ErrTruncated" && b == "ErrCorrupt"
+			want := a == b || a == "ErrTruncated" && b == "ErrCorrupt" || a == "ErrNotPcap" && b == "ErrFormat"
 			if got := errors.Is(sentinels[a], sentinels[b]); got != want {
 				t.Errorf("errors.Is(%s, %s) = %v", a, b, got)
 			}
