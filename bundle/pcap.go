@@ -136,16 +136,19 @@ func DefaultPcapLimits() PcapLimits {
 
 func (l PcapLimits) withDefaults() PcapLimits {
 	d := DefaultPcapLimits()
-	if l.MaxRecord <= 0 {
-		l.MaxRecord = d.MaxRecord
+	return PcapLimits{
+		MaxRecord:  positiveOr(l.MaxRecord, d.MaxRecord),
+		MaxPackets: positiveOr(l.MaxPackets, d.MaxPackets),
+		MaxBytes:   positiveOr(l.MaxBytes, d.MaxBytes),
 	}
-	if l.MaxPackets <= 0 {
-		l.MaxPackets = d.MaxPackets
+}
+
+// positiveOr is v when it is positive, else d.
+func positiveOr[T int | int64](v, d T) T {
+	if v > 0 {
+		return v
 	}
-	if l.MaxBytes <= 0 {
-		l.MaxBytes = d.MaxBytes
-	}
-	return l
+	return d
 }
 
 // PcapReader reads the records of a classic pcap file within PcapLimits.

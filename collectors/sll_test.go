@@ -41,10 +41,10 @@ func TestAppendSLL(t *testing.T) {
 	}
 }
 
-// FuzzAppendSLL checks that the LINUX_SLL header built for every packet the
+// FuzzCookedSLL checks that the LINUX_SLL header built for every packet the
 // kernel can describe decodes, with gopacket's LINUX_SLL decoder, to the
 // fields it was built from.
-func FuzzAppendSLL(f *testing.F) {
+func FuzzCookedSLL(f *testing.F) {
 	f.Add(uint8(0), uint16(1), uint8(6), []byte{2, 0xfc, 0, 0, 0, 1}, uint16(0x0800), uint32(0), uint16(0), uint16(0), []byte{0x45})
 	f.Add(uint8(4), uint16(772), uint8(6), []byte{}, uint16(0x86dd), uint32(tpStatusVLANValid), uint16(100), uint16(0), []byte{})
 	f.Add(uint8(1), uint16(32), uint8(20), bytes.Repeat([]byte{9}, 20), uint16(0x0806), uint32(0x50), uint16(7), uint16(0x88a8), []byte{1, 2})
