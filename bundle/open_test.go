@@ -421,6 +421,8 @@ func hostileCases() []hostileCase {
 		// Members: a bundle Open accepts, with a member its codec refuses.
 		{name: "pcap-gzip", desc: "packets/sample.pcap compressed with gzip, 1 GiB inflated: refused at its magic number",
 			data: gzipPcapBundle, member: PathPackets, want: ErrNotPcap, msg: "gzip"},
+		{name: "pcap-huge-record", desc: "packets/sample.pcap with a 4 GiB snap length and a record claiming 4 GiB",
+			data: func(testing.TB) []byte { return pcapBundle(hugeRecordPcap()) }, member: PathPackets, want: ErrLimit, msg: "record of"},
 	}
 }
 

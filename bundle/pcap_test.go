@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"net/netip"
 	"testing"
@@ -426,7 +427,24 @@ func gzipPcapBomb(inflated int64) []byte {
 
 // gzipPcapBundle is a bundle whose packet sample is gzipPcapBomb(1 GiB),
 // beside a manifest, a sysctl and a counter sample that must still be read.
-func gzipPcapBundle(testing.TB) []byte {
+func gzipPcapBundle(testing.TB) []byte { return pcapBundle(gzipPcapBomb(1 << 30)) }
+
+// hugeRecordPcap is a pcap whose header allows 4 GiB records and whose one
+// record claims 4 GiB, with no data behind it.
+func hugeRecordPcap() []byte {
+	var b bytes.Buffer
+	if _, err := NewPcapWriter(&b, PcapHeader{Snaplen: math.MaxUint32, LinkType: LinkLinuxSLL}); err != nil {
+		panic(err)
+	}
+	rec := make([]byte, PcapRecordHeaderLen)
+	binary.LittleEndian.PutUint32(rec[8:], math.MaxUint32)
+	binary.LittleEndian.PutUint32(rec[12:], math.MaxUint32)
+	return append(b.Bytes(), rec...)
+}
+
+// pcapBundle is a bundle whose packet sample is pcap, beside a manifest, a
+// sysctl and a counter sample that must still be read.
+func pcapBundle(pcap []byte) []byte {
 	m := testManifest()
 	m.Format = Format
 	m.Collectors = []CollectorStatus{
@@ -442,7 +460,7 @@ func gzipPcapBundle(testing.TB) []byte {
 		reg(PathManifest, manifest),
 		reg(SampleFile(0, SampleNetstat), []byte("TcpExt: ListenOverflows ListenDrops\nTcpExt: 0 0\n")),
 		reg(SysctlPath("net.ipv4.tcp_syncookies"), []byte("1\n")),
-		reg(PathPackets, gzipPcapBomb(1<<30)),
+		reg(PathPackets, pcap),
 	))
 }
 
