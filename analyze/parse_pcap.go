@@ -2,15 +2,12 @@ package analyze
 
 import (
 	"errors"
-	"fmt"
 	"io"
 	"net/netip"
 	"sort"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // Handshake is the timeline of one TCP connection attempt in the packet
@@ -21,7 +18,9 @@ type Handshake struct {
 
 	SYNs int // SYN segments from the client
 	// SYNRetrans counts SYNs that re-sent an ISN already seen: the client got
-	// no SYN-ACK in time (section 4, pcap signature 1).
+	// no SYN-ACK in time (its SYN retransmit timer fired, after 1 s, then
+	// 2 s, 4 s ...), the first sign in a sample of SYNs dropped on the way
+	// in or in the listen path.
 	SYNRetrans int
 	SYNACKs    int // SYN-ACK segments from the server
 	// SYNACKRetrans counts SYN-ACKs that re-sent the same server ISN.
@@ -35,7 +34,8 @@ type Handshake struct {
 	DataAcked bool
 	// SYNACKAfterACK is true when the server re-sent its SYN-ACK after the
 	// client's ACK or data: the ACK was dropped because the accept queue was
-	// full (tcp_check_req() listen_overflow, section 1.3).
+	// full (tcp_check_req() takes its listen_overflow path, keeps the
+	// request socket, and the SYN-ACK timer re-sends the SYN-ACK).
 	SYNACKAfterACK bool
 	ServerRST      bool
 	// RSTAfterACK is true when the server reset the connection right after the
@@ -110,118 +110,60 @@ const maxFlows = 200000
 
 type flowKey struct{ client, server netip.AddrPort }
 
-// parsePcap reads a pcap (LINUX_SLL, LINUX_SLL2, Ethernet or raw IP) into
-// handshake timelines. It stops at the first damaged record and keeps what it
-// read: a packet sample cut by the capture deadline ends mid-record.
+// parsePcap reads a classic pcap (LINUX_SLL, LINUX_SLL2, Ethernet, raw IP
+// or loopback) into handshake timelines, through the bundle's pcap reader
+// and within its default limits. A file that is not classic pcap (gzip,
+// pcapng) is refused before anything past its magic number is read. It
+// stops at the first damaged record and keeps what it read: a packet sample
+// cut by the capture deadline ends mid-record. A record that goes past the
+// reader's limits also ends the reading, and the error (wrapping
+// bundle.ErrLimit) is returned with the analysis of what was read.
 func parsePcap(r io.Reader) (*PacketAnalysis, error) {
-	pr, err := pcapgo.NewReader(r)
+	pr, err := bundle.NewPcapReader(r, bundle.PcapLimits{})
 	if err != nil {
-		return nil, fmt.Errorf("read pcap header: %w", err)
+		return nil, err
 	}
 	lt := pr.LinkType()
 	pa := &PacketAnalysis{LinkType: lt.String()}
 	flows := map[flowKey]*Handshake{}
 	var readErr error
 	for {
-		data, ci, err := pr.ZeroCopyReadPacketData()
+		rec, err := pr.Next()
 		if err != nil {
 			if !errors.Is(err, io.EOF) {
-				readErr = fmt.Errorf("read packet %d: %w", pa.Packets+1, err)
+				readErr = err
 			}
 			break
 		}
 		pa.Packets++
-		if pa.Start.IsZero() || ci.Timestamp.Before(pa.Start) {
-			pa.Start = ci.Timestamp
+		if pa.Start.IsZero() || rec.Time.Before(pa.Start) {
+			pa.Start = rec.Time
 		}
-		if ci.Timestamp.After(pa.End) {
-			pa.End = ci.Timestamp
+		if rec.Time.After(pa.End) {
+			pa.End = rec.Time
 		}
-		seg, ok := decodeTCP(data, lt)
+		seg, ok := bundle.DecodeTCP(lt, rec.Data)
 		if !ok {
 			pa.Undecoded++
 			continue
 		}
 		pa.TCPPackets++
-		pa.observe(flows, seg, ci.Timestamp)
+		pa.observe(flows, &seg, rec.Time)
 	}
 	pa.finish(flows)
-	if readErr != nil && pa.Packets == 0 {
+	switch {
+	case readErr != nil && pa.Packets == 0:
 		return nil, readErr
+	case errors.Is(readErr, bundle.ErrLimit):
+		return pa, readErr
 	}
 	return pa, nil
 }
 
-type tcpSeg struct {
-	src, dst  netip.AddrPort
-	seq, ack  uint32
-	syn, ackf bool
-	rst, fin  bool
-	payload   int
-}
-
-func decodeTCP(data []byte, lt layers.LinkType) (tcpSeg, bool) {
-	var seg tcpSeg
-	dec := lt
-	switch lt {
-	case layers.LinkTypeEthernet, layers.LinkTypeLinuxSLL, layers.LinkTypeLinuxSLL2,
-		layers.LinkTypeRaw, layers.LinkTypeIPv4, layers.LinkTypeIPv6, layers.LinkTypeLoop, layers.LinkTypeNull:
-	default:
-		return seg, false
-	}
-	if lt == layers.LinkTypeRaw {
-		if len(data) == 0 {
-			return seg, false
-		}
-		if data[0]>>4 == 6 {
-			dec = layers.LinkTypeIPv6
-		} else {
-			dec = layers.LinkTypeIPv4
-		}
-	}
-	p := gopacket.NewPacket(data, dec, gopacket.DecodeOptions{Lazy: true, NoCopy: true})
-	tl, ok := p.Layer(layers.LayerTypeTCP).(*layers.TCP)
-	if !ok || tl == nil {
-		return seg, false
-	}
-	hdr := len(tl.Contents)
-	switch ip := p.NetworkLayer().(type) {
-	case *layers.IPv4:
-		s, ok1 := netip.AddrFromSlice(ip.SrcIP.To4())
-		d, ok2 := netip.AddrFromSlice(ip.DstIP.To4())
-		if !ok1 || !ok2 {
-			return seg, false
-		}
-		seg.src, seg.dst = netip.AddrPortFrom(s, uint16(tl.SrcPort)), netip.AddrPortFrom(d, uint16(tl.DstPort))
-		// Headers-only samples truncate payload: use the IP length, not the
-		// captured bytes.
-		seg.payload = int(ip.Length) - int(ip.IHL)*4 - hdr
-	case *layers.IPv6:
-		s, ok1 := netip.AddrFromSlice(ip.SrcIP)
-		d, ok2 := netip.AddrFromSlice(ip.DstIP)
-		if !ok1 || !ok2 {
-			return seg, false
-		}
-		seg.src, seg.dst = netip.AddrPortFrom(s.Unmap(), uint16(tl.SrcPort)), netip.AddrPortFrom(d.Unmap(), uint16(tl.DstPort))
-		if ip.NextHeader == layers.IPProtocolTCP {
-			seg.payload = int(ip.Length) - hdr
-		} else {
-			seg.payload = len(tl.Payload)
-		}
-	default:
-		return seg, false
-	}
-	if seg.payload < 0 {
-		seg.payload = 0
-	}
-	seg.seq, seg.ack = tl.Seq, tl.Ack
-	seg.syn, seg.ackf, seg.rst, seg.fin = tl.SYN, tl.ACK, tl.RST, tl.FIN
-	return seg, true
-}
-
-func (pa *PacketAnalysis) observe(flows map[flowKey]*Handshake, s tcpSeg, t time.Time) {
-	fromClient := flowKey{client: s.src, server: s.dst}
-	fromServer := flowKey{client: s.dst, server: s.src}
+func (pa *PacketAnalysis) observe(flows map[flowKey]*Handshake, seg *bundle.TCPSegment, t time.Time) {
+	syn, ack, rst := seg.Has(bundle.TCPFlagSYN), seg.Has(bundle.TCPFlagACK), seg.Has(bundle.TCPFlagRST)
+	fromClient := flowKey{client: seg.Src, server: seg.Dst}
+	fromServer := flowKey{client: seg.Dst, server: seg.Src}
 	h, isClient := flows[fromClient], true
 	if h == nil {
 		h, isClient = flows[fromServer], false
@@ -229,7 +171,7 @@ func (pa *PacketAnalysis) observe(flows map[flowKey]*Handshake, s tcpSeg, t time
 	if h == nil {
 		// Only a handshake packet starts a flow: a SYN makes its sender the
 		// client, a SYN-ACK makes its sender the server.
-		if !s.syn || s.rst {
+		if !syn || rst {
 			return
 		}
 		if len(flows) >= maxFlows {
@@ -237,53 +179,53 @@ func (pa *PacketAnalysis) observe(flows map[flowKey]*Handshake, s tcpSeg, t time
 			return
 		}
 		h = &Handshake{First: t}
-		if s.ackf {
-			h.Client, h.Server, isClient = s.dst, s.src, false
+		if ack {
+			h.Client, h.Server, isClient = seg.Dst, seg.Src, false
 			flows[fromServer] = h
 		} else {
-			h.Client, h.Server, isClient = s.src, s.dst, true
+			h.Client, h.Server, isClient = seg.Src, seg.Dst, true
 			flows[fromClient] = h
 		}
 		pa.Flows = append(pa.Flows, h)
 	}
 	h.Last = t
 	switch {
-	case isClient && s.syn && !s.ackf:
+	case isClient && syn && !ack:
 		h.SYNs++
-		if h.haveClientISN && s.seq == h.clientISN {
+		if h.haveClientISN && seg.Seq == h.clientISN {
 			h.SYNRetrans++
 		}
-		h.clientISN, h.haveClientISN = s.seq, true
-	case !isClient && s.syn && s.ackf:
+		h.clientISN, h.haveClientISN = seg.Seq, true
+	case !isClient && syn && ack:
 		h.SYNACKs++
-		if h.haveServerISN && s.seq == h.serverISN {
+		if h.haveServerISN && seg.Seq == h.serverISN {
 			h.SYNACKRetrans++
 		} else if h.firstSYNACK.IsZero() {
 			h.firstSYNACK = t
 		}
-		h.serverISN, h.haveServerISN = s.seq, true
+		h.serverISN, h.haveServerISN = seg.Seq, true
 		if h.ACKed || h.Data {
 			h.SYNACKAfterACK = true
 		}
-	case isClient && s.rst:
+	case isClient && rst:
 		h.ClientRST = true
-	case !isClient && s.rst:
+	case !isClient && rst:
 		h.ServerRST = true
 		if h.ACKed && !h.DataAcked {
 			h.RSTAfterACK = true
 		}
-	case isClient && s.ackf:
-		if h.haveServerISN && s.ack == h.serverISN+1 || !h.haveServerISN && h.SYNACKs > 0 {
+	case isClient && ack:
+		if h.haveServerISN && seg.Ack == h.serverISN+1 || !h.haveServerISN && h.SYNACKs > 0 {
 			if !h.ACKed {
 				h.AckTime = t
 			}
 			h.ACKed = true
 		}
-		if s.payload > 0 {
+		if seg.Payload > 0 {
 			h.Data = true
 		}
-	case !isClient && s.ackf:
-		if h.Data && h.haveClientISN && int32(s.ack-(h.clientISN+1)) > 0 {
+	case !isClient && ack:
+		if h.Data && h.haveClientISN && int32(seg.Ack-(h.clientISN+1)) > 0 {
 			h.DataAcked = true
 		}
 	}

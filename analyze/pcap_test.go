@@ -2,7 +2,9 @@ package analyze
 
 import (
 	"bytes"
+	"compress/gzip"
 	"encoding/binary"
+	"errors"
 	"net"
 	"testing"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // pkt is one TCP segment of a synthetic packet sample.
@@ -24,8 +27,8 @@ type pkt struct {
 }
 
 // testPcap builds a packet sample (link type 113 LINUX_SLL or 1 Ethernet)
-// with the handshake timelines of docs/kernel-listen-path.md section 6, as
-// observed there on 6.18: a pcap of a real incident is recorded by the lab
+// with the handshake timelines of each listen-path failure, as a 6.18
+// kernel shows them: a pcap of a real incident is recorded by the lab
 // fixtures; this one is synthetic so each signature is present exactly once.
 func testPcap(tb testing.TB, linkType int) []byte {
 	tb.Helper()
@@ -146,13 +149,40 @@ func TestParsePcap(t *testing.T) {
 			t.Errorf("top source = %+v, want 10.211.0.2 with 1 half-open", pa.Sources[0])
 		}
 	}
-	if _, err := parsePcap(bytes.NewReader([]byte("not a pcap"))); err == nil {
-		t.Error("garbage: want error")
+	if _, err := parsePcap(bytes.NewReader([]byte("not a pcap"))); !errors.Is(err, bundle.ErrNotPcap) {
+		t.Errorf("garbage: %v, want ErrNotPcap", err)
+	}
+	// gopacket's reader inflates a gzip'd pcap without bound; ours refuses it.
+	var gz bytes.Buffer
+	zw := gzip.NewWriter(&gz)
+	zw.Write(testPcap(t, 113))
+	zw.Close()
+	if pa, err := parsePcap(&gz); !errors.Is(err, bundle.ErrNotPcap) || pa != nil {
+		t.Errorf("gzip: %v, %v; want ErrNotPcap and no analysis", pa, err)
 	}
 	// A sample cut mid-record keeps what was read.
 	b := testPcap(t, 113)
 	pa, err := parsePcap(bytes.NewReader(b[:len(b)-10]))
 	if err != nil || pa.Packets != 24 {
 		t.Errorf("truncated: %v packets, err %v", pa, err)
+	}
+}
+
+// BenchmarkParsePcap reads the packet sample of a recorded SYN flood.
+func BenchmarkParsePcap(b *testing.B) {
+	bd, err := bundle.Open("../fixtures/synflood-cookies-off-v4/bundle.tar.zst", bundle.Limits{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	data, err := bd.ReadFile(bundle.PathPackets)
+	bd.Close()
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := parsePcap(bytes.NewReader(data)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

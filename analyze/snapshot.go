@@ -63,6 +63,10 @@ func (s *Snapshot) metricName(group, name string) string {
 type Gap struct {
 	Path string `json:"path"`
 	Err  string `json:"error"`
+	// Cause is the error itself, for errors.Is: fs.ErrNotExist for an
+	// absent member, bundle.ErrNotPcap for a packet sample that is not a
+	// classic pcap, bundle.ErrLimit for one past the reader's limits, ...
+	Cause error `json:"-"`
 }
 
 // Sample is one counter sample (samples/NNN/).
@@ -143,10 +147,11 @@ func Load(fsys fs.FS) (*Snapshot, error) {
 }
 
 func (s *Snapshot) gap(p string, err error) {
+	msg := err.Error()
 	if errors.Is(err, fs.ErrNotExist) {
-		err = errors.New("absent")
+		msg = "absent"
 	}
-	s.Gaps = append(s.Gaps, Gap{Path: p, Err: err.Error()})
+	s.Gaps = append(s.Gaps, Gap{Path: p, Err: msg, Cause: err})
 }
 
 // open returns a member limited to n bytes, or records a gap.
@@ -427,8 +432,11 @@ func (s *Snapshot) loadSockets(fsys fs.FS) {
 	})
 }
 
+// loadPackets reads the packet sample. The pcap reader bounds what it reads
+// (bundle.DefaultPcapLimits), so the member is not cut short here: a sample
+// past the limits is a gap wrapping bundle.ErrLimit, not a silent cut.
 func (s *Snapshot) loadPackets(fsys fs.FS) {
-	s.read(fsys, bundle.PathPackets, 1<<30, func(r io.Reader) error {
+	s.read(fsys, bundle.PathPackets, bundle.DefaultPcapLimits().MaxBytes+1, func(r io.Reader) error {
 		pa, err := parsePcap(r)
 		s.Packets = pa
 		return err

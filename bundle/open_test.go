@@ -39,6 +39,7 @@ var sentinels = map[string]error{
 	"ErrCorrupt":    ErrCorrupt,
 	"ErrTruncated":  ErrTruncated,
 	"ErrFormat":     ErrFormat,
+	"ErrNotPcap":    ErrNotPcap,
 }
 
 func sentinelName(err error) string {
@@ -172,15 +173,58 @@ func frameHeaderLen(b []byte) int {
 	return n + fcs
 }
 
-// hostileCase is a bundle Open must refuse (or, for the controls, accept).
+// hostileCase is a bundle Open must refuse (or, for the controls, accept),
+// or, when member is set, a bundle Open accepts but whose member the
+// package's codec for it (memberCodecs) must refuse.
 type hostileCase struct {
-	name string
-	ext  string // file name extension of the fixture, .tar.zst by default
-	desc string
-	data func(t testing.TB) []byte
-	lim  Limits // zero: DefaultLimits
-	want error  // nil: Open must succeed
-	msg  string // a part of the error message
+	name   string
+	ext    string // file name extension of the fixture, .tar.zst by default
+	desc   string
+	data   func(t testing.TB) []byte
+	lim    Limits // zero: DefaultLimits
+	want   error  // nil: Open must succeed
+	msg    string // a part of the error message
+	member string // the hostile member, read through its codec
+}
+
+// memberCodecs read a member of an opened bundle through the package's
+// codec for it, as analyze and redact do.
+var memberCodecs = map[string]func(io.Reader) error{
+	PathPackets: func(r io.Reader) error {
+		pr, err := NewPcapReader(r, PcapLimits{})
+		if err != nil {
+			return err
+		}
+		for {
+			if _, err := pr.Next(); err != nil {
+				if err == io.EOF {
+					return nil
+				}
+				return err
+			}
+		}
+	},
+}
+
+// readMembers reads every member of b that has a codec and returns the
+// first error.
+func readMembers(b *Bundle) error {
+	for _, m := range b.Members() {
+		codec, ok := memberCodecs[m.Name]
+		if !ok {
+			continue
+		}
+		f, err := b.Open(m.Name)
+		if err != nil {
+			return err
+		}
+		err = codec(f)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("read %s: %w", m.Name, err)
+		}
+	}
+	return nil
 }
 
 func (c hostileCase) fixture() string {
@@ -373,6 +417,12 @@ func hostileCases() []hostileCase {
 			data: only(reg(PathManifest, []byte(`{"format": "snapdiag-bundle/1",`)), uname), want: ErrFormat},
 		{name: "no-manifest", data: only(uname), want: ErrFormat, msg: "no manifest.json"},
 		{name: "empty-archive", desc: "a tar archive with no member", data: only(), want: ErrFormat},
+
+		// Members: a bundle Open accepts, with a member its codec refuses.
+		{name: "pcap-gzip", desc: "packets/sample.pcap compressed with gzip, 1 GiB inflated: refused at its magic number",
+			data: gzipPcapBundle, member: PathPackets, want: ErrNotPcap, msg: "gzip"},
+		{name: "pcap-huge-record", desc: "packets/sample.pcap with a 4 GiB snap length and a record claiming 4 GiB",
+			data: func(testing.TB) []byte { return pcapBundle(hugeRecordPcap()) }, member: PathPackets, want: ErrLimit, msg: "record of"},
 	}
 }
 
@@ -412,6 +462,20 @@ func TestOpenHostile(t *testing.T) {
 				// the cache and the index, with room to spare.
 				if alloc > 160<<20 {
 					t.Errorf("Open allocated %d MiB", alloc>>20)
+				}
+				if c.member != "" {
+					if err != nil {
+						t.Fatalf("Open(partial=%v): %v, want a bundle whose %s is refused", partial, err, c.member)
+					}
+					err = readMembers(b)
+					b.Close()
+					if !errors.Is(err, c.want) {
+						t.Fatalf("read %s: %v, want %v", c.member, err, sentinelName(c.want))
+					}
+					if !strings.Contains(err.Error(), c.msg) {
+						t.Errorf("error %q does not say %q", err, c.msg)
+					}
+					continue
 				}
 				if c.want == nil {
 					if err != nil {
@@ -499,8 +563,12 @@ func TestHostileFixtures(t *testing.T) {
 			}
 			b, err := Open(filepath.Join(hostileDir, name), DefaultLimits())
 			if err == nil {
+				// A hostile member: its codec must refuse it.
+				err = readMembers(b)
 				b.Close()
-				t.Fatalf("Open succeeded, want %s", expected[name])
+				if err == nil {
+					t.Fatalf("Open and every member's codec succeeded, want %s", expected[name])
+				}
 			}
 			if !errors.Is(err, want) {
 				t.Errorf("Open: %v, want %s", err, expected[name])
@@ -528,7 +596,9 @@ func writeHostileFixtures(t *testing.T) {
 	readme.WriteString(`# Hostile bundles
 
 Each file here is a bundle that bundle.Open must refuse with bundle.DefaultLimits,
-with the error named in expected-errors.json (bundle.TestHostileFixtures checks it).
+or whose member the bundle package's codec for it must refuse (the pcap-* cases),
+with the error named in expected-errors.json (bundle.TestHostileFixtures checks it;
+analyze.TestHostileMembers checks that analyze reads the rest of such a bundle).
 They are written by the hostile test cases of bundle/open_test.go:
 
     go test ./bundle -run HostileFixtures -update-hostile
@@ -833,8 +903,8 @@ func TestDefaultLimits(t *testing.T) {
 	}
 }
 
-// TestSentinelsDistinct keeps the sentinels apart: only ErrTruncated is a
-// kind of another.
+// TestSentinelsDistinct keeps the sentinels apart: only ErrTruncated (an
+// ErrCorrupt) and ErrNotPcap (an ErrFormat) are kinds of another.
 func TestSentinelsDistinct(t *testing.T) {
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range sentinels {
@@ -845,7 +915,7 @@ func TestSentinelsDistinct(t *testing.T) {
 	})
 	for _, a := range names {
 		for _, b := range names {
-			want := a == b || a == "ErrTruncated" && b == "ErrCorrupt"
+			want := a == b || a == "ErrTruncated" && b == "ErrCorrupt" || a == "ErrNotPcap" && b == "ErrFormat"
 			if got := errors.Is(sentinels[a], sentinels[b]); got != want {
 				t.Errorf("errors.Is(%s, %s) = %v", a, b, got)
 			}

@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/snapdiag/snapdiag/bundle"
 	"golang.org/x/net/bpf"
 )
 
@@ -24,21 +25,6 @@ const (
 // maxFilterPorts bounds Host.Ports in the filter: classic BPF jumps reach at
 // most 255 instructions ahead, and each port costs two comparisons.
 const maxFilterPorts = 64
-
-// Numbers the filter compares against, from the kernel's uapi headers.
-const (
-	etherTypeIPv4 = 0x0800 // ETH_P_IP
-	etherTypeIPv6 = 0x86dd // ETH_P_IPV6
-	ipProtoTCP    = 6
-	ipProtoUDP    = 17
-	tcpFlagsFIN   = 0x01
-	tcpFlagsSYN   = 0x02
-	tcpFlagsRST   = 0x04
-	ipv4FragMask  = 0x1fff // fragment offset bits of the IPv4 flags/offset field
-	ipv6HeaderLen = 40
-	pktOutgoing   = 4   // PACKET_OUTGOING, linux/if_packet.h
-	arphrdLoop    = 772 // ARPHRD_LOOPBACK, linux/if_arp.h
-)
 
 // packetFilter is the packet sample's classic BPF program and the same
 // selection in tcpdump's syntax, for the manifest.
@@ -75,42 +61,42 @@ func newPacketFilter(ports []int, snaplen uint32) (*packetFilter, error) {
 	// "any") so each loopback packet is in the sample once, with its receive
 	// time, and the copies use neither the receive buffer nor the limits.
 	a.emit(bpf.LoadExtension{Num: bpf.ExtType})
-	a.jumpIf(bpf.JumpEqual, pktOutgoing, "", "proto")
+	a.jumpIf(bpf.JumpEqual, bundle.PacketOutgoing, "", "proto")
 	a.emit(bpf.LoadExtension{Num: bpf.ExtLinkLayerType})
-	a.jumpIf(bpf.JumpEqual, arphrdLoop, "reject", "proto")
+	a.jumpIf(bpf.JumpEqual, bundle.ARPHRDLoopback, "reject", "proto")
 
 	a.label("proto")
 	a.emit(bpf.LoadExtension{Num: bpf.ExtProto})
-	a.jumpIf(bpf.JumpEqual, etherTypeIPv4, "ipv4", "")
-	a.jumpIf(bpf.JumpEqual, etherTypeIPv6, "ipv6", "reject")
+	a.jumpIf(bpf.JumpEqual, bundle.EtherTypeIPv4, "ipv4", "")
+	a.jumpIf(bpf.JumpEqual, bundle.EtherTypeIPv6, "ipv6", "reject")
 
 	// IPv4: X = header length from IHL, A = protocol.
 	a.label("ipv4")
 	a.emit(bpf.LoadAbsolute{Off: 6, Size: 2})
-	a.jumpIf(bpf.JumpBitsSet, ipv4FragMask, "reject", "")
+	a.jumpIf(bpf.JumpBitsSet, bundle.IPv4FragMask, "reject", "")
 	a.emit(bpf.LoadMemShift{Off: 0})
 	a.emit(bpf.LoadAbsolute{Off: 9, Size: 1})
 	a.jump("l4")
 
 	// IPv6: X = fixed header length, A = next header.
 	a.label("ipv6")
-	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: ipv6HeaderLen})
+	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: bundle.IPv6HeaderLen})
 	a.emit(bpf.LoadAbsolute{Off: 6, Size: 1})
 
 	// X is the offset of the transport header, A its protocol.
 	a.label("l4")
 	if len(ps) == 0 {
-		a.jumpIf(bpf.JumpEqual, ipProtoTCP, "", "reject")
+		a.jumpIf(bpf.JumpEqual, bundle.IPProtoTCP, "", "reject")
 	} else {
-		a.jumpIf(bpf.JumpEqual, ipProtoTCP, "", "udp")
+		a.jumpIf(bpf.JumpEqual, bundle.IPProtoTCP, "", "udp")
 	}
 	a.emit(bpf.LoadIndirect{Off: 13, Size: 1})
 	if len(ps) == 0 {
-		a.jumpIf(bpf.JumpBitsSet, tcpFlagsSYN|tcpFlagsFIN|tcpFlagsRST, "accept", "reject")
+		a.jumpIf(bpf.JumpBitsSet, bundle.TCPFlagSYN|bundle.TCPFlagFIN|bundle.TCPFlagRST, "accept", "reject")
 	} else {
-		a.jumpIf(bpf.JumpBitsSet, tcpFlagsSYN|tcpFlagsFIN|tcpFlagsRST, "accept", "ports")
+		a.jumpIf(bpf.JumpBitsSet, bundle.TCPFlagSYN|bundle.TCPFlagFIN|bundle.TCPFlagRST, "accept", "ports")
 		a.label("udp")
-		a.jumpIf(bpf.JumpEqual, ipProtoUDP, "", "reject")
+		a.jumpIf(bpf.JumpEqual, bundle.IPProtoUDP, "", "reject")
 		a.label("ports")
 		for _, off := range []uint32{0, 2} { // source port, then destination port
 			a.emit(bpf.LoadIndirect{Off: off, Size: 2})

@@ -17,6 +17,7 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/snapdiag/snapdiag/bundle"
 	"golang.org/x/net/bpf"
 )
 
@@ -28,8 +29,8 @@ type filterMeta struct {
 }
 
 var (
-	ipv4Host = filterMeta{proto: etherTypeIPv4, haType: 1} // ARPHRD_ETHER, PACKET_HOST
-	ipv6Host = filterMeta{proto: etherTypeIPv6, haType: 1}
+	ipv4Host = filterMeta{proto: bundle.EtherTypeIPv4, haType: 1} // ARPHRD_ETHER, PACKET_HOST
+	ipv6Host = filterMeta{proto: bundle.EtherTypeIPv6, haType: 1}
 )
 
 // runFilter runs prog in x/net/bpf's VM. The VM implements no ancillary
@@ -167,7 +168,7 @@ func fragment4(t testing.TB, offset uint16) []byte {
 	}
 	payload = make([]byte, 24)
 	payload[1], payload[3] = 143, 143
-	payload[13] = tcpFlagsSYN
+	payload[13] = bundle.TCPFlagSYN
 	return serialize(t, ip, gopacket.Payload(payload))
 }
 
@@ -193,7 +194,7 @@ type filterCase struct {
 
 func filterCases(t testing.TB) []filterCase {
 	const focus, other = 143, 8080
-	lo := filterMeta{proto: etherTypeIPv4, haType: arphrdLoop}
+	lo := filterMeta{proto: bundle.EtherTypeIPv4, haType: bundle.ARPHRDLoopback}
 	return []filterCase{
 		{"ipv4 SYN", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true},
 		{"ipv4 SYN-ACK", ipv4Host, tcp4(t, tcpSeg{src: other, dst: 50000, flags: "SA"}), true, true},
@@ -226,9 +227,9 @@ func filterCases(t testing.TB) []filterCase {
 		{"ARP", filterMeta{proto: 0x0806, haType: 1}, make([]byte, 28), false, false},
 		{"IPv4 ethertype on IPv6 bytes", ipv4Host, udp6(t, 50000, focus), false, false},
 		{"loopback received SYN", lo, tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "S"}), true, true},
-		{"loopback outgoing copy", filterMeta{proto: etherTypeIPv4, pktType: pktOutgoing, haType: arphrdLoop},
+		{"loopback outgoing copy", filterMeta{proto: bundle.EtherTypeIPv4, pktType: bundle.PacketOutgoing, haType: bundle.ARPHRDLoopback},
 			tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "S"}), false, false},
-		{"ethernet outgoing SYN", filterMeta{proto: etherTypeIPv4, pktType: pktOutgoing, haType: 1},
+		{"ethernet outgoing SYN", filterMeta{proto: bundle.EtherTypeIPv4, pktType: bundle.PacketOutgoing, haType: 1},
 			tcp4(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true},
 	}
 }
@@ -332,7 +333,7 @@ func TestFilterExprMatchesProgram(t *testing.T) {
 	}
 	var cases []filterCase
 	for _, tc := range filterCases(t) {
-		if tc.meta.pktType != pktOutgoing || tc.meta.haType != arphrdLoop {
+		if tc.meta.pktType != bundle.PacketOutgoing || tc.meta.haType != bundle.ARPHRDLoopback {
 			cases = append(cases, tc)
 		}
 	}

@@ -6,9 +6,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/gopacket/gopacket"
-	"github.com/gopacket/gopacket/layers"
-	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
@@ -28,13 +25,6 @@ const (
 	// stoppedByError is a sample that a socket or write error ended; the
 	// collector's error in the manifest says which.
 	stoppedByError = "error"
-)
-
-// pcapHeaderLen and pcapRecordHeaderLen are the sizes of the pcap file
-// header and of each record's header, counted against the byte limit.
-const (
-	pcapHeaderLen       = 24
-	pcapRecordHeaderLen = 16
 )
 
 // Packets is the packet-sample collector: for Host.PacketWindow it captures,
@@ -143,8 +133,7 @@ func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy strin
 // pcapSample writes LINUX_SLL records into a pcap within the sample's packet
 // and byte limits.
 type pcapSample struct {
-	w          io.Writer
-	pw         *pcapgo.Writer
+	pw         *bundle.PcapWriter
 	packets    int
 	bytes      int64 // pcap bytes written, file header included
 	maxPackets int
@@ -156,19 +145,12 @@ type pcapSample struct {
 // is the filter's plus the link header a record adds in front of the packet
 // (LINUX_SLL and a VLAN tag put back), so no record is longer than it says.
 func newPcapSample(w io.Writer, snaplen uint32, maxPackets int, maxBytes int64) (*pcapSample, error) {
-	s := &pcapSample{w: w, maxPackets: maxPackets, maxBytes: maxBytes, buf: make([]byte, 0, linkHeaderMax+int(snaplen))}
-	s.pw = pcapgo.NewWriter(s)
-	if err := s.pw.WriteFileHeader(snaplen+linkHeaderMax, layers.LinkTypeLinuxSLL); err != nil {
-		return nil, fmt.Errorf("write pcap header: %w", err)
+	pw, err := bundle.NewPcapWriter(w, bundle.PcapHeader{Snaplen: snaplen + bundle.SLLHeaderMax, LinkType: bundle.LinkLinuxSLL})
+	if err != nil {
+		return nil, err
 	}
-	return s, nil
-}
-
-// Write counts what reaches the member, for the byte limit and the manifest.
-func (s *pcapSample) Write(p []byte) (int, error) {
-	n, err := s.w.Write(p)
-	s.bytes += int64(n)
-	return n, err
+	return &pcapSample{pw: pw, bytes: pw.Size(), maxPackets: maxPackets, maxBytes: maxBytes,
+		buf: make([]byte, 0, bundle.SLLHeaderMax+int(snaplen))}, nil
 }
 
 // add writes one packet (data from the network header on, as the socket
@@ -179,14 +161,15 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	if s.packets >= s.maxPackets {
 		return stoppedByPacketLimit, nil
 	}
-	s.buf = appendSLL(s.buf[:0], m)
+	s.buf = bundle.AppendSLL(s.buf[:0], m.sll())
 	hdr := len(s.buf)
 	s.buf = append(s.buf, data...)
-	if s.bytes+pcapRecordHeaderLen+int64(len(s.buf)) > s.maxBytes {
+	if s.bytes+bundle.RecordSize(len(s.buf)) > s.maxBytes {
 		return stoppedByByteLimit, nil
 	}
-	ci := gopacket.CaptureInfo{Timestamp: ts, CaptureLength: len(s.buf), Length: m.origLen(hdr, len(data))}
-	if err := s.pw.WritePacket(ci, s.buf); err != nil {
+	err := s.pw.WriteRecord(ts, m.origLen(hdr, len(data)), s.buf)
+	s.bytes = s.pw.Size()
+	if err != nil {
 		return "", fmt.Errorf("write packet %d: %w", s.packets+1, err)
 	}
 	s.packets++

@@ -223,7 +223,7 @@ func (s *packetSocket) capture(ctx context.Context, end time.Time, out *pcapSamp
 			if err != nil {
 				return "", err
 			}
-			if m.PktType == pktOutgoing && m.HAType == arphrdLoop {
+			if m.PktType == bundle.PacketOutgoing && m.HAType == bundle.ARPHRDLoopback {
 				// The filter already drops loopback's outgoing copies
 				// (see newPacketFilter); this keeps them out whatever
 				// program is attached.

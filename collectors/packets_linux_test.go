@@ -278,10 +278,10 @@ func TestPacketsLoopbackHandshakes(t *testing.T) {
 		if !s.syn && !s.fin && !s.rst {
 			t.Errorf("%d → %d [%s] passed a filter for SYN, FIN and RST", s.src, s.dst, s.flags())
 		}
-		if s.addrTyp != arphrdLoop || s.pktType != 0 {
+		if s.addrTyp != bundle.ARPHRDLoopback || s.pktType != 0 {
 			t.Errorf("%d → %d [%s]: hatype %d, packet type %d; want loopback, host", s.src, s.dst, s.flags(), s.addrTyp, s.pktType)
 		}
-		if s.capLen > sllHeaderLen+headerSnaplen || s.length != sllHeaderLen+s.ipLen {
+		if s.capLen > bundle.SLLHeaderLen+headerSnaplen || s.length != bundle.SLLHeaderLen+s.ipLen {
 			t.Errorf("%d → %d [%s]: record of %d/%d bytes for a %d-byte packet", s.src, s.dst, s.flags(), s.capLen, s.length, s.ipLen)
 		}
 	}
@@ -341,8 +341,8 @@ func TestPacketsFocusPort(t *testing.T) {
 			found = true
 			// Headers only, but the record says how long the packet was
 			// (PACKET_AUXDATA's tp_len).
-			if s.capLen != sllHeaderLen+headerSnaplen || s.length != sllHeaderLen+s.ipLen {
-				t.Errorf("data record: %d of %d bytes, want %d of %d", s.capLen, s.length, sllHeaderLen+headerSnaplen, sllHeaderLen+s.ipLen)
+			if s.capLen != bundle.SLLHeaderLen+headerSnaplen || s.length != bundle.SLLHeaderLen+s.ipLen {
+				t.Errorf("data record: %d of %d bytes, want %d of %d", s.capLen, s.length, bundle.SLLHeaderLen+headerSnaplen, bundle.SLLHeaderLen+s.ipLen)
 			}
 		}
 	}
@@ -379,7 +379,7 @@ func TestPacketsByteLimit(t *testing.T) {
 	ln, _ := listen(t)
 	// Room for any first record (at most 16 + 20 + 128 bytes), not for the
 	// eight SYN and FIN records of two loopback connections (about 90 each).
-	const limit = pcapHeaderLen + 400
+	const limit = bundle.PcapHeaderLen + 400
 	run := runSample(t, context.Background(), Host{PacketWindow: 10 * time.Second, PacketBytes: limit}, func() {
 		loopbackTraffic(t, ln, 2, []byte("x"))
 	})

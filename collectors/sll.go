@@ -5,19 +5,8 @@ import (
 	"fmt"
 	"math"
 	"time"
-)
 
-// LINUX_SLL framing (https://www.tcpdump.org/linktypes/LINKTYPE_LINUX_SLL.html).
-const (
-	sllHeaderLen = 16
-	sllAddrLen   = 8 // the header's fixed address field
-	// vlanTagLen is the 802.1Q tag put back into a packet whose tag the NIC
-	// or the kernel had taken out (tp_vlan_tci in PACKET_AUXDATA).
-	vlanTagLen = 4
-	// linkHeaderMax is what a record adds in front of the network packet.
-	linkHeaderMax = sllHeaderLen + vlanTagLen
-	// sllVLANTPID is the tag protocol when the kernel does not say.
-	sllVLANTPID = 0x8100
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // tpacket_auxdata status bits, linux/if_packet.h.
@@ -28,7 +17,7 @@ const (
 
 // cookedMeta is what the kernel says about one packet read from a SOCK_DGRAM
 // packet socket: its sockaddr_ll and, when present, its PACKET_AUXDATA. It is
-// everything a LINUX_SLL header needs.
+// everything a LINUX_SLL header (bundle.SLLHeader) needs.
 type cookedMeta struct {
 	PktType uint8  // sll_pkttype: PACKET_HOST, PACKET_OUTGOING, ...
 	HAType  uint16 // sll_hatype: ARPHRD_ETHER, ARPHRD_LOOPBACK, ...
@@ -94,44 +83,20 @@ func parseTimespec(b []byte) (time.Time, error) {
 	return time.Unix(sec, nsec), nil
 }
 
-// vlan reports the 802.1Q tag the kernel took out of the packet, if any.
-// The kernel hands such packets to packet sockets with the tag in skb
-// metadata (skb_vlan_tag_present), not in the data: libpcap puts it back,
-// and so do we, so VLAN traffic reads the same as in tcpdump.
-func (m *cookedMeta) vlan() (tpid, tci uint16, ok bool) {
-	if !m.HaveAux || m.Aux.Status&tpStatusVLANValid == 0 {
-		return 0, 0, false
+// sll is the LINUX_SLL header of the packet m describes. The kernel hands
+// VLAN packets to packet sockets with the tag in skb metadata
+// (skb_vlan_tag_present), not in the data: libpcap puts it back, and so do
+// we, so VLAN traffic reads the same as in tcpdump. The tag protocol is
+// 802.1Q unless PACKET_AUXDATA says otherwise (TP_STATUS_VLAN_TPID_VALID).
+func (m *cookedMeta) sll() bundle.SLLHeader {
+	h := bundle.SLLHeader{PktType: m.PktType, HAType: m.HAType, Addr: m.Addr[:min(int(m.HALen), len(m.Addr))], Protocol: m.Protocol}
+	if m.HaveAux && m.Aux.Status&tpStatusVLANValid != 0 {
+		h.VLAN, h.TPID, h.TCI = true, bundle.EtherTypeVLAN, m.Aux.VLANTCI
+		if m.Aux.Status&tpStatusVLANTPIDValid != 0 && m.Aux.VLANTPID != 0 {
+			h.TPID = m.Aux.VLANTPID
+		}
 	}
-	tpid = sllVLANTPID
-	if m.Aux.Status&tpStatusVLANTPIDValid != 0 && m.Aux.VLANTPID != 0 {
-		tpid = m.Aux.VLANTPID
-	}
-	return tpid, m.Aux.VLANTCI, true
-}
-
-// appendSLL appends to b the link header of a LINUX_SLL record for m: packet
-// type, ARPHRD type, address length, the address padded to 8 bytes, protocol,
-// all big-endian; then, for a packet whose VLAN tag the kernel had taken out,
-// the tag, the way libpcap writes it (the header's protocol is the tag
-// protocol, followed by the TCI and the packet's own ethertype).
-//
-// Addresses longer than the header's 8 bytes (InfiniBand's 20) are cut to 8
-// and the length field says 8, so readers that reject longer lengths, such
-// as gopacket's, still decode the packet.
-func appendSLL(b []byte, m *cookedMeta) []byte {
-	halen := min(m.HALen, sllAddrLen)
-	var addr [sllAddrLen]byte
-	copy(addr[:halen], m.Addr[:halen])
-	be := binary.BigEndian
-	b = be.AppendUint16(b, uint16(m.PktType))
-	b = be.AppendUint16(b, m.HAType)
-	b = be.AppendUint16(b, uint16(halen))
-	b = append(b, addr[:]...)
-	if tpid, tci, ok := m.vlan(); ok {
-		b = be.AppendUint16(b, tpid)
-		b = be.AppendUint16(b, tci)
-	}
-	return be.AppendUint16(b, m.Protocol)
+	return h
 }
 
 // origLen is the packet's length on the wire as the pcap record states it:

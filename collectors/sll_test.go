@@ -12,17 +12,18 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 func TestAppendSLL(t *testing.T) {
-	eth := cookedMeta{PktType: 0, HAType: 1, HALen: 6, Addr: [8]byte{2, 0xfc, 0, 0, 0, 1, 0xee, 0xee}, Protocol: etherTypeIPv4}
+	eth := cookedMeta{PktType: 0, HAType: 1, HALen: 6, Addr: [8]byte{2, 0xfc, 0, 0, 0, 1, 0xee, 0xee}, Protocol: bundle.EtherTypeIPv4}
 	vlan := eth
 	vlan.HaveAux = true
 	vlan.Aux = auxdata{Status: tpStatusVLANValid, VLANTCI: 0x2064}
 	qinq := vlan
 	qinq.Aux.Status |= tpStatusVLANTPIDValid
 	qinq.Aux.VLANTPID = 0x88a8
-	ib := cookedMeta{HAType: 32, HALen: 20, Addr: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, Protocol: etherTypeIPv6}
+	ib := cookedMeta{HAType: 32, HALen: 20, Addr: [8]byte{1, 2, 3, 4, 5, 6, 7, 8}, Protocol: bundle.EtherTypeIPv6}
 	for _, tc := range []struct {
 		name string
 		m    cookedMeta
@@ -34,15 +35,16 @@ func TestAppendSLL(t *testing.T) {
 		{"qinq", qinq, []byte{0, 0, 0, 1, 0, 6, 2, 0xfc, 0, 0, 0, 1, 0, 0, 0x88, 0xa8, 0x20, 0x64, 0x08, 0x00}},
 		{"long address", ib, []byte{0, 0, 0, 32, 0, 8, 1, 2, 3, 4, 5, 6, 7, 8, 0x86, 0xdd}},
 	} {
-		if diff := cmp.Diff(tc.want, appendSLL(nil, &tc.m)); diff != "" {
+		if diff := cmp.Diff(tc.want, bundle.AppendSLL(nil, tc.m.sll())); diff != "" {
 			t.Errorf("%s (-want +got):\n%s", tc.name, diff)
 		}
 	}
 }
 
-// FuzzAppendSLL checks that every header appendSLL builds decodes, with
-// gopacket's LINUX_SLL decoder, to the fields it was built from.
-func FuzzAppendSLL(f *testing.F) {
+// FuzzCookedSLL checks that the LINUX_SLL header built for every packet the
+// kernel can describe decodes, with gopacket's LINUX_SLL decoder, to the
+// fields it was built from.
+func FuzzCookedSLL(f *testing.F) {
 	f.Add(uint8(0), uint16(1), uint8(6), []byte{2, 0xfc, 0, 0, 0, 1}, uint16(0x0800), uint32(0), uint16(0), uint16(0), []byte{0x45})
 	f.Add(uint8(4), uint16(772), uint8(6), []byte{}, uint16(0x86dd), uint32(tpStatusVLANValid), uint16(100), uint16(0), []byte{})
 	f.Add(uint8(1), uint16(32), uint8(20), bytes.Repeat([]byte{9}, 20), uint16(0x0806), uint32(0x50), uint16(7), uint16(0x88a8), []byte{1, 2})
@@ -50,7 +52,7 @@ func FuzzAppendSLL(f *testing.F) {
 		m := cookedMeta{PktType: pktType, HAType: haType, HALen: haLen, Protocol: proto, HaveAux: true,
 			Aux: auxdata{Status: status, VLANTCI: tci, VLANTPID: tpid}}
 		copy(m.Addr[:], addr)
-		rec := append(appendSLL(nil, &m), payload...)
+		rec := append(bundle.AppendSLL(nil, m.sll()), payload...)
 
 		var sll layers.LinuxSLL
 		if err := sll.DecodeFromBytes(rec, gopacket.NilDecodeFeedback); err != nil {
@@ -58,10 +60,10 @@ func FuzzAppendSLL(f *testing.F) {
 		}
 		n := int(min(haLen, 8))
 		wantProto, wantTCI := proto, uint16(0)
-		hdr := sllHeaderLen
-		if vtpid, vtci, ok := m.vlan(); ok {
-			wantProto, wantTCI = vtpid, vtci
-			hdr += vlanTagLen
+		hdr := bundle.SLLHeaderLen
+		if h := m.sll(); h.VLAN {
+			wantProto, wantTCI = h.TPID, h.TCI
+			hdr += bundle.VLANTagLen
 		}
 		switch {
 		case sll.PacketType != layers.LinuxSLLPacketType(pktType):
@@ -75,7 +77,7 @@ func FuzzAppendSLL(f *testing.F) {
 		case len(rec) != hdr+len(payload) || !bytes.Equal(rec[hdr:], payload):
 			t.Errorf("record of %d bytes, want a %d-byte header and the payload", len(rec), hdr)
 		}
-		if hdr > sllHeaderLen {
+		if hdr > bundle.SLLHeaderLen {
 			inner := sll.Payload
 			if got := binary.BigEndian.Uint16(inner); got != wantTCI {
 				t.Errorf("TCI %#x, want %#x", got, wantTCI)
@@ -159,8 +161,8 @@ func readPcap(t *testing.T, data []byte) (*pcapgo.Reader, [][]byte, []gopacket.C
 
 func TestPcapSampleLimits(t *testing.T) {
 	pkt := tcp4(t, tcpSeg{src: 50000, dst: 143, flags: "S"}) // 40 bytes
-	m := cookedMeta{HAType: arphrdLoop, Protocol: etherTypeIPv4, HaveAux: true, Aux: auxdata{Len: 1500}}
-	rec := pcapRecordHeaderLen + sllHeaderLen + len(pkt)
+	m := cookedMeta{HAType: bundle.ARPHRDLoopback, Protocol: bundle.EtherTypeIPv4, HaveAux: true, Aux: auxdata{Len: 1500}}
+	rec := bundle.PcapRecordHeaderLen + bundle.SLLHeaderLen + len(pkt)
 	for _, tc := range []struct {
 		name       string
 		maxPackets int
@@ -169,8 +171,8 @@ func TestPcapSampleLimits(t *testing.T) {
 		wantStop   string
 	}{
 		{"packet limit", 3, 1 << 20, 3, stoppedByPacketLimit},
-		{"byte limit", 100, int64(pcapHeaderLen + 2*rec + rec - 1), 2, stoppedByByteLimit},
-		{"byte limit exactly met", 100, int64(pcapHeaderLen + 2*rec), 2, stoppedByByteLimit},
+		{"byte limit", 100, int64(bundle.PcapHeaderLen + 2*rec + rec - 1), 2, stoppedByByteLimit},
+		{"byte limit exactly met", 100, int64(bundle.PcapHeaderLen + 2*rec), 2, stoppedByByteLimit},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var buf bytes.Buffer
@@ -191,14 +193,14 @@ func TestPcapSampleLimits(t *testing.T) {
 				t.Errorf("counted %d bytes, wrote %d, limit %d", s.bytes, buf.Len(), tc.maxBytes)
 			}
 			r, recs, cis := readPcap(t, buf.Bytes())
-			if r.LinkType() != layers.LinkTypeLinuxSLL || r.Snaplen() != headerSnaplen+linkHeaderMax {
+			if r.LinkType() != layers.LinkTypeLinuxSLL || r.Snaplen() != headerSnaplen+bundle.SLLHeaderMax {
 				t.Errorf("link type %v, snap length %d", r.LinkType(), r.Snaplen())
 			}
 			if len(recs) != tc.wantN {
 				t.Fatalf("%d records, want %d", len(recs), tc.wantN)
 			}
-			if cis[0].Length != sllHeaderLen+1500 || cis[0].CaptureLength != sllHeaderLen+len(pkt) {
-				t.Errorf("record lengths %d of %d, want %d of %d", cis[0].CaptureLength, cis[0].Length, sllHeaderLen+len(pkt), sllHeaderLen+1500)
+			if cis[0].Length != bundle.SLLHeaderLen+1500 || cis[0].CaptureLength != bundle.SLLHeaderLen+len(pkt) {
+				t.Errorf("record lengths %d of %d, want %d of %d", cis[0].CaptureLength, cis[0].Length, bundle.SLLHeaderLen+len(pkt), bundle.SLLHeaderLen+1500)
 			}
 			p := gopacket.NewPacket(recs[0], layers.LinkTypeLinuxSLL, gopacket.Default)
 			if tcp, _ := p.Layer(layers.LayerTypeTCP).(*layers.TCP); tcp == nil || !tcp.SYN || tcp.DstPort != 143 {

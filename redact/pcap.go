@@ -6,32 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-)
 
-// Link types of the pcap files snapdiag writes and reads (pcap-linktype(7)).
-const (
-	linkNull     = 0
-	linkEthernet = 1
-	linkRaw      = 101
-	linkLoop     = 108
-	linkSLL      = 113
-	linkIPv4     = 228
-	linkIPv6     = 229
-	linkSLL2     = 276
+	"github.com/snapdiag/snapdiag/bundle"
 )
-
-// ARPHRD_* values whose SLL address field is an IPv4 address (a tunnel's
-// endpoint), not a MAC: include/uapi/linux/if_arp.h.
-const (
-	arphrdEther  = 1
-	arphrdTunnel = 768
-	arphrdSit    = 776
-	arphrdIPGRE  = 778
-)
-
-// maxRecord bounds one pcap record: snapdiag's snaplen is at most 64 KiB,
-// and a larger record is a damaged or hostile file.
-const maxRecord = 1 << 18
 
 // PcapStats counts what a pcap rewrite did.
 type PcapStats struct {
@@ -48,7 +25,7 @@ type PcapStats struct {
 // pcapRewriter rewrites the addresses of one pcap file.
 type pcapRewriter struct {
 	m        *mapper
-	linkType uint32
+	linkType bundle.LinkType
 	// scratch holds a copy of the bytes a checksum covers, taken before
 	// they are rewritten.
 	scratch []byte
@@ -57,76 +34,46 @@ type pcapRewriter struct {
 // rewritePcap copies the classic pcap in r to w with every IPv4 and IPv6
 // address, every MAC address and every SLL link address replaced by its
 // pseudonym, IPv4 header checksums and TCP, UDP and ICMP checksums kept
-// right, and payloads cut off after the transport header. A pcapng file, an
-// unknown link type or a damaged header is an error: an address that cannot
-// be found cannot be redacted, so the file is not copied.
+// right, and payloads cut off after the transport header. It reads through
+// bundle's pcap reader, within its default limits: a pcapng or gzip file, an
+// unknown link type, a damaged header or a record past the limits is an
+// error, since an address that cannot be found cannot be redacted, so the
+// file is not copied.
 func (m *mapper) rewritePcap(r io.Reader, w io.Writer) (PcapStats, error) {
 	var st PcapStats
-	br := bufio.NewReaderSize(r, 64<<10)
-	hdr := make([]byte, 24)
-	if _, err := io.ReadFull(br, hdr); err != nil {
-		return st, fmt.Errorf("read pcap header: %w", err)
-	}
-	var order binary.ByteOrder
-	switch binary.LittleEndian.Uint32(hdr) {
-	case 0xa1b2c3d4, 0xa1b23c4d:
-		order = binary.LittleEndian
-	case 0xd4c3b2a1, 0x4d3cb2a1:
-		order = binary.BigEndian
-	case 0x0a0d0d0a:
-		return st, errors.New("pcapng files are not supported; only classic pcap")
-	default:
-		return st, fmt.Errorf("not a pcap file (magic %x)", hdr[:4])
-	}
-	p := &pcapRewriter{m: m, linkType: order.Uint32(hdr[20:]) & 0xffff}
-	switch p.linkType {
-	case linkNull, linkEthernet, linkRaw, linkLoop, linkSLL, linkIPv4, linkIPv6, linkSLL2:
-	default:
-		return st, fmt.Errorf("pcap link type %d is not supported", p.linkType)
-	}
-	bw := bufio.NewWriterSize(w, 64<<10)
-	if _, err := bw.Write(hdr); err != nil {
+	pr, err := bundle.NewPcapReader(r, bundle.PcapLimits{})
+	if err != nil {
 		return st, err
 	}
-	rec := make([]byte, 16)
-	data := make([]byte, 0, 1<<16)
+	hdr := pr.Header()
+	if !hdr.LinkType.Known() {
+		return st, fmt.Errorf("pcap link type %d is not supported", uint16(hdr.LinkType))
+	}
+	p := &pcapRewriter{m: m, linkType: hdr.LinkType}
+	bw := bufio.NewWriterSize(w, 64<<10)
+	pw, err := bundle.NewPcapWriter(bw, hdr)
+	if err != nil {
+		return st, err
+	}
 	for {
-		if _, err := io.ReadFull(br, rec); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				st.Dropped++
-				break
-			}
-			return st, fmt.Errorf("read packet %d: %w", st.Packets+1, err)
+		rec, err := pr.Next()
+		if err == io.EOF {
+			break
 		}
-		incl := order.Uint32(rec[8:])
-		if incl > maxRecord {
-			return st, fmt.Errorf("packet %d: record of %d bytes", st.Packets+1, incl)
+		if errors.Is(err, bundle.ErrTruncated) {
+			st.Dropped++
+			break
 		}
-		if cap(data) < int(incl) {
-			data = make([]byte, incl)
-		}
-		data = data[:incl]
-		if _, err := io.ReadFull(br, data); err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-				st.Dropped++
-				break
-			}
-			return st, fmt.Errorf("read packet %d: %w", st.Packets+1, err)
-		}
-		st.Packets++
-		keep := p.packet(data)
-		if keep < len(data) {
-			st.Truncated++
-			data = data[:keep]
-			order.PutUint32(rec[8:], uint32(keep))
-		}
-		if _, err := bw.Write(rec); err != nil {
+		if err != nil {
 			return st, err
 		}
-		if _, err := bw.Write(data); err != nil {
+		st.Packets++
+		data := rec.Data
+		if keep := p.packet(data); keep < len(data) {
+			st.Truncated++
+			data = data[:keep]
+		}
+		if err := pw.WriteRecord(rec.Time, rec.OrigLen, data); err != nil {
 			return st, err
 		}
 	}
@@ -136,37 +83,21 @@ func (m *mapper) rewritePcap(r io.Reader, w io.Writer) (PcapStats, error) {
 // packet rewrites one captured frame in place and returns how many of its
 // bytes to keep.
 func (p *pcapRewriter) packet(b []byte) int {
-	switch p.linkType {
-	case linkEthernet:
-		if len(b) < 14 {
-			return 0
-		}
-		p.m.MAC(b[0:6])
-		p.m.MAC(b[6:12])
-		return p.ether(b, 12)
-	case linkSLL:
-		// struct sll_header: pkttype, hatype, halen, addr[8], protocol.
-		if len(b) < 16 {
-			return 0
-		}
-		p.linkAddr(binary.BigEndian.Uint16(b[2:]), b[6:14], int(binary.BigEndian.Uint16(b[4:])))
-		return p.ether(b, 14)
-	case linkSLL2:
-		// struct sll2_header: protocol, reserved, ifindex, hatype, pkttype,
-		// halen, addr[8].
-		if len(b) < 20 {
-			return 0
-		}
-		p.linkAddr(binary.BigEndian.Uint16(b[8:]), b[12:20], int(b[11]))
-		return p.l3(b, 20, binary.BigEndian.Uint16(b[0:]), 0)
-	case linkNull, linkLoop:
-		if len(b) < 4 {
-			return 0
-		}
-		return p.l3(b, 4, 0, 0)
-	default:
-		return p.l3(b, 0, 0, 0)
+	lh, ok := bundle.ParseLink(p.linkType, b)
+	if !ok {
+		return 0
 	}
+	if lh.Dst != nil {
+		p.m.MAC(lh.Dst)
+		p.m.MAC(lh.Src)
+	}
+	if lh.Addr != nil {
+		p.linkAddr(lh.HAType, lh.Addr, lh.AddrLen)
+	}
+	if !lh.Complete {
+		return lh.NetOff
+	}
+	return p.l3(b, lh.NetOff, lh.EtherType, 0)
 }
 
 // linkAddr rewrites an SLL address field: a MAC, a tunnel endpoint's IPv4
@@ -175,29 +106,14 @@ func (p *pcapRewriter) linkAddr(hatype uint16, field []byte, halen int) {
 	halen = min(max(halen, 0), len(field))
 	a := field[:halen]
 	switch {
-	case halen == 6 && hatype == arphrdEther:
+	case halen == 6 && hatype == bundle.ARPHRDEther:
 		p.m.MAC(a)
-	case halen == 4 && (hatype == arphrdTunnel || hatype == arphrdSit || hatype == arphrdIPGRE):
+	case halen == 4 && (hatype == bundle.ARPHRDTunnel || hatype == bundle.ARPHRDSit || hatype == bundle.ARPHRDIPGRE):
 		p.m.addrBytes(a)
 	default:
 		p.m.Bytes(a)
 	}
 	clear(field[halen:]) // padding: nothing but zeros may remain
-}
-
-// ether reads the ethertype at b[off:], skipping VLAN tags.
-func (p *pcapRewriter) ether(b []byte, off int) int {
-	for {
-		if len(b) < off+2 {
-			return min(off, len(b))
-		}
-		et := binary.BigEndian.Uint16(b[off:])
-		if et == 0x8100 || et == 0x88a8 || et == 0x9100 {
-			off += 4
-			continue
-		}
-		return p.l3(b, off+2, et, 0)
-	}
 }
 
 // l3 rewrites the network layer at b[off:]. et 0 means: tell by the version
@@ -206,20 +122,12 @@ func (p *pcapRewriter) l3(b []byte, off int, et uint16, depth int) int {
 	if depth > 3 || off >= len(b) {
 		return min(off, len(b))
 	}
-	if et == 0 {
-		switch b[off] >> 4 {
-		case 4:
-			et = 0x0800
-		case 6:
-			et = 0x86dd
-		}
-	}
-	switch et {
-	case 0x0800:
+	switch bundle.NetworkType(b, off, et) {
+	case bundle.EtherTypeIPv4:
 		return p.ipv4(b, off, depth)
-	case 0x86dd:
+	case bundle.EtherTypeIPv6:
 		return p.ipv6(b, off, depth)
-	case 0x0806:
+	case bundle.EtherTypeARP:
 		return p.arp(b, off)
 	}
 	return off
@@ -228,7 +136,7 @@ func (p *pcapRewriter) l3(b []byte, off int, et uint16, depth int) int {
 // arp rewrites an Ethernet/IPv4 ARP packet's sender and target.
 func (p *pcapRewriter) arp(b []byte, off int) int {
 	a := b[off:]
-	if len(a) < 28 || binary.BigEndian.Uint16(a[0:]) != 1 || binary.BigEndian.Uint16(a[2:]) != 0x0800 || a[4] != 6 || a[5] != 4 {
+	if len(a) < 28 || binary.BigEndian.Uint16(a[0:]) != 1 || binary.BigEndian.Uint16(a[2:]) != bundle.EtherTypeIPv4 || a[4] != 6 || a[5] != 4 {
 		return off
 	}
 	p.m.MAC(a[8:14])
@@ -411,9 +319,9 @@ func (p *pcapRewriter) l4(b []byte, start, capEnd int, proto byte, srcOld, dstOl
 		switch seg[0] {
 		case 5: // redirect: the gateway
 			p.m.addrBytes(seg[4:8])
-			keep = start + 8 + p.inner(seg[8:], 0x0800, depth)
+			keep = start + 8 + p.inner(seg[8:], bundle.EtherTypeIPv4, depth)
 		case 3, 4, 11, 12: // errors quote the offending packet
-			keep = start + 8 + p.inner(seg[8:], 0x0800, depth)
+			keep = start + 8 + p.inner(seg[8:], bundle.EtherTypeIPv4, depth)
 		}
 		fixChecksum(seg, old, 2, 0, 0, complete, false, false)
 		return keep
@@ -424,10 +332,10 @@ func (p *pcapRewriter) l4(b []byte, start, capEnd int, proto byte, srcOld, dstOl
 		keep := start + p.icmp6(seg, depth)
 		fixChecksum(seg, old, 2, psOld, psNew, complete, false, false)
 		return keep
-	case 4: // IPv4 in IP
-		return p.l3(b[:capEnd], start, 0x0800, depth+1)
-	case 41: // IPv6 in IP
-		return p.l3(b[:capEnd], start, 0x86dd, depth+1)
+	case bundle.IPProtoIPIP:
+		return p.l3(b[:capEnd], start, bundle.EtherTypeIPv4, depth+1)
+	case bundle.IPProtoIPv6:
+		return p.l3(b[:capEnd], start, bundle.EtherTypeIPv6, depth+1)
 	}
 	return start
 }
@@ -452,7 +360,7 @@ func (p *pcapRewriter) icmp6(seg []byte, depth int) int {
 	keep := 8
 	switch seg[0] {
 	case 1, 2, 3, 4: // errors quote the offending packet
-		return 8 + p.inner(seg[8:], 0x86dd, depth)
+		return 8 + p.inner(seg[8:], bundle.EtherTypeIPv6, depth)
 	case 130, 131, 132: // MLDv1: the group
 		if len(seg) >= 24 {
 			p.m.addrBytes(seg[8:24])

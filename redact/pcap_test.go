@@ -11,13 +11,14 @@ import (
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
 	"github.com/gopacket/gopacket/pcapgo"
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // sll is a LINUX_SLL header for an Ethernet interface.
 func sll(proto layers.EthernetType, mac string) []byte {
 	h := make([]byte, 16)
 	binary.BigEndian.PutUint16(h[0:], 4) // sent by us
-	binary.BigEndian.PutUint16(h[2:], arphrdEther)
+	binary.BigEndian.PutUint16(h[2:], bundle.ARPHRDEther)
 	binary.BigEndian.PutUint16(h[4:], 6)
 	hw, _ := net.ParseMAC(mac)
 	copy(h[6:], hw)
@@ -173,7 +174,7 @@ func TestPcapChecksums(t *testing.T) {
 			// whole packet's checksums.
 			recs := readPcap(t, out.Bytes())
 			whole := append([]byte(nil), frame...)
-			p := &pcapRewriter{m: m, linkType: linkSLL}
+			p := &pcapRewriter{m: m, linkType: bundle.LinkLinuxSLL}
 			p.packet(whole)
 			if ok, what := l4Valid(whole[16:]); !ok {
 				t.Errorf("%s (partial %v): rewritten %s checksum is wrong", name, partial, what)

@@ -2,7 +2,9 @@ package tui
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"strconv"
 	"strings"
@@ -13,6 +15,7 @@ import (
 	"github.com/charmbracelet/lipgloss"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // Timeline marks, for a source's handshakes in each slice of the sample.
@@ -246,6 +249,11 @@ func (v *packetsView) Update(msg tea.Msg) tea.Cmd {
 	case snapshotMsg:
 		if msg.snap.Packets == nil {
 			v.list.empty = "No packets/sample.pcap in this bundle: the packet sample was off, or it failed (see the manifest)."
+			for _, g := range msg.snap.Gaps {
+				if g.Path == bundle.PathPackets && !errors.Is(g.Cause, fs.ErrNotExist) {
+					v.list.empty = "packets/sample.pcap could not be read: " + g.Err
+				}
+			}
 			return nil
 		}
 		v.load(msg.snap.Packets)
