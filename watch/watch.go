@@ -141,11 +141,8 @@ func New(cfg Config) (*Watcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := cfg.Capture.Host
-	if h.Proc == "" {
-		h = collectors.DefaultHost()
-		cfg.Capture.Host = h
-	}
+	h := cfg.Capture.Host.WithDefaults()
+	cfg.Capture.Host = h
 	// The samplers live as long as the watcher: the history and every
 	// capture use the same values, so their caches (listener owners) carry
 	// over from one sample to the next.

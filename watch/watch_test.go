@@ -11,7 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors"
 )
 
 // flagCheck is an exec check that passes while the returned file exists.
@@ -269,5 +271,22 @@ func TestCooldownSurvivesRestart(t *testing.T) {
 	lines := logLines(t, logBuf.String())
 	if countMsg(lines, "cool-down from a recent bundle") != 1 || countMsg(lines, "check failed in cool-down; not capturing") < 3 {
 		t.Errorf("second watcher did not hold off in the cool-down")
+	}
+}
+
+// TestNewKeepsCallerHost: a capture template whose Host has no proc root
+// keeps the caller's ports and bounds; only its zero fields take defaults.
+func TestNewKeepsCallerHost(t *testing.T) {
+	check, _ := flagCheck(t)
+	opts := quickCapture(t.TempDir())
+	opts.Host = collectors.Host{Ports: []int{143}, SocketCap: 5}
+	w, err := New(Config{Checks: []*Check{check}, Every: time.Second, Failures: 1, Capture: opts})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := collectors.DefaultHost()
+	want.Ports, want.SocketCap, want.PacketWindow = []int{143}, 5, 0
+	if diff := cmp.Diff(want, w.cfg.Capture.Host); diff != "" {
+		t.Errorf("capture host (-want +got):\n%s", diff)
 	}
 }
