@@ -382,21 +382,6 @@ func (l *Lab) IPs(v6 bool) (server, bad, good netip.Addr, ok bool) {
 	return l.ServerIP, l.BadIP, l.GoodIP, true
 }
 
-// isLabAddr reports whether a is one of the lab's own addresses (or the
-// unspecified address, for a wildcard listener).
-func (l *Lab) isLabAddr(a netip.Addr, allowUnspecified bool) bool {
-	if allowUnspecified && a.IsUnspecified() {
-		return true
-	}
-	a = a.Unmap()
-	for _, b := range []netip.Addr{l.ServerIP, l.BadIP, l.GoodIP, l.ServerIP6, l.BadIP6, l.GoodIP6} {
-		if b.IsValid() && a == b {
-			return true
-		}
-	}
-	return false
-}
-
 // Blackhole points the server's neighbour entry for client at BlackholeMAC,
 // permanently, so every packet the server sends to client (SYN-ACKs above
 // all) is discarded by the client's veth: handshakes from client never

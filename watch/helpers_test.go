@@ -4,7 +4,6 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
 	"io"
@@ -165,26 +164,6 @@ func bundlesIn(t testing.TB, dir string) []string {
 		out = append(out, f.Name)
 	}
 	return out
-}
-
-// runCmd runs the binary bounded in time and returns its exit code, stdout
-// and stderr.
-func runCmd(t testing.TB, timeout time.Duration, args ...string) (int, string, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, snapdiagBinary(t), args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode(), out.String(), errb.String()
-	case err != nil:
-		t.Fatalf("run %v: %v", args, err)
-	}
-	return 0, out.String(), errb.String()
 }
 
 // logLines decodes a JSON log.
