@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // flagCheck is an exec check that passes while the returned file exists.
@@ -48,15 +49,16 @@ func testLogger(t *testing.T) (*slog.Logger, *bytes.Buffer) {
 
 // TestCooldown: consecutive failures trigger once; failures inside the
 // cool-down are logged and write nothing; after it, failures count again.
-// A passing check resets the count.
+// A passing check resets the count. The cool-down passes on a fake clock.
 func TestCooldown(t *testing.T) {
 	dir := t.TempDir()
 	check, flag := flagCheck(t)
 	log, logBuf := testLogger(t)
-	const cooldown = 1500 * time.Millisecond
+	const cooldown = 10 * time.Minute
+	clock := testutil.NewClock(time.Now())
 	w, err := New(Config{
 		Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 2, Cooldown: cooldown,
-		History: time.Minute, Capture: quickCapture(dir), Logger: log,
+		History: time.Minute, Capture: quickCapture(dir), Logger: log, Clock: clock,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -80,8 +82,8 @@ func TestCooldown(t *testing.T) {
 	if inc.Bundle == "" || inc.CaptureErr != nil {
 		t.Fatalf("first trigger: %+v", inc)
 	}
-	cooldownEnd := time.Now().Add(cooldown)
 	for range 4 {
+		clock.Advance(cooldown / 5)
 		step(false, false)
 	}
 	if got := bundlesIn(t, dir); len(got) != 1 {
@@ -91,8 +93,8 @@ func TestCooldown(t *testing.T) {
 	if n := countMsg(lines, "check failed in cool-down; not capturing"); n != 4 {
 		t.Errorf("%d cool-down failures logged, want 4", n)
 	}
-	time.Sleep(time.Until(cooldownEnd))
-	step(false, false) // counts again from one
+	clock.Advance(cooldown / 5) // the cool-down's end
+	step(false, false)          // counts again from one
 	inc = step(false, true)
 	if inc.Bundle == "" {
 		t.Fatalf("second trigger after the cool-down: %+v", inc)
@@ -247,8 +249,9 @@ func TestCooldownSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	log, logBuf := testLogger(t)
+	clock := testutil.NewClock(time.Now())
 	cfg := Config{Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 1, Cooldown: time.Hour,
-		Capture: quickCapture(dir), Logger: log}
+		Capture: quickCapture(dir), Logger: log, Clock: clock}
 	first, err := New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -260,17 +263,26 @@ func TestCooldownSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	// Four cycles: Run's first, then one at each tick of the fake clock.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := second.Run(ctx); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	for range 3 {
+		clock.BlockUntil(t, 1)
+		clock.Advance(cfg.Every)
+	}
+	clock.BlockUntil(t, 1)
+	cancel()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if got := bundlesIn(t, dir); len(got) != 1 {
 		t.Errorf("bundles %v, want the first watcher's only", got)
 	}
 	lines := logLines(t, logBuf.String())
-	if countMsg(lines, "cool-down from a recent bundle") != 1 || countMsg(lines, "check failed in cool-down; not capturing") < 3 {
-		t.Errorf("second watcher did not hold off in the cool-down")
+	if countMsg(lines, "cool-down from a recent bundle") != 1 || countMsg(lines, "check failed in cool-down; not capturing") != 4 {
+		t.Errorf("second watcher did not hold off in the cool-down for its four cycles")
 	}
 }
 
@@ -288,5 +300,53 @@ func TestNewKeepsCallerHost(t *testing.T) {
 	want.Ports, want.SocketCap, want.PacketWindow = []int{143}, 5, 0
 	if diff := cmp.Diff(want, w.cfg.Capture.Host); diff != "" {
 		t.Errorf("capture host (-want +got):\n%s", diff)
+	}
+}
+
+// TestOnceAttemptsEvery: --once makes up to Failures attempts, each after
+// waiting Every on the clock, and triggers when none passes.
+func TestOnceAttemptsEvery(t *testing.T) {
+	dir := t.TempDir()
+	check, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	log, logBuf := testLogger(t)
+	clock := testutil.NewClock(time.Now())
+	w, err := New(Config{Checks: []*Check{check}, Every: time.Minute, Failures: 3, Capture: quickCapture(dir),
+		Logger: log, Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *Incident, 1)
+	go func() { done <- w.Once(context.Background()) }()
+	for range 2 {
+		clock.BlockUntil(t, 1)
+		clock.Advance(time.Minute)
+	}
+	inc := <-done
+	if inc == nil || inc.Bundle == "" {
+		t.Fatalf("incident %+v, want a bundle", inc)
+	}
+	if n := countMsg(logLines(t, logBuf.String()), "check failed"); n != 3 {
+		t.Errorf("%d failed attempts logged, want 3", n)
+	}
+}
+
+func TestNextTick(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		now  time.Duration // after start
+		want time.Duration
+	}{
+		{-time.Second, 0},
+		{0, 5 * time.Second},
+		{time.Second, 5 * time.Second},
+		{5 * time.Second, 10 * time.Second},
+		{12 * time.Second, 15 * time.Second}, // an overrun skips the missed tick
+	} {
+		if got := nextTick(start, 5*time.Second, start.Add(tc.now)); !got.Equal(start.Add(tc.want)) {
+			t.Errorf("nextTick at +%v = +%v, want +%v", tc.now, got.Sub(start), tc.want)
+		}
 	}
 }
