@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 func TestLockInProcess(t *testing.T) {
@@ -66,7 +68,7 @@ func TestLockInProcess(t *testing.T) {
 // TestLockTwoProcesses: two watchdogs that fire together into one directory
 // write one bundle: the second waits --lock-wait, then skips and says so.
 func TestLockTwoProcesses(t *testing.T) {
-	bin := snapdiagBinary(t)
+	bin := testutil.Snapdiag(t)
 	dir := t.TempDir()
 	args := []string{"watch", "--once", "--check", "exec:false", "--failures", "1", "--cooldown", "0",
 		"--lock-wait", "300ms", "--samples", "6", "--interval", "500ms", "--sample", "0",
@@ -185,7 +187,7 @@ func (lr *lineReader) waitFor(t *testing.T, s string, timeout time.Duration) {
 // TestSignalDuringCapture: SIGTERM in the middle of a capture lets it finish
 // (a whole bundle is written), does not run the restart, and exits 0.
 func TestSignalDuringCapture(t *testing.T) {
-	bin := snapdiagBinary(t)
+	bin := testutil.Snapdiag(t)
 	dir := t.TempDir()
 	marker := filepath.Join(t.TempDir(), "restarted")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -223,7 +225,7 @@ func TestSignalDuringCapture(t *testing.T) {
 	if len(got) != 1 {
 		t.Fatalf("bundles %v, want 1\n%s", got, lr.String())
 	}
-	m := manifestOf(t, readBundle(t, filepath.Join(dir, got[0])))
+	m := manifestOf(t, testutil.ReadBundle(t, filepath.Join(dir, got[0])))
 	if m.DeadlineHit {
 		t.Errorf("the signal cut the capture: %+v", m.Collectors)
 	}

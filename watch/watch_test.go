@@ -154,7 +154,7 @@ func TestTriggerOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := readBundle(t, inc.Bundle)
+	members := testutil.ReadBundle(t, inc.Bundle)
 	m := manifestOf(t, members)
 	if !restarted.After(info.ModTime()) || !restarted.After(m.End) {
 		t.Errorf("restart at %v, bundle written %v (manifest end %v): the restart must come after", restarted, info.ModTime(), m.End)
