@@ -109,6 +109,22 @@ func writeBundle(t testing.TB, dir string, members []testMember) string {
 	return p
 }
 
+// commitAndOpen commits w as b.tar.zst in its directory and opens the
+// bundle, closed when the test ends.
+func commitAndOpen(t *testing.T, w *Writer) *Bundle {
+	t.Helper()
+	p, err := w.Commit("b.tar.zst", testManifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(p, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 // wantOrder is the member order a bundle of testMembers must have.
 var wantOrder = []string{
 	PathManifest,
@@ -261,10 +277,7 @@ func TestWriterLeavesOutOpenMember(t *testing.T) {
 	if _, err := f.Write([]byte(`{"state":"ESTAB"}` + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := w.Commit("b.tar.zst", testManifest())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := commitAndOpen(t, w)
 	if _, err := f.Write([]byte("more")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Write after Commit: %v, want ErrClosed", err)
 	}
@@ -272,11 +285,6 @@ func TestWriterLeavesOutOpenMember(t *testing.T) {
 		t.Errorf("Close after Commit: %v, want ErrClosed", err)
 	}
 
-	b, err := Open(p, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	var names []string
 	for _, m := range b.Members() {
 		names = append(names, m.Name)
@@ -335,15 +343,7 @@ func TestWriterTooLarge(t *testing.T) {
 		t.Errorf("error %q does not name the member", err)
 	}
 	// The member that did not fit is left out, the bundle is still written.
-	p, err := w.Commit("b.tar.zst", testManifest())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(p, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := commitAndOpen(t, w)
 	if _, err := b.Stat(PathSocketsTCP); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stat(%s) = %v, want ErrNotExist", PathSocketsTCP, err)
 	}
@@ -412,15 +412,7 @@ func TestWriterConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	p, err := w.Commit("b.tar.zst", testManifest())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(p, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := commitAndOpen(t, w)
 	if n := len(b.Members()); n != 1+8*20 {
 		t.Errorf("%d members, want %d", n, 1+8*20)
 	}
@@ -540,15 +532,7 @@ var writerKinds = []writerKind{
 			return w
 		},
 		seal: func(t *testing.T, w *Writer) map[string][]byte {
-			p, err := w.Commit("b.tar.zst", testManifest())
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := Open(p, Limits{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close()
+			b := commitAndOpen(t, w)
 			got := map[string][]byte{}
 			for _, m := range b.Members() {
 				if m.Name == PathManifest {

@@ -125,7 +125,7 @@ func SYNFlood(l *Lab, o SYNFloodOpts) (*Flood, error) {
 	// cookie (TCPReqQFullDoCookies). Wait until the server has accounted for
 	// all of them, which on a loaded machine can take a while (ARP, softirq
 	// deferred to ksoftirqd), then until the SYN_RECV count holds.
-	err = waitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("the server to see %d SYNs on %s", o.BadClients, ln.Addr),
+	err = WaitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("the server to see %d SYNs on %s", o.BadClients, ln.Addr),
 		func() (bool, string, error) {
 			n, err := l.SynRecv(o.Port)
 			if err != nil {

@@ -187,7 +187,7 @@ func TestSYNFloodSustained(t *testing.T) {
 	if f.SynRecv != want {
 		t.Errorf("plateau %d, want %d", f.SynRecv, want)
 	}
-	err = waitFor(l.Done(), 5*time.Second, 50*time.Millisecond, "3 batches of bad clients", func() (bool, string, error) {
+	err = WaitFor(l.Done(), 5*time.Second, 50*time.Millisecond, "3 batches of bad clients", func() (bool, string, error) {
 		n := f.Conns.Len()
 		return n >= 60, fmt.Sprintf("%d sockets", n), nil
 	})

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
 )
 
@@ -39,7 +40,7 @@ func TestLabCaptureMatchesSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	out, err := l.Exec(ctx, l.Server, binary, "capture", "--out", dir, "--samples", "2", "--interval", "500ms",
+	out, err := l.Exec(ctx, l.Server, testutil.Snapdiag(t), "capture", "--out", dir, "--samples", "2", "--interval", "500ms",
 		"--sample", "1500ms", "--port", "8080", "--reason", "lab")
 	if err != nil {
 		t.Fatalf("capture: %v", err)

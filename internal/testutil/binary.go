@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +24,9 @@ var (
 	buildErr  error
 )
 
+// buildLimit bounds one go build.
+const buildLimit = 3 * time.Minute
+
 // Snapdiag returns the path of the snapdiag binary, built once per test
 // process, for the tests that run it as a user would. A package that uses it
 // calls RemoveBuilt from its TestMain.
@@ -33,15 +37,41 @@ func Snapdiag(t testing.TB) string {
 			return
 		}
 		buildBin = filepath.Join(buildDir, "snapdiag")
-		out, err := exec.Command("go", "build", "-o", buildBin, snapdiagPkg).CombinedOutput()
-		if err != nil {
-			buildErr = errors.New("go build " + snapdiagPkg + ": " + err.Error() + "\n" + string(out))
-		}
+		buildErr = goBuild(buildBin, snapdiagPkg)
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
 	return buildBin
+}
+
+// Build compiles the main package pkg (an import path) into the test's
+// temporary directory and returns the binary's path. The go command's build
+// cache makes a repeated build cheap.
+func Build(t testing.TB, pkg string) string {
+	t.Helper()
+	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	if err := goBuild(out, pkg); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// goBuild builds pkg into out, statically (the lab runs binaries inside
+// network namespaces, where a dynamic loader's view may differ).
+func goBuild(out, pkg string) error {
+	gobin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("build %s: %w", pkg, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
+	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
+	}
+	return nil
 }
 
 // RemoveBuilt removes the binary Snapdiag built, if any. Call it from

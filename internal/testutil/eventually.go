@@ -13,9 +13,9 @@ const WaitLimit = 30 * time.Second
 
 // pollEvery is how often Eventually looks again at a condition that no event
 // announces (a queue filling in softirq context, a process being reaped).
-const pollEvery = 10 * time.Millisecond
+const pollEvery = 20 * time.Millisecond
 
-// Eventually calls check until it reports done: at once, then every 10 ms.
+// Eventually calls check until it reports done: at once, then every 20 ms.
 // When limit passes first (WaitLimit when limit is 0) it fails the test,
 // naming what it waited for and what check saw last.
 func Eventually(t testing.TB, limit time.Duration, what string, check func() (done bool, seen string)) {

@@ -10,7 +10,7 @@ import (
 // Tmpfs mounts a tmpfs of size bytes on a fresh directory and returns it,
 // unmounted when the test ends: a small filesystem a test can fill. Without
 // root the test is skipped and says so.
-func Tmpfs(t testing.TB, size int64) string {
+func Tmpfs(t testing.TB, size int) string {
 	t.Helper()
 	NeedRoot(t, "mounting a small tmpfs")
 	dir := t.TempDir()
