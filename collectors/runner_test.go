@@ -25,12 +25,20 @@ func (f fakeCollector) Collect(ctx context.Context, _ Host, w *bundle.Writer) er
 	return f.run(ctx, w)
 }
 
-func TestRunnerStatuses(t *testing.T) {
+// stagingWriter is a disk Writer in a fresh directory, aborted when the
+// test ends.
+func stagingWriter(t *testing.T) *bundle.Writer {
+	t.Helper()
 	w, err := bundle.NewWriter(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Abort()
+	t.Cleanup(w.Abort)
+	return w
+}
+
+func TestRunnerStatuses(t *testing.T) {
+	w := stagingWriter(t)
 	release := make(chan struct{})
 	defer close(release)
 	r := &Runner{
@@ -120,11 +128,7 @@ func TestSummarizeFiles(t *testing.T) {
 // ready in a select, so the wait must not keep selecting on it: that
 // spins a CPU the late collectors need to wind down (2-core hosts).
 func TestRunnerWaitsIdleThroughGrace(t *testing.T) {
-	w, err := bundle.NewWriter(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Abort()
+	w := stagingWriter(t)
 	release := make(chan struct{})
 	defer close(release)
 	r := &Runner{

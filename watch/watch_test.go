@@ -28,6 +28,26 @@ func flagCheck(t *testing.T) (*Check, string) {
 	return c, flag
 }
 
+// failingCheck is an exec check that always fails.
+func failingCheck(t *testing.T) *Check {
+	t.Helper()
+	c, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newWatcher is New that fails the test on a configuration error.
+func newWatcher(t *testing.T, cfg Config) *Watcher {
+	t.Helper()
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
+}
+
 func setHealthy(t *testing.T, flag string, ok bool) {
 	t.Helper()
 	if ok {
@@ -56,13 +76,10 @@ func TestCooldown(t *testing.T) {
 	log, logBuf := testLogger(t)
 	const cooldown = 10 * time.Minute
 	clock := testutil.NewClock(time.Now())
-	w, err := New(Config{
+	w := newWatcher(t, Config{
 		Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 2, Cooldown: cooldown,
 		History: time.Minute, Capture: quickCapture(dir), Logger: log, Clock: clock,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	step := func(healthy, wantIncident bool) *Incident {
 		t.Helper()
@@ -111,7 +128,7 @@ func TestTriggerOrder(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "restarted")
 	check, flag := flagCheck(t)
 	log, _ := testLogger(t)
-	w, err := New(Config{
+	w := newWatcher(t, Config{
 		Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 2, Cooldown: time.Hour,
 		// The marker holds the restart's start time in nanoseconds and the
 		// bundle path it was given.
@@ -119,9 +136,6 @@ func TestTriggerOrder(t *testing.T) {
 		Reason:  "imap down",
 		History: time.Minute, Capture: quickCapture(dir), Logger: log,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	setHealthy(t, flag, true)
 	for range 3 {
@@ -194,11 +208,8 @@ func TestOnceHealthy(t *testing.T) {
 	dir := t.TempDir()
 	check, flag := flagCheck(t)
 	setHealthy(t, flag, true)
-	w, err := New(Config{Checks: []*Check{check}, Every: 10 * time.Millisecond, Failures: 3, Capture: quickCapture(dir),
+	w := newWatcher(t, Config{Checks: []*Check{check}, Every: 10 * time.Millisecond, Failures: 3, Capture: quickCapture(dir),
 		Then: "touch " + filepath.Join(dir, "restarted")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if inc := w.Once(context.Background()); inc != nil {
 		t.Fatalf("incident %+v", inc)
 	}
@@ -212,17 +223,11 @@ func TestOnceHealthy(t *testing.T) {
 func TestOnceCooldown(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(t.TempDir(), "restarts")
-	check, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	check := failingCheck(t)
 	cfg := Config{Checks: []*Check{check}, Every: 10 * time.Millisecond, Failures: 1, Cooldown: time.Hour,
 		Capture: quickCapture(dir), Then: "echo x >> " + marker}
 	for i := range 2 {
-		w, err := New(cfg) // a fresh process each time, as under cron
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := newWatcher(t, cfg) // a fresh process each time, as under cron
 		inc := w.Once(context.Background())
 		if inc == nil || !inc.ThenRan {
 			t.Fatalf("run %d: incident %+v", i, inc)
@@ -244,25 +249,16 @@ func TestOnceCooldown(t *testing.T) {
 // again until the cool-down has passed.
 func TestCooldownSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	check, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	check := failingCheck(t)
 	log, logBuf := testLogger(t)
 	clock := testutil.NewClock(time.Now())
 	cfg := Config{Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 1, Cooldown: time.Hour,
 		Capture: quickCapture(dir), Logger: log, Clock: clock}
-	first, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	first := newWatcher(t, cfg)
 	if inc := first.Cycle(context.Background()); inc == nil || inc.Bundle == "" {
 		t.Fatalf("first watcher: %+v", inc)
 	}
-	second, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	second := newWatcher(t, cfg)
 	// Four cycles: Run's first, then one at each tick of the fake clock.
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -292,10 +288,7 @@ func TestNewKeepsCallerHost(t *testing.T) {
 	check, _ := flagCheck(t)
 	opts := quickCapture(t.TempDir())
 	opts.Host = collectors.Host{Ports: []int{143}, SocketCap: 5}
-	w, err := New(Config{Checks: []*Check{check}, Every: time.Second, Failures: 1, Capture: opts})
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := newWatcher(t, Config{Checks: []*Check{check}, Every: time.Second, Failures: 1, Capture: opts})
 	want := collectors.DefaultHost()
 	want.Ports, want.SocketCap, want.PacketWindow = []int{143}, 5, 0
 	if diff := cmp.Diff(want, w.cfg.Capture.Host); diff != "" {
@@ -307,17 +300,11 @@ func TestNewKeepsCallerHost(t *testing.T) {
 // waiting Every on the clock, and triggers when none passes.
 func TestOnceAttemptsEvery(t *testing.T) {
 	dir := t.TempDir()
-	check, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	check := failingCheck(t)
 	log, logBuf := testLogger(t)
 	clock := testutil.NewClock(time.Now())
-	w, err := New(Config{Checks: []*Check{check}, Every: time.Minute, Failures: 3, Capture: quickCapture(dir),
+	w := newWatcher(t, Config{Checks: []*Check{check}, Every: time.Minute, Failures: 3, Capture: quickCapture(dir),
 		Logger: log, Clock: clock})
-	if err != nil {
-		t.Fatal(err)
-	}
 	done := make(chan *Incident, 1)
 	go func() { done <- w.Once(context.Background()) }()
 	for range 2 {
