@@ -3,10 +3,10 @@ package watch
 import "time"
 
 // Clock is the watcher's source of time for its schedule: the check
-// interval, the cool-down and the age of a recent bundle. Tests pass a fake
-// that they advance, so none waits out a cool-down in real time. Durations of
-// real work (a capture, the restart command, the lock wait) are measured
-// with the real clock whatever the Clock is.
+// interval, the cool-down, the wait for another process's capture lock and
+// the age of a recent bundle. Tests pass a fake that they advance, so none
+// waits out a cool-down in real time. Durations of real work (a capture, the
+// restart command) are measured with the real clock whatever the Clock is.
 type Clock interface {
 	// Now is the current time.
 	Now() time.Time

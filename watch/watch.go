@@ -383,7 +383,7 @@ func (w *Watcher) capture(ctx context.Context, failed Result) (string, error) {
 		return "", err
 	}
 	start := time.Now()
-	lock, err := AcquireLock(ctx, dir, w.cfg.LockWait)
+	lock, err := acquireLock(ctx, dir, w.cfg.LockWait, w.cfg.Clock)
 	if err != nil {
 		return "", err
 	}
