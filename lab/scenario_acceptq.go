@@ -6,8 +6,9 @@ import (
 	"strconv"
 )
 
-// AcceptQueueOpts describe an accept-queue overflow at SYN time
-// (docs/kernel-listen-path.md §6 (b), phase A).
+// AcceptQueueOpts describe an accept-queue overflow at SYN time: a listener
+// that does not accept, whose full accept queue makes tcp_conn_request()
+// drop new SYNs (ListenOverflows and ListenDrops count them).
 type AcceptQueueOpts struct {
 	// Port is the listener's port; 0 means 8081.
 	Port uint16

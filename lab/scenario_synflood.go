@@ -22,9 +22,11 @@ const (
 	MaxSustain = 60 * time.Second
 )
 
-// SYNFloodOpts describe a SYN-queue exhaustion (docs/kernel-listen-path.md §6
-// (a)). The zero value is the headline incident: backlog 16, cookies off, 40
-// half-open connections, IPv4, port 8080.
+// SYNFloodOpts describe a SYN-queue exhaustion: clients whose handshakes never
+// complete (their SYN-ACKs are black-holed) fill a listener's request queue
+// until new SYNs are dropped or answered with cookies. The zero value is the
+// headline incident: backlog 16, cookies off, 40 half-open connections, IPv4,
+// port 8080.
 type SYNFloodOpts struct {
 	// Port is the listener's port; 0 means 8080.
 	Port uint16

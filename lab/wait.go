@@ -93,8 +93,7 @@ func parseKernelVersion(release string) (major, minor int, err error) {
 // clamped) backlog holds before its SYN queue counts as full on the running
 // kernel: backlog+1 since 6.13 (inet_csk_reqsk_queue_is_full() uses >), and
 // backlog on 4.4 to 6.12 (>=). Stable kernels patched in January 2025 behave
-// like 6.13 but cannot be told from their version; see
-// docs/kernel-listen-path.md §1.1.
+// like 6.13 but cannot be told from their version.
 func SynQueueCap(backlog int) (int, error) {
 	major, minor, err := KernelVersion()
 	if err != nil {
