@@ -40,8 +40,7 @@ func TestLockInProcess(t *testing.T) {
 		res <- acquired{l, err}
 	}()
 	for range wait / lockPoll {
-		clock.BlockUntil(t, 1)
-		clock.Advance(lockPoll)
+		clock.Step(t, lockPoll)
 	}
 	var got acquired
 	select {

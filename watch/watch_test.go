@@ -265,8 +265,7 @@ func TestCooldownSurvivesRestart(t *testing.T) {
 	done := make(chan error, 1)
 	go func() { done <- second.Run(ctx) }()
 	for range 3 {
-		clock.BlockUntil(t, 1)
-		clock.Advance(cfg.Every)
+		clock.Step(t, cfg.Every)
 	}
 	clock.BlockUntil(t, 1)
 	cancel()
@@ -308,8 +307,7 @@ func TestOnceAttemptsEvery(t *testing.T) {
 	done := make(chan *Incident, 1)
 	go func() { done <- w.Once(context.Background()) }()
 	for range 2 {
-		clock.BlockUntil(t, 1)
-		clock.Advance(time.Minute)
+		clock.Step(t, time.Minute)
 	}
 	inc := <-done
 	if inc == nil || inc.Bundle == "" {

@@ -73,6 +73,14 @@ func (c *Clock) Waiters() int {
 	return len(c.waiters)
 }
 
+// Step waits until the code under test waits on the clock, then moves the
+// clock d forward: one tick of the loop being tested.
+func (c *Clock) Step(t testing.TB, d time.Duration) {
+	t.Helper()
+	c.BlockUntil(t, 1)
+	c.Advance(d)
+}
+
 // BlockUntil returns once n Afters are pending: the code under test is then
 // waiting on the clock and an Advance releases it. It fails the test if that
 // does not happen within WaitLimit of real time.
