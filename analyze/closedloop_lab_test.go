@@ -1,18 +1,15 @@
 package analyze_test
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/netip"
-	"os/exec"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
 )
 
@@ -192,25 +189,13 @@ func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
 // code, and returns the report.
 func analyzeJSON(t *testing.T, bin, path string, wantExit int) *analyze.Report {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "analyze", "--format", "json", path)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("snapdiag analyze: %v", err)
-	}
-	if code != wantExit {
-		t.Errorf("snapdiag analyze exited %d, want %d\n%s", code, wantExit, stderr.String())
+	run := testutil.Run(t, 20*time.Second, "", nil, bin, "analyze", "--format", "json", path)
+	if run.Code != wantExit {
+		t.Errorf("snapdiag analyze exited %d, want %d\n%s", run.Code, wantExit, run.Stderr)
 	}
 	var r analyze.Report
-	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
-		t.Fatalf("report: %v\n%s", err, stdout.String())
+	if err := json.Unmarshal([]byte(run.Stdout), &r); err != nil {
+		t.Fatalf("report: %v\n%s", err, run.Stdout)
 	}
 	if r.Schema != analyze.Schema {
 		t.Fatalf("report schema %q, want %q", r.Schema, analyze.Schema)

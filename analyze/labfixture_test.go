@@ -355,7 +355,7 @@ var labFixtures = []labFixture{
 			}
 			// Without client retransmits, the requests expire after their
 			// SYN-ACK retries (tcp_synack_retries 2: about 7 s).
-			err = waitUntil(20*time.Second, "the SYN queue to drain", func() (bool, string, error) {
+			err = lab.WaitFor(nil, 20*time.Second, 0, "the SYN queue to drain", func() (bool, string, error) {
 				n, err := l.SynRecv(flood.Target.Port())
 				return n == 0, fmt.Sprintf("%d SYN-RECV", n), err
 			})
@@ -423,7 +423,7 @@ func prefill(l *lab.Lab, ln *lab.Listener, n int) error {
 	if _, err := l.Connect(l.GoodIP, ln.Addr, n); err != nil {
 		return err
 	}
-	return waitUntil(5*time.Second, fmt.Sprintf("%d connections queued on %s", before+n, ln.Addr), func() (bool, string, error) {
+	return lab.WaitFor(nil, 5*time.Second, 0, fmt.Sprintf("%d connections queued on %s", before+n, ln.Addr), func() (bool, string, error) {
 		q, err := l.ListenQueue(ln.Port())
 		return q >= before+n, fmt.Sprintf("Recv-Q %d", q), err
 	})

@@ -20,30 +20,11 @@ import (
 // TIME_WAIT table is full. Every loop here is bounded in time and ends at the
 // lab's cleanup.
 
-// waitUntil polls check every 25 ms until it reports done, for at most
-// timeout, and says what it last saw when it gives up.
-func waitUntil(timeout time.Duration, what string, check func() (bool, string, error)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		done, seen, err := check()
-		if err != nil {
-			return fmt.Errorf("wait for %s: %w", what, err)
-		}
-		if done {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("wait for %s: gave up after %v, last saw %s", what, timeout, seen)
-		}
-		time.Sleep(25 * time.Millisecond)
-	}
-}
-
 // counterRise waits until the server's counter has risen by at least n
 // since before, and returns the rise.
 func counterRise(l *lab.Lab, before lab.Counters, name string, n int64, timeout time.Duration) (int64, error) {
 	var d int64
-	err := waitUntil(timeout, fmt.Sprintf("%s to rise by %d", name, n), func() (bool, string, error) {
+	err := lab.WaitFor(nil, timeout, 0, fmt.Sprintf("%s to rise by %d", name, n), func() (bool, string, error) {
 		c, err := l.Counters(l.Server)
 		if err != nil {
 			return false, "", err
@@ -95,7 +76,7 @@ func ackTimeOverflow(l *lab.Lab, ln *lab.Listener, bad netip.Addr, n int) (*ackB
 	if b.Conns, err = l.Connect(bad, ln.Addr, n); err != nil {
 		return nil, err
 	}
-	err = waitUntil(5*time.Second, fmt.Sprintf("%d requests on %s", n, ln.Addr), func() (bool, string, error) {
+	err = lab.WaitFor(nil, 5*time.Second, 0, fmt.Sprintf("%d requests on %s", n, ln.Addr), func() (bool, string, error) {
 		got, err := l.SynRecv(ln.Port())
 		return got >= n, fmt.Sprintf("%d SYN-RECV", got), err
 	})
@@ -110,7 +91,7 @@ func ackTimeOverflow(l *lab.Lab, ln *lab.Listener, bad netip.Addr, n int) (*ackB
 	if b.Overflows, err = counterRise(l, before, "TcpExt.ListenOverflows", int64(n-room), 6*time.Second); err != nil {
 		return nil, err
 	}
-	err = waitUntil(3*time.Second, "the burst's client sockets to settle", func() (bool, string, error) {
+	err = lab.WaitFor(nil, 3*time.Second, 0, "the burst's client sockets to settle", func() (bool, string, error) {
 		states, err := b.Conns.States()
 		if err != nil {
 			return false, "", err

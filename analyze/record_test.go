@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // -update re-records the fixtures under testdata/ from this machine: the raw
@@ -73,10 +75,7 @@ func TestRecordHostBundle(t *testing.T) {
 	if _, err := exec.LookPath("tar"); err != nil {
 		t.Skip("tar not found")
 	}
-	bin := filepath.Join(t.TempDir(), "snapdiag")
-	if out, err := exec.Command("go", "build", "-o", bin, "../cmd/snapdiag").CombinedOutput(); err != nil {
-		t.Fatalf("build snapdiag: %v\n%s", err, out)
-	}
+	bin := testutil.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
 	outDir := t.TempDir()
 	out, err := exec.Command(bin, "capture", "--out", outDir, "--samples", "3", "--interval", "500ms",
 		"--sample", "1s", "--reason", "analyze testdata: healthy host").Output()

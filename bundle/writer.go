@@ -223,7 +223,10 @@ func (m *memStream) Write(p []byte) (int, error) {
 	st := m.w.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.closed {
+	// A closed member's buffer is already in st.mem: appending to it would
+	// count bytes toward the limit that no member holds, or worse, grow a
+	// member that was complete.
+	if m.done || st.closed {
 		return 0, ErrClosed
 	}
 	if st.bytes+int64(len(p)) > st.maxBytes {

@@ -2,7 +2,6 @@ package bundle
 
 import (
 	"errors"
-	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,29 +10,8 @@ import (
 	"syscall"
 	"testing"
 
-	"golang.org/x/sys/unix"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
-
-// mountTmpfs mounts a tmpfs of size bytes on a fresh directory, unmounted
-// when the test ends. It needs root; the test is skipped, and says so,
-// without it.
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small tmpfs needs root (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Skipf("mount tmpfs on %s: %v", dir, err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
-}
 
 // leftovers lists what the Writer left in dir under its temporary prefix.
 func leftovers(t *testing.T, dir string) []string {
@@ -50,7 +28,7 @@ func leftovers(t *testing.T, dir string) []string {
 func TestCommitDropsLargeMembersWhenDiskFills(t *testing.T) {
 	// 700 KiB of incompressible pcap fits staged in 1 MiB, but not a second
 	// time in the archive beside it.
-	dir := mountTmpfs(t, 1<<20)
+	dir := testutil.Tmpfs(t, 1<<20)
 	p := writeBundle(t, dir, testMembers(700<<10))
 
 	b, err := Open(p, Limits{})
@@ -95,7 +73,7 @@ func TestCommitDropsLargeMembersWhenDiskFills(t *testing.T) {
 // When not even the small members fit, Commit fails, says why, and leaves
 // nothing behind: no bundle, no temporary file, no staging folder.
 func TestCommitFailsCleanlyOnFullDisk(t *testing.T) {
-	dir := mountTmpfs(t, 64<<10)
+	dir := testutil.Tmpfs(t, 64<<10)
 	w, err := NewWriter(dir, 0)
 	if err != nil {
 		t.Fatal(err)

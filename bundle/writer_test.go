@@ -109,6 +109,22 @@ func writeBundle(t testing.TB, dir string, members []testMember) string {
 	return p
 }
 
+// commitAndOpen commits w as b.tar.zst in its directory and opens the
+// bundle, closed when the test ends.
+func commitAndOpen(t *testing.T, w *Writer) *Bundle {
+	t.Helper()
+	p, err := w.Commit("b.tar.zst", testManifest())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Open(p, Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return b
+}
+
 // wantOrder is the member order a bundle of testMembers must have.
 var wantOrder = []string{
 	PathManifest,
@@ -261,10 +277,7 @@ func TestWriterLeavesOutOpenMember(t *testing.T) {
 	if _, err := f.Write([]byte(`{"state":"ESTAB"}` + "\n")); err != nil {
 		t.Fatal(err)
 	}
-	p, err := w.Commit("b.tar.zst", testManifest())
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := commitAndOpen(t, w)
 	if _, err := f.Write([]byte("more")); !errors.Is(err, ErrClosed) {
 		t.Errorf("Write after Commit: %v, want ErrClosed", err)
 	}
@@ -272,11 +285,6 @@ func TestWriterLeavesOutOpenMember(t *testing.T) {
 		t.Errorf("Close after Commit: %v, want ErrClosed", err)
 	}
 
-	b, err := Open(p, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
 	var names []string
 	for _, m := range b.Members() {
 		names = append(names, m.Name)
@@ -335,15 +343,7 @@ func TestWriterTooLarge(t *testing.T) {
 		t.Errorf("error %q does not name the member", err)
 	}
 	// The member that did not fit is left out, the bundle is still written.
-	p, err := w.Commit("b.tar.zst", testManifest())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(p, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := commitAndOpen(t, w)
 	if _, err := b.Stat(PathSocketsTCP); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("Stat(%s) = %v, want ErrNotExist", PathSocketsTCP, err)
 	}
@@ -412,15 +412,7 @@ func TestWriterConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	p, err := w.Commit("b.tar.zst", testManifest())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Open(p, Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
+	b := commitAndOpen(t, w)
 	if n := len(b.Members()); n != 1+8*20 {
 		t.Errorf("%d members, want %d", n, 1+8*20)
 	}
@@ -518,25 +510,100 @@ func TestCleanStale(t *testing.T) {
 	}
 }
 
-// A member written after its Close gets an error, not a panic from the
-// stopped compressor.
-func TestWriteAfterMemberClose(t *testing.T) {
-	w, err := NewWriter(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Abort()
-	f, err := w.Create(PathSocketsTCP)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write([]byte("row\n")); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Write([]byte("late\n")); !errors.Is(err, ErrClosed) {
-		t.Errorf("write after Close: %v, want ErrClosed", err)
+// writerKind is one kind of Writer with the way it is sealed and its
+// members read back, so that one contract test runs over both.
+type writerKind struct {
+	name string
+	new  func(t *testing.T) *Writer
+	// seal ends the Writer (Commit for a disk Writer, Take for a memory one)
+	// and returns its members.
+	seal func(t *testing.T, w *Writer) map[string][]byte
+}
+
+var writerKinds = []writerKind{
+	{
+		name: "disk",
+		new: func(t *testing.T) *Writer {
+			w, err := NewWriter(t.TempDir(), 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(w.Abort)
+			return w
+		},
+		seal: func(t *testing.T, w *Writer) map[string][]byte {
+			b := commitAndOpen(t, w)
+			got := map[string][]byte{}
+			for _, m := range b.Members() {
+				if m.Name == PathManifest {
+					continue
+				}
+				data, err := b.ReadFile(m.Name)
+				if err != nil {
+					t.Fatal(err)
+				}
+				got[m.Name] = data
+			}
+			return got
+		},
+	},
+	{
+		name: "memory",
+		new:  func(*testing.T) *Writer { return NewMemWriter(0) },
+		seal: func(_ *testing.T, w *Writer) map[string][]byte { return w.Take() },
+	},
+}
+
+// TestWriterContract holds both Writers to the same rules: a streamed member
+// refuses writes after its Close and keeps what it had; a sealed Writer
+// refuses new members, and a stream still open when it was sealed is left
+// out with ErrClosed.
+func TestWriterContract(t *testing.T) {
+	for _, k := range writerKinds {
+		t.Run(k.name, func(t *testing.T) {
+			w := k.new(t)
+			f, err := w.For("sockets").Create(PathSocketsTCP)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write([]byte("row\n")); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.Write([]byte("late\n")); !errors.Is(err, ErrClosed) {
+				t.Errorf("Write after the member's Close: %v, want ErrClosed", err)
+			}
+			if err := w.For("system").WriteFile(PathUname, []byte("Linux\n")); err != nil {
+				t.Fatal(err)
+			}
+			open, err := w.For("packets").Create(PathPackets)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := open.Write([]byte("pcap")); err != nil {
+				t.Fatal(err)
+			}
+
+			got := k.seal(t, w)
+			want := map[string][]byte{PathSocketsTCP: []byte("row\n"), PathUname: []byte("Linux\n")}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("members (-want +got):\n%s", diff)
+			}
+
+			if _, err := open.Write([]byte("late")); !errors.Is(err, ErrClosed) {
+				t.Errorf("Write to an open member after the seal: %v, want ErrClosed", err)
+			}
+			if err := open.Close(); !errors.Is(err, ErrClosed) {
+				t.Errorf("Close of an open member after the seal: %v, want ErrClosed", err)
+			}
+			if err := w.WriteFile(SampleFile(0, SampleNetstat), []byte("x")); !errors.Is(err, ErrClosed) {
+				t.Errorf("WriteFile after the seal: %v, want ErrClosed", err)
+			}
+			if _, err := w.Create(SampleFile(0, SampleSNMP)); !errors.Is(err, ErrClosed) {
+				t.Errorf("Create after the seal: %v, want ErrClosed", err)
+			}
+		})
 	}
 }

@@ -10,7 +10,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// Defaults for a capture; DESIGN.md's starting points.
+// Defaults for a capture, used where a flag or an Options field is not set.
 const (
 	DefaultSamples     = 3
 	DefaultInterval    = time.Second
@@ -62,6 +62,33 @@ func DefaultHost() Host {
 	}
 }
 
+// WithDefaults returns h with its zero fields filled from DefaultHost: the
+// roots and the socket and packet bounds. Set fields, and the ports, are the
+// caller's and stay. PacketWindow stays as given, because 0 means no packet
+// sample.
+func (h Host) WithDefaults() Host {
+	d := DefaultHost()
+	if h.Proc == "" {
+		h.Proc = d.Proc
+	}
+	if h.Sys == "" {
+		h.Sys = d.Sys
+	}
+	if h.Dev == "" {
+		h.Dev = d.Dev
+	}
+	if h.SocketCap <= 0 {
+		h.SocketCap = d.SocketCap
+	}
+	if h.PacketLimit <= 0 {
+		h.PacketLimit = d.PacketLimit
+	}
+	if h.PacketBytes <= 0 {
+		h.PacketBytes = d.PacketBytes
+	}
+	return h
+}
+
 // DefaultSet returns fresh instances of every collector and sampler. They keep
 // per-capture state (caches, counts for the manifest), so each capture gets
 // its own.
@@ -95,10 +122,7 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	if opts.Deadline <= 0 {
 		opts.Deadline = DefaultDeadline
 	}
-	h := opts.Host
-	if h.Proc == "" {
-		h = DefaultHost()
-	}
+	h := opts.Host.WithDefaults()
 	hardCtx, cancelHard := context.WithDeadline(ctx, start.Add(opts.Deadline))
 	defer cancelHard()
 	collectCtx, cancel := context.WithDeadline(hardCtx, start.Add(opts.Deadline-commitReserve(opts.Deadline)))

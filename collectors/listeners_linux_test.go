@@ -3,7 +3,6 @@ package collectors
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,80 +14,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
-	"golang.org/x/sys/unix"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
-
-// listenBacklog opens a TCP listener the way a server does (socket, bind,
-// listen), so the test controls the backlog. deferAccept > 0 sets
-// TCP_DEFER_ACCEPT: handshakes completed without data then stay request
-// sockets in SYN_RECV, which is how an unprivileged test fills a SYN queue.
-func listenBacklog(t testing.TB, addr netip.Addr, backlog, deferAccept int, opts ...func(fd int) error) (fd, port int) {
-	t.Helper()
-	return listenOn(t, netip.AddrPortFrom(addr, 0), backlog, deferAccept, opts...)
-}
-
-func listenOn(t testing.TB, ap netip.AddrPort, backlog, deferAccept int, opts ...func(fd int) error) (fd, port int) {
-	t.Helper()
-	family := unix.AF_INET6
-	var sa unix.Sockaddr = &unix.SockaddrInet6{Addr: ap.Addr().As16(), Port: int(ap.Port())}
-	if ap.Addr().Is4() {
-		family = unix.AF_INET
-		sa = &unix.SockaddrInet4{Addr: ap.Addr().As4(), Port: int(ap.Port())}
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socket: %v", err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if deferAccept > 0 {
-		opts = append(opts, func(fd int) error {
-			return unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAccept)
-		})
-	}
-	for _, o := range opts {
-		if err := o(fd); err != nil {
-			t.Fatalf("socket option: %v", err)
-		}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		t.Fatalf("bind %v: %v", ap, err)
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	got, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatalf("getsockname: %v", err)
-	}
-	switch s := got.(type) {
-	case *unix.SockaddrInet4:
-		port = s.Port
-	case *unix.SockaddrInet6:
-		port = s.Port
-	}
-	return fd, port
-}
-
-func reusePort(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1) }
-
-func dialLoopback(t testing.TB, network string, addr netip.Addr, port int) net.Conn {
-	t.Helper()
-	c, err := net.Dial(network, net.JoinHostPort(addr.String(), strconv.Itoa(port)))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c
-}
-
-func hasIPv6Loopback() bool {
-	l, err := net.Listen("tcp6", "[::1]:0")
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
 
 func TestListenerAttribution(t *testing.T) {
 	type L = sockdiag.Msg
@@ -300,23 +227,23 @@ func TestSocketInode(t *testing.T) {
 func TestListenersSample(t *testing.T) {
 	lo4 := netip.MustParseAddr("127.0.0.1")
 	// A listener that accepts nothing: its accept queue fills.
-	_, plain := listenBacklog(t, lo4, 7, 0)
+	_, plain := testutil.Listen(t, netip.AddrPortFrom(lo4, 0), 7)
 	// SYN queues: TCP_DEFER_ACCEPT keeps data-less handshakes as requests.
-	_, bound := listenBacklog(t, lo4, 7, 60)
-	_, reuse := listenBacklog(t, lo4, 16, 60, reusePort)
-	listenOn(t, netip.AddrPortFrom(lo4, uint16(reuse)), 16, 60, reusePort)
+	_, bound := testutil.Listen(t, netip.AddrPortFrom(lo4, 0), 7, testutil.DeferAccept(60))
+	_, reuse := testutil.Listen(t, netip.AddrPortFrom(lo4, 0), 16, testutil.DeferAccept(60), testutil.ReusePort)
+	testutil.Listen(t, netip.AddrPortFrom(lo4, uint16(reuse)), 16, testutil.DeferAccept(60), testutil.ReusePort)
 	for range 2 {
-		dialLoopback(t, "tcp4", lo4, plain)
-		dialLoopback(t, "tcp4", lo4, bound)
+		testutil.Dial(t, "tcp4", lo4, plain)
+		testutil.Dial(t, "tcp4", lo4, bound)
 	}
 	for range 3 {
-		dialLoopback(t, "tcp4", lo4, reuse)
+		testutil.Dial(t, "tcp4", lo4, reuse)
 	}
 	dual := 0
-	if hasIPv6Loopback() {
-		_, dual = listenBacklog(t, netip.IPv6Unspecified(), 9, 60)
-		dialLoopback(t, "tcp4", lo4, dual)
-		dialLoopback(t, "tcp6", netip.IPv6Loopback(), dual)
+	if testutil.CanListen(netip.IPv6Loopback()) {
+		_, dual = testutil.Listen(t, netip.AddrPortFrom(netip.IPv6Unspecified(), 0), 9, testutil.DeferAccept(60))
+		testutil.Dial(t, "tcp4", lo4, dual)
+		testutil.Dial(t, "tcp6", netip.IPv6Loopback(), dual)
 	} else {
 		t.Log("no IPv6 loopback: dual-stack case skipped")
 	}
@@ -339,9 +266,11 @@ func TestListenersSample(t *testing.T) {
 
 	// The same Listeners for every sample, as in a capture.
 	l := &Listeners{}
-	var diff string
-	deadline := time.Now().Add(5 * time.Second)
-	for i := 0; ; i++ {
+	// Handshakes on loopback finish in softirq context, possibly just after
+	// connect() returns: sample until the queues settle.
+	i := 0
+	testutil.Eventually(t, 5*time.Second, "the listeners' queues to match (-want +got)", func() (bool, string) {
+		defer func() { i++ }()
 		w := bundle.NewMemWriter(0)
 		if err := l.Sample(context.Background(), Host{Proc: "/proc"}, i, w.For("listeners")); err != nil {
 			t.Fatalf("Sample: %v", err)
@@ -364,14 +293,7 @@ func TestListenersSample(t *testing.T) {
 				got[x.Local] = x
 			}
 		}
-		// Handshakes on loopback finish in softirq context, possibly
-		// just after connect() returns: poll until the queues settle.
-		if diff = cmp.Diff(want, got); diff == "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("listeners (-want +got):\n%s", diff)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		diff := cmp.Diff(want, got)
+		return diff == "", diff
+	})
 }

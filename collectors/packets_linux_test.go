@@ -3,7 +3,6 @@
 package collectors
 
 import (
-	"archive/tar"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -21,8 +20,8 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
-	"github.com/klauspost/compress/zstd"
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -125,7 +124,7 @@ func runSample(t *testing.T, ctx context.Context, h Host, traffic func()) sample
 	if cerr != nil {
 		t.Fatal(cerr)
 	}
-	run := sampleRun{err: err, info: p.Info(), pcap: readMember(t, path, bundle.PathPackets)}
+	run := sampleRun{err: err, info: p.Info(), pcap: testutil.ReadMember(t, path, bundle.PathPackets)}
 	if files := w.Files(p.Name()); run.pcap != nil && !cmp.Equal(files, []string{bundle.PathPackets}) {
 		t.Errorf("collector files %v", files)
 	}
@@ -136,38 +135,6 @@ func runSample(t *testing.T, ctx context.Context, h Host, traffic func()) sample
 		}
 	}
 	return run
-}
-
-// readMember returns a bundle member's bytes, or nil when it is not there.
-func readMember(t *testing.T, path, name string) []byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	for {
-		hdr, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		if hdr.Name == name {
-			data, err := io.ReadAll(tr)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return data
-		}
-	}
 }
 
 // segment is one decoded TCP record of the sample.

@@ -25,12 +25,20 @@ func (f fakeCollector) Collect(ctx context.Context, _ Host, w *bundle.Writer) er
 	return f.run(ctx, w)
 }
 
-func TestRunnerStatuses(t *testing.T) {
+// stagingWriter is a disk Writer in a fresh directory, aborted when the
+// test ends.
+func stagingWriter(t *testing.T) *bundle.Writer {
+	t.Helper()
 	w, err := bundle.NewWriter(t.TempDir(), 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer w.Abort()
+	t.Cleanup(w.Abort)
+	return w
+}
+
+func TestRunnerStatuses(t *testing.T) {
+	w := stagingWriter(t)
 	release := make(chan struct{})
 	defer close(release)
 	r := &Runner{
@@ -45,9 +53,7 @@ func TestRunnerStatuses(t *testing.T) {
 				return errors.New("read /proc/net/x: permission denied")
 			}},
 			fakeCollector{"panics", func(context.Context, *bundle.Writer) error {
-				var m map[string]int
-				m["x"]++
-				return nil
+				panic("collector bug")
 			}},
 			// Ignores its context entirely: the runner must not wait for it.
 			fakeCollector{"hangs", func(_ context.Context, w *bundle.Writer) error {
@@ -122,11 +128,7 @@ func TestSummarizeFiles(t *testing.T) {
 // ready in a select, so the wait must not keep selecting on it: that
 // spins a CPU the late collectors need to wind down (2-core hosts).
 func TestRunnerWaitsIdleThroughGrace(t *testing.T) {
-	w, err := bundle.NewWriter(t.TempDir(), 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer w.Abort()
+	w := stagingWriter(t)
 	release := make(chan struct{})
 	defer close(release)
 	r := &Runner{

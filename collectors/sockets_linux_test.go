@@ -16,6 +16,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -222,9 +223,9 @@ func TestSocketSummary(t *testing.T) {
 // TestSocketsCollect runs the collector against the live kernel with
 // sockets of its own, once capped and once not.
 func TestSocketsCollect(t *testing.T) {
-	lfd, port := listenBacklog(t, netip.MustParseAddr("127.0.0.1"), 5, 0)
+	lfd, port := testutil.Listen(t, netip.MustParseAddrPort("127.0.0.1:0"), 5)
 	for range 3 {
-		dialLoopback(t, "tcp4", netip.MustParseAddr("127.0.0.1"), port)
+		testutil.Dial(t, "tcp4", netip.MustParseAddr("127.0.0.1"), port)
 	}
 	var linode uint32
 	{

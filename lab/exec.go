@@ -7,13 +7,14 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // Time limits for commands run in a namespace.
@@ -225,19 +226,7 @@ func (p *Proc) Stop() error {
 // cache makes repeated builds cheap.
 func Build(tb testing.TB, pkg string) string {
 	tb.Helper()
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		tb.Fatalf("lab: build %s: %v", pkg, err)
-	}
-	out := filepath.Join(tb.TempDir(), filepath.Base(pkg))
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
-	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		tb.Fatalf("lab: go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
+	return testutil.Build(tb, pkg)
 }
 
 // ServicePackage is the import path of the stand-in service Service runs.
@@ -265,7 +254,7 @@ func (l *Lab) Service(ctx context.Context, addr netip.AddrPort, backlog int, mod
 	if err != nil {
 		return nil, err
 	}
-	err = waitFor(l.Done(), DefaultExecTimeout, pollEvery, "labsvc to listen", func() (bool, string, error) {
+	err = WaitFor(l.Done(), DefaultExecTimeout, pollEvery, "labsvc to listen", func() (bool, string, error) {
 		select {
 		case <-p.Done():
 			return false, "", fmt.Errorf("labsvc exited: %v: %s", p.Wait(), tail([]byte(p.Stderr()), 500))

@@ -2,8 +2,7 @@
 // network namespaces that it creates and removes, for tests: capture tests
 // now, analyzer fixtures and the watchdog later.
 //
-// A Lab is two namespaces joined by a veth pair, following the reproduction
-// recipe of docs/kernel-listen-path.md §6: a server namespace holding
+// A Lab is two namespaces joined by a veth pair: a server namespace holding
 // 10.211.N.1 and a client namespace holding 10.211.N.2 (the "bad" client,
 // which Blackhole cuts off from SYN-ACKs) and 10.211.N.3 (the "good" client),
 // plus fd00:5d:N::1, ::2 and ::3 when IPv6 is asked for. Nothing else is
@@ -56,7 +55,8 @@ const Prefix = "sdlab-"
 
 // BlackholeMAC is the link-layer address Blackhole gives a client in the
 // server's neighbour table. The client's veth discards frames sent to it as
-// PACKET_OTHERHOST, with no ICMP and no RST (docs/kernel-listen-path.md §6).
+// PACKET_OTHERHOST, with no ICMP and no RST: the server's SYN-ACKs vanish and
+// the client's handshakes stay half-open on the server.
 const BlackholeMAC = "02:de:ad:be:ef:01"
 
 // Link names of the veth pair. Each end is created directly inside its own
@@ -72,7 +72,7 @@ const NetnsDir = "/run/netns"
 // SkipMessage is the reason New gives when it skips a test for want of root.
 const SkipMessage = "lab: needs root to create network namespaces"
 
-// Recipe bounds, applied by New (docs/kernel-listen-path.md §6). Measured on
+// Recipe bounds, applied by New. Measured on
 // 6.18: since 6.5 a SYN_SENT socket may retransmit tcp_syn_retries plus
 // tcp_syn_linear_timeouts (4) times (tcp_write_timeout()), so a client whose
 // SYN-ACKs are black-holed sends SYNs at 0, 1, 2, 3, 4, 5, 7 and 11 s and
@@ -380,21 +380,6 @@ func (l *Lab) IPs(v6 bool) (server, bad, good netip.Addr, ok bool) {
 		return l.ServerIP6, l.BadIP6, l.GoodIP6, l.ServerIP6.IsValid()
 	}
 	return l.ServerIP, l.BadIP, l.GoodIP, true
-}
-
-// isLabAddr reports whether a is one of the lab's own addresses (or the
-// unspecified address, for a wildcard listener).
-func (l *Lab) isLabAddr(a netip.Addr, allowUnspecified bool) bool {
-	if allowUnspecified && a.IsUnspecified() {
-		return true
-	}
-	a = a.Unmap()
-	for _, b := range []netip.Addr{l.ServerIP, l.BadIP, l.GoodIP, l.ServerIP6, l.BadIP6, l.GoodIP6} {
-		if b.IsValid() && a == b {
-			return true
-		}
-	}
-	return false
 }
 
 // Blackhole points the server's neighbour entry for client at BlackholeMAC,

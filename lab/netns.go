@@ -154,7 +154,8 @@ func (l *Lab) ReadNet(ns, name string) ([]byte, error) {
 
 // Counters reads /proc/net/netstat and /proc/net/snmp inside ns, keyed
 // "TcpExt.ListenDrops", "Tcp.PassiveOpens", "Icmp.OutDestUnreachs", ...
-// Counters are per network namespace (docs/kernel-listen-path.md §1.5).
+// Counters are per network namespace: each struct net has its own MIBs, so
+// the server's and the client's counters never mix.
 func (l *Lab) Counters(ns string) (Counters, error) {
 	c := Counters{}
 	for _, f := range []string{"netstat", "snmp"} {
@@ -191,9 +192,10 @@ func (l *Lab) Sockets(ns string) ([]ProcSocket, error) {
 }
 
 // SynRecv counts the request sockets (state SYN_RECV) on local port in the
-// server namespace. Requests are attributed by local port, as snapdiag does
-// (docs/kernel-listen-path.md §2.3); IPv4 clients of a dual-stack listener
-// appear in /proc/net/tcp, which Sockets reads too.
+// server namespace. Requests are attributed by local port, as snapdiag does:
+// a request socket has no inode and no link to its listener in what the
+// kernel reports. IPv4 clients of a dual-stack listener appear in
+// /proc/net/tcp, which Sockets reads too.
 func (l *Lab) SynRecv(port uint16) (int, error) {
 	socks, err := l.Sockets(l.Server)
 	if err != nil {

@@ -80,7 +80,7 @@ type TCPState uint8
 
 // TCP states. Request sockets are reported as StateSynRecv by both
 // /proc/net/tcp and inet_diag, though the kernel keeps them in
-// TCP_NEW_SYN_RECV (docs/kernel-listen-path.md §2.2).
+// TCP_NEW_SYN_RECV: both map that state to TCP_SYN_RECV when they print it.
 const (
 	StateEstablished TCPState = 1
 	StateSynSent     TCPState = 2

@@ -6,8 +6,9 @@ import (
 	"strconv"
 )
 
-// AcceptQueueOpts describe an accept-queue overflow at SYN time
-// (docs/kernel-listen-path.md §6 (b), phase A).
+// AcceptQueueOpts describe an accept-queue overflow at SYN time: a listener
+// that does not accept, whose full accept queue makes tcp_conn_request()
+// drop new SYNs (ListenOverflows and ListenDrops count them).
 type AcceptQueueOpts struct {
 	// Port is the listener's port; 0 means 8081.
 	Port uint16
@@ -92,7 +93,7 @@ func AcceptQueueFull(l *Lab, o AcceptQueueOpts) (*AcceptQueue, error) {
 			return nil, fmt.Errorf("accept queue: %w", err)
 		}
 		want := a.Queued + 1
-		err := waitFor(l.Done(), stateTimeout, pollEvery/5, fmt.Sprintf("accept queue of %s to reach %d", ln.Addr, want),
+		err := WaitFor(l.Done(), stateTimeout, pollEvery/5, fmt.Sprintf("accept queue of %s to reach %d", ln.Addr, want),
 			func() (bool, string, error) {
 				n, err := l.ListenQueue(o.Port)
 				return n >= want, strconv.Itoa(n), err
@@ -107,7 +108,7 @@ func AcceptQueueFull(l *Lab, o AcceptQueueOpts) (*AcceptQueue, error) {
 		if err := l.connectMore(a.Conns, a.Overflowed); err != nil {
 			return nil, fmt.Errorf("accept queue: %w", err)
 		}
-		err := waitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("%d ListenOverflows on %s", a.Overflowed, ln.Addr),
+		err := WaitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("%d ListenOverflows on %s", a.Overflowed, ln.Addr),
 			func() (bool, string, error) {
 				c, err := l.Counters(l.Server)
 				if err != nil {

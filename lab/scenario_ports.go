@@ -6,8 +6,9 @@ import (
 	"net/netip"
 )
 
-// PortExhaustionOpts describe ephemeral-port exhaustion on the client
-// (docs/kernel-listen-path.md §6 (c)).
+// PortExhaustionOpts describe ephemeral-port exhaustion on the client: every
+// port of its ip_local_port_range held by a TIME_WAIT socket to the same
+// listener, so connect() fails with EADDRNOTAVAIL.
 type PortExhaustionOpts struct {
 	// Port is the listener's port; 0 means 8084.
 	Port uint16

@@ -22,9 +22,11 @@ const (
 	MaxSustain = 60 * time.Second
 )
 
-// SYNFloodOpts describe a SYN-queue exhaustion (docs/kernel-listen-path.md §6
-// (a)). The zero value is the headline incident: backlog 16, cookies off, 40
-// half-open connections, IPv4, port 8080.
+// SYNFloodOpts describe a SYN-queue exhaustion: clients whose handshakes never
+// complete (their SYN-ACKs are black-holed) fill a listener's request queue
+// until new SYNs are dropped or answered with cookies. The zero value is the
+// headline incident: backlog 16, cookies off, 40 half-open connections, IPv4,
+// port 8080.
 type SYNFloodOpts struct {
 	// Port is the listener's port; 0 means 8080.
 	Port uint16
@@ -125,7 +127,7 @@ func SYNFlood(l *Lab, o SYNFloodOpts) (*Flood, error) {
 	// cookie (TCPReqQFullDoCookies). Wait until the server has accounted for
 	// all of them, which on a loaded machine can take a while (ARP, softirq
 	// deferred to ksoftirqd), then until the SYN_RECV count holds.
-	err = waitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("the server to see %d SYNs on %s", o.BadClients, ln.Addr),
+	err = WaitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("the server to see %d SYNs on %s", o.BadClients, ln.Addr),
 		func() (bool, string, error) {
 			n, err := l.SynRecv(o.Port)
 			if err != nil {

@@ -28,9 +28,9 @@ func checkDeltas(t *testing.T, d Counters, wants []counterWant) {
 	}
 }
 
-// TestSYNFlood reproduces docs/kernel-listen-path.md §6 (a) on the running
-// kernel: the SYN_RECV plateau, the counters that move, and what a good
-// client sees.
+// TestSYNFlood reproduces a SYN-queue exhaustion by black-holed clients on
+// the running kernel: the SYN_RECV plateau, the counters that move, and what
+// a good client sees.
 func TestSYNFlood(t *testing.T) {
 	t.Parallel()
 	cap16, err := SynQueueCap(16)
@@ -187,7 +187,7 @@ func TestSYNFloodSustained(t *testing.T) {
 	if f.SynRecv != want {
 		t.Errorf("plateau %d, want %d", f.SynRecv, want)
 	}
-	err = waitFor(l.Done(), 5*time.Second, 50*time.Millisecond, "3 batches of bad clients", func() (bool, string, error) {
+	err = WaitFor(l.Done(), 5*time.Second, 50*time.Millisecond, "3 batches of bad clients", func() (bool, string, error) {
 		n := f.Conns.Len()
 		return n >= 60, fmt.Sprintf("%d sockets", n), nil
 	})
@@ -301,7 +301,8 @@ func TestExhaustPorts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// No kernel counter tells of it (docs/kernel-listen-path.md §4).
+	// No kernel counter tells of it: the failure is the client's
+	// connect() returning EADDRNOTAVAIL, counted nowhere.
 	checkDeltas(t, after.Sub(before), []counterWant{{"TcpExt.TCPTimeWaitOverflow", 0, 0}, {"Tcp.AttemptFails", 0, 0}})
 }
 

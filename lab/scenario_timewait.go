@@ -7,8 +7,10 @@ import (
 	"time"
 )
 
-// TimeWaitOpts describe a TIME_WAIT bucket overflow on the server
-// (docs/kernel-listen-path.md §6 (c), with the server closing first).
+// TimeWaitOpts describe a TIME_WAIT bucket overflow on the server: the
+// server closes first, so each connection leaves a TIME_WAIT socket on its
+// side, until tcp_max_tw_buckets is reached and TCPTimeWaitOverflow counts
+// the ones not kept.
 type TimeWaitOpts struct {
 	// Port is the listener's port; 0 means 8082.
 	Port uint16

@@ -13,10 +13,15 @@ import (
 // errStopped is returned by waits that end because the lab is being torn down.
 var errStopped = errors.New("lab stopped")
 
-// waitFor calls check every interval until it reports done, returns an error,
-// timeout passes or stop is closed. On timeout the error names what was
-// awaited and what check saw last: never a bare sleep-and-hope.
-func waitFor(stop <-chan struct{}, timeout, interval time.Duration, what string, check func() (done bool, seen string, err error)) error {
+// WaitFor calls check every interval (25 ms when 0) until it reports done,
+// returns an error, timeout passes or stop is closed (a nil stop never is).
+// On timeout the error names what was awaited and what check saw last: never
+// a bare sleep-and-hope. It returns an error rather than failing a test, so
+// it serves the lab's scenarios and goroutines as well as tests.
+func WaitFor(stop <-chan struct{}, timeout, interval time.Duration, what string, check func() (done bool, seen string, err error)) error {
+	if interval <= 0 {
+		interval = pollEvery
+	}
 	deadline := time.Now().Add(timeout)
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -43,7 +48,7 @@ func waitFor(stop <-chan struct{}, timeout, interval time.Duration, what string,
 // ok), within timeout, and returns the value it settled on.
 func waitStable(stop <-chan struct{}, timeout, settle, interval time.Duration, what string, value func() (int, error), ok func(int) bool) (int, error) {
 	last, since := -1, time.Now()
-	err := waitFor(stop, timeout, interval, what, func() (bool, string, error) {
+	err := WaitFor(stop, timeout, interval, what, func() (bool, string, error) {
 		v, err := value()
 		if err != nil {
 			return false, "", err
@@ -88,8 +93,7 @@ func parseKernelVersion(release string) (major, minor int, err error) {
 // clamped) backlog holds before its SYN queue counts as full on the running
 // kernel: backlog+1 since 6.13 (inet_csk_reqsk_queue_is_full() uses >), and
 // backlog on 4.4 to 6.12 (>=). Stable kernels patched in January 2025 behave
-// like 6.13 but cannot be told from their version; see
-// docs/kernel-listen-path.md §1.1.
+// like 6.13 but cannot be told from their version.
 func SynQueueCap(backlog int) (int, error) {
 	major, minor, err := KernelVersion()
 	if err != nil {

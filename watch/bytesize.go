@@ -27,11 +27,35 @@ func ParseBytes(s string) (int64, error) {
 			t = t[:len(t)-1]
 		}
 	}
-	v, err := strconv.ParseFloat(strings.TrimSpace(t), 64)
-	if err != nil || v < 0 || v*float64(mult) > 1<<62 {
+	t = strings.TrimSpace(t)
+	// strconv.ParseFloat also takes "NaN", "Inf", exponents, hex and
+	// underscores; NaN fails every comparison and converts to a negative
+	// int64, so only plain decimals reach it.
+	if !isDecimal(t) {
+		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with K, M, G or T", s)
+	}
+	v, err := strconv.ParseFloat(t, 64)
+	if err != nil || v*float64(mult) > 1<<62 {
 		return 0, fmt.Errorf("size %q: want a number of bytes, optionally with K, M, G or T", s)
 	}
 	return int64(v * float64(mult)), nil
+}
+
+// isDecimal reports whether s is digits with at most one decimal point and at
+// least one digit: no sign, exponent, NaN or Inf.
+func isDecimal(s string) bool {
+	digits, dots := 0, 0
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.':
+			dots++
+		default:
+			return false
+		}
+	}
+	return digits > 0 && dots <= 1
 }
 
 // FormatBytes prints n in the largest unit that keeps it at least 1.

@@ -13,7 +13,11 @@ func TestParseBytes(t *testing.T) {
 			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "-1", "1X", "G", "1e30", "ten"} {
+	// NaN and Inf parse as floats; NaN compares false with every bound and
+	// converts to a negative int64, which once disabled --min-free.
+	for _, in := range []string{"", "-1", "1X", "G", "1e30", "ten",
+		"NaN", "nan", "NaNK", "Inf", "+Inf", "-Inf", "infinity", "InfG", "-0.5", "-1K",
+		"9223372036854775807", "8388608T", "0x10", "1_000"} {
 		if got, err := ParseBytes(in); err == nil {
 			t.Errorf("ParseBytes(%q) = %d, want an error", in, got)
 		}
@@ -23,4 +27,26 @@ func TestParseBytes(t *testing.T) {
 			t.Errorf("FormatBytes(%d) = %q, want %q", n, got, want)
 		}
 	}
+}
+
+// FuzzParseBytes checks that any accepted size is a non-negative byte count
+// that FormatBytes can print, and that nothing panics.
+func FuzzParseBytes(f *testing.F) {
+	for _, s := range []string{"0", "512K", "1.5G", "2GiB", "NaN", "Inf", "-1", "1e30", " 8m "} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		v, err := ParseBytes(s)
+		if err != nil {
+			return
+		}
+		if v < 0 || v > 1<<62 {
+			t.Fatalf("ParseBytes(%q) = %d, outside 0..2^62", s, v)
+		}
+		var b ByteSize
+		if err := b.Set(s); err != nil || int64(b) != v {
+			t.Fatalf("ByteSize.Set(%q) = %d, %v; ParseBytes gave %d", s, b, err, v)
+		}
+		_ = FormatBytes(v)
+	})
 }

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // greetingServer accepts on 127.0.0.1 and writes greeting to every client
@@ -175,18 +177,11 @@ func TestExecTimeoutKillsGroup(t *testing.T) {
 	}
 	// The child was reparented to init or a subreaper, which reaps it soon
 	// after the kill; until then it is a zombie.
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	t.Cleanup(func() { syscall.Kill(pid, syscall.SIGKILL) })
+	testutil.Eventually(t, 5*time.Second, "the timed-out check's child to be killed", func() (bool, string) {
 		stat, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-		if err != nil || strings.Contains(string(stat), ") Z ") {
-			return
-		}
-		if time.Now().After(deadline) {
-			syscall.Kill(pid, syscall.SIGKILL)
-			t.Fatalf("child %d of the timed-out check still runs: %s", pid, stat)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return err != nil || strings.Contains(string(stat), ") Z "), string(stat)
+	})
 }
 
 func TestParseCheck(t *testing.T) {

@@ -1,93 +1,24 @@
 package watch
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
-	"errors"
-	"io"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
-)
-
-// The snapdiag binary, built once per test run for the tests that need real
-// processes (the lock, signals, the lab).
-var (
-	buildOnce sync.Once
-	binPath   string
-	binErr    error
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	testutil.RemoveBuilt()
 	os.Exit(code)
-}
-
-func snapdiagBinary(t testing.TB) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "snapdiag-watch-test-")
-		if err != nil {
-			binErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "snapdiag")
-		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/snapdiag").CombinedOutput()
-		if err != nil {
-			binErr = errors.New("go build ../cmd/snapdiag: " + err.Error() + "\n" + string(out))
-		}
-	})
-	if binErr != nil {
-		t.Fatal(binErr)
-	}
-	return binPath
-}
-
-// readBundle reads every member of a bundle with the standard library's tar
-// and zstd, as any reader would.
-func readBundle(t testing.TB, path string) map[string][]byte {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	zr, err := zstd.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer zr.Close()
-	tr := tar.NewReader(zr)
-	out := map[string][]byte{}
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			return out
-		}
-		if err != nil {
-			t.Fatalf("read %s: %v", path, err)
-		}
-		data, err := io.ReadAll(tr)
-		if err != nil {
-			t.Fatalf("read %s: %s: %v", path, h.Name, err)
-		}
-		out[h.Name] = data
-	}
 }
 
 func manifestOf(t testing.TB, members map[string][]byte) *bundle.Manifest {
@@ -165,26 +96,6 @@ func bundlesIn(t testing.TB, dir string) []string {
 		out = append(out, f.Name)
 	}
 	return out
-}
-
-// runCmd runs the binary bounded in time and returns its exit code, stdout
-// and stderr.
-func runCmd(t testing.TB, timeout time.Duration, args ...string) (int, string, string) {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, snapdiagBinary(t), args...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	var ee *exec.ExitError
-	switch {
-	case errors.As(err, &ee):
-		return ee.ExitCode(), out.String(), errb.String()
-	case err != nil:
-		t.Fatalf("run %v: %v", args, err)
-	}
-	return 0, out.String(), errb.String()
 }
 
 // logLines decodes a JSON log.

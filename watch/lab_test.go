@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -15,27 +16,24 @@ import (
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
 )
 
 // waitLog polls a process's JSON log until at least n lines carry msg.
 func waitLog(t *testing.T, p *lab.Proc, msg string, n int, timeout time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
+	testutil.Eventually(t, timeout, fmt.Sprintf("%d %q log lines", n, msg), func() (bool, string) {
 		if countMsg(logLines(t, p.Stderr()), msg) >= n {
-			return
+			return true, ""
 		}
 		select {
 		case <-p.Done():
 			t.Fatalf("watch exited (%v) before %d %q lines:\n%s", p.Wait(), n, msg, p.Stderr())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("fewer than %d %q lines after %v:\n%s", n, msg, timeout, p.Stderr())
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return false, p.Stderr()
+	})
 }
 
 // TestLabSYNFloodIncident is the acceptance test, on the real kernel:
@@ -47,7 +45,7 @@ func waitLog(t *testing.T, p *lab.Proc, msg string, n int, timeout time.Duration
 // syn-queue-overflow on that listener.
 func TestLabSYNFloodIncident(t *testing.T) {
 	l := lab.New(t, lab.Options{})
-	bin := snapdiagBinary(t)
+	bin := testutil.Snapdiag(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 
@@ -112,7 +110,7 @@ func TestLabSYNFloodIncident(t *testing.T) {
 	if strings.TrimSpace(p.Stdout()) != path {
 		t.Errorf("stdout %q, want the bundle path", p.Stdout())
 	}
-	members := readBundle(t, path)
+	members := testutil.ReadBundle(t, path)
 	m := manifestOf(t, members)
 
 	// The restart ran after the bundle was complete and in place.

@@ -38,6 +38,11 @@ type Lock struct {
 // the lock file names it, if the lock stayed held, and ctx's error if ctx
 // ended the wait.
 func AcquireLock(ctx context.Context, dir string, wait time.Duration) (*Lock, error) {
+	return acquireLock(ctx, dir, wait, realClock{})
+}
+
+// acquireLock is AcquireLock with the wait timed by clock.
+func acquireLock(ctx context.Context, dir string, wait time.Duration, clock Clock) (*Lock, error) {
 	path := filepath.Join(dir, LockName)
 	// O_NOFOLLOW: a symlink planted at the lock's name is not followed to
 	// create or truncate some other file.
@@ -46,7 +51,7 @@ func AcquireLock(ctx context.Context, dir string, wait time.Duration) (*Lock, er
 		return nil, fmt.Errorf("open lock %s: %w", path, err)
 	}
 	f := os.NewFile(uintptr(fd), path)
-	deadline := time.Now().Add(wait)
+	deadline := clock.Now().Add(wait)
 	for {
 		err := unix.Flock(fd, unix.LOCK_EX|unix.LOCK_NB)
 		if err == nil {
@@ -59,7 +64,7 @@ func AcquireLock(ctx context.Context, dir string, wait time.Duration) (*Lock, er
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, err)
 		}
-		left := time.Until(deadline)
+		left := deadline.Sub(clock.Now())
 		if left <= 0 {
 			holder := readHolder(f)
 			f.Close()
@@ -68,13 +73,11 @@ func AcquireLock(ctx context.Context, dir string, wait time.Duration) (*Lock, er
 			}
 			return nil, fmt.Errorf("%s after %v: %w", path, wait, ErrLocked)
 		}
-		t := time.NewTimer(min(left, lockPoll))
 		select {
 		case <-ctx.Done():
-			t.Stop()
 			f.Close()
 			return nil, fmt.Errorf("lock %s: %w", path, ctx.Err())
-		case <-t.C:
+		case <-clock.After(min(left, lockPoll)):
 		}
 	}
 	// The pid is only for the message a waiting process prints.

@@ -14,6 +14,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 func TestLockInProcess(t *testing.T) {
@@ -24,28 +26,47 @@ func TestLockInProcess(t *testing.T) {
 		t.Fatal(err)
 	}
 	// flock locks belong to the open file: a second open conflicts even in
-	// the same process.
-	start := time.Now()
-	_, err = AcquireLock(ctx, dir, 200*time.Millisecond)
-	if !errors.Is(err, ErrLocked) {
-		t.Fatalf("second lock: %v, want ErrLocked", err)
+	// the same process. The waiter retries every lockPoll on the clock and
+	// gives up when the whole wait has passed, not before.
+	clock := testutil.NewClock(time.Now())
+	const wait = 4 * lockPoll
+	type acquired struct {
+		l   *Lock
+		err error
 	}
-	if waited := time.Since(start); waited < 200*time.Millisecond || waited > 2*time.Second {
-		t.Errorf("waited %v for a lock bounded at 200ms", waited)
-	}
-	if !strings.Contains(err.Error(), "pid ") {
-		t.Errorf("error %q does not name the holder", err)
-	}
-	// Released while another waits: the waiter gets it.
+	res := make(chan acquired, 1)
 	go func() {
-		time.Sleep(100 * time.Millisecond)
-		first.Release()
+		l, err := acquireLock(ctx, dir, wait, clock)
+		res <- acquired{l, err}
 	}()
-	second, err := AcquireLock(ctx, dir, 5*time.Second)
-	if err != nil {
-		t.Fatalf("lock after release: %v", err)
+	for range wait / lockPoll {
+		clock.Step(t, lockPoll)
 	}
-	second.Release()
+	var got acquired
+	select {
+	case got = <-res:
+	case <-time.After(testutil.WaitLimit):
+		t.Fatalf("the waiter still waits after the whole %v lock wait", wait)
+	}
+	if !errors.Is(got.err, ErrLocked) {
+		t.Fatalf("second lock: %v, want ErrLocked", got.err)
+	}
+	if !strings.Contains(got.err.Error(), "pid ") {
+		t.Errorf("error %q does not name the holder", got.err)
+	}
+	// Released while another waits: the waiter gets it at its next retry.
+	go func() {
+		l, err := acquireLock(ctx, dir, time.Hour, clock)
+		res <- acquired{l, err}
+	}()
+	clock.BlockUntil(t, 1)
+	first.Release()
+	clock.Advance(lockPoll)
+	got = <-res
+	if got.err != nil {
+		t.Fatalf("lock after release: %v", got.err)
+	}
+	got.l.Release()
 
 	// A symlink planted at the lock's name is not followed.
 	evil := t.TempDir()
@@ -66,7 +87,7 @@ func TestLockInProcess(t *testing.T) {
 // TestLockTwoProcesses: two watchdogs that fire together into one directory
 // write one bundle: the second waits --lock-wait, then skips and says so.
 func TestLockTwoProcesses(t *testing.T) {
-	bin := snapdiagBinary(t)
+	bin := testutil.Snapdiag(t)
 	dir := t.TempDir()
 	args := []string{"watch", "--once", "--check", "exec:false", "--failures", "1", "--cooldown", "0",
 		"--lock-wait", "300ms", "--samples", "6", "--interval", "500ms", "--sample", "0",
@@ -185,7 +206,7 @@ func (lr *lineReader) waitFor(t *testing.T, s string, timeout time.Duration) {
 // TestSignalDuringCapture: SIGTERM in the middle of a capture lets it finish
 // (a whole bundle is written), does not run the restart, and exits 0.
 func TestSignalDuringCapture(t *testing.T) {
-	bin := snapdiagBinary(t)
+	bin := testutil.Snapdiag(t)
 	dir := t.TempDir()
 	marker := filepath.Join(t.TempDir(), "restarted")
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -203,10 +224,9 @@ func TestSignalDuringCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	lr := newLineReader(stderr)
+	// The trigger is logged as the capture starts, and the capture takes
+	// about 1.6 s (five samples 400ms apart): a signal sent now lands in it.
 	lr.waitFor(t, "triggered: capturing", 10*time.Second)
-	// The capture takes about 1.6 s (five samples 400ms apart); stop it early.
-	time.Sleep(300 * time.Millisecond)
-	signalled := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
@@ -216,14 +236,11 @@ func TestSignalDuringCapture(t *testing.T) {
 	if err != nil {
 		t.Fatalf("exit: %v\n%s", err, lr.String())
 	}
-	if took := time.Since(signalled); took > 10*time.Second {
-		t.Errorf("took %v to stop", took)
-	}
 	got := bundlesIn(t, dir)
 	if len(got) != 1 {
 		t.Fatalf("bundles %v, want 1\n%s", got, lr.String())
 	}
-	m := manifestOf(t, readBundle(t, filepath.Join(dir, got[0])))
+	m := manifestOf(t, testutil.ReadBundle(t, filepath.Join(dir, got[0])))
 	if m.DeadlineHit {
 		t.Errorf("the signal cut the capture: %+v", m.Collectors)
 	}

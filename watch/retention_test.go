@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
-	"golang.org/x/sys/unix"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 const testHost = "web-1.example"
@@ -145,29 +145,10 @@ func TestRetention(t *testing.T) {
 	}
 }
 
-// tmpfs mounts a small tmpfs at a fresh directory; it skips the test unless
-// run as root.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("needs root to mount a tmpfs")
-	}
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, "size="+size+",mode=0700"); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-		}
-	})
-	return dir
-}
-
 // TestMinFree: below --min-free no capture is written, and the restart still
 // runs; with room again, the next trigger captures.
 func TestMinFree(t *testing.T) {
-	dir := tmpfs(t, "8m")
+	dir := testutil.Tmpfs(t, 8<<20)
 	free, err := FreeBytes(dir)
 	if err != nil {
 		t.Fatal(err)

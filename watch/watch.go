@@ -82,6 +82,9 @@ type Config struct {
 	Bundles io.Writer
 	// ThenOutput receives the restart command's stdout and stderr (nil: discarded).
 	ThenOutput io.Writer
+	// Clock schedules the checks and times the cool-down; nil is the
+	// system clock.
+	Clock Clock
 }
 
 // ErrRecentBundle is the capture error of a --once trigger that found a bundle
@@ -137,15 +140,15 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.HistoryBytes <= 0 {
 		cfg.HistoryBytes = DefaultHistoryBytes
 	}
+	if cfg.Clock == nil {
+		cfg.Clock = realClock{}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	h := cfg.Capture.Host
-	if h.Proc == "" {
-		h = collectors.DefaultHost()
-		cfg.Capture.Host = h
-	}
+	h := cfg.Capture.Host.WithDefaults()
+	cfg.Capture.Host = h
 	// The samplers live as long as the watcher: the history and every
 	// capture use the same values, so their caches (listener owners) carry
 	// over from one sample to the next.
@@ -183,15 +186,16 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.cooldownUntil = at.Add(w.cfg.Cooldown)
 		w.log.Info("cool-down from a recent bundle", "bundle", b, "until", w.cooldownUntil.UTC().Format(time.RFC3339))
 	}
-	t := time.NewTicker(w.cfg.Every)
-	defer t.Stop()
+	clock := w.cfg.Clock
+	start := clock.Now()
 	for {
 		w.Cycle(ctx)
+		now := clock.Now()
 		select {
 		case <-ctx.Done():
 			w.log.Info("stopping", "cause", context.Cause(ctx).Error())
 			return nil
-		case <-t.C:
+		case <-clock.After(nextTick(start, w.cfg.Every, now).Sub(now)):
 		}
 	}
 }
@@ -206,12 +210,10 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 	var last Result
 	for attempt := 1; attempt <= w.cfg.Failures; attempt++ {
 		if attempt > 1 {
-			t := time.NewTimer(w.cfg.Every)
 			select {
 			case <-ctx.Done():
-				t.Stop()
 				return nil
-			case <-t.C:
+			case <-w.cfg.Clock.After(w.cfg.Every):
 			}
 		}
 		w.sample(ctx)
@@ -246,7 +248,7 @@ func (w *Watcher) recentBundle() (string, time.Time, bool) {
 		return "", time.Time{}, false
 	}
 	info, err := os.Lstat(filepath.Join(w.cfg.Capture.Dir, files[0].Name))
-	if err != nil || time.Since(info.ModTime()) >= w.cfg.Cooldown {
+	if err != nil || w.cfg.Clock.Now().Sub(info.ModTime()) >= w.cfg.Cooldown {
 		return "", time.Time{}, false
 	}
 	return files[0].Name, info.ModTime(), true
@@ -262,7 +264,7 @@ func (w *Watcher) Cycle(ctx context.Context) *Incident {
 		// Checks cut by the stop signal say nothing about the service.
 		return nil
 	}
-	now := time.Now()
+	now := w.cfg.Clock.Now()
 	if ok {
 		if !w.healthy {
 			w.log.Info("checks pass again", "after_failures", w.consecutive, "latency_ms", ms(res.Latency))
@@ -286,7 +288,7 @@ func (w *Watcher) Cycle(ctx context.Context) *Incident {
 	}
 	inc := w.trigger(ctx, res)
 	w.consecutive = 0
-	w.cooldownUntil = time.Now().Add(w.cfg.Cooldown)
+	w.cooldownUntil = w.cfg.Clock.Now().Add(w.cfg.Cooldown)
 	if w.cfg.Cooldown > 0 {
 		w.log.Info("cool-down started", "until", w.cooldownUntil.UTC().Format(time.RFC3339))
 	}
@@ -300,7 +302,7 @@ func (w *Watcher) logFailure(res Result, consecutive int, cooldown bool) {
 	}
 	if cooldown {
 		w.log.Warn("check failed in cool-down; not capturing", append(attrs, "cooldown", true,
-			"cooldown_left", time.Until(w.cooldownUntil).Round(time.Second).String())...)
+			"cooldown_left", w.cooldownUntil.Sub(w.cfg.Clock.Now()).Round(time.Second).String())...)
 		return
 	}
 	w.log.Warn("check failed", append(attrs, "consecutive", consecutive, "of", w.cfg.Failures, "cooldown", false)...)
@@ -381,7 +383,7 @@ func (w *Watcher) capture(ctx context.Context, failed Result) (string, error) {
 		return "", err
 	}
 	start := time.Now()
-	lock, err := AcquireLock(ctx, dir, w.cfg.LockWait)
+	lock, err := acquireLock(ctx, dir, w.cfg.LockWait, w.cfg.Clock)
 	if err != nil {
 		return "", err
 	}

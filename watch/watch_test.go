@@ -11,7 +11,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // flagCheck is an exec check that passes while the returned file exists.
@@ -23,6 +26,26 @@ func flagCheck(t *testing.T) (*Check, string) {
 		t.Fatal(err)
 	}
 	return c, flag
+}
+
+// failingCheck is an exec check that always fails.
+func failingCheck(t *testing.T) *Check {
+	t.Helper()
+	c, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// newWatcher is New that fails the test on a configuration error.
+func newWatcher(t *testing.T, cfg Config) *Watcher {
+	t.Helper()
+	w, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 func setHealthy(t *testing.T, flag string, ok bool) {
@@ -46,19 +69,17 @@ func testLogger(t *testing.T) (*slog.Logger, *bytes.Buffer) {
 
 // TestCooldown: consecutive failures trigger once; failures inside the
 // cool-down are logged and write nothing; after it, failures count again.
-// A passing check resets the count.
+// A passing check resets the count. The cool-down passes on a fake clock.
 func TestCooldown(t *testing.T) {
 	dir := t.TempDir()
 	check, flag := flagCheck(t)
 	log, logBuf := testLogger(t)
-	const cooldown = 1500 * time.Millisecond
-	w, err := New(Config{
+	const cooldown = 10 * time.Minute
+	clock := testutil.NewClock(time.Now())
+	w := newWatcher(t, Config{
 		Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 2, Cooldown: cooldown,
-		History: time.Minute, Capture: quickCapture(dir), Logger: log,
+		History: time.Minute, Capture: quickCapture(dir), Logger: log, Clock: clock,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	step := func(healthy, wantIncident bool) *Incident {
 		t.Helper()
@@ -78,8 +99,8 @@ func TestCooldown(t *testing.T) {
 	if inc.Bundle == "" || inc.CaptureErr != nil {
 		t.Fatalf("first trigger: %+v", inc)
 	}
-	cooldownEnd := time.Now().Add(cooldown)
 	for range 4 {
+		clock.Advance(cooldown / 5)
 		step(false, false)
 	}
 	if got := bundlesIn(t, dir); len(got) != 1 {
@@ -89,8 +110,8 @@ func TestCooldown(t *testing.T) {
 	if n := countMsg(lines, "check failed in cool-down; not capturing"); n != 4 {
 		t.Errorf("%d cool-down failures logged, want 4", n)
 	}
-	time.Sleep(time.Until(cooldownEnd))
-	step(false, false) // counts again from one
+	clock.Advance(cooldown / 5) // the cool-down's end
+	step(false, false)          // counts again from one
 	inc = step(false, true)
 	if inc.Bundle == "" {
 		t.Fatalf("second trigger after the cool-down: %+v", inc)
@@ -107,7 +128,7 @@ func TestTriggerOrder(t *testing.T) {
 	marker := filepath.Join(t.TempDir(), "restarted")
 	check, flag := flagCheck(t)
 	log, _ := testLogger(t)
-	w, err := New(Config{
+	w := newWatcher(t, Config{
 		Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 2, Cooldown: time.Hour,
 		// The marker holds the restart's start time in nanoseconds and the
 		// bundle path it was given.
@@ -115,9 +136,6 @@ func TestTriggerOrder(t *testing.T) {
 		Reason:  "imap down",
 		History: time.Minute, Capture: quickCapture(dir), Logger: log,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
 	ctx := context.Background()
 	setHealthy(t, flag, true)
 	for range 3 {
@@ -150,7 +168,7 @@ func TestTriggerOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	members := readBundle(t, inc.Bundle)
+	members := testutil.ReadBundle(t, inc.Bundle)
 	m := manifestOf(t, members)
 	if !restarted.After(info.ModTime()) || !restarted.After(m.End) {
 		t.Errorf("restart at %v, bundle written %v (manifest end %v): the restart must come after", restarted, info.ModTime(), m.End)
@@ -190,11 +208,8 @@ func TestOnceHealthy(t *testing.T) {
 	dir := t.TempDir()
 	check, flag := flagCheck(t)
 	setHealthy(t, flag, true)
-	w, err := New(Config{Checks: []*Check{check}, Every: 10 * time.Millisecond, Failures: 3, Capture: quickCapture(dir),
+	w := newWatcher(t, Config{Checks: []*Check{check}, Every: 10 * time.Millisecond, Failures: 3, Capture: quickCapture(dir),
 		Then: "touch " + filepath.Join(dir, "restarted")})
-	if err != nil {
-		t.Fatal(err)
-	}
 	if inc := w.Once(context.Background()); inc != nil {
 		t.Fatalf("incident %+v", inc)
 	}
@@ -208,17 +223,11 @@ func TestOnceHealthy(t *testing.T) {
 func TestOnceCooldown(t *testing.T) {
 	dir := t.TempDir()
 	marker := filepath.Join(t.TempDir(), "restarts")
-	check, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	check := failingCheck(t)
 	cfg := Config{Checks: []*Check{check}, Every: 10 * time.Millisecond, Failures: 1, Cooldown: time.Hour,
 		Capture: quickCapture(dir), Then: "echo x >> " + marker}
 	for i := range 2 {
-		w, err := New(cfg) // a fresh process each time, as under cron
-		if err != nil {
-			t.Fatal(err)
-		}
+		w := newWatcher(t, cfg) // a fresh process each time, as under cron
 		inc := w.Once(context.Background())
 		if inc == nil || !inc.ThenRan {
 			t.Fatalf("run %d: incident %+v", i, inc)
@@ -240,34 +249,89 @@ func TestOnceCooldown(t *testing.T) {
 // again until the cool-down has passed.
 func TestCooldownSurvivesRestart(t *testing.T) {
 	dir := t.TempDir()
-	check, err := ParseCheck("exec:false", CheckOptions{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	check := failingCheck(t)
 	log, logBuf := testLogger(t)
+	clock := testutil.NewClock(time.Now())
 	cfg := Config{Checks: []*Check{check}, Every: 50 * time.Millisecond, Failures: 1, Cooldown: time.Hour,
-		Capture: quickCapture(dir), Logger: log}
-	first, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+		Capture: quickCapture(dir), Logger: log, Clock: clock}
+	first := newWatcher(t, cfg)
 	if inc := first.Cycle(context.Background()); inc == nil || inc.Bundle == "" {
 		t.Fatalf("first watcher: %+v", inc)
 	}
-	second, err := New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	second := newWatcher(t, cfg)
+	// Four cycles: Run's first, then one at each tick of the fake clock.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	if err := second.Run(ctx); err != nil {
+	done := make(chan error, 1)
+	go func() { done <- second.Run(ctx) }()
+	for range 3 {
+		clock.Step(t, cfg.Every)
+	}
+	clock.BlockUntil(t, 1)
+	cancel()
+	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
 	if got := bundlesIn(t, dir); len(got) != 1 {
 		t.Errorf("bundles %v, want the first watcher's only", got)
 	}
 	lines := logLines(t, logBuf.String())
-	if countMsg(lines, "cool-down from a recent bundle") != 1 || countMsg(lines, "check failed in cool-down; not capturing") < 3 {
-		t.Errorf("second watcher did not hold off in the cool-down")
+	if countMsg(lines, "cool-down from a recent bundle") != 1 || countMsg(lines, "check failed in cool-down; not capturing") != 4 {
+		t.Errorf("second watcher did not hold off in the cool-down for its four cycles")
+	}
+}
+
+// TestNewKeepsCallerHost: a capture template whose Host has no proc root
+// keeps the caller's ports and bounds; only its zero fields take defaults.
+func TestNewKeepsCallerHost(t *testing.T) {
+	check, _ := flagCheck(t)
+	opts := quickCapture(t.TempDir())
+	opts.Host = collectors.Host{Ports: []int{143}, SocketCap: 5}
+	w := newWatcher(t, Config{Checks: []*Check{check}, Every: time.Second, Failures: 1, Capture: opts})
+	want := collectors.DefaultHost()
+	want.Ports, want.SocketCap, want.PacketWindow = []int{143}, 5, 0
+	if diff := cmp.Diff(want, w.cfg.Capture.Host); diff != "" {
+		t.Errorf("capture host (-want +got):\n%s", diff)
+	}
+}
+
+// TestOnceAttemptsEvery: --once makes up to Failures attempts, each after
+// waiting Every on the clock, and triggers when none passes.
+func TestOnceAttemptsEvery(t *testing.T) {
+	dir := t.TempDir()
+	check := failingCheck(t)
+	log, logBuf := testLogger(t)
+	clock := testutil.NewClock(time.Now())
+	w := newWatcher(t, Config{Checks: []*Check{check}, Every: time.Minute, Failures: 3, Capture: quickCapture(dir),
+		Logger: log, Clock: clock})
+	done := make(chan *Incident, 1)
+	go func() { done <- w.Once(context.Background()) }()
+	for range 2 {
+		clock.Step(t, time.Minute)
+	}
+	inc := <-done
+	if inc == nil || inc.Bundle == "" {
+		t.Fatalf("incident %+v, want a bundle", inc)
+	}
+	if n := countMsg(logLines(t, logBuf.String()), "check failed"); n != 3 {
+		t.Errorf("%d failed attempts logged, want 3", n)
+	}
+}
+
+func TestNextTick(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		now  time.Duration // after start
+		want time.Duration
+	}{
+		{-time.Second, 0},
+		{0, 5 * time.Second},
+		{time.Second, 5 * time.Second},
+		{5 * time.Second, 10 * time.Second},
+		{12 * time.Second, 15 * time.Second}, // an overrun skips the missed tick
+	} {
+		if got := nextTick(start, 5*time.Second, start.Add(tc.now)); !got.Equal(start.Add(tc.want)) {
+			t.Errorf("nextTick at +%v = +%v, want +%v", tc.now, got.Sub(start), tc.want)
+		}
 	}
 }

@@ -26,27 +26,18 @@ var systemdEnv = []string{
 	"INVOCATION_ID",
 }
 
-type captureFlags struct {
-	out         string
-	reason      string
-	ports       []int
-	samples     int
-	interval    time.Duration
-	sample      time.Duration
-	deadline    time.Duration
-	socketCap   int
-	maxPackets  int
-	payload     bool
-	quiet       bool
-	procRoot    string
-	maxBytes    int64
-	progressTTY bool
-	redact      bool
-	keyFile     string
+// captureCmdFlags are snapdiag capture's flags: the shared capture settings
+// and those of a one-off capture.
+type captureCmdFlags struct {
+	captureFlags
+	reason  string
+	quiet   bool
+	redact  bool
+	keyFile string
 }
 
 func newCaptureCmd() *cobra.Command {
-	var f captureFlags
+	var f captureCmdFlags
 	cmd := &cobra.Command{
 		Use:   "capture",
 		Short: "Write one evidence bundle and print its path",
@@ -61,47 +52,20 @@ only when no bundle could be written.`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.out, "out", "", "directory for the bundle (default /var/lib/snapdiag when writable, else the current directory)")
+	f.register(fl)
+	// --max-bytes was capture's name for the staging limit; watch's
+	// --max-bytes is its retention limit, so both now say --stage-bytes and
+	// the old spelling stays for existing scripts.
+	fl.Var(&f.stageBytes, "max-bytes", "most bytes the capture may stage on disk")
+	_ = fl.MarkDeprecated("max-bytes", "use --stage-bytes")
 	fl.StringVar(&f.reason, "reason", "", "why the capture was taken, recorded in the manifest")
-	fl.IntSliceVar(&f.ports, "port", nil, "service port to focus on (repeatable)")
-	fl.IntVar(&f.samples, "samples", collectors.DefaultSamples, "counter samples to take")
-	fl.DurationVar(&f.interval, "interval", collectors.DefaultInterval, "time between counter samples")
-	fl.DurationVar(&f.sample, "sample", collectors.DefaultPacketWin, "packet sample window, during the counter samples (0 disables)")
-	fl.DurationVar(&f.deadline, "deadline", collectors.DefaultDeadline, "hard limit for the whole capture; a partial bundle is still written")
-	fl.IntVar(&f.socketCap, "socket-cap", collectors.DefaultSocketCap, "most rows in the socket table (the summary is never capped)")
-	fl.IntVar(&f.maxPackets, "max-packets", collectors.DefaultPacketLimit, "most packets in the packet sample")
-	fl.BoolVar(&f.payload, "payload", false, "keep packet payloads (default: headers only)")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
-	fl.Int64Var(&f.maxBytes, "max-bytes", 512<<20, "most bytes the capture may stage on disk")
 	fl.BoolVar(&f.redact, "redact", false, "pseudonymise addresses and host names (as snapdiag redact); no unredacted bundle is left")
 	fl.StringVar(&f.keyFile, "key-file", defaultKeyFile(), "with --redact, the redaction key (created, mode 0600, when missing)")
-	fl.StringVar(&f.procRoot, "proc", "/proc", "proc root to read (for tests)")
-	_ = fl.MarkHidden("proc")
 	return cmd
 }
 
-func (f captureFlags) validate() error {
-	switch {
-	case f.samples < 1 || f.samples > 10000:
-		return usageError{fmt.Errorf("--samples must be between 1 and 10000, not %d", f.samples)}
-	case f.interval <= 0:
-		return usageError{fmt.Errorf("--interval must be positive")}
-	case f.sample < 0:
-		return usageError{fmt.Errorf("--sample must be 0 (off) or positive")}
-	case f.deadline <= 0:
-		return usageError{fmt.Errorf("--deadline must be positive")}
-	case f.socketCap < 0 || f.maxPackets < 0 || f.maxBytes <= 0:
-		return usageError{fmt.Errorf("--socket-cap and --max-packets must not be negative, --max-bytes must be positive")}
-	}
-	for _, p := range f.ports {
-		if p < 1 || p > 65535 {
-			return usageError{fmt.Errorf("--port %d is not a TCP port", p)}
-		}
-	}
-	return nil
-}
-
-func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) error {
+func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer) error {
 	if err := f.validate(); err != nil {
 		return err
 	}
@@ -132,25 +96,8 @@ func runCapture(ctx context.Context, f captureFlags, stdout, stderr io.Writer) e
 	defer lock.Release()
 	f.deadline -= time.Since(start)
 
-	h := collectors.DefaultHost()
-	h.Proc = f.procRoot
-	h.Ports = f.ports
-	h.SocketCap = f.socketCap
-	h.PacketWindow = f.sample
-	h.PacketLimit = f.maxPackets
-	h.Payload = f.payload
-
-	v, c := buildInfo()
-	opts := collectors.Options{
-		Dir:      dir,
-		Trigger:  trigger(f.reason),
-		Samples:  f.samples,
-		Interval: f.interval,
-		Deadline: f.deadline,
-		Host:     h,
-		Tool:     bundle.Tool{Name: "snapdiag", Version: v, Commit: c},
-		MaxBytes: f.maxBytes,
-	}
+	opts := f.options(dir)
+	opts.Trigger = trigger(f.reason)
 	progress := !f.quiet && isTerminal(stderr)
 	if progress {
 		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, f.deadline)

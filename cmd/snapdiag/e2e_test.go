@@ -1,9 +1,7 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,61 +10,25 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/watch"
 )
 
-// binary is the snapdiag built once for the end-to-end tests: they run the
-// real command as a user would, exit codes and all.
-var binary string
-
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "snapdiag-e2e-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "snapdiag")
-	build := exec.Command("go", "build", "-o", binary, ".")
-	build.Stderr = os.Stderr
-	if err := build.Run(); err != nil {
-		panic("build snapdiag: " + err.Error())
-	}
 	code := m.Run()
-	os.RemoveAll(dir)
+	testutil.RemoveBuilt()
 	os.Exit(code)
 }
 
-type run struct {
-	code           int
-	stdout, stderr string
-}
+// runLimit bounds one run of the binary: a hung capture fails the test
+// instead of hanging it.
+const runLimit = time.Minute
 
-// snapdiag runs the binary with a bound on its time, so a hung capture fails
-// the test instead of hanging it.
-func snapdiag(t *testing.T, env []string, args ...string) run {
+// snapdiag runs the real binary as a user would, exit code and all, with env
+// added to its environment.
+func snapdiag(t *testing.T, env []string, args ...string) testutil.Result {
 	t.Helper()
-	return runCommand(t, "", env, append([]string{binary}, args...))
-}
-
-// runCommand runs argv in dir (the test's own directory when empty) with env
-// added to the environment, for at most a minute.
-func runCommand(t *testing.T, dir string, env []string, argv []string) run {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), env...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	code := 0
-	var ee *exec.ExitError
-	if errors.As(err, &ee) {
-		code = ee.ExitCode()
-	} else if err != nil {
-		t.Fatalf("run %v: %v", argv, err)
-	}
-	return run{code, out.String(), errb.String()}
+	return testutil.Run(t, runLimit, "", env, append([]string{testutil.Snapdiag(t)}, args...)...)
 }
 
 // lastLine is the bundle path capture prints last.
@@ -102,10 +64,10 @@ func TestCaptureWritesBundle(t *testing.T) {
 	dir := t.TempDir()
 	r := snapdiag(t, nil, "capture", "--out", dir, "--samples", "2", "--interval", "200ms", "--sample", "0",
 		"--reason", "e2e test")
-	if r.code != 0 {
-		t.Fatalf("capture exit %d, stderr:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("capture exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
-	path := lastLine(r.stdout)
+	path := lastLine(r.Stdout)
 	if filepath.Dir(path) != dir || !strings.HasSuffix(path, ".tar.zst") {
 		t.Fatalf("last stdout line %q is not a bundle in %s", path, dir)
 	}
@@ -149,10 +111,10 @@ func TestCaptureWritesBundle(t *testing.T) {
 func TestCaptureDeadlineCut(t *testing.T) {
 	dir := t.TempDir()
 	r := snapdiag(t, nil, "capture", "--out", dir, "--deadline", "1s", "--samples", "3", "--interval", "1s", "--sample", "3s")
-	if r.code != 0 {
-		t.Fatalf("capture exit %d, stderr:\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("capture exit %d, stderr:\n%s", r.Code, r.Stderr)
 	}
-	path := lastLine(r.stdout)
+	path := lastLine(r.Stdout)
 	b := openBundle(t, path)
 	m := b.Manifest()
 	if !m.DeadlineHit {
@@ -165,8 +127,8 @@ func TestCaptureDeadlineCut(t *testing.T) {
 	if _, err := b.Stat(bundle.SampleFile(0, bundle.SampleNetstat)); err != nil {
 		t.Errorf("the sample taken before the deadline is missing: %v", err)
 	}
-	if !strings.Contains(r.stderr, "deadline") {
-		t.Errorf("stderr does not say the deadline cut the capture:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "deadline") {
+		t.Errorf("stderr does not say the deadline cut the capture:\n%s", r.Stderr)
 	}
 	if list := tarList(t, path); list != nil && len(list) < 10 {
 		t.Errorf("tar lists only %d members", len(list))
@@ -188,11 +150,11 @@ func TestCaptureUsageAndErrors(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := snapdiag(t, nil, tc.args...)
-			if r.code != tc.code || !strings.Contains(r.stderr, tc.want) {
-				t.Errorf("exit %d stderr %q, want exit %d mentioning %q", r.code, r.stderr, tc.code, tc.want)
+			if r.Code != tc.code || !strings.Contains(r.Stderr, tc.want) {
+				t.Errorf("exit %d stderr %q, want exit %d mentioning %q", r.Code, r.Stderr, tc.code, tc.want)
 			}
-			if r.stdout != "" {
-				t.Errorf("stdout %q, want nothing on error", r.stdout)
+			if r.Stdout != "" {
+				t.Errorf("stdout %q, want nothing on error", r.Stdout)
 			}
 		})
 	}
@@ -202,10 +164,10 @@ func TestCaptureSystemdTrigger(t *testing.T) {
 	dir := t.TempDir()
 	r := snapdiag(t, []string{"SERVICE_RESULT=exit-code", "EXIT_CODE=exited", "EXIT_STATUS=1"},
 		"capture", "--out", dir, "--samples", "1", "--sample", "0")
-	if r.code != 0 {
-		t.Fatalf("exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d: %s", r.Code, r.Stderr)
 	}
-	m := openBundle(t, lastLine(r.stdout)).Manifest()
+	m := openBundle(t, lastLine(r.Stdout)).Manifest()
 	if m.Trigger.Systemd["SERVICE_RESULT"] != "exit-code" || m.Trigger.Systemd["EXIT_STATUS"] != "1" ||
 		!strings.Contains(m.Trigger.Reason, "exit-code") {
 		t.Errorf("trigger %+v does not carry systemd's result", m.Trigger)
@@ -214,8 +176,8 @@ func TestCaptureSystemdTrigger(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	r := snapdiag(t, nil, "version")
-	if r.code != 0 || !strings.Contains(r.stdout, bundle.Format) {
-		t.Errorf("version: exit %d stdout %q", r.code, r.stdout)
+	if r.Code != 0 || !strings.Contains(r.Stdout, bundle.Format) {
+		t.Errorf("version: exit %d stdout %q", r.Code, r.Stdout)
 	}
 }
 
@@ -228,12 +190,12 @@ func TestCaptureWaitsForLock(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := snapdiag(t, nil, "capture", "--out", dir, "--deadline", "1s", "--sample", "0", "--samples", "1")
-	if r.code != 1 || !strings.Contains(r.stderr, "another snapdiag capture") {
-		t.Errorf("with the lock held: exit %d stderr %q, want exit 1 naming the other capture", r.code, r.stderr)
+	if r.Code != 1 || !strings.Contains(r.Stderr, "another snapdiag capture") {
+		t.Errorf("with the lock held: exit %d stderr %q, want exit 1 naming the other capture", r.Code, r.Stderr)
 	}
 	lock.Release()
 	r = snapdiag(t, nil, "capture", "--out", dir, "--deadline", "2s", "--sample", "0", "--samples", "1")
-	if r.code != 0 {
-		t.Errorf("after release: exit %d stderr %q", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Errorf("after release: exit %d stderr %q", r.Code, r.Stderr)
 	}
 }

@@ -29,19 +29,13 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/watch"
 	"golang.org/x/sys/unix"
 )
 
 // nobody is the unprivileged user the tests run captures as.
 const nobody = "65534"
-
-func needRoot(t *testing.T, why string) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skipf("%s needs root (CI runs as root)", why)
-	}
-}
 
 // setpriv returns the path of util-linux's setpriv, or skips the test.
 func setpriv(t *testing.T) string {
@@ -61,9 +55,9 @@ func asNobody(setpriv string) []string {
 
 // runArgv runs argv (a wrapper such as setpriv, then the binary) in dir,
 // bounded like snapdiag(): a hung capture fails the test, not hangs it.
-func runArgv(t *testing.T, dir string, argv ...string) run {
+func runArgv(t *testing.T, dir string, argv ...string) testutil.Result {
 	t.Helper()
-	return runCommand(t, dir, nil, argv)
+	return testutil.Run(t, runLimit, dir, nil, argv...)
 }
 
 // worldDir is a directory that every user may write, removed at the end.
@@ -85,7 +79,7 @@ func worldDir(t *testing.T) string {
 func publicBinary(t *testing.T) string {
 	t.Helper()
 	dir := worldDir(t)
-	data, err := os.ReadFile(binary)
+	data, err := os.ReadFile(testutil.Snapdiag(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,17 +200,17 @@ func hintLines(stderr string) []string {
 // privilege: the packet sample (CAP_NET_RAW), the kernel log when
 // kernel.dmesg_restrict is set, and the owners of other users' listeners.
 func TestFaultNotRoot(t *testing.T) {
-	needRoot(t, "switching to an unprivileged user")
+	testutil.NeedRoot(t, "switching to an unprivileged user")
 	sp := setpriv(t)
 	dir, bin := worldDir(t), publicBinary(t)
 	port := testListener(t)
 	argv := append(asNobody(sp), bin, "capture", "--out", dir, "--samples", "2", "--interval", "100ms",
 		"--sample", "200ms", "--port", strconv.Itoa(port))
 	r := runArgv(t, dir, argv...)
-	if r.code != 0 {
-		t.Fatalf("exit %d, want 0: a bundle is written without root\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("exit %d, want 0: a bundle is written without root\n%s", r.Code, r.Stderr)
 	}
-	path := lastLine(r.stdout)
+	path := lastLine(r.Stdout)
 	m, b := checkBundle(t, path)
 	var st syscall.Stat_t
 	if err := syscall.Stat(path, &st); err != nil || st.Uid != 65534 || st.Mode&0o777 != 0o600 {
@@ -255,28 +249,28 @@ func TestFaultNotRoot(t *testing.T) {
 		t.Errorf("listeners notes %q do not say that owners could not be found, and why", notes)
 	}
 
-	hints := hintLines(r.stderr)
+	hints := hintLines(r.Stderr)
 	if len(hints) != 1 || !strings.Contains(hints[0], "run as root") {
-		t.Errorf("stderr hints %q, want exactly one telling to run as root\n%s", hints, r.stderr)
+		t.Errorf("stderr hints %q, want exactly one telling to run as root\n%s", hints, r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "packets failed") {
-		t.Errorf("stderr does not report the failed packet sample:\n%s", r.stderr)
+	if !strings.Contains(r.Stderr, "packets failed") {
+		t.Errorf("stderr does not report the failed packet sample:\n%s", r.Stderr)
 	}
 }
 
 // Root with a dropped capability set (systemd's CapabilityBoundingSet=, a
 // container's defaults): only the packet sample is lost.
 func TestFaultNoNetRaw(t *testing.T) {
-	needRoot(t, "dropping a capability from root")
+	testutil.NeedRoot(t, "dropping a capability from root")
 	sp := setpriv(t)
 	dir := t.TempDir()
 	port := testListener(t)
 	r := runArgv(t, dir, sp, "--inh-caps=-net_raw", "--bounding-set=-net_raw",
-		binary, "capture", "--out", dir, "--samples", "2", "--interval", "100ms", "--sample", "200ms")
-	if r.code != 0 {
-		t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
+		testutil.Snapdiag(t), "capture", "--out", dir, "--samples", "2", "--interval", "100ms", "--sample", "200ms")
+	if r.Code != 0 {
+		t.Fatalf("exit %d, want 0\n%s", r.Code, r.Stderr)
 	}
-	m, b := checkBundle(t, lastLine(r.stdout))
+	m, b := checkBundle(t, lastLine(r.Stdout))
 	if m.Host.EUID != 0 || slices.Contains(m.Host.Capabilities, "CAP_NET_RAW") ||
 		!slices.Contains(m.Host.Capabilities, "CAP_NET_ADMIN") {
 		t.Errorf("manifest host euid %d caps %v, want root without CAP_NET_RAW", m.Host.EUID, m.Host.Capabilities)
@@ -290,8 +284,8 @@ func TestFaultNoNetRaw(t *testing.T) {
 	if l := listenerIn(t, b, port); l.PID != os.Getpid() || l.Comm == "" {
 		t.Errorf("listener %s: pid %d comm %q, want this test's pid %d", l.Local, l.PID, l.Comm, os.Getpid())
 	}
-	if hints := hintLines(r.stderr); len(hints) != 1 || !strings.Contains(hints[0], "CAP_NET_RAW") {
-		t.Errorf("stderr hints %q, want exactly one naming CAP_NET_RAW\n%s", hints, r.stderr)
+	if hints := hintLines(r.Stderr); len(hints) != 1 || !strings.Contains(hints[0], "CAP_NET_RAW") {
+		t.Errorf("stderr hints %q, want exactly one naming CAP_NET_RAW\n%s", hints, r.Stderr)
 	}
 }
 
@@ -379,7 +373,7 @@ func TestFaultUnreadableProcFile(t *testing.T) {
 			false, "sysctls", "net/core/somaxconn"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			argv := []string{binary}
+			argv := []string{testutil.Snapdiag(t)}
 			if tc.nobody && os.Geteuid() == 0 {
 				// Root reads a mode-000 file (CAP_DAC_OVERRIDE): drop it all.
 				argv = append(asNobody(setpriv(t)), publicBinary(t))
@@ -397,10 +391,10 @@ func TestFaultUnreadableProcFile(t *testing.T) {
 			}
 			r := runArgv(t, out, append(argv, "capture", "--proc", proc, "--out", out,
 				"--samples", "2", "--interval", "100ms", "--sample", "0", "--deadline", "20s")...)
-			if r.code != 0 {
-				t.Fatalf("exit %d, want 0\n%s", r.code, r.stderr)
+			if r.Code != 0 {
+				t.Fatalf("exit %d, want 0\n%s", r.Code, r.Stderr)
 			}
-			m, _ := checkBundle(t, lastLine(r.stdout))
+			m, _ := checkBundle(t, lastLine(r.Stdout))
 			if m.DeadlineHit {
 				t.Error("deadline_hit: a broken file held a collector until the deadline")
 			}
@@ -420,30 +414,13 @@ func TestFaultUnreadableProcFile(t *testing.T) {
 			default:
 				want[tc.collector] = bundle.StatusFailed
 				errs[tc.collector] = []string{broken, tc.want}
-				if !strings.Contains(r.stderr, broken) {
-					t.Errorf("stderr does not name %s:\n%s", broken, r.stderr)
+				if !strings.Contains(r.Stderr, broken) {
+					t.Errorf("stderr does not name %s:\n%s", broken, r.Stderr)
 				}
 			}
 			wantStatuses(t, m, want, errs)
 		})
 	}
-}
-
-// mountTmpfs mounts a tmpfs of size bytes, unmounted when the test ends.
-func mountTmpfs(t *testing.T, size int) string {
-	t.Helper()
-	needRoot(t, "mounting a tmpfs")
-	dir := t.TempDir()
-	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, fmt.Sprintf("size=%d,mode=0700", size)); err != nil {
-		t.Skipf("mount tmpfs: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := unix.Unmount(dir, 0); err != nil {
-			t.Errorf("unmount %s: %v", dir, err)
-			unix.Unmount(dir, unix.MNT_DETACH)
-		}
-	})
-	return dir
 }
 
 // manySockets opens n loopback connections (2n sockets), closed at the end,
@@ -484,7 +461,7 @@ func manySockets(t *testing.T, n int) {
 // without them, and the manifest says so; when nothing fits, capture exits 1
 // and leaves nothing but the lock.
 func TestFaultDiskFull(t *testing.T) {
-	needRoot(t, "mounting a tmpfs")
+	testutil.NeedRoot(t, "mounting a tmpfs")
 	// 4000 connections make the socket table most of the bundle, even
 	// compressed: the rest is a few tens of KiB.
 	manySockets(t, 4000)
@@ -494,10 +471,10 @@ func TestFaultDiskFull(t *testing.T) {
 	// holds everything staged, but not the staged table and the finished
 	// archive at once, so the disk fills during the commit.
 	full := snapdiag(t, nil, "capture", "--out", t.TempDir(), "--samples", "2", "--interval", "100ms", "--sample", "0")
-	if full.code != 0 {
-		t.Fatalf("capture into a roomy directory: exit %d\n%s", full.code, full.stderr)
+	if full.Code != 0 {
+		t.Fatalf("capture into a roomy directory: exit %d\n%s", full.Code, full.Stderr)
 	}
-	fi, err := os.Stat(lastLine(full.stdout))
+	fi, err := os.Stat(lastLine(full.Stdout))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -510,12 +487,12 @@ func TestFaultDiskFull(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			size := int(max(tc.size, 64<<10))
-			dir := mountTmpfs(t, size)
+			dir := testutil.Tmpfs(t, size)
 			r := snapdiag(t, nil, "capture", "--out", dir, "--samples", "2", "--interval", "100ms", "--sample", "0")
-			if r.code != 0 {
-				t.Fatalf("exit %d, want 0: the small members fit\n%s", r.code, r.stderr)
+			if r.Code != 0 {
+				t.Fatalf("exit %d, want 0: the small members fit\n%s", r.Code, r.Stderr)
 			}
-			m, b := checkBundle(t, lastLine(r.stdout))
+			m, b := checkBundle(t, lastLine(r.Stdout))
 			wantStatuses(t, m, map[string]bundle.Status{
 				"system": bundle.StatusOK, "sysctls": bundle.StatusOK, "proc-net": bundle.StatusOK,
 				"counters": bundle.StatusOK, "listeners": bundle.StatusOK, "sockets": bundle.StatusFailed,
@@ -524,8 +501,8 @@ func TestFaultDiskFull(t *testing.T) {
 			if _, err := b.Stat(bundle.PathSocketsTCP); err == nil {
 				t.Errorf("%s is in the bundle: it did not fit", bundle.PathSocketsTCP)
 			}
-			if !strings.Contains(r.stderr, "sockets failed") {
-				t.Errorf("stderr does not report the lost socket table:\n%s", r.stderr)
+			if !strings.Contains(r.Stderr, "sockets failed") {
+				t.Errorf("stderr does not report the lost socket table:\n%s", r.Stderr)
 			}
 			onlyBundles(t, dir, false)
 			// The summary counts every socket. With thousands of client
@@ -548,14 +525,14 @@ func TestFaultDiskFull(t *testing.T) {
 		})
 	}
 	t.Run("nothing fits", func(t *testing.T) {
-		dir := mountTmpfs(t, 16<<10)
+		dir := testutil.Tmpfs(t, 16<<10)
 		r := snapdiag(t, nil, "capture", "--out", dir, "--samples", "1", "--sample", "0")
-		if r.code != 1 || r.stdout != "" {
-			t.Errorf("exit %d stdout %q, want exit 1 and no bundle path", r.code, r.stdout)
+		if r.Code != 1 || r.Stdout != "" {
+			t.Errorf("exit %d stdout %q, want exit 1 and no bundle path", r.Code, r.Stdout)
 		}
-		if !strings.Contains(r.stderr, syscall.ENOSPC.Error()) || len(hintLines(r.stderr)) != 1 ||
-			!strings.Contains(hintLines(r.stderr)[0], "full") {
-			t.Errorf("stderr does not say the disk is full, with one hint:\n%s", r.stderr)
+		if !strings.Contains(r.Stderr, syscall.ENOSPC.Error()) || len(hintLines(r.Stderr)) != 1 ||
+			!strings.Contains(hintLines(r.Stderr)[0], "full") {
+			t.Errorf("stderr does not say the disk is full, with one hint:\n%s", r.Stderr)
 		}
 		if bundles, _ := onlyBundles(t, dir, false); len(bundles) > 0 {
 			t.Errorf("bundles written: %v", bundles)
@@ -624,7 +601,7 @@ func TestFaultKilled(t *testing.T) {
 		args: []string{"capture", "--out", dir, "--samples", "1", "--sample", "0"}})
 
 	for _, p := range points {
-		cmd := exec.Command(binary, p.args...)
+		cmd := exec.Command(testutil.Snapdiag(t), p.args...)
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		killed := make(chan struct{}, 1)
 		kill := func() {
@@ -686,10 +663,10 @@ func TestFaultKilled(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := snapdiag(t, nil, "capture", "--out", dir, "--samples", "1", "--sample", "0")
-	if r.code != 0 {
-		t.Fatalf("capture after the kills: exit %d\n%s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("capture after the kills: exit %d\n%s", r.Code, r.Stderr)
 	}
-	checkBundle(t, lastLine(r.stdout))
+	checkBundle(t, lastLine(r.Stdout))
 	_, left := onlyBundles(t, dir, true)
 	if !slices.Equal(left, []string{fresh}) {
 		t.Errorf("temporary entries after the next run: %q, want only the fresh one %s", left, fresh)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
 )
 
@@ -39,7 +40,7 @@ func TestLabCaptureMatchesSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	dir := t.TempDir()
-	out, err := l.Exec(ctx, l.Server, binary, "capture", "--out", dir, "--samples", "2", "--interval", "500ms",
+	out, err := l.Exec(ctx, l.Server, testutil.Snapdiag(t), "capture", "--out", dir, "--samples", "2", "--interval", "500ms",
 		"--sample", "1500ms", "--port", "8080", "--reason", "lab")
 	if err != nil {
 		t.Fatalf("capture: %v", err)
@@ -67,7 +68,9 @@ func TestLabCaptureMatchesSS(t *testing.T) {
 		}
 		wants[port] = want{int(sa.RecvQ), int(sa.SendQ), after.SynRecv[port]}
 	}
-	// Sanity: the incidents are the ones described (docs §6 on 6.13+ kernels).
+	// Sanity: the incidents are the ones the lab set up: the accept queue's
+	// backlog 8 holding what the scenario queued, and the SYN flood's
+	// plateau of half-open requests.
 	if w := wants[8081]; w.sendQ != 8 || w.recvQ != aq.Queued {
 		t.Errorf("accept-queue incident: ss %+v, want Send-Q 8 and Recv-Q %d", w, aq.Queued)
 	}

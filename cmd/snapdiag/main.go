@@ -14,7 +14,7 @@ import (
 
 func main() { os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr)) }
 
-// Exit codes shared by every command (DESIGN.md). analyze and watch --once
+// Exit codes shared by every command. analyze and watch --once
 // also exit 3 when the worst finding is a warning and 4 when it is critical.
 const (
 	exitOK    = 0

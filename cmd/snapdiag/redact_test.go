@@ -19,16 +19,16 @@ func TestRedactCommand(t *testing.T) {
 	key := filepath.Join(dir, "keys", "incident.key")
 	out := t.TempDir()
 	r := snapdiag(t, nil, "redact", "--key-file", key, in, out)
-	if r.code != 0 {
-		t.Fatalf("redact exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("redact exit %d: %s", r.Code, r.Stderr)
 	}
-	if !strings.Contains(r.stderr, "created redaction key") {
-		t.Errorf("stderr does not say the key was created: %q", r.stderr)
+	if !strings.Contains(r.Stderr, "created redaction key") {
+		t.Errorf("stderr does not say the key was created: %q", r.Stderr)
 	}
 	if fi, err := os.Stat(key); err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("key file: %v", err)
 	}
-	path := lastLine(r.stdout)
+	path := lastLine(r.Stdout)
 	fi, err := os.Stat(path)
 	if err != nil || fi.Mode().Perm() != 0o600 || filepath.Dir(path) != out {
 		t.Fatalf("redacted bundle %q: %v", path, err)
@@ -44,19 +44,19 @@ func TestRedactCommand(t *testing.T) {
 		t.Errorf("file name %s holds the host name", path)
 	}
 	orig, red := snapdiag(t, nil, "analyze", in), snapdiag(t, nil, "analyze", path)
-	if orig.code != red.code || orig.code < 3 {
-		t.Errorf("analyze exits %d on the original, %d on the redacted copy", orig.code, red.code)
+	if orig.Code != red.Code || orig.Code < 3 {
+		t.Errorf("analyze exits %d on the original, %d on the redacted copy", orig.Code, red.Code)
 	}
 
 	file := filepath.Join(out, "copy.tar.zst")
-	if r := snapdiag(t, nil, "redact", "--key-file", key, in, file); r.code != 0 {
-		t.Fatalf("redact into a file: exit %d: %s", r.code, r.stderr)
+	if r := snapdiag(t, nil, "redact", "--key-file", key, in, file); r.Code != 0 {
+		t.Fatalf("redact into a file: exit %d: %s", r.Code, r.Stderr)
 	}
-	if r := snapdiag(t, nil, "redact", "--key-file", key, in, file); r.code != 1 || !strings.Contains(r.stderr, "exist") {
-		t.Errorf("redact over an existing file: exit %d, %q", r.code, r.stderr)
+	if r := snapdiag(t, nil, "redact", "--key-file", key, in, file); r.Code != 1 || !strings.Contains(r.Stderr, "exist") {
+		t.Errorf("redact over an existing file: exit %d, %q", r.Code, r.Stderr)
 	}
-	if r := snapdiag(t, nil, "redact", "--key-file", key, path, t.TempDir()); r.code != 1 || !strings.Contains(r.stderr, "already redacted") {
-		t.Errorf("redact a redacted bundle: exit %d, %q", r.code, r.stderr)
+	if r := snapdiag(t, nil, "redact", "--key-file", key, path, t.TempDir()); r.Code != 1 || !strings.Contains(r.Stderr, "already redacted") {
+		t.Errorf("redact a redacted bundle: exit %d, %q", r.Code, r.Stderr)
 	}
 }
 
@@ -67,10 +67,10 @@ func TestCaptureRedact(t *testing.T) {
 	key := filepath.Join(t.TempDir(), "k")
 	r := snapdiag(t, nil, "capture", "--out", dir, "--samples", "1", "--interval", "100ms", "--sample", "0",
 		"--redact", "--key-file", key, "-q")
-	if r.code != 0 {
-		t.Fatalf("capture --redact exit %d: %s", r.code, r.stderr)
+	if r.Code != 0 {
+		t.Fatalf("capture --redact exit %d: %s", r.Code, r.Stderr)
 	}
-	path := lastLine(r.stdout)
+	path := lastLine(r.Stdout)
 	entries, err := os.ReadDir(dir)
 	if err != nil {
 		t.Fatal(err)

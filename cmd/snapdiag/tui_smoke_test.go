@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // tmuxSession runs the real binary in a tmux pseudo-terminal of its own
@@ -48,22 +49,14 @@ func (s *tmuxSession) keys(k ...string) { s.run(append([]string{"send-keys", "-t
 // waitFor polls the screen until ok holds, and fails after 10 s.
 func (s *tmuxSession) waitFor(what string, ok func(string) bool) string {
 	s.t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		scr := s.screen()
-		if ok(scr) {
-			return scr
-		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("screen never showed %s:\n%s", what, scr)
-		}
-		<-tick.C
-	}
+	var scr string
+	testutil.Eventually(s.t, 10*time.Second, "the screen to show "+what, func() (bool, string) {
+		scr = s.screen()
+		return ok(scr), scr
+	})
+	return scr
 }
 
-// selectedLine is the line of the screen under the cursor marker.
 func selectedLine(scr string) string {
 	for _, l := range strings.Split(scr, "\n") {
 		if strings.HasPrefix(l, "› ") {
@@ -87,8 +80,8 @@ func TestTUISmokeSYNFlood(t *testing.T) {
 	}
 	r := snapdiag(t, nil, "analyze", "--format", "json", fx)
 	var rep analyze.Report
-	if err := json.Unmarshal([]byte(r.stdout), &rep); err != nil {
-		t.Fatalf("analyze --format json (exit %d): %v\nstderr: %s", r.code, err, r.stderr)
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("analyze --format json (exit %d): %v\nstderr: %s", r.Code, err, r.Stderr)
 	}
 	var f *analyze.Finding
 	for i := range rep.Findings {
@@ -110,7 +103,7 @@ func TestTUISmokeSYNFlood(t *testing.T) {
 		t.Fatalf("the finding does not recommend %q; its commands: %q", fixCommand, commands)
 	}
 
-	tm := newTmux(t, 160, 48, binary, "tui", fx)
+	tm := newTmux(t, 160, 48, testutil.Snapdiag(t), "tui", fx)
 	scr := tm.waitFor("the findings view", func(s string) bool {
 		return strings.Contains(s, "1 Findings]") && selectedLine(s) != ""
 	})

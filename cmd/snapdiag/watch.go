@@ -13,20 +13,21 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/analyze"
-	"github.com/snapdiag/snapdiag/bundle"
-	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/cobra"
 )
 
-// Exit codes of watch --once beyond the shared ones (DESIGN.md): the
-// analyze-style severities.
+// Exit codes of watch --once beyond the shared ones (0 ok, 1 error, 2 usage):
+// analyze's, by the worst finding's severity.
 const (
 	exitWarning  = 3
 	exitCritical = 4
 )
 
+// watchFlags are snapdiag watch's flags: the watchdog's own and, embedded,
+// the capture settings it uses on every trigger.
 type watchFlags struct {
+	captureFlags
 	checks       []string
 	expect       string
 	insecure     bool
@@ -40,22 +41,12 @@ type watchFlags struct {
 	once         bool
 	history      time.Duration
 	historyBytes watch.ByteSize
-	out          string
 	lockWait     time.Duration
 	keep         int
 	maxBytes     watch.ByteSize
 	minFree      watch.ByteSize
 	logFormat    string
 	logLevel     string
-
-	// Capture settings, as for snapdiag capture.
-	ports      []int
-	samples    int
-	interval   time.Duration
-	sample     time.Duration
-	deadline   time.Duration
-	stageBytes watch.ByteSize
-	procRoot   string
 
 	// fillHistory fills the history at start-up (benchmarks).
 	fillHistory bool
@@ -66,7 +57,6 @@ func newWatchCmd() *cobra.Command {
 		historyBytes: watch.DefaultHistoryBytes,
 		maxBytes:     watch.DefaultMaxBytes,
 		minFree:      watch.DefaultMinFree,
-		stageBytes:   512 << 20,
 	}
 	cmd := &cobra.Command{
 		Use:   "watch",
@@ -122,6 +112,7 @@ bundle is written. Exit codes of --once:
 		},
 	}
 	fl := cmd.Flags()
+	f.register(fl)
 	fl.StringArrayVar(&f.checks, "check", nil, "health check: tcp://HOST:PORT, http://URL, https://URL or exec:CMD (repeatable)")
 	fl.StringVar(&f.expect, "expect", "", "text the first line from a tcp check's server must contain")
 	fl.BoolVar(&f.insecure, "insecure", false, "do not verify https checks' certificates (self-signed)")
@@ -135,24 +126,14 @@ bundle is written. Exit codes of --once:
 	fl.BoolVar(&f.once, "once", false, "run one check cycle and exit by its result")
 	fl.DurationVar(&f.history, "history", watch.DefaultHistory, "how much sample history to keep in memory for the bundle (0: none)")
 	fl.Var(&f.historyBytes, "history-bytes", "memory bound of the history")
-	fl.StringVar(&f.out, "out", "", "directory for bundles (default /var/lib/snapdiag when writable, else the current directory)")
 	fl.DurationVar(&f.lockWait, "lock-wait", watch.DefaultLockWait, "how long to wait for another capture into --out before skipping")
 	fl.IntVar(&f.keep, "keep", watch.DefaultKeep, "bundles of this host to keep in --out (0: no limit)")
 	fl.Var(&f.maxBytes, "max-bytes", "total size of this host's bundles to keep in --out (0: no limit)")
 	fl.Var(&f.minFree, "min-free", "do not capture when --out's filesystem has less free space (0: no limit)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "least log level: debug, info, warn or error")
-	fl.IntSliceVar(&f.ports, "port", nil, "service port to focus the capture on (repeatable)")
-	fl.IntVar(&f.samples, "samples", collectors.DefaultSamples, "counter samples each capture takes after the history")
-	fl.DurationVar(&f.interval, "interval", collectors.DefaultInterval, "time between a capture's counter samples")
-	fl.DurationVar(&f.sample, "sample", collectors.DefaultPacketWin, "a capture's packet sample window (0 disables)")
-	fl.DurationVar(&f.deadline, "deadline", collectors.DefaultDeadline, "hard limit of one capture; a partial bundle is still written")
-	fl.Var(&f.stageBytes, "stage-bytes", "most bytes one capture may stage on disk")
-	fl.StringVar(&f.procRoot, "proc", "/proc", "proc root to read (for tests)")
 	fl.BoolVar(&f.fillHistory, "fill-history", false, "fill the history with back-to-back samples at start (benchmarks)")
-	for _, h := range []string{"proc", "fill-history", "stage-bytes"} {
-		_ = fl.MarkHidden(h)
-	}
+	_ = fl.MarkHidden("fill-history")
 	return cmd
 }
 
@@ -168,17 +149,10 @@ func (f watchFlags) validate() error {
 		return usageError{errors.New("--cooldown, --history, --lock-wait and --then-timeout must not be negative")}
 	case f.keep < 0:
 		return usageError{errors.New("--keep must not be negative")}
-	case f.samples < 1 || f.samples > 10000 || f.interval <= 0 || f.sample < 0 || f.deadline <= 0:
-		return usageError{errors.New("--samples must be 1 to 10000, --interval and --deadline positive, --sample not negative")}
 	case f.logFormat != "text" && f.logFormat != "json":
 		return usageError{fmt.Errorf("--log-format %q: want text or json", f.logFormat)}
 	}
-	for _, p := range f.ports {
-		if p < 1 || p > 65535 {
-			return usageError{fmt.Errorf("--port %d is not a TCP port", p)}
-		}
-	}
-	return nil
+	return f.captureFlags.validate()
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
@@ -225,20 +199,16 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 	if err != nil {
 		return err
 	}
-	h := collectors.DefaultHost()
-	h.Proc = f.procRoot
-	h.Ports = f.ports
-	if len(h.Ports) == 0 {
+	opts := f.options(dir)
+	if len(opts.Host.Ports) == 0 {
 		// Without --port, the packet sample focuses on the checked services,
 		// so it holds their clients' ACKs, not only SYN, FIN and RST.
 		for _, c := range checks {
-			if p := c.Port(); p != 0 && !slices.Contains(h.Ports, p) {
-				h.Ports = append(h.Ports, p)
+			if p := c.Port(); p != 0 && !slices.Contains(opts.Host.Ports, p) {
+				opts.Host.Ports = append(opts.Host.Ports, p)
 			}
 		}
 	}
-	h.PacketWindow = f.sample
-	v, c := buildInfo()
 	w, err := watch.New(watch.Config{
 		Checks:       checks,
 		Every:        f.every,
@@ -251,18 +221,10 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 		HistoryBytes: int(f.historyBytes),
 		LockWait:     f.lockWait,
 		Retention:    watch.Retention{Keep: f.keep, MaxBytes: int64(f.maxBytes), MinFree: int64(f.minFree)},
-		Capture: collectors.Options{
-			Dir:      dir,
-			Samples:  f.samples,
-			Interval: f.interval,
-			Deadline: f.deadline,
-			Host:     h,
-			Tool:     bundle.Tool{Name: "snapdiag", Version: v, Commit: c},
-			MaxBytes: int64(f.stageBytes),
-		},
-		Logger:     log,
-		Bundles:    stdout,
-		ThenOutput: stderr,
+		Capture:      opts,
+		Logger:       log,
+		Bundles:      stdout,
+		ThenOutput:   stderr,
 	})
 	if err != nil {
 		return usageError{err}

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -17,24 +18,24 @@ import (
 func liveSeeds(f *testing.F) (datagrams, msgs, infos [][]byte) {
 	f.Helper()
 	for _, lo := range []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")} {
-		if !canListen(lo) {
+		if !testutil.CanListen(lo) {
 			continue
 		}
 		network := "tcp4"
 		if lo.Is6() {
 			network = "tcp6"
 		}
-		fd, port := listenTCP(f, lo, 4, 0)
+		fd, port := testutil.Listen(f, netip.AddrPortFrom(lo, 0), 4)
 		// An accepted connection closed by the client first leaves the
 		// client's side in TIME_WAIT (or FIN_WAIT2 for a moment).
-		tw := dialTCP(f, network, lo, port)
+		tw := testutil.Dial(f, network, lo, port)
 		if nfd, _, err := unix.Accept(fd); err == nil {
 			tw.Close()
 			unix.Close(nfd)
 		}
-		dialTCP(f, network, lo, port)
-		_, dport := listenTCP(f, lo, 4, 60)
-		dialTCP(f, network, lo, dport) // stays a request socket
+		testutil.Dial(f, network, lo, port)
+		_, dport := testutil.Listen(f, netip.AddrPortFrom(lo, 0), 4, testutil.DeferAccept(60))
+		testutil.Dial(f, network, lo, dport) // stays a request socket
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
 		err := dumpRaw(context.Background(), family, StatesAll, ExtInfo, func(d []byte) (bool, error) {

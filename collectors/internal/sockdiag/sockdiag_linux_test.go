@@ -11,71 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"golang.org/x/sys/unix"
 )
-
-// listenTCP opens a TCP listener on addr with the given backlog, the way a
-// server does (socket, bind, listen), so the test controls the backlog that
-// inet_diag reports as Send-Q. deferAccept > 0 sets TCP_DEFER_ACCEPT, which
-// keeps completed handshakes without data as request sockets in SYN_RECV.
-func listenTCP(t testing.TB, addr netip.Addr, backlog, deferAccept int) (fd, port int) {
-	t.Helper()
-	family := unix.AF_INET
-	var sa unix.Sockaddr
-	if addr.Is4() {
-		sa = &unix.SockaddrInet4{Addr: addr.As4()}
-	} else {
-		family = unix.AF_INET6
-		sa = &unix.SockaddrInet6{Addr: addr.As16()}
-	}
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatalf("socket: %v", err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if deferAccept > 0 {
-		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_DEFER_ACCEPT, deferAccept); err != nil {
-			t.Fatalf("TCP_DEFER_ACCEPT: %v", err)
-		}
-	}
-	if err := unix.Bind(fd, sa); err != nil {
-		t.Skipf("bind %v: %v", addr, err)
-	}
-	if err := unix.Listen(fd, backlog); err != nil {
-		t.Fatalf("listen: %v", err)
-	}
-	got, err := unix.Getsockname(fd)
-	if err != nil {
-		t.Fatalf("getsockname: %v", err)
-	}
-	switch s := got.(type) {
-	case *unix.SockaddrInet4:
-		port = s.Port
-	case *unix.SockaddrInet6:
-		port = s.Port
-	}
-	return fd, port
-}
-
-// canListen reports whether this host has addr, to skip IPv6 where it is off.
-func canListen(addr netip.Addr) bool {
-	l, err := net.Listen("tcp", net.JoinHostPort(addr.String(), "0"))
-	if err != nil {
-		return false
-	}
-	l.Close()
-	return true
-}
-
-func dialTCP(t testing.TB, network string, addr netip.Addr, port int) *net.TCPConn {
-	t.Helper()
-	c, err := net.Dial(network, net.JoinHostPort(addr.String(), strconv.Itoa(port)))
-	if err != nil {
-		t.Fatalf("dial: %v", err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return c.(*net.TCPConn)
-}
 
 // fdIdentity is what the kernel says about a socket from its own side: the
 // inode of its file and its cookie.
@@ -120,33 +58,21 @@ func dumpPort(t testing.TB, family uint8, states uint32, port int) []Msg {
 	return out
 }
 
-// eventually polls cond: on loopback the handshake's last ACK may still be in
-// the softirq backlog when connect() returns, so the accept queue fills a
-// moment later.
-func eventually(t testing.TB, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func TestDumpListenerQueues(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
-	lfd, port := listenTCP(t, lo, 7, 0)
-	clients := []*net.TCPConn{dialTCP(t, "tcp4", lo, port), dialTCP(t, "tcp4", lo, port)}
+	lfd, port := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 7)
+	clients := []*net.TCPConn{testutil.Dial(t, "tcp4", lo, port), testutil.Dial(t, "tcp4", lo, port)}
 
 	var l Msg
-	eventually(t, "two connections in the accept queue", func() bool {
+	// On loopback the handshake's last ACK may still be in the softirq
+	// backlog when connect() returns: the accept queue fills a moment later.
+	testutil.Eventually(t, 5*time.Second, "two connections in the accept queue", func() (bool, string) {
 		ls := dumpPort(t, FamilyInet, StatesListen, port)
 		if len(ls) != 1 {
 			t.Fatalf("dump reported %d listeners on port %d, want 1: %+v", len(ls), port, ls)
 		}
 		l = ls[0]
-		return l.RQueue == 2
+		return l.RQueue == 2, ""
 	})
 	inode, cookie := fdIdentity(t, lfd)
 	if l.State != StateListen || l.WQueue != 7 || l.Inode != inode || l.Cookie != cookie ||
@@ -213,7 +139,7 @@ func TestDumpListenerQueues(t *testing.T) {
 // window scale than the server, so its rcv_wscale is below its snd_wscale.
 func TestDumpWindowScale(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
-	_, port := listenTCP(t, lo, 4, 0)
+	_, port := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 4)
 	d := net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
@@ -227,7 +153,7 @@ func TestDumpWindowScale(t *testing.T) {
 	}
 	defer c.Close()
 	var client, child *Msg
-	eventually(t, "the client and the server side established", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the client and the server side established", func() (bool, string) {
 		client, child = nil, nil
 		for _, m := range dumpPort(t, FamilyInet, 1<<StateEstablished, port) {
 			if m.Src.String() == c.LocalAddr().String() {
@@ -236,7 +162,7 @@ func TestDumpWindowScale(t *testing.T) {
 				child = &m
 			}
 		}
-		return client != nil && child != nil
+		return client != nil && child != nil, ""
 	})
 	if client.Info.Options&4 == 0 { // TCPI_OPT_WSCALE
 		t.Skip("window scaling is off (net.ipv4.tcp_window_scaling=0)")
@@ -250,19 +176,19 @@ func TestDumpWindowScale(t *testing.T) {
 
 func TestDumpRequestSockets(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
-	_, port := listenTCP(t, lo, 7, 60)
+	_, port := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 7, testutil.DeferAccept(60))
 	for range 3 {
-		dialTCP(t, "tcp4", lo, port)
+		testutil.Dial(t, "tcp4", lo, port)
 	}
 	var reqs []Msg
-	eventually(t, "three request sockets", func() bool {
+	testutil.Eventually(t, 5*time.Second, "three request sockets", func() (bool, string) {
 		reqs = reqs[:0]
 		for _, m := range dumpPort(t, FamilyInet, StatesSynRecv, port) {
 			if int(m.Src.Port()) == port {
 				reqs = append(reqs, m)
 			}
 		}
-		return len(reqs) == 3
+		return len(reqs) == 3, ""
 	})
 	for _, m := range reqs {
 		if !m.Request() || m.State != StateSynRecv || m.Timer != 1 || m.Inode != 0 || m.RQueue != 0 || m.HasInfo {
@@ -277,7 +203,7 @@ func TestDumpRequestSockets(t *testing.T) {
 
 func TestDumpStopsOnCallbackError(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
-	listenTCP(t, lo, 1, 0)
+	testutil.Listen(t, netip.AddrPortFrom(lo, 0), 1)
 	stop := errors.New("stop")
 	n := 0
 	err := Dump(context.Background(), FamilyInet, StatesAll, 0, func(*Msg) error {

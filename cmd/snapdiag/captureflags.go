@@ -1,0 +1,101 @@
+package main
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/watch"
+	"github.com/spf13/pflag"
+)
+
+// defaultStageBytes bounds what one capture stages on disk unless
+// --stage-bytes says otherwise.
+const defaultStageBytes = 512 << 20
+
+// captureFlags are the settings of one capture, shared by snapdiag capture
+// and snapdiag watch (which captures with them on every trigger): one
+// definition, so the two commands spell and check them the same way.
+type captureFlags struct {
+	out        string
+	ports      []int
+	samples    int
+	interval   time.Duration
+	sample     time.Duration
+	deadline   time.Duration
+	socketCap  int
+	maxPackets int
+	payload    bool
+	stageBytes watch.ByteSize
+	procRoot   string
+}
+
+// register adds the capture flags to fl, with their defaults.
+func (f *captureFlags) register(fl *pflag.FlagSet) {
+	f.stageBytes = defaultStageBytes
+	fl.StringVar(&f.out, "out", "", "directory for bundles (default /var/lib/snapdiag when writable, else the current directory)")
+	fl.IntSliceVar(&f.ports, "port", nil, "service port to focus the capture on (repeatable)")
+	fl.IntVar(&f.samples, "samples", collectors.DefaultSamples, "counter samples a capture takes")
+	fl.DurationVar(&f.interval, "interval", collectors.DefaultInterval, "time between counter samples")
+	fl.DurationVar(&f.sample, "sample", collectors.DefaultPacketWin, "packet sample window, during the counter samples (0 disables)")
+	fl.DurationVar(&f.deadline, "deadline", collectors.DefaultDeadline, "hard limit of one capture; a partial bundle is still written")
+	fl.IntVar(&f.socketCap, "socket-cap", collectors.DefaultSocketCap, "most rows in the socket table (the summary is never capped)")
+	fl.IntVar(&f.maxPackets, "max-packets", collectors.DefaultPacketLimit, "most packets in the packet sample")
+	fl.BoolVar(&f.payload, "payload", false, "keep packet payloads (default: headers only)")
+	fl.Var(&f.stageBytes, "stage-bytes", "most bytes one capture may stage on disk")
+	fl.StringVar(&f.procRoot, "proc", "/proc", "proc root to read (for tests)")
+	_ = fl.MarkHidden("proc")
+}
+
+// validate reports the first capture flag out of its range as a usage error.
+func (f captureFlags) validate() error {
+	switch {
+	case f.samples < 1 || f.samples > 10000:
+		return usageError{fmt.Errorf("--samples must be between 1 and 10000, not %d", f.samples)}
+	case f.interval <= 0:
+		return usageError{fmt.Errorf("--interval must be positive")}
+	case f.sample < 0:
+		return usageError{fmt.Errorf("--sample must be 0 (off) or positive")}
+	case f.deadline <= 0:
+		return usageError{fmt.Errorf("--deadline must be positive")}
+	case f.socketCap < 0 || f.maxPackets < 0:
+		return usageError{fmt.Errorf("--socket-cap and --max-packets must not be negative")}
+	case f.stageBytes <= 0:
+		return usageError{fmt.Errorf("--stage-bytes must be positive")}
+	}
+	for _, p := range f.ports {
+		if p < 1 || p > 65535 {
+			return usageError{fmt.Errorf("--port %d is not a TCP port", p)}
+		}
+	}
+	return nil
+}
+
+// host is the Host the capture reads, with defaults for what the flags leave
+// zero.
+func (f captureFlags) host() collectors.Host {
+	return collectors.Host{
+		Proc:         f.procRoot,
+		Ports:        f.ports,
+		SocketCap:    f.socketCap,
+		PacketWindow: f.sample,
+		PacketLimit:  f.maxPackets,
+		Payload:      f.payload,
+	}.WithDefaults()
+}
+
+// options is the capture into dir that the flags describe; the caller adds
+// the trigger.
+func (f captureFlags) options(dir string) collectors.Options {
+	v, c := buildInfo()
+	return collectors.Options{
+		Dir:      dir,
+		Samples:  f.samples,
+		Interval: f.interval,
+		Deadline: f.deadline,
+		Host:     f.host(),
+		Tool:     bundle.Tool{Name: "snapdiag", Version: v, Commit: c},
+		MaxBytes: int64(f.stageBytes),
+	}
+}

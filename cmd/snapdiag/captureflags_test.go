@@ -1,0 +1,76 @@
+package main
+
+import (
+	"io"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+// TestCaptureFlagsShared: capture and watch offer every capture flag with the
+// same type, default and help, because both register them from one place.
+func TestCaptureFlagsShared(t *testing.T) {
+	var f captureFlags
+	want := pflag.NewFlagSet("capture settings", pflag.ContinueOnError)
+	f.register(want)
+	for _, cmd := range []struct {
+		name  string
+		flags *pflag.FlagSet
+	}{
+		{"capture", newCaptureCmd().Flags()},
+		{"watch", newWatchCmd().Flags()},
+	} {
+		want.VisitAll(func(w *pflag.Flag) {
+			got := cmd.flags.Lookup(w.Name)
+			switch {
+			case got == nil:
+				t.Errorf("%s has no --%s", cmd.name, w.Name)
+			case got.Value.Type() != w.Value.Type() || got.DefValue != w.DefValue || got.Usage != w.Usage || got.Hidden != w.Hidden:
+				t.Errorf("%s --%s: %s %q %q hidden=%v, want %s %q %q hidden=%v", cmd.name, w.Name,
+					got.Value.Type(), got.DefValue, got.Usage, got.Hidden, w.Value.Type(), w.DefValue, w.Usage, w.Hidden)
+			}
+		})
+	}
+}
+
+// TestCaptureMaxBytesAlias: capture's old --max-bytes still sets the staging
+// limit, hidden and deprecated in favour of --stage-bytes.
+func TestCaptureMaxBytesAlias(t *testing.T) {
+	cmd := newCaptureCmd()
+	cmd.SetErr(io.Discard) // the deprecation notice
+	if err := cmd.ParseFlags([]string{"--max-bytes", "1048576"}); err != nil {
+		t.Fatal(err)
+	}
+	fl := cmd.Flags()
+	if got := fl.Lookup("stage-bytes").Value.String(); got != "1.0MiB" {
+		t.Errorf("--stage-bytes after --max-bytes 1048576 = %s, want 1.0MiB", got)
+	}
+	if old := fl.Lookup("max-bytes"); old.Deprecated == "" || !old.Hidden {
+		t.Errorf("--max-bytes deprecated %q hidden %v, want deprecated and hidden", old.Deprecated, old.Hidden)
+	}
+}
+
+// TestCaptureFlagsValidate: both commands refuse the same out-of-range
+// capture settings as usage errors (exit 2), before capturing anything.
+func TestCaptureFlagsValidate(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--samples", "0"},
+		{"--samples", "10001"},
+		{"--interval", "0s"},
+		{"--sample", "-1s"},
+		{"--deadline", "0s"},
+		{"--socket-cap", "-1"},
+		{"--max-packets", "-1"},
+		{"--stage-bytes", "0"},
+		{"--stage-bytes", "NaN"},
+		{"--port", "0"},
+		{"--port", "65536"},
+	} {
+		for _, cmd := range [][]string{{"capture"}, {"watch", "--check", "exec:true"}} {
+			args := append(append([]string{}, cmd...), bad...)
+			if code := Main(args, io.Discard, io.Discard); code != exitUsage {
+				t.Errorf("snapdiag %v: exit %d, want %d", args, code, exitUsage)
+			}
+		}
+	}
+}
