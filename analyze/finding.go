@@ -137,7 +137,7 @@ const SysctlConfFile = "/etc/sysctl.d/90-snapdiag.conf"
 // evDelta is the evidence of a counter's movement.
 func evDelta(d Delta, note string) Evidence {
 	return Evidence{
-		Source: d.Source, Metric: d.Metric, Value: float64(d.Last),
+		Source: d.Source, Metric: d.Counter.String(), Value: float64(d.Last),
 		Delta: float64(d.Delta), PerSecond: round2(d.PerSecond), Note: note,
 	}
 }

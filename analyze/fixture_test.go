@@ -22,15 +22,6 @@ type fixture struct {
 	fs fstest.MapFS
 }
 
-func loadFixture(t testing.TB, dir string) *fixture {
-	t.Helper()
-	m, err := readTree(dir)
-	if err != nil {
-		t.Fatalf("load %s: %v", dir, err)
-	}
-	return &fixture{t: t, fs: m}
-}
-
 func readTree(dir string) (fstest.MapFS, error) {
 	m := fstest.MapFS{}
 	root := os.DirFS(dir)

@@ -13,9 +13,9 @@ import (
 // with Recv-Q at Send-Q shows which. Stuck vs slow: Recv-Q pinned above
 // Send-Q in every sample while PassiveOpens stands still.
 func ruleAcceptQueue(s *Snapshot) []Finding {
-	overflows := s.Delta("TcpExt.ListenOverflows")
-	drops := s.Delta("TcpExt.ListenDrops")
-	passive := s.Delta("Tcp.PassiveOpens")
+	overflows := s.Delta(tcpExtListenOverflows)
+	drops := s.Delta(tcpExtListenDrops)
+	passive := s.Delta(tcpPassiveOpens)
 	var fullLs []*ListenerState
 	for _, l := range s.Listeners() {
 		if acceptQueueFull(l) {
@@ -98,14 +98,14 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 			"send their request and hang, because the server drops their ACK and keeps re-sending the SYN-ACK.", pa.AckTimeOverflow))
 	}
 	abort, _ := s.Sysctls.Int("net.ipv4.tcp_abort_on_overflow")
-	embryonic := s.Delta("TcpExt.EmbryonicRsts")
+	embryonic := s.Delta(tcpExtEmbryonicRsts)
 	if abort == 1 {
 		f.Evidence = append(f.Evidence, evValue(sysctlSource("net.ipv4.tcp_abort_on_overflow"), "net.ipv4.tcp_abort_on_overflow", 1,
 			"third ACKs that find the accept queue full are answered with a RST"))
 		if embryonic.OK {
 			f.Evidence = append(f.Evidence, evDelta(embryonic, "requests reset at ACK time"))
 		}
-		if outRsts := s.Delta("Tcp.OutRsts"); outRsts.OK {
+		if outRsts := s.Delta(tcpOutRsts); outRsts.OK {
 			f.Evidence = append(f.Evidence, evDelta(outRsts, ""))
 		}
 		if pa := s.Packets; pa != nil && pa.AbortRSTs > 0 {
@@ -115,8 +115,8 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 			sub = append(sub, "tcp_abort_on_overflow=1 turns every overflow into a connection reset (ECONNRESET) for the client.")
 		}
 	}
-	if cookies := s.Delta("TcpExt.TCPReqQFullDoCookies"); cookies.Moved() {
-		if sent := s.Delta("TcpExt.SyncookiesSent"); sent.OK && cookies.Delta > sent.Delta {
+	if cookies := s.Delta(tcpExtTCPReqQFullDoCookies); cookies.Moved() {
+		if sent := s.Delta(tcpExtSyncookiesSent); sent.OK && cookies.Delta > sent.Delta {
 			f.Evidence = append(f.Evidence, evValue(cookies.Source, "TcpExt.TCPReqQFullDoCookies - SyncookiesSent",
 				float64(cookies.Delta-sent.Delta), "cookies chosen and then dropped because the accept queue was full: both queues were full"))
 		}

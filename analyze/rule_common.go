@@ -140,11 +140,6 @@ func packetEvidence(s *Snapshot) []Evidence {
 	return out
 }
 
-// containsFold reports whether s contains substr, ignoring case.
-func containsFold(s, substr string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(substr))
-}
-
 // synFloodLog returns evidence for the "Possible SYN flooding on port
 // ADDR:PORT" lines about this bundle's listeners. The kernel log is shared
 // by every network namespace, so when the bundle says which sockets matter

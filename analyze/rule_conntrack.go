@@ -12,15 +12,15 @@ import (
 // in /proc/net/stat/nf_conntrack.
 func ruleConntrack(s *Snapshot) []Finding {
 	ctMax, haveMax := s.Sysctls.Int("net.netfilter.nf_conntrack_max")
-	count, countSrc, haveCount := s.Value("Conntrack.count")
+	count, countSrc, haveCount := s.Value(conntrackCount)
 	if !haveCount {
 		if c, ok := s.Sysctls.Int("net.netfilter.nf_conntrack_count"); ok {
 			count, countSrc, haveCount = c, sysctlSource("net.netfilter.nf_conntrack_count"), true
 		}
 	}
-	drop := s.Delta("Conntrack.drop")
-	early := s.Delta("Conntrack.early_drop")
-	insFail := s.Delta("Conntrack.insert_failed")
+	drop := s.Delta(conntrackDrop)
+	early := s.Delta(conntrackEarlyDrop)
+	insFail := s.Delta(conntrackInsertFailed)
 	logs := kmsgEvidence(s, "table full, dropping packet", 3)
 	ratio := 0.0
 	if haveMax && haveCount && ctMax > 0 {

@@ -57,8 +57,8 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) Finding {
 	// With tcp_syncookies=2 the cookie counters move for every SYN and the
 	// server keeps no request: that is no sign of a full queue.
 	cookies, _ := syncookies(s)
-	cookieOverflow := cookies == 1 && s.Delta("TcpExt.TCPReqQFullDoCookies").Moved()
-	if l != nil && pa.HalfOpen >= s.synQueueCap(l) || s.Delta("TcpExt.TCPReqQFullDrop").Moved() || cookieOverflow {
+	cookieOverflow := cookies == 1 && s.Delta(tcpExtTCPReqQFullDoCookies).Moved()
+	if l != nil && pa.HalfOpen >= s.synQueueCap(l) || s.Delta(tcpExtTCPReqQFullDrop).Moved() || cookieOverflow {
 		f.Severity = Warning
 	}
 	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "half-open handshakes", float64(pa.HalfOpen),

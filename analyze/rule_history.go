@@ -8,7 +8,7 @@ import (
 // during the capture. Cumulative counters are history: at most info, so a
 // server that had an incident earlier and is healthy now gets no warning.
 func ruleHistory(s *Snapshot) []Finding {
-	metrics := []string{"TcpExt.ListenOverflows", "TcpExt.ListenDrops", "TcpExt.TCPReqQFullDrop", "TcpExt.TCPReqQFullDoCookies"}
+	metrics := []Counter{tcpExtListenOverflows, tcpExtListenDrops, tcpExtTCPReqQFullDrop, tcpExtTCPReqQFullDoCookies}
 	if c, _ := syncookies(s); c == 2 {
 		// Mode 2 counts TCPReqQFullDoCookies for every SYN, full queue or
 		// not (section 1.5): neither its total nor its movement is a drop.
@@ -23,7 +23,7 @@ func ruleHistory(s *Snapshot) []Finding {
 		}
 		v, src, ok := s.Value(m)
 		if ok && v > 0 {
-			ev = append(ev, Evidence{Source: src, Metric: m, Value: float64(v), Delta: float64(d.Delta), PerSecond: round2(d.PerSecond),
+			ev = append(ev, Evidence{Source: src, Metric: m.String(), Value: float64(v), Delta: float64(d.Delta), PerSecond: round2(d.PerSecond),
 				Note: "total since boot"})
 		}
 	}

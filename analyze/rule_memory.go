@@ -8,10 +8,10 @@ import (
 // the orphan count are global. tcp_check_oom() aborts connections and logs
 // "too many orphaned sockets" or "out of memory -- consider tuning tcp_mem".
 func ruleMemory(s *Snapshot) []Finding {
-	abort := s.Delta("TcpExt.TCPAbortOnMemory")
-	pressure := s.Delta("TcpExt.TCPMemoryPressures")
-	mem, memSrc, haveMem := s.Value("Sockstat.TCP.mem")
-	orphan, orphanSrc, haveOrphan := s.Value("Sockstat.TCP.orphan")
+	abort := s.Delta(tcpExtTCPAbortOnMemory)
+	pressure := s.Delta(tcpExtTCPMemoryPressures)
+	mem, memSrc, haveMem := s.Value(sockstatTCPMem)
+	orphan, orphanSrc, haveOrphan := s.Value(sockstatTCPOrphan)
 	tcpMem, haveTCPMem := s.Sysctls.Ints("net.ipv4.tcp_mem")
 	maxOrphans, haveMaxOrphans := s.Sysctls.Int("net.ipv4.tcp_max_orphans")
 	logs := append(kmsgEvidence(s, "too many orphaned sockets", 2), kmsgEvidence(s, "consider tuning tcp_mem", 2)...)

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strconv"
-	"strings"
 )
 
 // ruleSoftnet is R-SOFTNET (section 7, rule 8): column 2 of softnet_stat
@@ -12,7 +11,7 @@ import (
 // backlog exceeds netdev_max_backlog, before TCP. It covers RPS and
 // netif_rx paths, veth included. Column 3, time_squeeze, is not a drop.
 func ruleSoftnet(s *Snapshot) []Finding {
-	d := s.Delta("Softnet.dropped")
+	d := s.Delta(softnetDropped)
 	if !d.Moved() {
 		return nil
 	}
@@ -27,9 +26,9 @@ func ruleSoftnet(s *Snapshot) []Finding {
 	}
 	f.Evidence = append(f.Evidence, evDelta(d, "softnet_stat column 2, summed over CPUs"))
 	if per := softnetPerCPU(s); per != "" {
-		f.Evidence = append(f.Evidence, evValue(d.Source, "Softnet.dropped by CPU", float64(d.Delta), per))
+		f.Evidence = append(f.Evidence, evValue(d.Source, softnetDropped.String()+" by CPU", float64(d.Delta), per))
 	}
-	if sq := s.Delta("Softnet.time_squeeze"); sq.Moved() {
+	if sq := s.Delta(softnetTimeSqueeze); sq.Moved() {
 		f.Evidence = append(f.Evidence, evDelta(sq, "NAPI budget ran out: the CPU is busy with packets (not drops)"))
 	}
 	f.Summary = fmt.Sprintf("%s packets were dropped %s because a CPU's input backlog was longer than netdev_max_backlog. "+
@@ -81,29 +80,20 @@ func softnetPerCPU(s *Snapshot) string {
 // packets per million are also how some drivers count frames for unknown
 // protocols, so low rates are info.
 func ruleNICRx(s *Snapshot) []Finding {
-	ifaces := map[string]bool{}
-	for _, sm := range s.Samples {
-		for k := range sm.Values {
-			if strings.HasPrefix(k, "Dev.") && strings.HasSuffix(k, ".rx_drop") {
-				ifaces[strings.TrimSuffix(strings.TrimPrefix(k, "Dev."), ".rx_drop")] = true
-			}
-		}
-	}
 	var names []string
-	for n := range ifaces {
-		if n != "lo" {
+	for _, c := range s.Counters() {
+		if n, ok := devRxDrop.iface(c); ok && n != "lo" {
 			names = append(names, n)
 		}
 	}
-	sort.Strings(names)
 	var out []Finding
 	for _, n := range names {
-		drop := s.Delta("Dev." + n + ".rx_drop")
-		fifo := s.Delta("Dev." + n + ".rx_fifo")
+		drop := s.Delta(devRxDrop.of(n))
+		fifo := s.Delta(devRxFifo.of(n))
 		if !drop.Moved() && !fifo.Moved() {
 			continue
 		}
-		pk := s.Delta("Dev." + n + ".rx_packets")
+		pk := s.Delta(devRxPackets.of(n))
 		lost := drop.Delta + fifo.Delta
 		ratio := 0.0
 		if pk.OK && pk.Delta+lost > 0 {

@@ -16,11 +16,11 @@ import (
 // left to the sysctl audit: there the cookie counters move for every SYN.
 func ruleSynQueue(s *Snapshot) []Finding {
 	cookies, _ := syncookies(s)
-	reqDrop := s.Delta("TcpExt.TCPReqQFullDrop")
-	doCookies := s.Delta("TcpExt.TCPReqQFullDoCookies")
-	drops := s.Delta("TcpExt.ListenDrops")
-	overflows := s.Delta("TcpExt.ListenOverflows")
-	passive := s.Delta("Tcp.PassiveOpens")
+	reqDrop := s.Delta(tcpExtTCPReqQFullDrop)
+	doCookies := s.Delta(tcpExtTCPReqQFullDoCookies)
+	drops := s.Delta(tcpExtListenDrops)
+	overflows := s.Delta(tcpExtListenOverflows)
+	passive := s.Delta(tcpPassiveOpens)
 	culprits, full := s.synQueueCulprits()
 
 	var out []Finding
@@ -116,14 +116,14 @@ func threeQuarterFinding(s *Snapshot, cookies int64, reqDrop, drops, overflows, 
 			break
 		}
 	}
-	icmp := s.Delta("Icmp.OutDestUnreachs")
+	icmp := s.Delta(icmpOutDestUnreachs)
 	if at == nil && icmp.Moved() {
 		return Finding{}, false // unreachable-clients explains it
 	}
 	if at == nil && !s.Kernel.AtLeast(4, 4, 0) {
 		return Finding{}, false
 	}
-	res := Delta{Metric: "TcpExt.ListenDrops - ListenOverflows - TCPReqQFullDrop", Delta: residual, OK: true,
+	res := Delta{Delta: residual, OK: true,
 		Seconds: drops.Seconds, Source: drops.Source, Last: residual}
 	if drops.Seconds > 0 {
 		res.PerSecond = float64(residual) / drops.Seconds
@@ -140,7 +140,7 @@ func threeQuarterFinding(s *Snapshot, cookies int64, reqDrop, drops, overflows, 
 		evDelta(drops, "ListenDrops rose"),
 		evDelta(overflows, "not the accept queue"),
 		evDelta(reqDrop, "not the listen backlog"),
-		evValue(res.Source, res.Metric, float64(residual), fmt.Sprintf("%.1f/s dropped by branch F of tcp_conn_request(); no log line at the default level", res.PerSecond)),
+		evValue(res.Source, residualMetric, float64(residual), fmt.Sprintf("%.1f/s dropped by branch F of tcp_conn_request(); no log line at the default level", res.PerSecond)),
 		evValue(sysctlSource("net.ipv4.tcp_max_syn_backlog"), "net.ipv4.tcp_max_syn_backlog", float64(tmsb),
 			fmt.Sprintf("with cookies off, unproven peers are dropped once the SYN queue holds more than %d", plateau)))
 	if at != nil {
@@ -178,9 +178,9 @@ func threeQuarterFinding(s *Snapshot, cookies int64, reqDrop, drops, overflows, 
 // (nothing comes back); 0.5 is the reference's heuristic.
 func cookieFinding(s *Snapshot, doCookies, overflows Delta, culprits []*ListenerState, full bool) Finding {
 	l := first(culprits)
-	sent := s.Delta("TcpExt.SyncookiesSent")
-	recv := s.Delta("TcpExt.SyncookiesRecv")
-	failed := s.Delta("TcpExt.SyncookiesFailed")
+	sent := s.Delta(tcpExtSyncookiesSent)
+	recv := s.Delta(tcpExtSyncookiesRecv)
+	failed := s.Delta(tcpExtSyncookiesFailed)
 	f := Finding{
 		ID:       IDSyncookiesActive,
 		Severity: Warning,
@@ -252,12 +252,16 @@ func cookieFinding(s *Snapshot, doCookies, overflows Delta, culprits []*Listener
 // retransEvidence notes the SYN-ACK retransmit counters a SYN-queue flood
 // inflates, so nobody reads them as data-path loss (section 1.5).
 func retransEvidence(s *Snapshot) []Evidence {
-	d := s.Delta("TcpExt.TCPSynRetrans")
+	d := s.Delta(tcpExtTCPSynRetrans)
 	if !d.Moved() {
 		return nil
 	}
 	return []Evidence{evDelta(d, "SYN-ACK retransmits to clients that never answer; they also inflate Tcp RetransSegs and TCPTimeouts, which is not data-path loss")}
 }
+
+// residualMetric labels the ListenDrops that neither queue's own counter
+// explains: ListenDrops - ListenOverflows - TCPReqQFullDrop.
+const residualMetric = "TcpExt.ListenDrops - ListenOverflows - TCPReqQFullDrop"
 
 // sysctlSource is a sysctl's member path.
 func sysctlSource(name string) string { return bundle.SysctlPath(name) }

@@ -60,7 +60,7 @@ func ruleSysctl(s *Snapshot) []Finding {
 			"1", "cookies are used only when the SYN queue overflows and keep the service reachable")
 	}
 	if is("net.ipv4.tcp_syncookies", 2) {
-		doc := s.Delta("TcpExt.TCPReqQFullDoCookies")
+		doc := s.Delta(tcpExtTCPReqQFullDoCookies)
 		extra := ""
 		if doc.Moved() {
 			extra = fmt.Sprintf(" Here TCPReqQFullDoCookies rose by %d and SyncookiesSent with it: that is every SYN, not a full queue.", doc.Delta)

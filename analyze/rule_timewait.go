@@ -9,7 +9,7 @@ import (
 // exceed tcp_max_tw_buckets, tcp_time_wait() skips TIME_WAIT and counts
 // TCPTimeWaitOverflow (6.12 no longer logs it).
 func ruleTimeWait(s *Snapshot) []Finding {
-	d := s.Delta("TcpExt.TCPTimeWaitOverflow")
+	d := s.Delta(tcpExtTCPTimeWaitOverflow)
 	if !d.Moved() {
 		return nil
 	}
@@ -20,7 +20,7 @@ func ruleTimeWait(s *Snapshot) []Finding {
 		Title:    "TIME_WAIT table overflow: closing connections skip TIME_WAIT",
 	}
 	f.Evidence = append(f.Evidence, evDelta(d, "connections closed without a TIME_WAIT socket"))
-	tw, twSrc, haveTW := s.Value("Sockstat.TCP.tw")
+	tw, twSrc, haveTW := s.Value(sockstatTCPTW)
 	if haveTW {
 		f.Evidence = append(f.Evidence, evValue(twSrc, "Sockstat.TCP.tw", float64(tw), "TIME_WAIT and FIN_WAIT2 minisockets in this namespace"))
 	}

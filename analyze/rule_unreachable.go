@@ -13,26 +13,26 @@ import (
 // ICMP unreachables moved and no listener sits at the 3/4 plateau.
 func ruleUnreachable(s *Snapshot) []Finding {
 	cookies, _ := syncookies(s)
-	drops := s.Delta("TcpExt.ListenDrops")
+	drops := s.Delta(tcpExtListenDrops)
 	if !drops.OK {
 		return nil
 	}
-	overflows := s.Delta("TcpExt.ListenOverflows")
-	reqDrop := s.Delta("TcpExt.TCPReqQFullDrop")
+	overflows := s.Delta(tcpExtListenOverflows)
+	reqDrop := s.Delta(tcpExtTCPReqQFullDrop)
 	residual := drops.Delta - overflows.Delta - reqDrop.Delta
 	if residual <= 0 {
 		return nil
 	}
-	icmpOut := s.Delta("Icmp.OutDestUnreachs")
-	icmpIn := s.Delta("Icmp.InDestUnreachs")
-	icmp6Out := s.Delta("Snmp6.Icmp6OutDestUnreachs")
+	icmpOut := s.Delta(icmpOutDestUnreachs)
+	icmpIn := s.Delta(icmpInDestUnreachs)
+	icmp6Out := s.Delta(snmp6Icmp6OutDestUnreachs)
 	neigh := s.KmsgMatching("neighbor table overflow")
 	if cookies == 0 {
-		if _, ok := threeQuarterFinding(s, cookies, reqDrop, drops, overflows, s.Delta("Tcp.PassiveOpens")); ok {
+		if _, ok := threeQuarterFinding(s, cookies, reqDrop, drops, overflows, s.Delta(tcpPassiveOpens)); ok {
 			return nil
 		}
 	}
-	res := Delta{Metric: "TcpExt.ListenDrops - ListenOverflows - TCPReqQFullDrop", Delta: residual, Last: residual, OK: true,
+	res := Delta{Delta: residual, Last: residual, OK: true,
 		Seconds: drops.Seconds, Source: drops.Source}
 	if drops.Seconds > 0 {
 		res.PerSecond = float64(residual) / drops.Seconds
@@ -47,7 +47,7 @@ func ruleUnreachable(s *Snapshot) []Finding {
 	}
 	f.Evidence = append(f.Evidence,
 		evDelta(drops, ""),
-		evValue(res.Source, res.Metric, float64(residual), fmt.Sprintf("%.1f/s not explained by a full queue", res.PerSecond)))
+		evValue(res.Source, residualMetric, float64(residual), fmt.Sprintf("%.1f/s not explained by a full queue", res.PerSecond)))
 	if icmpOut.OK {
 		f.Evidence = append(f.Evidence, evDelta(icmpOut, "host/net unreachables sent, including the kernel's own when ARP fails"))
 	}
