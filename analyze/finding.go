@@ -95,6 +95,10 @@ type Finding struct {
 	Process         *Process         `json:"process,omitempty"`
 	Evidence        []Evidence       `json:"evidence"`
 	Recommendations []Recommendation `json:"recommendations"`
+	// Diagnosis is what the rule found, in typed fields, from which the
+	// title, summary, evidence and recommendations were written; nil for
+	// findings about the analysis itself (rule-error).
+	Diagnosis Diagnosis `json:"-"`
 }
 
 // Process names the process that owns a listener.

@@ -146,6 +146,9 @@ var labFixtures = []labFixture{
 			if !hasEvidence(f, "TcpExt.ListenDrops", true) || hasEvidence(f, "TcpExt.TCPReqQFullDrop", true) {
 				t.Errorf("want ListenDrops moving and TCPReqQFullDrop flat: %+v", f.Evidence)
 			}
+			if d := diagnosis[*analyze.ThreeQuarterDrop](t, f); d.Listener == nil || d.Plateau != 12 || d.Backlog != 64 {
+				t.Errorf("want the listener at the plateau of 12 (3/4 of 16) below its backlog 64: %+v", d)
+			}
 		},
 	},
 	{
@@ -168,8 +171,8 @@ var labFixtures = []labFixture{
 		want: map[string]analyze.Severity{analyze.IDAcceptQueueOverflow: analyze.Critical},
 		check: func(t *testing.T, fx labFixture, r *analyze.Report) {
 			f := only(t, r, analyze.IDAcceptQueueOverflow)
-			if !strings.Contains(f.Title, "stopped accepting") {
-				t.Errorf("a listener that never accepts must read as stuck: %q", f.Title)
+			if d := diagnosis[*analyze.AcceptQueueOverflow](t, f); d.State != analyze.AcceptStuck {
+				t.Errorf("a listener that never accepts must read as stuck: %+v", d)
 			}
 			if recs := sysctlRecs(f); len(recs) != 0 {
 				t.Errorf("a stuck application gets no sysctl remedy here (somaxconn is 4096, abort_on_overflow 0): %v", recs)
@@ -204,8 +207,8 @@ var labFixtures = []labFixture{
 		want: map[string]analyze.Severity{analyze.IDAcceptQueueOverflow: analyze.Critical},
 		check: func(t *testing.T, fx labFixture, r *analyze.Report) {
 			f := only(t, r, analyze.IDAcceptQueueOverflow)
-			if strings.Contains(f.Title, "stopped accepting") || !strings.Contains(f.Title, "fast enough") {
-				t.Errorf("an application that accepts, slowly, must not read as stuck: %q", f.Title)
+			if d := diagnosis[*analyze.AcceptQueueOverflow](t, f); d.State != analyze.AcceptSlow {
+				t.Errorf("an application that accepts, slowly, must not read as stuck: %+v", d)
 			}
 			if !hasEvidence(f, "Tcp.PassiveOpens", true) || !hasEvidence(f, "TcpExt.ListenOverflows", true) {
 				t.Errorf("want PassiveOpens and ListenOverflows moving: %+v", f.Evidence)
@@ -256,8 +259,8 @@ var labFixtures = []labFixture{
 			if got := sysctlRecs(f); !maps.Equal(got, map[string]string{"net.ipv4.tcp_abort_on_overflow": "0"}) {
 				t.Errorf("sysctl remedies %v, want only tcp_abort_on_overflow=0", got)
 			}
-			if !hasEvidence(f, "TcpExt.EmbryonicRsts", true) || !strings.Contains(f.Summary, "ECONNRESET") {
-				t.Errorf("want the resets in the evidence and the summary: %s", f.Summary)
+			if d := diagnosis[*analyze.AcceptQueueOverflow](t, f); !hasEvidence(f, "TcpExt.EmbryonicRsts", true) || !d.AbortOnOverflow || !d.Resets {
+				t.Errorf("want the clients reset, in the evidence and the diagnosis: %+v", d)
 			}
 		},
 	},
@@ -449,8 +452,8 @@ func checkSynDrop(t *testing.T, fx labFixture, r *analyze.Report) {
 // the remedy is upstream; keep cookies on.
 func checkCookieFlood(t *testing.T, fx labFixture, r *analyze.Report) {
 	f := only(t, r, analyze.IDSyncookiesActive)
-	if !strings.Contains(f.Summary, "flood") {
-		t.Errorf("SyncookiesRecv ≈ 0 must read as a flood: %s", f.Summary)
+	if d := diagnosis[*analyze.CookieOverflow](t, f); d.Verdict != analyze.CookieFlood {
+		t.Errorf("SyncookiesRecv ≈ 0 must read as a flood: %+v", d)
 	}
 	if v, ok := sysctlRecs(f)["net.ipv4.tcp_syncookies"]; ok && v != "1" {
 		t.Errorf("cookies must stay on, got tcp_syncookies=%s", v)
@@ -639,6 +642,16 @@ func checkRemedies(t *testing.T, f analyze.Finding) {
 			t.Errorf("%s recommends tcp_max_syn_backlog, which does not size the SYN queue on 4.4 and later", f.ID)
 		}
 	}
+}
+
+// diagnosis is f's diagnosis as a D, or a fatal error.
+func diagnosis[D analyze.Diagnosis](t *testing.T, f analyze.Finding) D {
+	t.Helper()
+	d, ok := f.Diagnosis.(D)
+	if !ok {
+		t.Fatalf("%s: diagnosis %T, want %T", f.ID, f.Diagnosis, d)
+	}
+	return d
 }
 
 // only returns the single finding with id.

@@ -27,10 +27,8 @@ func ruleUnreachable(s *Snapshot) []Finding {
 	icmpIn := s.Delta(icmpInDestUnreachs)
 	icmp6Out := s.Delta(snmp6Icmp6OutDestUnreachs)
 	neigh := s.KmsgMatching("neighbor table overflow")
-	if cookies == 0 {
-		if _, ok := threeQuarterFinding(s, cookies, reqDrop, drops, overflows, s.Delta(tcpPassiveOpens)); ok {
-			return nil
-		}
+	if cookies == 0 && diagnoseThreeQuarter(s) != nil {
+		return nil
 	}
 	res := Delta{Delta: residual, Last: residual, OK: true,
 		Seconds: drops.Seconds, Source: drops.Source}
