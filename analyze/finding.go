@@ -96,8 +96,8 @@ type Finding struct {
 	Evidence        []Evidence       `json:"evidence"`
 	Recommendations []Recommendation `json:"recommendations"`
 	// Diagnosis is what the rule found, in typed fields, from which the
-	// title, summary, evidence and recommendations were written; nil for
-	// findings about the analysis itself (rule-error).
+	// title, summary, evidence and recommendations were written. It is for
+	// programs and tests in Go; the JSON report carries the prose.
 	Diagnosis Diagnosis `json:"-"`
 }
 

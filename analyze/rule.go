@@ -38,9 +38,12 @@ func Rules() []Rule {
 // words: the listener, the counters' movements, the limits and the kernel
 // behaviour that applied, and the remedy chosen. Each rule diagnoses first
 // and renders its finding from the diagnosis, so programs and tests read
-// the facts here instead of in sentences. The concrete types are the
-// exported structs of this package whose names end in the finding they
-// explain (SynQueueDrop, CookieOverflow, AcceptQueueOverflow, ...).
+// the facts here instead of in sentences. The concrete types, one or more
+// per finding id: SynQueueDrop and ThreeQuarterDrop (syn-queue-overflow),
+// CookieOverflow, AcceptQueueOverflow, HalfOpenClients, UnreachableClients,
+// ConntrackFull, TimeWaitOverflow, PortExhaustion, TCPMemoryPressure,
+// FDExhaustion, SoftnetDrops, NICRxDrops, RiskySysctl, DropHistory,
+// BundleIncomplete and RuleFailure, all pointers.
 type Diagnosis interface {
 	// render writes the finding a person reads. s supplies what the prose
 	// quotes as it stands: kernel log lines, packet-sample counts, the

@@ -204,6 +204,12 @@ func scenarios() []scenario {
 				return host(t).ramp("TcpExt", "ListenDrops", 9).ramp("Icmp", "OutDestUnreachs", 47).ramp("Icmp", "InDestUnreachs", 47)
 			},
 			want: map[string]Severity{IDUnreachableClients: Warning},
+			check: func(t *testing.T, r *Report) {
+				d := diagnosis[*UnreachableClients](t, findingByID(t, r, IDUnreachableClients))
+				if d.Residual.Delta != 18 || d.ICMPOut.Delta != 94 || d.ICMPIn.Delta != 94 || d.NeighbourOverflow {
+					t.Errorf("want 18 residual drops with ICMP unreachables both ways: %+v", d)
+				}
+			},
 		},
 		{
 			name: "TIME_WAIT overflow",
@@ -211,6 +217,12 @@ func scenarios() []scenario {
 				return host(t).sysctl("net.ipv4.tcp_max_tw_buckets", "5").ramp("TcpExt", "TCPTimeWaitOverflow", 10)
 			},
 			want: map[string]Severity{IDTimeWaitOverflow: Warning, IDRiskySysctl: Warning},
+			check: func(t *testing.T, r *Report) {
+				d := diagnosis[*TimeWaitOverflow](t, findingByID(t, r, IDTimeWaitOverflow))
+				if d.Overflows.Delta != 20 || d.MaxBuckets != 5 || d.RaiseTo != 262144 {
+					t.Errorf("want 20 overflows and tcp_max_tw_buckets raised from 5 to 262144: %+v", d)
+				}
+			},
 		},
 		{
 			name: "incident earlier, healthy now",
@@ -221,21 +233,55 @@ func scenarios() []scenario {
 					listeners(func(int) []bundle.Listener { return []bundle.Listener{listener(4096, 0, 2)} })
 			},
 			want: map[string]Severity{IDListenDropsHistory: Info},
+			check: func(t *testing.T, r *Report) {
+				d := diagnosis[*DropHistory](t, findingByID(t, r, IDListenDropsHistory))
+				got := map[string]int64{}
+				for _, x := range d.Totals {
+					if x.Delta != 0 {
+						t.Errorf("%s moved by %d", x.Counter, x.Delta)
+					}
+					got[x.Counter.String()] = x.Last
+				}
+				want := map[string]int64{"TcpExt.ListenOverflows": 120000, "TcpExt.ListenDrops": 180000, "TcpExt.TCPReqQFullDrop": 60000}
+				for k, v := range want {
+					if got[k] < v {
+						t.Errorf("%s total %d, want at least %d", k, got[k], v)
+					}
+				}
+			},
 		},
 		{
 			name:  "softnet drops",
 			build: func(t testing.TB) *fixture { return host(t).softnetDrop(40) },
 			want:  map[string]Severity{IDSoftnetDrops: Warning},
+			check: func(t *testing.T, r *Report) {
+				d := diagnosis[*SoftnetDrops](t, findingByID(t, r, IDSoftnetDrops))
+				if diff := cmp.Diff([]CPUDrops{{CPU: 0, Dropped: 80}}, d.PerCPU); diff != "" || d.Dropped.Delta != 80 {
+					t.Errorf("want CPU 0's 80 drops (-want +got):\n%s", diff)
+				}
+			},
 		},
 		{
 			name:  "fd exhaustion",
 			build: func(t testing.TB) *fixture { return host(t).sysctl("fs.file-nr", "99000\t0\t100000") },
 			want:  map[string]Severity{IDFDExhaustion: Critical},
+			check: func(t *testing.T, r *Report) {
+				d := diagnosis[*FDExhaustion](t, findingByID(t, r, IDFDExhaustion))
+				if d.Allocated != 99000 || d.Max != 100000 || !d.HaveFileNr {
+					t.Errorf("want 99000 of 100000 files: %+v", d)
+				}
+			},
 		},
 		{
 			name:  "tcp memory",
 			build: func(t testing.TB) *fixture { return host(t).ramp("TcpExt", "TCPAbortOnMemory", 2) },
 			want:  map[string]Severity{IDTCPMemoryPressure: Critical},
+			check: func(t *testing.T, r *Report) {
+				d := diagnosis[*TCPMemoryPressure](t, findingByID(t, r, IDTCPMemoryPressure))
+				if d.AbortOnMemory.Delta != 4 || d.AtHardLimit || d.NearMaxOrphans {
+					t.Errorf("want 4 connections aborted for memory, no limit reached: %+v", d)
+				}
+			},
 		},
 		{
 			name: "risky sysctls",
@@ -335,6 +381,13 @@ func scenarios() []scenario {
 				return f
 			},
 			want: map[string]Severity{IDEphemeralPorts: Critical},
+			check: func(t *testing.T, r *Report) {
+				d := diagnosis[*PortExhaustion](t, findingByID(t, r, IDEphemeralPorts))
+				if len(d.Tuples) != 1 || d.Tuples[0].Sockets != 10 || d.Tuples[0].TimeWait != 5 || d.Size != 10 ||
+					d.WidenTo != [2]int64{10000, 65000} {
+					t.Errorf("want the 10 ports of 40000-40009 used to one destination, and the range widened: %+v", d)
+				}
+			},
 		},
 	}
 }
@@ -405,6 +458,11 @@ func TestRules(t *testing.T) {
 				t.Errorf("findings (-want +got):\n%s", diff)
 				for _, f := range r.Findings {
 					t.Logf("%s %s: %s", f.Severity, f.ID, f.Title)
+				}
+			}
+			for _, f := range r.Findings {
+				if f.Diagnosis == nil {
+					t.Errorf("%s finding without a diagnosis", f.ID)
 				}
 			}
 			if sc.check != nil {
