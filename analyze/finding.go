@@ -54,8 +54,8 @@ func ParseSeverity(s string) (Severity, error) {
 	return Info, fmt.Errorf("unknown severity %q (want info, warning or critical)", s)
 }
 
-// Finding ids. The ids of DESIGN.md are stable and must not be renamed;
-// the others are additions of this package.
+// Finding ids. The ids of the report schema snapdiag.report/v1 are stable
+// and must not be renamed; the others are additions of this package.
 const (
 	IDSynQueueOverflow    = "syn-queue-overflow"
 	IDSyncookiesActive    = "syncookies-active"

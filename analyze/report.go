@@ -110,7 +110,8 @@ func (r *Report) Filter(min Severity) *Report {
 	return &c
 }
 
-// Exit codes of analyze (DESIGN.md).
+// Exit codes of analyze: 0 nothing above info, 3 a warning, 4 critical
+// (1 and 2, errors and usage, belong to the command).
 const (
 	ExitOK       = 0
 	ExitWarning  = 3

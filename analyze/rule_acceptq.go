@@ -6,7 +6,7 @@ import (
 	"strings"
 )
 
-// ruleAcceptQueue is R-ACCEPTQ (section 7, rule 5): the application does not
+// ruleAcceptQueue finds accept-queue-overflow: the application does not
 // accept() fast enough. ListenOverflows counts SYNs dropped at SYN time (on
 // 4.10 and later, sk_acceptq_is_full() in tcp_conn_request()) and third ACKs
 // dropped at ACK time (tcp_v4_syn_recv_sock() exit_overflow); a listener
@@ -87,7 +87,7 @@ type AcceptQueueOverflow struct {
 func diagnoseAcceptQueue(s *Snapshot, l *ListenerState, overflows Delta) *AcceptQueueOverflow {
 	d := &AcceptQueueOverflow{Listener: l, Overflows: overflows,
 		ListenDrops: s.Delta(tcpExtListenDrops), PassiveOpens: s.Delta(tcpPassiveOpens)}
-	// Stuck (section 4): Recv-Q pinned at its maximum, unchanged, in every
+	// Stuck: Recv-Q pinned at its maximum, unchanged, in every
 	// sample, and ΔPassiveOpens ≈ 0. Since 4.10 a full accept queue drops
 	// SYNs in tcp_conn_request(), so a listener creates a child only when an
 	// accept() made room: PassiveOpens rising means some application took

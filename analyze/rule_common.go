@@ -18,9 +18,9 @@ func syncookies(s *Snapshot) (int64, bool) {
 	return v, true
 }
 
-// dropSeverity grades listen-path drops with the reference's heuristic
-// (section 4): warning above 1% of attempts (PassiveOpens + drops), critical
-// above 5% or above 5 drops per second. floor is the least it returns.
+// dropSeverity grades listen-path drops: warning above 1% of attempts
+// (PassiveOpens + drops) or 1 drop per second, critical above 5% or 5 drops
+// per second; a busy server loses a few SYNs to bursts, a sick one many. floor is the least it returns.
 func dropSeverity(drops Delta, passive Delta, floor Severity) Severity {
 	sev := floor
 	attempts := float64(drops.Delta)

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// ruleConntrack is R-CONNTRACK (section 7, rule 7): netfilter drops SYNs
+// ruleConntrack finds conntrack-full: netfilter drops SYNs
 // before TCP sees them when the connection-tracking table is full, so the
 // listen counters stay flat. Evidence: "table full, dropping packet" in the
 // kernel log, the count near the (global) maximum, or drop/early_drop rising

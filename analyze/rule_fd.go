@@ -6,12 +6,12 @@ import (
 )
 
 // fdTight reports whether fs.file-nr's allocated count is at 90% of its
-// maximum (section 7, rule 12).
+// maximum.
 func fdTight(s *Snapshot) bool {
 	return len(s.FileNr) == 3 && s.FileNr[2] > 0 && float64(s.FileNr[0]) >= 0.9*float64(s.FileNr[2])
 }
 
-// ruleFD is R-FD: the system is out of file descriptors (fs.file-nr near
+// ruleFD finds fd-exhaustion: the system is out of file descriptors (fs.file-nr near
 // file-max, or "VFS: file-max limit" in fs/file_table.c). It usually shows
 // up as an accept-queue overflow, since accept() fails. Per-process EMFILE
 // does not show in file-nr.

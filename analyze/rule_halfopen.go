@@ -8,9 +8,9 @@ import (
 )
 
 // ruleHalfOpen names the sources whose handshakes never complete: from the
-// packet sample (SYN-ACK sent, never ACKed; pcap signature 2 of section 4),
-// else from the SYN-RECV request sockets whose SYN-ACK was re-sent (section
-// 2.3: entries with many retransmits mean clients that never complete).
+// packet sample (the server's SYN-ACK sent, perhaps re-sent, and never
+// ACKed), else from the SYN-RECV request sockets whose SYN-ACK was re-sent
+// (a request's retransmit count grows only while its client stays silent).
 func ruleHalfOpen(s *Snapshot) []Finding {
 	if pa := s.Packets; pa != nil && pa.HalfOpen > 0 {
 		return findings(s, halfOpenFromPackets(s, pa))
@@ -193,7 +193,7 @@ func halfOpenRecs(s *Snapshot) []Recommendation {
 
 // requestLifetime says how long an unanswered request lives: its SYN-ACK is
 // re-sent tcp_synack_retries times with a doubling timeout from 1 s
-// (reqsk_timer_handler(), section 1.4), so it expires after 2^(n+1)-1 s;
+// (reqsk_timer_handler()), so it expires after 2^(n+1)-1 s;
 // each duplicate SYN from a client that keeps retrying re-arms the timer.
 func requestLifetime(s *Snapshot) string {
 	n, ok := s.Sysctls.Int("net.ipv4.tcp_synack_retries")

@@ -30,7 +30,8 @@ func diagnoseHistory(s *Snapshot) *DropHistory {
 	counters := []Counter{tcpExtListenOverflows, tcpExtListenDrops, tcpExtTCPReqQFullDrop, tcpExtTCPReqQFullDoCookies}
 	if c, _ := syncookies(s); c == 2 {
 		// Mode 2 counts TCPReqQFullDoCookies for every SYN, full queue or
-		// not (section 1.5): neither its total nor its movement is a drop.
+		// not (tcp_syn_flood_action() is asked for every SYN): neither its
+		// total nor its movement is a drop.
 		counters, d.CookiesEverySYN = counters[:3], true
 	}
 	for _, c := range counters {

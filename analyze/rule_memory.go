@@ -5,7 +5,7 @@ import (
 	"strings"
 )
 
-// ruleMemory is R-MEM/ORPHAN (section 7, rule 11): TCP memory accounting and
+// ruleMemory finds tcp-memory-pressure: TCP memory accounting and
 // the orphan count are global. tcp_check_oom() aborts connections and logs
 // "too many orphaned sockets" or "out of memory -- consider tuning tcp_mem".
 func ruleMemory(s *Snapshot) []Finding {

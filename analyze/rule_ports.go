@@ -9,7 +9,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// rulePorts is R-PORTS (section 7, rule 10): connect() needs a free local
+// rulePorts finds ephemeral-port-exhaustion: connect() needs a free local
 // port per (source, destination, destination port); no kernel counter moves
 // when it fails with EADDRNOTAVAIL, so the evidence is the socket table:
 // sockets per tuple against the size of ip_local_port_range.

@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// ruleSoftnet is R-SOFTNET (section 7, rule 8): column 2 of softnet_stat
+// ruleSoftnet finds softnet-drops: column 2 of softnet_stat
 // (sd->dropped) counts packets dropped by enqueue_to_backlog() when a CPU's
 // backlog exceeds netdev_max_backlog, before TCP. It covers RPS and
 // netif_rx paths, veth included. Column 3, time_squeeze, is not a drop.
@@ -111,7 +111,7 @@ func softnetPerCPU(s *Snapshot) []CPUDrops {
 	return cs
 }
 
-// ruleNICRx is R-NICRX (section 7, rule 8): /proc/net/dev rx drop (which
+// ruleNICRx finds nic-rx-drops: /proc/net/dev rx drop (which
 // includes rx_missed_errors) and fifo rising on an interface. Drops of a few
 // packets per million are also how some drivers count frames for unknown
 // protocols, so low rates are info.

@@ -8,9 +8,8 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// ruleSynQueue tells apart the SYN-queue look-alikes of the reference's
-// rules R-SYNQ-DROP, R-34RULE and R-SYNQ-COOKIE (section 7, rules 1 to 3):
-// a full SYN queue with cookies off (TCPReqQFullDrop), the cookies-off 3/4
+// ruleSynQueue tells apart three SYN-queue look-alikes: a full SYN queue
+// with cookies off (TCPReqQFullDrop), the cookies-off 3/4
 // rule of tcp_max_syn_backlog (ListenDrops alone, SYN-RECV below Send-Q),
 // and a full SYN queue with cookies on (TCPReqQFullDoCookies). Mode 2 is
 // left to the sysctl audit: there the cookie counters move for every SYN.
@@ -121,10 +120,10 @@ func (d *SynQueueDrop) render(s *Snapshot) Finding {
 	return f
 }
 
-// ThreeQuarterDrop diagnoses R-34RULE: with cookies off,
-// tcp_conn_request() drops SYNs of unproven peers once the SYN queue holds
-// more than tcp_max_syn_backlog - tcp_max_syn_backlog/4 requests (branch
-// F), counting only ListenDrops. The residual drops are told apart from
+// ThreeQuarterDrop diagnoses syn-queue-overflow by the 3/4 rule: with
+// cookies off, tcp_conn_request() drops SYNs of unproven peers once the SYN
+// queue holds more than tcp_max_syn_backlog - tcp_max_syn_backlog/4
+// requests (branch F), counting only ListenDrops. The residual drops are told apart from
 // ICMP-aborted requests (unreachable-clients) by a listener at that plateau
 // below its Send-Q, or by ICMP unreachables not moving.
 type ThreeQuarterDrop struct {
@@ -246,7 +245,8 @@ type CookieVerdict int
 // Cookie verdicts.
 const (
 	// CookieFlood: few cookies came back (SyncookiesRecv/SyncookiesSent
-	// below 0.5, the reference's heuristic), or the packet sample shows
+	// below 0.5: real clients return nearly every cookie, a flood of
+	// spoofed or broken ones almost none), or the packet sample shows
 	// half-open handshakes: a flood, or clients that cannot complete.
 	CookieFlood CookieVerdict = iota
 	// CookieLegitimateLoad: most cookies came back from clients that
@@ -254,7 +254,7 @@ const (
 	CookieLegitimateLoad
 )
 
-// CookieOverflow diagnoses R-SYNQ-COOKIE (syncookies-active): the SYN
+// CookieOverflow diagnoses syncookies-active: the SYN
 // queue overflowed and tcp_syncookies=1 let clients in with cookies.
 type CookieOverflow struct {
 	Severity Severity
@@ -364,7 +364,9 @@ func (d *CookieOverflow) render(s *Snapshot) Finding {
 }
 
 // retransEvidence notes the SYN-ACK retransmit counters a SYN-queue flood
-// inflates, so nobody reads them as data-path loss (section 1.5).
+// inflates, so nobody reads them as data-path loss: every SYN-ACK the
+// request timer re-sends counts in TCPSynRetrans, RetransSegs and
+// TCPTimeouts.
 func retransEvidence(s *Snapshot) []Evidence {
 	d := s.Delta(tcpExtTCPSynRetrans)
 	if !d.Moved() {

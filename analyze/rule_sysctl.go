@@ -5,9 +5,9 @@ import (
 	"strconv"
 )
 
-// ruleSysctl is the sysctl audit (section 7, rule 13, and rule 4 for
-// syncookies=2): one risky-sysctl finding per key, with the safe value.
-// Section 3 gives the reasons.
+// ruleSysctl is the sysctl audit: one risky-sysctl finding per key that
+// harms service (folklore settings, tcp_syncookies=2, a lowered somaxconn
+// or tcp_max_tw_buckets), with the safe value and the reason.
 func ruleSysctl(s *Snapshot) []Finding { return findings(s, diagnoseSysctls(s)...) }
 
 // RiskySysctl diagnoses risky-sysctl: one setting that harms service.

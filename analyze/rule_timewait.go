@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// ruleTimeWait is R-TW (section 7, rule 9): when the TIME_WAIT minisockets
+// ruleTimeWait finds time-wait-overflow: when the TIME_WAIT minisockets
 // exceed tcp_max_tw_buckets, tcp_time_wait() skips TIME_WAIT and counts
 // TCPTimeWaitOverflow (6.12 no longer logs it).
 func ruleTimeWait(s *Snapshot) []Finding {

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// ruleUnreachable is R-LISTENDROP-RESIDUAL (section 7, rule 6): ListenDrops
+// ruleUnreachable finds unreachable-clients: ListenDrops
 // beyond ListenOverflows and TCPReqQFullDrop with cookies on are requests
 // aborted by an ICMP error (tcp_req_err(): host or net unreachable, often
 // the kernel's own after ARP fails for spoofed on-link sources), a route or

@@ -19,9 +19,9 @@ type scenario struct {
 	check func(t *testing.T, r *Report)
 }
 
-// The counter movements follow the runs of docs/kernel-listen-path.md
-// section 6 on 6.18 (over 1 s here: two 500 ms intervals of the recorded
-// host bundle); the listeners follow the queue states observed there.
+// The counter movements follow lab runs of these incidents on 6.18 (over
+// 1 s here: two 500 ms intervals of the recorded host bundle); the
+// listeners follow the queue states observed there.
 func scenarios() []scenario {
 	synFlood := func(cookies string) func(t testing.TB) *fixture {
 		return func(t testing.TB) *fixture {
@@ -475,10 +475,10 @@ func TestRules(t *testing.T) {
 	}
 }
 
-// TestNeverTcpMaxSynBacklogWithCookies asserts the reference's hard rule
-// across every rule and scenario: on 4.4 and later with syncookies on, no
+// TestNeverTcpMaxSynBacklogWithCookies asserts a hard rule across every
+// rule and scenario: on 4.4 and later with syncookies on, no
 // recommendation raises tcp_max_syn_backlog (it does not size the SYN queue
-// there; section 1.1).
+// there: the listen backlog, clamped by somaxconn, does).
 func TestNeverTcpMaxSynBacklogWithCookies(t *testing.T) {
 	for _, sc := range scenarios() {
 		for _, kernel := range []string{"4.4.0", "4.19.0-26-amd64", "5.4.0", "6.1.0", "6.18.44-fc-v657"} {
