@@ -19,18 +19,18 @@ func Rules() []Rule {
 	return []Rule{
 		{ID: "synqueue", Check: ruleSynQueue},
 		{ID: "acceptqueue", Check: ruleAcceptQueue},
-		{ID: "halfopen", Check: ruleHalfOpen},
-		{ID: "unreachable", Check: ruleUnreachable},
-		{ID: "conntrack", Check: ruleConntrack},
-		{ID: "timewait", Check: ruleTimeWait},
-		{ID: "ports", Check: rulePorts},
-		{ID: "memory", Check: ruleMemory},
-		{ID: "fd", Check: ruleFD},
-		{ID: "softnet", Check: ruleSoftnet},
+		{ID: "halfopen", Check: ruleOf(diagnoseHalfOpen)},
+		{ID: "unreachable", Check: ruleOf(diagnoseUnreachable)},
+		{ID: "conntrack", Check: ruleOf(diagnoseConntrack)},
+		{ID: "timewait", Check: ruleOf(diagnoseTimeWait)},
+		{ID: "ports", Check: ruleOf(diagnosePorts)},
+		{ID: "memory", Check: ruleOf(diagnoseMemory)},
+		{ID: "fd", Check: ruleOf(diagnoseFD)},
+		{ID: "softnet", Check: ruleOf(diagnoseSoftnet)},
 		{ID: "nicrx", Check: ruleNICRx},
 		{ID: "sysctl", Check: ruleSysctl},
-		{ID: "history", Check: ruleHistory},
-		{ID: "bundle", Check: ruleBundle},
+		{ID: "history", Check: ruleOf(diagnoseHistory)},
+		{ID: "bundle", Check: ruleOf(diagnoseBundle)},
 	}
 }
 
@@ -49,6 +49,20 @@ type Diagnosis interface {
 	// quotes as it stands: kernel log lines, packet-sample counts, the
 	// sysctls' current values.
 	render(s *Snapshot) Finding
+}
+
+// ruleOf makes the check of a rule that finds at most one thing: diagnose
+// returns nil when there is nothing to report.
+func ruleOf[T any, D interface {
+	*T
+	Diagnosis
+}](diagnose func(*Snapshot) D) func(*Snapshot) []Finding {
+	return func(s *Snapshot) []Finding {
+		if d := diagnose(s); d != nil {
+			return findings(s, d)
+		}
+		return nil
+	}
 }
 
 // findings renders diagnoses into findings, each carrying its diagnosis.

@@ -140,12 +140,7 @@ func diagnoseAcceptQueue(s *Snapshot, l *ListenerState, overflows Delta) *Accept
 
 func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
 	l := d.Listener
-	f := Finding{
-		ID:       IDAcceptQueueOverflow,
-		Severity: d.Severity,
-		Listener: l.name(),
-		Process:  l.process(),
-	}
+	f := listenerFinding(IDAcceptQueueOverflow, d.Severity, l)
 	who := "the application"
 	if l != nil && l.Comm != "" {
 		who = fmt.Sprintf("%s (pid %d)", l.Comm, l.PID)

@@ -7,15 +7,6 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// ruleBundle says what evidence the bundle lacks, so a reader knows what
-// the other rules could not see.
-func ruleBundle(s *Snapshot) []Finding {
-	if d := diagnoseBundle(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // BundleIncomplete diagnoses bundle-incomplete: evidence the rules needed
 // is missing or unreadable.
 type BundleIncomplete struct {
@@ -35,6 +26,8 @@ type BundleIncomplete struct {
 	KernelUnknown bool
 }
 
+// diagnoseBundle says what evidence the bundle lacks, so a reader knows what
+// the other rules could not see.
 func diagnoseBundle(s *Snapshot) *BundleIncomplete {
 	d := &BundleIncomplete{Samples: len(s.Samples), KernelUnknown: !s.Kernel.Known()}
 	if s.Manifest != nil {

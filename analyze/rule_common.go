@@ -20,7 +20,8 @@ func syncookies(s *Snapshot) (int64, bool) {
 
 // dropSeverity grades listen-path drops: warning above 1% of attempts
 // (PassiveOpens + drops) or 1 drop per second, critical above 5% or 5 drops
-// per second; a busy server loses a few SYNs to bursts, a sick one many. floor is the least it returns.
+// per second; a busy server loses a few SYNs to bursts, a sick one many.
+// floor is the least it returns.
 func dropSeverity(drops Delta, passive Delta, floor Severity) Severity {
 	sev := floor
 	attempts := float64(drops.Delta)
@@ -93,6 +94,12 @@ func names(ls []*ListenerState) string {
 		n = append(n, s)
 	}
 	return shortList(n, 3)
+}
+
+// listenerFinding starts a finding about listener l (nil when none is
+// named), attributed to its process.
+func listenerFinding(id string, sev Severity, l *ListenerState) Finding {
+	return Finding{ID: id, Severity: sev, Listener: l.name(), Process: l.process()}
 }
 
 // first returns ls[0] or nil.

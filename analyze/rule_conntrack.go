@@ -5,18 +5,6 @@ import (
 	"strconv"
 )
 
-// ruleConntrack finds conntrack-full: netfilter drops SYNs
-// before TCP sees them when the connection-tracking table is full, so the
-// listen counters stay flat. Evidence: "table full, dropping packet" in the
-// kernel log, the count near the (global) maximum, or drop/early_drop rising
-// in /proc/net/stat/nf_conntrack.
-func ruleConntrack(s *Snapshot) []Finding {
-	if d := diagnoseConntrack(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // ConntrackFull diagnoses conntrack-full: the connection-tracking table is
 // full or nearly so.
 type ConntrackFull struct {
@@ -45,6 +33,11 @@ type ConntrackFull struct {
 // conntrackLog is nf_conntrack's line when the table is full.
 const conntrackLog = "table full, dropping packet"
 
+// diagnoseConntrack finds conntrack-full: netfilter drops SYNs
+// before TCP sees them when the connection-tracking table is full, so the
+// listen counters stay flat. Evidence: "table full, dropping packet" in the
+// kernel log, the count near the (global) maximum, or drop/early_drop rising
+// in /proc/net/stat/nf_conntrack.
 func diagnoseConntrack(s *Snapshot) *ConntrackFull {
 	d := &ConntrackFull{Drop: s.Delta(conntrackDrop), EarlyDrop: s.Delta(conntrackEarlyDrop),
 		InsertFailed: s.Delta(conntrackInsertFailed), Logged: len(s.KmsgMatching(conntrackLog)) > 0}

@@ -11,17 +11,6 @@ func fdTight(s *Snapshot) bool {
 	return len(s.FileNr) == 3 && s.FileNr[2] > 0 && float64(s.FileNr[0]) >= 0.9*float64(s.FileNr[2])
 }
 
-// ruleFD finds fd-exhaustion: the system is out of file descriptors (fs.file-nr near
-// file-max, or "VFS: file-max limit" in fs/file_table.c). It usually shows
-// up as an accept-queue overflow, since accept() fails. Per-process EMFILE
-// does not show in file-nr.
-func ruleFD(s *Snapshot) []Finding {
-	if d := diagnoseFD(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // FDExhaustion diagnoses fd-exhaustion: open files at or near fs.file-max.
 type FDExhaustion struct {
 	// Severity is critical at 98% of file-max, warning at 90%, info when
@@ -38,6 +27,10 @@ type FDExhaustion struct {
 // fdLog is the kernel's line when file-max is reached (fs/file_table.c).
 const fdLog = "file-max limit"
 
+// diagnoseFD finds fd-exhaustion: the system is out of file descriptors
+// (fs.file-nr near file-max, or "VFS: file-max limit" in fs/file_table.c).
+// It usually shows up as an accept-queue overflow, since accept() fails. Per-process EMFILE
+// does not show in file-nr.
 func diagnoseFD(s *Snapshot) *FDExhaustion {
 	d := &FDExhaustion{Severity: Info, Logged: len(s.KmsgMatching(fdLog)) > 0}
 	if !fdTight(s) && !d.Logged {

@@ -7,18 +7,16 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// ruleHalfOpen names the sources whose handshakes never complete: from the
+// diagnoseHalfOpen names the sources whose handshakes never complete: from the
 // packet sample (the server's SYN-ACK sent, perhaps re-sent, and never
 // ACKed), else from the SYN-RECV request sockets whose SYN-ACK was re-sent
 // (a request's retransmit count grows only while its client stays silent).
-func ruleHalfOpen(s *Snapshot) []Finding {
+func diagnoseHalfOpen(s *Snapshot) *HalfOpenClients {
 	if pa := s.Packets; pa != nil && pa.HalfOpen > 0 {
-		return findings(s, halfOpenFromPackets(s, pa))
+		return halfOpenFromPackets(s, pa)
 	}
 	if s.Sockets != nil {
-		if d := halfOpenFromSockets(s); d != nil {
-			return findings(s, d)
-		}
+		return halfOpenFromSockets(s)
 	}
 	return nil
 }
@@ -129,12 +127,7 @@ func halfOpenFromSockets(s *Snapshot) *HalfOpenClients {
 
 func (d *HalfOpenClients) render(s *Snapshot) Finding {
 	l := d.Listener
-	f := Finding{
-		ID:       IDHalfOpenClients,
-		Severity: d.Severity,
-		Listener: l.name(),
-		Process:  l.process(),
-	}
+	f := listenerFinding(IDHalfOpenClients, d.Severity, l)
 	var srcs []string
 	for _, x := range d.Sources {
 		if d.FromPackets {

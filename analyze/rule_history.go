@@ -4,16 +4,6 @@ import (
 	"fmt"
 )
 
-// ruleHistory reports listen-path drops that happened since boot but not
-// during the capture. Cumulative counters are history: at most info, so a
-// server that had an incident earlier and is healthy now gets no warning.
-func ruleHistory(s *Snapshot) []Finding {
-	if d := diagnoseHistory(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // DropHistory diagnoses listen-drops-history: listen-path counters that are
 // above zero since boot and did not move during the capture.
 type DropHistory struct {
@@ -25,6 +15,9 @@ type DropHistory struct {
 	CookiesEverySYN bool
 }
 
+// diagnoseHistory reports listen-path drops that happened since boot but not
+// during the capture. Cumulative counters are history: at most info, so a
+// server that had an incident earlier and is healthy now gets no warning.
 func diagnoseHistory(s *Snapshot) *DropHistory {
 	d := &DropHistory{}
 	counters := []Counter{tcpExtListenOverflows, tcpExtListenDrops, tcpExtTCPReqQFullDrop, tcpExtTCPReqQFullDoCookies}

@@ -5,16 +5,6 @@ import (
 	"strings"
 )
 
-// ruleMemory finds tcp-memory-pressure: TCP memory accounting and
-// the orphan count are global. tcp_check_oom() aborts connections and logs
-// "too many orphaned sockets" or "out of memory -- consider tuning tcp_mem".
-func ruleMemory(s *Snapshot) []Finding {
-	if d := diagnoseMemory(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // TCPMemoryPressure diagnoses tcp-memory-pressure: TCP memory or orphan
 // limits are hit.
 type TCPMemoryPressure struct {
@@ -52,6 +42,9 @@ const (
 	tcpMemLog = "consider tuning tcp_mem"
 )
 
+// diagnoseMemory finds tcp-memory-pressure: TCP memory accounting and
+// the orphan count are global. tcp_check_oom() aborts connections and logs
+// "too many orphaned sockets" or "out of memory -- consider tuning tcp_mem".
 func diagnoseMemory(s *Snapshot) *TCPMemoryPressure {
 	d := &TCPMemoryPressure{Severity: Info, AbortOnMemory: s.Delta(tcpExtTCPAbortOnMemory), Pressures: s.Delta(tcpExtTCPMemoryPressures),
 		Logged: len(s.KmsgMatching(orphanLog))+len(s.KmsgMatching(tcpMemLog)) > 0}

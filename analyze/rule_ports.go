@@ -9,17 +9,6 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// rulePorts finds ephemeral-port-exhaustion: connect() needs a free local
-// port per (source, destination, destination port); no kernel counter moves
-// when it fails with EADDRNOTAVAIL, so the evidence is the socket table:
-// sockets per tuple against the size of ip_local_port_range.
-func rulePorts(s *Snapshot) []Finding {
-	if d := diagnosePorts(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // PortExhaustion diagnoses ephemeral-port-exhaustion: outgoing connections
 // to one destination use up the local port range.
 type PortExhaustion struct {
@@ -50,6 +39,10 @@ type PortTuple struct {
 	Sockets, TimeWait int
 }
 
+// diagnosePorts finds ephemeral-port-exhaustion: connect() needs a free local
+// port per (source, destination, destination port); no kernel counter moves
+// when it fails with EADDRNOTAVAIL, so the evidence is the socket table:
+// sockets per tuple against the size of ip_local_port_range.
 func diagnosePorts(s *Snapshot) *PortExhaustion {
 	if s.Sockets == nil || len(s.Sockets.Outgoing) == 0 {
 		return nil

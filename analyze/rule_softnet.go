@@ -6,17 +6,6 @@ import (
 	"strconv"
 )
 
-// ruleSoftnet finds softnet-drops: column 2 of softnet_stat
-// (sd->dropped) counts packets dropped by enqueue_to_backlog() when a CPU's
-// backlog exceeds netdev_max_backlog, before TCP. It covers RPS and
-// netif_rx paths, veth included. Column 3, time_squeeze, is not a drop.
-func ruleSoftnet(s *Snapshot) []Finding {
-	if d := diagnoseSoftnet(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // SoftnetDrops diagnoses softnet-drops: packets dropped in the per-CPU
 // backlog before TCP.
 type SoftnetDrops struct {
@@ -41,6 +30,10 @@ type CPUDrops struct {
 	Dropped uint64
 }
 
+// diagnoseSoftnet finds softnet-drops: column 2 of softnet_stat
+// (sd->dropped) counts packets dropped by enqueue_to_backlog() when a CPU's
+// backlog exceeds netdev_max_backlog, before TCP. It covers RPS and
+// netif_rx paths, veth included. Column 3, time_squeeze, is not a drop.
 func diagnoseSoftnet(s *Snapshot) *SoftnetDrops {
 	d := &SoftnetDrops{Severity: Warning, Dropped: s.Delta(softnetDropped)}
 	if !d.Dropped.Moved() {

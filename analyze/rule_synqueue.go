@@ -70,13 +70,8 @@ func diagnoseSynDrop(s *Snapshot) *SynQueueDrop {
 
 func (d *SynQueueDrop) render(s *Snapshot) Finding {
 	l := first(d.Listeners)
-	f := Finding{
-		ID:       IDSynQueueOverflow,
-		Severity: d.Severity,
-		Title:    "SYN queue full" + titleListener(l) + ": new connections are being dropped",
-		Listener: l.name(),
-		Process:  l.process(),
-	}
+	f := listenerFinding(IDSynQueueOverflow, d.Severity, l)
+	f.Title = "SYN queue full" + titleListener(l) + ": new connections are being dropped"
 	if d.Drops.OK {
 		f.Evidence = append(f.Evidence,
 			evDelta(d.Drops, "SYNs dropped because the SYN queue was full and tcp_syncookies=0 (counts packets: every SYN retransmit is dropped again)"),
@@ -123,9 +118,9 @@ func (d *SynQueueDrop) render(s *Snapshot) Finding {
 // ThreeQuarterDrop diagnoses syn-queue-overflow by the 3/4 rule: with
 // cookies off, tcp_conn_request() drops SYNs of unproven peers once the SYN
 // queue holds more than tcp_max_syn_backlog - tcp_max_syn_backlog/4
-// requests (branch F), counting only ListenDrops. The residual drops are told apart from
-// ICMP-aborted requests (unreachable-clients) by a listener at that plateau
-// below its Send-Q, or by ICMP unreachables not moving.
+// requests (branch F), counting only ListenDrops. The residual drops are
+// told apart from ICMP-aborted requests (unreachable-clients) by a listener
+// at that plateau below its Send-Q, or by ICMP unreachables not moving.
 type ThreeQuarterDrop struct {
 	Severity Severity
 	// Listener sits at the plateau below its Send-Q; nil when none does
@@ -203,14 +198,9 @@ func residualDrops(drops, overflows, reqDrop Delta) (Delta, bool) {
 
 func (d *ThreeQuarterDrop) render(s *Snapshot) Finding {
 	at := d.Listener
-	f := Finding{
-		ID:       IDSynQueueOverflow,
-		Severity: d.Severity,
-		Title:    "SYNs dropped by the tcp_max_syn_backlog 3/4 rule" + titleListener(at) + " (syncookies off)",
-		Listener: at.name(),
-		Process:  at.process(),
-		Key:      "net.ipv4.tcp_max_syn_backlog",
-	}
+	f := listenerFinding(IDSynQueueOverflow, d.Severity, at)
+	f.Title = "SYNs dropped by the tcp_max_syn_backlog 3/4 rule" + titleListener(at) + " (syncookies off)"
+	f.Key = "net.ipv4.tcp_max_syn_backlog"
 	f.Evidence = append(f.Evidence,
 		evDelta(d.ListenDrops, "ListenDrops rose"),
 		evDelta(d.ListenOverflows, "not the accept queue"),
@@ -302,13 +292,8 @@ func diagnoseCookieOverflow(s *Snapshot) *CookieOverflow {
 
 func (d *CookieOverflow) render(s *Snapshot) Finding {
 	l := first(d.Listeners)
-	f := Finding{
-		ID:       IDSyncookiesActive,
-		Severity: d.Severity,
-		Title:    "SYN queue full" + titleListener(l) + ": SYN cookies are letting clients in",
-		Listener: l.name(),
-		Process:  l.process(),
-	}
+	f := listenerFinding(IDSyncookiesActive, d.Severity, l)
+	f.Title = "SYN queue full" + titleListener(l) + ": SYN cookies are letting clients in"
 	if d.DoCookies.OK {
 		f.Evidence = append(f.Evidence, evDelta(d.DoCookies, "SYNs that found the SYN queue full and were answered with a cookie"))
 	}

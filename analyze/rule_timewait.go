@@ -5,16 +5,6 @@ import (
 	"strconv"
 )
 
-// ruleTimeWait finds time-wait-overflow: when the TIME_WAIT minisockets
-// exceed tcp_max_tw_buckets, tcp_time_wait() skips TIME_WAIT and counts
-// TCPTimeWaitOverflow (6.12 no longer logs it).
-func ruleTimeWait(s *Snapshot) []Finding {
-	if d := diagnoseTimeWait(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // TimeWaitOverflow diagnoses time-wait-overflow: connections closed
 // without a TIME_WAIT socket because tcp_max_tw_buckets was reached.
 type TimeWaitOverflow struct {
@@ -33,6 +23,9 @@ type TimeWaitOverflow struct {
 	RaiseTo        int64
 }
 
+// diagnoseTimeWait finds time-wait-overflow: when the TIME_WAIT minisockets
+// exceed tcp_max_tw_buckets, tcp_time_wait() skips TIME_WAIT and counts
+// TCPTimeWaitOverflow (6.12 no longer logs it).
 func diagnoseTimeWait(s *Snapshot) *TimeWaitOverflow {
 	d := &TimeWaitOverflow{Overflows: s.Delta(tcpExtTCPTimeWaitOverflow)}
 	if !d.Overflows.Moved() {

@@ -5,19 +5,6 @@ import (
 	"strconv"
 )
 
-// ruleUnreachable finds unreachable-clients: ListenDrops
-// beyond ListenOverflows and TCPReqQFullDrop with cookies on are requests
-// aborted by an ICMP error (tcp_req_err(): host or net unreachable, often
-// the kernel's own after ARP fails for spoofed on-link sources), a route or
-// memory failure. With cookies off the same residual is the 3/4 rule unless
-// ICMP unreachables moved and no listener sits at the 3/4 plateau.
-func ruleUnreachable(s *Snapshot) []Finding {
-	if d := diagnoseUnreachable(s); d != nil {
-		return findings(s, d)
-	}
-	return nil
-}
-
 // UnreachableClients diagnoses unreachable-clients: connection requests
 // dropped that neither queue explains.
 type UnreachableClients struct {
@@ -39,6 +26,12 @@ type UnreachableClients struct {
 // neighLog is the kernel's line when the neighbour table is full.
 const neighLog = "neighbor table overflow"
 
+// diagnoseUnreachable finds unreachable-clients: ListenDrops
+// beyond ListenOverflows and TCPReqQFullDrop with cookies on are requests
+// aborted by an ICMP error (tcp_req_err(): host or net unreachable, often
+// the kernel's own after ARP fails for spoofed on-link sources), a route or
+// memory failure. With cookies off the same residual is the 3/4 rule unless
+// ICMP unreachables moved and no listener sits at the 3/4 plateau.
 func diagnoseUnreachable(s *Snapshot) *UnreachableClients {
 	cookies, _ := syncookies(s)
 	drops := s.Delta(tcpExtListenDrops)
