@@ -54,10 +54,14 @@ func diagnoseSynDrop(s *Snapshot) *SynQueueDrop {
 		ListenDrops:  s.Delta(tcpExtListenDrops),
 		PassiveOpens: s.Delta(tcpPassiveOpens),
 	}
-	d.Listeners, d.AtCap = s.synQueueCulprits()
 	// With one sample there are no deltas, but a queue at its cap with
 	// cookies off drops every further SYN.
-	if !d.Drops.Moved() && !(cookies == 0 && len(s.Samples) < 2 && d.AtCap) {
+	oneSample := cookies == 0 && len(s.Samples) < 2
+	if !d.Drops.Moved() && !oneSample {
+		return nil
+	}
+	d.Listeners, d.AtCap = s.synQueueCulprits()
+	if !d.Drops.Moved() && !d.AtCap {
 		return nil
 	}
 	d.Severity = dropSeverity(d.Drops, d.PassiveOpens, Warning)
@@ -268,9 +272,12 @@ type CookieOverflow struct {
 func diagnoseCookieOverflow(s *Snapshot) *CookieOverflow {
 	cookies, _ := syncookies(s)
 	d := &CookieOverflow{Severity: Warning, DoCookies: s.Delta(tcpExtTCPReqQFullDoCookies), ReturnRatio: -1}
-	d.Listeners, d.AtCap = s.synQueueCulprits()
-	if cookies != 1 || !(d.DoCookies.Moved() || len(s.Samples) < 2 && d.AtCap) {
+	if cookies != 1 || !d.DoCookies.Moved() && len(s.Samples) >= 2 {
 		return nil
+	}
+	d.Listeners, d.AtCap = s.synQueueCulprits()
+	if !d.DoCookies.Moved() && !d.AtCap {
+		return nil // one sample, and no queue at its cap
 	}
 	d.Sent, d.Recv, d.Failed = s.Delta(tcpExtSyncookiesSent), s.Delta(tcpExtSyncookiesRecv), s.Delta(tcpExtSyncookiesFailed)
 	d.ListenOverflows = s.Delta(tcpExtListenOverflows)
