@@ -1,6 +1,8 @@
 package analyze
 
 import (
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -9,7 +11,7 @@ import (
 // PerSecond say anything about the time of the capture; First and Last are
 // history.
 type Delta struct {
-	Metric    string
+	Counter   Counter
 	First     int64
 	Last      int64
 	Delta     int64
@@ -26,12 +28,12 @@ type Delta struct {
 // Moved reports whether the counter rose during the capture.
 func (d Delta) Moved() bool { return d.OK && d.Delta > 0 }
 
-// Delta returns the movement of metric over the capture.
-func (s *Snapshot) Delta(metric string) Delta {
-	d := Delta{Metric: metric}
+// Delta returns the movement of counter c over the capture.
+func (s *Snapshot) Delta(c Counter) Delta {
+	d := Delta{Counter: c}
 	first, last := -1, -1
 	for i := range s.Samples {
-		if _, ok := s.Samples[i].Values[metric]; ok {
+		if _, ok := s.Samples[i].Values[c]; ok {
 			if first < 0 {
 				first = i
 			}
@@ -42,9 +44,9 @@ func (s *Snapshot) Delta(metric string) Delta {
 	if first < 0 {
 		return d
 	}
-	d.First = s.Samples[first].Values[metric]
-	d.Last = s.Samples[last].Values[metric]
-	d.Source = s.Samples[last].Source(metric)
+	d.First = s.Samples[first].Values[c]
+	d.Last = s.Samples[last].Values[c]
+	d.Source = s.Samples[last].Source(c)
 	if first == last {
 		return d
 	}
@@ -60,23 +62,24 @@ func (s *Snapshot) Delta(metric string) Delta {
 	return d
 }
 
-// Value returns the metric in the last sample that has it.
-func (s *Snapshot) Value(metric string) (int64, string, bool) {
+// Value returns counter c in the last sample that has it, and the member
+// it was read from.
+func (s *Snapshot) Value(c Counter) (int64, string, bool) {
 	for i := len(s.Samples) - 1; i >= 0; i-- {
-		if v, ok := s.Samples[i].Values[metric]; ok {
-			return v, s.Samples[i].Source(metric), true
+		if v, ok := s.Samples[i].Values[c]; ok {
+			return v, s.Samples[i].Source(c), true
 		}
 	}
 	return 0, "", false
 }
 
-// Intervals returns the per-interval increments of metric between
+// Intervals returns the per-interval increments of counter c between
 // consecutive samples that both have it (negative values mean a reset).
-func (s *Snapshot) Intervals(metric string) []int64 {
+func (s *Snapshot) Intervals(c Counter) []int64 {
 	var out []int64
 	prev, have := int64(0), false
 	for i := range s.Samples {
-		v, ok := s.Samples[i].Values[metric]
+		v, ok := s.Samples[i].Values[c]
 		if !ok {
 			continue
 		}
@@ -114,4 +117,21 @@ func (s *Snapshot) Window() float64 {
 		return 0
 	}
 	return s.seconds(0, len(s.Samples)-1)
+}
+
+// Counters lists every counter any sample has, by name: the data a
+// browser of the bundle shows.
+func (s *Snapshot) Counters() []Counter {
+	seen := map[Counter]bool{}
+	var out []Counter
+	for i := range s.Samples {
+		for c := range s.Samples[i].Values {
+			if !seen[c] {
+				seen[c] = true
+				out = append(out, c)
+			}
+		}
+	}
+	slices.SortFunc(out, func(a, b Counter) int { return strings.Compare(a.name, b.name) })
+	return out
 }

@@ -54,8 +54,8 @@ func ParseSeverity(s string) (Severity, error) {
 	return Info, fmt.Errorf("unknown severity %q (want info, warning or critical)", s)
 }
 
-// Finding ids. The ids of DESIGN.md are stable and must not be renamed;
-// the others are additions of this package.
+// Finding ids. The ids of the report schema snapdiag.report/v1 are stable
+// and must not be renamed; the others are additions of this package.
 const (
 	IDSynQueueOverflow    = "syn-queue-overflow"
 	IDSyncookiesActive    = "syncookies-active"
@@ -95,6 +95,10 @@ type Finding struct {
 	Process         *Process         `json:"process,omitempty"`
 	Evidence        []Evidence       `json:"evidence"`
 	Recommendations []Recommendation `json:"recommendations"`
+	// Diagnosis is what the rule found, in typed fields, from which the
+	// title, summary, evidence and recommendations were written. It is for
+	// programs and tests in Go; the JSON report carries the prose.
+	Diagnosis Diagnosis `json:"-"`
 }
 
 // Process names the process that owns a listener.
@@ -137,7 +141,7 @@ const SysctlConfFile = "/etc/sysctl.d/90-snapdiag.conf"
 // evDelta is the evidence of a counter's movement.
 func evDelta(d Delta, note string) Evidence {
 	return Evidence{
-		Source: d.Source, Metric: d.Metric, Value: float64(d.Last),
+		Source: d.Source, Metric: d.Counter.String(), Value: float64(d.Last),
 		Delta: float64(d.Delta), PerSecond: round2(d.PerSecond), Note: note,
 	}
 }

@@ -16,19 +16,10 @@ import (
 
 // fixture is a bundle in memory, loaded from a recorded bundle under
 // testdata/ and then tweaked where the kernel state cannot be produced on
-// this machine (each tweak follows a state the reference verified on 6.18).
+// this machine (each tweak follows a state observed in the lab on 6.18).
 type fixture struct {
 	t  testing.TB
 	fs fstest.MapFS
-}
-
-func loadFixture(t testing.TB, dir string) *fixture {
-	t.Helper()
-	m, err := readTree(dir)
-	if err != nil {
-		t.Fatalf("load %s: %v", dir, err)
-	}
-	return &fixture{t: t, fs: m}
 }
 
 func readTree(dir string) (fstest.MapFS, error) {

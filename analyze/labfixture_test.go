@@ -33,7 +33,7 @@ var (
 const recorderComm = "analyze.test"
 
 // labFixture is one incident recorded with -record, and what its report
-// must say. Every expectation follows docs/kernel-listen-path.md, not what
+// must say. Every expectation follows what the kernel does, not what
 // the rules happened to print.
 type labFixture struct {
 	name string
@@ -89,8 +89,8 @@ func synFlood(o lab.SYNFloodOpts) func(t *testing.T, l *lab.Lab) (func() error, 
 
 var labFixtures = []labFixture{
 	{
-		// §6 (a), cookies off: TCPReqQFullDrop = ListenDrops, SYN-RECV at
-		// backlog+1, the good client times out. R-SYNQ-DROP: cookies on is
+		// A SYN flood, cookies off: TCPReqQFullDrop = ListenDrops, SYN-RECV at
+		// backlog+1, the good client times out. With cookies off, cookies on is
 		// the fix; the audit flags tcp_syncookies=0.
 		name: "synflood-cookies-off-v4", net: 11,
 		run: synFlood(lab.SYNFloodOpts{Syncookies: 0}),
@@ -108,9 +108,9 @@ var labFixtures = []labFixture{
 		check: checkSynDrop,
 	},
 	{
-		// §6 (a), cookies on: the overflow goes to cookies and nothing
+		// A SYN flood, cookies on: the overflow goes to cookies and nothing
 		// comes back from the black-holed client (SyncookiesRecv ≈ 0): a
-		// flood, so R-SYNQ-COOKIE says keep cookies, never raise
+		// flood, so the advice is to keep cookies, never raise
 		// tcp_max_syn_backlog.
 		name: "synflood-cookies-on-v4", net: 13,
 		run:   synFlood(lab.SYNFloodOpts{Syncookies: 1}),
@@ -124,9 +124,9 @@ var labFixtures = []labFixture{
 		check: checkCookieFlood,
 	},
 	{
-		// §6 (a), branch F: backlog 64, tcp_max_syn_backlog 16, cookies off:
+		// Branch F of tcp_conn_request(): backlog 64, tcp_max_syn_backlog 16, cookies off:
 		// the queue plateaus at 13, below Send-Q, and only ListenDrops moves.
-		// R-34RULE: enable cookies, or tcp_max_syn_backlog ≥ 4/3 × 64.
+		// The remedy: enable cookies, or tcp_max_syn_backlog ≥ 4/3 × 64.
 		name: "three-quarter-rule", net: 15,
 		run: synFlood(lab.SYNFloodOpts{Syncookies: 0, Backlog: 64, MaxSynBacklog: 16}),
 		want: map[string]analyze.Severity{analyze.IDSynQueueOverflow: analyze.Critical, analyze.IDRiskySysctl: analyze.Warning,
@@ -146,18 +146,21 @@ var labFixtures = []labFixture{
 			if !hasEvidence(f, "TcpExt.ListenDrops", true) || hasEvidence(f, "TcpExt.TCPReqQFullDrop", true) {
 				t.Errorf("want ListenDrops moving and TCPReqQFullDrop flat: %+v", f.Evidence)
 			}
+			if d := diagnosis[*analyze.ThreeQuarterDrop](t, f); d.Listener == nil || d.Plateau != 12 || d.Backlog != 64 {
+				t.Errorf("want the listener at the plateau of 12 (3/4 of 16) below its backlog 64: %+v", d)
+			}
 		},
 	},
 	{
-		// §1.5: with tcp_syncookies=2 the cookie counters move for every SYN
-		// and SYN-RECV stays 0: no queue finding, only the audit (R-COOKIE2).
+		// With tcp_syncookies=2 the cookie counters move for every SYN
+		// and SYN-RECV stays 0: no queue finding, only the audit.
 		name: "syncookies-2", net: 16,
 		run:   synFlood(lab.SYNFloodOpts{Syncookies: 2, BadClients: 5}),
 		want:  map[string]analyze.Severity{analyze.IDRiskySysctl: analyze.Warning, analyze.IDHalfOpenClients: analyze.Info},
 		risky: []string{"net.ipv4.tcp_syncookies"},
 	},
 	{
-		// §6 (b) phase A: backlog 8, never accepts: Recv-Q 9 > Send-Q 8 in
+		// An accept queue that is never drained: backlog 8, never accepts: Recv-Q 9 > Send-Q 8 in
 		// every sample and no new children: "stuck". The remedy is the
 		// application's; no sysctl fixes a listener that never accepts.
 		name: "accept-queue-never-accepts", net: 17, port: 8081,
@@ -168,8 +171,8 @@ var labFixtures = []labFixture{
 		want: map[string]analyze.Severity{analyze.IDAcceptQueueOverflow: analyze.Critical},
 		check: func(t *testing.T, fx labFixture, r *analyze.Report) {
 			f := only(t, r, analyze.IDAcceptQueueOverflow)
-			if !strings.Contains(f.Title, "stopped accepting") {
-				t.Errorf("a listener that never accepts must read as stuck: %q", f.Title)
+			if d := diagnosis[*analyze.AcceptQueueOverflow](t, f); d.State != analyze.AcceptStuck {
+				t.Errorf("a listener that never accepts must read as stuck: %+v", d)
 			}
 			if recs := sysctlRecs(f); len(recs) != 0 {
 				t.Errorf("a stuck application gets no sysctl remedy here (somaxconn is 4096, abort_on_overflow 0): %v", recs)
@@ -180,7 +183,7 @@ var labFixtures = []labFixture{
 		},
 	},
 	{
-		// R-ACCEPTQ, slow rather than stuck: the application accepts 4
+		// An accept queue that overflows, slow rather than stuck: the application accepts 4
 		// connections a second while 20 arrive, so Recv-Q sits at its cap,
 		// ListenOverflows rises, and PassiveOpens rises with the accepts.
 		name: "accept-queue-slow", net: 18, port: 8081,
@@ -204,8 +207,8 @@ var labFixtures = []labFixture{
 		want: map[string]analyze.Severity{analyze.IDAcceptQueueOverflow: analyze.Critical},
 		check: func(t *testing.T, fx labFixture, r *analyze.Report) {
 			f := only(t, r, analyze.IDAcceptQueueOverflow)
-			if strings.Contains(f.Title, "stopped accepting") || !strings.Contains(f.Title, "fast enough") {
-				t.Errorf("an application that accepts, slowly, must not read as stuck: %q", f.Title)
+			if d := diagnosis[*analyze.AcceptQueueOverflow](t, f); d.State != analyze.AcceptSlow {
+				t.Errorf("an application that accepts, slowly, must not read as stuck: %+v", d)
 			}
 			if !hasEvidence(f, "Tcp.PassiveOpens", true) || !hasEvidence(f, "TcpExt.ListenOverflows", true) {
 				t.Errorf("want PassiveOpens and ListenOverflows moving: %+v", f.Evidence)
@@ -216,9 +219,9 @@ var labFixtures = []labFixture{
 		},
 	},
 	{
-		// §6 (b) phase B with tcp_abort_on_overflow=1: the third ACKs that
+		// A burst on a full accept queue with tcp_abort_on_overflow=1: the third ACKs that
 		// find the queue full are answered with RSTs (EmbryonicRsts, OutRsts):
-		// the clients get ECONNRESET. R-ACCEPTQ sub-rule: recommend 0.
+		// the clients get ECONNRESET. The remedy: tcp_abort_on_overflow=0.
 		name: "accept-queue-abort-on-overflow", net: 19, port: 8081, samples: 4,
 		run: func(t *testing.T, l *lab.Lab) (func() error, error) {
 			if err := l.Sysctl(l.Server, "net.ipv4.tcp_abort_on_overflow", "1"); err != nil {
@@ -256,14 +259,14 @@ var labFixtures = []labFixture{
 			if got := sysctlRecs(f); !maps.Equal(got, map[string]string{"net.ipv4.tcp_abort_on_overflow": "0"}) {
 				t.Errorf("sysctl remedies %v, want only tcp_abort_on_overflow=0", got)
 			}
-			if !hasEvidence(f, "TcpExt.EmbryonicRsts", true) || !strings.Contains(f.Summary, "ECONNRESET") {
-				t.Errorf("want the resets in the evidence and the summary: %s", f.Summary)
+			if d := diagnosis[*analyze.AcceptQueueOverflow](t, f); !hasEvidence(f, "TcpExt.EmbryonicRsts", true) || !d.AbortOnOverflow || !d.Resets {
+				t.Errorf("want the clients reset, in the evidence and the diagnosis: %+v", d)
 			}
 		},
 	},
 	{
-		// §6 (c): tcp_max_tw_buckets 5 and a server that closes first:
-		// TCPTimeWaitOverflow rises. R-TW: raise it, never lower it.
+		// TIME_WAIT overflow: tcp_max_tw_buckets 5 and a server that closes first:
+		// TCPTimeWaitOverflow rises. The remedy: raise it, never lower it.
 		name: "time-wait-overflow", net: 20, port: 8082,
 		run: func(t *testing.T, l *lab.Lab) (func() error, error) {
 			tw, err := lab.TimeWaitOverflow(l, lab.TimeWaitOpts{})
@@ -289,7 +292,7 @@ var labFixtures = []labFixture{
 		},
 	},
 	{
-		// §3's folklore, set in the server's namespace, on a healthy busy
+		// Folklore settings, set in the server's namespace, on a healthy busy
 		// service that asks for a 4096 backlog (clamped to somaxconn 1024):
 		// one risky-sysctl finding per key, and nothing else.
 		name: "risky-sysctls", net: 21,
@@ -429,8 +432,8 @@ func prefill(l *lab.Lab, ln *lab.Listener, n int) error {
 	})
 }
 
-// checkSynDrop: R-SYNQ-DROP's remedy is tcp_syncookies=1, and on 4.4+
-// never tcp_max_syn_backlog (§1.1: the SYN queue's cap is the backlog).
+// checkSynDrop: a full SYN queue's remedy with cookies off is tcp_syncookies=1, and on 4.4+
+// never tcp_max_syn_backlog (the SYN queue's cap is the backlog).
 func checkSynDrop(t *testing.T, fx labFixture, r *analyze.Report) {
 	f := only(t, r, analyze.IDSynQueueOverflow)
 	recs := sysctlRecs(f)
@@ -449,8 +452,8 @@ func checkSynDrop(t *testing.T, fx labFixture, r *analyze.Report) {
 // the remedy is upstream; keep cookies on.
 func checkCookieFlood(t *testing.T, fx labFixture, r *analyze.Report) {
 	f := only(t, r, analyze.IDSyncookiesActive)
-	if !strings.Contains(f.Summary, "flood") {
-		t.Errorf("SyncookiesRecv ≈ 0 must read as a flood: %s", f.Summary)
+	if d := diagnosis[*analyze.CookieOverflow](t, f); d.Verdict != analyze.CookieFlood {
+		t.Errorf("SyncookiesRecv ≈ 0 must read as a flood: %+v", d)
 	}
 	if v, ok := sysctlRecs(f)["net.ipv4.tcp_syncookies"]; ok && v != "1" {
 		t.Errorf("cookies must stay on, got tcp_syncookies=%s", v)
@@ -620,7 +623,7 @@ var sysctlCommand = regexp.MustCompile(`^sysctl -w ([a-z0-9_.\-/]+)=(\S+)$`)
 // checkRemedies holds for every finding of a 6.18 bundle: sysctl commands
 // run as they stand and set what the recommendation says, and
 // tcp_max_syn_backlog is never the remedy of a full SYN queue or accept
-// queue (§1.1; only the cookies-off 3/4 rule, R-34RULE, may raise it).
+// queue (only the cookies-off 3/4 rule may raise it).
 func checkRemedies(t *testing.T, f analyze.Finding) {
 	t.Helper()
 	for _, rec := range f.Recommendations {
@@ -639,6 +642,16 @@ func checkRemedies(t *testing.T, f analyze.Finding) {
 			t.Errorf("%s recommends tcp_max_syn_backlog, which does not size the SYN queue on 4.4 and later", f.ID)
 		}
 	}
+}
+
+// diagnosis is f's diagnosis as a D, or a fatal error.
+func diagnosis[D analyze.Diagnosis](t *testing.T, f analyze.Finding) D {
+	t.Helper()
+	d, ok := f.Diagnosis.(D)
+	if !ok {
+		t.Fatalf("%s: diagnosis %T, want %T", f.ID, f.Diagnosis, d)
+	}
+	return d
 }
 
 // only returns the single finding with id.

@@ -8,6 +8,18 @@ import (
 	"strings"
 )
 
+// The connection-tracking counters: columns of /proc/net/stat/nf_conntrack
+// summed over CPUs, and the table's size from nf_conntrack_count.
+var (
+	conntrackDrop         = newCounter(conntrackGroup, "drop")
+	conntrackEarlyDrop    = newCounter(conntrackGroup, "early_drop")
+	conntrackInsertFailed = newCounter(conntrackGroup, "insert_failed")
+	conntrackCount        = newCounter(conntrackGroup, "count")
+)
+
+// conntrackGroup is the group of the connection-tracking counters.
+const conntrackGroup = "Conntrack"
+
 // parseConntrackStat reads /proc/net/stat/nf_conntrack: a header line naming
 // the columns, then one row of hexadecimal values per CPU
 // (ct_cpu_seq_show()). It returns the columns summed over CPUs, except

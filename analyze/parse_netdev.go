@@ -8,6 +8,18 @@ import (
 	"strings"
 )
 
+// The /proc/net/dev columns the loader keeps, per interface:
+// "Dev.eth0.rx_drop".
+var (
+	devRxPackets = newDevField("rx_packets")
+	devRxDrop    = newDevField("rx_drop")
+	devRxFifo    = newDevField("rx_fifo")
+	devRxErrs    = newDevField("rx_errs")
+)
+
+// devGroup is the group of the /proc/net/dev counters.
+const devGroup = "Dev"
+
 // NetDev is the receive side of one interface's /proc/net/dev row, the part
 // the rules read.
 type NetDev struct {

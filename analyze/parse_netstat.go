@@ -8,6 +8,39 @@ import (
 	"strings"
 )
 
+// The counters of /proc/net/netstat (TcpExt), /proc/net/snmp (Tcp, Icmp)
+// and /proc/net/snmp6 (Snmp6) that the rules read. Names are the kernel's
+// (the snmp4_*_list and snmp6_*_list tables of net/ipv4/proc.c and
+// net/ipv6/proc.c).
+var (
+	// Listen path (tcp_conn_request(), tcp_v4_syn_recv_sock()).
+	tcpExtListenDrops          = newCounter("TcpExt", "ListenDrops")
+	tcpExtListenOverflows      = newCounter("TcpExt", "ListenOverflows")
+	tcpExtTCPReqQFullDrop      = newCounter("TcpExt", "TCPReqQFullDrop")
+	tcpExtTCPReqQFullDoCookies = newCounter("TcpExt", "TCPReqQFullDoCookies")
+	tcpExtSyncookiesSent       = newCounter("TcpExt", "SyncookiesSent")
+	tcpExtSyncookiesRecv       = newCounter("TcpExt", "SyncookiesRecv")
+	tcpExtSyncookiesFailed     = newCounter("TcpExt", "SyncookiesFailed")
+	tcpExtTCPSynRetrans        = newCounter("TcpExt", "TCPSynRetrans")
+	tcpExtEmbryonicRsts        = newCounter("TcpExt", "EmbryonicRsts")
+	tcpPassiveOpens            = newCounter("Tcp", "PassiveOpens")
+	tcpOutRsts                 = newCounter("Tcp", "OutRsts")
+
+	// TIME_WAIT and memory (tcp_time_wait(), tcp_check_oom()).
+	tcpExtTCPTimeWaitOverflow = newCounter("TcpExt", "TCPTimeWaitOverflow")
+	tcpExtTCPAbortOnMemory    = newCounter("TcpExt", "TCPAbortOnMemory")
+	tcpExtTCPMemoryPressures  = newCounter("TcpExt", "TCPMemoryPressures")
+
+	// ICMP errors that abort waiting requests (tcp_req_err()).
+	icmpOutDestUnreachs       = newCounter("Icmp", "OutDestUnreachs")
+	icmpInDestUnreachs        = newCounter("Icmp", "InDestUnreachs")
+	snmp6Icmp6OutDestUnreachs = newCounter(snmp6Group, "Icmp6OutDestUnreachs")
+)
+
+// snmp6Group is the group of /proc/net/snmp6's counters, which the file
+// does not name itself.
+const snmp6Group = "Snmp6"
+
 // Counters is a parsed counter file: group ("TcpExt", "Tcp", "Icmp", ...) to
 // counter name to value.
 type Counters map[string]map[string]int64

@@ -8,6 +8,20 @@ import (
 	"strings"
 )
 
+// The /proc/net/sockstat counters the rules read, grouped as
+// "Sockstat.PROTO" (sockstat6 as "Sockstat6.PROTO").
+var (
+	sockstatTCPMem    = newCounter(sockstatGroup+".TCP", "mem")
+	sockstatTCPOrphan = newCounter(sockstatGroup+".TCP", "orphan")
+	sockstatTCPTW     = newCounter(sockstatGroup+".TCP", "tw")
+)
+
+// The groups of /proc/net/sockstat and sockstat6.
+const (
+	sockstatGroup  = "Sockstat"
+	sockstat6Group = "Sockstat6"
+)
+
 // parseSockstat reads /proc/net/sockstat or sockstat6: lines
 // "PROTO: key value key value ...". The result maps "TCP" to {"inuse": 1,
 // "tw": 0, "mem": 3, ...}; "sockets: used N" becomes {"sockets": {"used": N}}.

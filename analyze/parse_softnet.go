@@ -8,6 +8,16 @@ import (
 	"strings"
 )
 
+// The counters the loader sums over softnet_stat's CPU rows.
+var (
+	softnetProcessed   = newCounter(softnetGroup, "processed")
+	softnetDropped     = newCounter(softnetGroup, "dropped")
+	softnetTimeSqueeze = newCounter(softnetGroup, "time_squeeze")
+)
+
+// softnetGroup is the group of the softnet_stat sums.
+const softnetGroup = "Softnet"
+
 // SoftnetCPU is one CPU's row of /proc/net/softnet_stat.
 type SoftnetCPU struct {
 	Processed   uint64

@@ -110,7 +110,8 @@ func (r *Report) Filter(min Severity) *Report {
 	return &c
 }
 
-// Exit codes of analyze (DESIGN.md).
+// Exit codes of analyze: 0 nothing above info, 3 a warning, 4 critical
+// (1 and 2, errors and usage, belong to the command).
 const (
 	ExitOK       = 0
 	ExitWarning  = 3
@@ -157,10 +158,10 @@ func verdict(fs []Finding, s *Snapshot) string {
 // timeline lists per-interval movements of the listen-path counters, at
 // most 50 intervals (the busiest, in time order).
 func timeline(s *Snapshot) []TimelineEntry {
-	timelineMetrics := []string{
-		"TcpExt.TCPReqQFullDrop", "TcpExt.TCPReqQFullDoCookies", "TcpExt.ListenOverflows", "TcpExt.ListenDrops",
-		"TcpExt.SyncookiesSent", "TcpExt.SyncookiesRecv", "TcpExt.TCPSynRetrans", "Tcp.PassiveOpens",
-		"TcpExt.TCPTimeWaitOverflow", "Softnet.dropped", "Conntrack.drop",
+	timelineMetrics := []Counter{
+		tcpExtTCPReqQFullDrop, tcpExtTCPReqQFullDoCookies, tcpExtListenOverflows, tcpExtListenDrops,
+		tcpExtSyncookiesSent, tcpExtSyncookiesRecv, tcpExtTCPSynRetrans, tcpPassiveOpens,
+		tcpExtTCPTimeWaitOverflow, softnetDropped, conntrackDrop,
 	}
 	type iv struct {
 		i     int
@@ -177,7 +178,7 @@ func timeline(s *Snapshot) []TimelineEntry {
 			vb, ok2 := b.Values[m]
 			if ok1 && ok2 && vb > va {
 				parts = append(parts, fmt.Sprintf("%s +%d", m, vb-va))
-				if m != "Tcp.PassiveOpens" {
+				if m != tcpPassiveOpens {
 					score += vb - va
 				}
 			}

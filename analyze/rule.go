@@ -19,19 +19,61 @@ func Rules() []Rule {
 	return []Rule{
 		{ID: "synqueue", Check: ruleSynQueue},
 		{ID: "acceptqueue", Check: ruleAcceptQueue},
-		{ID: "halfopen", Check: ruleHalfOpen},
-		{ID: "unreachable", Check: ruleUnreachable},
-		{ID: "conntrack", Check: ruleConntrack},
-		{ID: "timewait", Check: ruleTimeWait},
-		{ID: "ports", Check: rulePorts},
-		{ID: "memory", Check: ruleMemory},
-		{ID: "fd", Check: ruleFD},
-		{ID: "softnet", Check: ruleSoftnet},
+		{ID: "halfopen", Check: ruleOf(diagnoseHalfOpen)},
+		{ID: "unreachable", Check: ruleOf(diagnoseUnreachable)},
+		{ID: "conntrack", Check: ruleOf(diagnoseConntrack)},
+		{ID: "timewait", Check: ruleOf(diagnoseTimeWait)},
+		{ID: "ports", Check: ruleOf(diagnosePorts)},
+		{ID: "memory", Check: ruleOf(diagnoseMemory)},
+		{ID: "fd", Check: ruleOf(diagnoseFD)},
+		{ID: "softnet", Check: ruleOf(diagnoseSoftnet)},
 		{ID: "nicrx", Check: ruleNICRx},
 		{ID: "sysctl", Check: ruleSysctl},
-		{ID: "history", Check: ruleHistory},
-		{ID: "bundle", Check: ruleBundle},
+		{ID: "history", Check: ruleOf(diagnoseHistory)},
+		{ID: "bundle", Check: ruleOf(diagnoseBundle)},
 	}
+}
+
+// Diagnosis is what a rule found, in typed fields, before it is put into
+// words: the listener, the counters' movements, the limits and the kernel
+// behaviour that applied, and the remedy chosen. Each rule diagnoses first
+// and renders its finding from the diagnosis, so programs and tests read
+// the facts here instead of in sentences. The concrete types, one or more
+// per finding id: SynQueueDrop and ThreeQuarterDrop (syn-queue-overflow),
+// CookieOverflow, AcceptQueueOverflow, HalfOpenClients, UnreachableClients,
+// ConntrackFull, TimeWaitOverflow, PortExhaustion, TCPMemoryPressure,
+// FDExhaustion, SoftnetDrops, NICRxDrops, RiskySysctl, DropHistory,
+// BundleIncomplete and RuleFailure, all pointers.
+type Diagnosis interface {
+	// render writes the finding a person reads. s supplies what the prose
+	// quotes as it stands: kernel log lines, packet-sample counts, the
+	// sysctls' current values.
+	render(s *Snapshot) Finding
+}
+
+// ruleOf makes the check of a rule that finds at most one thing: diagnose
+// returns nil when there is nothing to report.
+func ruleOf[T any, D interface {
+	*T
+	Diagnosis
+}](diagnose func(*Snapshot) D) func(*Snapshot) []Finding {
+	return func(s *Snapshot) []Finding {
+		if d := diagnose(s); d != nil {
+			return findings(s, d)
+		}
+		return nil
+	}
+}
+
+// findings renders diagnoses into findings, each carrying its diagnosis.
+func findings[D Diagnosis](s *Snapshot, ds ...D) []Finding {
+	out := make([]Finding, 0, len(ds))
+	for _, d := range ds {
+		f := d.render(s)
+		f.Diagnosis = d
+		out = append(out, f)
+	}
+	return out
 }
 
 // RunRules applies rules to s. A rule that panics yields a finding about
@@ -67,18 +109,32 @@ func runRule(s *Snapshot, r Rule) (fs []Finding) {
 			if len(stack) > 1500 {
 				stack = stack[:1500]
 			}
-			fs = []Finding{{
-				ID:       IDRuleError,
-				Severity: Warning,
-				Title:    fmt.Sprintf("rule %s failed: its findings are missing from this report", r.ID),
-				Summary: fmt.Sprintf("The %s rule panicked on this bundle (%v). The other rules ran; "+
-					"please report this with the bundle.", r.ID, v),
-				Evidence: []Evidence{{Source: "rule " + r.ID, Metric: "panic", Note: stack}},
-			}}
+			fs = findings(s, &RuleFailure{Rule: r.ID, Panic: fmt.Sprint(v), Stack: stack})
 		}
 	}()
 	if r.Check == nil {
 		return nil
 	}
 	return r.Check(s)
+}
+
+// RuleFailure diagnoses rule-error: a rule panicked, so its findings are
+// missing from the report.
+type RuleFailure struct {
+	// Rule is the failed rule's id, Panic the value it panicked with, and
+	// Stack the start of the goroutine's stack from the panic on.
+	Rule  string
+	Panic string
+	Stack string
+}
+
+func (d *RuleFailure) render(*Snapshot) Finding {
+	return Finding{
+		ID:       IDRuleError,
+		Severity: Warning,
+		Title:    fmt.Sprintf("rule %s failed: its findings are missing from this report", d.Rule),
+		Summary: fmt.Sprintf("The %s rule panicked on this bundle (%s). The other rules ran; "+
+			"please report this with the bundle.", d.Rule, d.Panic),
+		Evidence: []Evidence{{Source: "rule " + d.Rule, Metric: "panic", Note: d.Stack}},
+	}
 }

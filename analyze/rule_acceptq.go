@@ -6,16 +6,14 @@ import (
 	"strings"
 )
 
-// ruleAcceptQueue is R-ACCEPTQ (section 7, rule 5): the application does not
+// ruleAcceptQueue finds accept-queue-overflow: the application does not
 // accept() fast enough. ListenOverflows counts SYNs dropped at SYN time (on
 // 4.10 and later, sk_acceptq_is_full() in tcp_conn_request()) and third ACKs
 // dropped at ACK time (tcp_v4_syn_recv_sock() exit_overflow); a listener
 // with Recv-Q at Send-Q shows which. Stuck vs slow: Recv-Q pinned above
 // Send-Q in every sample while PassiveOpens stands still.
 func ruleAcceptQueue(s *Snapshot) []Finding {
-	overflows := s.Delta("TcpExt.ListenOverflows")
-	drops := s.Delta("TcpExt.ListenDrops")
-	passive := s.Delta("Tcp.PassiveOpens")
+	overflows := s.Delta(tcpExtListenOverflows)
 	var fullLs []*ListenerState
 	for _, l := range s.Listeners() {
 		if acceptQueueFull(l) {
@@ -25,27 +23,71 @@ func ruleAcceptQueue(s *Snapshot) []Finding {
 	if !overflows.Moved() && len(fullLs) == 0 {
 		return nil
 	}
-	var out []Finding
 	if len(fullLs) == 0 {
-		out = append(out, acceptFinding(s, nil, overflows, drops, passive))
+		fullLs = []*ListenerState{nil}
 	}
+	var ds []*AcceptQueueOverflow
 	for _, l := range fullLs {
-		out = append(out, acceptFinding(s, l, overflows, drops, passive))
+		ds = append(ds, diagnoseAcceptQueue(s, l, overflows))
 	}
-	return out
+	return findings(s, ds...)
 }
 
-func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delta) Finding {
-	f := Finding{
-		ID:       IDAcceptQueueOverflow,
-		Listener: l.name(),
-		Process:  l.process(),
-	}
-	who := "the application"
-	if l != nil && l.Comm != "" {
-		who = fmt.Sprintf("%s (pid %d)", l.Comm, l.PID)
-	}
-	// Stuck (section 4): Recv-Q pinned at its maximum, unchanged, in every
+// AcceptState tells a listener that stopped accepting from one that
+// accepts too slowly.
+type AcceptState int
+
+// Accept states.
+const (
+	// AcceptSlow: the application accepts, more slowly than clients come.
+	AcceptSlow AcceptState = iota
+	// AcceptStuck: Recv-Q pinned above Send-Q, unchanged, in every sample,
+	// and the kernel completed almost no connection: nothing calls
+	// accept().
+	AcceptStuck
+)
+
+// AcceptQueueOverflow diagnoses accept-queue-overflow: connections dropped
+// (or reset) because an accept queue was full.
+type AcceptQueueOverflow struct {
+	Severity Severity
+	// Listener is the listener whose accept queue was full; nil when only
+	// the namespace's ListenOverflows moved.
+	Listener                             *ListenerState
+	Overflows, ListenDrops, PassiveOpens Delta
+	// Pinned is Recv-Q above Send-Q and unchanged in every sample (two or
+	// more); State says whether the application was accepting meanwhile.
+	Pinned bool
+	State  AcceptState
+	// AckTimeOverflows is the packet sample's third ACKs dropped for a
+	// full queue (the server re-sent its SYN-ACK after the client's ACK).
+	AckTimeOverflows int
+	// AbortOnOverflow is net.ipv4.tcp_abort_on_overflow=1; Resets is true
+	// when clients were reset for it (EmbryonicRsts moved, or the packet
+	// sample shows the RSTs).
+	AbortOnOverflow bool
+	Resets          bool
+	EmbryonicRsts   Delta
+	OutRsts         Delta
+	AbortRSTs       int
+	// BothQueuesFull counts cookies chosen and then dropped because the
+	// accept queue was full (TCPReqQFullDoCookies - SyncookiesSent), 0 when
+	// none.
+	BothQueuesFull int64
+	BothSource     string
+	// FDTight is fs.file-nr at 90% of file-max: accept() may fail with
+	// ENFILE.
+	FDTight bool
+	// Before410 is a kernel before 4.10, where a full accept queue drops a
+	// SYN only when young requests wait, so most overflows show at ACK time.
+	Before410 bool
+	Backlog   BacklogAdvice
+}
+
+func diagnoseAcceptQueue(s *Snapshot, l *ListenerState, overflows Delta) *AcceptQueueOverflow {
+	d := &AcceptQueueOverflow{Listener: l, Overflows: overflows,
+		ListenDrops: s.Delta(tcpExtListenDrops), PassiveOpens: s.Delta(tcpPassiveOpens)}
+	// Stuck: Recv-Q pinned at its maximum, unchanged, in every
 	// sample, and ΔPassiveOpens ≈ 0. Since 4.10 a full accept queue drops
 	// SYNs in tcp_conn_request(), so a listener creates a child only when an
 	// accept() made room: PassiveOpens rising means some application took
@@ -53,37 +95,69 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 	// room it makes is refilled at once, so the pinned queue alone cannot
 	// tell stuck from slow. PassiveOpens counts the whole namespace: when it
 	// moved, this listener is called slow, never stuck, whoever accepted.
-	pinned := false
 	if l != nil && len(l.RecvQs) >= 2 {
-		pinned = true
+		d.Pinned = true
 		for _, q := range l.RecvQs {
 			if q <= l.SendQ || q != l.RecvQs[0] {
-				pinned = false
+				d.Pinned = false
 			}
 		}
 	}
-	accepted := passive.OK && (passive.PerSecond >= 1 || passive.Seconds == 0 && passive.Delta > 0)
-	stuck := pinned && !accepted
-	sev := Warning
+	p := d.PassiveOpens
+	accepted := p.OK && (p.PerSecond >= 1 || p.Seconds == 0 && p.Delta > 0)
+	if d.Pinned && !accepted {
+		d.State = AcceptStuck
+	}
+	d.Severity = Warning
 	if overflows.Moved() {
-		sev = dropSeverity(overflows, passive, Warning)
+		d.Severity = dropSeverity(overflows, d.PassiveOpens, Warning)
 	}
-	if pinned {
-		sev = Critical
+	if d.Pinned {
+		d.Severity = Critical
 	}
-	f.Severity = sev
+	if pa := s.Packets; pa != nil {
+		d.AckTimeOverflows = pa.AckTimeOverflow
+	}
+	abort, _ := s.Sysctls.Int("net.ipv4.tcp_abort_on_overflow")
+	d.AbortOnOverflow = abort == 1
+	if d.AbortOnOverflow {
+		d.EmbryonicRsts, d.OutRsts = s.Delta(tcpExtEmbryonicRsts), s.Delta(tcpOutRsts)
+		if s.Packets != nil {
+			d.AbortRSTs = s.Packets.AbortRSTs
+		}
+		d.Resets = d.EmbryonicRsts.Moved() || d.AbortRSTs > 0
+	}
+	if cookies := s.Delta(tcpExtTCPReqQFullDoCookies); cookies.Moved() {
+		if sent := s.Delta(tcpExtSyncookiesSent); sent.OK && cookies.Delta > sent.Delta {
+			d.BothQueuesFull, d.BothSource = cookies.Delta-sent.Delta, cookies.Source
+		}
+	}
+	d.FDTight = fdTight(s)
+	d.Before410 = !s.Kernel.AtLeast(4, 10, 0)
+	d.Backlog = adviseBacklog(s, l)
+	return d
+}
+
+func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
+	l := d.Listener
+	f := listenerFinding(IDAcceptQueueOverflow, d.Severity, l)
+	who := "the application"
+	if l != nil && l.Comm != "" {
+		who = fmt.Sprintf("%s (pid %d)", l.Comm, l.PID)
+	}
+	stuck := d.State == AcceptStuck
 	if stuck {
 		f.Title = "Accept queue full" + titleListener(l) + ": " + who + " has stopped accepting connections"
 	} else {
 		f.Title = "Accept queue full" + titleListener(l) + ": " + who + " does not accept connections fast enough"
 	}
-	if overflows.OK {
+	if d.Overflows.OK {
 		f.Evidence = append(f.Evidence,
-			evDelta(overflows, "connections dropped because an accept queue was full (SYN-time and ACK-time; counts packets)"),
-			evDelta(drops, "ListenDrops includes the overflows"))
+			evDelta(d.Overflows, "connections dropped because an accept queue was full (SYN-time and ACK-time; counts packets)"),
+			evDelta(d.ListenDrops, "ListenDrops includes the overflows"))
 	}
-	if passive.OK {
-		f.Evidence = append(f.Evidence, evDelta(passive, "connections the kernel completed into accept queues"))
+	if d.PassiveOpens.OK {
+		f.Evidence = append(f.Evidence, evDelta(d.PassiveOpens, "connections the kernel completed into accept queues"))
 	}
 	if l != nil {
 		f.Evidence = append(f.Evidence, listenerEvidence(l, "")...)
@@ -91,40 +165,36 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 			float64(l.MaxRecvQ()), fmt.Sprintf("per sample %s (full above %d)", joinInts(l.RecvQs), l.SendQ)))
 	}
 	var sub []string
-	if pa := s.Packets; pa != nil && pa.AckTimeOverflow > 0 {
-		f.Evidence = append(f.Evidence, evValue("packets/sample.pcap", "ACK-time overflows", float64(pa.AckTimeOverflow),
+	if d.AckTimeOverflows > 0 {
+		f.Evidence = append(f.Evidence, evValue("packets/sample.pcap", "ACK-time overflows", float64(d.AckTimeOverflows),
 			"the server re-sent its SYN-ACK after the client's ACK or data and never acknowledged the data"))
 		sub = append(sub, fmt.Sprintf("The packet sample shows %d ACK-time overflows: the clients believe they are connected, "+
-			"send their request and hang, because the server drops their ACK and keeps re-sending the SYN-ACK.", pa.AckTimeOverflow))
+			"send their request and hang, because the server drops their ACK and keeps re-sending the SYN-ACK.", d.AckTimeOverflows))
 	}
-	abort, _ := s.Sysctls.Int("net.ipv4.tcp_abort_on_overflow")
-	embryonic := s.Delta("TcpExt.EmbryonicRsts")
-	if abort == 1 {
+	if d.AbortOnOverflow {
 		f.Evidence = append(f.Evidence, evValue(sysctlSource("net.ipv4.tcp_abort_on_overflow"), "net.ipv4.tcp_abort_on_overflow", 1,
 			"third ACKs that find the accept queue full are answered with a RST"))
-		if embryonic.OK {
-			f.Evidence = append(f.Evidence, evDelta(embryonic, "requests reset at ACK time"))
+		if d.EmbryonicRsts.OK {
+			f.Evidence = append(f.Evidence, evDelta(d.EmbryonicRsts, "requests reset at ACK time"))
 		}
-		if outRsts := s.Delta("Tcp.OutRsts"); outRsts.OK {
-			f.Evidence = append(f.Evidence, evDelta(outRsts, ""))
+		if d.OutRsts.OK {
+			f.Evidence = append(f.Evidence, evDelta(d.OutRsts, ""))
 		}
-		if pa := s.Packets; pa != nil && pa.AbortRSTs > 0 {
-			f.Evidence = append(f.Evidence, evValue("packets/sample.pcap", "RST right after the client's ACK", float64(pa.AbortRSTs), ""))
+		if d.AbortRSTs > 0 {
+			f.Evidence = append(f.Evidence, evValue("packets/sample.pcap", "RST right after the client's ACK", float64(d.AbortRSTs), ""))
 		}
-		if embryonic.Moved() || s.Packets != nil && s.Packets.AbortRSTs > 0 {
+		if d.Resets {
 			sub = append(sub, "tcp_abort_on_overflow=1 turns every overflow into a connection reset (ECONNRESET) for the client.")
 		}
 	}
-	if cookies := s.Delta("TcpExt.TCPReqQFullDoCookies"); cookies.Moved() {
-		if sent := s.Delta("TcpExt.SyncookiesSent"); sent.OK && cookies.Delta > sent.Delta {
-			f.Evidence = append(f.Evidence, evValue(cookies.Source, "TcpExt.TCPReqQFullDoCookies - SyncookiesSent",
-				float64(cookies.Delta-sent.Delta), "cookies chosen and then dropped because the accept queue was full: both queues were full"))
-		}
+	if d.BothQueuesFull > 0 {
+		f.Evidence = append(f.Evidence, evValue(d.BothSource, "TcpExt.TCPReqQFullDoCookies - SyncookiesSent",
+			float64(d.BothQueuesFull), "cookies chosen and then dropped because the accept queue was full: both queues were full"))
 	}
-	if fdTight(s) {
+	if d.FDTight {
 		sub = append(sub, "The system is close to fs.file-max (see fd-exhaustion): accept() may be failing with ENFILE.")
 	}
-	if !s.Kernel.AtLeast(4, 10, 0) {
+	if d.Before410 {
 		sub = append(sub, fmt.Sprintf("On kernel %s (before 4.10) a SYN is dropped for a full accept queue only when young requests are waiting, "+
 			"so most overflows show at ACK time.", s.Kernel))
 	}
@@ -137,13 +207,13 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 		f.Summary = fmt.Sprintf("The accept queue of %s stayed full (Recv-Q %s above Send-Q %d in every sample) while the kernel completed "+
 			"almost no new connections: %s is not calling accept() at all (hung, deadlocked, or out of file descriptors). ",
 			where, joinInts(l.RecvQs), l.SendQ, who)
-	case overflows.OK:
+	case d.Overflows.OK:
 		f.Summary = fmt.Sprintf("The kernel dropped %s connection attempts %s because the accept queue of %s was full (ListenOverflows). "+
-			"The SYN queue is not the problem: %s takes connections off the queue too slowly. ", perSecond(overflows), window(s), where, who)
-		if pinned {
+			"The SYN queue is not the problem: %s takes connections off the queue too slowly. ", perSecond(d.Overflows), window(s), where, who)
+		if d.Pinned {
 			f.Summary += fmt.Sprintf("Its Recv-Q stayed at %d, above Send-Q %d, in every sample, but the kernel completed %s new connections "+
 				"(PassiveOpens), which a full queue allows only after accept() made room: the application is alive, just slower than its clients. ",
-				l.RecvQs[0], l.SendQ, perSecond(passive))
+				l.RecvQs[0], l.SendQ, perSecond(d.PassiveOpens))
 		}
 	default:
 		f.Summary = fmt.Sprintf("The accept queue of %s was full at capture time (Recv-Q %d, Send-Q %d): %s takes connections off the queue too slowly. ",
@@ -156,11 +226,11 @@ func acceptFinding(s *Snapshot, l *ListenerState, overflows, drops, passive Delt
 	f.Recommendations = append(f.Recommendations, note("app", fmt.Sprintf(
 		"fix %s's accept loop: more workers or threads, never block in the acceptor, SO_REUSEPORT listeners, "+
 			"and check for EMFILE (compare /proc/PID/limits with the count in /proc/PID/fd)", who)))
-	if abort == 1 {
+	if d.AbortOnOverflow {
 		f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_abort_on_overflow", "0",
 			"with 0 the kernel drops the third ACK and retries with SYN-ACK retransmits, so a short burst costs the client a delay instead of a reset"))
 	}
-	f.Recommendations = append(f.Recommendations, backlogRecs(s, l,
+	f.Recommendations = append(f.Recommendations, d.Backlog.recommendations(s,
 		"A larger backlog only absorbs bursts and adds queueing latency; it does not make a slow acceptor faster.")...)
 	return f
 }

@@ -7,19 +7,36 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// ruleBundle says what evidence the bundle lacks, so a reader knows what
+// BundleIncomplete diagnoses bundle-incomplete: evidence the rules needed
+// is missing or unreadable.
+type BundleIncomplete struct {
+	// Collectors are the manifest's collectors that were not ok.
+	Collectors []bundle.CollectorStatus
+	// DeadlineHit is the manifest's: the capture deadline cut a collector.
+	DeadlineHit bool
+	// Gaps are the members missing or unreadable, by path; members merely
+	// absent are left to the manifest's collector status when there is a
+	// manifest.
+	Gaps []Gap
+	// Samples is the number of counter samples; below two there are no
+	// deltas.
+	Samples int
+	// KernelUnknown is true when no kernel release could be read, so
+	// current-kernel semantics were assumed.
+	KernelUnknown bool
+}
+
+// diagnoseBundle says what evidence the bundle lacks, so a reader knows what
 // the other rules could not see.
-func ruleBundle(s *Snapshot) []Finding {
-	var ev []Evidence
+func diagnoseBundle(s *Snapshot) *BundleIncomplete {
+	d := &BundleIncomplete{Samples: len(s.Samples), KernelUnknown: !s.Kernel.Known()}
 	if s.Manifest != nil {
 		for _, c := range s.Manifest.Collectors {
 			if c.Status != bundle.StatusOK && c.Status != "" {
-				ev = append(ev, evValue(bundle.PathManifest, "collector "+c.Name, 0, fmt.Sprintf("%s: %s", c.Status, c.Error)))
+				d.Collectors = append(d.Collectors, c)
 			}
 		}
-		if s.Manifest.DeadlineHit {
-			ev = append(ev, evValue(bundle.PathManifest, "deadline_hit", 1, "the capture deadline cut at least one collector"))
-		}
+		d.DeadlineHit = s.Manifest.DeadlineHit
 	}
 	gaps := append([]Gap(nil), s.Gaps...)
 	sort.Slice(gaps, func(i, j int) bool { return gaps[i].Path < gaps[j].Path })
@@ -27,23 +44,37 @@ func ruleBundle(s *Snapshot) []Finding {
 		if g.Err == "absent" && s.Manifest != nil {
 			continue // the manifest's collector status says why
 		}
-		ev = append(ev, evValue(g.Path, "member", 0, g.Err))
+		d.Gaps = append(d.Gaps, g)
 	}
-	if len(s.Samples) < 2 {
-		ev = append(ev, evValue(bundle.DirSamples, "samples", float64(len(s.Samples)),
-			"fewer than two counter samples: no deltas, so rules could judge only the state at capture time"))
-	}
-	if !s.Kernel.Known() {
-		ev = append(ev, evValue(bundle.PathManifest, "kernel release", 0, "unknown: current-kernel semantics were assumed"))
-	}
-	if len(ev) == 0 {
+	if len(d.Collectors) == 0 && !d.DeadlineHit && len(d.Gaps) == 0 && d.Samples >= 2 && !d.KernelUnknown {
 		return nil
 	}
-	return []Finding{{
+	return d
+}
+
+func (d *BundleIncomplete) render(*Snapshot) Finding {
+	var ev []Evidence
+	for _, c := range d.Collectors {
+		ev = append(ev, evValue(bundle.PathManifest, "collector "+c.Name, 0, fmt.Sprintf("%s: %s", c.Status, c.Error)))
+	}
+	if d.DeadlineHit {
+		ev = append(ev, evValue(bundle.PathManifest, "deadline_hit", 1, "the capture deadline cut at least one collector"))
+	}
+	for _, g := range d.Gaps {
+		ev = append(ev, evValue(g.Path, "member", 0, g.Err))
+	}
+	if d.Samples < 2 {
+		ev = append(ev, evValue(bundle.DirSamples, "samples", float64(d.Samples),
+			"fewer than two counter samples: no deltas, so rules could judge only the state at capture time"))
+	}
+	if d.KernelUnknown {
+		ev = append(ev, evValue(bundle.PathManifest, "kernel release", 0, "unknown: current-kernel semantics were assumed"))
+	}
+	return Finding{
 		ID:       IDBundleIncomplete,
 		Severity: Info,
 		Title:    "Some evidence is missing from the bundle",
 		Summary:  "The rules said less where evidence was missing or unreadable; findings below rest on what the bundle has.",
 		Evidence: ev,
-	}}
+	}
 }

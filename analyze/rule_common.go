@@ -18,9 +18,10 @@ func syncookies(s *Snapshot) (int64, bool) {
 	return v, true
 }
 
-// dropSeverity grades listen-path drops with the reference's heuristic
-// (section 4): warning above 1% of attempts (PassiveOpens + drops), critical
-// above 5% or above 5 drops per second. floor is the least it returns.
+// dropSeverity grades listen-path drops: warning above 1% of attempts
+// (PassiveOpens + drops) or 1 drop per second, critical above 5% or 5 drops
+// per second; a busy server loses a few SYNs to bursts, a sick one many.
+// floor is the least it returns.
 func dropSeverity(drops Delta, passive Delta, floor Severity) Severity {
 	sev := floor
 	attempts := float64(drops.Delta)
@@ -95,6 +96,12 @@ func names(ls []*ListenerState) string {
 	return shortList(n, 3)
 }
 
+// listenerFinding starts a finding about listener l (nil when none is
+// named), attributed to its process.
+func listenerFinding(id string, sev Severity, l *ListenerState) Finding {
+	return Finding{ID: id, Severity: sev, Listener: l.name(), Process: l.process()}
+}
+
 // first returns ls[0] or nil.
 func first(ls []*ListenerState) *ListenerState {
 	if len(ls) == 0 {
@@ -138,11 +145,6 @@ func packetEvidence(s *Snapshot) []Evidence {
 			"the server re-sent SYN-ACKs that were never answered"))
 	}
 	return out
-}
-
-// containsFold reports whether s contains substr, ignoring case.
-func containsFold(s, substr string) bool {
-	return strings.Contains(strings.ToLower(s), strings.ToLower(substr))
 }
 
 // synFloodLog returns evidence for the "Possible SYN flooding on port

@@ -7,61 +7,149 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
-// ruleHalfOpen names the sources whose handshakes never complete: from the
-// packet sample (SYN-ACK sent, never ACKed; pcap signature 2 of section 4),
-// else from the SYN-RECV request sockets whose SYN-ACK was re-sent (section
-// 2.3: entries with many retransmits mean clients that never complete).
-func ruleHalfOpen(s *Snapshot) []Finding {
+// diagnoseHalfOpen names the sources whose handshakes never complete: from the
+// packet sample (the server's SYN-ACK sent, perhaps re-sent, and never
+// ACKed), else from the SYN-RECV request sockets whose SYN-ACK was re-sent
+// (a request's retransmit count grows only while its client stays silent).
+func diagnoseHalfOpen(s *Snapshot) *HalfOpenClients {
 	if pa := s.Packets; pa != nil && pa.HalfOpen > 0 {
-		return []Finding{halfOpenFromPackets(s, pa)}
+		return halfOpenFromPackets(s, pa)
 	}
 	if s.Sockets != nil {
-		if f, ok := halfOpenFromSockets(s); ok {
-			return []Finding{f}
-		}
+		return halfOpenFromSockets(s)
 	}
 	return nil
 }
 
-func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) Finding {
+// HalfOpenClients diagnoses half-open-clients: sources whose handshakes
+// never complete.
+type HalfOpenClients struct {
+	// Severity is warning when the requests can fill the listener's SYN
+	// queue, or a SYN queue did overflow.
+	Severity Severity
+	// Listener is the listener most of them were for; nil when unknown.
+	Listener *ListenerState
+	// FromPackets is true when the packet sample shows the handshakes;
+	// false when the socket table's SYN-RECV requests do.
+	FromPackets bool
+	// HalfOpen is the number of handshakes answered with a SYN-ACK and
+	// never completed (packets), or of SYN-RECV requests whose SYN-ACK was
+	// re-sent (sockets).
+	HalfOpen int
+	// Sources are the clients, in the packet sample's order or most
+	// requests first.
+	Sources []HalfOpenSource
+	// Port, SynRecv and MaxRetrans describe the socket table's worst port:
+	// its SYN-RECV requests and the most SYN-ACK retransmits of one.
+	Port       int
+	SynRecv    int
+	MaxRetrans int
+}
+
+// HalfOpenSource is one client whose handshakes never complete.
+type HalfOpenSource struct {
+	Addr string
+	// HalfOpen is its handshakes never completed (or its SYN-RECV
+	// requests); Flows and SYNACKRetrans come from the packet sample.
+	HalfOpen      int
+	Flows         int
+	SYNACKRetrans int
+}
+
+func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) *HalfOpenClients {
+	d := &HalfOpenClients{Severity: Info, FromPackets: true, HalfOpen: pa.HalfOpen}
 	ports := map[uint16]int{}
-	var srcs []string
-	nsrc := 0
 	for _, st := range pa.Sources {
 		if st.HalfOpen == 0 {
 			continue
 		}
-		nsrc++
-		srcs = append(srcs, fmt.Sprintf("%s (%d half-open of %d, %d SYN-ACK retransmits)", st.Addr, st.HalfOpen, st.Flows, st.SYNACKRetrans))
+		d.Sources = append(d.Sources, HalfOpenSource{Addr: st.Addr.String(), HalfOpen: st.HalfOpen, Flows: st.Flows, SYNACKRetrans: st.SYNACKRetrans})
 		for p, n := range st.Ports {
 			ports[p] += n
 		}
 	}
-	var l *ListenerState
 	best := 0
 	for p, n := range ports {
-		if n > best || n == best && l != nil && int(p) < l.Port {
+		if n > best || n == best && d.Listener != nil && int(p) < d.Listener.Port {
 			if cand := s.listenerByPort(p); cand != nil {
-				l, best = cand, n
+				d.Listener, best = cand, n
 			}
 		}
-	}
-	f := Finding{
-		ID:       IDHalfOpenClients,
-		Severity: Info,
-		Listener: l.name(),
-		Process:  l.process(),
-		Title:    fmt.Sprintf("%d half-open handshakes from %d sources%s", pa.HalfOpen, nsrc, titleListener(l)),
 	}
 	// They matter when they can fill a SYN queue, or when the queue did fill.
 	// With tcp_syncookies=2 the cookie counters move for every SYN and the
 	// server keeps no request: that is no sign of a full queue.
 	cookies, _ := syncookies(s)
-	cookieOverflow := cookies == 1 && s.Delta("TcpExt.TCPReqQFullDoCookies").Moved()
-	if l != nil && pa.HalfOpen >= s.synQueueCap(l) || s.Delta("TcpExt.TCPReqQFullDrop").Moved() || cookieOverflow {
-		f.Severity = Warning
+	cookieOverflow := cookies == 1 && s.Delta(tcpExtTCPReqQFullDoCookies).Moved()
+	if d.Listener != nil && pa.HalfOpen >= s.synQueueCap(d.Listener) || s.Delta(tcpExtTCPReqQFullDrop).Moved() || cookieOverflow {
+		d.Severity = Warning
 	}
-	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "half-open handshakes", float64(pa.HalfOpen),
+	return d
+}
+
+func halfOpenFromSockets(s *Snapshot) *HalfOpenClients {
+	type portAgg struct {
+		port int
+		st   *SynRecvStats
+	}
+	var ps []portAgg
+	for p, st := range s.Sockets.SynRecv {
+		if st.Retransmitted > 0 {
+			ps = append(ps, portAgg{p, st})
+		}
+	}
+	if len(ps) == 0 {
+		return nil
+	}
+	sort.Slice(ps, func(i, j int) bool {
+		if ps[i].st.Retransmitted != ps[j].st.Retransmitted {
+			return ps[i].st.Retransmitted > ps[j].st.Retransmitted
+		}
+		return ps[i].port < ps[j].port
+	})
+	top := ps[0]
+	d := &HalfOpenClients{Severity: Info, Listener: s.listenerByPort(uint16(top.port)), HalfOpen: top.st.Retransmitted,
+		Port: top.port, SynRecv: top.st.Count, MaxRetrans: top.st.MaxRetrans}
+	for a, n := range top.st.Sources {
+		d.Sources = append(d.Sources, HalfOpenSource{Addr: a, HalfOpen: n})
+	}
+	sort.Slice(d.Sources, func(i, j int) bool {
+		if d.Sources[i].HalfOpen != d.Sources[j].HalfOpen {
+			return d.Sources[i].HalfOpen > d.Sources[j].HalfOpen
+		}
+		return d.Sources[i].Addr < d.Sources[j].Addr
+	})
+	if d.Listener != nil && top.st.Count >= s.synQueueCap(d.Listener) {
+		d.Severity = Warning
+	}
+	return d
+}
+
+func (d *HalfOpenClients) render(s *Snapshot) Finding {
+	l := d.Listener
+	f := listenerFinding(IDHalfOpenClients, d.Severity, l)
+	var srcs []string
+	for _, x := range d.Sources {
+		if d.FromPackets {
+			srcs = append(srcs, fmt.Sprintf("%s (%d half-open of %d, %d SYN-ACK retransmits)", x.Addr, x.HalfOpen, x.Flows, x.SYNACKRetrans))
+		} else {
+			srcs = append(srcs, fmt.Sprintf("%s (%d)", x.Addr, x.HalfOpen))
+		}
+	}
+	f.Recommendations = halfOpenRecs(s)
+	if !d.FromPackets {
+		f.Title = fmt.Sprintf("%d SYN-RECV requests on port %d are waiting on clients that do not answer", d.HalfOpen, d.Port)
+		f.Evidence = append(f.Evidence,
+			evValue(bundle.PathSocketsTCP, fmt.Sprintf("SYN-RECV on port %d", d.Port), float64(d.SynRecv),
+				fmt.Sprintf("%d with SYN-ACK retransmits (max %d); by source: %s", d.HalfOpen, d.MaxRetrans, shortList(srcs, 10))))
+		f.Summary = fmt.Sprintf("At capture time %d half-open requests on port %d had their SYN-ACK re-sent (up to %d times) without an answer. "+
+			"Sources: %s. Clients that never complete hold SYN-queue slots until the retries expire.",
+			d.HalfOpen, d.Port, d.MaxRetrans, shortList(srcs, 5))
+		return f
+	}
+	pa := s.Packets
+	f.Title = fmt.Sprintf("%d half-open handshakes from %d sources%s", d.HalfOpen, len(d.Sources), titleListener(l))
+	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "half-open handshakes", float64(d.HalfOpen),
 		"by source: "+shortList(srcs, 10)))
 	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "completed handshakes", float64(pa.Completed), ""))
 	if pa.SYNACKRetrans > 0 {
@@ -81,69 +169,8 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) Finding {
 	f.Summary = fmt.Sprintf("In the packet sample the server answered %d handshakes with a SYN-ACK and never got the client's ACK. "+
 		"Each such request holds a SYN-queue slot until its SYN-ACK retries expire (%s). "+
 		"Sources: %s. These are broken clients, spoofed SYNs, or SYN-ACKs lost on the way back (a server-side capture cannot tell).",
-		pa.HalfOpen, requestLifetime(s), shortList(srcs, 5))
-	f.Recommendations = halfOpenRecs(s)
+		d.HalfOpen, requestLifetime(s), shortList(srcs, 5))
 	return f
-}
-
-func halfOpenFromSockets(s *Snapshot) (Finding, bool) {
-	type portAgg struct {
-		port int
-		st   *SynRecvStats
-	}
-	var ps []portAgg
-	for p, st := range s.Sockets.SynRecv {
-		if st.Retransmitted > 0 {
-			ps = append(ps, portAgg{p, st})
-		}
-	}
-	if len(ps) == 0 {
-		return Finding{}, false
-	}
-	sort.Slice(ps, func(i, j int) bool {
-		if ps[i].st.Retransmitted != ps[j].st.Retransmitted {
-			return ps[i].st.Retransmitted > ps[j].st.Retransmitted
-		}
-		return ps[i].port < ps[j].port
-	})
-	top := ps[0]
-	l := s.listenerByPort(uint16(top.port))
-	type src struct {
-		addr string
-		n    int
-	}
-	var srcs []src
-	for a, n := range top.st.Sources {
-		srcs = append(srcs, src{a, n})
-	}
-	sort.Slice(srcs, func(i, j int) bool {
-		if srcs[i].n != srcs[j].n {
-			return srcs[i].n > srcs[j].n
-		}
-		return srcs[i].addr < srcs[j].addr
-	})
-	var list []string
-	for _, x := range srcs {
-		list = append(list, fmt.Sprintf("%s (%d)", x.addr, x.n))
-	}
-	f := Finding{
-		ID:       IDHalfOpenClients,
-		Severity: Info,
-		Listener: l.name(),
-		Process:  l.process(),
-		Title:    fmt.Sprintf("%d SYN-RECV requests on port %d are waiting on clients that do not answer", top.st.Retransmitted, top.port),
-	}
-	if l != nil && top.st.Count >= s.synQueueCap(l) {
-		f.Severity = Warning
-	}
-	f.Evidence = append(f.Evidence,
-		evValue(bundle.PathSocketsTCP, fmt.Sprintf("SYN-RECV on port %d", top.port), float64(top.st.Count),
-			fmt.Sprintf("%d with SYN-ACK retransmits (max %d); by source: %s", top.st.Retransmitted, top.st.MaxRetrans, shortList(list, 10))))
-	f.Summary = fmt.Sprintf("At capture time %d half-open requests on port %d had their SYN-ACK re-sent (up to %d times) without an answer. "+
-		"Sources: %s. Clients that never complete hold SYN-queue slots until the retries expire.",
-		top.st.Retransmitted, top.port, top.st.MaxRetrans, shortList(list, 5))
-	f.Recommendations = halfOpenRecs(s)
-	return f, true
 }
 
 func halfOpenRecs(s *Snapshot) []Recommendation {
@@ -159,7 +186,7 @@ func halfOpenRecs(s *Snapshot) []Recommendation {
 
 // requestLifetime says how long an unanswered request lives: its SYN-ACK is
 // re-sent tcp_synack_retries times with a doubling timeout from 1 s
-// (reqsk_timer_handler(), section 1.4), so it expires after 2^(n+1)-1 s;
+// (reqsk_timer_handler()), so it expires after 2^(n+1)-1 s;
 // each duplicate SYN from a client that keeps retrying re-arms the timer.
 func requestLifetime(s *Snapshot) string {
 	n, ok := s.Sysctls.Int("net.ipv4.tcp_synack_retries")

@@ -36,27 +36,27 @@ type Snapshot struct {
 	Gaps []Gap
 
 	kmsgNet bool // the listen-path lines came from system/kmsg_net
-	// names interns the flattened metric names while loading: 600 samples
-	// share one string per counter.
-	names map[string]map[string]string
+	// names interns the counters' flattened names while loading: 600
+	// samples share one string per counter.
+	names map[string]map[string]Counter
 }
 
-// metricName returns group+"."+name, interned.
-func (s *Snapshot) metricName(group, name string) string {
+// counter returns the counter group.name, its name interned.
+func (s *Snapshot) counter(group, name string) Counter {
 	if s.names == nil {
-		s.names = map[string]map[string]string{}
+		s.names = map[string]map[string]Counter{}
 	}
 	g := s.names[group]
 	if g == nil {
-		g = map[string]string{}
+		g = map[string]Counter{}
 		s.names[group] = g
 	}
-	n, ok := g[name]
+	c, ok := g[name]
 	if !ok {
-		n = group + "." + name
-		g[name] = n
+		c = Counter{name: group + "." + name}
+		g[name] = c
 	}
-	return n
+	return c
 }
 
 // Gap is a member the analysis had to do without.
@@ -75,13 +75,13 @@ type Sample struct {
 	Dir   string
 	// Time is nil when the sample has no readable time file.
 	Time *bundle.SampleTime
-	// Values holds every counter flattened to "Group.Name":
-	// "TcpExt.ListenDrops", "Tcp.PassiveOpens", "Snmp6.Ip6InReceives",
-	// "Sockstat.TCP.tw", "Softnet.dropped", "Dev.eth0.rx_drop",
-	// "Conntrack.drop", "Conntrack.count".
-	Values map[string]int64
-	// Files maps a metric group ("TcpExt", "Softnet", ...) to the member it
-	// was read from.
+	// Values holds every counter the sample's files have, named
+	// "Group.Name": "TcpExt.ListenDrops", "Tcp.PassiveOpens",
+	// "Snmp6.Ip6InReceives", "Sockstat.TCP.tw", "Softnet.dropped",
+	// "Dev.eth0.rx_drop", "Conntrack.drop", "Conntrack.count".
+	Values map[Counter]int64
+	// Files maps a counter group ("TcpExt", "Softnet", ...) to the member
+	// it was read from.
 	Files     map[string]string
 	Softnet   []SoftnetCPU
 	Listeners []bundle.Listener
@@ -89,16 +89,15 @@ type Sample struct {
 	HasListeners bool
 }
 
-// Value returns a flattened counter of the sample.
-func (s *Sample) Value(metric string) (int64, bool) {
-	v, ok := s.Values[metric]
+// Value returns counter c of the sample.
+func (s *Sample) Value(c Counter) (int64, bool) {
+	v, ok := s.Values[c]
 	return v, ok
 }
 
-// Source is the member path a metric was read from.
-func (s *Sample) Source(metric string) string {
-	g, _, _ := strings.Cut(metric, ".")
-	if p, ok := s.Files[g]; ok {
+// Source is the member path counter c was read from: the file of its group.
+func (s *Sample) Source(c Counter) string {
+	if p, ok := s.Files[c.group()]; ok {
 		return p
 	}
 	return s.Dir
@@ -253,7 +252,7 @@ func (s *Snapshot) loadSamples(fsys fs.FS) {
 }
 
 func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
-	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: make(map[string]int64, 512), Files: map[string]string{}}
+	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: make(map[Counter]int64, 512), Files: map[string]string{}}
 	file := func(name string) string { return bundle.SampleFile(i, name) }
 	s.read(fsys, file(bundle.SampleTimeFile), 64<<10, func(r io.Reader) error {
 		var t bundle.SampleTime
@@ -270,7 +269,7 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 			for g, m := range c {
 				sm.Files[g] = p
 				for k, v := range m {
-					sm.Values[s.metricName(g, k)] = v
+					sm.Values[s.counter(g, k)] = v
 				}
 			}
 			return err
@@ -280,18 +279,18 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 	s.read(fsys, p6, maxCounterFile, func(r io.Reader) error {
 		m, err := parseSNMP6(r)
 		for k, v := range m {
-			sm.Values[s.metricName("Snmp6", k)] = v
+			sm.Values[s.counter(snmp6Group, k)] = v
 		}
-		sm.Files["Snmp6"] = p6
+		sm.Files[snmp6Group] = p6
 		return err
 	})
-	for _, ss := range []struct{ name, group string }{{bundle.SampleSockstat, "Sockstat"}, {bundle.SampleSockstat6, "Sockstat6"}} {
+	for _, ss := range []struct{ name, group string }{{bundle.SampleSockstat, sockstatGroup}, {bundle.SampleSockstat6, sockstat6Group}} {
 		p := file(ss.name)
 		s.read(fsys, p, maxCounterFile, func(r io.Reader) error {
 			c, err := parseSockstat(r)
 			for proto, m := range c {
 				for k, v := range m {
-					sm.Values[s.metricName(ss.group+"."+proto, k)] = v
+					sm.Values[s.counter(ss.group+"."+proto, k)] = v
 				}
 			}
 			sm.Files[ss.group] = p
@@ -311,10 +310,10 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 			drop += c.Dropped
 			sq += c.TimeSqueeze
 		}
-		sm.Values["Softnet.processed"] = int64(proc)
-		sm.Values["Softnet.dropped"] = int64(drop)
-		sm.Values["Softnet.time_squeeze"] = int64(sq)
-		sm.Files["Softnet"] = pSoft
+		sm.Values[softnetProcessed] = int64(proc)
+		sm.Values[softnetDropped] = int64(drop)
+		sm.Values[softnetTimeSqueeze] = int64(sq)
+		sm.Files[softnetGroup] = pSoft
 		return nil
 	})
 	pDev := file(bundle.SampleDev)
@@ -324,13 +323,13 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 			return err
 		}
 		for name, d := range devs {
-			g := "Dev." + name
-			sm.Values[s.metricName(g, "rx_packets")] = int64(d.RxPackets)
-			sm.Values[s.metricName(g, "rx_drop")] = int64(d.RxDrop)
-			sm.Values[s.metricName(g, "rx_fifo")] = int64(d.RxFifo)
-			sm.Values[s.metricName(g, "rx_errs")] = int64(d.RxErrs)
+			g := devGroup + "." + name
+			sm.Values[s.counter(g, devRxPackets.name)] = int64(d.RxPackets)
+			sm.Values[s.counter(g, devRxDrop.name)] = int64(d.RxDrop)
+			sm.Values[s.counter(g, devRxFifo.name)] = int64(d.RxFifo)
+			sm.Values[s.counter(g, devRxErrs.name)] = int64(d.RxErrs)
 		}
-		sm.Files["Dev"] = pDev
+		sm.Files[devGroup] = pDev
 		return nil
 	})
 	pCT := file(bundle.SampleConntrack)
@@ -340,9 +339,9 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 			return err
 		}
 		for k, v := range m {
-			sm.Values[s.metricName("Conntrack", k)] = int64(v)
+			sm.Values[s.counter(conntrackGroup, k)] = int64(v)
 		}
-		sm.Files["Conntrack"] = pCT
+		sm.Files[conntrackGroup] = pCT
 		return nil
 	})
 	pCount := file(bundle.SampleCTCount)
@@ -355,8 +354,8 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 		if err != nil {
 			return fmt.Errorf("nf_conntrack_count %q: %w", v, err)
 		}
-		sm.Values["Conntrack.count"] = n
-		sm.Files["Conntrack.count"] = pCount
+		sm.Values[conntrackCount] = n
+		sm.Files[conntrackCount.name] = pCount
 		return nil
 	})
 	s.read(fsys, file(bundle.SampleListeners), 64<<20, func(r io.Reader) error {

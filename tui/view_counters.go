@@ -3,7 +3,6 @@ package tui
 import (
 	"cmp"
 	"fmt"
-	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -135,17 +134,12 @@ func (v *countersView) Update(msg tea.Msg) tea.Cmd {
 }
 
 func (v *countersView) load(s *analyze.Snapshot) {
-	names := map[string]bool{}
-	for _, sm := range s.Samples {
-		for n := range sm.Values {
-			names[n] = true
-		}
-	}
-	v.all = make([]counterRow, 0, len(names))
-	for _, n := range slices.Sorted(maps.Keys(names)) {
-		row := counterRow{name: n, delta: s.Delta(n)}
-		row.last, row.source, _ = s.Value(n)
-		for _, x := range s.Intervals(n) {
+	counters := s.Counters()
+	v.all = make([]counterRow, 0, len(counters))
+	for _, c := range counters {
+		row := counterRow{name: c.String(), delta: s.Delta(c)}
+		row.last, row.source, _ = s.Value(c)
+		for _, x := range s.Intervals(c) {
 			row.trend = append(row.trend, float64(max(x, 0)))
 		}
 		v.all = append(v.all, row)
