@@ -32,7 +32,7 @@ func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
 	l := lab.New(t, lab.Options{})
 	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
 
-	// §6 (a), cookies off: half-open clients hold the SYN queue at its cap,
+	// docs/kernel-listen-path.md §6 (a), cookies off: half-open clients hold the SYN queue at its cap,
 	// and keep coming (a new batch every second) for the whole test.
 	flood, err := lab.SYNFlood(l, lab.SYNFloodOpts{Syncookies: 0, Sustain: 30 * time.Second})
 	if err != nil {
@@ -111,7 +111,7 @@ func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
 	l := lab.New(t, lab.Options{})
 	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
 
-	// §6 (b) phase B with tcp_abort_on_overflow=1: an application that
+	// docs/kernel-listen-path.md §6 (b) phase B with tcp_abort_on_overflow=1: an application that
 	// has fallen behind (5 connections waiting, backlog 8) and a burst of 9
 	// whose third ACKs arrive together: those that do not fit are reset.
 	if err := l.Sysctl(l.Server, "net.ipv4.tcp_abort_on_overflow", "1"); err != nil {

@@ -7,7 +7,7 @@ import (
 )
 
 // KernelVersion is a kernel release reduced to major.minor.patch, so rules can
-// compare it with the versions in the domain reference (section 1.6).
+// compare it with the versions that changed the listen path (docs/kernel-listen-path.md §1.6).
 type KernelVersion struct {
 	Major, Minor, Patch int
 	// Release is the release string as the bundle gave it.

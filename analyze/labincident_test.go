@@ -47,7 +47,7 @@ type ackBurst struct {
 	Overflows int64
 }
 
-// ackTimeOverflow is phase B of §6 (b): the accept queue of ln (a listener
+// ackTimeOverflow is phase B of docs/kernel-listen-path.md §6 (b): the accept queue of ln (a listener
 // that is not accepting) holds queued connections with room for fewer than
 // n; n SYNs from the black-holed bad client all become requests, because the
 // queue is not full when they arrive; then the bad client is let through, so

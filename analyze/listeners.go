@@ -108,7 +108,7 @@ func (s *Snapshot) synQueueFull(l *ListenerState) bool {
 // see synQueueFull) and, with cookies off, the 3/4 rule of
 // tcp_max_syn_backlog, which drops unproven peers once more than
 // tcp_max_syn_backlog - tcp_max_syn_backlog/4 requests wait (branch F of
-// tcp_conn_request(), section 1.2).
+// tcp_conn_request(); docs/kernel-listen-path.md §1.2).
 func (s *Snapshot) synQueueCap(l *ListenerState) int {
 	limit := int(l.SendQ)
 	if s.Kernel.AtLeast(6, 13, 0) {
@@ -123,8 +123,9 @@ func (s *Snapshot) synQueueCap(l *ListenerState) int {
 }
 
 // acceptQueueFull reports whether a listener's accept queue reached its
-// backlog in some sample (sk_acceptq_is_full() is Recv-Q > Send-Q; the
-// reference's rule R5 counts Recv-Q >= Send-Q).
+// backlog in some sample. sk_acceptq_is_full() is Recv-Q > Send-Q, so the
+// queue holds Send-Q+1; a sample is an instant, and a queue seen at Send-Q
+// is one connection from dropping, so Recv-Q >= Send-Q counts as full.
 func acceptQueueFull(l *ListenerState) bool {
 	return l.MaxRecvQ() >= l.SendQ && l.MaxRecvQ() > 0
 }
