@@ -120,7 +120,7 @@ var ErrNotBundle = errors.New("not a snapdiag bundle: no manifest and no samples
 // is neither a manifest nor a sample.
 func Load(fsys fs.FS) (*Snapshot, error) {
 	s := &Snapshot{Sysctls: Sysctls{}}
-	data, err := fs.ReadFile(fsys, bundle.PathManifest)
+	data, err := bundle.ReadFileLimit(fsys, bundle.PathManifest, bundle.DefaultLimits().MaxManifest)
 	switch {
 	case err == nil:
 		m, perr := bundle.ParseManifest(data)
@@ -153,7 +153,7 @@ func (s *Snapshot) gap(p string, err error) {
 	s.Gaps = append(s.Gaps, Gap{Path: p, Err: msg, Cause: err})
 }
 
-// open returns a member limited to n bytes, or records a gap.
+// read parses member p through at most its first n bytes, or records a gap.
 func (s *Snapshot) read(fsys fs.FS, p string, n int64, parse func(io.Reader) error) bool {
 	f, err := fsys.Open(p)
 	if err != nil {
@@ -201,7 +201,7 @@ func (s *Snapshot) loadKernel(fsys fs.FS) {
 		cands = append(cands, s.Manifest.Host.KernelRelease)
 	}
 	cands = append(cands, s.Sysctls["kernel.osrelease"])
-	if b, err := fs.ReadFile(fsys, bundle.PathUname); err == nil && len(b) < 4096 {
+	if b, err := bundle.ReadFileLimit(fsys, bundle.PathUname, 4096); err == nil {
 		// One field per line (sysname, nodename, release, ...), or
 		// "Linux host 6.18.44-fc-v657 #1 SMP ..." on one line, or the release.
 		if lines := strings.Split(string(b), "\n"); len(lines) >= 3 {
@@ -375,7 +375,7 @@ func (s *Snapshot) loadFileNr(fsys fs.FS) {
 		return
 	}
 	// system/file-nr, where a collector stored it with the system files.
-	if b, err := fs.ReadFile(fsys, "system/file-nr"); err == nil && len(b) < 4096 {
+	if b, err := bundle.ReadFileLimit(fsys, "system/file-nr", 4096); err == nil {
 		tmp := Sysctls{"f": strings.Join(strings.Fields(string(b)), " ")}
 		if v, ok := tmp.Ints("f"); ok && len(v) == 3 {
 			s.FileNr = v

@@ -212,7 +212,7 @@ func byteOrder(machine string) binary.ByteOrder {
 // nodename is the second line of system/uname, the host's name as the
 // kernel knows it.
 func nodename(b *bundle.Bundle) string {
-	data, err := b.ReadFile(bundle.PathUname)
+	data, err := bundle.ReadFileLimit(b, bundle.PathUname, 4096)
 	if err != nil {
 		return ""
 	}
