@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 func readTestdata(t testing.TB, name string) []byte {
@@ -382,5 +384,24 @@ func TestSynFloodHostPort(t *testing.T) {
 		if got := synFloodHostPort(msg); got != want {
 			t.Errorf("%q = %q, want %q", msg, got, want)
 		}
+	}
+}
+
+// TestSampleSourceOwnFile: a counter read from a file of its own names that
+// file as its source, not its group's (Conntrack.count comes from
+// nf_conntrack_count, the other Conntrack counters from stat/nf_conntrack).
+func TestSampleSourceOwnFile(t *testing.T) {
+	f := host(t)
+	f.set(bundle.SampleFile(0, bundle.SampleCTCount), "1234\n")
+	s, err := Load(f.fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sm := &s.Samples[0]
+	if v, ok := sm.Value(conntrackCount); !ok || v != 1234 {
+		t.Fatalf("Conntrack.count = %d, %v; want 1234", v, ok)
+	}
+	if got, want := sm.Source(conntrackCount), bundle.SampleFile(0, bundle.SampleCTCount); got != want {
+		t.Errorf("Source(Conntrack.count) = %q, want %q", got, want)
 	}
 }

@@ -97,6 +97,12 @@ func (s *Sample) Value(c Counter) (int64, bool) {
 
 // Source is the member path counter c was read from: the file of its group.
 func (s *Sample) Source(c Counter) string {
+	// A counter read from a file of its own (Conntrack.count, from
+	// nf_conntrack_count) is recorded under its full name, the others under
+	// their group's file.
+	if p, ok := s.Files[c.String()]; ok {
+		return p
+	}
 	if p, ok := s.Files[c.group()]; ok {
 		return p
 	}
