@@ -1,0 +1,663 @@
+package bundle
+
+import (
+	"bufio"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/netip"
+	"strconv"
+)
+
+// The codec of sockets/tcp.jsonl: one Socket per line, as encoding/json
+// writes it, in both directions. The collector encodes a table of 200,000
+// sockets without reflection or allocation; readers scan the rows the
+// collector writes without reflection and leave anything else (escapes,
+// other spellings, foreign writers) to encoding/json, so every row reads as
+// encoding/json would read it.
+
+// MaxSocketLine bounds one row of sockets/tcp.jsonl as readers take it. A row
+// holding every field of tcp_info is under 1.5 KiB; a longer one is not ours.
+const MaxSocketLine = 64 << 10
+
+// ErrMalformedRow is wrapped by a RowError: a row of a member that does not
+// decode. It is a kind of damage: errors.Is(err, ErrCorrupt) holds too.
+var ErrMalformedRow error = &kindError{msg: "malformed row", parent: ErrCorrupt}
+
+// RowError is a row of a JSON-lines member that could not be read: where it
+// is and why.
+type RowError struct {
+	Path string // the member, e.g. PathSocketsTCP
+	Line int    // 1-based
+	Err  error
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("%s line %d: %v: %v", e.Path, e.Line, ErrMalformedRow, e.Err)
+}
+
+// Unwrap gives ErrMalformedRow and the cause.
+func (e *RowError) Unwrap() []error { return []error{ErrMalformedRow, e.Err} }
+
+var errLineTooLong = fmt.Errorf("longer than %d bytes", MaxSocketLine)
+
+// NumSocketStates is the number of socket states the table and the summary
+// name: the kernel's TCP states TCP_ESTABLISHED (1) to TCP_CLOSING (11), and
+// 0 for a state the kernel does not define.
+const NumSocketStates = 12
+
+// SocketStateName is ss's name for the kernel's TCP state number state
+// (include/net/tcp_states.h, named as ss.c's sstate_name does, except
+// TCP_CLOSE, which ss shows as UNCONN and the table as CLOSE): the State of
+// a Socket and the keys of a SocketSummary's counts. Out-of-range states
+// are UNKNOWN.
+func SocketStateName(state int) string {
+	switch state {
+	case 1:
+		return "ESTAB"
+	case 2:
+		return "SYN-SENT"
+	case 3:
+		return "SYN-RECV"
+	case 4:
+		return "FIN-WAIT-1"
+	case 5:
+		return "FIN-WAIT-2"
+	case 6:
+		return "TIME-WAIT"
+	case 7:
+		return "CLOSE"
+	case 8:
+		return "CLOSE-WAIT"
+	case 9:
+		return "LAST-ACK"
+	case 10:
+		return "LISTEN"
+	case 11:
+		return "CLOSING"
+	default:
+		return "UNKNOWN"
+	}
+}
+
+// RawSocket is a Socket as a collector holds it before its addresses are
+// text: AppendRawSocket writes the same line as AppendSocket would for the
+// Socket with Local and Remote formatted by AppendAddrPort, without building
+// those strings. Its fields are the Socket's, by name.
+type RawSocket struct {
+	Family string
+	State  string
+	Local  netip.AddrPort
+	Remote netip.AddrPort
+	// LocalZone and RemoteZone are the interface names of link-local
+	// addresses, empty for the others.
+	LocalZone  string
+	RemoteZone string
+	RecvQ      uint32
+	SendQ      uint32
+	UID        uint32
+	Inode      uint32
+	Cookie     uint64
+	Timer      string
+	ExpiresMS  uint32
+	Retrans    uint8
+	Info       *TCPInfo
+}
+
+// AppendSocket appends s as one line of sockets/tcp.jsonl, newline included:
+// byte for byte what encoding/json writes for it, without reflection.
+func AppendSocket(b []byte, s *Socket) []byte {
+	b = append(b, `{"family":`...)
+	b = appendJSONString(b, s.Family)
+	b = append(b, `,"state":`...)
+	b = appendJSONString(b, s.State)
+	b = append(b, `,"local":`...)
+	b = appendJSONString(b, s.Local)
+	b = append(b, `,"remote":`...)
+	b = appendJSONString(b, s.Remote)
+	return appendSocketRest(b, s.RecvQ, s.SendQ, s.UID, s.Inode, s.Cookie, s.Timer, s.ExpiresMS, s.Retrans, s.Info)
+}
+
+// AppendRawSocket appends s as one line of sockets/tcp.jsonl, newline
+// included, without allocating: the collector's path for every socket.
+func AppendRawSocket(b []byte, s *RawSocket) []byte {
+	b = append(b, `{"family":`...)
+	b = appendJSONString(b, s.Family)
+	b = append(b, `,"state":`...)
+	b = appendJSONString(b, s.State)
+	b = append(b, `,"local":"`...)
+	b = appendAddrPort(b, s.Local, s.LocalZone, true)
+	b = append(b, `","remote":"`...)
+	b = appendAddrPort(b, s.Remote, s.RemoteZone, true)
+	b = append(b, '"')
+	return appendSocketRest(b, s.RecvQ, s.SendQ, s.UID, s.Inode, s.Cookie, s.Timer, s.ExpiresMS, s.Retrans, s.Info)
+}
+
+func appendSocketRest(b []byte, recvQ, sendQ, uid, inode uint32, cookie uint64, timer string, expires uint32, retrans uint8, info *TCPInfo) []byte {
+	b = append(b, `,"recv_q":`...)
+	b = strconv.AppendUint(b, uint64(recvQ), 10)
+	b = append(b, `,"send_q":`...)
+	b = strconv.AppendUint(b, uint64(sendQ), 10)
+	b = append(b, `,"uid":`...)
+	b = strconv.AppendUint(b, uint64(uid), 10)
+	b = append(b, `,"inode":`...)
+	b = strconv.AppendUint(b, uint64(inode), 10)
+	b = append(b, `,"cookie":`...)
+	b = strconv.AppendUint(b, cookie, 10)
+	if timer != "" {
+		b = append(b, `,"timer":`...)
+		b = appendJSONString(b, timer)
+	}
+	b = appendUintField(b, `,"expires_ms":`, uint64(expires), true)
+	b = appendUintField(b, `,"retrans":`, uint64(retrans), true)
+	if info != nil {
+		b = append(b, `,"info":`...)
+		b = appendTCPInfo(b, info)
+	}
+	return append(b, "}\n"...)
+}
+
+func appendTCPInfo(b []byte, i *TCPInfo) []byte {
+	b = appendUintField(b, `{"state":`, uint64(i.State), false)
+	b = appendUintField(b, `,"ca_state":`, uint64(i.CAState), false)
+	b = appendUintField(b, `,"retransmits":`, uint64(i.Retransmits), false)
+	b = appendUintField(b, `,"probes":`, uint64(i.Probes), false)
+	b = appendUintField(b, `,"backoff":`, uint64(i.Backoff), false)
+	b = appendUintField(b, `,"options":`, uint64(i.Options), false)
+	b = appendUintField(b, `,"snd_wscale":`, uint64(i.SndWscale), false)
+	b = appendUintField(b, `,"rcv_wscale":`, uint64(i.RcvWscale), false)
+	b = appendUintField(b, `,"rto_us":`, uint64(i.RTO), false)
+	b = appendUintField(b, `,"ato_us":`, uint64(i.ATO), false)
+	b = appendUintField(b, `,"snd_mss":`, uint64(i.SndMSS), false)
+	b = appendUintField(b, `,"rcv_mss":`, uint64(i.RcvMSS), false)
+	b = appendUintField(b, `,"unacked":`, uint64(i.Unacked), false)
+	b = appendUintField(b, `,"sacked":`, uint64(i.Sacked), false)
+	b = appendUintField(b, `,"lost":`, uint64(i.Lost), false)
+	b = appendUintField(b, `,"retrans":`, uint64(i.Retrans), false)
+	b = appendUintField(b, `,"last_data_sent_ms":`, uint64(i.LastDataSent), false)
+	b = appendUintField(b, `,"last_data_recv_ms":`, uint64(i.LastDataRecv), false)
+	b = appendUintField(b, `,"last_ack_recv_ms":`, uint64(i.LastAckRecv), false)
+	b = appendUintField(b, `,"pmtu":`, uint64(i.PMTU), false)
+	b = appendUintField(b, `,"rcv_ssthresh":`, uint64(i.RcvSsthresh), false)
+	b = appendUintField(b, `,"rtt_us":`, uint64(i.RTT), false)
+	b = appendUintField(b, `,"rttvar_us":`, uint64(i.RTTVar), false)
+	b = appendUintField(b, `,"snd_ssthresh":`, uint64(i.SndSsthresh), false)
+	b = appendUintField(b, `,"snd_cwnd":`, uint64(i.SndCwnd), false)
+	b = appendUintField(b, `,"advmss":`, uint64(i.AdvMSS), false)
+	b = appendUintField(b, `,"reordering":`, uint64(i.Reordering), false)
+	b = appendUintField(b, `,"rcv_rtt_us":`, uint64(i.RcvRTT), false)
+	b = appendUintField(b, `,"rcv_space":`, uint64(i.RcvSpace), false)
+	b = appendUintField(b, `,"total_retrans":`, uint64(i.TotalRetrans), false)
+	b = appendUintField(b, `,"pacing_rate":`, i.PacingRate, true)
+	b = appendUintField(b, `,"bytes_acked":`, i.BytesAcked, true)
+	b = appendUintField(b, `,"bytes_received":`, i.BytesReceived, true)
+	b = appendUintField(b, `,"segs_out":`, uint64(i.SegsOut), true)
+	b = appendUintField(b, `,"segs_in":`, uint64(i.SegsIn), true)
+	b = appendUintField(b, `,"min_rtt_us":`, uint64(i.MinRTT), true)
+	b = appendUintField(b, `,"delivery_rate":`, i.DeliveryRate, true)
+	b = appendUintField(b, `,"busy_time_us":`, i.BusyTimeUS, true)
+	b = appendUintField(b, `,"bytes_sent":`, i.BytesSent, true)
+	b = appendUintField(b, `,"bytes_retrans":`, i.BytesRetrans, true)
+	return append(b, '}')
+}
+
+// AppendAddrPort appends ap as the socket table and the listener rows write
+// local and remote addresses: 10.0.0.1:143, [::]:143, [fe80::1%eth0]:22
+// (zone is the interface name, or empty), and, as ss does, * for port 0
+// (the remote side of a listener: 0.0.0.0:*).
+func AppendAddrPort(b []byte, ap netip.AddrPort, zone string) []byte {
+	return appendAddrPort(b, ap, zone, false)
+}
+
+// appendAddrPort is AppendAddrPort, with the zone escaped for the inside of
+// a JSON string when escape is set (addresses and ports never need it).
+func appendAddrPort(b []byte, ap netip.AddrPort, zone string, escape bool) []byte {
+	a := ap.Addr()
+	if a.Is4() {
+		b = a.AppendTo(b)
+	} else {
+		b = append(b, '[')
+		b = a.AppendTo(b)
+		if zone != "" {
+			b = append(b, '%')
+			if escape {
+				b = appendJSONStringBody(b, zone)
+			} else {
+				b = append(b, zone...)
+			}
+		}
+		b = append(b, ']')
+	}
+	b = append(b, ':')
+	if ap.Port() == 0 {
+		return append(b, '*')
+	}
+	return strconv.AppendUint(b, uint64(ap.Port()), 10)
+}
+
+// DecodeSocket decodes one row of sockets/tcp.jsonl into s, as encoding/json
+// would: the rows the collector writes by the fast scanner, anything else by
+// encoding/json itself.
+func DecodeSocket(line []byte, s *Socket) error {
+	var info TCPInfo
+	if scanSocket(line, s, &info) {
+		if s.Info != nil {
+			s.Info = new(TCPInfo)
+			*s.Info = info
+		}
+		return nil
+	}
+	return decodeSocketSlow(line, s)
+}
+
+func decodeSocketSlow(line []byte, s *Socket) error {
+	*s = Socket{}
+	if err := json.Unmarshal(line, s); err != nil {
+		return fmt.Errorf("decode socket row: %w", err)
+	}
+	return nil
+}
+
+// SocketReader streams the rows of sockets/tcp.jsonl, one at a time, in
+// memory bounded by MaxSocketLine whatever the table's size.
+type SocketReader struct {
+	br   *bufio.Reader
+	line int
+	row  Socket
+	info TCPInfo
+	err  error // sticky: the reader's end or its input's failure
+}
+
+// NewSocketReader returns a reader of the rows in r.
+func NewSocketReader(r io.Reader) *SocketReader {
+	return &SocketReader{br: bufio.NewReaderSize(r, MaxSocketLine)}
+}
+
+// Next returns the next row, skipping blank lines; io.EOF after the last.
+// The row is the reader's and is overwritten by the following call; copy
+// what is kept. A row that does not decode, or is longer than MaxSocketLine,
+// gives a *RowError and is skipped: Next may be called again for the rows
+// after it. Any other error ends the reading.
+func (r *SocketReader) Next() (*Socket, error) {
+	for r.err == nil {
+		line, err := r.br.ReadSlice('\n')
+		r.line++
+		if err == bufio.ErrBufferFull {
+			// An overlong row: skip it whole.
+			for err == bufio.ErrBufferFull {
+				_, err = r.br.ReadSlice('\n')
+			}
+			r.setErr(err)
+			return nil, &RowError{Path: PathSocketsTCP, Line: r.line, Err: errLineTooLong}
+		}
+		r.setErr(err)
+		if isBlank(line) {
+			continue
+		}
+		if scanSocket(line, &r.row, &r.info) {
+			return &r.row, nil
+		}
+		if err := decodeSocketSlow(line, &r.row); err != nil {
+			return nil, &RowError{Path: PathSocketsTCP, Line: r.line, Err: err}
+		}
+		return &r.row, nil
+	}
+	return nil, r.err
+}
+
+// setErr records the error of the last read: io.EOF ends the table, other
+// errors are its input's.
+func (r *SocketReader) setErr(err error) {
+	switch {
+	case err == nil || r.err != nil:
+	case errors.Is(err, io.EOF):
+		r.err = io.EOF
+	default:
+		r.err = fmt.Errorf("read %s: %w", PathSocketsTCP, err)
+	}
+}
+
+func isBlank(b []byte) bool {
+	return skipSpace(b, 0) == len(b)
+}
+
+// ForEachSocket calls fn for every row of sockets/tcp.jsonl in r, in file
+// order, in bounded memory. The Socket passed to fn is reused for the next
+// row: fn copies what it keeps. It stops at the first malformed row (a
+// *RowError), at fn's first error, or at a read error; readers that go on
+// past a damaged row use a SocketReader.
+func ForEachSocket(r io.Reader, fn func(*Socket) error) error {
+	sr := NewSocketReader(r)
+	for {
+		s, err := sr.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		if err := fn(s); err != nil {
+			return err
+		}
+	}
+}
+
+// Field bits of scanSocket, to refuse a key given twice (encoding/json keeps
+// the last, or merges two info objects; such rows are left to it).
+const (
+	sockFamily = 1 << iota
+	sockState
+	sockLocal
+	sockRemote
+	sockRecvQ
+	sockSendQ
+	sockUID
+	sockInode
+	sockCookie
+	sockTimer
+	sockExpires
+	sockRetrans
+	sockInfo
+)
+
+// scanSocket decodes the row b into s without reflection when it is written
+// the way AppendSocket writes rows (any key order, any white space): exact
+// keys, each once, plain ASCII strings, integers in range. It reports false
+// on anything else, and the caller asks encoding/json, which decides. info
+// holds the row's tcp_info; s.Info points to it when the row has one.
+// Known state, family and timer names are not allocated.
+func scanSocket(b []byte, s *Socket, info *TCPInfo) bool {
+	*s = Socket{}
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return isBlank(b[i+1:])
+	}
+	seen := 0
+	for {
+		key, j, ok := scanPlainString(b, i)
+		if !ok {
+			return false
+		}
+		i = skipSpace(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return false
+		}
+		i = skipSpace(b, i+1)
+		var bit int
+		switch string(key) {
+		case "family", "state", "local", "remote", "timer":
+			v, j, ok := scanPlainString(b, i)
+			if !ok {
+				return false
+			}
+			i = j
+			switch string(key) {
+			case "family":
+				bit, s.Family = sockFamily, internFamily(v)
+			case "state":
+				bit, s.State = sockState, internState(v)
+			case "local":
+				bit, s.Local = sockLocal, string(v)
+			case "remote":
+				bit, s.Remote = sockRemote, string(v)
+			default:
+				bit, s.Timer = sockTimer, internTimer(v)
+			}
+		case "info":
+			if i, ok = scanTCPInfo(b, i, info); !ok {
+				return false
+			}
+			bit, s.Info = sockInfo, info
+		default:
+			v, j, ok := scanUint(b, i)
+			if !ok {
+				return false
+			}
+			i = j
+			switch string(key) {
+			case "recv_q":
+				bit, ok = sockRecvQ, put(&s.RecvQ, v)
+			case "send_q":
+				bit, ok = sockSendQ, put(&s.SendQ, v)
+			case "uid":
+				bit, ok = sockUID, put(&s.UID, v)
+			case "inode":
+				bit, ok = sockInode, put(&s.Inode, v)
+			case "cookie":
+				bit, ok = sockCookie, put(&s.Cookie, v)
+			case "expires_ms":
+				bit, ok = sockExpires, put(&s.ExpiresMS, v)
+			case "retrans":
+				bit, ok = sockRetrans, put(&s.Retrans, v)
+			default:
+				return false
+			}
+			if !ok {
+				return false
+			}
+		}
+		if seen&bit != 0 {
+			return false
+		}
+		seen |= bit
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return false
+		}
+		switch b[i] {
+		case '}':
+			return isBlank(b[i+1:])
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return false
+		}
+	}
+}
+
+// scanTCPInfo decodes the tcp_info object at b[i] into info, on the terms of
+// scanSocket, and returns the index after it.
+func scanTCPInfo(b []byte, i int, info *TCPInfo) (int, bool) {
+	*info = TCPInfo{}
+	if i >= len(b) || b[i] != '{' {
+		return i, false
+	}
+	i = skipSpace(b, i+1)
+	if i < len(b) && b[i] == '}' {
+		return i + 1, true
+	}
+	var seen uint64
+	for {
+		key, j, ok := scanPlainString(b, i)
+		if !ok {
+			return i, false
+		}
+		i = skipSpace(b, j)
+		if i >= len(b) || b[i] != ':' {
+			return i, false
+		}
+		v, j, ok := scanUint(b, skipSpace(b, i+1))
+		if !ok {
+			return i, false
+		}
+		i = j
+		bit, ok := info.set(key, v)
+		if !ok || seen&(1<<bit) != 0 {
+			return i, false
+		}
+		seen |= 1 << bit
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return i, false
+		}
+		switch b[i] {
+		case '}':
+			return i + 1, true
+		case ',':
+			i = skipSpace(b, i+1)
+		default:
+			return i, false
+		}
+	}
+}
+
+// set stores v in the field named key (its JSON name) and returns the
+// field's number; false for an unknown key or a value out of the field's
+// range.
+func (in *TCPInfo) set(key []byte, v uint64) (int, bool) {
+	switch string(key) {
+	case "state":
+		return 0, put(&in.State, v)
+	case "ca_state":
+		return 1, put(&in.CAState, v)
+	case "retransmits":
+		return 2, put(&in.Retransmits, v)
+	case "probes":
+		return 3, put(&in.Probes, v)
+	case "backoff":
+		return 4, put(&in.Backoff, v)
+	case "options":
+		return 5, put(&in.Options, v)
+	case "snd_wscale":
+		return 6, put(&in.SndWscale, v)
+	case "rcv_wscale":
+		return 7, put(&in.RcvWscale, v)
+	case "rto_us":
+		return 8, put(&in.RTO, v)
+	case "ato_us":
+		return 9, put(&in.ATO, v)
+	case "snd_mss":
+		return 10, put(&in.SndMSS, v)
+	case "rcv_mss":
+		return 11, put(&in.RcvMSS, v)
+	case "unacked":
+		return 12, put(&in.Unacked, v)
+	case "sacked":
+		return 13, put(&in.Sacked, v)
+	case "lost":
+		return 14, put(&in.Lost, v)
+	case "retrans":
+		return 15, put(&in.Retrans, v)
+	case "last_data_sent_ms":
+		return 16, put(&in.LastDataSent, v)
+	case "last_data_recv_ms":
+		return 17, put(&in.LastDataRecv, v)
+	case "last_ack_recv_ms":
+		return 18, put(&in.LastAckRecv, v)
+	case "pmtu":
+		return 19, put(&in.PMTU, v)
+	case "rcv_ssthresh":
+		return 20, put(&in.RcvSsthresh, v)
+	case "rtt_us":
+		return 21, put(&in.RTT, v)
+	case "rttvar_us":
+		return 22, put(&in.RTTVar, v)
+	case "snd_ssthresh":
+		return 23, put(&in.SndSsthresh, v)
+	case "snd_cwnd":
+		return 24, put(&in.SndCwnd, v)
+	case "advmss":
+		return 25, put(&in.AdvMSS, v)
+	case "reordering":
+		return 26, put(&in.Reordering, v)
+	case "rcv_rtt_us":
+		return 27, put(&in.RcvRTT, v)
+	case "rcv_space":
+		return 28, put(&in.RcvSpace, v)
+	case "total_retrans":
+		return 29, put(&in.TotalRetrans, v)
+	case "pacing_rate":
+		return 30, put(&in.PacingRate, v)
+	case "bytes_acked":
+		return 31, put(&in.BytesAcked, v)
+	case "bytes_received":
+		return 32, put(&in.BytesReceived, v)
+	case "segs_out":
+		return 33, put(&in.SegsOut, v)
+	case "segs_in":
+		return 34, put(&in.SegsIn, v)
+	case "min_rtt_us":
+		return 35, put(&in.MinRTT, v)
+	case "delivery_rate":
+		return 36, put(&in.DeliveryRate, v)
+	case "busy_time_us":
+		return 37, put(&in.BusyTimeUS, v)
+	case "bytes_sent":
+		return 38, put(&in.BytesSent, v)
+	case "bytes_retrans":
+		return 39, put(&in.BytesRetrans, v)
+	}
+	return 0, false
+}
+
+// put stores v in *dst when it fits.
+func put[T uint8 | uint32 | uint64](dst *T, v uint64) bool {
+	if uint64(T(v)) != v {
+		return false
+	}
+	*dst = T(v)
+	return true
+}
+
+// internState returns the state names the collector writes without
+// allocating a string per row.
+func internState(b []byte) string {
+	switch string(b) {
+	case "ESTAB":
+		return "ESTAB"
+	case "SYN-SENT":
+		return "SYN-SENT"
+	case "SYN-RECV":
+		return "SYN-RECV"
+	case "FIN-WAIT-1":
+		return "FIN-WAIT-1"
+	case "FIN-WAIT-2":
+		return "FIN-WAIT-2"
+	case "TIME-WAIT":
+		return "TIME-WAIT"
+	case "CLOSE":
+		return "CLOSE"
+	case "CLOSE-WAIT":
+		return "CLOSE-WAIT"
+	case "LAST-ACK":
+		return "LAST-ACK"
+	case "LISTEN":
+		return "LISTEN"
+	case "CLOSING":
+		return "CLOSING"
+	case "UNKNOWN":
+		return "UNKNOWN"
+	}
+	return string(b)
+}
+
+func internFamily(b []byte) string {
+	switch string(b) {
+	case "inet":
+		return "inet"
+	case "inet6":
+		return "inet6"
+	}
+	return string(b)
+}
+
+func internTimer(b []byte) string {
+	switch string(b) {
+	case "on":
+		return "on"
+	case "keepalive":
+		return "keepalive"
+	case "timewait":
+		return "timewait"
+	case "persist":
+		return "persist"
+	case "unknown":
+		return "unknown"
+	}
+	return string(b)
+}
