@@ -60,17 +60,18 @@ func parseSocketsTCP(r io.Reader, portLo, portHi int) (*SocketAggregates, error)
 	sr := bundle.NewSocketReader(r)
 	for {
 		s, err := sr.Next()
-		var rowErr *bundle.RowError
-		switch {
-		case err == io.EOF:
-			return agg, nil
-		case errors.As(err, &rowErr):
-			agg.Invalid++
-		case err != nil:
+		if err != nil {
+			var rowErr *bundle.RowError
+			switch {
+			case err == io.EOF:
+				return agg, nil
+			case errors.As(err, &rowErr):
+				agg.Invalid++
+				continue
+			}
 			return agg, err
-		default:
-			agg.add(s, portLo, portHi)
 		}
+		agg.add(s, portLo, portHi)
 	}
 }
 
