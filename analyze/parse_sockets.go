@@ -1,7 +1,6 @@
 package analyze
 
 import (
-	"errors"
 	"io"
 	"net/netip"
 	"strconv"
@@ -57,22 +56,12 @@ func parseSocketsTCP(r io.Reader, portLo, portHi int) (*SocketAggregates, error)
 		Outgoing: map[Tuple]int{},
 		TimeWait: map[Tuple]int{},
 	}
-	sr := bundle.NewSocketReader(r)
-	for {
-		s, err := sr.Next()
-		if err != nil {
-			var rowErr *bundle.RowError
-			switch {
-			case err == io.EOF:
-				return agg, nil
-			case errors.As(err, &rowErr):
-				agg.Invalid++
-				continue
-			}
-			return agg, err
-		}
+	invalid, err := bundle.NewSocketReader(r).ForEach(func(s *bundle.Socket) error {
 		agg.add(s, portLo, portHi)
-	}
+		return nil
+	})
+	agg.Invalid = invalid
+	return agg, err
 }
 
 func (a *SocketAggregates) add(row *bundle.Socket, portLo, portHi int) {

@@ -322,11 +322,35 @@ func isBlank(b []byte) bool {
 	return skipSpace(b, 0) == len(b)
 }
 
+// ForEach calls fn for every row still to read, in file order, skipping
+// the malformed ones, and returns how many it skipped: for readers that show
+// what a damaged table still holds. The Socket passed to fn is reused for
+// the next row. It stops at fn's first error or at a read error.
+func (r *SocketReader) ForEach(fn func(*Socket) error) (malformed int, err error) {
+	for {
+		s, err := r.Next()
+		if err != nil {
+			var rowErr *RowError
+			switch {
+			case err == io.EOF:
+				return malformed, nil
+			case errors.As(err, &rowErr):
+				malformed++
+				continue
+			}
+			return malformed, err
+		}
+		if err := fn(s); err != nil {
+			return malformed, err
+		}
+	}
+}
+
 // ForEachSocket calls fn for every row of sockets/tcp.jsonl in r, in file
 // order, in bounded memory. The Socket passed to fn is reused for the next
 // row: fn copies what it keeps. It stops at the first malformed row (a
 // *RowError), at fn's first error, or at a read error; readers that go on
-// past a damaged row use a SocketReader.
+// past a damaged row use SocketReader.ForEach.
 func ForEachSocket(r io.Reader, fn func(*Socket) error) error {
 	sr := NewSocketReader(r)
 	for {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -259,9 +260,19 @@ func TestSocketReader(t *testing.T) {
 		t.Errorf("rows (-want +got):\n%s", diff)
 	}
 
+	// ForEach goes on past them, and counts them.
+	var states []string
+	malformed, err := NewSocketReader(strings.NewReader(strings.Join(rows, "\n"))).ForEach(func(s *Socket) error {
+		states = append(states, s.State)
+		return nil
+	})
+	if err != nil || malformed != 2 || !slices.Equal(states, []string{"LISTEN", "ESTAB", "TIME-WAIT"}) {
+		t.Errorf("ForEach = %d malformed, rows %q, %v; want 2, LISTEN ESTAB TIME-WAIT", malformed, states, err)
+	}
+
 	// ForEachSocket stops at the damaged row and says where it is.
 	n := 0
-	err := ForEachSocket(strings.NewReader(strings.Join(rows, "\n")), func(*Socket) error { n++; return nil })
+	err = ForEachSocket(strings.NewReader(strings.Join(rows, "\n")), func(*Socket) error { n++; return nil })
 	var re *RowError
 	if !errors.As(err, &re) || re.Line != 3 || re.Path != PathSocketsTCP || n != 1 {
 		t.Errorf("ForEachSocket = %v after %d rows, want a RowError at line 3 after 1", err, n)

@@ -28,67 +28,62 @@ const summaryFlushAt = 64 << 10
 // map[string]map[string]int of the record would cost hundreds of bytes for
 // each of them.
 func WriteSocketSummary(w io.Writer, total int, byState *StateCounts, ports iter.Seq2[uint16, *StateCounts], remotes iter.Seq2[netip.Addr, *StateCounts]) error {
-	b := make([]byte, 0, summaryFlushAt+4096)
-	var err error
-	flush := func() {
-		if err == nil && len(b) > 0 {
-			_, err = w.Write(b)
-		}
-		b = b[:0]
-	}
-	b = append(b, "{\n \"total\": "...)
-	b = strconv.AppendInt(b, int64(total), 10)
-	b = append(b, ",\n \"by_state\": "...)
-	b = appendStateCounts(b, byState)
-	b = append(b, ",\n \"by_local_port\": {"...)
-	first := true
-	for port, c := range ports {
-		b = appendSummaryKey(b, first)
-		first = false
-		b = strconv.AppendUint(b, uint64(port), 10)
-		b = append(b, "\": "...)
-		b = appendStateCounts(b, c)
-		if len(b) >= summaryFlushAt {
-			flush()
-		}
-	}
-	b = appendSummaryEnd(b, first)
-	b = append(b, ",\n \"by_remote_addr\": {"...)
-	first = true
-	for a, c := range remotes {
-		b = appendSummaryKey(b, first)
-		first = false
+	sw := summaryWriter{w: w, b: make([]byte, 0, summaryFlushAt+4096)}
+	sw.b = append(sw.b, "{\n \"total\": "...)
+	sw.b = strconv.AppendInt(sw.b, int64(total), 10)
+	sw.b = append(sw.b, ",\n \"by_state\": "...)
+	sw.b = appendStateCounts(sw.b, byState)
+	sw.b = append(sw.b, ",\n \"by_local_port\": "...)
+	writeCounts(&sw, ports, func(b []byte, port uint16) []byte { return strconv.AppendUint(b, uint64(port), 10) })
+	sw.b = append(sw.b, ",\n \"by_remote_addr\": "...)
+	writeCounts(&sw, remotes, func(b []byte, a netip.Addr) []byte {
 		if a.Zone() == "" {
-			b = a.AppendTo(b)
-		} else {
-			b = appendJSONStringBody(b, a.String())
+			return a.AppendTo(b)
 		}
-		b = append(b, "\": "...)
-		b = appendStateCounts(b, c)
-		if len(b) >= summaryFlushAt {
-			flush()
-		}
-	}
-	b = appendSummaryEnd(b, first)
-	b = append(b, "\n}\n"...)
-	flush()
-	return err
+		return appendJSONStringBody(b, a.String())
+	})
+	sw.b = append(sw.b, "\n}\n"...)
+	sw.flush()
+	return sw.err
 }
 
-// appendSummaryKey starts one entry of a summary object, up to its key's
-// opening quote.
-func appendSummaryKey(b []byte, first bool) []byte {
+// summaryWriter gathers the summary and writes it in large pieces; after a
+// write error it writes nothing more.
+type summaryWriter struct {
+	w   io.Writer
+	b   []byte
+	err error
+}
+
+func (sw *summaryWriter) flush() {
+	if sw.err == nil && len(sw.b) > 0 {
+		_, sw.err = sw.w.Write(sw.b)
+	}
+	sw.b = sw.b[:0]
+}
+
+// writeCounts writes one object of counts by key, a key a line, each key
+// written by appendKey (inside its quotes).
+func writeCounts[K any](sw *summaryWriter, counts iter.Seq2[K, *StateCounts], appendKey func([]byte, K) []byte) {
+	sw.b = append(sw.b, '{')
+	first := true
+	for k, c := range counts {
+		if !first {
+			sw.b = append(sw.b, ',')
+		}
+		first = false
+		sw.b = append(sw.b, "\n  \""...)
+		sw.b = appendKey(sw.b, k)
+		sw.b = append(sw.b, "\": "...)
+		sw.b = appendStateCounts(sw.b, c)
+		if len(sw.b) >= summaryFlushAt {
+			sw.flush()
+		}
+	}
 	if !first {
-		b = append(b, ',')
+		sw.b = append(sw.b, "\n "...)
 	}
-	return append(b, "\n  \""...)
-}
-
-func appendSummaryEnd(b []byte, empty bool) []byte {
-	if !empty {
-		b = append(b, "\n "...)
-	}
-	return append(b, '}')
+	sw.b = append(sw.b, '}')
 }
 
 // appendStateCounts appends {"ESTAB": 3, ...} with the states that occur, in

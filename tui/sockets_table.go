@@ -2,7 +2,6 @@ package tui
 
 import (
 	"cmp"
-	"errors"
 	"io"
 	"io/fs"
 	"slices"
@@ -81,25 +80,12 @@ func rowsHint(fsys fs.FS, f fs.File) int {
 func readSocketTable(r io.Reader, hint int) (*socketTable, error) {
 	t := &socketTable{rows: make([]sockRow, 0, hint)}
 	ids := map[string]uint8{}
-	sr := bundle.NewSocketReader(r)
-	for {
-		s, err := sr.Next()
-		if err != nil {
-			var rowErr *bundle.RowError
-			switch {
-			case err == io.EOF:
-				return t, nil
-			case errors.As(err, &rowErr):
-				t.invalid++
-				continue
-			}
-			return nil, err
-		}
+	invalid, err := bundle.NewSocketReader(r).ForEach(func(s *bundle.Socket) error {
 		id, ok := ids[s.State]
 		if !ok {
 			if len(t.states) >= 255 {
 				t.invalid++
-				continue
+				return nil
 			}
 			id = uint8(len(t.states))
 			ids[s.State] = id
@@ -111,7 +97,13 @@ func readSocketTable(r io.Reader, hint int) (*socketTable, error) {
 			row.rttUS = s.Info.RTT
 		}
 		t.rows = append(t.rows, row)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
+	t.invalid += invalid
+	return t, nil
 }
 
 // portOf is the port of "ADDR:PORT" or "[ADDR]:PORT", 0 when there is none.
