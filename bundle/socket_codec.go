@@ -81,6 +81,30 @@ func SocketStateName(state int) string {
 	}
 }
 
+// numSocketTimers is the number of timer kinds inet_diag reports
+// (idiag_timer 1 to 4), with one more for the kinds it may add.
+const numSocketTimers = 5
+
+// SocketTimerName is ss's name for inet_diag's idiag_timer (ss.c
+// tcp_timer_print): the Timer of a Socket, "" when no timer runs (0), and
+// "unknown" for a kind ss does not name.
+func SocketTimerName(timer int) string {
+	switch timer {
+	case 0:
+		return ""
+	case 1:
+		return "on"
+	case 2:
+		return "keepalive"
+	case 3:
+		return "timewait"
+	case 4:
+		return "persist"
+	default:
+		return "unknown"
+	}
+}
+
 // RawSocket is a Socket as a collector holds it before its addresses are
 // text: AppendRawSocket writes the same line as AppendSocket would for the
 // Socket with Local and Remote formatted by AppendAddrPort, without building
@@ -628,34 +652,13 @@ func put[T uint8 | uint32 | uint64](dst *T, v uint64) bool {
 	return true
 }
 
-// internState returns the state names the collector writes without
+// internState returns the state names SocketStateName gives without
 // allocating a string per row.
 func internState(b []byte) string {
-	switch string(b) {
-	case "ESTAB":
-		return "ESTAB"
-	case "SYN-SENT":
-		return "SYN-SENT"
-	case "SYN-RECV":
-		return "SYN-RECV"
-	case "FIN-WAIT-1":
-		return "FIN-WAIT-1"
-	case "FIN-WAIT-2":
-		return "FIN-WAIT-2"
-	case "TIME-WAIT":
-		return "TIME-WAIT"
-	case "CLOSE":
-		return "CLOSE"
-	case "CLOSE-WAIT":
-		return "CLOSE-WAIT"
-	case "LAST-ACK":
-		return "LAST-ACK"
-	case "LISTEN":
-		return "LISTEN"
-	case "CLOSING":
-		return "CLOSING"
-	case "UNKNOWN":
-		return "UNKNOWN"
+	for state := range NumSocketStates {
+		if n := SocketStateName(state); string(b) == n {
+			return n
+		}
 	}
 	return string(b)
 }
@@ -670,18 +673,13 @@ func internFamily(b []byte) string {
 	return string(b)
 }
 
+// internTimer returns the timer names SocketTimerName gives without
+// allocating a string per row.
 func internTimer(b []byte) string {
-	switch string(b) {
-	case "on":
-		return "on"
-	case "keepalive":
-		return "keepalive"
-	case "timewait":
-		return "timewait"
-	case "persist":
-		return "persist"
-	case "unknown":
-		return "unknown"
+	for timer := 1; timer <= numSocketTimers; timer++ {
+		if n := SocketTimerName(timer); string(b) == n {
+			return n
+		}
 	}
 	return string(b)
 }

@@ -116,6 +116,22 @@ func TestSocketStateName(t *testing.T) {
 	}
 }
 
+func TestSocketTimerName(t *testing.T) {
+	var names []string
+	for timer := range numSocketTimers + 2 {
+		names = append(names, SocketTimerName(timer))
+	}
+	want := []string{"", "on", "keepalive", "timewait", "persist", "unknown", "unknown"}
+	if diff := cmp.Diff(want, names); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+	for _, n := range names[1:] {
+		if internTimer([]byte(n)) != n {
+			t.Errorf("internTimer(%q) = %q", n, internTimer([]byte(n)))
+		}
+	}
+}
+
 func FuzzDecodeSocketSummary(f *testing.F) {
 	f.Add(summaryOf(f, 1, StateCounts{1: 1}, map[uint16]StateCounts{1: {1: 1}},
 		[]netip.Addr{netip.MustParseAddr("10.0.0.1")}, []StateCounts{{1: 1}}))

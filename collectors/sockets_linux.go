@@ -124,25 +124,6 @@ func stateSlot(state uint8) int {
 	}
 }
 
-// timerName is ss's name for inet_diag's idiag_timer (ss.c tcp_timer_print):
-// "" when no timer runs.
-func timerName(timer uint8) string {
-	switch timer {
-	case 0:
-		return ""
-	case 1:
-		return "on"
-	case 2:
-		return "keepalive"
-	case 3:
-		return "timewait"
-	case 4:
-		return "persist"
-	default:
-		return "unknown"
-	}
-}
-
 func familyName(family uint8) string {
 	if family == sockdiag.FamilyInet6 {
 		return "inet6"
@@ -263,7 +244,7 @@ func rawSocket(m *sockdiag.Msg, z *zoner) bundle.RawSocket {
 		UID:        m.UID,
 		Inode:      m.Inode,
 		Cookie:     m.Cookie,
-		Timer:      timerName(m.Timer),
+		Timer:      bundle.SocketTimerName(int(m.Timer)),
 		ExpiresMS:  m.Expires,
 		Retrans:    m.Retrans,
 	}
