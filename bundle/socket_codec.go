@@ -2,6 +2,7 @@ package bundle
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -508,6 +509,52 @@ func scanSocket(b []byte, s *Socket, info *TCPInfo) bool {
 	}
 }
 
+// tcpInfoKeys are the JSON keys of TCPInfo's fields, quoted and followed by
+// the colon, in the order AppendSocket writes them: the scanner expects them
+// in that order and compares bytes before it looks a key up.
+var tcpInfoKeys = [...]string{
+	`"state":`,
+	`"ca_state":`,
+	`"retransmits":`,
+	`"probes":`,
+	`"backoff":`,
+	`"options":`,
+	`"snd_wscale":`,
+	`"rcv_wscale":`,
+	`"rto_us":`,
+	`"ato_us":`,
+	`"snd_mss":`,
+	`"rcv_mss":`,
+	`"unacked":`,
+	`"sacked":`,
+	`"lost":`,
+	`"retrans":`,
+	`"last_data_sent_ms":`,
+	`"last_data_recv_ms":`,
+	`"last_ack_recv_ms":`,
+	`"pmtu":`,
+	`"rcv_ssthresh":`,
+	`"rtt_us":`,
+	`"rttvar_us":`,
+	`"snd_ssthresh":`,
+	`"snd_cwnd":`,
+	`"advmss":`,
+	`"reordering":`,
+	`"rcv_rtt_us":`,
+	`"rcv_space":`,
+	`"total_retrans":`,
+	`"pacing_rate":`,
+	`"bytes_acked":`,
+	`"bytes_received":`,
+	`"segs_out":`,
+	`"segs_in":`,
+	`"min_rtt_us":`,
+	`"delivery_rate":`,
+	`"busy_time_us":`,
+	`"bytes_sent":`,
+	`"bytes_retrans":`,
+}
+
 // scanTCPInfo decodes the tcp_info object at b[i] into info, on the terms of
 // scanSocket, and returns the index after it.
 func scanTCPInfo(b []byte, i int, info *TCPInfo) (int, bool) {
@@ -520,26 +567,36 @@ func scanTCPInfo(b []byte, i int, info *TCPInfo) (int, bool) {
 		return i + 1, true
 	}
 	var seen uint64
+	next := 0 // the field AppendSocket writes next
 	for {
-		key, j, ok := scanPlainString(b, i)
-		if !ok {
+		f := -1
+		if next < len(tcpInfoKeys) && bytes.HasPrefix(b[i:], []byte(tcpInfoKeys[next])) {
+			f = next
+			i += len(tcpInfoKeys[next])
+		} else {
+			key, j, ok := scanPlainString(b, i)
+			if !ok {
+				return i, false
+			}
+			for k, quoted := range tcpInfoKeys {
+				if len(quoted) == len(key)+3 && string(key) == quoted[1:len(quoted)-2] {
+					f = k
+					break
+				}
+			}
+			i = skipSpace(b, j)
+			if f < 0 || i >= len(b) || b[i] != ':' {
+				return i, false
+			}
+			i++
+		}
+		v, j, ok := scanUint(b, skipSpace(b, i))
+		if !ok || seen&(1<<f) != 0 || !info.set(f, v) {
 			return i, false
 		}
+		seen |= 1 << f
+		next = f + 1
 		i = skipSpace(b, j)
-		if i >= len(b) || b[i] != ':' {
-			return i, false
-		}
-		v, j, ok := scanUint(b, skipSpace(b, i+1))
-		if !ok {
-			return i, false
-		}
-		i = j
-		bit, ok := info.set(key, v)
-		if !ok || seen&(1<<bit) != 0 {
-			return i, false
-		}
-		seen |= 1 << bit
-		i = skipSpace(b, i)
 		if i >= len(b) {
 			return i, false
 		}
@@ -554,93 +611,92 @@ func scanTCPInfo(b []byte, i int, info *TCPInfo) (int, bool) {
 	}
 }
 
-// set stores v in the field named key (its JSON name) and returns the
-// field's number; false for an unknown key or a value out of the field's
-// range.
-func (in *TCPInfo) set(key []byte, v uint64) (int, bool) {
-	switch string(key) {
-	case "state":
-		return 0, put(&in.State, v)
-	case "ca_state":
-		return 1, put(&in.CAState, v)
-	case "retransmits":
-		return 2, put(&in.Retransmits, v)
-	case "probes":
-		return 3, put(&in.Probes, v)
-	case "backoff":
-		return 4, put(&in.Backoff, v)
-	case "options":
-		return 5, put(&in.Options, v)
-	case "snd_wscale":
-		return 6, put(&in.SndWscale, v)
-	case "rcv_wscale":
-		return 7, put(&in.RcvWscale, v)
-	case "rto_us":
-		return 8, put(&in.RTO, v)
-	case "ato_us":
-		return 9, put(&in.ATO, v)
-	case "snd_mss":
-		return 10, put(&in.SndMSS, v)
-	case "rcv_mss":
-		return 11, put(&in.RcvMSS, v)
-	case "unacked":
-		return 12, put(&in.Unacked, v)
-	case "sacked":
-		return 13, put(&in.Sacked, v)
-	case "lost":
-		return 14, put(&in.Lost, v)
-	case "retrans":
-		return 15, put(&in.Retrans, v)
-	case "last_data_sent_ms":
-		return 16, put(&in.LastDataSent, v)
-	case "last_data_recv_ms":
-		return 17, put(&in.LastDataRecv, v)
-	case "last_ack_recv_ms":
-		return 18, put(&in.LastAckRecv, v)
-	case "pmtu":
-		return 19, put(&in.PMTU, v)
-	case "rcv_ssthresh":
-		return 20, put(&in.RcvSsthresh, v)
-	case "rtt_us":
-		return 21, put(&in.RTT, v)
-	case "rttvar_us":
-		return 22, put(&in.RTTVar, v)
-	case "snd_ssthresh":
-		return 23, put(&in.SndSsthresh, v)
-	case "snd_cwnd":
-		return 24, put(&in.SndCwnd, v)
-	case "advmss":
-		return 25, put(&in.AdvMSS, v)
-	case "reordering":
-		return 26, put(&in.Reordering, v)
-	case "rcv_rtt_us":
-		return 27, put(&in.RcvRTT, v)
-	case "rcv_space":
-		return 28, put(&in.RcvSpace, v)
-	case "total_retrans":
-		return 29, put(&in.TotalRetrans, v)
-	case "pacing_rate":
-		return 30, put(&in.PacingRate, v)
-	case "bytes_acked":
-		return 31, put(&in.BytesAcked, v)
-	case "bytes_received":
-		return 32, put(&in.BytesReceived, v)
-	case "segs_out":
-		return 33, put(&in.SegsOut, v)
-	case "segs_in":
-		return 34, put(&in.SegsIn, v)
-	case "min_rtt_us":
-		return 35, put(&in.MinRTT, v)
-	case "delivery_rate":
-		return 36, put(&in.DeliveryRate, v)
-	case "busy_time_us":
-		return 37, put(&in.BusyTimeUS, v)
-	case "bytes_sent":
-		return 38, put(&in.BytesSent, v)
-	case "bytes_retrans":
-		return 39, put(&in.BytesRetrans, v)
+// set stores v in field f (an index of tcpInfoKeys); false when v is out
+// of the field's range.
+func (in *TCPInfo) set(f int, v uint64) bool {
+	switch f {
+	case 0:
+		return put(&in.State, v)
+	case 1:
+		return put(&in.CAState, v)
+	case 2:
+		return put(&in.Retransmits, v)
+	case 3:
+		return put(&in.Probes, v)
+	case 4:
+		return put(&in.Backoff, v)
+	case 5:
+		return put(&in.Options, v)
+	case 6:
+		return put(&in.SndWscale, v)
+	case 7:
+		return put(&in.RcvWscale, v)
+	case 8:
+		return put(&in.RTO, v)
+	case 9:
+		return put(&in.ATO, v)
+	case 10:
+		return put(&in.SndMSS, v)
+	case 11:
+		return put(&in.RcvMSS, v)
+	case 12:
+		return put(&in.Unacked, v)
+	case 13:
+		return put(&in.Sacked, v)
+	case 14:
+		return put(&in.Lost, v)
+	case 15:
+		return put(&in.Retrans, v)
+	case 16:
+		return put(&in.LastDataSent, v)
+	case 17:
+		return put(&in.LastDataRecv, v)
+	case 18:
+		return put(&in.LastAckRecv, v)
+	case 19:
+		return put(&in.PMTU, v)
+	case 20:
+		return put(&in.RcvSsthresh, v)
+	case 21:
+		return put(&in.RTT, v)
+	case 22:
+		return put(&in.RTTVar, v)
+	case 23:
+		return put(&in.SndSsthresh, v)
+	case 24:
+		return put(&in.SndCwnd, v)
+	case 25:
+		return put(&in.AdvMSS, v)
+	case 26:
+		return put(&in.Reordering, v)
+	case 27:
+		return put(&in.RcvRTT, v)
+	case 28:
+		return put(&in.RcvSpace, v)
+	case 29:
+		return put(&in.TotalRetrans, v)
+	case 30:
+		return put(&in.PacingRate, v)
+	case 31:
+		return put(&in.BytesAcked, v)
+	case 32:
+		return put(&in.BytesReceived, v)
+	case 33:
+		return put(&in.SegsOut, v)
+	case 34:
+		return put(&in.SegsIn, v)
+	case 35:
+		return put(&in.MinRTT, v)
+	case 36:
+		return put(&in.DeliveryRate, v)
+	case 37:
+		return put(&in.BusyTimeUS, v)
+	case 38:
+		return put(&in.BytesSent, v)
+	case 39:
+		return put(&in.BytesRetrans, v)
 	}
-	return 0, false
+	return false
 }
 
 // put stores v in *dst when it fits.
