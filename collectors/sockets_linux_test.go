@@ -435,3 +435,20 @@ func BenchmarkSocketTableAdd(b *testing.B) {
 type discardWriter struct{}
 
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestStateNames ties the kernel's state numbers, as sock_diag gives them,
+// to the names the bundle writes for them.
+func TestStateNames(t *testing.T) {
+	want := map[uint8]string{
+		sockdiag.StateEstablished: "ESTAB", sockdiag.StateSynSent: "SYN-SENT", sockdiag.StateSynRecv: "SYN-RECV",
+		sockdiag.StateFinWait1: "FIN-WAIT-1", sockdiag.StateFinWait2: "FIN-WAIT-2", sockdiag.StateTimeWait: "TIME-WAIT",
+		sockdiag.StateClose: "CLOSE", sockdiag.StateCloseWait: "CLOSE-WAIT", sockdiag.StateLastAck: "LAST-ACK",
+		sockdiag.StateListen: "LISTEN", sockdiag.StateClosing: "CLOSING", sockdiag.StateNewSynRecv: "SYN-RECV",
+		0: "UNKNOWN", 13: "UNKNOWN", 255: "UNKNOWN",
+	}
+	for state, name := range want {
+		if got := bundle.SocketStateName(stateSlot(state)); got != name {
+			t.Errorf("state %d is written %q, want %q", state, got, name)
+		}
+	}
+}
