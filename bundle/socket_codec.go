@@ -34,6 +34,7 @@ type RowError struct {
 	Err  error
 }
 
+// Error says which row of which member could not be read, and why.
 func (e *RowError) Error() string {
 	return fmt.Sprintf("%s line %d: %v: %v", e.Path, e.Line, ErrMalformedRow, e.Err)
 }
