@@ -3,8 +3,6 @@ package analyze
 import (
 	"io"
 	"net/netip"
-	"strconv"
-	"strings"
 
 	"github.com/snapdiag/snapdiag/bundle"
 )
@@ -109,24 +107,16 @@ func (a *SocketAggregates) add(row *bundle.Socket, portLo, portHi int) {
 
 // splitHostPort parses "10.0.0.1:143", "[::1]:143" or "[fe80::1%eth0]:22".
 func splitHostPort(s string) (netip.Addr, int, bool) {
-	i := strings.LastIndexByte(s, ':')
-	if i < 0 {
-		return netip.Addr{}, 0, false
-	}
-	host, port := s[:i], s[i+1:]
-	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
-		host = host[1 : len(host)-1]
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil || p < 0 || p > 65535 {
+	host, p, ok := bundle.SplitAddrPort(s)
+	if !ok {
 		return netip.Addr{}, 0, false
 	}
 	if host == "*" {
-		return netip.IPv4Unspecified(), p, true
+		return netip.IPv4Unspecified(), int(p), true
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {
 		return netip.Addr{}, 0, false
 	}
-	return a.Unmap(), p, true
+	return a.Unmap(), int(p), true
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/netip"
 	"strconv"
+	"strings"
 )
 
 // The codec of sockets/tcp.jsonl: one Socket per line, as encoding/json
@@ -234,6 +235,30 @@ func appendTCPInfo(b []byte, i *TCPInfo) []byte {
 // (the remote side of a listener: 0.0.0.0:*).
 func AppendAddrPort(b []byte, ap netip.AddrPort, zone string) []byte {
 	return appendAddrPort(b, ap, zone, false)
+}
+
+// SplitAddrPort splits an address written by AppendAddrPort into its host
+// (brackets removed, zone kept: fe80::1%eth0) and its port. ok is false when
+// there is no numeric port: ss's * included. It does not allocate.
+func SplitAddrPort(s string) (host string, port uint16, ok bool) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 || i == len(s)-1 {
+		return "", 0, false
+	}
+	p := 0
+	for _, c := range []byte(s[i+1:]) {
+		if c < '0' || c > '9' {
+			return "", 0, false
+		}
+		if p = p*10 + int(c-'0'); p > 65535 {
+			return "", 0, false
+		}
+	}
+	host = s[:i]
+	if len(host) >= 2 && host[0] == '[' && host[len(host)-1] == ']' {
+		host = host[1 : len(host)-1]
+	}
+	return host, uint16(p), true
 }
 
 // appendAddrPort is AppendAddrPort, with the zone escaped for the inside of

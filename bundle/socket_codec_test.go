@@ -171,6 +171,64 @@ func TestAppendAddrPort(t *testing.T) {
 	}
 }
 
+func TestSplitAddrPort(t *testing.T) {
+	type split struct {
+		Host string
+		Port uint16
+		OK   bool
+	}
+	for in, want := range map[string]split{
+		"10.0.0.1:143":                  {"10.0.0.1", 143, true},
+		"[::]:143":                      {"::", 143, true},
+		"[fe80::1%eth0]:22":             {"fe80::1%eth0", 22, true},
+		"[::ffff:10.0.0.1]:1":           {"::ffff:10.0.0.1", 1, true},
+		"*:65535":                       {"*", 65535, true},
+		"0.0.0.0:*":                     {},
+		"10.0.0.1:65536":                {},
+		"10.0.0.1:":                     {},
+		"10.0.0.1":                      {},
+		"10.0.0.1:+1":                   {},
+		"10.0.0.1:99999999999999999999": {},
+	} {
+		h, p, ok := SplitAddrPort(in)
+		if diff := cmp.Diff(want, split{h, p, ok}); diff != "" {
+			t.Errorf("SplitAddrPort(%q) (-want +got):\n%s", in, diff)
+		}
+	}
+}
+
+// FuzzSplitAddrPort checks that SplitAddrPort reads back what
+// AppendAddrPort writes.
+func FuzzSplitAddrPort(f *testing.F) {
+	f.Add([]byte{10, 0, 0, 1}, uint16(143), "")
+	f.Add(netip.MustParseAddr("fe80::1").AsSlice(), uint16(22), "eth0")
+	f.Fuzz(func(t *testing.T, ip []byte, port uint16, zone string) {
+		a, ok := netip.AddrFromSlice(ip)
+		if !ok || strings.ContainsAny(zone, "]") {
+			_, _, _ = SplitAddrPort(string(ip) + zone)
+			return
+		}
+		if a.Is4() {
+			zone = ""
+		}
+		s := string(AppendAddrPort(nil, netip.AddrPortFrom(a, port), zone))
+		host, p, ok := SplitAddrPort(s)
+		if port == 0 {
+			if ok {
+				t.Fatalf("SplitAddrPort(%q) reads a port from *", s)
+			}
+			return
+		}
+		want := a.String()
+		if zone != "" {
+			want += "%" + zone
+		}
+		if !ok || p != port || host != want {
+			t.Fatalf("SplitAddrPort(%q) = %q, %d, %v; want %q, %d", s, host, p, ok, want, port)
+		}
+	})
+}
+
 func TestDecodeSocket(t *testing.T) {
 	for _, c := range []struct {
 		name string

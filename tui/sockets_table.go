@@ -108,23 +108,8 @@ func readSocketTable(r io.Reader, hint int) (*socketTable, error) {
 
 // portOf is the port of "ADDR:PORT" or "[ADDR]:PORT", 0 when there is none.
 func portOf(ap string) uint16 {
-	i := strings.LastIndexByte(ap, ':')
-	if i < 0 {
-		return 0
-	}
-	// Parsed by hand: ParseUint allocates an error for every listener's
-	// remote "*".
-	p := 0
-	for _, c := range []byte(ap[i+1:]) {
-		if c < '0' || c > '9' || p > 65535 {
-			return 0
-		}
-		p = p*10 + int(c-'0')
-	}
-	if p > 65535 {
-		return 0
-	}
-	return uint16(p)
+	_, p, _ := bundle.SplitAddrPort(ap)
+	return p
 }
 
 // sockSort is a column of the sockets view to sort by.
