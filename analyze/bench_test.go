@@ -2,7 +2,6 @@ package analyze
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -30,7 +29,7 @@ func writeBigBundle(tb testing.TB, dir string, samples, sockets int) {
 		ls[i] = listener(4096, 0, i)
 		ls[i].Port, ls[i].Local, ls[i].Cookie = 8000+i, fmt.Sprintf("0.0.0.0:%d", 8000+i), uint64(i+1)
 	}
-	lj, _ := json.Marshal(ls)
+	lj := bundle.EncodeListeners(ls)
 	for i := 0; i < samples; i++ {
 		for _, name := range []string{bundle.SampleNetstat, bundle.SampleSNMP, bundle.SampleSNMP6, bundle.SampleSockstat,
 			bundle.SampleSockstat6, bundle.SampleSoftnet, bundle.SampleDev, bundle.SampleConntrack} {
@@ -38,7 +37,7 @@ func writeBigBundle(tb testing.TB, dir string, samples, sockets int) {
 				writeFile(tb, filepath.Join(dir, bundle.SampleFile(i, name)), f.Data)
 			}
 		}
-		t, _ := json.Marshal(bundle.SampleTime{Index: i, MonotonicNS: int64(i) * 1e9, Wall: "2026-11-25T13:00:00Z"})
+		t := bundle.EncodeSampleTime(bundle.SampleTime{Index: i, MonotonicNS: int64(i) * 1e9, Wall: "2026-11-25T13:00:00Z"})
 		writeFile(tb, filepath.Join(dir, bundle.SampleFile(i, bundle.SampleTimeFile)), t)
 		writeFile(tb, filepath.Join(dir, bundle.SampleFile(i, bundle.SampleListeners)), lj)
 	}
@@ -50,7 +49,7 @@ func writeBigBundle(tb testing.TB, dir string, samples, sockets int) {
 		tb.Fatal(err)
 	}
 	w := bufio.NewWriter(f)
-	enc := json.NewEncoder(w)
+	var row []byte
 	states := []string{"ESTAB", "TIME-WAIT", "SYN-RECV", "ESTAB", "CLOSE-WAIT"}
 	for i := 0; i < sockets; i++ {
 		s := bundle.Socket{Family: "inet", State: states[i%len(states)],
@@ -58,7 +57,8 @@ func writeBigBundle(tb testing.TB, dir string, samples, sockets int) {
 			Remote: fmt.Sprintf("10.1.%d.%d:%d", i/256%256, i%256, 32768+i%28000),
 			Timer:  "on", Retrans: uint8(i % 3),
 			Info: &bundle.TCPInfo{State: 1, RTT: 1000, SndCwnd: 10, SndMSS: 1448, RcvMSS: 1448, BytesAcked: uint64(i), SegsOut: 12, SegsIn: 10}}
-		if err := enc.Encode(s); err != nil {
+		row = bundle.AppendSocket(row[:0], &s)
+		if _, err := w.Write(row); err != nil {
 			tb.Fatal(err)
 		}
 	}

@@ -194,8 +194,7 @@ func formatNetstat(c Counters) string {
 // listeners sets every sample's listeners.json; per gives the sample's copy.
 func (f *fixture) listeners(per func(k int) []bundle.Listener) *fixture {
 	for k, i := range f.samples() {
-		b, _ := json.Marshal(per(k))
-		f.set(bundle.SampleFile(i, bundle.SampleListeners), string(b))
+		f.set(bundle.SampleFile(i, bundle.SampleListeners), string(bundle.EncodeListeners(per(k))))
 	}
 	return f
 }

@@ -2,7 +2,6 @@ package analyze
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"testing"
@@ -68,40 +67,6 @@ func FuzzParseKernelRelease(f *testing.F) {
 func FuzzParseKmsg(f *testing.F) {
 	f.Add([]byte("6,1,2,-;TCP: Possible SYN flooding on port 1.2.3.4:80. Sending cookies.\n SUBSYSTEM=x\n[ 1.5] y\n"))
 	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parseKmsg(bytes.NewReader(b)) })
-}
-
-func FuzzParseListeners(f *testing.F) {
-	f.Add([]byte(`[{"local":"0.0.0.0:143","port":143,"send_q":16,"syn_recv":17}]`))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parseListeners(bytes.NewReader(b)) })
-}
-
-// FuzzScanSocketRow checks that whenever the fast scanner accepts a row that
-// encoding/json also accepts, both read the same fields.
-func FuzzScanSocketRow(f *testing.F) {
-	f.Add([]byte(`{"family":"inet","state":"ESTAB","local":"10.0.0.1:22","remote":"10.0.0.9:50000","retrans":3,"info":{"x":[1,2,{"y":"z"}]}}`))
-	f.Add([]byte(`{"state":"SYN-RECV","local":"[::1]:1","remote":"[::1]:2","timer":"on"}`))
-	f.Fuzz(func(t *testing.T, b []byte) {
-		row, ok := scanSocketRow(b)
-		var s struct {
-			State  string `json:"state"`
-			Local  string `json:"local"`
-			Remote string `json:"remote"`
-			// uint8 as in bundle.Socket: what the fallback decoder accepts.
-			Retrans uint8 `json:"retrans"`
-		}
-		if !ok || json.Unmarshal(b, &s) != nil {
-			return
-		}
-		// encoding/json matches keys case-insensitively; the scanner, like
-		// the collector that writes them, uses exact keys.
-		if bytes.ContainsAny(b, "STATELOCRMN\\") {
-			return
-		}
-		want := socketRow{State: s.State, Local: s.Local, Remote: s.Remote, Retrans: int(s.Retrans)}
-		if row != want {
-			t.Fatalf("scanner %+v, json %+v for %s", row, want, b)
-		}
-	})
 }
 
 func FuzzParseSocketsTCP(f *testing.F) {

@@ -2,7 +2,6 @@ package analyze
 
 import (
 	"bytes"
-	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -331,47 +330,6 @@ func TestParseSocketsTCP(t *testing.T) {
 	}
 	if n != 3 || tw != 1 {
 		t.Errorf("outgoing to 10.0.0.9:80 = %d (tw %d), want 3 (1)", n, tw)
-	}
-}
-
-// TestScanSocketRowMatchesJSON checks the fast row scanner against
-// encoding/json on the shapes a capture writes.
-func TestScanSocketRowMatchesJSON(t *testing.T) {
-	for _, line := range []string{
-		`{"family":"inet","state":"ESTAB","local":"10.0.0.1:22","remote":"10.0.0.9:50000","retrans":3,"info":{"x":[1,2,{"y":"z"}]}}`,
-		` { "state" : "TIME-WAIT" , "local" : "[::1]:1" , "remote":"[::1]:2" } `,
-		`{"state":"SYN-RECV","local":"a","remote":"b","timer":"on,\"x\"","expires_ms":12}`,
-	} {
-		row, ok := scanSocketRow([]byte(line))
-		if !ok {
-			t.Errorf("scanner rejected %s", line)
-			continue
-		}
-		var s struct {
-			State, Local, Remote string
-			Retrans              int
-		}
-		if err := json.Unmarshal([]byte(line), &s); err != nil {
-			t.Fatal(err)
-		}
-		want := socketRow{State: s.State, Local: s.Local, Remote: s.Remote, Retrans: s.Retrans}
-		if diff := cmp.Diff(want, row, cmp.AllowUnexported(socketRow{})); diff != "" {
-			t.Errorf("%s (-json +scanner):\n%s", line, diff)
-		}
-	}
-}
-
-func TestParseListeners(t *testing.T) {
-	in := `[{"proto":"tcp","family":"inet","local":"0.0.0.0:143","addr":"0.0.0.0","port":143,"recv_q":0,"send_q":16,"syn_recv":17,"uid":0,"inode":1234,"pid":99,"comm":"dovecot"}]`
-	got, err := parseListeners(strings.NewReader(in))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(got) != 1 || got[0].SynRecv != 17 || got[0].SendQ != 16 || got[0].Comm != "dovecot" {
-		t.Errorf("got %+v", got)
-	}
-	if _, err := parseListeners(strings.NewReader(`{"not":"an array"}`)); err == nil {
-		t.Error("object: want error")
 	}
 }
 

@@ -1,7 +1,6 @@
 package analyze
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -261,8 +260,8 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: make(map[Counter]int64, 512), Files: map[string]string{}}
 	file := func(name string) string { return bundle.SampleFile(i, name) }
 	s.read(fsys, file(bundle.SampleTimeFile), 64<<10, func(r io.Reader) error {
-		var t bundle.SampleTime
-		if err := json.NewDecoder(r).Decode(&t); err != nil {
+		t, err := bundle.DecodeSampleTime(r)
+		if err != nil {
 			return err
 		}
 		sm.Time = &t
@@ -364,8 +363,8 @@ func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
 		sm.Files[conntrackCount.name] = pCount
 		return nil
 	})
-	s.read(fsys, file(bundle.SampleListeners), 64<<20, func(r io.Reader) error {
-		ls, err := parseListeners(r)
+	s.read(fsys, file(bundle.SampleListeners), bundle.MaxListenersFile, func(r io.Reader) error {
+		ls, err := bundle.DecodeListeners(r)
 		if err != nil {
 			return err
 		}
@@ -421,8 +420,8 @@ func (s *Snapshot) loadKmsg(fsys fs.FS) {
 }
 
 func (s *Snapshot) loadSockets(fsys fs.FS) {
-	s.read(fsys, bundle.PathSocketsSummary, 256<<20, func(r io.Reader) error {
-		sum, err := parseSummary(r)
+	s.read(fsys, bundle.PathSocketsSummary, bundle.MaxSocketSummaryFile, func(r io.Reader) error {
+		sum, err := bundle.DecodeSocketSummary(r)
 		s.Summary = sum
 		return err
 	})

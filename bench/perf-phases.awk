@@ -12,7 +12,7 @@ function flush_sample(   c) {
 		else if (stack ~ /do_fsync|\.Sync/) c = "commit: fsync"
 		else c = "commit: tar, read staged files, rename"
 	} else if (stack ~ /Sockets\)\.Collect/) {
-		if (stack ~ /appendSocket/) c = "sockets: encode JSON rows"
+		if (stack ~ /AppendRawSocket|rawSocket/) c = "sockets: encode JSON rows"
 		else if (stack ~ /socketTable\)\.flush|memberFile\)\.Write/) c = "sockets: write rows to the staging file"
 		else if (stack ~ /socketTable\)\.add|DecodeMsg|parseDatagram/) c = "sockets: decode and count"
 		else c = "sockets: netlink receive, other"

@@ -1,7 +1,6 @@
 package collectors
 
 import (
-	"encoding/json"
 	"fmt"
 	"io"
 	"io/fs"
@@ -70,12 +69,4 @@ func copyFile(w *bundle.Writer, src, name string) error {
 		return err
 	}
 	return w.WriteFile(name, data)
-}
-
-func writeJSON(w *bundle.Writer, name string, v any) error {
-	data, err := json.MarshalIndent(v, "", " ")
-	if err != nil {
-		return fmt.Errorf("encode %s: %w", name, err)
-	}
-	return w.WriteFile(name, append(data, '\n'))
 }

@@ -1,8 +1,8 @@
 package collectors
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"strings"
 
@@ -53,7 +53,11 @@ func TakeSample(ctx context.Context, h Host, samplers []Sampler) (HistorySample,
 			continue
 		}
 		if rel == bundle.SampleTimeFile {
-			_ = json.Unmarshal(data, &out.Time)
+			t, err := bundle.DecodeSampleTime(bytes.NewReader(data))
+			if err != nil {
+				errs = append(errs, err)
+			}
+			out.Time = t
 			continue
 		}
 		out.Files[rel] = data
@@ -67,7 +71,7 @@ func writeHistory(w *bundle.Writer, hist []HistorySample) error {
 	for i, hs := range hist {
 		t := hs.Time
 		t.Index = i
-		if err := writeJSON(w, bundle.SampleFile(i, bundle.SampleTimeFile), t); err != nil {
+		if err := w.WriteFile(bundle.SampleFile(i, bundle.SampleTimeFile), bundle.EncodeSampleTime(t)); err != nil {
 			errs = append(errs, err)
 			continue
 		}

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"net/netip"
@@ -72,7 +71,7 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 		// in this /proc at all: their listeners are found, their owners not.
 		w.Note("owner not found for %d of %d listeners (pid 0): held by processes this capture cannot look into (another user's, without CAP_SYS_PTRACE, or another PID namespace's)", n, len(ls))
 	}
-	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), encodeListeners(ls))
+	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), bundle.EncodeListeners(ls))
 }
 
 // unowned counts the listeners whose owning process was not found.
@@ -84,26 +83,6 @@ func unowned(ls []bundle.Listener) int {
 		}
 	}
 	return n
-}
-
-// encodeListeners writes the array one listener per line, so the file reads
-// well with less and grep.
-func encodeListeners(ls []bundle.Listener) []byte {
-	var b bytes.Buffer
-	b.WriteString("[")
-	for i := range ls {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString("\n")
-		data, _ := json.Marshal(&ls[i]) // strings and integers always encode
-		b.Write(data)
-	}
-	if len(ls) > 0 {
-		b.WriteString("\n")
-	}
-	b.WriteString("]\n")
-	return b.Bytes()
 }
 
 // listenerTable attributes SYN_RECV request sockets to listeners. The kernel
@@ -161,13 +140,11 @@ func (t *listenerTable) addListener(m *sockdiag.Msg) error {
 		return nil
 	}
 	addr := m.Src.Addr()
-	// encoding/json escapes the record's strings: the raw zone, not the
-	// JSON-escaped one, goes into Local.
-	zone, _ := t.zones.zone(addr, m.IfIndex)
+	zone := t.zones.zone(addr, m.IfIndex)
 	rec := bundle.Listener{
 		Proto:  "tcp",
 		Family: familyName(m.Family),
-		Local:  string(appendAddrPort(nil, m.Src, []byte(zone))),
+		Local:  string(bundle.AppendAddrPort(nil, m.Src, zone)),
 		Addr:   addr.WithZone(zone).String(),
 		Port:   int(m.Src.Port()),
 		// tcp_diag_get_info(): for a listener, idiag_rqueue is

@@ -1,8 +1,8 @@
 package collectors
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -106,24 +106,6 @@ func TestListenerAttribution(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, tb.listeners()); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
-	}
-}
-
-func TestEncodeListeners(t *testing.T) {
-	if got := string(encodeListeners(nil)); got != "[]\n" {
-		t.Errorf("no listeners encode as %q, want \"[]\\n\"", got)
-	}
-	ls := []bundle.Listener{{Proto: "tcp", Local: "0.0.0.0:1"}, {Proto: "tcp", Local: `[fe80::1%we"ird]:2`}}
-	data := encodeListeners(ls)
-	var back []bundle.Listener
-	if err := json.Unmarshal(data, &back); err != nil {
-		t.Fatalf("%s: %v", data, err)
-	}
-	if diff := cmp.Diff(ls, back); diff != "" {
-		t.Errorf("round trip (-want +got):\n%s", diff)
-	}
-	if n := strings.Count(string(data), "\n"); n != len(ls)+2 {
-		t.Errorf("%d lines, want one per listener and the brackets:\n%s", n, data)
 	}
 }
 
@@ -276,9 +258,9 @@ func TestListenersSample(t *testing.T) {
 			t.Fatalf("Sample: %v", err)
 		}
 		data := w.Take()[bundle.SampleFile(i, bundle.SampleListeners)]
-		var ls []bundle.Listener
-		if err := json.Unmarshal(data, &ls); err != nil {
-			t.Fatalf("listeners.json: %v\n%s", err, data)
+		ls, err := bundle.DecodeListeners(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%v\n%s", err, data)
 		}
 		got := map[string]bundle.Listener{}
 		for _, x := range ls {

@@ -240,9 +240,9 @@ func writeSampleTime(w *bundle.Writer, i int) error {
 		return fmt.Errorf("read monotonic clock: %w", err)
 	}
 	now := time.Now().UTC()
-	return writeJSON(w, bundle.SampleFile(i, bundle.SampleTimeFile), bundle.SampleTime{
+	return w.WriteFile(bundle.SampleFile(i, bundle.SampleTimeFile), bundle.EncodeSampleTime(bundle.SampleTime{
 		Index: i, MonotonicNS: ts.Nano(), Wall: now.Format(time.RFC3339Nano),
-	})
+	}))
 }
 
 // classify turns a collector's error into its manifest status.

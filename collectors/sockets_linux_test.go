@@ -1,7 +1,6 @@
 package collectors
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -34,11 +33,18 @@ func testZoner() *zoner {
 	}}
 }
 
-// socketRecord is the reference for appendSocket: the same record built the
+// encodeSocket is the collector's path for one socket: m as a
+// bundle.RawSocket, encoded by the bundle.
+func encodeSocket(b []byte, m *sockdiag.Msg, z *zoner) []byte {
+	raw := rawSocket(m, z)
+	return bundle.AppendRawSocket(b, &raw)
+}
+
+// socketRecord is the reference for encodeSocket: the same record built the
 // slow, obvious way, for encoding/json to write.
 func socketRecord(m *sockdiag.Msg, z *zoner) bundle.Socket {
 	addr := func(ap netip.AddrPort) string {
-		zone, _ := z.zone(ap.Addr(), m.IfIndex)
+		zone := z.zone(ap.Addr(), m.IfIndex)
 		s := netip.AddrPortFrom(ap.Addr().WithZone(zone), ap.Port()).String()
 		if ap.Port() == 0 {
 			s = strings.TrimSuffix(s, "0") + "*"
@@ -107,7 +113,7 @@ func TestAppendSocketRoundTrip(t *testing.T) {
 	z := testZoner()
 	for name, m := range socketCases() {
 		t.Run(name, func(t *testing.T) {
-			line := appendSocket(nil, &m, z)
+			line := encodeSocket(nil, &m, z)
 			if !bytes.HasSuffix(line, []byte("}\n")) || bytes.Count(line, []byte("\n")) != 1 {
 				t.Fatalf("not one JSON line: %q", line)
 			}
@@ -119,7 +125,7 @@ func TestAppendSocketRoundTrip(t *testing.T) {
 			}
 			want := socketRecord(&m, z)
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("appendSocket round trip (-want +got):\n%s", diff)
+				t.Errorf("encodeSocket round trip (-want +got):\n%s", diff)
 			}
 			// Byte for byte what encoding/json writes, omitempty included.
 			std, err := json.Marshal(want)
@@ -127,19 +133,19 @@ func TestAppendSocketRoundTrip(t *testing.T) {
 				t.Fatal(err)
 			}
 			if string(line) != string(std)+"\n" {
-				t.Errorf("appendSocket differs from encoding/json:\n got %s\nwant %s", line, std)
+				t.Errorf("encodeSocket differs from encoding/json:\n got %s\nwant %s", line, std)
 			}
 		})
 	}
 }
 
 // TestAppendSocketCoversRecord fails when bundle.Socket or bundle.TCPInfo
-// gain a field that appendSocket does not write.
+// gain a field that the collector does not write.
 func TestAppendSocketCoversRecord(t *testing.T) {
 	m := socketCases()["established with all of tcp_info"]
 	m.Retrans = 1
 	var got map[string]any
-	if err := json.Unmarshal(appendSocket(nil, &m, testZoner()), &got); err != nil {
+	if err := json.Unmarshal(encodeSocket(nil, &m, testZoner()), &got); err != nil {
 		t.Fatal(err)
 	}
 	check := func(typ reflect.Type, obj map[string]any) {
@@ -244,13 +250,17 @@ func TestSocketsCollect(t *testing.T) {
 		}
 		files := w.Take()
 		var rows []bundle.Socket
-		sc := bufio.NewScanner(bytes.NewReader(files[bundle.PathSocketsTCP]))
-		for sc.Scan() {
-			var r bundle.Socket
-			if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-				t.Fatalf("row %q: %v", sc.Text(), err)
+		err := bundle.ForEachSocket(bytes.NewReader(files[bundle.PathSocketsTCP]), func(s *bundle.Socket) error {
+			r := *s
+			if s.Info != nil {
+				info := *s.Info
+				r.Info = &info
 			}
 			rows = append(rows, r)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
 		}
 		info := s.Info()
 		if info == nil || info.Total != len(rows) || info.Written != len(rows) || info.Truncated || info.Cap != DefaultSocketCap {
@@ -274,9 +284,9 @@ func TestSocketsCollect(t *testing.T) {
 		if estab != 6 {
 			t.Errorf("%d ESTAB rows on port %d, want 6 (3 clients, 3 unaccepted)", estab, port)
 		}
-		var sum bundle.SocketSummary
-		if err := json.Unmarshal(files[bundle.PathSocketsSummary], &sum); err != nil {
-			t.Fatalf("summary: %v", err)
+		sum, err := bundle.DecodeSocketSummary(bytes.NewReader(files[bundle.PathSocketsSummary]))
+		if err != nil {
+			t.Fatal(err)
 		}
 		if sum.Total != len(rows) || sum.ByLocalPort[port]["LISTEN"] != 1 || sum.ByLocalPort[port]["ESTAB"] != 3 ||
 			sum.ByRemoteAddr["127.0.0.1"]["ESTAB"] < 6 {
@@ -301,9 +311,9 @@ func TestSocketsCollect(t *testing.T) {
 		if info == nil || info.Written != 2 || lines != 2 || info.Total < 7 || !info.Truncated || info.Cap != 2 {
 			t.Errorf("Info() = %+v with %d rows, want 2 written of at least 7", info, lines)
 		}
-		var sum bundle.SocketSummary
-		if err := json.Unmarshal(files[bundle.PathSocketsSummary], &sum); err != nil || sum.Total != info.Total {
-			t.Errorf("summary total %d (%v), want the uncapped %d", sum.Total, err, info.Total)
+		sum, err := bundle.DecodeSocketSummary(bytes.NewReader(files[bundle.PathSocketsSummary]))
+		if err != nil || sum.Total != info.Total {
+			t.Errorf("summary %+v (%v), want the uncapped total %d", sum, err, info.Total)
 		}
 		if notes := w.Notes("sockets"); len(notes) != 1 {
 			t.Errorf("notes = %q, want one about the cap", notes)
@@ -376,7 +386,7 @@ func BenchmarkEncodeSocket(b *testing.B) {
 	buf := make([]byte, 0, 4096)
 	b.ReportAllocs()
 	for b.Loop() {
-		buf = appendSocket(buf[:0], &m, z)
+		buf = encodeSocket(buf[:0], &m, z)
 	}
 	b.SetBytes(int64(len(buf)))
 }
@@ -426,3 +436,20 @@ func BenchmarkSocketTableAdd(b *testing.B) {
 type discardWriter struct{}
 
 func (discardWriter) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestStateNames ties the kernel's state numbers, as sock_diag gives them,
+// to the names the bundle writes for them.
+func TestStateNames(t *testing.T) {
+	want := map[uint8]string{
+		sockdiag.StateEstablished: "ESTAB", sockdiag.StateSynSent: "SYN-SENT", sockdiag.StateSynRecv: "SYN-RECV",
+		sockdiag.StateFinWait1: "FIN-WAIT-1", sockdiag.StateFinWait2: "FIN-WAIT-2", sockdiag.StateTimeWait: "TIME-WAIT",
+		sockdiag.StateClose: "CLOSE", sockdiag.StateCloseWait: "CLOSE-WAIT", sockdiag.StateLastAck: "LAST-ACK",
+		sockdiag.StateListen: "LISTEN", sockdiag.StateClosing: "CLOSING", sockdiag.StateNewSynRecv: "SYN-RECV",
+		0: "UNKNOWN", 13: "UNKNOWN", 255: "UNKNOWN",
+	}
+	for state, name := range want {
+		if got := bundle.SocketStateName(stateSlot(state)); got != name {
+			t.Errorf("state %d is written %q, want %q", state, got, name)
+		}
+	}
+}

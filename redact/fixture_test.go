@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/hex"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -115,8 +115,8 @@ func collect(t *testing.T, ms map[string][]byte, m *bundle.Manifest) originals {
 	for name, data := range ms {
 		switch {
 		case strings.HasSuffix(name, "/"+bundle.SampleListeners):
-			var ls []bundle.Listener
-			if err := json.Unmarshal(data, &ls); err != nil {
+			ls, err := bundle.DecodeListeners(bytes.NewReader(data))
+			if err != nil {
 				t.Fatalf("%s: %v", name, err)
 			}
 			for _, l := range ls {
@@ -124,16 +124,21 @@ func collect(t *testing.T, ms map[string][]byte, m *bundle.Manifest) originals {
 				addPort(l.Local, name)
 			}
 		case name == bundle.PathSocketsTCP:
-			for _, line := range bytes.Split(data, []byte("\n")) {
-				var s bundle.Socket
-				if json.Unmarshal(line, &s) == nil {
-					addPort(s.Local, name)
-					addPort(s.Remote, name)
+			sr := bundle.NewSocketReader(bytes.NewReader(data))
+			for {
+				s, err := sr.Next()
+				var rowErr *bundle.RowError
+				if errors.As(err, &rowErr) {
+					continue
 				}
+				if err != nil {
+					break
+				}
+				addPort(s.Local, name)
+				addPort(s.Remote, name)
 			}
 		case name == bundle.PathSocketsSummary:
-			var s bundle.SocketSummary
-			if err := json.Unmarshal(data, &s); err == nil {
+			if s, err := bundle.DecodeSocketSummary(bytes.NewReader(data)); err == nil {
 				for k := range s.ByRemoteAddr {
 					add(k, name)
 				}

@@ -1,17 +1,12 @@
 package tui
 
 import (
-	"bytes"
 	"cmp"
-	"encoding/json"
-	"fmt"
 	"io"
 	"io/fs"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 
 	tea "github.com/charmbracelet/bubbletea"
 
@@ -42,22 +37,7 @@ type socketTable struct {
 	invalid int
 }
 
-// sockJSON is the part of a bundle.Socket row the view needs.
-type sockJSON struct {
-	State   string `json:"state"`
-	Local   string `json:"local"`
-	Remote  string `json:"remote"`
-	RecvQ   uint32 `json:"recv_q"`
-	SendQ   uint32 `json:"send_q"`
-	Timer   string `json:"timer"`
-	Expires uint32 `json:"expires_ms"`
-	Retrans uint8  `json:"retrans"`
-	Info    *struct {
-		RTT uint32 `json:"rtt_us"`
-	} `json:"info"`
-}
-
-// loadSockets reads and parses the socket table off the UI goroutine.
+// loadSockets streams the socket table off the UI goroutine.
 func loadSockets(fsys fs.FS) tea.Cmd {
 	return func() tea.Msg {
 		f, err := fsys.Open(bundle.PathSocketsTCP)
@@ -65,117 +45,71 @@ func loadSockets(fsys fs.FS) tea.Cmd {
 			return socketsMsg{err: err}
 		}
 		defer f.Close()
-		data, err := io.ReadAll(io.LimitReader(f, maxSocketsFile))
+		t, err := readSocketTable(io.LimitReader(f, maxSocketsFile), rowsHint(fsys, f))
 		if err != nil {
-			return socketsMsg{err: fmt.Errorf("read %s: %w", bundle.PathSocketsTCP, err)}
+			return socketsMsg{err: err}
 		}
-		return socketsMsg{table: parseSocketTable(data)}
+		return socketsMsg{table: t}
 	}
 }
 
-// parseSocketTable parses JSON lines in parallel, one chunk per CPU, and
-// keeps the rows in file order.
-func parseSocketTable(data []byte) *socketTable {
-	n := max(runtime.GOMAXPROCS(0), 1)
-	if len(data) < 1<<20 {
-		n = 1
+// minRowBytes is less than the shortest row the collector writes (a
+// listener without tcp_info takes some 120 bytes).
+const minRowBytes = 100
+
+// rowsHint is how many rows to make room for: the count the manifest
+// records, but never more than the member's size could hold, whatever a
+// hostile manifest says.
+func rowsHint(fsys fs.FS, f fs.File) int {
+	b, ok := fsys.(interface{ Manifest() *bundle.Manifest })
+	if !ok {
+		return 0
 	}
-	// Cut at line ends near equal sizes.
-	var chunks [][]byte
-	for rest := data; len(rest) > 0; {
-		cut := len(rest)
-		if left := n - len(chunks); left > 1 {
-			cut = len(rest) / left
-			if i := bytes.IndexByte(rest[cut:], '\n'); i >= 0 {
-				cut += i + 1
-			} else {
-				cut = len(rest)
-			}
-		}
-		chunks = append(chunks, rest[:cut])
-		rest = rest[cut:]
+	m := b.Manifest()
+	fi, err := f.Stat()
+	if m == nil || m.Sockets == nil || err != nil {
+		return 0
 	}
-	type part struct {
-		rows    []sockRow
-		states  []string
-		invalid int
-	}
-	parts := make([]part, len(chunks))
-	var wg sync.WaitGroup
-	for i, c := range chunks {
-		wg.Go(func() {
-			p := &parts[i]
-			p.rows = make([]sockRow, 0, bytes.Count(c, []byte{'\n'})+1)
-			ids := map[string]uint8{}
-			for line := range bytes.Lines(c) {
-				line = bytes.TrimSpace(line)
-				if len(line) == 0 {
-					continue
-				}
-				var s sockJSON
-				if json.Unmarshal(line, &s) != nil {
-					p.invalid++
-					continue
-				}
-				id, ok := ids[s.State]
-				if !ok {
-					if len(p.states) >= 255 {
-						p.invalid++
-						continue
-					}
-					id = uint8(len(p.states))
-					ids[s.State] = id
-					p.states = append(p.states, s.State)
-				}
-				r := sockRow{local: s.Local, remote: s.Remote, timer: s.Timer, recvQ: s.RecvQ, sendQ: s.SendQ,
-					lport: portOf(s.Local), rport: portOf(s.Remote), state: id, retrans: s.Retrans, expiresMS: s.Expires}
-				if s.Info != nil {
-					r.rttUS = s.Info.RTT
-				}
-				p.rows = append(p.rows, r)
-			}
-		})
-	}
-	wg.Wait()
-	// Merge, renumbering each part's states into one list.
-	t := &socketTable{}
-	total := 0
-	for _, p := range parts {
-		total += len(p.rows)
-	}
-	t.rows = make([]sockRow, 0, total)
+	return int(max(min(int64(m.Sockets.Written), fi.Size()/minRowBytes), 0))
+}
+
+// readSocketTable reads the rows of sockets/tcp.jsonl through the bundle's
+// reader, keeping what the view shows, in a table with room for hint rows.
+// Rows the reader reports as malformed
+// are counted, not shown.
+func readSocketTable(r io.Reader, hint int) (*socketTable, error) {
+	t := &socketTable{rows: make([]sockRow, 0, hint)}
 	ids := map[string]uint8{}
-	for _, p := range parts {
-		remap := make([]uint8, len(p.states))
-		for i, s := range p.states {
-			id, ok := ids[s]
-			if !ok {
-				id = uint8(min(len(t.states), 255))
-				ids[s] = id
-				t.states = append(t.states, s)
+	invalid, err := bundle.NewSocketReader(r).ForEach(func(s *bundle.Socket) error {
+		id, ok := ids[s.State]
+		if !ok {
+			if len(t.states) >= 255 {
+				t.invalid++
+				return nil
 			}
-			remap[i] = id
+			id = uint8(len(t.states))
+			ids[s.State] = id
+			t.states = append(t.states, s.State)
 		}
-		for _, r := range p.rows {
-			r.state = remap[r.state]
-			t.rows = append(t.rows, r)
+		row := sockRow{local: s.Local, remote: s.Remote, timer: s.Timer, recvQ: s.RecvQ, sendQ: s.SendQ,
+			lport: portOf(s.Local), rport: portOf(s.Remote), state: id, retrans: s.Retrans, expiresMS: s.ExpiresMS}
+		if s.Info != nil {
+			row.rttUS = s.Info.RTT
 		}
-		t.invalid += p.invalid
+		t.rows = append(t.rows, row)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
-	return t
+	t.invalid += invalid
+	return t, nil
 }
 
 // portOf is the port of "ADDR:PORT" or "[ADDR]:PORT", 0 when there is none.
 func portOf(ap string) uint16 {
-	i := strings.LastIndexByte(ap, ':')
-	if i < 0 {
-		return 0
-	}
-	p, err := strconv.ParseUint(ap[i+1:], 10, 16)
-	if err != nil {
-		return 0
-	}
-	return uint16(p)
+	_, p, _ := bundle.SplitAddrPort(ap)
+	return p
 }
 
 // sockSort is a column of the sockets view to sort by.

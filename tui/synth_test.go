@@ -2,7 +2,6 @@ package tui
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"testing"
@@ -30,7 +29,7 @@ func writeSocketBundle(tb testing.TB, dir string, n int) (string, int) {
 		tb.Fatal(err)
 	}
 	bw := bufio.NewWriterSize(f, 1<<20)
-	enc := json.NewEncoder(bw)
+	var line []byte
 	rng := rand.New(rand.NewPCG(1, 2))
 	ports := []int{443, 80, 143, 8080}
 	estab443 := 0
@@ -54,7 +53,8 @@ func writeSocketBundle(tb testing.TB, dir string, n int) (string, int) {
 				estab443++
 			}
 		}
-		if err := enc.Encode(&s); err != nil {
+		line = bundle.AppendSocket(line[:0], &s)
+		if _, err := bw.Write(line); err != nil {
 			tb.Fatal(err)
 		}
 	}

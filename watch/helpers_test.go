@@ -64,8 +64,8 @@ func netstatValue(t testing.TB, data []byte, key string) int64 {
 // sampleTime reads sample i's time file.
 func sampleTime(t testing.TB, members map[string][]byte, i int) time.Time {
 	t.Helper()
-	var st bundle.SampleTime
-	if err := json.Unmarshal(members[bundle.SampleFile(i, bundle.SampleTimeFile)], &st); err != nil {
+	st, err := bundle.DecodeSampleTime(bytes.NewReader(members[bundle.SampleFile(i, bundle.SampleTimeFile)]))
+	if err != nil {
 		t.Fatalf("sample %d time: %v", i, err)
 	}
 	ts, err := time.Parse(time.RFC3339Nano, st.Wall)

@@ -1,8 +1,8 @@
 package watch
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -196,9 +196,9 @@ func checkHistory(t *testing.T, members map[string][]byte, m *bundle.Manifest, t
 // listeners.json, -1 when it is not there.
 func listenerSynRecv(t *testing.T, data []byte, target netip.AddrPort) int {
 	t.Helper()
-	var ls []bundle.Listener
-	if err := json.Unmarshal(data, &ls); err != nil {
-		t.Fatalf("listeners.json: %v", err)
+	ls, err := bundle.DecodeListeners(bytes.NewReader(data))
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, l := range ls {
 		if l.Local == target.String() {
