@@ -227,7 +227,7 @@ func (t *listenerTable) addRequest(m *sockdiag.Msg) error {
 		g, ok = t.wildcard[familyPort{sockdiag.FamilyInet, port}]
 		if !ok {
 			// An AF_INET request with no IPv4 listener on its port: the
-			// docs (section 2.3) describe IPv4 requests of a dual-stack
+			// docs/kernel-listen-path.md §2.3 describes IPv4 requests of a dual-stack
 			// listener in the AF_INET table (tcp_v6_conn_request() hands
 			// IPv4 SYNs to tcp_v4_conn_request()), so they belong to the
 			// [::] listener.
@@ -247,7 +247,7 @@ func (t *listenerTable) listeners() []bundle.Listener {
 	for i, e := range t.entries {
 		out[i] = e.rec
 		// SO_REUSEPORT listeners share one address and port; the request
-		// sockets do not say which of them holds them (docs section 2.3), so
+		// sockets do not say which of them holds them (docs/kernel-listen-path.md §2.3), so
 		// each gets the group's total.
 		out[i].SynRecv = t.synRecv[e.group]
 		out[i].ReusePort = t.size[e.group] > 1

@@ -12,7 +12,6 @@ package main
 import (
 	"bytes"
 	endian "encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -173,8 +172,8 @@ func listenerIn(t *testing.T, b *bundle.Bundle, port int) bundle.Listener {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var ls []bundle.Listener
-	if err := json.Unmarshal(data, &ls); err != nil {
+	ls, err := bundle.DecodeListeners(bytes.NewReader(data))
+	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range ls {
@@ -515,12 +514,15 @@ func TestFaultDiskFull(t *testing.T) {
 				}
 				return
 			}
-			var sum bundle.SocketSummary
+			total := 0
 			if err == nil {
-				err = json.Unmarshal(data, &sum)
+				var sum *bundle.SocketSummary
+				if sum, err = bundle.DecodeSocketSummary(bytes.NewReader(data)); err == nil {
+					total = sum.Total
+				}
 			}
-			if err != nil || sum.Total < 8000 {
-				t.Errorf("%s: total %d (%v), want the 8000 test sockets and more", bundle.PathSocketsSummary, sum.Total, err)
+			if err != nil || total < 8000 {
+				t.Errorf("%s: total %d (%v), want the 8000 test sockets and more", bundle.PathSocketsSummary, total, err)
 			}
 		})
 	}

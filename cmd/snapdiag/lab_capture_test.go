@@ -1,8 +1,8 @@
 package main
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -83,8 +83,8 @@ func TestLabCaptureMatchesSS(t *testing.T) {
 		if err != nil {
 			t.Fatalf("sample %d: %v", i, err)
 		}
-		var ls []bundle.Listener
-		if err := json.Unmarshal(data, &ls); err != nil {
+		ls, err := bundle.DecodeListeners(bytes.NewReader(data))
+		if err != nil {
 			t.Fatalf("sample %d listeners.json: %v", i, err)
 		}
 		for port, w := range wants {
