@@ -398,6 +398,19 @@ func FuzzDecodeSocket(f *testing.F) {
 		if err := DecodeSocket(b, &got); (err == nil) != (stdErr == nil) {
 			t.Fatalf("DecodeSocket error %v, encoding/json %v: %q", err, stdErr, b)
 		}
+		// Without tcp_info (SocketReader.SkipInfo): whatever the full scanner
+		// takes, the skipping one takes, and reads the same but for Info.
+		var skipped Socket
+		skipOK := scanSocket(b, &skipped, nil)
+		if scanSocket(b, &fast, &scratch) && !skipOK {
+			t.Fatalf("the scanner skipping tcp_info refuses what the full one takes: %q", b)
+		}
+		if skipOK && stdErr == nil {
+			std.Info = nil
+			if diff := cmp.Diff(std, skipped); diff != "" {
+				t.Fatalf("%q: (-json without info +skipping scanner):\n%s", b, diff)
+			}
+		}
 	})
 }
 
@@ -464,5 +477,33 @@ func BenchmarkSocketReader(b *testing.B) {
 		if err := ForEachSocket(bytes.NewReader(data), func(*Socket) error { return nil }); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestSocketReaderSkipInfo: the same rows, in the same order, without
+// their tcp_info; rows without one are unchanged.
+func TestSocketReaderSkipInfo(t *testing.T) {
+	var table []byte
+	var want []Socket
+	for _, s := range socketCases() {
+		line := AppendSocket(nil, &s)
+		table = append(table, line...)
+		// As the full decoder reads it (invalid UTF-8 becomes U+FFFD).
+		if err := DecodeSocket(line, &s); err != nil {
+			t.Fatal(err)
+		}
+		s.Info = nil
+		want = append(want, s)
+	}
+	var got []Socket
+	n, err := NewSocketReader(bytes.NewReader(table)).SkipInfo().ForEach(func(s *Socket) error {
+		got = append(got, *s)
+		return nil
+	})
+	if err != nil || n != 0 {
+		t.Fatalf("ForEach = %d malformed, %v", n, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("rows without tcp_info (-want +got):\n%s", diff)
 	}
 }
