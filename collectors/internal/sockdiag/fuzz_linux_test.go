@@ -69,7 +69,7 @@ func FuzzDecodeMsg(f *testing.F) {
 	}
 	f.Add(encodeDiagMsg(Msg{Family: FamilyInet, State: StateListen,
 		Src: netip.MustParseAddrPort("0.0.0.0:80"), Dst: netip.MustParseAddrPort("0.0.0.0:0")},
-		rtattr(attrShutdown, []byte{0}), rtattr(attrInfo, tcpInfoBytes(232))))
+		rtattr(attrShutdown, []byte{0}), rtattr(attrInfo, tcpInfoBytes(232)), rtattr(attrSkMemInfo, make([]byte, 36))))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m Msg
 		if err := DecodeMsg(b, &m); err != nil {
