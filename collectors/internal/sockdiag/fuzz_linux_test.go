@@ -37,7 +37,7 @@ func liveSeeds(f *testing.F) (datagrams, msgs, infos [][]byte) {
 		dialTCP(f, network, lo, dport) // stays a request socket
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
-		err := dumpRaw(context.Background(), family, StatesAll, ExtInfo, func(d []byte) (bool, error) {
+		err := dumpRaw(context.Background(), family, StatesAll, ExtInfo|ExtSkMemInfo, func(d []byte) (bool, error) {
 			datagrams = append(datagrams, bytes.Clone(d))
 			return parseDatagram(d, dumpSeq, func(p []byte) error {
 				msgs = append(msgs, bytes.Clone(p))
