@@ -56,14 +56,26 @@ const (
 // Attribute types of inet_diag replies (INET_DIAG_* in
 // include/uapi/linux/inet_diag.h).
 const (
-	attrInfo     = 2
-	attrShutdown = 8
-	attrV6Only   = 11
+	attrInfo      = 2
+	attrSkMemInfo = 7
+	attrShutdown  = 8
+	attrV6Only    = 11
 )
 
-// ExtInfo is the idiag_ext bit that asks for INET_DIAG_INFO (struct tcp_info).
-// idiag_ext is a bit mask of 1<<(INET_DIAG_x-1).
-const ExtInfo uint8 = 1 << (attrInfo - 1)
+// Extension bits of a request's idiag_ext, a bit mask of 1<<(INET_DIAG_x-1).
+const (
+	// ExtInfo asks for INET_DIAG_INFO (struct tcp_info).
+	ExtInfo uint8 = 1 << (attrInfo - 1)
+	// ExtSkMemInfo asks for INET_DIAG_SKMEMINFO (the sk_meminfo array that
+	// ss -m prints), which holds the socket's own drop counter.
+	ExtSkMemInfo uint8 = 1 << (attrSkMemInfo - 1)
+)
+
+// skMemInfoDrops is SK_MEMINFO_DROPS, the index of sk_drops in
+// INET_DIAG_SKMEMINFO's array of __u32 (include/uapi/linux/sock_diag.h). The
+// array has grown over time; a kernel sends as many entries as it knows
+// (sock_diag_put_meminfo()).
+const skMemInfoDrops = 8
 
 // Wire sizes of the structures read and written here.
 const (
@@ -135,6 +147,16 @@ type Msg struct {
 	HasInfo bool
 	InfoLen int
 	Info    TCPInfo
+
+	// HasDrops is true when the reply carried INET_DIAG_SKMEMINFO long
+	// enough to hold SK_MEMINFO_DROPS (4.7 and later kernels).
+	HasDrops bool
+	// Drops is the socket's own drop counter, sk_drops. On a listener it
+	// counts every drop of the listen path: tcp_listendrop() bumps it
+	// together with the namespace's TcpExt.ListenDrops, so the sum over a
+	// namespace's listeners is that counter's share of listen drops. It is
+	// a 32-bit counter in the kernel and wraps.
+	Drops uint32
 }
 
 // Request reports whether m is a request socket (a half-open connection in
@@ -251,6 +273,13 @@ func DecodeMsg(b []byte, m *Msg) error {
 			m.HasInfo = true
 			m.InfoLen = len(v)
 			DecodeTCPInfo(v, &m.Info)
+		case attrSkMemInfo:
+			// sk_get_meminfo() fills SK_MEMINFO_VARS __u32 entries; older
+			// kernels stop before DROPS, which is then not known (not 0).
+			if off := 4 * skMemInfoDrops; len(v) >= off+4 {
+				m.HasDrops = true
+				m.Drops = ne.Uint32(v[off : off+4])
+			}
 		}
 		return nil
 	})

@@ -93,6 +93,20 @@ func TestDecodeMsg(t *testing.T) {
 	DecodeTCPInfo(info, &withInfo.Info)
 	v6only := request
 	v6only.State, v6only.HasShutdown, v6only.Shutdown, v6only.V6Only = StateEstablished, true, 3, true
+	// SK_MEMINFO_VARS is 9 __u32 on 4.7 and later; 4.6 and older stop at
+	// SK_MEMINFO_BACKLOG (8 entries), and then the drops are unknown.
+	meminfo := func(n int, drops uint32) []byte {
+		b := make([]byte, 4*n)
+		for i := range n {
+			ne.PutUint32(b[4*i:], uint32(1000+i))
+		}
+		if n > skMemInfoDrops {
+			ne.PutUint32(b[4*skMemInfoDrops:], drops)
+		}
+		return b
+	}
+	withDrops := listener
+	withDrops.HasDrops, withDrops.Drops = true, 4242
 
 	tests := []struct {
 		name    string
@@ -105,6 +119,9 @@ func TestDecodeMsg(t *testing.T) {
 		{"tcp_info", encodeDiagMsg(listener, rtattr(attrShutdown, []byte{0}), rtattr(attrInfo, info)), withInfo, nil},
 		{"v6only and unknown attributes", encodeDiagMsg(v6only, rtattr(99, []byte{1, 2, 3}),
 			rtattr(attrShutdown, []byte{3}), rtattr(attrV6Only|0x8000, []byte{1})), v6only, nil},
+		{"skmeminfo with drops", encodeDiagMsg(listener, rtattr(attrShutdown, []byte{0}), rtattr(attrSkMemInfo, meminfo(9, 4242))), withDrops, nil},
+		{"skmeminfo of a newer kernel", encodeDiagMsg(listener, rtattr(attrShutdown, []byte{0}), rtattr(attrSkMemInfo, meminfo(12, 4242))), withDrops, nil},
+		{"skmeminfo without drops", encodeDiagMsg(listener, rtattr(attrShutdown, []byte{0}), rtattr(attrSkMemInfo, meminfo(8, 0))), listener, nil},
 		{"short", encodeDiagMsg(listener)[:sizeofDiagMsg-1], Msg{}, ErrTruncated},
 		{"attribute past the end", append(encodeDiagMsg(listener), 40, 0, attrInfo, 0), Msg{}, ErrTruncated},
 		{"attribute shorter than its header", append(encodeDiagMsg(listener), 2, 0, attrInfo, 0), Msg{}, ErrTruncated},

@@ -38,7 +38,7 @@ func liveSeeds(f *testing.F) (datagrams, msgs, infos [][]byte) {
 		testutil.Dial(f, network, lo, dport) // stays a request socket
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
-		err := dumpRaw(context.Background(), family, StatesAll, ExtInfo, func(d []byte) (bool, error) {
+		err := dumpRaw(context.Background(), family, StatesAll, ExtInfo|ExtSkMemInfo, func(d []byte) (bool, error) {
 			datagrams = append(datagrams, bytes.Clone(d))
 			return parseDatagram(d, dumpSeq, func(p []byte) error {
 				msgs = append(msgs, bytes.Clone(p))
@@ -70,7 +70,7 @@ func FuzzDecodeMsg(f *testing.F) {
 	}
 	f.Add(encodeDiagMsg(Msg{Family: FamilyInet, State: StateListen,
 		Src: netip.MustParseAddrPort("0.0.0.0:80"), Dst: netip.MustParseAddrPort("0.0.0.0:0")},
-		rtattr(attrShutdown, []byte{0}), rtattr(attrInfo, tcpInfoBytes(232))))
+		rtattr(attrShutdown, []byte{0}), rtattr(attrInfo, tcpInfoBytes(232)), rtattr(attrSkMemInfo, make([]byte, 36))))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		var m Msg
 		if err := DecodeMsg(b, &m); err != nil {

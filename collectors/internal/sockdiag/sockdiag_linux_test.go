@@ -245,3 +245,48 @@ func TestDumpHonoursContext(t *testing.T) {
 		t.Errorf("dump past its deadline = %v after %v, want context.DeadlineExceeded promptly", err, time.Since(start))
 	}
 }
+
+// TestDumpListenerDrops overflows one listener's accept queue: the SYN that
+// finds it full is dropped by tcp_conn_request(), and tcp_listendrop()
+// counts it on that listener's own sk_drops, which INET_DIAG_SKMEMINFO
+// reports. A second, idle listener must report none.
+func TestDumpListenerDrops(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	_, full := listenTCP(t, lo, 0, 0)
+	_, idle := listenTCP(t, lo, 8, 0)
+	// Backlog 0 holds one connection: the accept queue is full when it
+	// holds more than sk_max_ack_backlog (sk_acceptq_is_full()).
+	dialTCP(t, "tcp4", lo, full)
+
+	// The next client's SYN is dropped; a non-blocking connect leaves it
+	// retrying (once a second) until the test ends.
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: lo.As4(), Port: full}); !errors.Is(err, unix.EINPROGRESS) {
+		t.Fatalf("non-blocking connect = %v, want EINPROGRESS", err)
+	}
+
+	listener := func(port int) Msg {
+		var out []Msg
+		err := Dump(context.Background(), FamilyInet, StatesListen, ExtSkMemInfo, func(m *Msg) error {
+			if int(m.Src.Port()) == port {
+				out = append(out, *m)
+			}
+			return nil
+		})
+		if err != nil || len(out) != 1 {
+			t.Fatalf("dump of the listener on port %d: %d rows, %v", port, len(out), err)
+		}
+		return out[0]
+	}
+	eventually(t, "a drop on the full listener", func() bool { return listener(full).Drops > 0 })
+	if l := listener(full); !l.HasDrops || l.RQueue != 1 || l.WQueue != 0 {
+		t.Errorf("full listener = %+v, want drops reported, Recv-Q 1, Send-Q 0", l)
+	}
+	if l := listener(idle); !l.HasDrops || l.Drops != 0 {
+		t.Errorf("idle listener = %+v, want drops reported and 0", l)
+	}
+}
