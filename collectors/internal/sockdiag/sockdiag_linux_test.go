@@ -3,6 +3,7 @@ package sockdiag
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"os"
@@ -252,11 +253,11 @@ func TestDumpHonoursContext(t *testing.T) {
 // reports. A second, idle listener must report none.
 func TestDumpListenerDrops(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
-	_, full := listenTCP(t, lo, 0, 0)
-	_, idle := listenTCP(t, lo, 8, 0)
+	_, full := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 0)
+	_, idle := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 8)
 	// Backlog 0 holds one connection: the accept queue is full when it
 	// holds more than sk_max_ack_backlog (sk_acceptq_is_full()).
-	dialTCP(t, "tcp4", lo, full)
+	testutil.Dial(t, "tcp4", lo, full)
 
 	// The next client's SYN is dropped; a non-blocking connect leaves it
 	// retrying (once a second) until the test ends.
@@ -282,7 +283,10 @@ func TestDumpListenerDrops(t *testing.T) {
 		}
 		return out[0]
 	}
-	eventually(t, "a drop on the full listener", func() bool { return listener(full).Drops > 0 })
+	testutil.Eventually(t, 5*time.Second, "a drop on the full listener", func() (bool, string) {
+		l := listener(full)
+		return l.Drops > 0, fmt.Sprintf("%+v", l)
+	})
 	if l := listener(full); !l.HasDrops || l.RQueue != 1 || l.WQueue != 0 {
 		t.Errorf("full listener = %+v, want drops reported, Recv-Q 1, Send-Q 0", l)
 	}
