@@ -29,8 +29,7 @@ const probeTimeout = 2 * time.Second
 func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	l := lab.New(t, lab.Options{})
-	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+	l, bin := closedLoopLab(t)
 
 	// docs/kernel-listen-path.md §6 (a), cookies off: half-open clients hold the SYN queue at its cap,
 	// and keep coming (a new batch every second) for the whole test.
@@ -47,15 +46,7 @@ func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
 		t.Fatalf("before the fix the good client connected (%s): the flood does not lock it out", before)
 	}
 
-	path, err := captureIn(l, bin, t.TempDir(), fmt.Sprint(flood.Target.Port()), 3, "closed loop: SYN flood, cookies off")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := analyzeJSON(t, bin, path, analyze.ExitCritical)
-	f := only(t, rep, analyze.IDSynQueueOverflow)
-	if f.Listener != flood.Target.String() {
-		t.Errorf("the finding names %q, want the flooded listener %s", f.Listener, flood.Target)
-	}
+	_, f := floodFinding(t, l, bin, flood, "closed loop: SYN flood, cookies off")
 	applied := applySysctls(t, l, f, analyze.PlanPrimary)
 	// R-SYNQ-DROP: cookies on; nothing that does not size the queue.
 	if applied["net.ipv4.tcp_syncookies"] != "1" {
@@ -108,8 +99,7 @@ func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
 func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	l := lab.New(t, lab.Options{})
-	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+	l, bin := closedLoopLab(t)
 
 	// docs/kernel-listen-path.md §6 (b) phase B with tcp_abort_on_overflow=1: an application that
 	// has fallen behind (5 connections waiting, backlog 8) and a burst of 9
@@ -183,6 +173,28 @@ func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
 		t.Errorf("after the fix the application got %d of the 14 waiting connections", served)
 	}
 	t.Logf("the closed loop took %v", time.Since(start))
+}
+
+// closedLoopLab is a closed loop's lab and the real binary.
+func closedLoopLab(t *testing.T) (*lab.Lab, string) {
+	t.Helper()
+	return lab.New(t, lab.Options{}), lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+}
+
+// floodFinding captures the flooded listener with the real binary, and
+// returns the bundle's path and its one syn-queue-overflow finding from
+// the binary's JSON report, checking that it names the flooded listener.
+func floodFinding(t *testing.T, l *lab.Lab, bin string, flood *lab.Flood, reason string) (string, analyze.Finding) {
+	t.Helper()
+	path, err := captureIn(l, bin, t.TempDir(), fmt.Sprint(flood.Target.Port()), 3, reason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := only(t, analyzeJSON(t, bin, path, analyze.ExitCritical), analyze.IDSynQueueOverflow)
+	if f.Listener != flood.Target.String() {
+		t.Errorf("the finding names %q, want the flooded listener %s", f.Listener, flood.Target)
+	}
+	return path, f
 }
 
 // analyzeJSON runs `snapdiag analyze --format json` on path, checks its exit
@@ -282,8 +294,7 @@ func goodConnects(t *testing.T, l *lab.Lab, from netip.Addr, target netip.AddrPo
 func TestClosedLoopSYNFloodWithoutCookies(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	l := lab.New(t, lab.Options{})
-	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+	l, bin := closedLoopLab(t)
 
 	// The headline incident: backlog 16, cookies off, a fresh batch of 40
 	// half-open clients every second for the whole test, on a server with
@@ -301,16 +312,7 @@ func TestClosedLoopSYNFloodWithoutCookies(t *testing.T) {
 		t.Fatalf("before the fix %d of %d good connects succeeded: the flood does not lock the good client out", before, goodAttempts)
 	}
 
-	dir := t.TempDir()
-	path, err := captureIn(l, bin, dir, fmt.Sprint(flood.Target.Port()), 3, "closed loop: SYN flood, cookies kept off")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := analyzeJSON(t, bin, path, analyze.ExitCritical)
-	f := only(t, rep, analyze.IDSynQueueOverflow)
-	if f.Listener != flood.Target.String() {
-		t.Errorf("the finding names %q, want the flooded listener %s", f.Listener, flood.Target)
-	}
+	path, f := floodFinding(t, l, bin, flood, "closed loop: SYN flood, cookies kept off")
 	// The same bundle analyzed in-process gives the typed model the
 	// report's numbers come from.
 	s, err := analyze.LoadPath(path)
