@@ -118,8 +118,12 @@ func (d *SynQueueDrop) render(s *Snapshot) Finding {
 	if d.HalfOpen > 0 {
 		f.Summary += fmt.Sprintf(" The packet sample shows %d half-open handshakes (see half-open-clients).", d.HalfOpen)
 	}
-	f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_syncookies", "1",
-		"with cookies on, a full SYN queue answers with a stateless SYN cookie instead of dropping the SYN, so legitimate clients get in during a flood of half-open requests"))
+	cookiesWhy := "with cookies on, a full SYN queue answers with a stateless SYN cookie instead of dropping the SYN, so legitimate clients get in during a flood of half-open requests"
+	if m := d.Model; m != nil && m.Arrival > 0 {
+		cookiesWhy += fmt.Sprintf(": the SYN-queue model puts %.1f half-open requests/s (%s) on a queue of %d slots, each held %.0f s, "+
+			"%.0f slots needed; cookies need none, whatever the rate", m.Arrival, m.From, m.Cap, m.Hold, m.Needed)
+	}
+	f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_syncookies", "1", cookiesWhy))
 	f.Recommendations = append(f.Recommendations, d.Backlog.recommendations(s,
 		"A larger SYN queue absorbs bursts; on 4.4 and later its cap is this backlog (clamped by somaxconn), not tcp_max_syn_backlog.")...)
 	f.Recommendations = append(f.Recommendations, withoutCookies(s, d.Model, d.NoCookies)...)

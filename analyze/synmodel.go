@@ -20,13 +20,18 @@ import (
 //     expiry where num_timeout has reached the retry limit, so with r
 //     retries a request that is never answered holds its slot for
 //     1+2+...+2^r = 2^(r+1)-1 s: 63 s with the default of 5.
+//   - The limit is the listener's TCP_SYNCNT if set, else
+//     tcp_synack_retries; the bundle has the sysctl only, so a listener
+//     with its own TCP_SYNCNT is modelled with the sysctl.
 //   - reqsk_timer_handler() lowers that limit while the queue is more than
-//     half full ((qlen << 1) > max(8, sk_max_ack_backlog)): starting from
-//     tcp_synack_retries it takes one retry off for every doubling of
-//     qlen/young it finds (young = requests whose timer has not fired yet),
-//     never below 2. The kernel documentation's "down to 2 for old requests"
-//     is this loop; it is evaluated per expiry, so it is the retries in
-//     force, not a separate class of requests.
+//     half full ((qlen << 1) > max(8, sk_max_ack_backlog)): it takes one
+//     retry off while qlen >= young << k (young = requests whose timer has
+//     not fired yet, k = 1, 2, ...), never below 2. The repository's
+//     listen-path notes say it reduces old requests' retries "down to 2";
+//     the source says the loop stops as soon as qlen < young << k, so the
+//     limit lands anywhere from tcp_synack_retries down to 2, and it is
+//     evaluated at every expiry of every request, not kept per request.
+//     The kernel source wins: the model runs that loop.
 //   - Under a flood at the cap, young is what arrived in the last second, so
 //     qlen/young is the hold time in seconds: a hold of 7 s (2 retries) makes
 //     the loop stop at 3, and 15 s (3 retries) makes it go to 2. The queue
