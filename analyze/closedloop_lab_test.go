@@ -29,8 +29,7 @@ const probeTimeout = 2 * time.Second
 func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	l := lab.New(t, lab.Options{})
-	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+	l, bin := closedLoopLab(t)
 
 	// docs/kernel-listen-path.md §6 (a), cookies off: half-open clients hold the SYN queue at its cap,
 	// and keep coming (a new batch every second) for the whole test.
@@ -47,16 +46,8 @@ func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
 		t.Fatalf("before the fix the good client connected (%s): the flood does not lock it out", before)
 	}
 
-	path, err := captureIn(l, bin, t.TempDir(), fmt.Sprint(flood.Target.Port()), 3, "closed loop: SYN flood, cookies off")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rep := analyzeJSON(t, bin, path, analyze.ExitCritical)
-	f := only(t, rep, analyze.IDSynQueueOverflow)
-	if f.Listener != flood.Target.String() {
-		t.Errorf("the finding names %q, want the flooded listener %s", f.Listener, flood.Target)
-	}
-	applied := applySysctls(t, l, f)
+	_, f := floodFinding(t, l, bin, flood, "closed loop: SYN flood, cookies off")
+	applied := applySysctls(t, l, f, analyze.PlanPrimary)
 	// R-SYNQ-DROP: cookies on; nothing that does not size the queue.
 	if applied["net.ipv4.tcp_syncookies"] != "1" {
 		t.Errorf("applied %v: want net.ipv4.tcp_syncookies=1 among them", applied)
@@ -108,8 +99,7 @@ func TestClosedLoopSYNFloodCookiesOff(t *testing.T) {
 func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
 	t.Parallel()
 	start := time.Now()
-	l := lab.New(t, lab.Options{})
-	bin := lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+	l, bin := closedLoopLab(t)
 
 	// docs/kernel-listen-path.md §6 (b) phase B with tcp_abort_on_overflow=1: an application that
 	// has fallen behind (5 connections waiting, backlog 8) and a burst of 9
@@ -154,7 +144,7 @@ func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
 	if !hasAction(f, "app") {
 		t.Error("no application remedy")
 	}
-	applied := applySysctls(t, l, f)
+	applied := applySysctls(t, l, f, analyze.PlanPrimary)
 	if applied["net.ipv4.tcp_abort_on_overflow"] != "0" {
 		t.Fatalf("applied %v: want net.ipv4.tcp_abort_on_overflow=0", applied)
 	}
@@ -185,6 +175,28 @@ func TestClosedLoopAcceptQueueAbortOnOverflow(t *testing.T) {
 	t.Logf("the closed loop took %v", time.Since(start))
 }
 
+// closedLoopLab is a closed loop's lab and the real binary.
+func closedLoopLab(t *testing.T) (*lab.Lab, string) {
+	t.Helper()
+	return lab.New(t, lab.Options{}), lab.Build(t, "github.com/snapdiag/snapdiag/cmd/snapdiag")
+}
+
+// floodFinding captures the flooded listener with the real binary, and
+// returns the bundle's path and its one syn-queue-overflow finding from
+// the binary's JSON report, checking that it names the flooded listener.
+func floodFinding(t *testing.T, l *lab.Lab, bin string, flood *lab.Flood, reason string) (string, analyze.Finding) {
+	t.Helper()
+	path, err := captureIn(l, bin, t.TempDir(), fmt.Sprint(flood.Target.Port()), 3, reason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := only(t, analyzeJSON(t, bin, path, analyze.ExitCritical), analyze.IDSynQueueOverflow)
+	if f.Listener != flood.Target.String() {
+		t.Errorf("the finding names %q, want the flooded listener %s", f.Listener, flood.Target)
+	}
+	return path, f
+}
+
 // analyzeJSON runs `snapdiag analyze --format json` on path, checks its exit
 // code, and returns the report.
 func analyzeJSON(t *testing.T, bin, path string, wantExit int) *analyze.Report {
@@ -203,15 +215,16 @@ func analyzeJSON(t *testing.T, bin, path string, wantExit int) *analyze.Report {
 	return &r
 }
 
-// applySysctls runs every sysctl recommendation of f inside the lab's
-// server namespace, from its command as printed (`sysctl -w key=value`),
-// and returns what it set. l.Sysctl writes only net.* keys, from a thread
-// inside the namespace: the host is never touched.
-func applySysctls(t *testing.T, l *lab.Lab, f analyze.Finding) map[string]string {
+// applySysctls runs every sysctl recommendation of f in plan (PlanPrimary
+// also takes those that name no plan) inside the lab's server namespace,
+// from its command as printed (`sysctl -w key=value`), and returns what it
+// set. l.Sysctl writes only net.* keys, from a thread inside the namespace:
+// the host is never touched.
+func applySysctls(t *testing.T, l *lab.Lab, f analyze.Finding, plan string) map[string]string {
 	t.Helper()
 	applied := map[string]string{}
 	for _, r := range f.Recommendations {
-		if r.Action != "sysctl" {
+		if r.Action != "sysctl" || !inPlan(r, plan) {
 			continue
 		}
 		for _, c := range r.Commands {
@@ -229,4 +242,157 @@ func applySysctls(t *testing.T, l *lab.Lab, f analyze.Finding) map[string]string
 		t.Fatalf("%s recommends no sysctl: nothing to close the loop with", f.ID)
 	}
 	return applied
+}
+
+// inPlan reports whether r belongs to plan; a recommendation that names no
+// plan is the primary one.
+func inPlan(r analyze.Recommendation, plan string) bool {
+	if r.Plan == "" {
+		return plan == analyze.PlanPrimary
+	}
+	return r.Plan == plan
+}
+
+// goodAttempts is how many connects the good client makes on each side of
+// a fix: enough that 50% and 90% are told apart by more than one connect.
+const goodAttempts = 20
+
+// goodConnects has the good client try goodAttempts connects to target at
+// once, each bounded by probeTimeout, and returns how many connected.
+func goodConnects(t *testing.T, l *lab.Lab, from netip.Addr, target netip.AddrPort) int {
+	t.Helper()
+	type result struct {
+		r   lab.ProbeResult
+		err error
+	}
+	results := make(chan result, goodAttempts)
+	for range goodAttempts {
+		go func() {
+			r, err := l.Probe(from, target, probeTimeout)
+			results <- result{r, err}
+		}()
+	}
+	n := 0
+	for range goodAttempts {
+		res := <-results
+		if res.err != nil {
+			t.Fatal(res.err)
+		}
+		if res.r.Outcome == lab.Connected {
+			n++
+		}
+	}
+	return n
+}
+
+// TestClosedLoopSYNFloodWithoutCookies is the closed loop for operators who
+// keep tcp_syncookies=0: the report's without-cookies plan (shorter
+// tcp_synack_retries, a backlog sized by the SYN-queue model, somaxconn and
+// tcp_max_syn_backlog to match) applied inside the lab, the listener
+// re-listened with the recommended backlog, cookies still off, and the
+// flood replayed: the good client must now get in.
+func TestClosedLoopSYNFloodWithoutCookies(t *testing.T) {
+	t.Parallel()
+	start := time.Now()
+	l, bin := closedLoopLab(t)
+
+	// The headline incident: backlog 16, cookies off, a fresh batch of 40
+	// half-open clients every second for the whole test, on a server with
+	// the kernel's default tcp_synack_retries (the lab shortens it to 2).
+	if err := l.Sysctl(l.Server, "net.ipv4.tcp_synack_retries", "5"); err != nil {
+		t.Fatal(err)
+	}
+	flood, err := lab.SYNFlood(l, lab.SYNFloodOpts{Syncookies: 0, Sustain: lab.MaxSustain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer flood.Stop()
+	before := goodConnects(t, l, flood.Good, flood.Target)
+	if before*2 > goodAttempts {
+		t.Fatalf("before the fix %d of %d good connects succeeded: the flood does not lock the good client out", before, goodAttempts)
+	}
+
+	path, f := floodFinding(t, l, bin, flood, "closed loop: SYN flood, cookies kept off")
+	// The same bundle analyzed in-process gives the typed model the
+	// report's numbers come from.
+	s, err := analyze.LoadPath(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := diagnosis[*analyze.SynQueueDrop](t, only(t, analyze.Analyze(s, path, analyze.Rules()), analyze.IDSynQueueOverflow))
+	m, p := d.Model, d.NoCookies
+	if m == nil || m.Arrival <= 0 || m.Backlog != 16 || m.SynackRetries != 5 || !p.Holds {
+		t.Fatalf("model %+v, plan %+v: want a positive arrival rate on the backlog-16 listener and a plan that holds", m, p)
+	}
+	if p.SynackRetries != 2 || p.Hold != 7 {
+		t.Errorf("plan retries %d (hold %v s), want 2 (7 s)", p.SynackRetries, p.Hold)
+	}
+	if float64(p.Backlog) < m.Arrival*p.Hold {
+		t.Errorf("plan backlog %d below arrival %.1f/s x hold %v s", p.Backlog, m.Arrival, p.Hold)
+	}
+
+	applied := applySysctls(t, l, f, analyze.PlanWithoutCookies)
+	if _, ok := applied["net.ipv4.tcp_syncookies"]; ok {
+		t.Errorf("the without-cookies plan sets tcp_syncookies: %v", applied)
+	}
+	if applied["net.ipv4.tcp_synack_retries"] != "2" {
+		t.Errorf("applied %v: want net.ipv4.tcp_synack_retries=2", applied)
+	}
+	var backlog int
+	for _, r := range f.Recommendations {
+		if r.Plan == analyze.PlanWithoutCookies && r.Key == analyze.KeyListenBacklog {
+			backlog = atoi(r.Value)
+		}
+	}
+	if backlog != int(p.Backlog) {
+		t.Fatalf("the report's listen.backlog is %d, the typed plan's %d", backlog, p.Backlog)
+	}
+	// Whatever is not recommended must already admit the backlog.
+	if somax, err := l.ReadSysctl(l.Server, "net.core.somaxconn"); err != nil || atoi(somax) < backlog {
+		t.Fatalf("somaxconn %s (%v) would clamp the recommended backlog %d, and the plan does not raise it", somax, err, backlog)
+	}
+	if tmsb, err := l.ReadSysctl(l.Server, "net.ipv4.tcp_max_syn_backlog"); err != nil || atoi(tmsb)-atoi(tmsb)/4 <= backlog {
+		t.Fatalf("tcp_max_syn_backlog %s (%v): its 3/4 rule would cut the recommended backlog %d", tmsb, err, backlog)
+	}
+	if err := l.Relisten(flood.Listener, backlog); err != nil {
+		t.Fatal(err)
+	}
+
+	// The flood again, cookies still off: a fresh batch on top of the
+	// sustained one, and the queue must take it in rather than drop it.
+	c0, err := l.Counters(l.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Connect(flood.Bad, flood.Target, 40); err != nil {
+		t.Fatal(err)
+	}
+	var synRecv int
+	err = lab.WaitFor(nil, 5*time.Second, 0, "the replayed flood to be queued", func() (bool, string, error) {
+		var err error
+		synRecv, err = l.SynRecv(flood.Target.Port())
+		return synRecv >= flood.SynRecv+40, fmt.Sprintf("%d SYN_RECV (plateau before %d)", synRecv, flood.SynRecv), err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	after := goodConnects(t, l, flood.Good, flood.Target)
+	c1, err := l.Counters(l.Server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dc := c1.Sub(c0)
+	t.Logf("model: arrival %.1f/s (%s; turned away %.1f/s, admitted %.1f/s), retries %d in force (hold %v s), cap %d; "+
+		"plan: retries %d (hold %v s), %.0f slots, backlog %d, somaxconn %d, tcp_max_syn_backlog %d; "+
+		"good connects %d/%d before, %d/%d after with %d SYN_RECV queued (TCPReqQFullDrop +%d, ListenDrops +%d, SyncookiesSent +%d)",
+		m.Arrival, m.From, m.Turned, m.Admitted, m.Retries, m.Hold, m.Cap,
+		p.SynackRetries, p.Hold, p.Slots, p.Backlog, p.Somaxconn, p.MaxSynBacklog,
+		before, goodAttempts, after, goodAttempts, synRecv, dc["TcpExt.TCPReqQFullDrop"], dc["TcpExt.ListenDrops"], dc["TcpExt.SyncookiesSent"])
+	if after*10 < goodAttempts*9 {
+		t.Errorf("after the without-cookies fix %d of %d good connects succeeded, want at least 90%%", after, goodAttempts)
+	}
+	if dc["TcpExt.SyncookiesSent"] != 0 {
+		t.Errorf("cookies were sent (+%d): the loop did not keep them off", dc["TcpExt.SyncookiesSent"])
+	}
+	t.Logf("the closed loop took %v", time.Since(start))
 }

@@ -133,7 +133,22 @@ type Recommendation struct {
 	// Persist is the /etc/sysctl.d/ line that keeps a sysctl across reboots
 	// (an addition to the v1 schema).
 	Persist string `json:"persist,omitempty"`
+	// Plan names the remedy the recommendation belongs to: "" (or
+	// PlanPrimary) for the one snapdiag advises, PlanWithoutCookies for the
+	// set that holds with tcp_syncookies=0 kept (an addition to the v1
+	// schema).
+	Plan string `json:"plan,omitempty"`
 }
+
+// Recommendation plans.
+const (
+	PlanPrimary        = "primary"
+	PlanWithoutCookies = "without-cookies"
+)
+
+// KeyListenBacklog is the Key of an application recommendation that
+// changes a listen backlog; its Value is the backlog to set.
+const KeyListenBacklog = "listen.backlog"
 
 // SysctlConfFile is where Persist lines are meant to go.
 const SysctlConfFile = "/etc/sysctl.d/90-snapdiag.conf"

@@ -158,14 +158,18 @@ func evidenceLine(e Evidence) string {
 }
 
 func recLine(r Recommendation) string {
+	plan := ""
+	if r.Plan == PlanWithoutCookies {
+		plan = "[if cookies stay off] "
+	}
 	if r.Action == "sysctl" {
 		cur := r.Current
 		if cur == "" {
 			cur = "unset"
 		}
-		return fmt.Sprintf("set %s from %s to %s: %s", r.Key, cur, r.Value, r.Why)
+		return fmt.Sprintf("%sset %s from %s to %s: %s", plan, r.Key, cur, r.Value, r.Why)
 	}
-	return r.Why
+	return plan + r.Why
 }
 
 func num(f float64) string {

@@ -45,6 +45,10 @@ type SynQueueDrop struct {
 	HalfOpen int
 	// Backlog is the listen-backlog remedy that goes with cookies on.
 	Backlog BacklogAdvice
+	// Model is the SYN queue of the (first) listener named; NoCookies the
+	// remedy sized from it for operators who keep cookies off.
+	Model     *SynModel
+	NoCookies NoCookiesPlan
 }
 
 func diagnoseSynDrop(s *Snapshot) *SynQueueDrop {
@@ -69,6 +73,8 @@ func diagnoseSynDrop(s *Snapshot) *SynQueueDrop {
 		d.HalfOpen = s.Packets.HalfOpen
 	}
 	d.Backlog = adviseBacklog(s, first(d.Listeners))
+	d.Model = modelSynQueue(s, first(d.Listeners))
+	d.NoCookies = planWithoutCookies(s, d.Model)
 	return d
 }
 
@@ -112,11 +118,57 @@ func (d *SynQueueDrop) render(s *Snapshot) Finding {
 	if d.HalfOpen > 0 {
 		f.Summary += fmt.Sprintf(" The packet sample shows %d half-open handshakes (see half-open-clients).", d.HalfOpen)
 	}
-	f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_syncookies", "1",
-		"with cookies on, a full SYN queue answers with a stateless SYN cookie instead of dropping the SYN, so legitimate clients get in during a flood of half-open requests"))
+	cookiesWhy := "with cookies on, a full SYN queue answers with a stateless SYN cookie instead of dropping the SYN, so legitimate clients get in during a flood of half-open requests"
+	if m := d.Model; m != nil && m.Arrival > 0 {
+		cookiesWhy += fmt.Sprintf(": the SYN-queue model puts %.1f half-open requests/s (%s) on a queue of %d slots, each held %.0f s, "+
+			"%.0f slots needed; cookies need none, whatever the rate", m.Arrival, m.From, m.Cap, m.Hold, m.Needed)
+	}
+	f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_syncookies", "1", cookiesWhy))
 	f.Recommendations = append(f.Recommendations, d.Backlog.recommendations(s,
 		"A larger SYN queue absorbs bursts; on 4.4 and later its cap is this backlog (clamped by somaxconn), not tcp_max_syn_backlog.")...)
+	f.Recommendations = append(f.Recommendations, withoutCookies(s, d.Model, d.NoCookies)...)
 	return f
+}
+
+// withoutCookies renders the remedy that holds with tcp_syncookies=0 kept,
+// each recommendation with the model's figures that size it, all in plan
+// "without-cookies". It has none when cookies are on in the bundle: nobody
+// is keeping them off, and with cookies on tcp_max_syn_backlog must never be
+// raised (on 4.4 and later it does not size the SYN queue).
+func withoutCookies(s *Snapshot, m *SynModel, p NoCookiesPlan) []Recommendation {
+	if m.Syncookies != 0 {
+		return nil
+	}
+	basis := fmt.Sprintf("the SYN-queue model: %.1f half-open requests/s (%s) arrive", m.Arrival, m.From)
+	var recs []Recommendation
+	if p.SynackRetries < m.SynackRetries {
+		recs = append(recs, sysctlRec(s, "net.ipv4.tcp_synack_retries", strconv.Itoa(p.SynackRetries), fmt.Sprintf(
+			"only if cookies must stay off: with %d SYN-ACK retries an unanswered request holds its SYN-queue slot for %.0f s; "+
+				"with %d, %.0f s (the kernel's own floor when it prunes a crowded queue), so %s hold %.0f slots instead of %.0f",
+			m.SynackRetries, SynHold(m.SynackRetries), p.SynackRetries, p.Hold, basis, p.Slots, m.Arrival*SynHold(m.SynackRetries))))
+	}
+	backlog := strconv.FormatInt(p.Backlog, 10)
+	sizing := fmt.Sprintf("%s and hold %.0f s each: %.0f slots, doubled so the queue stays at most half full "+
+		"(where the kernel never prunes) gives a backlog of %s", basis, p.Hold, p.Slots, backlog)
+	if p.Somaxconn > 0 {
+		recs = append(recs, sysctlRec(s, "net.core.somaxconn", strconv.FormatInt(p.Somaxconn, 10),
+			"only if cookies must stay off: somaxconn clamps the listen backlog at listen() time; "+sizing))
+	}
+	if p.MaxSynBacklog > 0 {
+		recs = append(recs, sysctlRec(s, "net.ipv4.tcp_max_syn_backlog", strconv.FormatInt(p.MaxSynBacklog, 10), fmt.Sprintf(
+			"only if cookies must stay off: with cookies off SYNs of unproven peers are dropped once more than 3/4 of "+
+				"tcp_max_syn_backlog requests wait, so it must be at least 4/3 of the backlog (%s) for the queue to fill", backlog)))
+	}
+	a := adviseBacklogTo(s, m.Listener, p.Backlog)
+	why := "Only if cookies must stay off: " + sizing + "."
+	if !p.Holds {
+		why += " Even one retry needs more than 65535 slots: no backlog holds this flood without cookies; filter it upstream."
+	}
+	recs = append(recs, a.appRecommendation(why))
+	for i := range recs {
+		recs[i].Plan = PlanWithoutCookies
+	}
+	return recs
 }
 
 // ThreeQuarterDrop diagnoses syn-queue-overflow by the 3/4 rule: with
@@ -164,6 +216,16 @@ func diagnoseThreeQuarter(s *Snapshot) *ThreeQuarterDrop {
 			d.Listener = l
 			break
 		}
+	}
+	// The 3/4 rule can drop a SYN only when its mark lies below some
+	// listener's backlog: otherwise the backlog fills first and the drops
+	// are TCPReqQFullDrop, not this.
+	bites := false
+	for _, l := range s.Listeners() {
+		bites = bites || haveTmsb && int64(d.Plateau) < int64(l.SendQ)
+	}
+	if !bites && len(s.Listeners()) > 0 {
+		return nil
 	}
 	if d.Listener == nil && s.Delta(icmpOutDestUnreachs).Moved() {
 		return nil // unreachable-clients explains it
@@ -227,8 +289,10 @@ func (d *ThreeQuarterDrop) render(s *Snapshot) Finding {
 	f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_syncookies", "1",
 		"the 3/4 rule applies only with cookies off; with cookies on a full queue sends cookies instead of dropping"))
 	if d.RaiseMaxSynBacklogTo > 0 {
-		f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_max_syn_backlog", strconv.FormatInt(d.RaiseMaxSynBacklogTo, 10),
-			fmt.Sprintf("only if cookies must stay off: at least 4/3 of the largest listen backlog (%d) keeps the 3/4 rule from dropping before the backlog is full", d.Backlog)))
+		r := sysctlRec(s, "net.ipv4.tcp_max_syn_backlog", strconv.FormatInt(d.RaiseMaxSynBacklogTo, 10),
+			fmt.Sprintf("only if cookies must stay off: at least 4/3 of the largest listen backlog (%d) keeps the 3/4 rule from dropping before the backlog is full", d.Backlog))
+		r.Plan = PlanWithoutCookies
+		f.Recommendations = append(f.Recommendations, r)
 	}
 	return f
 }

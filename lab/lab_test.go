@@ -322,3 +322,53 @@ func TestServiceInServerNamespace(t *testing.T) {
 		t.Errorf("labsvc after SIGTERM: %v; stderr: %s", err, p.Stderr())
 	}
 }
+
+// TestRelisten: listen() again on a listening socket changes its backlog in
+// force (Send-Q) and keeps it listening, and the new backlog is clamped by
+// somaxconn as it is at that call: raising somaxconn takes effect only at a
+// re-listen.
+func TestRelisten(t *testing.T) {
+	t.Parallel()
+	l := New(t, Options{})
+	ctx := context.Background()
+	if err := l.Sysctl(l.Server, "net.core.somaxconn", "64"); err != nil {
+		t.Fatal(err)
+	}
+	ln, err := l.Listen(netip.AddrPortFrom(l.ServerIP, 9001), 16, AcceptClose)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendQ := func() uint32 {
+		t.Helper()
+		ss, err := l.SS(ctx, l.Server)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, ok := ss.Listener(9001)
+		if !ok {
+			t.Fatal("no listener on 9001 after re-listening")
+		}
+		return got.SendQ
+	}
+	if err := l.Relisten(ln, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if q := sendQ(); q != 64 {
+		t.Errorf("re-listened with 1000 under somaxconn 64: Send-Q %d, want 64", q)
+	}
+	if err := l.Sysctl(l.Server, "net.core.somaxconn", "4096"); err != nil {
+		t.Fatal(err)
+	}
+	if q := sendQ(); q != 64 {
+		t.Errorf("somaxconn raised without a re-listen: Send-Q %d, want still 64", q)
+	}
+	if err := l.Relisten(ln, 1000); err != nil {
+		t.Fatal(err)
+	}
+	if q := sendQ(); q != 1000 {
+		t.Errorf("re-listened with 1000 under somaxconn 4096: Send-Q %d, want 1000", q)
+	}
+	if r, err := l.Probe(l.GoodIP, ln.Addr, 2*time.Second); err != nil || r.Outcome != Connected {
+		t.Errorf("probe after re-listening: %v, %v", r, err)
+	}
+}

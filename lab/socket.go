@@ -128,6 +128,22 @@ func (ln *Listener) open(addr netip.AddrPort) error {
 	return nil
 }
 
+// Relisten calls listen() again on the listening socket with backlog, as a
+// server's reload does to take a new backlog (nginx, for one, calls listen()
+// on its inherited sockets when the backlog changed). On a socket already
+// listening, __inet_listen_sk() only stores the new sk_max_ack_backlog,
+// clamped by __sys_listen_socket() to net.core.somaxconn of the socket's own
+// namespace as it is at this call; the bound port, the accept loop and the
+// requests already queued stay. Backlog is updated; it must not be read
+// concurrently.
+func (ln *Listener) Relisten(backlog int) error {
+	if err := unix.Listen(ln.fd, backlog); err != nil {
+		return fmt.Errorf("listen %s again with backlog %d: %w", ln.Addr, backlog, err)
+	}
+	ln.Backlog = backlog
+	return nil
+}
+
 // FD is the listening socket's descriptor, for getsockopt and the like. It
 // stays valid until Close.
 func (ln *Listener) FD() int { return ln.fd }
@@ -269,6 +285,14 @@ func (l *Lab) Listen(addr netip.AddrPort, backlog int, mode AcceptMode) (*Listen
 		return nil, fmt.Errorf("listen %s: lab is shutting down", addr)
 	}
 	return ln, nil
+}
+
+// Relisten re-listens ln, one of the lab's listeners, with backlog (see
+// Listener.Relisten), and records it.
+func (l *Lab) Relisten(ln *Listener, backlog int) error {
+	err := ln.Relisten(backlog)
+	l.record("relisten %s backlog %d  # %s", ln.Addr, backlog, status(err))
+	return err
 }
 
 func socketFor(a netip.Addr) (int, error) {
