@@ -165,7 +165,15 @@ func (d *AcceptQueueOverflow) whySummary() string {
 		fmt.Fprintf(&b, "Process %s (pid %d) holds %d open files, its whole RLIMIT_NOFILE of %d: every accept() fails with EMFILE "+
 			"and leaves the connection in the queue, so the accept loop either spins or gives up. ", p.Comm, p.PID, p.OpenFiles, p.NoFile)
 	case d.State == AcceptStuck && len(d.Waits) > 0:
-		fmt.Fprintf(&b, "Its %d threads were: %s. ", p.Threads, describeWaits(d.Waits))
+		n := 0
+		for _, w := range d.Waits {
+			n += len(w.TIDs)
+		}
+		if n < p.Threads {
+			fmt.Fprintf(&b, "Of its %d threads, the %d read were: %s. ", p.Threads, n, describeWaits(d.Waits))
+		} else {
+			fmt.Fprintf(&b, "Its %d threads were: %s. ", n, describeWaits(d.Waits))
+		}
 	case d.State == AcceptSlow && d.Rates.OK && d.Rates.Dropped > 0:
 		fmt.Fprintf(&b, "It accepted %.1f connections/s while %.1f/s arrived (%.1f/s turned away). ", d.Rates.Accepted, d.Rates.Arrived(), d.Rates.Dropped)
 	}

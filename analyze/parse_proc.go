@@ -15,6 +15,13 @@ const (
 	maxStackLines = 128
 )
 
+// procScanner scans lines of a process file, each at most maxProcLine bytes.
+func procScanner(r io.Reader) *bufio.Scanner {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 512), maxProcLine)
+	return sc
+}
+
 // procStatus is what the rules read of proc/PID/status.
 type procStatus struct {
 	Name    string
@@ -25,8 +32,7 @@ type procStatus struct {
 // parseProcStatus reads proc/PID/status: lines "Key:\tvalue".
 func parseProcStatus(r io.Reader) (procStatus, error) {
 	var st procStatus
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 512), maxProcLine)
+	sc := procScanner(r)
 	for sc.Scan() {
 		key, val, ok := strings.Cut(sc.Text(), ":")
 		if !ok {
@@ -68,8 +74,7 @@ type procLimits struct {
 // words), soft, hard, units.
 func parseProcLimits(r io.Reader) (procLimits, error) {
 	var l procLimits
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 512), maxProcLine)
+	sc := procScanner(r)
 	for sc.Scan() {
 		rest, ok := strings.CutPrefix(sc.Text(), "Max open files")
 		if !ok {
@@ -155,8 +160,7 @@ func parseWchan(r io.Reader) (string, error) {
 // maxStackLines of them.
 func parseStack(r io.Reader) ([]string, error) {
 	var out []string
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 512), maxProcLine)
+	sc := procScanner(r)
 	for sc.Scan() && len(out) < maxStackLines {
 		line := strings.TrimSpace(sc.Text())
 		if _, rest, ok := strings.Cut(line, "] "); ok {

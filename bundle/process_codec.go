@@ -71,24 +71,36 @@ const (
 // EncodeProcesses encodes processes.json (PathProcesses): a JSON array with
 // one process per line.
 func EncodeProcesses(ps []Process) []byte {
-	var b bytes.Buffer
-	b.WriteString("[")
-	for i := range ps {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString("\n")
-		p := ps[i]
+	return encodeLines(ps, func(p *Process) {
+		// Empty lists encode as [], never null, for readers in other languages.
 		if p.Listeners == nil {
 			p.Listeners = []string{}
 		}
 		if p.Tasks == nil {
 			p.Tasks = []int{}
 		}
-		data, _ := json.Marshal(&p) // strings, integers and booleans always encode
+	})
+}
+
+// encodeLines encodes xs as a JSON array with one element per line, so the
+// file reads well with less and grep; fix, when not nil, adjusts a copy of
+// each element before it is encoded.
+func encodeLines[T any](xs []T, fix func(*T)) []byte {
+	var b bytes.Buffer
+	b.WriteString("[")
+	for i := range xs {
+		if i > 0 {
+			b.WriteString(",")
+		}
+		b.WriteString("\n")
+		x := xs[i]
+		if fix != nil {
+			fix(&x)
+		}
+		data, _ := json.Marshal(&x) // the records hold strings, integers and booleans: they always encode
 		b.Write(data)
 	}
-	if len(ps) > 0 {
+	if len(xs) > 0 {
 		b.WriteString("\n")
 	}
 	b.WriteString("]\n")
