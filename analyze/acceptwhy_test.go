@@ -150,3 +150,23 @@ func TestSuggestNoFile(t *testing.T) {
 }
 
 func near(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+
+// TestLoadProcessesDamaged: a thread whose stat is damaged or missing is
+// left out with a gap for the damage; the process and the others stay.
+func TestLoadProcessesDamaged(t *testing.T) {
+	f := stuckListener(t).flat("Tcp", "PassiveOpens").process(12, "1024", "1024", 3, task{1234, "S", "", ""}, task{1235, "S", "", ""})
+	f.set(bundle.TaskFile(1234, 1235, bundle.TaskStat), "garbage")
+	p := bundle.Process{PID: 1234, Comm: "dovecot", OpenFiles: 12, Threads: 3, Tasks: []int{1234, 1235, 1236}}
+	f.set(bundle.PathProcesses, string(bundle.EncodeProcesses([]bundle.Process{p})))
+	s := f.snapshot()
+	if len(s.Processes) != 1 || len(s.Processes[0].Tasks) != 1 || s.Processes[0].Tasks[0].TID != 1234 || s.Processes[0].NoFile != 1024 {
+		t.Fatalf("processes %+v", s.Processes)
+	}
+	gap := false
+	for _, g := range s.Gaps {
+		gap = gap || g.Path == bundle.TaskFile(1234, 1235, bundle.TaskStat)
+	}
+	if !gap {
+		t.Errorf("no gap for the damaged stat: %+v", s.Gaps)
+	}
+}

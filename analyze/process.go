@@ -65,8 +65,13 @@ func (s *Snapshot) process(pid int) *ProcessState {
 	return nil
 }
 
-// maxProcessFile bounds what Load reads of one copied proc/PID file.
-const maxProcessFile = 64 << 10
+// Bounds of loadProcesses: what it reads of one copied proc/PID file, and
+// how many threads' files it reads in all (a collector copies 64 threads
+// of each of 8 processes; a hostile processes.json may list millions).
+const (
+	maxProcessFile = 64 << 10
+	maxLoadTasks   = 4096
+)
 
 // loadProcesses reads processes.json and the kernel files of each process
 // it lists. A bundle of an earlier snapdiag has none: Processes stays nil
@@ -82,6 +87,7 @@ func (s *Snapshot) loadProcesses(fsys fs.FS) {
 		return
 	}
 	s.Processes = []*ProcessState{}
+	tasks := 0
 	for _, p := range ps {
 		st := &ProcessState{PID: p.PID, Comm: p.Comm, Listeners: p.Listeners, OpenFiles: p.OpenFiles,
 			OpenFilesCapped: p.OpenFilesCapped, Threads: p.Threads, Source: bundle.PathProcesses}
@@ -100,6 +106,9 @@ func (s *Snapshot) loadProcesses(fsys fs.FS) {
 			return err
 		})
 		for _, tid := range p.Tasks {
+			if tasks++; tasks > maxLoadTasks {
+				break
+			}
 			var t TaskState
 			if !s.read(fsys, bundle.TaskFile(p.PID, tid, bundle.TaskStat), maxProcessFile, func(r io.Reader) error {
 				ts, err := parseTaskStat(r)
