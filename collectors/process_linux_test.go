@@ -114,3 +114,18 @@ func TestNearBacklog(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkProcesses measures one collection with this process's listener
+// full: the listener dump, the owner scan of /proc and the copies.
+func BenchmarkProcesses(b *testing.B) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	_, port := testutil.Listen(b, netip.AddrPortFrom(lo, 0), 1)
+	testutil.Dial(b, "tcp4", lo, port)
+	testutil.Dial(b, "tcp4", lo, port)
+	for b.Loop() {
+		w := bundle.NewMemWriter(0)
+		if err := (&Processes{}).Collect(context.Background(), Host{Proc: "/proc"}, w.For("processes")); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
