@@ -67,8 +67,18 @@ func TestAcceptOutOfFiles(t *testing.T) {
 	if a.State != AcceptNoFiles || a.Severity != Critical || a.Process == nil || !a.Process.AtFileLimit() {
 		t.Errorf("accept queue: state %v, severity %v, process %+v; want AcceptNoFiles", a.State, a.Severity, a.Process)
 	}
-	if recByKey(findingByID(t, r, IDAcceptQueueOverflow), "RLIMIT_NOFILE") == nil {
+	af := findingByID(t, r, IDAcceptQueueOverflow)
+	if recByKey(af, "RLIMIT_NOFILE") == nil {
 		t.Error("the accept-queue finding does not recommend raising RLIMIT_NOFILE")
+	}
+	// Out of descriptors, a larger backlog is no remedy: the limit and the
+	// leak are all there is to fix.
+	var got []string
+	for _, rec := range af.Recommendations {
+		got = append(got, rec.Action+" "+rec.Key)
+	}
+	if diff := cmp.Diff([]string{"limit RLIMIT_NOFILE", "app "}, got); diff != "" {
+		t.Errorf("remedies (-want +got):\n%s", diff)
 	}
 }
 

@@ -249,8 +249,12 @@ func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
 		f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_abort_on_overflow", "0",
 			"with 0 the kernel drops the third ACK and retries with SYN-ACK retransmits, so a short burst costs the client a delay instead of a reset"))
 	}
-	f.Recommendations = append(f.Recommendations, d.Backlog.recommendations(s,
-		"A larger backlog only absorbs bursts and adds queueing latency; it does not make a slow acceptor faster.")...)
+	if d.State != AcceptNoFiles {
+		// Out of descriptors, a larger queue only holds more connections
+		// that accept() cannot take.
+		f.Recommendations = append(f.Recommendations, d.Backlog.recommendations(s,
+			"A larger backlog only absorbs bursts and adds queueing latency; it does not make a slow acceptor faster.")...)
+	}
 	return f
 }
 
