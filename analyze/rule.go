@@ -25,7 +25,7 @@ func Rules() []Rule {
 		{ID: "timewait", Check: ruleOf(diagnoseTimeWait)},
 		{ID: "ports", Check: ruleOf(diagnosePorts)},
 		{ID: "memory", Check: ruleOf(diagnoseMemory)},
-		{ID: "fd", Check: ruleOf(diagnoseFD)},
+		{ID: "fd", Check: ruleFD},
 		{ID: "softnet", Check: ruleOf(diagnoseSoftnet)},
 		{ID: "nicrx", Check: ruleNICRx},
 		{ID: "sysctl", Check: ruleSysctl},
@@ -42,8 +42,8 @@ func Rules() []Rule {
 // per finding id: SynQueueDrop and ThreeQuarterDrop (syn-queue-overflow),
 // CookieOverflow, AcceptQueueOverflow, HalfOpenClients, UnreachableClients,
 // ConntrackFull, TimeWaitOverflow, PortExhaustion, TCPMemoryPressure,
-// FDExhaustion, SoftnetDrops, NICRxDrops, RiskySysctl, DropHistory,
-// BundleIncomplete and RuleFailure, all pointers.
+// FDExhaustion and ProcessFDExhaustion, SoftnetDrops, NICRxDrops,
+// RiskySysctl, DropHistory, BundleIncomplete and RuleFailure, all pointers.
 type Diagnosis interface {
 	// render writes the finding a person reads. s supplies what the prose
 	// quotes as it stands: kernel log lines, packet-sample counts, the

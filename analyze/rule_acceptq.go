@@ -45,6 +45,9 @@ const (
 	// and the kernel completed almost no connection: nothing calls
 	// accept().
 	AcceptStuck
+	// AcceptNoFiles: the owning process holds as many descriptors as its
+	// RLIMIT_NOFILE allows, so accept() fails with EMFILE.
+	AcceptNoFiles
 )
 
 // AcceptQueueOverflow diagnoses accept-queue-overflow: connections dropped
@@ -82,6 +85,14 @@ type AcceptQueueOverflow struct {
 	// SYN only when young requests wait, so most overflows show at ACK time.
 	Before410 bool
 	Backlog   BacklogAdvice
+	// Process is the listener's process as the bundle's processes.json
+	// and proc/PID files show it: threads, open files, RLIMIT_NOFILE; nil
+	// when the bundle lacks it.
+	Process *ProcessState
+	// Rates compares what entered the accept queue with what left it.
+	Rates AcceptRates
+	// Waits groups the process's threads by state and wait channel.
+	Waits []ThreadWait
 }
 
 func diagnoseAcceptQueue(s *Snapshot, l *ListenerState, overflows Delta) *AcceptQueueOverflow {
@@ -135,6 +146,7 @@ func diagnoseAcceptQueue(s *Snapshot, l *ListenerState, overflows Delta) *Accept
 	d.FDTight = fdTight(s)
 	d.Before410 = !s.Kernel.AtLeast(4, 10, 0)
 	d.Backlog = adviseBacklog(s, l)
+	d.explain(s)
 	return d
 }
 
@@ -146,7 +158,9 @@ func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
 		who = fmt.Sprintf("%s (pid %d)", l.Comm, l.PID)
 	}
 	stuck := d.State == AcceptStuck
-	if stuck {
+	if d.State == AcceptNoFiles {
+		f.Title = "Accept queue full" + titleListener(l) + ": " + who + " is out of file descriptors (accept() fails with EMFILE)"
+	} else if stuck {
 		f.Title = "Accept queue full" + titleListener(l) + ": " + who + " has stopped accepting connections"
 	} else {
 		f.Title = "Accept queue full" + titleListener(l) + ": " + who + " does not accept connections fast enough"
@@ -164,6 +178,7 @@ func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
 		f.Evidence = append(f.Evidence, evValue(l.Source, "listener "+l.Local+" recv_q by sample",
 			float64(l.MaxRecvQ()), fmt.Sprintf("per sample %s (full above %d)", joinInts(l.RecvQs), l.SendQ)))
 	}
+	f.Evidence = append(f.Evidence, d.whyEvidence()...)
 	var sub []string
 	if d.AckTimeOverflows > 0 {
 		f.Evidence = append(f.Evidence, evValue("packets/sample.pcap", "ACK-time overflows", float64(d.AckTimeOverflows),
@@ -203,6 +218,9 @@ func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
 		where = l.Local
 	}
 	switch {
+	case d.State == AcceptNoFiles:
+		f.Summary = fmt.Sprintf("The accept queue of %s was full (Recv-Q %s, Send-Q %d; %s attempts turned away %s), not because %s is slow: ",
+			where, joinInts(l.RecvQs), l.SendQ, perSecond(d.Overflows), window(s), who)
 	case stuck:
 		f.Summary = fmt.Sprintf("The accept queue of %s stayed full (Recv-Q %s above Send-Q %d in every sample) while the kernel completed "+
 			"almost no new connections: %s is not calling accept() at all (hung, deadlocked, or out of file descriptors). ",
@@ -219,19 +237,24 @@ func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
 		f.Summary = fmt.Sprintf("The accept queue of %s was full at capture time (Recv-Q %d, Send-Q %d): %s takes connections off the queue too slowly. ",
 			where, l.MaxRecvQ(), l.SendQ, who)
 	}
+	f.Summary += d.whySummary()
 	for _, x := range sub {
 		f.Summary += x + " "
 	}
 	f.Summary += "Restarting the service empties the queue, which is why a restart seems to fix it."
-	f.Recommendations = append(f.Recommendations, note("app", fmt.Sprintf(
+	f.Recommendations = append(f.Recommendations, d.whyRecommendations(s, who, note("app", fmt.Sprintf(
 		"fix %s's accept loop: more workers or threads, never block in the acceptor, SO_REUSEPORT listeners, "+
-			"and check for EMFILE (compare /proc/PID/limits with the count in /proc/PID/fd)", who)))
+			"and check for EMFILE (compare /proc/PID/limits with the count in /proc/PID/fd)", who)))...)
 	if d.AbortOnOverflow {
 		f.Recommendations = append(f.Recommendations, sysctlRec(s, "net.ipv4.tcp_abort_on_overflow", "0",
 			"with 0 the kernel drops the third ACK and retries with SYN-ACK retransmits, so a short burst costs the client a delay instead of a reset"))
 	}
-	f.Recommendations = append(f.Recommendations, d.Backlog.recommendations(s,
-		"A larger backlog only absorbs bursts and adds queueing latency; it does not make a slow acceptor faster.")...)
+	if d.State != AcceptNoFiles {
+		// Out of descriptors, a larger queue only holds more connections
+		// that accept() cannot take.
+		f.Recommendations = append(f.Recommendations, d.Backlog.recommendations(s,
+			"A larger backlog only absorbs bursts and adds queueing latency; it does not make a slow acceptor faster.")...)
+	}
 	return f
 }
 

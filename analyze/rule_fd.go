@@ -3,6 +3,9 @@ package analyze
 import (
 	"fmt"
 	"strconv"
+	"strings"
+
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // fdTight reports whether fs.file-nr's allocated count is at 90% of its
@@ -73,5 +76,75 @@ func (d *FDExhaustion) render(s *Snapshot) Finding {
 			"more room for open files; find the leak too, or the new limit only buys time"))
 	}
 	f.Recommendations = append(f.Recommendations, note("app", "find the process holding the descriptors and fix its leak; raise its RLIMIT_NOFILE (LimitNOFILE= in systemd) if it needs more"))
+	return f
+}
+
+// ruleFD finds fd-exhaustion of the system (fs.file-nr at file-max) and of
+// each collected process (its open files at its RLIMIT_NOFILE).
+func ruleFD(s *Snapshot) []Finding {
+	var out []Finding
+	if d := diagnoseFD(s); d != nil {
+		out = findings(s, d)
+	}
+	return append(out, findings(s, diagnoseProcessFDs(s)...)...)
+}
+
+// ProcessFDExhaustion diagnoses fd-exhaustion of one process: its open files
+// at or near its RLIMIT_NOFILE, which makes accept() fail with EMFILE (the
+// connection stays in the accept queue, so the queue fills) and the
+// application's accept loop spin or stop.
+type ProcessFDExhaustion struct {
+	// Severity is critical at the limit, warning from 90% of it.
+	Severity Severity
+	PID      int
+	Comm     string
+	// OpenFiles is the number of its descriptors, a lower bound when
+	// Capped; Limit and HardLimit are its RLIMIT_NOFILE.
+	OpenFiles        int
+	Capped           bool
+	Limit, HardLimit int64
+	// Listeners are its listeners that were at or near their backlog.
+	Listeners []string
+	// Source is the bundle member with the limit.
+	Source string
+}
+
+// diagnoseProcessFDs finds the collected processes at 90% or more of their
+// RLIMIT_NOFILE.
+func diagnoseProcessFDs(s *Snapshot) []*ProcessFDExhaustion {
+	var out []*ProcessFDExhaustion
+	for _, p := range s.Processes {
+		if p.OpenFiles < 0 || p.NoFile <= 0 || float64(p.OpenFiles) < 0.9*float64(p.NoFile) {
+			continue
+		}
+		d := &ProcessFDExhaustion{Severity: Warning, PID: p.PID, Comm: p.Comm, OpenFiles: p.OpenFiles, Capped: p.OpenFilesCapped,
+			Limit: p.NoFile, HardLimit: p.NoFileHard, Listeners: p.Listeners, Source: bundle.ProcessFile(p.PID, bundle.ProcLimits)}
+		if p.AtFileLimit() {
+			d.Severity = Critical
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+func (d *ProcessFDExhaustion) render(s *Snapshot) Finding {
+	f := Finding{ID: IDFDExhaustion, Severity: d.Severity, Process: &Process{PID: d.PID, Comm: d.Comm}}
+	if len(d.Listeners) > 0 {
+		f.Listener = d.Listeners[0]
+	}
+	f.Title = fmt.Sprintf("%s (pid %d) is out of file descriptors: %d open, RLIMIT_NOFILE %d", d.Comm, d.PID, d.OpenFiles, d.Limit)
+	if d.Severity != Critical {
+		f.Title = fmt.Sprintf("%s (pid %d) is near its open-file limit: %d open, RLIMIT_NOFILE %d", d.Comm, d.PID, d.OpenFiles, d.Limit)
+	}
+	f.Evidence = append(f.Evidence,
+		evValue(bundle.PathProcesses, fmt.Sprintf("process %d open files", d.PID), float64(d.OpenFiles), "entries of /proc/PID/fd"),
+		evValue(d.Source, "Max open files (soft)", float64(d.Limit), "hard "+limitString(d.HardLimit)))
+	f.Summary = fmt.Sprintf("%s (pid %d) holds %d descriptors against its RLIMIT_NOFILE of %d. ", d.Comm, d.PID, d.OpenFiles, d.Limit)
+	if len(d.Listeners) > 0 {
+		f.Summary += fmt.Sprintf("Its listener %s has a full accept queue: ", strings.Join(d.Listeners, ", "))
+	}
+	f.Summary += "accept() needs a new descriptor and fails with EMFILE, leaving the connection queued, so the accept loop spins on the error or stops " +
+		"and clients time out or are dropped (accept-queue-overflow)."
+	f.Recommendations = nofileRemedies(s, &ProcessState{PID: d.PID, Comm: d.Comm, OpenFiles: d.OpenFiles, NoFile: d.Limit})
 	return f
 }

@@ -31,6 +31,9 @@ type Snapshot struct {
 	Kmsg    []KmsgLine
 	// FileNr is fs.file-nr: allocated, free, max (nil when absent).
 	FileNr []int64
+	// Processes are the owners of listeners at or near their backlog, nil
+	// when the bundle has no processes.json.
+	Processes []*ProcessState
 	// Gaps lists members that were missing or could not be parsed.
 	Gaps []Gap
 
@@ -146,6 +149,7 @@ func Load(fsys fs.FS) (*Snapshot, error) {
 	s.loadKmsg(fsys)
 	s.loadSockets(fsys)
 	s.loadPackets(fsys)
+	s.loadProcesses(fsys)
 	s.names = nil
 	return s, nil
 }

@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -15,21 +14,7 @@ const MaxListenersFile = 64 << 20
 // array with one listener per line, so the file reads well with less and
 // grep.
 func EncodeListeners(ls []Listener) []byte {
-	var b bytes.Buffer
-	b.WriteString("[")
-	for i := range ls {
-		if i > 0 {
-			b.WriteString(",")
-		}
-		b.WriteString("\n")
-		data, _ := json.Marshal(&ls[i]) // strings, integers and booleans always encode
-		b.Write(data)
-	}
-	if len(ls) > 0 {
-		b.WriteString("\n")
-	}
-	b.WriteString("]\n")
-	return b.Bytes()
+	return encodeLines(ls, nil)
 }
 
 // DecodeListeners decodes a sample's listeners.json, reading at most

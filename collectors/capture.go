@@ -93,7 +93,7 @@ func (h Host) WithDefaults() Host {
 // per-capture state (caches, counts for the manifest), so each capture gets
 // its own.
 func DefaultSet(h Host) ([]Collector, []Sampler) {
-	cs := []Collector{&System{}, &Sysctls{}, ProcNet{}, &Kmsg{}, &Sockets{}}
+	cs := []Collector{&System{}, &Sysctls{}, ProcNet{}, &Kmsg{}, &Sockets{}, &Processes{}}
 	if h.PacketWindow > 0 {
 		// Disabled, it has no entry: an entry would read like an empty sample.
 		cs = append(cs, &Packets{})

@@ -4,18 +4,27 @@
 // SIGINT, or after --lifetime at the latest. Tests start it with
 // lab.Lab.Start, so a capture sees a listener owned by a process other than
 // the test, and the watchdog has a service to restart.
+//
+// With --nofile N it is a server out of file descriptors: after listening it
+// lowers its RLIMIT_NOFILE (the soft limit) to N, opens /dev/null until
+// open() fails with EMFILE, and then accepts the way Go's net/http does,
+// backing off on errors: every accept() fails with EMFILE, and it prints
+// "accept: EMFILE" the first time.
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/snapdiag/snapdiag/lab"
+	"golang.org/x/sys/unix"
 )
 
 func main() { os.Exit(run()) }
@@ -25,8 +34,10 @@ func run() int {
 	backlog := flag.Int("backlog", 16, "listen() backlog")
 	accept := flag.String("accept", "close", "what to do with connections: never, close, drain or hold")
 	lifetime := flag.Duration("lifetime", time.Minute, "exit after this long at the latest (at most 10m)")
+	nofile := flag.Int("nofile", 0, "lower RLIMIT_NOFILE to this, fill it and accept into EMFILE (16 to 4096; 0: off)")
 	flag.Parse()
-	if *addr == "" || flag.NArg() != 0 || *lifetime <= 0 || *lifetime > 10*time.Minute {
+	if *addr == "" || flag.NArg() != 0 || *lifetime <= 0 || *lifetime > 10*time.Minute ||
+		*nofile != 0 && (*nofile < 16 || *nofile > 4096) {
 		flag.Usage()
 		return 2
 	}
@@ -40,12 +51,33 @@ func run() int {
 		fmt.Fprintf(os.Stderr, "labsvc: --accept: %v\n", err)
 		return 2
 	}
+	if *nofile > 0 {
+		// The accept loop is exhaustAndAccept's, not the Listener's.
+		mode = lab.NeverAccept
+	}
 	ln, err := lab.Listen(ap, *backlog, mode)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "labsvc: %v\n", err)
 		return 1
 	}
 	defer ln.Close()
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer close(stop)
+	if *nofile > 0 {
+		n, err := exhaustFiles(*nofile)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "labsvc: %v\n", err)
+			return 1
+		}
+		fmt.Printf("opened %d files up to RLIMIT_NOFILE %d\n", n, *nofile)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			acceptWithBackoff(ln.FD(), stop)
+		}()
+	}
 	fmt.Printf("listening %s\n", ln.Addr)
 
 	sig := make(chan os.Signal, 1)
@@ -59,4 +91,76 @@ func run() int {
 		return 1
 	}
 	return 0
+}
+
+// exhaustFiles lowers the soft RLIMIT_NOFILE to limit and opens /dev/null
+// until open() fails with EMFILE, at most limit times, and returns how many
+// it opened. Descriptors numbered at or above the new limit stay open (the
+// kernel does not close them), so the process may hold more than limit.
+func exhaustFiles(limit int) (int, error) {
+	// The Go runtime creates its epoll descriptor on first use of a
+	// pollable file (netpollGenericInit), and dies when it cannot: make it
+	// now, while descriptors are left.
+	r, w, err := os.Pipe()
+	if err != nil {
+		return 0, fmt.Errorf("start the runtime's poller: %w", err)
+	}
+	r.Close()
+	w.Close()
+	var rl unix.Rlimit
+	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, fmt.Errorf("read RLIMIT_NOFILE: %w", err)
+	}
+	rl.Cur = uint64(limit)
+	if err := unix.Setrlimit(unix.RLIMIT_NOFILE, &rl); err != nil {
+		return 0, fmt.Errorf("lower RLIMIT_NOFILE to %d: %w", limit, err)
+	}
+	opened := 0
+	for range limit {
+		_, err := unix.Open("/dev/null", unix.O_RDONLY|unix.O_CLOEXEC, 0)
+		if errors.Is(err, unix.EMFILE) {
+			return opened, nil
+		}
+		if err != nil {
+			return opened, fmt.Errorf("open /dev/null: %w", err)
+		}
+		opened++
+	}
+	return opened, nil
+}
+
+// acceptWithBackoff accepts on fd until stop is closed, closing what it
+// accepts. On an error it waits as Go's net/http Server does (5 ms,
+// doubling to 1 s) and tries again: out of descriptors, every accept()
+// fails with EMFILE and the connections stay in the accept queue.
+func acceptWithBackoff(fd int, stop <-chan struct{}) {
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	var delay time.Duration
+	told := false
+	for {
+		select {
+		case <-stop:
+			return
+		default:
+		}
+		if n, err := unix.Poll(pfd, 50); n == 0 || err != nil {
+			continue
+		}
+		cfd, _, err := unix.Accept4(fd, unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK)
+		if err == nil {
+			unix.Close(cfd)
+			delay = 0
+			continue
+		}
+		if errors.Is(err, unix.EMFILE) && !told {
+			fmt.Println("accept: EMFILE")
+			told = true
+		}
+		delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+		select {
+		case <-stop:
+			return
+		case <-time.After(delay):
+		}
+	}
 }
