@@ -31,6 +31,10 @@ const (
 // on every interface of the network namespace, the TCP handshakes and
 // teardowns (SYN, FIN, RST) and all TCP and UDP traffic of Host.Ports, and
 // writes them to bundle.PathPackets as a LINUX_SLL pcap. It needs CAP_NET_RAW.
+// Without Host.Ports it also keeps every TCP segment to the local listening
+// ports (at most 96, learnt from a sock_diag dump when the sample starts):
+// the clients' final ACKs and first data, without which a completed
+// handshake looks half-open. The manifest's Keeps lists both.
 //
 // Each record keeps the first 128 bytes of the packet from its network
 // header on (IPv4 or IPv6 and TCP headers with options, no payload), or 65535
@@ -96,15 +100,20 @@ type sampleConfig struct {
 	filter     *packetFilter
 }
 
-func newSampleConfig(h Host) (sampleConfig, error) {
+// newSampleConfig resolves h's settings. listen are the local listening
+// ports whose inbound segments the filter keeps beyond SYN, FIN and RST
+// (at most maxListenPorts; see listenPorts), and leftOut how many more
+// there were.
+func newSampleConfig(h Host, listen []int, leftOut int) (sampleConfig, error) {
 	snaplen := uint32(headerSnaplen)
 	if h.Payload {
 		snaplen = payloadSnaplen
 	}
-	f, err := newPacketFilter(h.Ports, snaplen)
+	f, err := newPacketFilter(h.Ports, listen, snaplen)
 	if err != nil {
 		return sampleConfig{}, err
 	}
+	f.keeps.ListenPortsLeftOut = leftOut
 	c := sampleConfig{window: h.PacketWindow, maxPackets: h.PacketLimit, maxBytes: h.PacketBytes, filter: f}
 	if c.maxPackets <= 0 {
 		c.maxPackets = packetLimitDefault
@@ -117,6 +126,7 @@ func newSampleConfig(h Host) (sampleConfig, error) {
 
 // info is the manifest entry for a sample that ran from start to end.
 func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy string, drops uint32) *bundle.PacketsInfo {
+	keeps := c.filter.keeps
 	return &bundle.PacketsInfo{
 		Filter:      c.filter.expr,
 		Snaplen:     int(c.filter.snaplen),
@@ -127,6 +137,7 @@ func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy strin
 		MaxPackets:  c.maxPackets,
 		MaxBytes:    c.maxBytes,
 		StoppedBy:   stoppedBy,
+		Keeps:       &keeps,
 	}
 }
 
