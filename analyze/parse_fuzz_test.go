@@ -78,5 +78,5 @@ func FuzzParseSocketsTCP(f *testing.F) {
 func FuzzParsePcap(f *testing.F) {
 	f.Add(testPcap(f, 113))
 	f.Add(testPcap(f, 1))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parsePcap(bytes.NewReader(b)) })
+	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parsePcap(bytes.NewReader(b), nil) })
 }
