@@ -85,6 +85,9 @@ const (
 	// TellKernelDrops: the capture socket lost packets (its receive buffer
 	// was full), so a missing ACK proves nothing.
 	TellKernelDrops CannotTell = "kernel drops"
+	// TellCut: the sample was cut by its packet or byte limit less than a
+	// second after the SYN-ACK, before the client's answer could be seen.
+	TellCut CannotTell = "sample cut"
 )
 
 // retransmitted reports the signs of a handshake that never completed that
@@ -113,7 +116,14 @@ func (h *Handshake) HalfOpen(end time.Time) bool {
 // Undetermined reports whether the handshake looks half-open only because
 // the sample cannot show its end (CannotTell says why).
 func (h *Handshake) Undetermined(end time.Time) bool {
-	return h.open(end) && !h.HalfOpen(end)
+	return h.open(end) && !h.HalfOpen(end) || h.CannotTell == TellCut && h.pending(end)
+}
+
+// pending reports whether the server answered less than a second before
+// end and nothing has settled the handshake yet.
+func (h *Handshake) pending(end time.Time) bool {
+	return h.SYNACKs > 0 && !h.WentOn && !h.ACKed && !h.ClientRST && !h.ServerRST && !h.retransmitted() &&
+		end.Sub(h.firstSYNACK) < time.Second
 }
 
 // Unanswered reports whether the client re-sent its SYN and never got a
@@ -178,8 +188,9 @@ type PacketAnalysis struct {
 	Undetermined int
 	CannotTell   []PortCannotTell
 	// StoppedBy is why the capture ended the sample ("packet limit",
-	// "byte limit", ...), from the manifest; "" when unknown. A sample cut
-	// by a limit holds no handshake after its last packet.
+	// "byte limit", ...), from the manifest; "" when unknown. In a sample
+	// cut by a limit, the handshakes answered in its last second are
+	// undetermined (TellCut).
 	StoppedBy string
 
 	// clientAckPorts and serverAckPorts are the server ports on which the
@@ -376,6 +387,8 @@ func (pa *PacketAnalysis) finish(info *bundle.PacketsInfo) {
 	}
 	prints := map[netip.Addr]*fp{}
 	cannot := map[uint16]*PortCannotTell{}
+	// The collector's names for a sample its limits ended.
+	cut := pa.StoppedBy == "packet limit" || pa.StoppedBy == "byte limit"
 	fullPorts := map[uint16]bool{}
 	if info != nil && info.Keeps != nil {
 		for _, p := range info.Keeps.Ports {
@@ -385,6 +398,9 @@ func (pa *PacketAnalysis) finish(info *bundle.PacketsInfo) {
 	for _, h := range pa.Flows {
 		port := h.Server.Port()
 		h.Sees, h.CannotTell = pa.sees(info, port)
+		if h.CannotTell == "" && cut && h.pending(pa.End) {
+			h.CannotTell = TellCut
+		}
 		h.serverSeen = pa.serverAckPorts[port] || fullPorts[port]
 		st := src[h.Client.Addr()]
 		if st == nil {
@@ -457,6 +473,8 @@ func cannotTellRemedy(why CannotTell, port uint16) string {
 	switch why {
 	case TellKernelDrops:
 		return fmt.Sprintf("capture again with a shorter --sample or --port %d: the capture socket lost packets", port)
+	case TellCut:
+		return fmt.Sprintf("capture again with a larger --max-packets, or --port %d to keep only that port's traffic", port)
 	}
 	return fmt.Sprintf("capture again with --port %d, or with a snapdiag that keeps the ACKs to every listening port", port)
 }

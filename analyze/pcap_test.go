@@ -182,12 +182,7 @@ func TestParsePcap(t *testing.T) {
 // the filter keeps them (withACKs).
 func cookieFloodPcap(tb testing.TB, withACKs bool) []byte {
 	srv, good, bad := "10.211.0.1", "10.211.0.3", "10.211.0.2"
-	pkts := []pkt{
-		{0, bad, srv, 40000, 8080, 7000, 0, true, false, false, 0},
-		{1 * time.Millisecond, srv, bad, 8080, 40000, 9000, 7001, true, true, false, 0},
-		{100 * time.Millisecond, good, srv, 50000, 8080, 1000, 0, true, false, false, 0},
-		{101 * time.Millisecond, srv, good, 8080, 50000, 5000, 1001, true, true, false, 0},
-	}
+	pkts := cookieFloodPkts()
 	if withACKs {
 		pkts = append(pkts,
 			pkt{102 * time.Millisecond, good, srv, 50000, 8080, 1001, 5001, false, true, false, 0},
@@ -208,6 +203,18 @@ func cookieFloodPcap(tb testing.TB, withACKs bool) []byte {
 	return pcapOf(tb, 113, pkts)
 }
 
+// cookieFloodPkts are the first SYN and SYN-ACK of the flooder, then of
+// the good client.
+func cookieFloodPkts() []pkt {
+	srv, good, bad := "10.211.0.1", "10.211.0.3", "10.211.0.2"
+	return []pkt{
+		{0, bad, srv, 40000, 8080, 7000, 0, true, false, false, 0},
+		{1 * time.Millisecond, srv, bad, 8080, 40000, 9000, 7001, true, true, false, 0},
+		{100 * time.Millisecond, good, srv, 50000, 8080, 1000, 0, true, false, false, 0},
+		{101 * time.Millisecond, srv, good, 8080, 50000, 5000, 1001, true, true, false, 0},
+	}
+}
+
 // TestParsePcapCannotTell: a handshake whose end the sample cannot show is
 // never counted half-open, and the analysis says why, per port; with the
 // clients' ACKs kept, the good client is completed and only the flooder is
@@ -224,27 +231,40 @@ func TestParsePcapCannotTell(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		withACKs bool
-		info     *bundle.PacketsInfo
-		want     result
+		// cut, when not 0, keeps only the first cut packets.
+		cut  int
+		info *bundle.PacketsInfo
+		want result
 	}{
-		{"old default filter", false, &bundle.PacketsInfo{Filter: flags, StoppedBy: "window"},
+		{"old default filter", false, 0, &bundle.PacketsInfo{Filter: flags, StoppedBy: "window"},
 			result{HalfOpen: 1, Undetermined: 1, Class: ClassBrokenClients, Top: "10.211.0.2",
 				CannotTell: []PortCannotTell{{Port: 8080, Why: TellFilter, Flows: 1, Remedy: cannotTellRemedy(TellFilter, 8080)}}}},
-		{"no manifest, no ACK in the sample", false, nil,
+		{"no manifest, no ACK in the sample", false, 0, nil,
 			result{HalfOpen: 1, Undetermined: 1, Class: ClassBrokenClients, Top: "10.211.0.2",
 				CannotTell: []PortCannotTell{{Port: 8080, Why: TellUnknownFilter, Flows: 1, Remedy: cannotTellRemedy(TellUnknownFilter, 8080)}}}},
-		{"listening ports kept", true, &bundle.PacketsInfo{Filter: flags + " or (tcp and (dst port 22 or dst port 8080))", Keeps: listen},
+		{"listening ports kept", true, 0, &bundle.PacketsInfo{Filter: flags + " or (tcp and (dst port 22 or dst port 8080))", Keeps: listen},
 			result{HalfOpen: 1, Completed: 1, Class: ClassBrokenClients, Top: "10.211.0.2"}},
-		{"listening ports kept, kernel drops", false, &bundle.PacketsInfo{Filter: "x", Keeps: listen, KernelDrops: 3},
+		{"listening ports kept, kernel drops", false, 0, &bundle.PacketsInfo{Filter: "x", Keeps: listen, KernelDrops: 3},
 			result{HalfOpen: 1, Undetermined: 1, Class: ClassBrokenClients, Top: "10.211.0.2",
 				CannotTell: []PortCannotTell{{Port: 8080, Why: TellKernelDrops, Flows: 1, Remedy: cannotTellRemedy(TellKernelDrops, 8080)}}}},
 		// The good client's ACK is missing, and the filter kept ACKs to
 		// 8080: it is half-open too, as the kernel saw it.
-		{"listening ports kept, no ACK came", false, &bundle.PacketsInfo{Filter: "x", Keeps: listen},
+		{"listening ports kept, no ACK came", false, 0, &bundle.PacketsInfo{Filter: "x", Keeps: listen},
 			result{HalfOpen: 2, Class: ClassBrokenClients, Top: "10.211.0.2"}},
+		// The packet limit ended the sample 100 ms after the SYN-ACKs:
+		// neither client had its second to answer.
+		{"cut by the packet limit", false, 4, &bundle.PacketsInfo{Filter: "x", Keeps: listen, StoppedBy: "packet limit"},
+			result{Undetermined: 2, Class: ClassCannotTell, Top: "10.211.0.2",
+				CannotTell: []PortCannotTell{{Port: 8080, Why: TellCut, Flows: 2, Remedy: cannotTellRemedy(TellCut, 8080)}}}},
+		{"ended by the window", false, 4, &bundle.PacketsInfo{Filter: "x", Keeps: listen, StoppedBy: "window"},
+			result{Class: ClassNone, Top: "10.211.0.2"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			pa, err := parsePcap(bytes.NewReader(cookieFloodPcap(t, tc.withACKs)), tc.info)
+			pcap := cookieFloodPcap(t, tc.withACKs)
+			if tc.cut > 0 {
+				pcap = pcapOf(t, 113, cookieFloodPkts()[:tc.cut])
+			}
+			pa, err := parsePcap(bytes.NewReader(pcap), tc.info)
 			if err != nil {
 				t.Fatal(err)
 			}
