@@ -20,6 +20,15 @@ type PacketKeeps struct {
 	// ListenPortsLeftOut counts the listening ports the filter had no room
 	// for; their handshakes' ends are not in the sample.
 	ListenPortsLeftOut int `json:"listen_ports_left_out,omitempty"`
+	// FirstSegments is true when, of the segments to ListenPorts that are
+	// no SYN, FIN or RST, only a client's first two after a SYN-ACK in the
+	// sample were written (its final ACK and first data), not the ACK
+	// streams of established connections; LeftOut counts the others.
+	// TableCleared counts the times the table of awaited handshakes filled
+	// (a flood) and was cleared; every segment was written for 3 s after.
+	FirstSegments bool `json:"first_segments,omitempty"`
+	LeftOut       int  `json:"left_out,omitempty"`
+	TableCleared  int  `json:"table_cleared,omitempty"`
 }
 
 // Coverage says whether a packet sample shows what a client sent after

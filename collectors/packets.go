@@ -127,6 +127,9 @@ func newSampleConfig(h Host, listen []int, leftOut int) (sampleConfig, error) {
 // info is the manifest entry for a sample that ran from start to end.
 func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy string, drops uint32) *bundle.PacketsInfo {
 	keeps := c.filter.keeps
+	if t := s.thin; t != nil {
+		keeps.FirstSegments, keeps.LeftOut, keeps.TableCleared = true, t.dropped, t.cleared
+	}
 	return &bundle.PacketsInfo{
 		Filter:      c.filter.expr,
 		Snaplen:     int(c.filter.snaplen),
@@ -144,6 +147,9 @@ func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy strin
 // pcapSample writes LINUX_SLL records into a pcap within the sample's packet
 // and byte limits.
 type pcapSample struct {
+	// thin, when set, leaves out the listening ports' segments that do not
+	// tell how a handshake ended.
+	thin       *firstSegmentThinner
 	pw         *bundle.PcapWriter
 	packets    int
 	bytes      int64 // pcap bytes written, file header included
@@ -171,6 +177,9 @@ func newPcapSample(w io.Writer, snaplen uint32, maxPackets int, maxBytes int64) 
 func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, error) {
 	if s.packets >= s.maxPackets {
 		return stoppedByPacketLimit, nil
+	}
+	if s.thin != nil && !s.thin.keep(data, ts) {
+		return "", nil
 	}
 	s.buf = bundle.AppendSLL(s.buf[:0], m.sll())
 	hdr := len(s.buf)

@@ -69,6 +69,7 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 		f.Close() // leaves the member out; the write error says why
 		return fmt.Errorf("%s: %w", bundle.PathPackets, err)
 	}
+	s.thin = newFirstSegmentThinner(cfg.filter.keeps.ListenPorts)
 	if p.started != nil {
 		p.started()
 	}

@@ -226,8 +226,8 @@ func TestPacketsLoopbackHandshakes(t *testing.T) {
 	}
 	// Without --port the filter keeps what reaches the listening ports,
 	// learnt when the sample started: the server's among them.
-	if info.Keeps == nil || !slices.Contains(info.Keeps.ListenPorts, server) || len(info.Keeps.Ports) != 0 {
-		t.Fatalf("keeps %+v, want the listening port %d and no focus port", info.Keeps, server)
+	if info.Keeps == nil || !slices.Contains(info.Keeps.ListenPorts, server) || len(info.Keeps.Ports) != 0 || !info.Keeps.FirstSegments {
+		t.Fatalf("keeps %+v, want the listening port %d, first segments only, and no focus port", info.Keeps, server)
 	}
 	want := bundle.PacketsInfo{Filter: filterExpr(nil, info.Keeps.ListenPorts), Snaplen: headerSnaplen, MaxPackets: packetLimitDefault, MaxBytes: packetBytesDefault}
 	got := bundle.PacketsInfo{Filter: info.Filter, Snaplen: info.Snaplen, MaxPackets: info.MaxPackets, MaxBytes: info.MaxBytes}
