@@ -31,10 +31,12 @@ const (
 // on every interface of the network namespace, the TCP handshakes and
 // teardowns (SYN, FIN, RST) and all TCP and UDP traffic of Host.Ports, and
 // writes them to bundle.PathPackets as a LINUX_SLL pcap. It needs CAP_NET_RAW.
-// Without Host.Ports it also keeps every TCP segment to the local listening
-// ports (at most 96, learnt from a sock_diag dump when the sample starts):
-// the clients' final ACKs and first data, without which a completed
-// handshake looks half-open. The manifest's Keeps lists both.
+// Without Host.Ports its filter also passes every TCP segment to the local
+// listening ports (at most 96, learnt from a sock_diag dump when the sample
+// starts), of which it writes the client's first two after each SYN-ACK in
+// the sample: the final ACK and first data, without which a completed
+// handshake looks half-open, and not the ACK streams of established
+// connections. The manifest's Keeps says all of it.
 //
 // Each record keeps the first 128 bytes of the packet from its network
 // header on (IPv4 or IPv6 and TCP headers with options, no payload), or 65535
