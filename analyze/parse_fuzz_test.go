@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"bytes"
+	"github.com/snapdiag/snapdiag/bundle"
 	"os"
 	"path/filepath"
 	"testing"
@@ -78,5 +79,22 @@ func FuzzParseSocketsTCP(f *testing.F) {
 func FuzzParsePcap(f *testing.F) {
 	f.Add(testPcap(f, 113))
 	f.Add(testPcap(f, 1))
-	f.Fuzz(func(t *testing.T, b []byte) { _, _ = parsePcap(bytes.NewReader(b)) })
+	f.Add(cookieFloodPcap(f, true))
+	// A sample cut by its limit, with the listening ports' segments kept
+	// and packets lost: every judgment path runs.
+	info := &bundle.PacketsInfo{Filter: "x", StoppedBy: "packet limit", KernelDrops: 1,
+		Keeps: &bundle.PacketKeeps{ListenPorts: []int{8080}}}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, in := range []*bundle.PacketsInfo{nil, info} {
+			pa, err := parsePcap(bytes.NewReader(b), in)
+			if err != nil && pa == nil {
+				continue
+			}
+			if n := pa.HalfOpen + pa.Undetermined + pa.Unanswered + pa.Completed; n > len(pa.Flows) {
+				t.Fatalf("%d flows judged %d times", len(pa.Flows), n)
+			}
+			pa.Class()
+			pa.SharedPrint()
+		}
+	})
 }

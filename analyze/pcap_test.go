@@ -5,7 +5,9 @@ import (
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 
@@ -66,6 +68,12 @@ func testPcap(tb testing.TB, linkType int) []byte {
 		{1 * time.Millisecond, "fd00:5d::1", "fd00:5d::2", 8080, 40002, 23000, 21001, true, true, false, 0},
 		{1 * time.Second, "fd00:5d::1", "fd00:5d::2", 8080, 40002, 23000, 21001, true, true, false, 0},
 	}
+	return pcapOf(tb, linkType, pkts)
+}
+
+// pcapOf writes pkts as a headers-only pcap of linkType.
+func pcapOf(tb testing.TB, linkType int, pkts []pkt) []byte {
+	tb.Helper()
 	var buf bytes.Buffer
 	w := pcapgo.NewWriter(&buf)
 	if err := w.WriteFileHeader(128, layers.LinkType(linkType)); err != nil {
@@ -128,7 +136,7 @@ func encodeSegment(tb testing.TB, p pkt, linkType int) []byte {
 
 func TestParsePcap(t *testing.T) {
 	for _, lt := range []int{int(layers.LinkTypeLinuxSLL), int(layers.LinkTypeEthernet)} {
-		pa, err := parsePcap(bytes.NewReader(testPcap(t, lt)))
+		pa, err := parsePcap(bytes.NewReader(testPcap(t, lt)), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -149,7 +157,7 @@ func TestParsePcap(t *testing.T) {
 			t.Errorf("top source = %+v, want 10.211.0.2 with 1 half-open", pa.Sources[0])
 		}
 	}
-	if _, err := parsePcap(bytes.NewReader([]byte("not a pcap"))); !errors.Is(err, bundle.ErrNotPcap) {
+	if _, err := parsePcap(bytes.NewReader([]byte("not a pcap")), nil); !errors.Is(err, bundle.ErrNotPcap) {
 		t.Errorf("garbage: %v, want ErrNotPcap", err)
 	}
 	// gopacket's reader inflates a gzip'd pcap without bound; ours refuses it.
@@ -157,15 +165,215 @@ func TestParsePcap(t *testing.T) {
 	zw := gzip.NewWriter(&gz)
 	zw.Write(testPcap(t, 113))
 	zw.Close()
-	if pa, err := parsePcap(&gz); !errors.Is(err, bundle.ErrNotPcap) || pa != nil {
+	if pa, err := parsePcap(&gz, nil); !errors.Is(err, bundle.ErrNotPcap) || pa != nil {
 		t.Errorf("gzip: %v, %v; want ErrNotPcap and no analysis", pa, err)
 	}
 	// A sample cut mid-record keeps what was read.
 	b := testPcap(t, 113)
-	pa, err := parsePcap(bytes.NewReader(b[:len(b)-10]))
+	pa, err := parsePcap(bytes.NewReader(b[:len(b)-10]), nil)
 	if err != nil || pa.Packets != 24 {
 		t.Errorf("truncated: %v packets, err %v", pa, err)
 	}
+}
+
+// cookieFloodPcap is what a capture without --port sees of a SYN flood
+// with cookies on: the flooder (black-holed, so it re-sends its SYN after
+// the SYN-ACK) and a good client whose ACK and data follow at once, when
+// the filter keeps them (withACKs).
+func cookieFloodPcap(tb testing.TB, withACKs bool) []byte {
+	srv, good, bad := "10.211.0.1", "10.211.0.3", "10.211.0.2"
+	pkts := cookieFloodPkts()
+	if withACKs {
+		pkts = append(pkts,
+			pkt{102 * time.Millisecond, good, srv, 50000, 8080, 1001, 5001, false, true, false, 0},
+			pkt{103 * time.Millisecond, good, srv, 50000, 8080, 1001, 5001, false, true, false, 20})
+	}
+	pkts = append(pkts,
+		pkt{1 * time.Second, bad, srv, 40000, 8080, 7000, 0, true, false, false, 0},
+		pkt{1001 * time.Millisecond, srv, bad, 8080, 40000, 9100, 7001, true, true, false, 0},
+		// The good client's FIN, which every filter keeps.
+		pkt{2 * time.Second, good, srv, 50000, 8080, 1021, 5001, false, true, false, 0},
+		pkt{3 * time.Second, srv, bad, 8080, 40001, 9200, 7001, true, true, false, 0},
+	)
+	if !withACKs {
+		// Without the ACKs, the good client's FIN is all that shows it went
+		// on; drop it so only the filter's gap is left.
+		pkts = slices.DeleteFunc(pkts, func(p pkt) bool { return p.src == good && !p.syn })
+	}
+	return pcapOf(tb, 113, pkts)
+}
+
+// cookieFloodPkts are the first SYN and SYN-ACK of the flooder, then of
+// the good client.
+func cookieFloodPkts() []pkt {
+	srv, good, bad := "10.211.0.1", "10.211.0.3", "10.211.0.2"
+	return []pkt{
+		{0, bad, srv, 40000, 8080, 7000, 0, true, false, false, 0},
+		{1 * time.Millisecond, srv, bad, 8080, 40000, 9000, 7001, true, true, false, 0},
+		{100 * time.Millisecond, good, srv, 50000, 8080, 1000, 0, true, false, false, 0},
+		{101 * time.Millisecond, srv, good, 8080, 50000, 5000, 1001, true, true, false, 0},
+	}
+}
+
+// TestParsePcapCannotTell: a handshake whose end the sample cannot show is
+// never counted half-open, and the analysis says why, per port; with the
+// clients' ACKs kept, the good client is completed and only the flooder is
+// half-open.
+func TestParsePcapCannotTell(t *testing.T) {
+	const flags = "tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0 or (ip6[6] = 6 and ip6[53] & (tcp-syn|tcp-fin|tcp-rst) != 0)"
+	listen := &bundle.PacketKeeps{Ports: []int{}, ListenPorts: []int{22, 8080}}
+	type result struct {
+		HalfOpen, Completed, Undetermined int
+		CannotTell                        []PortCannotTell
+		Class                             HalfOpenClass
+		Top                               string
+	}
+	for _, tc := range []struct {
+		name     string
+		withACKs bool
+		// cut, when not 0, keeps only the first cut packets.
+		cut  int
+		info *bundle.PacketsInfo
+		want result
+	}{
+		{"old default filter", false, 0, &bundle.PacketsInfo{Filter: flags, StoppedBy: "window"},
+			result{HalfOpen: 1, Undetermined: 1, Class: ClassBrokenClients, Top: "10.211.0.2",
+				CannotTell: []PortCannotTell{{Port: 8080, Why: TellFilter, Flows: 1, Remedy: cannotTellRemedy(TellFilter, 8080)}}}},
+		{"no manifest, no ACK in the sample", false, 0, nil,
+			result{HalfOpen: 1, Undetermined: 1, Class: ClassBrokenClients, Top: "10.211.0.2",
+				CannotTell: []PortCannotTell{{Port: 8080, Why: TellUnknownFilter, Flows: 1, Remedy: cannotTellRemedy(TellUnknownFilter, 8080)}}}},
+		{"listening ports kept", true, 0, &bundle.PacketsInfo{Filter: flags + " or (tcp and (dst port 22 or dst port 8080))", Keeps: listen},
+			result{HalfOpen: 1, Completed: 1, Class: ClassBrokenClients, Top: "10.211.0.2"}},
+		{"listening ports kept, kernel drops", false, 0, &bundle.PacketsInfo{Filter: "x", Keeps: listen, KernelDrops: 3},
+			result{HalfOpen: 1, Undetermined: 1, Class: ClassBrokenClients, Top: "10.211.0.2",
+				CannotTell: []PortCannotTell{{Port: 8080, Why: TellKernelDrops, Flows: 1, Remedy: cannotTellRemedy(TellKernelDrops, 8080)}}}},
+		// The good client's ACK is missing, and the filter kept ACKs to
+		// 8080: it is half-open too, as the kernel saw it.
+		{"listening ports kept, no ACK came", false, 0, &bundle.PacketsInfo{Filter: "x", Keeps: listen},
+			result{HalfOpen: 2, Class: ClassBrokenClients, Top: "10.211.0.2"}},
+		// The packet limit ended the sample 100 ms after the SYN-ACKs:
+		// neither client had its second to answer.
+		{"cut by the packet limit", false, 4, &bundle.PacketsInfo{Filter: "x", Keeps: listen, StoppedBy: "packet limit"},
+			result{Undetermined: 2, Class: ClassCannotTell, Top: "10.211.0.2",
+				CannotTell: []PortCannotTell{{Port: 8080, Why: TellCut, Flows: 2, Remedy: cannotTellRemedy(TellCut, 8080)}}}},
+		{"ended by the window", false, 4, &bundle.PacketsInfo{Filter: "x", Keeps: listen, StoppedBy: "window"},
+			result{Class: ClassNone, Top: "10.211.0.2"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pcap := cookieFloodPcap(t, tc.withACKs)
+			if tc.cut > 0 {
+				pcap = pcapOf(t, 113, cookieFloodPkts()[:tc.cut])
+			}
+			pa, err := parsePcap(bytes.NewReader(pcap), tc.info)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got := result{HalfOpen: pa.HalfOpen, Completed: pa.Completed, Undetermined: pa.Undetermined,
+				CannotTell: pa.CannotTell, Class: pa.Class(), Top: pa.Sources[0].Addr.String()}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			for _, st := range pa.Sources {
+				if st.Addr.String() == "10.211.0.3" && st.HalfOpen > 0 && tc.want.HalfOpen < 2 {
+					t.Errorf("the good client is named half-open: %+v", st)
+				}
+			}
+		})
+	}
+}
+
+// TestHalfOpenClass: many sources, one SYN each, sharing one TTL and
+// window, are a distributed (spoofed) flood; none half-open and none
+// undetermined is class none.
+func TestHalfOpenClass(t *testing.T) {
+	var pkts []pkt
+	for i := range 20 {
+		src := fmt.Sprintf("198.51.100.%d", i+1)
+		port := uint16(30000 + i)
+		pkts = append(pkts,
+			pkt{time.Duration(i) * time.Millisecond, src, "10.211.0.1", port, 443, uint32(i), 0, true, false, false, 0},
+			pkt{time.Duration(i)*time.Millisecond + 100*time.Microsecond, "10.211.0.1", src, 443, port, 5000, uint32(i + 1), true, true, false, 0},
+			pkt{time.Second + time.Duration(i)*time.Millisecond, "10.211.0.1", src, 443, port, 5000, uint32(i + 1), true, true, false, 0})
+	}
+	pa, err := parsePcap(bytes.NewReader(pcapOf(t, 113, pkts)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ttl, win, n, spoofed := pa.SharedPrint()
+	if pa.Class() != ClassDistributedFlood || pa.HalfOpen != 20 || !spoofed || n != 20 || ttl != 64 || win != 64240 {
+		t.Errorf("class %q, %d half-open; shared print TTL %d window %d by %d (spoofed %v); want a spoofed distributed flood of 20",
+			pa.Class(), pa.HalfOpen, ttl, win, n, spoofed)
+	}
+
+	good := []pkt{
+		{0, "10.211.0.3", "10.211.0.1", 50000, 8080, 1000, 0, true, false, false, 0},
+		{time.Millisecond, "10.211.0.1", "10.211.0.3", 8080, 50000, 5000, 1001, true, true, false, 0},
+		{2 * time.Millisecond, "10.211.0.3", "10.211.0.1", 50000, 8080, 1001, 5001, false, true, false, 0},
+		{2 * time.Second, "10.211.0.3", "10.211.0.1", 50001, 8080, 3000, 0, true, false, false, 0},
+	}
+	pa, err = parsePcap(bytes.NewReader(pcapOf(t, 113, good)), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pa.Class() != ClassNone || pa.Completed != 1 || pa.HalfOpen != 0 || pa.Undetermined != 0 {
+		t.Errorf("class %q, %d completed, %d half-open, %d undetermined; want none, 1, 0, 0", pa.Class(), pa.Completed, pa.HalfOpen, pa.Undetermined)
+	}
+}
+
+// TestHalfOpenRuleCannotTell runs the rule on a cookie flood captured
+// without --port by a snapdiag whose filter kept SYN, FIN and RST only (the
+// host fixture's manifest says so): the good client is never named; with
+// the flooder in the sample it alone is, with the good client counted as
+// undetermined; without it the finding is an info that the sample cannot
+// tell.
+func TestHalfOpenRuleCannotTell(t *testing.T) {
+	flood := func(t testing.TB) *fixture {
+		return host(t).sysctl("net.ipv4.tcp_syncookies", "1").
+			listeners(func(int) []bundle.Listener { return []bundle.Listener{listener(16, 0, 0)} }).
+			ramp("TcpExt", "TCPReqQFullDoCookies", 23).ramp("TcpExt", "SyncookiesSent", 23)
+	}
+	t.Run("flooder and good client", func(t *testing.T) {
+		f := flood(t)
+		f.set(bundle.PathPackets, string(cookieFloodPcap(t, false)))
+		d := diagnosis[*HalfOpenClients](t, findingByID(t, f.report(), IDHalfOpenClients))
+		want := []HalfOpenSource{{Addr: "10.211.0.2", HalfOpen: 1, Flows: 2, SYNRetrans: 1, TTL: 64, Window: 64240}}
+		if diff := cmp.Diff(want, d.Sources); diff != "" {
+			t.Errorf("sources (-want +got):\n%s", diff)
+		}
+		if d.Severity != Warning || d.Class != ClassBrokenClients || d.Undetermined != 1 ||
+			len(d.CannotTell) != 1 || d.CannotTell[0].Port != 8080 || d.CannotTell[0].Why != TellFilter {
+			t.Errorf("want a warning about one broken client, the good client's handshake undetermined by the filter: %+v", d)
+		}
+	})
+	goodOnly := []pkt{
+		{0, "10.211.0.3", "10.211.0.1", 50000, 8080, 1000, 0, true, false, false, 0},
+		{time.Millisecond, "10.211.0.1", "10.211.0.3", 8080, 50000, 5000, 1001, true, true, false, 0},
+		{2 * time.Second, "10.211.0.3", "10.211.0.1", 50001, 8080, 3000, 0, true, false, false, 0},
+	}
+	t.Run("good client only", func(t *testing.T) {
+		f := flood(t)
+		pkts := goodOnly
+		f.set(bundle.PathPackets, string(pcapOf(t, 113, pkts)))
+		fd := findingByID(t, f.report(), IDHalfOpenClients)
+		d := diagnosis[*HalfOpenClients](t, fd)
+		if fd.Severity != Info || d.Class != ClassCannotTell || d.HalfOpen != 0 || len(d.Sources) != 0 || d.Undetermined != 1 ||
+			fd.Listener != "10.211.0.1:8080" || !hasAction(fd, "capture") {
+			t.Errorf("want an info that the sample cannot tell, naming no source: %+v %+v", fd, d)
+		}
+	})
+	t.Run("no overflow, nothing to say", func(t *testing.T) {
+		f := host(t).listeners(func(int) []bundle.Listener { return []bundle.Listener{listener(16, 0, 0)} })
+		f.set(bundle.PathPackets, string(pcapOf(t, 113, goodOnly)))
+		s := f.snapshot()
+		if s.Packets == nil || s.Packets.Undetermined != 1 {
+			t.Fatalf("want one undetermined handshake in the sample: %+v", s.Packets)
+		}
+		for _, fd := range Analyze(s, "fixture", Rules()).Findings {
+			if fd.ID == IDHalfOpenClients {
+				t.Errorf("no SYN queue overflowed, yet: %+v", fd)
+			}
+		}
+	})
 }
 
 // BenchmarkParsePcap reads the packet sample of a recorded SYN flood.
@@ -181,7 +389,7 @@ func BenchmarkParsePcap(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	for b.Loop() {
-		if _, err := parsePcap(bytes.NewReader(data)); err != nil {
+		if _, err := parsePcap(bytes.NewReader(data), nil); err != nil {
 			b.Fatal(err)
 		}
 	}

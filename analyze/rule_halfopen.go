@@ -11,14 +11,54 @@ import (
 // packet sample (the server's SYN-ACK sent, perhaps re-sent, and never
 // ACKed), else from the SYN-RECV request sockets whose SYN-ACK was re-sent
 // (a request's retransmit count grows only while its client stays silent).
+//
+// A handshake the packet sample cannot judge (its filter did not keep the
+// clients' ACKs on that port, or the capture socket lost packets) is never
+// counted half-open: when nothing else is, and a SYN queue overflowed, the
+// finding is an info that says the sample cannot tell, and why.
 func diagnoseHalfOpen(s *Snapshot) *HalfOpenClients {
-	if pa := s.Packets; pa != nil && pa.HalfOpen > 0 {
+	pa := s.Packets
+	if pa != nil && pa.HalfOpen > 0 {
 		return halfOpenFromPackets(s, pa)
 	}
+	var d *HalfOpenClients
 	if s.Sockets != nil {
-		return halfOpenFromSockets(s)
+		d = halfOpenFromSockets(s)
 	}
-	return nil
+	if pa == nil || pa.Undetermined == 0 {
+		return d
+	}
+	if d == nil {
+		if !synQueueOverflowed(s) {
+			return nil
+		}
+		d = &HalfOpenClients{Severity: Info, FromPackets: true}
+		d.Listener = busiestListener(s, pa.CannotTell)
+	}
+	d.Class, d.Undetermined, d.CannotTell, d.Completed = ClassCannotTell, pa.Undetermined, pa.CannotTell, pa.Completed
+	return d
+}
+
+// synQueueOverflowed reports whether a SYN queue overflowed during the
+// capture: SYNs dropped, or, with tcp_syncookies=1, answered with cookies.
+// With tcp_syncookies=2 the cookie counters move for every SYN and the
+// server keeps no request: that is no sign of a full queue.
+func synQueueOverflowed(s *Snapshot) bool {
+	cookies, _ := syncookies(s)
+	return s.Delta(tcpExtTCPReqQFullDrop).Moved() || cookies == 1 && s.Delta(tcpExtTCPReqQFullDoCookies).Moved()
+}
+
+// busiestListener is the listener of the port with the most handshakes
+// the sample cannot judge, nil when none is known.
+func busiestListener(s *Snapshot, ports []PortCannotTell) *ListenerState {
+	var best *ListenerState
+	most := 0
+	for _, c := range ports {
+		if l := s.listenerByPort(c.Port); l != nil && c.Flows > most {
+			best, most = l, c.Flows
+		}
+	}
+	return best
 }
 
 // HalfOpenClients diagnoses half-open-clients: sources whose handshakes
@@ -44,26 +84,55 @@ type HalfOpenClients struct {
 	Port       int
 	SynRecv    int
 	MaxRetrans int
+
+	// Class is the packet sample's verdict on the sources: a few recurring
+	// broken clients, a distributed flood, or, when nothing is half-open,
+	// cannot tell. Empty when the finding comes from the socket table alone.
+	Class HalfOpenClass
+	// Completed counts the sample's handshakes that completed.
+	Completed int
+	// Undetermined counts the handshakes the sample cannot judge, and
+	// CannotTell says per port why; they are never counted half-open.
+	Undetermined int
+	CannotTell   []PortCannotTell
+	// Spoofed is true when most half-open sources of a distributed flood
+	// send SYNs with one TTL (SharedTTL) and window (SharedWindow), Sharing
+	// of them: a hint that one machine forges them all.
+	Spoofed      bool
+	SharedTTL    uint8
+	SharedWindow uint16
+	Sharing      int
 }
 
 // HalfOpenSource is one client whose handshakes never complete.
 type HalfOpenSource struct {
 	Addr string
 	// HalfOpen is its handshakes never completed (or its SYN-RECV
-	// requests); Flows and SYNACKRetrans come from the packet sample.
+	// requests); the other fields come from the packet sample.
 	HalfOpen      int
 	Flows         int
 	SYNACKRetrans int
+	// Completed and Undetermined count its handshakes that completed and
+	// that the sample cannot judge; SYNRetrans its re-sent SYNs.
+	Completed    int
+	Undetermined int
+	SYNRetrans   int
+	// TTL and Window are its SYNs' most common IP TTL and TCP window.
+	TTL    uint8
+	Window uint16
 }
 
 func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) *HalfOpenClients {
-	d := &HalfOpenClients{Severity: Info, FromPackets: true, HalfOpen: pa.HalfOpen}
+	d := &HalfOpenClients{Severity: Info, FromPackets: true, HalfOpen: pa.HalfOpen, Class: pa.Class(),
+		Completed: pa.Completed, Undetermined: pa.Undetermined, CannotTell: pa.CannotTell}
+	d.SharedTTL, d.SharedWindow, d.Sharing, d.Spoofed = pa.SharedPrint()
 	ports := map[uint16]int{}
 	for _, st := range pa.Sources {
 		if st.HalfOpen == 0 {
 			continue
 		}
-		d.Sources = append(d.Sources, HalfOpenSource{Addr: st.Addr.String(), HalfOpen: st.HalfOpen, Flows: st.Flows, SYNACKRetrans: st.SYNACKRetrans})
+		d.Sources = append(d.Sources, HalfOpenSource{Addr: st.Addr.String(), HalfOpen: st.HalfOpen, Flows: st.Flows, SYNACKRetrans: st.SYNACKRetrans,
+			Completed: st.Completed, Undetermined: st.Undetermined, SYNRetrans: st.SYNRetrans, TTL: st.TTL, Window: st.Window})
 		for p, n := range st.Ports {
 			ports[p] += n
 		}
@@ -77,11 +146,7 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) *HalfOpenClients {
 		}
 	}
 	// They matter when they can fill a SYN queue, or when the queue did fill.
-	// With tcp_syncookies=2 the cookie counters move for every SYN and the
-	// server keeps no request: that is no sign of a full queue.
-	cookies, _ := syncookies(s)
-	cookieOverflow := cookies == 1 && s.Delta(tcpExtTCPReqQFullDoCookies).Moved()
-	if d.Listener != nil && pa.HalfOpen >= s.synQueueCap(d.Listener) || s.Delta(tcpExtTCPReqQFullDrop).Moved() || cookieOverflow {
+	if d.Listener != nil && pa.HalfOpen >= s.synQueueCap(d.Listener) || synQueueOverflowed(s) {
 		d.Severity = Warning
 	}
 	return d
@@ -126,17 +191,30 @@ func halfOpenFromSockets(s *Snapshot) *HalfOpenClients {
 }
 
 func (d *HalfOpenClients) render(s *Snapshot) Finding {
+	f := d.renderFinding(s)
+	if d.HalfOpen > 0 {
+		d.addCannotTell(&f)
+	}
+	return f
+}
+
+func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 	l := d.Listener
 	f := listenerFinding(IDHalfOpenClients, d.Severity, l)
 	var srcs []string
 	for _, x := range d.Sources {
 		if d.FromPackets {
-			srcs = append(srcs, fmt.Sprintf("%s (%d half-open of %d, %d SYN-ACK retransmits)", x.Addr, x.HalfOpen, x.Flows, x.SYNACKRetrans))
+			srcs = append(srcs, fmt.Sprintf("%s (%d half-open, %d completed of %d; %d SYN and %d SYN-ACK retransmits; TTL %d, window %d)",
+				x.Addr, x.HalfOpen, x.Completed, x.Flows, x.SYNRetrans, x.SYNACKRetrans, x.TTL, x.Window))
 		} else {
 			srcs = append(srcs, fmt.Sprintf("%s (%d)", x.Addr, x.HalfOpen))
 		}
 	}
 	f.Recommendations = halfOpenRecs(s)
+	if d.FromPackets && d.HalfOpen == 0 {
+		d.renderCannotTell(&f)
+		return f
+	}
 	if !d.FromPackets {
 		f.Title = fmt.Sprintf("%d SYN-RECV requests on port %d are waiting on clients that do not answer", d.HalfOpen, d.Port)
 		f.Evidence = append(f.Evidence,
@@ -166,11 +244,61 @@ func (d *HalfOpenClients) render(s *Snapshot) Finding {
 	if pa.Truncated {
 		f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "flows", float64(len(pa.Flows)), "flow table bound reached; later flows not counted"))
 	}
+	if d.Spoofed {
+		f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "sources sharing one TTL and window", float64(d.Sharing),
+			fmt.Sprintf("TTL %d, window %d: one machine likely forges these addresses", d.SharedTTL, d.SharedWindow)))
+	}
 	f.Summary = fmt.Sprintf("In the packet sample the server answered %d handshakes with a SYN-ACK and never got the client's ACK. "+
 		"Each such request holds a SYN-queue slot until its SYN-ACK retries expire (%s). "+
-		"Sources: %s. These are broken clients, spoofed SYNs, or SYN-ACKs lost on the way back (a server-side capture cannot tell).",
-		d.HalfOpen, requestLifetime(s), shortList(srcs, 5))
+		"Sources: %s. %s",
+		d.HalfOpen, requestLifetime(s), shortList(srcs, 5), d.classProse())
 	return f
+}
+
+// classProse says what the sources' pattern means.
+func (d *HalfOpenClients) classProse() string {
+	switch d.Class {
+	case ClassDistributedFlood:
+		p := fmt.Sprintf("%d sources leave handshakes half-open: a distributed SYN flood, likely spoofed; keep cookies on and filter upstream.", len(d.Sources))
+		if d.Spoofed {
+			p += fmt.Sprintf(" %d of them send the same TTL (%d) and window (%d), as one machine forging addresses would.", d.Sharing, d.SharedTTL, d.SharedWindow)
+		}
+		return p
+	case ClassBrokenClients:
+		return fmt.Sprintf("%d source(s) leave handshakes half-open again and again: broken clients, one host flooding from its own address, "+
+			"or SYN-ACKs lost on the way back to them (a server-side capture cannot tell which).", len(d.Sources))
+	}
+	return ""
+}
+
+// addCannotTell adds what the sample could not judge to f.
+func (d *HalfOpenClients) addCannotTell(f *Finding) {
+	if d.Undetermined == 0 {
+		return
+	}
+	var ports []string
+	for _, c := range d.CannotTell {
+		ports = append(ports, fmt.Sprintf("port %d: %d (%s)", c.Port, c.Flows, c.Why))
+	}
+	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "handshakes the sample cannot judge", float64(d.Undetermined),
+		"not counted half-open; "+shortList(ports, 5)))
+	f.Summary += fmt.Sprintf(" The sample cannot tell whether %d more handshakes completed (%s); they are not counted.", d.Undetermined, shortList(ports, 3))
+}
+
+// renderCannotTell fills f when nothing is half-open but some handshakes
+// could not be judged while a SYN queue overflowed.
+func (d *HalfOpenClients) renderCannotTell(f *Finding) {
+	var ports []string
+	for _, c := range d.CannotTell {
+		ports = append(ports, fmt.Sprintf("port %d: %d (%s)", c.Port, c.Flows, c.Why))
+		f.Recommendations = append(f.Recommendations, note("capture", c.Remedy))
+	}
+	f.Title = fmt.Sprintf("The packet sample cannot tell which clients leave handshakes half-open%s", titleListener(d.Listener))
+	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "handshakes the sample cannot judge", float64(d.Undetermined), shortList(ports, 10)))
+	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "completed handshakes", float64(d.Completed), ""))
+	f.Summary = fmt.Sprintf("A SYN queue overflowed, but the packet sample cannot show whether %d answered handshakes completed (%s): "+
+		"its filter did not keep the clients' ACKs there, or the capture lost packets. No client is named half-open on this evidence.",
+		d.Undetermined, shortList(ports, 5))
 }
 
 func halfOpenRecs(s *Snapshot) []Recommendation {

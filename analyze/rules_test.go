@@ -358,8 +358,8 @@ func scenarios() []scenario {
 				// The synthetic sample's bad client: one half-open handshake
 				// and one ACK-time overflow, three SYN-ACK retransmits; and
 				// its IPv6 twin.
-				want := []HalfOpenSource{{Addr: "10.211.0.2", HalfOpen: 1, Flows: 2, SYNACKRetrans: 3},
-					{Addr: "fd00:5d::2", HalfOpen: 1, Flows: 1, SYNACKRetrans: 1}}
+				want := []HalfOpenSource{{Addr: "10.211.0.2", HalfOpen: 1, Flows: 2, SYNACKRetrans: 3, Completed: 1, SYNRetrans: 1, TTL: 64, Window: 64240},
+					{Addr: "fd00:5d::2", HalfOpen: 1, Flows: 1, SYNACKRetrans: 1, TTL: 64, Window: 64240}}
 				if diff := cmp.Diff(want, d.Sources); diff != "" || !d.FromPackets || f.Listener != "10.211.0.1:8080" {
 					t.Errorf("want the source and the listener %q (-want +got):\n%s", f.Listener, diff)
 				}

@@ -445,7 +445,11 @@ func (s *Snapshot) loadSockets(fsys fs.FS) {
 // past the limits is a gap wrapping bundle.ErrLimit, not a silent cut.
 func (s *Snapshot) loadPackets(fsys fs.FS) {
 	s.read(fsys, bundle.PathPackets, bundle.DefaultPcapLimits().MaxBytes+1, func(r io.Reader) error {
-		pa, err := parsePcap(r)
+		var info *bundle.PacketsInfo
+		if s.Manifest != nil {
+			info = s.Manifest.Packets
+		}
+		pa, err := parsePcap(r, info)
 		s.Packets = pa
 		return err
 	})

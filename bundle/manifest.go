@@ -146,6 +146,10 @@ type PacketsInfo struct {
 	MaxBytes    int64  `json:"max_bytes"`
 	// StoppedBy is why the sample ended: "window", "packet limit", "byte limit", "deadline".
 	StoppedBy string `json:"stopped_by"`
+	// Keeps says, typed, which segments beyond SYN, FIN and RST the filter
+	// kept; nil in bundles written before it was recorded (Filter then
+	// says it in tcpdump's syntax).
+	Keeps *PacketKeeps `json:"keeps,omitempty"`
 }
 
 // KmsgInfo describes the kernel log tail.

@@ -221,6 +221,15 @@ type TCPSegment struct {
 	// Payload is the segment's payload length from the IP header's length,
 	// so a headers-only capture still counts what was sent.
 	Payload int
+	// TTL is the IPv4 time to live or the IPv6 hop limit as the packet
+	// arrived: senders start from a few values (64, 128, 255), so the hops
+	// it went through show, and many sources sharing one value hint that
+	// one machine forges them.
+	TTL uint8
+	// Window is the TCP header's window field as sent, unscaled: a SYN's
+	// is never scaled (RFC 7323), so it is a fingerprint of the sender's
+	// stack.
+	Window uint16
 }
 
 // Has reports whether every bit of flag is set.
@@ -271,6 +280,7 @@ func decodeTCP(lt LinkType, frame []byte) (TCPSegment, bool) {
 		}
 		src, dst := netip.AddrFrom4([4]byte(ip[12:16])), netip.AddrFrom4([4]byte(ip[16:20]))
 		seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
+		seg.TTL = ip[8]
 		tcp, l4len = ip[ihl:], total-ihl
 	case EtherTypeIPv6:
 		if len(ip) < IPv6HeaderLen || ip[0]>>4 != 6 {
@@ -278,6 +288,7 @@ func decodeTCP(lt LinkType, frame []byte) (TCPSegment, bool) {
 		}
 		src, dst := netip.AddrFrom16([16]byte(ip[8:24])).Unmap(), netip.AddrFrom16([16]byte(ip[24:40])).Unmap()
 		seg.Src, seg.Dst = netip.AddrPortFrom(src, 0), netip.AddrPortFrom(dst, 0)
+		seg.TTL = ip[7]
 		plen := int(binary.BigEndian.Uint16(ip[4:]))
 		if plen == 0 {
 			plen = len(ip) - IPv6HeaderLen // a jumbogram or TSO
@@ -311,6 +322,7 @@ func decodeTCP(lt LinkType, frame []byte) (TCPSegment, bool) {
 	seg.Dst = netip.AddrPortFrom(seg.Dst.Addr(), be.Uint16(tcp[2:]))
 	seg.Seq, seg.Ack = be.Uint32(tcp[4:]), be.Uint32(tcp[8:])
 	seg.Flags = tcp[13]
+	seg.Window = be.Uint16(tcp[14:])
 	seg.Payload = max(l4len-doff, 0)
 	return seg, true
 }

@@ -24,11 +24,11 @@ import (
 func testPcapRecords(t testing.TB) [][]byte {
 	t.Helper()
 	tcp4 := serializeLayers(t,
-		&layers.IPv4{Version: 4, IHL: 5, TTL: 64, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{10, 0, 0, 2}, DstIP: net.IP{10, 0, 0, 1}},
+		&layers.IPv4{Version: 4, IHL: 5, TTL: 57, Protocol: layers.IPProtocolTCP, SrcIP: net.IP{10, 0, 0, 2}, DstIP: net.IP{10, 0, 0, 1}},
 		&layers.TCP{SrcPort: 40000, DstPort: 143, Seq: 7, SYN: true, Window: 1024})
 	tcp6 := serializeLayers(t,
-		&layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 64, SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")},
-		&layers.TCP{SrcPort: 143, DstPort: 40000, Seq: 9, Ack: 8, SYN: true, ACK: true, Window: 1024})
+		&layers.IPv6{Version: 6, NextHeader: layers.IPProtocolTCP, HopLimit: 61, SrcIP: net.ParseIP("fd00::1"), DstIP: net.ParseIP("fd00::2")},
+		&layers.TCP{SrcPort: 143, DstPort: 40000, Seq: 9, Ack: 8, SYN: true, ACK: true, Window: 29200})
 	arp := make([]byte, 28)
 	return [][]byte{
 		append(AppendSLL(nil, SLLHeader{HAType: ARPHRDEther, Addr: []byte{2, 0, 0, 0, 0, 1}, Protocol: EtherTypeIPv4, VLAN: true, TPID: EtherTypeVLAN, TCI: 100}), tcp4...),
@@ -272,14 +272,14 @@ func TestDecodeTCP(t *testing.T) {
 		ok   bool
 	}{
 		{"sll vlan ipv4 syn", LinkLinuxSLL, recs[0], TCPSegment{
-			Src: netip.MustParseAddrPort("10.0.0.2:40000"), Dst: netip.MustParseAddrPort("10.0.0.1:143"), Seq: 7, Flags: TCPFlagSYN}, true},
+			Src: netip.MustParseAddrPort("10.0.0.2:40000"), Dst: netip.MustParseAddrPort("10.0.0.1:143"), Seq: 7, Flags: TCPFlagSYN, TTL: 57, Window: 1024}, true},
 		{"sll ipv6 syn-ack", LinkLinuxSLL, recs[1], TCPSegment{
-			Src: netip.MustParseAddrPort("[fd00::1]:143"), Dst: netip.MustParseAddrPort("[fd00::2]:40000"), Seq: 9, Ack: 8, Flags: TCPFlagSYN | TCPFlagACK}, true},
+			Src: netip.MustParseAddrPort("[fd00::1]:143"), Dst: netip.MustParseAddrPort("[fd00::2]:40000"), Seq: 9, Ack: 8, Flags: TCPFlagSYN | TCPFlagACK, TTL: 61, Window: 29200}, true},
 		{"sll arp", LinkLinuxSLL, recs[2], TCPSegment{}, false},
 		{"raw ipv4", LinkRaw, recs[0][SLLHeaderMax:], TCPSegment{
-			Src: netip.MustParseAddrPort("10.0.0.2:40000"), Dst: netip.MustParseAddrPort("10.0.0.1:143"), Seq: 7, Flags: TCPFlagSYN}, true},
+			Src: netip.MustParseAddrPort("10.0.0.2:40000"), Dst: netip.MustParseAddrPort("10.0.0.1:143"), Seq: 7, Flags: TCPFlagSYN, TTL: 57, Window: 1024}, true},
 		{"ipv6 link type", LinkIPv6, recs[1][SLLHeaderLen:], TCPSegment{
-			Src: netip.MustParseAddrPort("[fd00::1]:143"), Dst: netip.MustParseAddrPort("[fd00::2]:40000"), Seq: 9, Ack: 8, Flags: TCPFlagSYN | TCPFlagACK}, true},
+			Src: netip.MustParseAddrPort("[fd00::1]:143"), Dst: netip.MustParseAddrPort("[fd00::2]:40000"), Seq: 9, Ack: 8, Flags: TCPFlagSYN | TCPFlagACK, TTL: 61, Window: 29200}, true},
 		{"cut tcp header", LinkLinuxSLL, recs[0][:len(recs[0])-1], TCPSegment{}, false},
 		{"unknown link type", LinkType(147), recs[0], TCPSegment{}, false},
 	} {
@@ -488,14 +488,15 @@ func FuzzDecodeTCPMatchesGopacket(f *testing.F) {
 		// gopacket does not check the version nibble against the
 		// ethertype; DecodeTCP refuses such a header.
 		var src, dst net.IP
+		var ttl uint8
 		switch ip := p.NetworkLayer().(type) {
 		case *layers.IPv4:
-			src, dst = ip.SrcIP, ip.DstIP
+			src, dst, ttl = ip.SrcIP, ip.DstIP, ip.TTL
 			if ip.Version != 4 {
 				tcp = nil
 			}
 		case *layers.IPv6:
-			src, dst = ip.SrcIP, ip.DstIP
+			src, dst, ttl = ip.SrcIP, ip.DstIP, ip.HopLimit
 			if ip.Version != 6 {
 				tcp = nil
 			}
@@ -511,7 +512,7 @@ func FuzzDecodeTCPMatchesGopacket(f *testing.F) {
 		s, _ := netip.AddrFromSlice(src)
 		d, _ := netip.AddrFromSlice(dst)
 		want := TCPSegment{Src: netip.AddrPortFrom(s.Unmap(), uint16(tcp.SrcPort)), Dst: netip.AddrPortFrom(d.Unmap(), uint16(tcp.DstPort)),
-			Seq: tcp.Seq, Ack: tcp.Ack, Flags: tcp.Contents[13], Payload: got.Payload}
+			Seq: tcp.Seq, Ack: tcp.Ack, Flags: tcp.Contents[13], Payload: got.Payload, TTL: ttl, Window: tcp.Window}
 		if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.AddrPort) bool { return a == b })); diff != "" {
 			t.Errorf("(-gopacket +DecodeTCP):\n%s", diff)
 		}

@@ -26,18 +26,26 @@ const (
 // most 255 instructions ahead, and each port costs two comparisons.
 const maxFilterPorts = 64
 
+// maxListenPorts bounds the listening ports whose inbound segments the
+// default filter keeps: one comparison each, and with maxFilterPorts the
+// longest jump (from the first comparison to "accept") stays within 255.
+const maxListenPorts = 96
+
 // packetFilter is the packet sample's classic BPF program and the same
 // selection in tcpdump's syntax, for the manifest.
 type packetFilter struct {
 	prog    []bpf.Instruction
 	expr    string
 	snaplen uint32
+	keeps   bundle.PacketKeeps
 }
 
-// newPacketFilter builds the default filter: IPv4 and IPv6 TCP segments with
-// SYN, FIN or RST set (every handshake and teardown on the host, whatever the
-// port), plus every TCP or UDP packet to or from one of ports. It accepts
-// snaplen bytes of each packet.
+// newPacketFilter builds the sample's filter: IPv4 and IPv6 TCP segments
+// with SYN, FIN or RST set (every handshake and teardown on the host,
+// whatever the port); every TCP segment to one of listen, the local
+// listening ports (a client's final ACK and first data, which tell a
+// completed handshake from a half-open one); and every TCP or UDP packet to
+// or from one of ports. It accepts snaplen bytes of each packet.
 //
 // The program runs on a SOCK_DGRAM packet socket, so offset 0 is the network
 // header and the ethertype comes from the ancillary load SKF_AD_PROTOCOL
@@ -47,8 +55,12 @@ type packetFilter struct {
 // IPv6 is matched only when TCP or UDP directly follows the fixed header:
 // packets with extension headers (hop-by-hop, routing, fragment) are left
 // out, which costs nothing for the handshakes this sample is for.
-func newPacketFilter(ports []int, snaplen uint32) (*packetFilter, error) {
-	ps, err := filterPorts(ports)
+func newPacketFilter(ports, listen []int, snaplen uint32) (*packetFilter, error) {
+	ps, err := filterPorts(ports, maxFilterPorts)
+	if err != nil {
+		return nil, err
+	}
+	ls, err := filterPorts(listen, maxListenPorts)
 	if err != nil {
 		return nil, err
 	}
@@ -83,7 +95,16 @@ func newPacketFilter(ports []int, snaplen uint32) (*packetFilter, error) {
 	a.emit(bpf.LoadConstant{Dst: bpf.RegX, Val: bundle.IPv6HeaderLen})
 	a.emit(bpf.LoadAbsolute{Off: 6, Size: 1})
 
-	// X is the offset of the transport header, A its protocol.
+	// X is the offset of the transport header, A its protocol. What a
+	// segment that is no SYN, FIN or RST goes on to: the listening ports,
+	// the focus ports, or nothing.
+	notFlags := "reject"
+	switch {
+	case len(ls) > 0:
+		notFlags = "listen"
+	case len(ps) > 0:
+		notFlags = "ports"
+	}
 	a.label("l4")
 	if len(ps) == 0 {
 		a.jumpIf(bpf.JumpEqual, bundle.IPProtoTCP, "", "reject")
@@ -91,10 +112,20 @@ func newPacketFilter(ports []int, snaplen uint32) (*packetFilter, error) {
 		a.jumpIf(bpf.JumpEqual, bundle.IPProtoTCP, "", "udp")
 	}
 	a.emit(bpf.LoadIndirect{Off: 13, Size: 1})
-	if len(ps) == 0 {
-		a.jumpIf(bpf.JumpBitsSet, bundle.TCPFlagSYN|bundle.TCPFlagFIN|bundle.TCPFlagRST, "accept", "reject")
-	} else {
-		a.jumpIf(bpf.JumpBitsSet, bundle.TCPFlagSYN|bundle.TCPFlagFIN|bundle.TCPFlagRST, "accept", "ports")
+	a.jumpIf(bpf.JumpBitsSet, bundle.TCPFlagSYN|bundle.TCPFlagFIN|bundle.TCPFlagRST, "accept", notFlags)
+	if len(ls) > 0 {
+		a.label("listen")
+		a.emit(bpf.LoadIndirect{Off: 2, Size: 2}) // destination port
+		for _, p := range ls {
+			a.jumpIf(bpf.JumpEqual, uint32(p), "accept", "")
+		}
+		if len(ps) == 0 {
+			a.jump("reject")
+		} else {
+			a.jump("ports")
+		}
+	}
+	if len(ps) > 0 {
 		a.label("udp")
 		a.jumpIf(bpf.JumpEqual, bundle.IPProtoUDP, "", "reject")
 		a.label("ports")
@@ -116,11 +147,22 @@ func newPacketFilter(ports []int, snaplen uint32) (*packetFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &packetFilter{prog: prog, expr: filterExpr(ps), snaplen: snaplen}, nil
+	return &packetFilter{prog: prog, expr: filterExpr(ps, ls), snaplen: snaplen,
+		keeps: bundle.PacketKeeps{Ports: nonNil(ps), ListenPorts: nonNil(ls)}}, nil
 }
 
-// filterPorts checks, sorts and de-duplicates the focus ports.
-func filterPorts(ports []int) ([]int, error) {
+// nonNil is ps, or an empty list for none, so the manifest says [] and not
+// null.
+func nonNil(ps []int) []int {
+	if ps == nil {
+		return []int{}
+	}
+	return ps
+}
+
+// filterPorts checks, sorts and de-duplicates a filter's ports, at most max
+// of them.
+func filterPorts(ports []int, max int) ([]int, error) {
 	var out []int
 	for _, p := range ports {
 		if p < 1 || p > 65535 {
@@ -130,8 +172,8 @@ func filterPorts(ports []int) ([]int, error) {
 	}
 	slices.Sort(out)
 	out = slices.Compact(out)
-	if len(out) > maxFilterPorts {
-		return nil, fmt.Errorf("packet filter: %d ports, at most %d", len(out), maxFilterPorts)
+	if len(out) > max {
+		return nil, fmt.Errorf("packet filter: %d ports, at most %d", len(out), max)
 	}
 	return out, nil
 }
@@ -140,21 +182,31 @@ func filterPorts(ports []int) ([]int, error) {
 // it with tcpdump -r or Wireshark and read exactly what was selected. tcpdump's
 // tcp[] is IPv4 only (libpcap 1.10), hence the explicit ip6[] term: byte 6 of
 // the IPv6 header is the next header, byte 53 the TCP flags right after it.
-func filterExpr(ports []int) string {
-	const flags = "tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0 or " +
+// Its "dst port" and "port" cover both families, and, like the program,
+// match neither later IPv4 fragments nor IPv6 extension headers.
+func filterExpr(ports, listen []int) string {
+	expr := "tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0 or " +
 		"(ip6[6] = 6 and ip6[53] & (tcp-syn|tcp-fin|tcp-rst) != 0)"
-	if len(ports) == 0 {
-		return flags
+	if len(listen) > 0 {
+		expr += " or (tcp and " + portTerms("dst port ", listen) + ")"
 	}
+	if len(ports) > 0 {
+		expr += " or ((tcp or udp) and " + portTerms("port ", ports) + ")"
+	}
+	return expr
+}
+
+// portTerms is "prim N" for one port, "(prim N or prim M ...)" for more.
+func portTerms(prim string, ports []int) string {
 	terms := make([]string, len(ports))
 	for i, p := range ports {
-		terms[i] = "port " + strconv.Itoa(p)
+		terms[i] = prim + strconv.Itoa(p)
 	}
 	sel := strings.Join(terms, " or ")
 	if len(terms) > 1 {
 		sel = "(" + sel + ")"
 	}
-	return flags + " or ((tcp or udp) and " + sel + ")"
+	return sel
 }
 
 // raw assembles the program for SO_ATTACH_FILTER.

@@ -3,6 +3,7 @@ package collectors
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"io"
 	"net"
 	"os"
@@ -187,50 +188,54 @@ type filterCase struct {
 	name string
 	meta filterMeta
 	pkt  []byte
-	// want is whether the default filter accepts the packet without focus
-	// ports (noPorts) and with port 143 (port143).
-	noPorts, port143 bool
+	// want is whether the filter accepts the packet without focus ports
+	// (noPorts), with focus port 143 (port143), and with no focus port
+	// but the listening port 8080 (listen8080).
+	noPorts, port143, listen8080 bool
 }
 
 func filterCases(t testing.TB) []filterCase {
 	const focus, other = 143, 8080
 	lo := filterMeta{proto: bundle.EtherTypeIPv4, haType: bundle.ARPHRDLoopback}
 	return []filterCase{
-		{"ipv4 SYN", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true},
-		{"ipv4 SYN-ACK", ipv4Host, tcp4(t, tcpSeg{src: other, dst: 50000, flags: "SA"}), true, true},
-		{"ipv4 pure ACK", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "A"}), false, false},
-		{"ipv4 data", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "PA", payload: []byte("x")}), false, false},
-		{"ipv4 RST", ipv4Host, tcp4(t, tcpSeg{src: other, dst: 50000, flags: "R"}), true, true},
-		{"ipv4 FIN", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "FA"}), true, true},
-		{"ipv4 ACK to focus port", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "A"}), false, true},
-		{"ipv4 ACK from focus port", ipv4Host, tcp4(t, tcpSeg{src: focus, dst: 50000, flags: "A"}), false, true},
-		{"ipv4 UDP to focus port", ipv4Host, udp4(t, 50000, focus), false, true},
-		{"ipv4 UDP from focus port", ipv4Host, udp4(t, focus, 50000), false, true},
-		{"ipv4 UDP elsewhere", ipv4Host, udp4(t, 50000, 53), false, false},
-		{"ipv4 options SYN", ipv4Host, tcp4Options(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true},
+		{"ipv4 SYN", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true, true},
+		{"ipv4 SYN-ACK", ipv4Host, tcp4(t, tcpSeg{src: other, dst: 50000, flags: "SA"}), true, true, true},
+		{"ipv4 pure ACK", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "A"}), false, false, true},
+		{"ipv4 data", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "PA", payload: []byte("x")}), false, false, true},
+		{"ipv4 RST", ipv4Host, tcp4(t, tcpSeg{src: other, dst: 50000, flags: "R"}), true, true, true},
+		{"ipv4 FIN", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: other, flags: "FA"}), true, true, true},
+		{"ipv4 ACK to focus port", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "A"}), false, true, false},
+		{"ipv4 ACK from focus port", ipv4Host, tcp4(t, tcpSeg{src: focus, dst: 50000, flags: "A"}), false, true, false},
+		{"ipv4 UDP to focus port", ipv4Host, udp4(t, 50000, focus), false, true, false},
+		{"ipv4 UDP from focus port", ipv4Host, udp4(t, focus, 50000), false, true, false},
+		{"ipv4 UDP elsewhere", ipv4Host, udp4(t, 50000, 53), false, false, false},
+		{"ipv4 options SYN", ipv4Host, tcp4Options(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true, true},
 		// At offset 20+13 the ACK number's second byte has the SYN bit:
 		// a filter that ignored IHL would take this for a SYN.
-		{"ipv4 options ACK", ipv4Host, tcp4Options(t, tcpSeg{src: 50000, dst: other, flags: "A", ack: 0x02020202}), false, false},
-		{"ipv4 first fragment SYN", ipv4Host, fragment4(t, 0), true, true},
-		{"ipv4 later fragment", ipv4Host, fragment4(t, 185), false, false},
-		{"ipv4 truncated", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "S"})[:30], false, false},
-		{"ipv6 SYN", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true},
-		{"ipv6 SYN-ACK", ipv6Host, tcp6(t, tcpSeg{src: other, dst: 50000, flags: "SA"}), true, true},
-		{"ipv6 pure ACK", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: other, flags: "A"}), false, false},
-		{"ipv6 RST", ipv6Host, tcp6(t, tcpSeg{src: other, dst: 50000, flags: "RA"}), true, true},
-		{"ipv6 FIN", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: other, flags: "FA"}), true, true},
-		{"ipv6 ACK to focus port", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: focus, flags: "A"}), false, true},
-		{"ipv6 UDP to focus port", ipv6Host, udp6(t, 50000, focus), false, true},
-		{"ipv6 UDP elsewhere", ipv6Host, udp6(t, 50000, 53), false, false},
+		{"ipv4 options ACK", ipv4Host, tcp4Options(t, tcpSeg{src: 50000, dst: other, flags: "A", ack: 0x02020202}), false, false, true},
+		{"ipv4 first fragment SYN", ipv4Host, fragment4(t, 0), true, true, true},
+		{"ipv4 later fragment", ipv4Host, fragment4(t, 185), false, false, false},
+		{"ipv4 truncated", ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "S"})[:30], false, false, false},
+		{"ipv6 SYN", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true, true},
+		{"ipv6 SYN-ACK", ipv6Host, tcp6(t, tcpSeg{src: other, dst: 50000, flags: "SA"}), true, true, true},
+		{"ipv6 pure ACK", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: other, flags: "A"}), false, false, true},
+		{"ipv6 RST", ipv6Host, tcp6(t, tcpSeg{src: other, dst: 50000, flags: "RA"}), true, true, true},
+		{"ipv6 FIN", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: other, flags: "FA"}), true, true, true},
+		{"ipv6 ACK to focus port", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: focus, flags: "A"}), false, true, false},
+		{"ipv6 UDP to focus port", ipv6Host, udp6(t, 50000, focus), false, true, false},
+		{"ipv6 UDP elsewhere", ipv6Host, udp6(t, 50000, 53), false, false, false},
 		// Documented limit: extension headers are not walked.
-		{"ipv6 hop-by-hop SYN", ipv6Host, ipv6HopByHop(tcp6(t, tcpSeg{src: 50000, dst: focus, flags: "S"})), false, false},
-		{"ARP", filterMeta{proto: 0x0806, haType: 1}, make([]byte, 28), false, false},
-		{"IPv4 ethertype on IPv6 bytes", ipv4Host, udp6(t, 50000, focus), false, false},
-		{"loopback received SYN", lo, tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "S"}), true, true},
+		{"ipv6 hop-by-hop SYN", ipv6Host, ipv6HopByHop(tcp6(t, tcpSeg{src: 50000, dst: focus, flags: "S"})), false, false, false},
+		{"ARP", filterMeta{proto: 0x0806, haType: 1}, make([]byte, 28), false, false, false},
+		{"IPv4 ethertype on IPv6 bytes", ipv4Host, udp6(t, 50000, focus), false, false, false},
+		{"loopback received SYN", lo, tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "S"}), true, true, true},
 		{"loopback outgoing copy", filterMeta{proto: bundle.EtherTypeIPv4, pktType: bundle.PacketOutgoing, haType: bundle.ARPHRDLoopback},
-			tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "S"}), false, false},
+			tcp4(t, tcpSeg{src: 50000, dst: focus, flags: "S"}), false, false, false},
+		{"ipv4 ACK from listening port", ipv4Host, tcp4(t, tcpSeg{src: other, dst: 50000, flags: "A"}), false, false, false},
+		{"ipv4 UDP to listening port", ipv4Host, udp4(t, 50000, other), false, false, false},
+		{"ipv6 data to listening port", ipv6Host, tcp6(t, tcpSeg{src: 50000, dst: other, flags: "PA", payload: []byte("x")}), false, false, true},
 		{"ethernet outgoing SYN", filterMeta{proto: bundle.EtherTypeIPv4, pktType: bundle.PacketOutgoing, haType: 1},
-			tcp4(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true},
+			tcp4(t, tcpSeg{src: 50000, dst: other, flags: "S"}), true, true, true},
 	}
 }
 
@@ -238,15 +243,19 @@ func TestPacketFilter(t *testing.T) {
 	for _, tc := range filterCases(t) {
 		t.Run(tc.name, func(t *testing.T) {
 			for _, v := range []struct {
-				ports   []int
-				snaplen uint32
-				want    bool
+				ports, listen []int
+				snaplen       uint32
+				want          bool
 			}{
-				{nil, headerSnaplen, tc.noPorts},
-				{[]int{143}, headerSnaplen, tc.port143},
-				{[]int{993, 143, 4190}, payloadSnaplen, tc.port143},
+				{nil, nil, headerSnaplen, tc.noPorts},
+				{[]int{143}, nil, headerSnaplen, tc.port143},
+				{[]int{993, 143, 4190}, nil, payloadSnaplen, tc.port143},
+				{nil, []int{8080}, headerSnaplen, tc.listen8080},
+				{nil, []int{22, 8080, 9000}, headerSnaplen, tc.listen8080},
+				// Focus and listening ports together: either keeps it.
+				{[]int{143}, []int{8080}, headerSnaplen, tc.port143 || tc.listen8080},
 			} {
-				f, err := newPacketFilter(v.ports, v.snaplen)
+				f, err := newPacketFilter(v.ports, v.listen, v.snaplen)
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -256,7 +265,7 @@ func TestPacketFilter(t *testing.T) {
 					want = int(v.snaplen)
 				}
 				if got != want {
-					t.Errorf("ports %v: filter returned %d, want %d", v.ports, got, want)
+					t.Errorf("ports %v, listening %v: filter returned %d, want %d", v.ports, v.listen, got, want)
 				}
 			}
 		})
@@ -268,23 +277,43 @@ func TestPacketFilterManyPorts(t *testing.T) {
 	for i := range ports {
 		ports[i] = 10000 + i
 	}
-	f, err := newPacketFilter(ports, headerSnaplen)
+	listen := make([]int, maxListenPorts)
+	for i := range listen {
+		listen[i] = 20000 + i
+	}
+	// The most of both: every jump must still reach "accept".
+	f, err := newPacketFilter(ports, listen, headerSnaplen)
 	if err != nil {
-		t.Fatalf("%d ports: %v", len(ports), err)
+		t.Fatalf("%d ports, %d listening: %v", len(ports), len(listen), err)
 	}
 	if _, err := f.raw(); err != nil {
 		t.Fatal(err)
 	}
-	last := tcp4(t, tcpSeg{src: 50000, dst: uint16(ports[len(ports)-1]), flags: "A"})
-	if got := runFilter(t, f.prog, ipv4Host, last); got != headerSnaplen {
-		t.Errorf("ACK to the last port: filter returned %d, want %d", got, headerSnaplen)
+	for _, pkt := range [][]byte{
+		tcp4(t, tcpSeg{src: 50000, dst: uint16(ports[len(ports)-1]), flags: "A"}),
+		tcp4(t, tcpSeg{src: uint16(ports[0]), dst: 50000, flags: "A"}),
+		tcp4(t, tcpSeg{src: 50000, dst: uint16(listen[0]), flags: "A"}),
+		tcp4(t, tcpSeg{src: 50000, dst: uint16(listen[len(listen)-1]), flags: "A"}),
+	} {
+		if got := runFilter(t, f.prog, ipv4Host, pkt); got != headerSnaplen {
+			t.Errorf("ACK %d → %d: filter returned %d, want %d", binary.BigEndian.Uint16(pkt[20:]), binary.BigEndian.Uint16(pkt[22:]), got, headerSnaplen)
+		}
 	}
-	if _, err := newPacketFilter(append(ports, 9), headerSnaplen); err == nil {
+	if got := runFilter(t, f.prog, ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: 19999, flags: "A"})); got != 0 {
+		t.Errorf("ACK to an unlisted port: filter returned %d, want 0", got)
+	}
+	if _, err := newPacketFilter(append(ports, 9), nil, headerSnaplen); err == nil {
 		t.Errorf("%d ports: no error", len(ports)+1)
 	}
+	if _, err := newPacketFilter(nil, append(listen, 9), headerSnaplen); err == nil {
+		t.Errorf("%d listening ports: no error", len(listen)+1)
+	}
 	for _, bad := range []int{0, -1, 65536} {
-		if _, err := newPacketFilter([]int{bad}, headerSnaplen); err == nil {
+		if _, err := newPacketFilter([]int{bad}, nil, headerSnaplen); err == nil {
 			t.Errorf("port %d: no error", bad)
+		}
+		if _, err := newPacketFilter(nil, []int{bad}, headerSnaplen); err == nil {
+			t.Errorf("listening port %d: no error", bad)
 		}
 	}
 }
@@ -305,19 +334,33 @@ func TestAsmJumpTooLong(t *testing.T) {
 func TestFilterExpr(t *testing.T) {
 	const flags = "tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0 or (ip6[6] = 6 and ip6[53] & (tcp-syn|tcp-fin|tcp-rst) != 0)"
 	for _, tc := range []struct {
-		ports []int
-		want  string
+		ports, listen []int
+		want          string
 	}{
-		{nil, flags},
-		{[]int{143}, flags + " or ((tcp or udp) and port 143)"},
-		{[]int{993, 143, 993}, flags + " or ((tcp or udp) and (port 143 or port 993))"},
+		{nil, nil, flags},
+		{[]int{143}, nil, flags + " or ((tcp or udp) and port 143)"},
+		{[]int{993, 143, 993}, nil, flags + " or ((tcp or udp) and (port 143 or port 993))"},
+		{nil, []int{8080}, flags + " or (tcp and dst port 8080)"},
+		{nil, []int{8080, 22}, flags + " or (tcp and (dst port 22 or dst port 8080))"},
+		{[]int{143}, []int{22}, flags + " or (tcp and dst port 22) or ((tcp or udp) and port 143)"},
 	} {
-		f, err := newPacketFilter(tc.ports, headerSnaplen)
+		f, err := newPacketFilter(tc.ports, tc.listen, headerSnaplen)
 		if err != nil {
 			t.Fatal(err)
 		}
 		if diff := cmp.Diff(tc.want, f.expr); diff != "" {
-			t.Errorf("ports %v (-want +got):\n%s", tc.ports, diff)
+			t.Errorf("ports %v, listening %v (-want +got):\n%s", tc.ports, tc.listen, diff)
+		}
+		// The manifest's typed statement: sorted, unique, [] for none.
+		want := bundle.PacketKeeps{Ports: []int{}, ListenPorts: []int{}}
+		if tc.ports != nil {
+			want.Ports = slices.Compact(slices.Sorted(slices.Values(tc.ports)))
+		}
+		if tc.listen != nil {
+			want.ListenPorts = slices.Sorted(slices.Values(tc.listen))
+		}
+		if diff := cmp.Diff(want, f.keeps); diff != "" {
+			t.Errorf("ports %v, listening %v: keeps (-want +got):\n%s", tc.ports, tc.listen, diff)
 		}
 	}
 }
@@ -354,8 +397,9 @@ func TestFilterExprMatchesProgram(t *testing.T) {
 	if err := os.WriteFile(file, in.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, ports := range [][]int{nil, {143}} {
-		f, err := newPacketFilter(ports, headerSnaplen)
+	for _, v := range []struct{ ports, listen []int }{{nil, nil}, {[]int{143}, nil}, {nil, []int{8080}}, {nil, []int{22, 8080}}, {[]int{143}, []int{8080}}} {
+		ports := v.ports
+		f, err := newPacketFilter(ports, v.listen, headerSnaplen)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -383,8 +427,8 @@ func TestFilterExprMatchesProgram(t *testing.T) {
 		for i, tc := range cases {
 			want := runFilter(t, f.prog, tc.meta, tc.pkt) != 0
 			if kept[i] != want {
-				t.Errorf("%s, ports %v: tcpdump %q keeps it: %v; the program accepts it: %v",
-					tc.name, ports, f.expr, kept[i], want)
+				t.Errorf("%s, ports %v, listening %v: tcpdump %q keeps it: %v; the program accepts it: %v",
+					tc.name, ports, v.listen, f.expr, kept[i], want)
 			}
 		}
 	}

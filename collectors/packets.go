@@ -31,6 +31,12 @@ const (
 // on every interface of the network namespace, the TCP handshakes and
 // teardowns (SYN, FIN, RST) and all TCP and UDP traffic of Host.Ports, and
 // writes them to bundle.PathPackets as a LINUX_SLL pcap. It needs CAP_NET_RAW.
+// Without Host.Ports its filter also passes every TCP segment to the local
+// listening ports (at most 96, learnt from a sock_diag dump when the sample
+// starts), of which it writes the client's first two after each SYN-ACK in
+// the sample: the final ACK and first data, without which a completed
+// handshake looks half-open, and not the ACK streams of established
+// connections. The manifest's Keeps says all of it.
 //
 // Each record keeps the first 128 bytes of the packet from its network
 // header on (IPv4 or IPv6 and TCP headers with options, no payload), or 65535
@@ -96,15 +102,20 @@ type sampleConfig struct {
 	filter     *packetFilter
 }
 
-func newSampleConfig(h Host) (sampleConfig, error) {
+// newSampleConfig resolves h's settings. listen are the local listening
+// ports whose inbound segments the filter keeps beyond SYN, FIN and RST
+// (at most maxListenPorts; see listenPorts), and leftOut how many more
+// there were.
+func newSampleConfig(h Host, listen []int, leftOut int) (sampleConfig, error) {
 	snaplen := uint32(headerSnaplen)
 	if h.Payload {
 		snaplen = payloadSnaplen
 	}
-	f, err := newPacketFilter(h.Ports, snaplen)
+	f, err := newPacketFilter(h.Ports, listen, snaplen)
 	if err != nil {
 		return sampleConfig{}, err
 	}
+	f.keeps.ListenPortsLeftOut = leftOut
 	c := sampleConfig{window: h.PacketWindow, maxPackets: h.PacketLimit, maxBytes: h.PacketBytes, filter: f}
 	if c.maxPackets <= 0 {
 		c.maxPackets = packetLimitDefault
@@ -117,6 +128,10 @@ func newSampleConfig(h Host) (sampleConfig, error) {
 
 // info is the manifest entry for a sample that ran from start to end.
 func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy string, drops uint32) *bundle.PacketsInfo {
+	keeps := c.filter.keeps
+	if t := s.thin; t != nil {
+		keeps.FirstSegments, keeps.LeftOut, keeps.TableCleared = true, t.dropped, t.cleared
+	}
 	return &bundle.PacketsInfo{
 		Filter:      c.filter.expr,
 		Snaplen:     int(c.filter.snaplen),
@@ -127,12 +142,16 @@ func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy strin
 		MaxPackets:  c.maxPackets,
 		MaxBytes:    c.maxBytes,
 		StoppedBy:   stoppedBy,
+		Keeps:       &keeps,
 	}
 }
 
 // pcapSample writes LINUX_SLL records into a pcap within the sample's packet
 // and byte limits.
 type pcapSample struct {
+	// thin, when set, leaves out the listening ports' segments that do not
+	// tell how a handshake ended.
+	thin       *firstSegmentThinner
 	pw         *bundle.PcapWriter
 	packets    int
 	bytes      int64 // pcap bytes written, file header included
@@ -160,6 +179,9 @@ func newPcapSample(w io.Writer, snaplen uint32, maxPackets int, maxBytes int64) 
 func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, error) {
 	if s.packets >= s.maxPackets {
 		return stoppedByPacketLimit, nil
+	}
+	if s.thin != nil && !s.thin.keep(data, ts) {
+		return "", nil
 	}
 	s.buf = bundle.AppendSLL(s.buf[:0], m.sll())
 	hdr := len(s.buf)

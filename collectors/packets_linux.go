@@ -7,9 +7,11 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,7 +36,21 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	if h.PacketWindow <= 0 {
 		return nil
 	}
-	cfg, err := newSampleConfig(h)
+	var listen []int
+	leftOut := 0
+	if len(h.Ports) == 0 {
+		var err error
+		listen, leftOut, err = listenPorts(ctx)
+		switch {
+		case err != nil:
+			// The sample is still worth taking: its handshakes' ends are
+			// missing, and the manifest's Keeps says so.
+			w.Note("listening ports not read (%v): the sample keeps SYN, FIN and RST only, so it cannot show which handshakes completed", err)
+		case leftOut > 0:
+			w.Note("%d listening ports, room for %d in the filter: the handshakes' ends on the other %d are not in the sample", len(listen)+leftOut, len(listen), leftOut)
+		}
+	}
+	cfg, err := newSampleConfig(h, listen, leftOut)
 	if err != nil {
 		return err
 	}
@@ -53,6 +69,7 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 		f.Close() // leaves the member out; the write error says why
 		return fmt.Errorf("%s: %w", bundle.PathPackets, err)
 	}
+	s.thin = newFirstSegmentThinner(cfg.filter.keeps.ListenPorts)
 	if p.started != nil {
 		p.started()
 	}
@@ -80,6 +97,46 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 		return statsErr
 	}
 	return nil
+}
+
+// listenPorts reads the ports of the namespace's TCP listeners, both
+// families, from a sock_diag dump: at most maxListenPorts of them, those
+// with connections waiting in their accept queue first (the listeners in
+// trouble), then the lowest. leftOut counts the ports that did not fit.
+func listenPorts(ctx context.Context) (ports []int, leftOut int, err error) {
+	waiting := map[int]bool{}
+	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
+		err := sockdiag.Dump(ctx, family, sockdiag.StatesListen, 0, func(m *sockdiag.Msg) error {
+			p := int(m.Src.Port())
+			if p == 0 {
+				return nil
+			}
+			// For a listener, idiag_rqueue is its accept queue's length
+			// (inet_diag_msg_common_fill() via tcp_diag_get_info()).
+			waiting[p] = waiting[p] || m.RQueue > 0
+			return nil
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("read tcp listeners (%s): %w", familyName(family), err)
+		}
+	}
+	for p := range waiting {
+		ports = append(ports, p)
+	}
+	slices.SortFunc(ports, func(a, b int) int {
+		if waiting[a] != waiting[b] {
+			if waiting[a] {
+				return -1
+			}
+			return 1
+		}
+		return a - b
+	})
+	if len(ports) > maxListenPorts {
+		leftOut = len(ports) - maxListenPorts
+		ports = ports[:maxListenPorts]
+	}
+	return ports, leftOut, nil
 }
 
 // packetSocket is a SOCK_DGRAM AF_PACKET socket bound to every interface.

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -223,7 +224,12 @@ func TestPacketsLoopbackHandshakes(t *testing.T) {
 	if info.Bytes != int64(len(run.pcap)) {
 		t.Errorf("manifest says %d bytes, the pcap has %d", info.Bytes, len(run.pcap))
 	}
-	want := bundle.PacketsInfo{Filter: filterExpr(nil), Snaplen: headerSnaplen, MaxPackets: packetLimitDefault, MaxBytes: packetBytesDefault}
+	// Without --port the filter keeps what reaches the listening ports,
+	// learnt when the sample started: the server's among them.
+	if info.Keeps == nil || !slices.Contains(info.Keeps.ListenPorts, server) || len(info.Keeps.Ports) != 0 || !info.Keeps.FirstSegments {
+		t.Fatalf("keeps %+v, want the listening port %d, first segments only, and no focus port", info.Keeps, server)
+	}
+	want := bundle.PacketsInfo{Filter: filterExpr(nil, info.Keeps.ListenPorts), Snaplen: headerSnaplen, MaxPackets: packetLimitDefault, MaxBytes: packetBytesDefault}
 	got := bundle.PacketsInfo{Filter: info.Filter, Snaplen: info.Snaplen, MaxPackets: info.MaxPackets, MaxBytes: info.MaxBytes}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("manifest entry (-want +got):\n%s", diff)
@@ -240,10 +246,14 @@ func TestPacketsLoopbackHandshakes(t *testing.T) {
 				t.Errorf("%d → %d [%s]: %d in the sample, want 1", w.src, w.dst, w.flags, n)
 			}
 		}
+		// The handshake's end: the client's ACK of the SYN-ACK, and its data.
+		if n := count(segs, c, server, "A") + count(segs, c, server, "PA"); n == 0 {
+			t.Errorf("%d → %d: no ACK or data from the client in the sample", c, server)
+		}
 	}
 	for _, s := range segs {
-		if !s.syn && !s.fin && !s.rst {
-			t.Errorf("%d → %d [%s] passed a filter for SYN, FIN and RST", s.src, s.dst, s.flags())
+		if !s.syn && !s.fin && !s.rst && s.dst != server {
+			t.Errorf("%d → %d [%s] passed a filter for SYN, FIN, RST and segments to the listening port", s.src, s.dst, s.flags())
 		}
 		if s.addrTyp != bundle.ARPHRDLoopback || s.pktType != 0 {
 			t.Errorf("%d → %d [%s]: hatype %d, packet type %d; want loopback, host", s.src, s.dst, s.flags(), s.addrTyp, s.pktType)
@@ -294,8 +304,11 @@ func TestPacketsFocusPort(t *testing.T) {
 	if run.err != nil {
 		t.Fatalf("Collect: %v", run.err)
 	}
-	if want := filterExpr([]int{server}); run.info.Filter != want {
+	if want := filterExpr([]int{server}, nil); run.info.Filter != want {
 		t.Errorf("filter %q, want %q", run.info.Filter, want)
+	}
+	if want := (&bundle.PacketKeeps{Ports: []int{server}, ListenPorts: []int{}}); !cmp.Equal(want, run.info.Keeps) {
+		t.Errorf("keeps %+v, want %+v: with --port, only the focus port", run.info.Keeps, want)
 	}
 	segs := segments(t, run, server)
 	c := clients[0]
