@@ -127,6 +127,10 @@ func (v *packetsView) outcome(h *analyze.Handshake) string {
 		return "client reset"
 	case h.ACKed:
 		return "completed"
+	case h.Undetermined(v.pa.End):
+		// The sample did not keep what would tell (see the half-open
+		// finding for why): not a broken client, not a good one.
+		return "cannot tell"
 	}
 	return "in progress"
 }
