@@ -23,6 +23,9 @@ var (
 	tcpExtSyncookiesFailed     = newCounter("TcpExt", "SyncookiesFailed")
 	tcpExtTCPSynRetrans        = newCounter("TcpExt", "TCPSynRetrans")
 	tcpExtEmbryonicRsts        = newCounter("TcpExt", "EmbryonicRsts")
+	// TCPDeferAcceptDrop counts data-less third ACKs a TCP_DEFER_ACCEPT
+	// listener discards; the listener's own sk_drops counts them too.
+	tcpExtTCPDeferAcceptDrop = newCounter("TcpExt", "TCPDeferAcceptDrop")
 	tcpPassiveOpens            = newCounter("Tcp", "PassiveOpens")
 	tcpOutRsts                 = newCounter("Tcp", "OutRsts")
 
