@@ -26,8 +26,8 @@ var (
 	// TCPDeferAcceptDrop counts data-less third ACKs a TCP_DEFER_ACCEPT
 	// listener discards; the listener's own sk_drops counts them too.
 	tcpExtTCPDeferAcceptDrop = newCounter("TcpExt", "TCPDeferAcceptDrop")
-	tcpPassiveOpens            = newCounter("Tcp", "PassiveOpens")
-	tcpOutRsts                 = newCounter("Tcp", "OutRsts")
+	tcpPassiveOpens          = newCounter("Tcp", "PassiveOpens")
+	tcpOutRsts               = newCounter("Tcp", "OutRsts")
 
 	// TIME_WAIT and memory (tcp_time_wait(), tcp_check_oom()).
 	tcpExtTCPTimeWaitOverflow = newCounter("TcpExt", "TCPTimeWaitOverflow")
