@@ -23,11 +23,8 @@ var (
 	tcpExtSyncookiesFailed     = newCounter("TcpExt", "SyncookiesFailed")
 	tcpExtTCPSynRetrans        = newCounter("TcpExt", "TCPSynRetrans")
 	tcpExtEmbryonicRsts        = newCounter("TcpExt", "EmbryonicRsts")
-	// TCPDeferAcceptDrop counts data-less third ACKs a TCP_DEFER_ACCEPT
-	// listener discards; the listener's own sk_drops counts them too.
-	tcpExtTCPDeferAcceptDrop = newCounter("TcpExt", "TCPDeferAcceptDrop")
-	tcpPassiveOpens          = newCounter("Tcp", "PassiveOpens")
-	tcpOutRsts               = newCounter("Tcp", "OutRsts")
+	tcpPassiveOpens            = newCounter("Tcp", "PassiveOpens")
+	tcpOutRsts                 = newCounter("Tcp", "OutRsts")
 
 	// TIME_WAIT and memory (tcp_time_wait(), tcp_check_oom()).
 	tcpExtTCPTimeWaitOverflow = newCounter("TcpExt", "TCPTimeWaitOverflow")
@@ -39,6 +36,11 @@ var (
 	icmpInDestUnreachs        = newCounter("Icmp", "InDestUnreachs")
 	snmp6Icmp6OutDestUnreachs = newCounter(snmp6Group, "Icmp6OutDestUnreachs")
 )
+
+// TCPDeferAcceptDrop counts the data-less third ACKs a TCP_DEFER_ACCEPT
+// listener discards; that listener's own sk_drops counts them too, and
+// ListenDrops does not.
+var tcpExtTCPDeferAcceptDrop = newCounter("TcpExt", "TCPDeferAcceptDrop")
 
 // snmp6Group is the group of /proc/net/snmp6's counters, which the file
 // does not name itself.
