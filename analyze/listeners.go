@@ -505,6 +505,12 @@ func culpritNote(s *Snapshot, l *ListenerState, atCap bool, atCapNote string) st
 	}
 }
 
+// sameSocket reports whether o is the same socket as l: Listeners builds
+// new states at every call, so states are compared by socket, not pointer.
+func (l *ListenerState) sameSocket(o *ListenerState) bool {
+	return o != nil && l.Cookie == o.Cookie && l.Inode == o.Inode && l.Local == o.Local
+}
+
 // acceptQueuePinned reports whether a listener's accept queue was over
 // full (Recv-Q above Send-Q: sk_acceptq_is_full()) in every one of two or
 // more samples: whatever its drop counter did, the next client is dropped.

@@ -30,7 +30,7 @@ func ruleAcceptQueue(s *Snapshot) []Finding {
 	}
 	if perSocket {
 		for _, l := range s.Listeners() {
-			if acceptQueuePinned(l) && !slices.Contains(fullLs, l) {
+			if acceptQueuePinned(l) && !slices.ContainsFunc(fullLs, l.sameSocket) {
 				fullLs = append(fullLs, l)
 			}
 		}
