@@ -26,7 +26,6 @@ func socketAt(port int, cookie uint64, sendQ, recvQ uint32, synRecv int) bundle.
 	return l
 }
 
-
 func TestListenerOwnDrops(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
@@ -99,7 +98,9 @@ func TestReconcileListenDrops(t *testing.T) {
 			func(f *fixture) *fixture { return f.ramp("TcpExt", "ListenDrops", 5) },
 			want{ListenDrops: 10, Remainder: 10, Causes: []RemainderCause{CauseUnknownDrops}}},
 		{"TCP_DEFER_ACCEPT discards", []func(int) *bundle.Listener{a(drops(0), drops(3), drops(6)), b},
-			func(f *fixture) *fixture { return f.flat("TcpExt", "ListenDrops").ramp("TcpExt", "TCPDeferAcceptDrop", 3) },
+			func(f *fixture) *fixture {
+				return f.flat("TcpExt", "ListenDrops").ramp("TcpExt", "TCPDeferAcceptDrop", 3)
+			},
 			want{Sum: 6, Remainder: -6, Causes: []RemainderCause{CauseDeferAccept}, Moved: []string{"10.211.0.1:8080"}, PerSocket: true}},
 		{"unexplained", []func(int) *bundle.Listener{a(drops(0), drops(3), drops(6)), b},
 			func(f *fixture) *fixture { return f.ramp("TcpExt", "ListenDrops", 5) },
