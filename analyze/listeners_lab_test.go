@@ -52,6 +52,20 @@ func logReport(t *testing.T, r *analyze.Report) {
 	}
 }
 
+// captureAnalyzed captures the lab's server namespace (three samples, 1 s
+// apart, --port port) and analyzes the bundle; the report is logged if the
+// test fails.
+func captureAnalyzed(t *testing.T, l *lab.Lab, bin, port, reason string) (*analyze.Snapshot, *analyze.Report) {
+	t.Helper()
+	path, err := captureIn(l, bin, t.TempDir(), port, 3, reason)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, r := analyzeCapture(t, path)
+	t.Cleanup(func() { logReport(t, r) })
+	return s, r
+}
+
 // TestLabDropsOnlyFloodedListener: two listeners, a SYN flood (cookies off)
 // on one of them and healthy clients on the other. The SYN-queue finding
 // names the flooded listener alone, with its own drops; the healthy one
@@ -71,13 +85,8 @@ func TestLabDropsOnlyFloodedListener(t *testing.T) {
 	if _, err := l.Connect(l.GoodIP, quiet.Addr, 8); err != nil {
 		t.Fatal(err)
 	}
-	path, err := captureIn(l, bin, t.TempDir(), "8080", 3, "lab: two listeners, one flooded")
-	flood.Stop()
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, r := analyzeCapture(t, path)
-	defer logReport(t, r)
+	// The flood's sustaining loop ends at the lab's cleanup.
+	s, r := captureAnalyzed(t, l, bin, "8080", "lab: two listeners, one flooded")
 
 	f := only(t, r, analyze.IDSynQueueOverflow)
 	d := diagnosis[*analyze.SynQueueDrop](t, f)
@@ -108,10 +117,10 @@ func TestLabDropsOnlyFloodedListener(t *testing.T) {
 // TestLabDropsReusePortSocket: an SO_REUSEPORT group of four sockets held
 // by four processes, one of which never accepts. The kernel spreads the
 // clients over the four; the stuck socket's accept queue fills and drops.
-// (A burst of 64 clients at once would overflow the healthy sockets too,
-// before their accept loops run: the clients come in paced batches.)
 // The accept-queue finding names that socket and its process, not the
-// group, and its three healthy siblings drop nothing.
+// group, and its three healthy siblings drop nothing. (A burst of 64
+// clients at once would overflow the healthy sockets too, before their
+// accept loops run: the clients come in paced batches.)
 func TestLabDropsReusePortSocket(t *testing.T) {
 	t.Parallel()
 	l := lab.New(t, lab.Options{})
@@ -165,12 +174,7 @@ func TestLabDropsReusePortSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path, err := captureIn(l, bin, t.TempDir(), "8083", 3, "lab: reuseport group with a stuck socket")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, r := analyzeCapture(t, path)
-	defer logReport(t, r)
+	s, r := captureAnalyzed(t, l, bin, "8083", "lab: reuseport group with a stuck socket")
 
 	group := listenerAt(s, addr.String())
 	if len(group) != 4 {
@@ -230,12 +234,7 @@ func TestLabDropsDualStackIPv4Flood(t *testing.T) {
 	if _, err := counterRise(l, before, "TcpExt.TCPReqQFullDrop", 1, 5*time.Second); err != nil {
 		t.Fatal(err)
 	}
-	path, err := captureIn(l, bin, t.TempDir(), "8084", 3, "lab: IPv4 flood on a dual-stack listener")
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, r := analyzeCapture(t, path)
-	defer logReport(t, r)
+	_, r := captureAnalyzed(t, l, bin, "8084", "lab: IPv4 flood on a dual-stack listener")
 
 	want := fmt.Sprintf("[::]:%d", ln.Port())
 	f := only(t, r, analyze.IDSynQueueOverflow)
@@ -334,7 +333,7 @@ func TestLabDropsMatchSS(t *testing.T) {
 		t.Fatal(err)
 	}
 	s, r := analyzeCapture(t, path)
-	defer logReport(t, r)
+	t.Cleanup(func() { logReport(t, r) })
 	t.Logf("bursts from %s to %s", bursts[0].Format(time.StampMicro), bursts[1].Format(time.StampMicro))
 
 	last := s.Samples[len(s.Samples)-1]
