@@ -3,10 +3,12 @@ package analyze
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"slices"
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
 )
@@ -39,9 +41,12 @@ type ListenerState struct {
 // socket (a full SYN queue with cookies off, a full accept queue, the
 // cookies-off 3/4 rule, a failed child), so a listener whose counter moved
 // is one that dropped connections, whichever queue was full at the instant
-// of a sample. It also counts the packets tcp_v4_rcv() discards for it
-// (discard_and_relse: the data-less third ACKs of a TCP_DEFER_ACCEPT
-// listener, counted in TcpExt.TCPDeferAcceptDrop and not in ListenDrops).
+// of a sample. It also counts the packets its request sockets discard
+// (tcp_check_req() returns no child and tcp_v4_rcv() counts the packet on
+// the listener at discard_and_relse): duplicate SYNs of waiting requests,
+// which a half-open flood sends in numbers, and the data-less third ACKs
+// of a TCP_DEFER_ACCEPT listener. ListenDrops counts none of those: in a
+// half-open flood a listener's own counter runs ahead of its listen drops.
 type ListenerDrops struct {
 	// Known is true when two or more readings carried the counter; the
 	// other fields are zero otherwise.
@@ -286,6 +291,10 @@ type DropReconciliation struct {
 	// DeferAcceptDrops is TcpExt.TCPDeferAcceptDrop: counted by the
 	// listeners' sk_drops, not by ListenDrops.
 	DeferAcceptDrops Delta
+	// HalfOpen is true when a listener held half-open requests in a sample
+	// or TCPSynRetrans moved: its requests may have discarded packets that
+	// its sk_drops counts (CauseRequestDiscards).
+	HalfOpen bool
 
 	known bool // some listener reported its counter in two samples
 }
@@ -308,9 +317,28 @@ const (
 	// CauseDeferAccept: TCP_DEFER_ACCEPT listeners discarded data-less
 	// third ACKs, which their sk_drops count and ListenDrops does not.
 	CauseDeferAccept
+	// CauseRequestDiscards: the listeners' requests discarded packets
+	// (duplicate SYNs of half-open handshakes, above all), which sk_drops
+	// counts and ListenDrops does not. No counter matches them one for one
+	// (TCPSynRetrans counts the request timer's SYN-ACKs as well, and
+	// measured on 6.18 it falls short of the duplicates in a flood), so a
+	// negative remainder is put down to them whenever a listener held
+	// half-open requests in a sample or SYN-ACKs were re-sent.
+	CauseRequestDiscards
+	// CauseSampleSkew: a sample reads the namespace's counters and then
+	// dumps the listeners, a moment apart; drops in that moment at the
+	// first or the last sample fall on one side only. A remainder no larger
+	// than the drops of sampleSkew at the capture's rate, at both ends, is
+	// put down to this.
+	CauseSampleSkew
 	// CauseUnexplained: none of the above accounts for the remainder.
 	CauseUnexplained
 )
+
+// sampleSkew bounds the moment between a sample's counters and its
+// listeners: a few files of /proc and two sock_diag dumps, milliseconds on
+// an idle host, well under this on a loaded one.
+const sampleSkew = 100 * time.Millisecond
 
 // String names the cause in the report.
 func (c RemainderCause) String() string {
@@ -323,6 +351,10 @@ func (c RemainderCause) String() string {
 		return "a counter wrapped"
 	case CauseDeferAccept:
 		return "TCP_DEFER_ACCEPT discards (TCPDeferAcceptDrop), counted per socket but not in ListenDrops"
+	case CauseRequestDiscards:
+		return "packets discarded by half-open requests (duplicate SYNs), counted per socket but not in ListenDrops"
+	case CauseSampleSkew:
+		return "drops between reading the counters and the listeners within a sample"
 	case CauseUnexplained:
 		return "unexplained"
 	}
@@ -348,8 +380,10 @@ func (s *Snapshot) ReconcileListenDrops() *DropReconciliation {
 	if withListeners < 2 {
 		return nil
 	}
-	r := &DropReconciliation{ListenDrops: s.Delta(tcpExtListenDrops), DeferAcceptDrops: s.Delta(tcpExtTCPDeferAcceptDrop)}
+	r := &DropReconciliation{ListenDrops: s.Delta(tcpExtListenDrops), DeferAcceptDrops: s.Delta(tcpExtTCPDeferAcceptDrop),
+		HalfOpen: s.Delta(tcpExtTCPSynRetrans).Moved()}
 	for _, l := range s.Listeners() {
+		r.HalfOpen = r.HalfOpen || l.MaxSynRecv() > 0
 		if l.InSamples < withListeners {
 			r.Churned = append(r.Churned, l)
 		}
@@ -382,6 +416,10 @@ func (s *Snapshot) ReconcileListenDrops() *DropReconciliation {
 		r.Causes = append(r.Causes, CauseDeferAccept)
 		left = min(left+r.DeferAcceptDrops.Delta, 0)
 	}
+	if left < 0 && r.HalfOpen {
+		r.Causes = append(r.Causes, CauseRequestDiscards)
+		left = 0
+	}
 	if left > 0 && len(r.Churned) > 0 {
 		r.Causes = append(r.Causes, CauseChurn)
 		left = 0
@@ -392,6 +430,10 @@ func (s *Snapshot) ReconcileListenDrops() *DropReconciliation {
 	}
 	if left != 0 && len(r.Wrapped) > 0 {
 		r.Causes = append(r.Causes, CauseWrap)
+		left = 0
+	}
+	if left != 0 && float64(abs(left)) <= math.Ceil(2*r.ListenDrops.PerSecond*sampleSkew.Seconds()) {
+		r.Causes = append(r.Causes, CauseSampleSkew)
 		left = 0
 	}
 	if left != 0 {
@@ -456,27 +498,41 @@ func socketName(l *ListenerState) string {
 // filled between them. When accept queues overflowed too (ListenOverflows
 // moved), a listener whose accept queue was full and whose SYN queue never
 // was is left to the accept-queue rule.
+//
+// A listener's counter also counts the duplicate SYNs its waiting requests
+// discard, which a healthy listener with lossy clients sees too: when some
+// moved listener's SYN queue was at its cap in a sample, only those are
+// named.
 func (s *Snapshot) synDropCulprits(r *DropReconciliation) (ls []*ListenerState, atCap, ok bool) {
 	if !r.PerSocket() {
 		return nil, false, false
 	}
 	acceptSide := s.Delta(tcpExtListenOverflows).Moved()
+	var full []*ListenerState
 	for _, l := range r.Moved {
-		full := s.synQueueFull(l)
-		if acceptSide && acceptQueueFull(l) && !full {
+		atCapHere := s.synQueueFull(l)
+		if acceptSide && acceptQueueFull(l) && !atCapHere {
 			continue
 		}
 		ls = append(ls, l)
-		atCap = atCap || full
+		if atCapHere {
+			full = append(full, l)
+		}
 	}
-	return ls, atCap, true
+	if len(full) > 0 {
+		return full, true, true
+	}
+	return ls, false, true
 }
 
 // acceptDropCulprits returns the listeners whose own drop counter moved
 // because of their accept queue; ok is false when per-socket drops are
 // unknown. When no SYN-queue counter moved (TCPReqQFullDrop, and the
 // ListenDrops that neither queue counter explains), every moved listener
-// is one; otherwise only those whose accept queue was full in a sample.
+// is one, except those whose SYN queue was at its cap in a sample (a
+// half-open flood with cookies on moves its listener's counter with the
+// duplicate SYNs its requests discard); otherwise only those whose accept
+// queue was full in a sample.
 func (s *Snapshot) acceptDropCulprits(r *DropReconciliation) (ls []*ListenerState, ok bool) {
 	if !r.PerSocket() {
 		return nil, false
@@ -485,7 +541,7 @@ func (s *Snapshot) acceptDropCulprits(r *DropReconciliation) (ls []*ListenerStat
 	_, residual := residualDrops(r.ListenDrops, overflows, s.Delta(tcpExtTCPReqQFullDrop))
 	synSide := s.Delta(tcpExtTCPReqQFullDrop).Moved() || residual
 	for _, l := range r.Moved {
-		if !synSide || acceptQueueFull(l) {
+		if acceptQueueFull(l) || !synSide && !s.synQueueFull(l) {
 			ls = append(ls, l)
 		}
 	}
@@ -524,4 +580,11 @@ func acceptQueuePinned(l *ListenerState) bool {
 		}
 	}
 	return true
+}
+
+func abs(n int64) int64 {
+	if n < 0 {
+		return -n
+	}
+	return n
 }

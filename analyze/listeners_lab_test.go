@@ -103,6 +103,14 @@ func TestLabDropsOnlyFloodedListener(t *testing.T) {
 	if !d.PerSocket.PerSocket() || d.PerSocket.Sum != hot.Drops.Delta || len(d.PerSocket.Moved) != 1 {
 		t.Errorf("reconciliation %+v: want the flooded listener's %d drops as the only ones", d.PerSocket, hot.Drops.Delta)
 	}
+	// The flooded listener's counter also counts the duplicate SYNs its
+	// half-open requests discard, which ListenDrops does not, and drops
+	// never stop during this capture: the reconciliation must say which.
+	rem, causes := d.PerSocket.Remainder, d.PerSocket.Causes
+	if rem < 0 && !slices.Contains(causes, analyze.CauseRequestDiscards) || rem > 0 && !slices.Contains(causes, analyze.CauseSampleSkew) {
+		t.Errorf("remainder %d against ListenDrops %d, causes %v: want none, the requests' discards or the sampling moment",
+			rem, d.PerSocket.ListenDrops.Delta, causes)
+	}
 	qs := listenerAt(s, quiet.Addr.String())
 	if len(qs) != 1 || !qs[0].Drops.Known || qs[0].Drops.Delta != 0 {
 		t.Fatalf("the healthy listener %s: %+v, want its own drops known and 0", quiet.Addr, qs)

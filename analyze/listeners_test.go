@@ -105,6 +105,16 @@ func TestReconcileListenDrops(t *testing.T) {
 		{"unexplained", []func(int) *bundle.Listener{a(drops(0), drops(3), drops(6)), b},
 			func(f *fixture) *fixture { return f.ramp("TcpExt", "ListenDrops", 5) },
 			want{Sum: 6, Remainder: 4, ListenDrops: 10, Causes: []RemainderCause{CauseUnexplained}, Moved: []string{"10.211.0.1:8080"}, PerSocket: true}},
+		{"half-open requests discard duplicate SYNs", []func(int) *bundle.Listener{func(k int) *bundle.Listener {
+			l := withDrops(socketAt(8080, 1, 16, 0, 17), drops(uint32(10*k)))
+			return &l
+		}, b},
+			func(f *fixture) *fixture { return f.ramp("TcpExt", "ListenDrops", 5) },
+			want{Sum: 20, Remainder: -10, ListenDrops: 10, Causes: []RemainderCause{CauseRequestDiscards}, Moved: []string{"10.211.0.1:8080"}, PerSocket: true}},
+		// 400 drops in about 1 s: 2*400*0.1 allows a remainder of 80.
+		{"sample skew", []func(int) *bundle.Listener{a(drops(0), drops(190), drops(390)), b},
+			func(f *fixture) *fixture { return f.ramp("TcpExt", "ListenDrops", 200) },
+			want{Sum: 390, Remainder: 10, ListenDrops: 400, Causes: []RemainderCause{CauseSampleSkew}, Moved: []string{"10.211.0.1:8080"}, PerSocket: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := host(t).flat("TcpExt", "TCPDeferAcceptDrop").listeners(func(k int) []bundle.Listener {
