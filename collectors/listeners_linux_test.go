@@ -3,6 +3,8 @@ package collectors
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
 	"github.com/snapdiag/snapdiag/internal/testutil"
+	"golang.org/x/sys/unix"
 )
 
 func TestListenerAttribution(t *testing.T) {
@@ -296,5 +299,39 @@ func TestListenersSample(t *testing.T) {
 		}
 		diff := cmp.Diff(want, got)
 		return diff == "", diff
+	})
+}
+
+// TestHistorySampleListenerDrops: the watchdog's history samples come from
+// the same sampler, so they carry each listener's own drop counter too. A
+// listener whose accept queue is full drops the next client's SYN.
+func TestHistorySampleListenerDrops(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	_, full := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 0)
+	testutil.Dial(t, "tcp4", lo, full) // backlog 0 queues one connection
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: lo.As4(), Port: full}); !errors.Is(err, unix.EINPROGRESS) {
+		t.Fatalf("non-blocking connect = %v, want EINPROGRESS", err)
+	}
+	samplers := []Sampler{&Listeners{}}
+	testutil.Eventually(t, 5*time.Second, "a history sample with the full listener's drop", func() (bool, string) {
+		hs, err := TakeSample(context.Background(), Host{Proc: "/proc"}, samplers)
+		if err != nil {
+			t.Fatalf("TakeSample: %v", err)
+		}
+		ls, err := bundle.DecodeListeners(bytes.NewReader(hs.Files[bundle.SampleListeners]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if l.Port == full {
+				return l.Drops != nil && *l.Drops > 0, fmt.Sprintf("%+v", l)
+			}
+		}
+		return false, "no listener on the port"
 	})
 }
