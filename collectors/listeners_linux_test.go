@@ -3,7 +3,6 @@ package collectors
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -18,7 +17,6 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
 	"github.com/snapdiag/snapdiag/internal/testutil"
-	"golang.org/x/sys/unix"
 )
 
 func TestListenerAttribution(t *testing.T) {
@@ -309,14 +307,7 @@ func TestHistorySampleListenerDrops(t *testing.T) {
 	lo := netip.MustParseAddr("127.0.0.1")
 	_, full := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 0)
 	testutil.Dial(t, "tcp4", lo, full) // backlog 0 queues one connection
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: lo.As4(), Port: full}); !errors.Is(err, unix.EINPROGRESS) {
-		t.Fatalf("non-blocking connect = %v, want EINPROGRESS", err)
-	}
+	testutil.DialPending(t, lo, full)
 	samplers := []Sampler{&Listeners{}}
 	testutil.Eventually(t, 5*time.Second, "a history sample with the full listener's drop", func() (bool, string) {
 		hs, err := TakeSample(context.Background(), Host{Proc: "/proc"}, samplers)
