@@ -111,6 +111,8 @@ func TestLabDropsOnlyFloodedListener(t *testing.T) {
 		t.Errorf("remainder %d against ListenDrops %d, causes %v: want none, the requests' discards or the sampling moment",
 			rem, d.PerSocket.ListenDrops.Delta, causes)
 	}
+	t.Logf("flooded %s: own drops +%d (%.1f/s), TCPReqQFullDrop +%d, ListenDrops +%d, remainder %d %v",
+		hot.Local, hot.Drops.Delta, hot.Drops.PerSecond, d.Drops.Delta, d.PerSocket.ListenDrops.Delta, rem, causes)
 	qs := listenerAt(s, quiet.Addr.String())
 	if len(qs) != 1 || !qs[0].Drops.Known || qs[0].Drops.Delta != 0 {
 		t.Fatalf("the healthy listener %s: %+v, want its own drops known and 0", quiet.Addr, qs)
@@ -210,6 +212,8 @@ func TestLabDropsReusePortSocket(t *testing.T) {
 			t.Errorf("sibling socket inode %d pid %d: drops %+v, want a healthy process's socket with none", g.Inode, g.PID, g.Drops)
 		}
 	}
+	t.Logf("stuck socket inode %d pid %d: own drops +%d (%.1f/s); ListenDrops +%d, remainder %d",
+		d.Listener.Inode, d.Listener.PID, d.Listener.Drops.Delta, d.Listener.Drops.PerSecond, d.PerSocket.ListenDrops.Delta, d.PerSocket.Remainder)
 	if d.PerSocket.Sum != d.Listener.Drops.Delta {
 		t.Errorf("sum over listeners %d, want the stuck socket's %d alone", d.PerSocket.Sum, d.Listener.Drops.Delta)
 	}
@@ -255,6 +259,7 @@ func TestLabDropsDualStackIPv4Flood(t *testing.T) {
 		t.Errorf("listener %s family %s: SYN-RECV max %d, Send-Q %d, at cap %v: want the IPv4 requests counted on the [::] listener",
 			x.Local, x.Family, x.MaxSynRecv(), x.SendQ, d.AtCap)
 	}
+	t.Logf("%s: SYN-RECV max %d, own drops +%d, TCPReqQFullDrop +%d", x.Local, x.MaxSynRecv(), x.Drops.Delta, d.Drops.Delta)
 	if !x.Drops.Moved() || d.PerSocket.Sum != x.Drops.Delta {
 		t.Errorf("own drops %+v, sum over listeners %d: want the [::] listener's drops, and only those", x.Drops, d.PerSocket.Sum)
 	}
@@ -363,6 +368,7 @@ func TestLabDropsMatchSS(t *testing.T) {
 	if rec == nil || !rec.PerSocket() || !rec.ListenDrops.OK {
 		t.Fatalf("reconciliation %+v: want per-socket drops and a ListenDrops delta", rec)
 	}
+	t.Logf("sum over listeners %d, ListenDrops +%d, remainder %d; ss -ltme: %+v", rec.Sum, rec.ListenDrops.Delta, rec.Remainder, ss)
 	wantMoved := []string{full[1].Addr.String(), full[0].Addr.String()} // most drops first
 	var moved []string
 	for _, x := range rec.Moved {
