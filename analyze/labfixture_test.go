@@ -538,6 +538,42 @@ func TestLabFixtures(t *testing.T) {
 	}
 }
 
+// TestLabFixturesBeforeDrops analyzes lab recordings kept from before
+// listeners.json had "drops" (testdata/before-drops/NAME.tar.zst, copies of
+// ../fixtures/NAME as first recorded) with the fixture's checks: a bundle
+// without per-socket drops is attributed by its queues' state, and still
+// says what it said when it was recorded.
+func TestLabFixturesBeforeDrops(t *testing.T) {
+	n := 0
+	for _, fx := range labFixtures {
+		p := filepath.Join("testdata", "before-drops", fx.name+".tar.zst")
+		if _, err := os.Stat(p); err != nil {
+			continue
+		}
+		n++
+		t.Run(fx.name, func(t *testing.T) {
+			s, err := analyze.LoadPath(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, sm := range s.Samples {
+				for _, l := range sm.Listeners {
+					if l.Drops != nil {
+						t.Fatalf("%s: sample %d has drops: not a recording from before them", p, sm.Index)
+					}
+				}
+			}
+			if r := s.ReconcileListenDrops(); r.PerSocket() {
+				t.Errorf("reconciliation %+v claims per-socket drops", r)
+			}
+			checkLabFixture(t, fx, p)
+		})
+	}
+	if n == 0 {
+		t.Fatal("no recording from before per-socket drops under testdata/before-drops")
+	}
+}
+
 // checkLabFixture analyzes the bundle at p and checks it against fx,
 // reporting whether it passed.
 func checkLabFixture(t *testing.T, fx labFixture, p string) bool {

@@ -37,6 +37,11 @@ var (
 	snmp6Icmp6OutDestUnreachs = newCounter(snmp6Group, "Icmp6OutDestUnreachs")
 )
 
+// TCPDeferAcceptDrop counts the data-less third ACKs a TCP_DEFER_ACCEPT
+// listener discards; that listener's own sk_drops counts them too, and
+// ListenDrops does not.
+var tcpExtTCPDeferAcceptDrop = newCounter("TcpExt", "TCPDeferAcceptDrop")
+
 // snmp6Group is the group of /proc/net/snmp6's counters, which the file
 // does not name itself.
 const snmp6Group = "Snmp6"

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -12,12 +13,33 @@ import (
 // dropped at ACK time (tcp_v4_syn_recv_sock() exit_overflow); a listener
 // with Recv-Q at Send-Q shows which. Stuck vs slow: Recv-Q pinned above
 // Send-Q in every sample while PassiveOpens stands still.
+//
+// With per-socket drops (each listener's own sk_drops in two samples or
+// more), the listeners named are those whose own counter moved, one finding
+// per socket, so an SO_REUSEPORT group's socket that stopped accepting is
+// named apart from its healthy siblings, and a queue that overflowed only
+// between samples is still found; a listener whose counter did not move gets
+// no finding unless its queue stayed over full in every sample (nothing
+// was dropped only because no client came; the next one will be).
 func ruleAcceptQueue(s *Snapshot) []Finding {
 	overflows := s.Delta(tcpExtListenOverflows)
-	var fullLs []*ListenerState
-	for _, l := range s.Listeners() {
-		if acceptQueueFull(l) {
-			fullLs = append(fullLs, l)
+	per := s.ReconcileListenDrops()
+	fullLs, perSocket := s.acceptDropCulprits(per)
+	if perSocket && !overflows.Moved() {
+		fullLs = nil
+	}
+	if perSocket {
+		for _, l := range s.Listeners() {
+			if acceptQueuePinned(l) && !slices.ContainsFunc(fullLs, l.sameSocket) {
+				fullLs = append(fullLs, l)
+			}
+		}
+	}
+	if !perSocket {
+		for _, l := range s.Listeners() {
+			if acceptQueueFull(l) {
+				fullLs = append(fullLs, l)
+			}
 		}
 	}
 	if !overflows.Moved() && len(fullLs) == 0 {
@@ -28,7 +50,9 @@ func ruleAcceptQueue(s *Snapshot) []Finding {
 	}
 	var ds []*AcceptQueueOverflow
 	for _, l := range fullLs {
-		ds = append(ds, diagnoseAcceptQueue(s, l, overflows))
+		d := diagnoseAcceptQueue(s, l, overflows)
+		d.PerSocket = per
+		ds = append(ds, d)
 	}
 	return findings(s, ds...)
 }
@@ -93,6 +117,10 @@ type AcceptQueueOverflow struct {
 	Rates AcceptRates
 	// Waits groups the process's threads by state and wait channel.
 	Waits []ThreadWait
+	// PerSocket is the listeners' own drop counters against ListenDrops;
+	// nil with fewer than two samples. Listener's own movement is
+	// Listener.Drops.
+	PerSocket *DropReconciliation
 }
 
 func diagnoseAcceptQueue(s *Snapshot, l *ListenerState, overflows Delta) *AcceptQueueOverflow {
@@ -173,6 +201,7 @@ func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
 	if d.PassiveOpens.OK {
 		f.Evidence = append(f.Evidence, evDelta(d.PassiveOpens, "connections the kernel completed into accept queues"))
 	}
+	f.Evidence = append(f.Evidence, d.PerSocket.Evidence()...)
 	if l != nil {
 		f.Evidence = append(f.Evidence, listenerEvidence(l, "")...)
 		f.Evidence = append(f.Evidence, evValue(l.Source, "listener "+l.Local+" recv_q by sample",

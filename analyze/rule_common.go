@@ -88,7 +88,10 @@ func names(ls []*ListenerState) string {
 	var n []string
 	for _, l := range ls {
 		s := l.Local
-		if l.Comm != "" {
+		switch {
+		case l.ReusePort:
+			s += fmt.Sprintf(" (socket inode %d, %s pid %d)", l.Inode, l.Comm, l.PID)
+		case l.Comm != "":
 			s += fmt.Sprintf(" (%s, pid %d)", l.Comm, l.PID)
 		}
 		n = append(n, s)
@@ -110,10 +113,15 @@ func first(ls []*ListenerState) *ListenerState {
 	return ls[0]
 }
 
-// titleListener is " on ADDR:PORT" or "".
+// titleListener is " on ADDR:PORT" or "". For one socket of an
+// SO_REUSEPORT group it names the socket too, since its siblings share the
+// address: " on ADDR:PORT (socket inode N, pid P)".
 func titleListener(l *ListenerState) string {
 	if l == nil {
 		return ""
+	}
+	if l.ReusePort {
+		return fmt.Sprintf(" on %s (socket inode %d, pid %d)", l.Local, l.Inode, l.PID)
 	}
 	return " on " + l.Local
 }

@@ -49,6 +49,10 @@ type SynQueueDrop struct {
 	// remedy sized from it for operators who keep cookies off.
 	Model     *SynModel
 	NoCookies NoCookiesPlan
+	// PerSocket is the listeners' own drop counters against ListenDrops;
+	// nil with fewer than two samples. When it has per-socket drops,
+	// Listeners are the sockets whose own counter moved.
+	PerSocket *DropReconciliation
 }
 
 func diagnoseSynDrop(s *Snapshot) *SynQueueDrop {
@@ -64,7 +68,11 @@ func diagnoseSynDrop(s *Snapshot) *SynQueueDrop {
 	if !d.Drops.Moved() && !oneSample {
 		return nil
 	}
-	d.Listeners, d.AtCap = s.synQueueCulprits()
+	d.PerSocket = s.ReconcileListenDrops()
+	var perSocket bool
+	if d.Listeners, d.AtCap, perSocket = s.synDropCulprits(d.PerSocket); !perSocket {
+		d.Listeners, d.AtCap = s.synQueueCulprits()
+	}
 	if !d.Drops.Moved() && !d.AtCap {
 		return nil
 	}
@@ -95,13 +103,10 @@ func (d *SynQueueDrop) render(s *Snapshot) Finding {
 			where = names(d.Listeners)
 		}
 		for _, c := range d.Listeners {
-			note := "SYN queue at its cap (the listen backlog)"
-			if !d.AtCap {
-				note = "the fullest SYN queue at capture time, below its cap"
-			}
-			f.Evidence = append(f.Evidence, listenerEvidence(c, note)...)
+			f.Evidence = append(f.Evidence, listenerEvidence(c, culpritNote(s, c, d.AtCap, "SYN queue at its cap (the listen backlog)"))...)
 		}
 	}
+	f.Evidence = append(f.Evidence, d.PerSocket.Evidence()...)
 	f.Evidence = append(f.Evidence, retransEvidence(s)...)
 	f.Evidence = append(f.Evidence, synFloodLog(s, 3)...)
 	f.Evidence = append(f.Evidence, packetEvidence(s)...)
@@ -190,6 +195,10 @@ type ThreeQuarterDrop struct {
 	// of waiting requests above which unproven peers are dropped.
 	MaxSynBacklog int64
 	Plateau       int
+	// PerSocket is the listeners' own drop counters against ListenDrops
+	// (nil with fewer than two samples); without a listener at the plateau,
+	// Listener is the one whose own counter rose most.
+	PerSocket *DropReconciliation
 	// Backlog is the listen backlog the 3/4 mark must clear: the
 	// plateau listener's, else the largest. RaiseMaxSynBacklogTo is 4/3 of
 	// it when tcp_max_syn_backlog is below that, else 0.
@@ -211,10 +220,13 @@ func diagnoseThreeQuarter(s *Snapshot) *ThreeQuarterDrop {
 	tmsb, haveTmsb := s.Sysctls.Int("net.ipv4.tcp_max_syn_backlog")
 	d := &ThreeQuarterDrop{Residual: res, ListenDrops: drops, ListenOverflows: overflows, ReqQDrop: reqDrop,
 		MaxSynBacklog: tmsb, Plateau: int(tmsb - tmsb>>2)}
+	d.PerSocket = s.ReconcileListenDrops()
 	for _, l := range s.Listeners() {
 		if haveTmsb && l.MaxSynRecv() >= d.Plateau && l.MaxSynRecv() < int(l.SendQ) {
-			d.Listener = l
-			break
+			if !d.PerSocket.PerSocket() || l.Drops.Moved() {
+				d.Listener = l
+				break
+			}
 		}
 	}
 	// The 3/4 rule can drop a SYN only when its mark lies below some
@@ -226,6 +238,9 @@ func diagnoseThreeQuarter(s *Snapshot) *ThreeQuarterDrop {
 	}
 	if !bites && len(s.Listeners()) > 0 {
 		return nil
+	}
+	if ls, _, ok := s.synDropCulprits(d.PerSocket); ok && d.Listener == nil && len(ls) > 0 {
+		d.Listener = ls[0]
 	}
 	if d.Listener == nil && s.Delta(icmpOutDestUnreachs).Moved() {
 		return nil // unreachable-clients explains it
@@ -277,6 +292,7 @@ func (d *ThreeQuarterDrop) render(s *Snapshot) Finding {
 	if at != nil {
 		f.Evidence = append(f.Evidence, listenerEvidence(at, fmt.Sprintf("plateau at the 3/4 mark (%d), below Send-Q", d.Plateau+1))...)
 	}
+	f.Evidence = append(f.Evidence, d.PerSocket.Evidence()...)
 	f.Evidence = append(f.Evidence, packetEvidence(s)...)
 	where := "a listener"
 	if at != nil {
@@ -331,6 +347,11 @@ type CookieOverflow struct {
 	// Backlog is the listen-backlog remedy; nil when none is advised (a
 	// flood on a listener whose backlog is already 1024 or more).
 	Backlog *BacklogAdvice
+	// PerSocket is the listeners' own drop counters against ListenDrops
+	// (nil with fewer than two samples). A SYN answered with a cookie is
+	// not a drop, so these counters do not name the listener here: the
+	// queues at the samples do.
+	PerSocket *DropReconciliation
 }
 
 func diagnoseCookieOverflow(s *Snapshot) *CookieOverflow {
@@ -343,6 +364,7 @@ func diagnoseCookieOverflow(s *Snapshot) *CookieOverflow {
 	if !d.DoCookies.Moved() && !d.AtCap {
 		return nil // one sample, and no queue at its cap
 	}
+	d.PerSocket = s.ReconcileListenDrops()
 	d.Sent, d.Recv, d.Failed = s.Delta(tcpExtSyncookiesSent), s.Delta(tcpExtSyncookiesRecv), s.Delta(tcpExtSyncookiesFailed)
 	d.ListenOverflows = s.Delta(tcpExtListenOverflows)
 	if d.Sent.Moved() {
@@ -381,6 +403,7 @@ func (d *CookieOverflow) render(s *Snapshot) Finding {
 		}
 		f.Evidence = append(f.Evidence, listenerEvidence(c, note)...)
 	}
+	f.Evidence = append(f.Evidence, d.PerSocket.Evidence()...)
 	f.Evidence = append(f.Evidence, synFloodLog(s, 3)...)
 	f.Evidence = append(f.Evidence, packetEvidence(s)...)
 

@@ -26,6 +26,13 @@ type Listener struct {
 	ReusePort bool   `json:"reuseport,omitempty"`
 	PID       int    `json:"pid"`
 	Comm      string `json:"comm"`
+	// Drops is the socket's own drop counter (sk_drops, SK_MEMINFO_DROPS of
+	// INET_DIAG_SKMEMINFO), cumulative since the socket was created. On a
+	// listener tcp_listendrop() bumps it with every TcpExt.ListenDrops, so it
+	// says which socket dropped. It is a 32-bit kernel counter and wraps.
+	// nil means unknown: a kernel before 4.7, or a bundle written before the
+	// field existed; never read nil as 0.
+	Drops *uint32 `json:"drops,omitempty"`
 }
 
 // Socket is one row of sockets/tcp.jsonl: the fields of ss -tanoi.

@@ -45,7 +45,8 @@ func (*Listeners) Name() string { return "listeners" }
 func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer) error {
 	t := newListenerTable(newZoner())
 	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
-		if err := sockdiag.Dump(ctx, family, sockdiag.StatesListen, 0, t.addListener); err != nil {
+		// INET_DIAG_SKMEMINFO carries the listener's own drop counter.
+		if err := sockdiag.Dump(ctx, family, sockdiag.StatesListen, sockdiag.ExtSkMemInfo, t.addListener); err != nil {
 			return fmt.Errorf("read tcp listeners (%s): %w", familyName(family), err)
 		}
 	}
@@ -155,6 +156,13 @@ func (t *listenerTable) addListener(m *sockdiag.Msg) error {
 		UID:    m.UID,
 		Inode:  m.Inode,
 		Cookie: m.Cookie,
+	}
+	if m.HasDrops {
+		// tcp_listendrop() bumps sk_drops with every ListenDrops of
+		// this listener, whichever queue or rule dropped; a kernel before
+		// 4.7 sends no SK_MEMINFO_DROPS and the field stays unknown.
+		d := m.Drops
+		rec.Drops = &d
 	}
 	t.entries = append(t.entries, listenerEntry{rec: rec, addr: addr, v6only: m.V6Only})
 	return nil

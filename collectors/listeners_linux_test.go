@@ -3,6 +3,7 @@ package collectors
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
 	"github.com/snapdiag/snapdiag/internal/testutil"
@@ -34,10 +36,11 @@ func TestListenerAttribution(t *testing.T) {
 		return m
 	}
 	v6only := func(m *L) { m.V6Only = true }
+	withDrops := func(n uint32) func(*L) { return func(m *L) { m.HasDrops, m.Drops = true, n } }
 	onEth0 := func(m *L) { m.IfIndex = 2 }
 	listeners := []L{
-		listen(sockdiag.FamilyInet, "0.0.0.0:80", 1),
-		listen(sockdiag.FamilyInet, "127.0.0.1:80", 2),
+		listen(sockdiag.FamilyInet, "0.0.0.0:80", 1, withDrops(5)),
+		listen(sockdiag.FamilyInet, "127.0.0.1:80", 2, withDrops(0)),
 		listen(sockdiag.FamilyInet6, "[::]:443", 3),
 		listen(sockdiag.FamilyInet6, "[::]:8443", 4, v6only),
 		listen(sockdiag.FamilyInet, "0.0.0.0:8443", 5),
@@ -93,12 +96,14 @@ func TestListenerAttribution(t *testing.T) {
 		return bundle.Listener{Proto: "tcp", Family: family, Local: local, Addr: addr, Port: port,
 			RecvQ: 1, SendQ: 128, SynRecv: syn, Inode: uint32(cookie) + 100, Cookie: cookie, ReusePort: reuse}
 	}
+	drops := func(l bundle.Listener, n uint32) bundle.Listener { l.Drops = &n; return l }
+	// Listeners whose reply had no SK_MEMINFO_DROPS keep drops unknown.
 	want := []bundle.Listener{
 		rec("inet6", "[fe80::1%eth0]:22", "fe80::1%eth0", 22, 8, 1, false),
 		rec("inet", "10.0.0.1:25", "10.0.0.1", 25, 6, 3, true),
 		rec("inet", "10.0.0.1:25", "10.0.0.1", 25, 7, 3, true),
-		rec("inet", "0.0.0.0:80", "0.0.0.0", 80, 1, 1, false),
-		rec("inet", "127.0.0.1:80", "127.0.0.1", 80, 2, 2, false),
+		drops(rec("inet", "0.0.0.0:80", "0.0.0.0", 80, 1, 1, false), 5),
+		drops(rec("inet", "127.0.0.1:80", "127.0.0.1", 80, 2, 2, false), 0),
 		rec("inet6", "[::]:443", "::", 443, 3, 3, false),
 		rec("inet6", "[::ffff:10.0.0.5]:993", "::ffff:10.0.0.5", 993, 9, 2, false),
 		rec("inet", "0.0.0.0:8443", "0.0.0.0", 8443, 5, 4, false),
@@ -232,9 +237,17 @@ func TestListenersSample(t *testing.T) {
 	comm, _ := os.ReadFile("/proc/self/comm")
 	me := bundle.Listener{PID: os.Getpid(), Comm: strings.TrimSpace(string(comm)), UID: uint32(os.Getuid()), Proto: "tcp"}
 	want := map[string]bundle.Listener{}
+	// Drops: no queue overflows, so the plain listener drops nothing (a
+	// known 0). A TCP_DEFER_ACCEPT listener discards each data-less third
+	// ACK (tcp_check_req() returns no child, and tcp_v4_rcv()'s
+	// discard_and_relse counts it with sk_drops_add()): one drop per
+	// client, which TcpExt.TCPDeferAcceptDrop counts and ListenDrops does
+	// not. A reuseport group's drops are summed over its sockets.
 	add := func(family, local string, port int, recvQ, sendQ uint32, syn int, reuse bool) {
 		l := me
 		l.Family, l.Local, l.Port, l.RecvQ, l.SendQ, l.SynRecv, l.ReusePort = family, local, port, recvQ, sendQ, syn, reuse
+		d := uint32(syn)
+		l.Drops = &d
 		l.Addr = local[:strings.LastIndex(local, ":")]
 		l.Addr = strings.Trim(l.Addr, "[]")
 		want[local] = l
@@ -269,13 +282,47 @@ func TestListenersSample(t *testing.T) {
 					t.Errorf("%s: inode %d cookie %d", x.Local, x.Inode, x.Cookie)
 				}
 				x.Inode, x.Cookie = 0, 0
-				if prev, dup := got[x.Local]; dup && prev != x {
-					t.Errorf("reuseport listeners %s differ: %+v and %+v", x.Local, prev, x)
+				if x.Drops == nil {
+					t.Fatalf("%s: drops unknown on a kernel that reports them", x.Local)
+				}
+				if prev, dup := got[x.Local]; dup {
+					if !cmp.Equal(prev, x, cmpopts.IgnoreFields(bundle.Listener{}, "Drops")) {
+						t.Errorf("reuseport listeners %s differ: %+v and %+v", x.Local, prev, x)
+					}
+					sum := *prev.Drops + *x.Drops
+					x.Drops = &sum
 				}
 				got[x.Local] = x
 			}
 		}
 		diff := cmp.Diff(want, got)
 		return diff == "", diff
+	})
+}
+
+// TestHistorySampleListenerDrops: the watchdog's history samples come from
+// the same sampler, so they carry each listener's own drop counter too. A
+// listener whose accept queue is full drops the next client's SYN.
+func TestHistorySampleListenerDrops(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	_, full := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 0)
+	testutil.Dial(t, "tcp4", lo, full) // backlog 0 queues one connection
+	testutil.DialPending(t, lo, full)
+	samplers := []Sampler{&Listeners{}}
+	testutil.Eventually(t, 5*time.Second, "a history sample with the full listener's drop", func() (bool, string) {
+		hs, err := TakeSample(context.Background(), Host{Proc: "/proc"}, samplers)
+		if err != nil {
+			t.Fatalf("TakeSample: %v", err)
+		}
+		ls, err := bundle.DecodeListeners(bytes.NewReader(hs.Files[bundle.SampleListeners]))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, l := range ls {
+			if l.Port == full {
+				return l.Drops != nil && *l.Drops > 0, fmt.Sprintf("%+v", l)
+			}
+		}
+		return false, "no listener on the port"
 	})
 }

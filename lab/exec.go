@@ -236,7 +236,7 @@ const ServicePackage = "github.com/snapdiag/snapdiag/lab/cmd/labsvc"
 // addr with an exact backlog and accept mode, and returns once it is
 // listening (within DefaultExecTimeout). The binary is built once per lab.
 // Stop ends it; a watchdog test restarts it by calling Service again.
-func (l *Lab) Service(ctx context.Context, addr netip.AddrPort, backlog int, mode AcceptMode) (*Proc, error) {
+func (l *Lab) Service(ctx context.Context, addr netip.AddrPort, backlog int, mode AcceptMode, opts ...ListenOption) (*Proc, error) {
 	if a := addr.Addr(); !a.IsUnspecified() && a != l.ServerIP && (!a.IsValid() || a != l.ServerIP6) {
 		return nil, fmt.Errorf("service on %s: not a server address of this lab", addr)
 	}
@@ -249,8 +249,12 @@ func (l *Lab) Service(ctx context.Context, addr netip.AddrPort, backlog int, mod
 		l.svcBin = bin
 		l.mu.Unlock()
 	}
-	p, err := l.Start(ctx, l.Server, bin, "--listen", addr.String(), "--backlog", strconv.Itoa(backlog),
-		"--accept", mode.String(), "--lifetime", MaxProcLifetime.String())
+	args := []string{"--listen", addr.String(), "--backlog", strconv.Itoa(backlog),
+		"--accept", mode.String(), "--lifetime", MaxProcLifetime.String()}
+	for _, o := range opts {
+		args = append(args, "--"+string(o))
+	}
+	p, err := l.Start(ctx, l.Server, bin, args...)
 	if err != nil {
 		return nil, err
 	}

@@ -211,3 +211,33 @@ func FuzzParseSS(f *testing.F) {
 		parseSSSynRecv(strings.NewReader(in))
 	})
 }
+
+func TestParseSSMem(t *testing.T) {
+	in := "LISTEN 0      16     10.211.1.1:8083 0.0.0.0:* ino:4242 sk:1002 cgroup:/ <->\n" +
+		"\t skmem:(r0,rb131072,t0,tb16384,f0,w0,o0,bl0,d17)\n" +
+		"LISTEN 0      16     10.211.1.1:8083 0.0.0.0:* ino:4243 sk:1003 cgroup:/ <->\n" +
+		"\t skmem:(r0,rb131072,t0,tb16384,f0,w0,o0,bl0,d0)\n" +
+		"LISTEN 5      4096   [::]:22 [::]:* ino:7 sk:5 <->\n" +
+		"\t skmem:(r0,rb131072,t0,tb16384,f0,w0,o0,bl0,d4294967295)\n"
+	got, err := parseSSMem(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []SSMem{
+		{Local: "10.211.1.1:8083", Inode: 4242, Drops: 17},
+		{Local: "10.211.1.1:8083", Inode: 4243, Drops: 0},
+		{Local: "[::]:22", Inode: 7, Drops: 1<<32 - 1},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("parseSSMem (-want +got):\n%s", diff)
+	}
+	for _, bad := range []string{
+		"\t skmem:(r0,d1)\n",
+		"LISTEN 0 16 10.0.0.1:1 0.0.0.0:* ino:1\n\t skmem:(r0,rb1)\n",
+		"LISTEN 0 16 10.0.0.1:1 0.0.0.0:* ino:x\n",
+	} {
+		if ms, err := parseSSMem(strings.NewReader(bad)); err == nil {
+			t.Errorf("parseSSMem(%q) = %+v, want an error", bad, ms)
+		}
+	}
+}

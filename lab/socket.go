@@ -89,7 +89,7 @@ type Listener struct {
 // SO_REUSEADDR, bind, listen(fd, backlog) as raw system calls, so the backlog
 // is exactly the one given. Inside a lab use Lab.Listen; lab/cmd/labsvc uses
 // this after `ip netns exec`.
-func Listen(addr netip.AddrPort, backlog int, mode AcceptMode) (*Listener, error) {
+func Listen(addr netip.AddrPort, backlog int, mode AcceptMode, opts ...ListenOption) (*Listener, error) {
 	if _, ok := modeNames[mode]; !ok {
 		return nil, fmt.Errorf("listen %s: unknown accept mode %d", addr, int(mode))
 	}
@@ -98,7 +98,7 @@ func Listen(addr netip.AddrPort, backlog int, mode AcceptMode) (*Listener, error
 		return nil, fmt.Errorf("listen %s: %w", addr, err)
 	}
 	ln := &Listener{Backlog: backlog, Mode: mode, fd: fd, stop: make(chan struct{}), done: make(chan struct{})}
-	if err := ln.open(addr); err != nil {
+	if err := ln.open(addr, opts); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("listen %s backlog %d: %w", addr, backlog, err)
 	}
@@ -110,9 +110,26 @@ func Listen(addr netip.AddrPort, backlog int, mode AcceptMode) (*Listener, error
 	return ln, nil
 }
 
-func (ln *Listener) open(addr netip.AddrPort) error {
+// ListenOption is a socket option Listen sets before bind, named as
+// labsvc's flag that asks for it.
+type ListenOption string
+
+// ReusePort sets SO_REUSEPORT: several listeners, of one process or of
+// several with the same user, share the address and port, and the kernel
+// spreads new connections over them by a hash of the client's address.
+const ReusePort ListenOption = "reuseport"
+
+func (ln *Listener) open(addr netip.AddrPort, opts []ListenOption) error {
 	if err := unix.SetsockoptInt(ln.fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
 		return fmt.Errorf("setsockopt SO_REUSEADDR: %w", err)
+	}
+	for _, o := range opts {
+		if o != ReusePort {
+			return fmt.Errorf("unknown listen option %q", o)
+		}
+		if err := unix.SetsockoptInt(ln.fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1); err != nil {
+			return fmt.Errorf("setsockopt SO_REUSEPORT: %w", err)
+		}
 	}
 	if err := unix.Bind(ln.fd, sockaddr(addr)); err != nil {
 		return fmt.Errorf("bind: %w", err)
@@ -266,17 +283,17 @@ func (ln *Listener) Close() error {
 // unspecified address for a wildcard listener; port 0 lets the kernel choose)
 // inside the server namespace. The lab closes it at cleanup if the test has
 // not.
-func (l *Lab) Listen(addr netip.AddrPort, backlog int, mode AcceptMode) (*Listener, error) {
+func (l *Lab) Listen(addr netip.AddrPort, backlog int, mode AcceptMode, opts ...ListenOption) (*Listener, error) {
 	if a := addr.Addr(); !a.IsUnspecified() && a != l.ServerIP && (!a.IsValid() || a != l.ServerIP6) {
 		return nil, fmt.Errorf("listen %s: not a server address of this lab", addr)
 	}
 	var ln *Listener
 	err := l.Do(l.Server, func() error {
 		var err error
-		ln, err = Listen(addr, backlog, mode)
+		ln, err = Listen(addr, backlog, mode, opts...)
 		return err
 	})
-	l.record("listen %s backlog %d accept %s  # %s", addr, backlog, mode, status(err))
+	l.record("listen %s backlog %d accept %s %v  # %s", addr, backlog, mode, opts, status(err))
 	if err != nil {
 		return nil, err
 	}

@@ -140,3 +140,86 @@ func parseSSSynRecv(r io.Reader) (map[int]int, error) {
 	}
 	return out, sc.Err()
 }
+
+// SSMem is one listener of `ss -Hltnme`: its socket and its own drop
+// counter.
+type SSMem struct {
+	// Local is ADDR:PORT as ss prints it; Inode is the socket's inode
+	// (ino:), which tells the sockets of an SO_REUSEPORT group apart.
+	Local string
+	Inode uint32
+	// Drops is the "d" of skmem: sk_drops, the listener's own drop
+	// counter (SK_MEMINFO_DROPS).
+	Drops uint32
+}
+
+// SSMem runs `ss -Hltnme` inside ns and returns every listener with its
+// inode and its own drop counter: ss's view of what listeners.json records
+// as "drops".
+func (l *Lab) SSMem(ctx context.Context, ns string) ([]SSMem, error) {
+	out, err := l.Exec(ctx, ns, "ss", "-Hltnme")
+	if err != nil {
+		return nil, err
+	}
+	ms, err := parseSSMem(bytes.NewReader(out.Stdout))
+	if err != nil {
+		return nil, fmt.Errorf("parse ss -Hltnme: %w", err)
+	}
+	return ms, nil
+}
+
+// parseSSMem reads `ss -Hltnme`: a socket's row (with ino:N among the -e
+// fields), then an indented line with skmem:(r0,rb...,d7).
+func parseSSMem(r io.Reader) ([]SSMem, error) {
+	var out []SSMem
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.TrimSpace(line) == "" {
+			continue
+		}
+		if mem, ok := strings.CutPrefix(strings.TrimSpace(line), "skmem:("); ok {
+			if len(out) == 0 {
+				return nil, fmt.Errorf("skmem line %q before any socket", line)
+			}
+			d, ok := skmemField(strings.TrimSuffix(mem, ")"), "d")
+			if !ok {
+				return nil, fmt.Errorf("skmem line %q has no d field", line)
+			}
+			out[len(out)-1].Drops = d
+			continue
+		}
+		_, _, local, _, err := ssRow(line)
+		if err != nil {
+			return nil, err
+		}
+		m := SSMem{Local: local}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, "ino:"); ok {
+				n, err := strconv.ParseUint(v, 10, 32)
+				if err != nil {
+					return nil, fmt.Errorf("ss row %q: ino: %w", line, err)
+				}
+				m.Inode = uint32(n)
+			}
+		}
+		out = append(out, m)
+	}
+	return out, sc.Err()
+}
+
+// skmemField returns the value of one field of skmem's list (r0,rb131072,
+// ...,d7): the number after the field's name.
+func skmemField(list, name string) (uint32, bool) {
+	for _, f := range strings.Split(list, ",") {
+		v, ok := strings.CutPrefix(f, name)
+		if !ok {
+			continue
+		}
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err == nil {
+			return uint32(n), true
+		}
+	}
+	return 0, false
+}

@@ -1,6 +1,7 @@
 package testutil
 
 import (
+	"errors"
 	"net"
 	"net/netip"
 	"strconv"
@@ -83,4 +84,20 @@ func CanListen(addr netip.Addr) bool {
 	}
 	l.Close()
 	return true
+}
+
+// DialPending starts a non-blocking IPv4 connect to addr:port and returns
+// without waiting: against a listener whose queue is full the SYN is
+// dropped and the socket stays in SYN_SENT, retrying, until the test ends
+// and closes it.
+func DialPending(t testing.TB, addr netip.Addr, port int) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatalf("socket: %v", err)
+	}
+	t.Cleanup(func() { unix.Close(fd) })
+	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: addr.As4(), Port: port}); !errors.Is(err, unix.EINPROGRESS) {
+		t.Fatalf("non-blocking connect = %v, want EINPROGRESS", err)
+	}
 }

@@ -261,14 +261,7 @@ func TestDumpListenerDrops(t *testing.T) {
 
 	// The next client's SYN is dropped; a non-blocking connect leaves it
 	// retrying (once a second) until the test ends.
-	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { unix.Close(fd) })
-	if err := unix.Connect(fd, &unix.SockaddrInet4{Addr: lo.As4(), Port: full}); !errors.Is(err, unix.EINPROGRESS) {
-		t.Fatalf("non-blocking connect = %v, want EINPROGRESS", err)
-	}
+	testutil.DialPending(t, lo, full)
 
 	listener := func(port int) Msg {
 		var out []Msg

@@ -1,7 +1,8 @@
 // Command labsvc stands in for a network service inside a lab namespace: it
-// listens on one address with an exact listen() backlog, handles connections
-// as told, prints "listening ADDR" once ready, and exits on SIGTERM or
-// SIGINT, or after --lifetime at the latest. Tests start it with
+// listens on one address with an exact listen() backlog (and SO_REUSEPORT
+// with --reuseport, so several labsvc processes form one group), handles
+// connections as told, prints "listening ADDR" once ready, and exits on
+// SIGTERM or SIGINT, or after --lifetime at the latest. Tests start it with
 // lab.Lab.Start, so a capture sees a listener owned by a process other than
 // the test, and the watchdog has a service to restart.
 //
@@ -35,6 +36,7 @@ func run() int {
 	accept := flag.String("accept", "close", "what to do with connections: never, close, drain or hold")
 	lifetime := flag.Duration("lifetime", time.Minute, "exit after this long at the latest (at most 10m)")
 	nofile := flag.Int("nofile", 0, "lower RLIMIT_NOFILE to this, fill it and accept into EMFILE (16 to 4096; 0: off)")
+	reusePort := flag.Bool(string(lab.ReusePort), false, "set SO_REUSEPORT, to join a group of listeners on the same address")
 	flag.Parse()
 	if *addr == "" || flag.NArg() != 0 || *lifetime <= 0 || *lifetime > 10*time.Minute ||
 		*nofile != 0 && (*nofile < 16 || *nofile > 4096) {
@@ -55,7 +57,11 @@ func run() int {
 		// The accept loop is exhaustAndAccept's, not the Listener's.
 		mode = lab.NeverAccept
 	}
-	ln, err := lab.Listen(ap, *backlog, mode)
+	var opts []lab.ListenOption
+	if *reusePort {
+		opts = append(opts, lab.ReusePort)
+	}
+	ln, err := lab.Listen(ap, *backlog, mode, opts...)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "labsvc: %v\n", err)
 		return 1
