@@ -37,6 +37,9 @@ func newListenersView(ctx *Context) *listenersView {
 		{title: "ACCEPTQ", width: 7, right: true},
 		{title: "SYN-RECV", width: 8, right: true},
 		{title: "FILL", width: 5, right: true},
+		// The socket's own drops during the capture (sk_drops): a queue
+		// that filled between samples shows here, not in the counts.
+		{title: "DROPS", width: 7, right: true, minWindow: 100},
 		// Both charts at every width: an accept-queue incident shows only
 		// in the first, a SYN flood only in the second. The titles are the
 		// count columns' with a sparkline, to fit both in 80 columns.
@@ -48,7 +51,7 @@ func newListenersView(ctx *Context) *listenersView {
 		switch f := fill(v.rows[r]); {
 		case f >= 1:
 			return ctx.Styles.Critical, true
-		case f >= 0.5:
+		case f >= 0.5 || v.rows[r].Drops.Moved():
 			return ctx.Styles.Warning, true
 		}
 		return lipgloss.Style{}, false
@@ -99,12 +102,17 @@ func (v *listenersView) cell(r, c int) string {
 	case 5:
 		return fmt.Sprintf("%.0f%%", fill(l)*100)
 	case 6:
+		if !l.Drops.Known {
+			return "—"
+		}
+		return strconv.FormatInt(l.Drops.Delta, 10)
+	case 7:
 		vals := make([]float64, len(l.RecvQs))
 		for i, x := range l.RecvQs {
 			vals[i] = float64(x)
 		}
 		return sparkline(vals, float64(max(l.SendQ, 1)), 60)
-	case 7:
+	case 8:
 		vals := make([]float64, len(l.SynRecvs))
 		for i, x := range l.SynRecvs {
 			vals[i] = float64(x)
