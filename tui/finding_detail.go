@@ -136,6 +136,9 @@ func (d *findingDetail) layout() {
 					title += fmt.Sprintf(": %s → %s", cmpDash(r.Current), r.Value)
 				}
 			}
+			if r.Plan == analyze.PlanWithoutCookies {
+				title += "  (only if cookies stay off)"
+			}
 			addWrapped(" ", title, st.Title.Render)
 			if r.Why != "" {
 				addWrapped("    ", r.Why, plain)

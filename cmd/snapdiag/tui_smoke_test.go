@@ -117,7 +117,8 @@ func TestTUISmokeSYNFlood(t *testing.T) {
 	}
 	tm.keys("Enter")
 	header := "CRITICAL · " + analyze.IDSynQueueOverflow + " · listener " + f.Listener
-	tm.waitFor("the finding's page", func(s string) bool {
-		return strings.Contains(s, header) && strings.Contains(s, "$ "+fixCommand)
-	})
+	tm.waitFor("the finding's page", func(s string) bool { return strings.Contains(s, header) })
+	// The evidence may fill the first page; the remedy is at the bottom.
+	tm.keys("G")
+	tm.waitFor("the finding's remedy", func(s string) bool { return strings.Contains(s, "$ "+fixCommand) })
 }
