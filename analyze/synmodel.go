@@ -106,6 +106,14 @@ const (
 	// RateQueue: one sample only, the queue's SYN-RECV over the hold time (a
 	// lower bound).
 	RateQueue RateSource = "queue"
+	// RateSocket: with cookies off, the SYNs this socket turned away from its
+	// own drop counter (sk_drops, which tcp_listendrop() bumps with
+	// ListenDrops), plus the requests it admitted. Unlike the namespace's
+	// counters it is this socket's share when several listeners, or the
+	// sockets of an SO_REUSEPORT group, are flooded at once. It also counts
+	// the duplicate SYNs its half-open requests discard, so it errs towards
+	// a larger queue.
+	RateSocket RateSource = "socket"
 )
 
 // SynModel is one listener's SYN queue as the bundle shows it.
@@ -234,6 +242,12 @@ func modelSynQueue(s *Snapshot, l *ListenerState) *SynModel {
 	m.Arrival, m.From = m.Turned+m.Admitted, RateCounters
 	if !drops.OK && !cookies.OK {
 		m.From = RateQueue
+	}
+	// With cookies off every SYN the queue turns away is a drop on the
+	// socket itself: its own counter is its own rate.
+	if m.Syncookies == 0 && l != nil && l.Drops.Known && l.Drops.Seconds > 0 {
+		m.Turned = l.Drops.PerSecond
+		m.Arrival, m.From = m.Turned+m.Admitted, RateSocket
 	}
 	if l != nil && s.Packets != nil {
 		m.PacketRate = packetHalfOpenRate(s.Packets, uint16(l.Port))

@@ -252,3 +252,31 @@ func TestThreeQuarterOnlyWhenItBites(t *testing.T) {
 		t.Errorf("tmsb 1024, backlog 16: the 3/4 rule blamed: %+v", d)
 	}
 }
+
+// TestSynModelOwnDrops: with cookies off and per-socket drops known, each
+// flooded listener's model is sized from its own drop counter, not from the
+// namespace's TCPReqQFullDrop, which two flooded listeners share.
+func TestSynModelOwnDrops(t *testing.T) {
+	s := host(t).sysctl("net.ipv4.tcp_syncookies", "0").
+		ramp("TcpExt", "TCPReqQFullDrop", 40).ramp("TcpExt", "ListenDrops", 40).
+		listeners(func(k int) []bundle.Listener {
+			return []bundle.Listener{
+				withDrops(socketAt(8080, 1, 16, 0, 17), drops(uint32(30*k))),
+				withDrops(socketAt(8081, 2, 16, 0, 17), drops(uint32(10*k))),
+			}
+		}).snapshot()
+	r := Analyze(s, "fixture", Rules())
+	f := findingByID(t, r, IDSynQueueOverflow)
+	d := diagnosis[*SynQueueDrop](t, f)
+	m := d.Model
+	if m == nil || m.Listener == nil || m.From != RateSocket {
+		t.Fatalf("model %+v: want one sized from the socket's own drops", m)
+	}
+	own := m.Listener.Drops.PerSecond
+	if own <= 0 || math.Abs(m.Turned-own) > 1e-9 || math.Abs(m.Arrival-(own+m.Admitted)) > 1e-9 {
+		t.Errorf("model of %s: turned %v arrival %v, want its own %v/s plus admitted %v", m.Listener.Local, m.Turned, m.Arrival, own, m.Admitted)
+	}
+	if ns := s.Delta(tcpExtTCPReqQFullDrop).PerSecond; own >= ns {
+		t.Errorf("own rate %v not below the namespace's %v: the test proves nothing", own, ns)
+	}
+}
