@@ -48,7 +48,11 @@ func (d *AcceptQueueOverflow) explain(s *Snapshot) {
 		return
 	}
 	d.Process = s.process(l.PID)
-	d.Rates = acceptRates(d.PassiveOpens, d.Overflows, l.RecvQs)
+	// PassiveOpens is the namespace's: never this socket's rate when it
+	// shares its port with an SO_REUSEPORT group.
+	if !l.ReusePort {
+		d.Rates = acceptRates(d.PassiveOpens, d.Overflows, l.RecvQs)
+	}
 	if d.Process == nil {
 		return
 	}
@@ -208,11 +212,21 @@ func (d *AcceptQueueOverflow) whyRecommendations(s *Snapshot, who string, generi
 func nofileRemedies(s *Snapshot, p *ProcessState) []Recommendation {
 	want := suggestNoFile(s, p)
 	v := strconv.FormatInt(want, 10)
+	// The hard limit is never lowered: raise it only where the soft limit
+	// must go above it, and keep "unlimited" as it is.
+	hard := v
+	switch {
+	case p.NoFileHard == Unlimited:
+		hard = "unlimited"
+	case p.NoFileHard > want:
+		hard = strconv.FormatInt(p.NoFileHard, 10)
+	}
 	return []Recommendation{
 		{Action: "limit", Key: "RLIMIT_NOFILE", Current: limitString(p.NoFile), Value: v,
 			Why: fmt.Sprintf("%s (pid %d) is at its open-file limit: raise it now for the running process, then for its next start "+
-				"(systemd: LimitNOFILE=%s in the unit's [Service] section via systemctl edit; a shell: ulimit -n %s before it starts)", p.Comm, p.PID, v, v),
-			Commands: []string{fmt.Sprintf("prlimit --pid %d --nofile=%s:%s", p.PID, v, v)}},
+				"(systemd: LimitNOFILE=%s:%s in the unit's [Service] section via systemctl edit; a shell: ulimit -n %s before it starts)",
+				p.Comm, p.PID, v, hard, v),
+			Commands: []string{fmt.Sprintf("prlimit --pid %d --nofile=%s:%s", p.PID, v, hard)}},
 		note("app", fmt.Sprintf("find why %s holds %d descriptors: if the count keeps climbing with the connections it serves, it leaks them "+
 			"(closed connections not closed), and a higher limit only buys time", p.Comm, p.OpenFiles),
 			fmt.Sprintf("ls -l /proc/%d/fd", p.PID)),

@@ -59,7 +59,7 @@ func TestAcceptOutOfFiles(t *testing.T) {
 	}
 	rec := recByKey(f, "RLIMIT_NOFILE")
 	if rec == nil || rec.Current != "1024" || rec.Value != "65536" ||
-		!cmp.Equal(rec.Commands, []string{"prlimit --pid 1234 --nofile=65536:65536"}) {
+		!cmp.Equal(rec.Commands, []string{"prlimit --pid 1234 --nofile=65536:524288"}) { // the hard limit kept
 		t.Errorf("RLIMIT_NOFILE remedy %+v", rec)
 	}
 
@@ -178,5 +178,25 @@ func TestLoadProcessesDamaged(t *testing.T) {
 	}
 	if !gap {
 		t.Errorf("no gap for the damaged stat: %+v", s.Gaps)
+	}
+}
+
+// TestNoFileRemedyKeepsHardLimit: the remedy raises the soft limit and never
+// lowers the hard one (systemd's default is 1024 soft, 524288 hard).
+func TestNoFileRemedyKeepsHardLimit(t *testing.T) {
+	s := host(t).snapshot()
+	for _, tc := range []struct {
+		hard int64
+		want string
+	}{
+		{524288, "prlimit --pid 7 --nofile=65536:524288"},
+		{Unlimited, "prlimit --pid 7 --nofile=65536:unlimited"},
+		{1024, "prlimit --pid 7 --nofile=65536:65536"},
+	} {
+		recs := nofileRemedies(s, &ProcessState{PID: 7, Comm: "imap", OpenFiles: 1024, NoFile: 1024, NoFileHard: tc.hard})
+		if len(recs) == 0 || recs[0].Key != "RLIMIT_NOFILE" || recs[0].Value != "65536" ||
+			len(recs[0].Commands) != 1 || recs[0].Commands[0] != tc.want {
+			t.Errorf("hard %d: remedy %+v, want the command %q", tc.hard, recs, tc.want)
+		}
 	}
 }

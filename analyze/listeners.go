@@ -18,8 +18,13 @@ type ListenerState struct {
 	// Listener is the listener as the last sample that has it shows it.
 	bundle.Listener
 	// RecvQs and SynRecvs are its readings, one per sample that has it.
+	// For a socket of an SO_REUSEPORT group SynRecvs is the group's count:
+	// request sockets do not say which socket of the group holds them.
 	RecvQs   []uint32
 	SynRecvs []int
+	// GroupSizes is how many sockets shared its address and port, per
+	// reading: 1 but for SO_REUSEPORT groups.
+	GroupSizes []int
 	// DropReadings are its own drop counter (sk_drops), one per sample
 	// that has it; nil where the sample did not report the counter (a
 	// kernel before 4.7, a bundle written before snapdiag recorded it).
@@ -117,6 +122,24 @@ func (l *ListenerState) MaxSynRecv() int {
 	return m
 }
 
+// SocketSynRecv is the largest SYN-RECV count of this socket's own SYN
+// queue seen. The kernel keeps a queue per socket and tests each one
+// against its own backlog (inet_csk_reqsk_queue_is_full(), and the pruning
+// of reqsk_timer_handler()), but a group's requests cannot be told apart:
+// for a socket of an SO_REUSEPORT group it is the group's count shared out
+// evenly, as the group's 4-tuple hash spreads clients (an estimate), rounded
+// up.
+func (l *ListenerState) SocketSynRecv() int {
+	m := 0
+	for i, v := range l.SynRecvs {
+		if i < len(l.GroupSizes) && l.GroupSizes[i] > 1 {
+			v = (v + l.GroupSizes[i] - 1) / l.GroupSizes[i]
+		}
+		m = max(m, v)
+	}
+	return m
+}
+
 // process returns the listener's process, or nil when unknown.
 func (l *ListenerState) process() *Process {
 	if l == nil || (l.PID == 0 && l.Comm == "") {
@@ -141,6 +164,10 @@ func (s *Snapshot) Listeners() []*ListenerState {
 	var out []*ListenerState
 	for i := range s.Samples {
 		sm := &s.Samples[i]
+		group := map[string]int{}
+		for _, l := range sm.Listeners {
+			group[l.Family+" "+l.Local]++
+		}
 		for _, l := range sm.Listeners {
 			key := "c" + strconv.FormatUint(l.Cookie, 10)
 			if l.Cookie == 0 {
@@ -158,6 +185,7 @@ func (s *Snapshot) Listeners() []*ListenerState {
 			}
 			st.RecvQs = append(st.RecvQs, l.RecvQ)
 			st.SynRecvs = append(st.SynRecvs, l.SynRecv)
+			st.GroupSizes = append(st.GroupSizes, group[l.Family+" "+l.Local])
 			st.DropReadings = append(st.DropReadings, l.Drops)
 			st.samples = append(st.samples, i)
 			st.InSamples++
@@ -186,7 +214,7 @@ func (s *Snapshot) synQueueFull(l *ListenerState) bool {
 	if s.Kernel.AtLeast(6, 13, 0) {
 		limit++
 	}
-	return l.MaxSynRecv() >= limit && l.MaxSynRecv() > 0
+	return l.SocketSynRecv() >= limit && l.SocketSynRecv() > 0
 }
 
 // synQueueCap is how many requests a listener's SYN queue holds before SYNs
@@ -228,10 +256,10 @@ func (s *Snapshot) synQueueCulprits() ([]*ListenerState, bool) {
 			full = append(full, l)
 			continue
 		}
-		if l.MaxSynRecv() == 0 {
+		if l.SocketSynRecv() == 0 {
 			continue
 		}
-		r := float64(l.MaxSynRecv()) / float64(max(l.SendQ, 1))
+		r := float64(l.SocketSynRecv()) / float64(max(l.SendQ, 1))
 		if r > bestRatio {
 			best, bestRatio = l, r
 		}

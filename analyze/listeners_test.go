@@ -207,3 +207,47 @@ func TestPerSocketAttribution(t *testing.T) {
 		}
 	})
 }
+
+// TestICMPAbortsNotBlamedOnThreeQuarterRule: with cookies off, requests
+// aborted by ICMP unreachables count in ListenDrops and on the listener's own
+// counter (tcp_req_err() calls tcp_listendrop()). A listener whose drops
+// moved, with its SYN queue below the 3/4 mark, is not a 3/4-rule finding:
+// the unreachable clients explain it.
+func TestICMPAbortsNotBlamedOnThreeQuarterRule(t *testing.T) {
+	r := host(t).sysctl("net.ipv4.tcp_syncookies", "0").sysctl("net.ipv4.tcp_max_syn_backlog", "128").
+		ramp("TcpExt", "ListenDrops", 9).ramp("Icmp", "OutDestUnreachs", 47).ramp("Icmp", "InDestUnreachs", 47).
+		listeners(func(k int) []bundle.Listener {
+			return []bundle.Listener{withDrops(socketAt(8080, 1, 4096, 0, 3), drops(uint32(9*k)))}
+		}).report()
+	for _, f := range r.Findings {
+		if _, ok := f.Diagnosis.(*ThreeQuarterDrop); ok {
+			t.Errorf("3/4-rule finding on %q for drops the ICMP unreachables explain", f.Listener)
+		}
+	}
+	findingByID(t, r, IDUnreachableClients)
+}
+
+// TestReusePortSocketSynRecv: the request sockets of an SO_REUSEPORT group
+// are counted for the group; each socket's own SYN queue, which the kernel
+// tests against its own backlog, holds its share. 20 requests over four
+// sockets of backlog 16 fill none of them.
+func TestReusePortSocketSynRecv(t *testing.T) {
+	s := host(t).listeners(func(k int) []bundle.Listener {
+		var out []bundle.Listener
+		for c := range uint64(4) {
+			l := socketAt(8080, c+1, 16, 0, 20)
+			l.ReusePort = true
+			out = append(out, l)
+		}
+		return append(out, socketAt(8081, 9, 16, 0, 17))
+	}).snapshot()
+	for _, l := range s.Listeners() {
+		want, full := 5, false
+		if l.Port == 8081 {
+			want, full = 17, true
+		}
+		if got := l.SocketSynRecv(); got != want || s.synQueueFull(l) != full {
+			t.Errorf("%s cookie %d: own SYN-RECV %d, full %v; want %d, %v", l.Local, l.Cookie, got, s.synQueueFull(l), want, full)
+		}
+	}
+}

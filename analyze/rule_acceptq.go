@@ -144,6 +144,13 @@ func diagnoseAcceptQueue(s *Snapshot, l *ListenerState, overflows Delta) *Accept
 	}
 	p := d.PassiveOpens
 	accepted := p.OK && (p.PerSecond >= 1 || p.Seconds == 0 && p.Delta > 0)
+	// The sockets of an SO_REUSEPORT group share the namespace's
+	// PassiveOpens, and the group exists so that its siblings accept: their
+	// children say nothing about this socket. Its own pinned queue is the
+	// evidence there is.
+	if l != nil && l.ReusePort {
+		accepted = false
+	}
 	if d.Pinned && !accepted {
 		d.State = AcceptStuck
 	}
@@ -250,6 +257,11 @@ func (d *AcceptQueueOverflow) render(s *Snapshot) Finding {
 	case d.State == AcceptNoFiles:
 		f.Summary = fmt.Sprintf("The accept queue of %s was full (Recv-Q %s, Send-Q %d; %s attempts turned away %s), not because %s is slow: ",
 			where, joinInts(l.RecvQs), l.SendQ, perSecond(d.Overflows), window(s), who)
+	case stuck && l.ReusePort:
+		f.Summary = fmt.Sprintf("The accept queue of %s stayed full (Recv-Q %s above Send-Q %d in every sample, unchanged). It is one socket "+
+			"of an SO_REUSEPORT group: the kernel hashes each client to one socket of the group, and the connections hashed to this one "+
+			"wait or are dropped while its siblings serve theirs, so %s is not calling accept() on it (hung, deadlocked, or out of file descriptors). ",
+			where, joinInts(l.RecvQs), l.SendQ, who)
 	case stuck:
 		f.Summary = fmt.Sprintf("The accept queue of %s stayed full (Recv-Q %s above Send-Q %d in every sample) while the kernel completed "+
 			"almost no new connections: %s is not calling accept() at all (hung, deadlocked, or out of file descriptors). ",

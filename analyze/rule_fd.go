@@ -145,6 +145,6 @@ func (d *ProcessFDExhaustion) render(s *Snapshot) Finding {
 	}
 	f.Summary += "accept() needs a new descriptor and fails with EMFILE, leaving the connection queued, so the accept loop spins on the error or stops " +
 		"and clients time out or are dropped (accept-queue-overflow)."
-	f.Recommendations = nofileRemedies(s, &ProcessState{PID: d.PID, Comm: d.Comm, OpenFiles: d.OpenFiles, NoFile: d.Limit})
+	f.Recommendations = nofileRemedies(s, &ProcessState{PID: d.PID, Comm: d.Comm, OpenFiles: d.OpenFiles, NoFile: d.Limit, NoFileHard: d.HardLimit})
 	return f
 }

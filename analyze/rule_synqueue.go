@@ -222,7 +222,7 @@ func diagnoseThreeQuarter(s *Snapshot) *ThreeQuarterDrop {
 		MaxSynBacklog: tmsb, Plateau: int(tmsb - tmsb>>2)}
 	d.PerSocket = s.ReconcileListenDrops()
 	for _, l := range s.Listeners() {
-		if haveTmsb && l.MaxSynRecv() >= d.Plateau && l.MaxSynRecv() < int(l.SendQ) {
+		if haveTmsb && l.SocketSynRecv() >= d.Plateau && l.SocketSynRecv() < int(l.SendQ) {
 			if !d.PerSocket.PerSocket() || l.Drops.Moved() {
 				d.Listener = l
 				break
@@ -239,11 +239,21 @@ func diagnoseThreeQuarter(s *Snapshot) *ThreeQuarterDrop {
 	if !bites && len(s.Listeners()) > 0 {
 		return nil
 	}
-	if ls, _, ok := s.synDropCulprits(d.PerSocket); ok && d.Listener == nil && len(ls) > 0 {
-		d.Listener = ls[0]
-	}
+	// ICMP-aborted requests count in ListenDrops and on the socket too
+	// (tcp_req_err() calls tcp_listendrop()), so without a listener at the
+	// plateau, moving unreachables explain the residual, not this rule.
 	if d.Listener == nil && s.Delta(icmpOutDestUnreachs).Moved() {
 		return nil // unreachable-clients explains it
+	}
+	// A socket whose own counter moved, but only one whose backlog lies
+	// above the 3/4 mark: below it, the backlog fills first.
+	if ls, _, ok := s.synDropCulprits(d.PerSocket); ok && d.Listener == nil {
+		for _, l := range ls {
+			if int64(d.Plateau) < int64(l.SendQ) {
+				d.Listener = l
+				break
+			}
+		}
 	}
 	if d.Listener == nil && !s.Kernel.AtLeast(4, 4, 0) {
 		return nil

@@ -212,7 +212,7 @@ func modelSynQueue(s *Snapshot, l *ListenerState) *SynModel {
 	}
 	if l != nil {
 		m.Backlog = int64(l.SendQ)
-		m.SynRecv = l.MaxSynRecv()
+		m.SynRecv = l.SocketSynRecv()
 	}
 	m.Cap = SynQueueCap(s.Kernel, m.Backlog, m.MaxSynBacklog, m.Syncookies == 0)
 
@@ -270,7 +270,9 @@ func packetHalfOpenRate(pa *PacketAnalysis, port uint16) float64 {
 	}
 	n := 0
 	for _, h := range pa.Flows {
-		if h.Server.Port() == port && h.SYNs > 0 && !h.ACKed {
+		// Only what the sample shows never completed: a handshake it cannot
+		// judge (its port's ACKs not kept) is not counted as half-open.
+		if h.Server.Port() == port && (h.HalfOpen(pa.End) || h.Unanswered()) {
 			n++
 		}
 	}

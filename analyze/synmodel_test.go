@@ -2,7 +2,9 @@ package analyze
 
 import (
 	"math"
+	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
 )
@@ -278,5 +280,30 @@ func TestSynModelOwnDrops(t *testing.T) {
 	}
 	if ns := s.Delta(tcpExtTCPReqQFullDrop).PerSecond; own >= ns {
 		t.Errorf("own rate %v not below the namespace's %v: the test proves nothing", own, ns)
+	}
+}
+
+// TestPacketRateOnlyWhatNeverCompleted: handshakes whose end the sample
+// cannot show (their port's ACKs not kept) are not arrivals of half-open
+// requests; those it shows half-open, and SYNs never answered, are.
+func TestPacketRateOnlyWhatNeverCompleted(t *testing.T) {
+	start := time.Unix(1000, 0)
+	srv := netip.MustParseAddrPort("10.0.0.1:143")
+	flow := func(i int, sees bundle.Coverage, synackRetrans int, synRetrans int, synacks int) *Handshake {
+		h := &Handshake{Client: netip.AddrPortFrom(netip.MustParseAddr("10.0.0.2"), uint16(40000+i)), Server: srv,
+			SYNs: 1 + synRetrans, SYNRetrans: synRetrans, SYNACKs: synacks, SYNACKRetrans: synackRetrans, Sees: sees}
+		h.firstSYNACK = start
+		return h
+	}
+	pa := &PacketAnalysis{Start: start, End: start.Add(2 * time.Second)}
+	for i := range 10 {
+		pa.Flows = append(pa.Flows, flow(i, bundle.CoverageNo, 0, 0, 1)) // cannot tell
+	}
+	pa.Flows = append(pa.Flows,
+		flow(20, bundle.CoverageNo, 1, 0, 2),  // SYN-ACK re-sent: half-open
+		flow(21, bundle.CoverageYes, 0, 0, 1), // ACKs kept, none came: half-open
+		flow(22, bundle.CoverageNo, 0, 1, 0))  // SYN re-sent, never answered
+	if got := packetHalfOpenRate(pa, 143); got != 1.5 {
+		t.Errorf("rate %v/s, want 3 handshakes in 2 s", got)
 	}
 }

@@ -101,8 +101,9 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 
 // listenPorts reads the ports of the namespace's TCP listeners, both
 // families, from a sock_diag dump: at most maxListenPorts of them, those
-// with connections waiting in their accept queue first (the listeners in
-// trouble), then the lowest. leftOut counts the ports that did not fit.
+// with the most half-open requests first, then those with connections
+// waiting in their accept queue (the listeners in trouble), then the
+// lowest. leftOut counts the ports that did not fit.
 func listenPorts(ctx context.Context) (ports []int, leftOut int, err error) {
 	waiting := map[int]bool{}
 	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
@@ -120,10 +121,30 @@ func listenPorts(ctx context.Context) (ports []int, leftOut int, err error) {
 			return nil, 0, fmt.Errorf("read tcp listeners (%s): %w", familyName(family), err)
 		}
 	}
+	// Half-open requests per local port: a SYN-flooded port may have an
+	// empty accept queue, and it is the port whose handshakes matter most.
+	// Request sockets report their listener's port (inet_req_diag_fill()).
+	requests := map[int]int{}
+	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
+		err := sockdiag.Dump(ctx, family, sockdiag.StatesSynRecv, 0, func(m *sockdiag.Msg) error {
+			if p := int(m.Src.Port()); m.Request() {
+				if _, ok := waiting[p]; ok {
+					requests[p]++
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			return nil, 0, fmt.Errorf("read tcp SYN-RECV sockets (%s): %w", familyName(family), err)
+		}
+	}
 	for p := range waiting {
 		ports = append(ports, p)
 	}
 	slices.SortFunc(ports, func(a, b int) int {
+		if requests[a] != requests[b] {
+			return requests[b] - requests[a]
+		}
 		if waiting[a] != waiting[b] {
 			if waiting[a] {
 				return -1

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -525,5 +526,27 @@ func FuzzParseControl(f *testing.F) {
 		if !c.ts.IsZero() && (c.ts.Nanosecond() < 0 || c.ts.Nanosecond() >= int(time.Second)) {
 			t.Errorf("timestamp %v", c.ts)
 		}
+	})
+}
+
+// TestListenPortsHalfOpenFirst: a port with half-open requests in its SYN
+// queue comes first, whatever its number and however empty its accept queue,
+// so the sample keeps its handshakes even when the port list is cut.
+func TestListenPortsHalfOpenFirst(t *testing.T) {
+	lo := netip.MustParseAddr("127.0.0.1")
+	// TCP_DEFER_ACCEPT keeps completed handshakes without data as request
+	// sockets in SYN_RECV: half-open as sock_diag sees them.
+	_, port := testutil.Listen(t, netip.AddrPortFrom(lo, 0), 8, testutil.DeferAccept(60))
+	// A lower port without requests, which the port order alone puts first.
+	testutil.Listen(t, netip.AddrPortFrom(lo, 1), 8)
+	for range 2 {
+		testutil.Dial(t, "tcp4", lo, port)
+	}
+	testutil.Eventually(t, 5*time.Second, "the deferred port first", func() (bool, string) {
+		ports, _, err := listenPorts(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ports) > 0 && ports[0] == port, fmt.Sprint(ports)
 	})
 }
