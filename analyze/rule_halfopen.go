@@ -246,7 +246,8 @@ func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 	}
 	if d.Spoofed {
 		f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "sources sharing one TTL and window", float64(d.Sharing),
-			fmt.Sprintf("TTL %d, window %d: one machine likely forges these addresses", d.SharedTTL, d.SharedWindow)))
+			fmt.Sprintf("TTL %d, window %d: a hint, not proof, of one machine forging these addresses "+
+				"(clients of one operating system at the same hop count look alike too)", d.SharedTTL, d.SharedWindow)))
 	}
 	f.Summary = fmt.Sprintf("In the packet sample the server answered %d handshakes with a SYN-ACK and never got the client's ACK. "+
 		"Each such request holds a SYN-queue slot until its SYN-ACK retries expire (%s). "+
