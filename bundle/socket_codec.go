@@ -608,6 +608,23 @@ var tcpInfoKeys = [...]string{
 	`"bytes_retrans":`,
 }
 
+// objectNext reads what follows a member of an object at b[i]: the end of
+// the object (end, and the index after the brace) or a comma (the index of
+// the next key). ok is false for anything else.
+func objectNext(b []byte, i int) (next int, end, ok bool) {
+	i = skipSpace(b, i)
+	if i >= len(b) {
+		return i, false, false
+	}
+	switch b[i] {
+	case '}':
+		return i + 1, true, true
+	case ',':
+		return skipSpace(b, i+1), false, true
+	}
+	return i, false, false
+}
+
 // skipUintObject skips the object at b[i] whose keys are plain strings and
 // whose values are unsigned integers, the shape of a tcp_info, and returns
 // the index after it. Anything else reports false, and the row goes to
@@ -632,17 +649,9 @@ func skipUintObject(b []byte, i int) (int, bool) {
 		if _, i, ok = scanUint(b, skipSpace(b, i+1)); !ok {
 			return i, false
 		}
-		i = skipSpace(b, i)
-		if i >= len(b) {
-			return i, false
-		}
-		switch b[i] {
-		case '}':
-			return i + 1, true
-		case ',':
-			i = skipSpace(b, i+1)
-		default:
-			return i, false
+		var end bool
+		if i, end, ok = objectNext(b, i); !ok || end {
+			return i, ok
 		}
 	}
 }
@@ -688,17 +697,9 @@ func scanTCPInfo(b []byte, i int, info *TCPInfo) (int, bool) {
 		}
 		seen |= 1 << f
 		next = f + 1
-		i = skipSpace(b, j)
-		if i >= len(b) {
-			return i, false
-		}
-		switch b[i] {
-		case '}':
-			return i + 1, true
-		case ',':
-			i = skipSpace(b, i+1)
-		default:
-			return i, false
+		var end bool
+		if i, end, ok = objectNext(b, j); !ok || end {
+			return i, ok
 		}
 	}
 }
