@@ -3,6 +3,7 @@ package analyze
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -221,7 +222,12 @@ func diagnoseThreeQuarter(s *Snapshot) *ThreeQuarterDrop {
 	d := &ThreeQuarterDrop{Residual: res, ListenDrops: drops, ListenOverflows: overflows, ReqQDrop: reqDrop,
 		MaxSynBacklog: tmsb, Plateau: int(tmsb - tmsb>>2)}
 	d.PerSocket = s.ReconcileListenDrops()
-	for _, l := range s.Listeners() {
+	listeners := s.Listeners()
+	// The 3/4 rule can drop a SYN only when its mark lies below a
+	// listener's backlog: otherwise the backlog fills first and the drops
+	// are TCPReqQFullDrop, not this.
+	bites := func(l *ListenerState) bool { return haveTmsb && int64(d.Plateau) < int64(l.SendQ) }
+	for _, l := range listeners {
 		if haveTmsb && l.SocketSynRecv() >= d.Plateau && l.SocketSynRecv() < int(l.SendQ) {
 			if !d.PerSocket.PerSocket() || l.Drops.Moved() {
 				d.Listener = l
@@ -229,14 +235,7 @@ func diagnoseThreeQuarter(s *Snapshot) *ThreeQuarterDrop {
 			}
 		}
 	}
-	// The 3/4 rule can drop a SYN only when its mark lies below some
-	// listener's backlog: otherwise the backlog fills first and the drops
-	// are TCPReqQFullDrop, not this.
-	bites := false
-	for _, l := range s.Listeners() {
-		bites = bites || haveTmsb && int64(d.Plateau) < int64(l.SendQ)
-	}
-	if !bites && len(s.Listeners()) > 0 {
+	if len(listeners) > 0 && !slices.ContainsFunc(listeners, bites) {
 		return nil
 	}
 	// ICMP-aborted requests count in ListenDrops and on the socket too
@@ -248,18 +247,15 @@ func diagnoseThreeQuarter(s *Snapshot) *ThreeQuarterDrop {
 	// A socket whose own counter moved, but only one whose backlog lies
 	// above the 3/4 mark: below it, the backlog fills first.
 	if ls, _, ok := s.synDropCulprits(d.PerSocket); ok && d.Listener == nil {
-		for _, l := range ls {
-			if int64(d.Plateau) < int64(l.SendQ) {
-				d.Listener = l
-				break
-			}
+		if i := slices.IndexFunc(ls, bites); i >= 0 {
+			d.Listener = ls[i]
 		}
 	}
 	if d.Listener == nil && !s.Kernel.AtLeast(4, 4, 0) {
 		return nil
 	}
 	d.Severity = dropSeverity(res, s.Delta(tcpPassiveOpens), Warning)
-	for _, l := range s.Listeners() {
+	for _, l := range listeners {
 		d.Backlog = max(d.Backlog, int64(l.SendQ))
 	}
 	if d.Listener != nil {
