@@ -17,6 +17,10 @@ const (
 	EtherTypeVLAN   = 0x8100 // ETH_P_8021Q
 	EtherTypeQinQ   = 0x88a8 // ETH_P_8021AD
 	EtherTypeQinQv1 = 0x9100
+	// EtherTypeRawIP is no protocol number but a marker some writers put in
+	// the ethertype field for a raw IP payload (gopacket's EthernetTypeRaw):
+	// the version nibble says which.
+	EtherTypeRawIP = 0xffff
 
 	IPProtoICMP   = 1
 	IPProtoIPIP   = 4
@@ -197,9 +201,12 @@ func skipVLAN(frame []byte, off int) (int, uint16, bool) {
 }
 
 // NetworkType is the ethertype of the network header at frame[off:] given
-// the link's ethertype et: et itself, or, when the link does not say (0),
-// IPv4 or IPv6 by the version nibble.
+// the link's ethertype et: et itself, or, when the link does not say (0, or
+// EtherTypeRawIP), IPv4 or IPv6 by the version nibble.
 func NetworkType(frame []byte, off int, et uint16) uint16 {
+	if et == EtherTypeRawIP {
+		et = 0
+	}
 	if et != 0 || off >= len(frame) {
 		return et
 	}
