@@ -3,7 +3,7 @@ package tui
 import (
 	"testing"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
@@ -55,13 +55,13 @@ func startTUI(b *testing.B, path string) (*Model, *bundle.Bundle) {
 		b.Fatal(err)
 	}
 	rep := analyze.Analyze(snap, path, analyze.Rules())
-	return New(rep, snap, bd, Options{Renderer: asciiRenderer()}), bd
+	return New(rep, snap, bd, Options{}), bd
 }
 
 // firstScreen sizes m to 80x24 and draws it.
 func firstScreen(b *testing.B, m *Model) {
 	m.Update(tea.WindowSizeMsg{Width: 80, Height: 24})
-	if len(m.View()) == 0 {
+	if len(screen(m)) == 0 {
 		b.Fatal("empty first screen")
 	}
 }
@@ -93,7 +93,7 @@ func BenchmarkSocketsScroll200k(b *testing.B) {
 	b.ResetTimer()
 	for b.Loop() {
 		m.Update(keyMsg("pgdown"))
-		_ = m.View()
+		_ = screen(m)
 	}
 }
 

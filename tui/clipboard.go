@@ -5,8 +5,8 @@ import (
 	"io"
 	"strings"
 
+	tea "charm.land/bubbletea/v2"
 	osc52 "github.com/aymanbagabas/go-osc52/v2"
-	tea "github.com/charmbracelet/bubbletea"
 )
 
 // OSC52Clipboard returns a clipboard that writes text to out as an OSC 52

@@ -3,8 +3,6 @@ package tui
 import (
 	"io/fs"
 
-	"github.com/charmbracelet/lipgloss"
-
 	"github.com/snapdiag/snapdiag/analyze"
 )
 
@@ -23,12 +21,12 @@ type Context struct {
 }
 
 // newContext builds the shared context for a report and its bundle, styled
-// by r (whose colour profile decides how colours degrade).
-func newContext(rep *analyze.Report, fsys fs.FS, r *lipgloss.Renderer) *Context {
+// for a dark background or a light one.
+func newContext(rep *analyze.Report, fsys fs.FS, dark bool) *Context {
 	return &Context{
 		Report: rep,
 		FS:     fsys,
-		Styles: NewStyles(r),
+		Styles: NewStyles(dark),
 		Keys:   DefaultKeyMap(),
 	}
 }

@@ -3,7 +3,7 @@ package tui
 import (
 	"unicode/utf8"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 	"github.com/mattn/go-runewidth"
 )
 
@@ -14,19 +14,13 @@ type filterInput struct {
 }
 
 // update applies a key press; it reports whether the value changed.
-func (f *filterInput) update(msg tea.KeyMsg) bool {
+func (f *filterInput) update(msg tea.KeyPressMsg) bool {
 	old := f.value
-	switch msg.Type {
-	case tea.KeyRunes, tea.KeySpace:
-		f.value += string(msg.Runes)
-	case tea.KeyBackspace:
-		if f.value != "" {
-			_, n := utf8.DecodeLastRuneInString(f.value)
-			f.value = f.value[:len(f.value)-n]
-		}
-	case tea.KeyCtrlU:
+	k := msg.Key()
+	switch {
+	case k.Mod == tea.ModCtrl && k.Code == 'u':
 		f.value = ""
-	case tea.KeyCtrlW:
+	case k.Mod == tea.ModCtrl && k.Code == 'w':
 		v := f.value
 		for len(v) > 0 && v[len(v)-1] == ' ' {
 			v = v[:len(v)-1]
@@ -35,6 +29,14 @@ func (f *filterInput) update(msg tea.KeyMsg) bool {
 			v = v[:len(v)-1]
 		}
 		f.value = v
+	case k.Code == tea.KeyBackspace:
+		if f.value != "" {
+			_, n := utf8.DecodeLastRuneInString(f.value)
+			f.value = f.value[:len(f.value)-n]
+		}
+	case k.Text != "" && k.Mod&^tea.ModShift == 0:
+		// Printable text, space included; shift only changes which text.
+		f.value += k.Text
 	}
 	return f.value != old
 }

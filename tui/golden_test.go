@@ -51,7 +51,7 @@ func TestGolden(t *testing.T) {
 				t.Run(name, func(t *testing.T) {
 					m := started(newTestModel(t, fx.path, nil), sz[0], sz[1])
 					press(m, sc.keys...)
-					got := m.View()
+					got := screen(m)
 					checkFits(t, got, sz[0], sz[1])
 					path := filepath.Join("testdata", "golden", name+".golden")
 					if updating() {
@@ -106,7 +106,7 @@ func TestResize(t *testing.T) {
 		for i := range numViews {
 			press(m, fmt.Sprint(i+1))
 			m.Update(teaSize(sz[0], sz[1]))
-			checkFits(t, m.View(), sz[0], sz[1])
+			checkFits(t, screen(m), sz[0], sz[1])
 		}
 	}
 }
@@ -128,14 +128,14 @@ func TestFitsEverySize(t *testing.T) {
 				m.Update(teaSize(sz[0], sz[1]))
 				for i := range numViews {
 					press(m, fmt.Sprint(i+1))
-					checkFits(t, m.View(), sz[0], sz[1])
+					checkFits(t, screen(m), sz[0], sz[1])
 				}
 				press(m, "1")
 				for row := range fv.order {
 					fv.detail = nil
 					fv.list.setCursor(row)
 					fv.openSelected()
-					checkFits(t, m.View(), sz[0], sz[1])
+					checkFits(t, screen(m), sz[0], sz[1])
 					for i, l := range fv.detail.lines {
 						if n := ansi.StringWidth(l); n > sz[0] {
 							t.Errorf("%s at %dx%d: page line %d is %d cells wide: %q",
@@ -147,7 +147,7 @@ func TestFitsEverySize(t *testing.T) {
 				// A filter longer than the window.
 				press(m, "/")
 				typeText(m, strings.Repeat("x", sz[0]+10))
-				checkFits(t, m.View(), sz[0], sz[1])
+				checkFits(t, screen(m), sz[0], sz[1])
 				press(m, "esc")
 			}
 		})

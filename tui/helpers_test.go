@@ -2,16 +2,14 @@ package tui
 
 import (
 	"flag"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
-	"github.com/muesli/termenv"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
@@ -25,13 +23,9 @@ func updating() bool {
 	return f != nil && f.Value.String() == "true"
 }
 
-// asciiRenderer renders without colour or any other escape sequence, as on
-// a plain terminal or under NO_COLOR.
-func asciiRenderer() *lipgloss.Renderer {
-	r := lipgloss.NewRenderer(io.Discard)
-	r.SetColorProfile(termenv.Ascii)
-	return r
-}
+// screen is m's screen without colour or any other escape sequence, as a
+// plain terminal shows it.
+func screen(m *Model) string { return ansi.Strip(m.Render()) }
 
 // fixture is a recorded bundle the tests open.
 type fixture struct {
@@ -106,7 +100,6 @@ func openFixture(t testing.TB, path string) (*analyze.Report, *analyze.Snapshot,
 func newTestModel(t testing.TB, path string, clip *[]string) *Model {
 	rep, snap, fsys := openFixture(t, path)
 	return New(rep, snap, fsys, Options{
-		Renderer: asciiRenderer(),
 		Clipboard: func(s string) error {
 			if clip != nil {
 				*clip = append(*clip, s)
@@ -141,22 +134,23 @@ func drive(m *Model, cmd tea.Cmd) {
 
 // keyMsg is the key press named as bubbletea names keys ("enter", "esc",
 // "tab", "/", "j").
-func keyMsg(k string) tea.KeyMsg {
+func keyMsg(k string) tea.KeyPressMsg {
 	switch k {
 	case "enter":
-		return tea.KeyMsg{Type: tea.KeyEnter}
+		return tea.KeyPressMsg{Code: tea.KeyEnter}
 	case "esc":
-		return tea.KeyMsg{Type: tea.KeyEsc}
+		return tea.KeyPressMsg{Code: tea.KeyEscape}
 	case "ctrl+c":
-		return tea.KeyMsg{Type: tea.KeyCtrlC}
+		return tea.KeyPressMsg{Code: 'c', Mod: tea.ModCtrl}
 	case "tab":
-		return tea.KeyMsg{Type: tea.KeyTab}
+		return tea.KeyPressMsg{Code: tea.KeyTab}
 	case "pgdown":
-		return tea.KeyMsg{Type: tea.KeyPgDown}
+		return tea.KeyPressMsg{Code: tea.KeyPgDown}
 	case " ":
-		return tea.KeyMsg{Type: tea.KeySpace, Runes: []rune{' '}}
+		return tea.KeyPressMsg{Code: tea.KeySpace, Text: " "}
 	}
-	return tea.KeyMsg{Type: tea.KeyRunes, Runes: []rune(k)}
+	r := []rune(k)
+	return tea.KeyPressMsg{Code: r[0], Text: k}
 }
 
 // press sends keys to m and runs what follows from each.

@@ -5,20 +5,20 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/help"
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/help"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
 
 // Options are the TUI's settings beyond the report and the bundle.
 type Options struct {
-	// Renderer makes the styles; its colour profile decides how colours
-	// degrade (NO_COLOR and a plain terminal give none). Nil uses
-	// lipgloss's default renderer, which detects stdout.
-	Renderer *lipgloss.Renderer
+	// LightBackground styles the TUI for a light terminal background until
+	// the terminal says which it has (the TUI asks when it starts; a
+	// terminal that never answers keeps this guess).
+	LightBackground bool
 	// Clipboard receives the command copied with 'c'; nil disables copying.
 	// OSC52Clipboard writes it to the terminal.
 	Clipboard func(text string) error
@@ -53,17 +53,13 @@ type Model struct {
 // list, the members the files view opens, and the socket table, which the
 // sockets view loads in the background the first time it shows.
 func New(rep *analyze.Report, snap *analyze.Snapshot, fsys fs.FS, opts Options) *Model {
-	r := opts.Renderer
-	if r == nil {
-		r = lipgloss.DefaultRenderer()
-	}
 	if rep == nil {
 		rep = &analyze.Report{}
 	}
 	if snap == nil {
 		snap = &analyze.Snapshot{}
 	}
-	ctx := newContext(rep, fsys, r)
+	ctx := newContext(rep, fsys, !opts.LightBackground)
 	ctx.Clipboard = opts.Clipboard
 	m := &Model{ctx: ctx, snap: snap}
 	m.views = [numViews]Component{
@@ -87,7 +83,10 @@ func New(rep *analyze.Report, snap *analyze.Snapshot, fsys fs.FS, opts Options) 
 // draws before the views build their rows from it.
 func (m *Model) Init() tea.Cmd {
 	snap := m.snap
-	return tea.Batch(func() tea.Msg { return snapshotMsg{snap: snap} }, loadMembers(m.ctx.FS))
+	// The background colour is asked for here, once the program owns the
+	// terminal, and the answer arrives as a message: nothing waits for it.
+	return tea.Batch(func() tea.Msg { return snapshotMsg{snap: snap} }, loadMembers(m.ctx.FS),
+		tea.RequestBackgroundColor)
 }
 
 // Active is the view on screen.
@@ -111,7 +110,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case tea.WindowSizeMsg:
 		m.resize(msg.Width, msg.Height)
 		return nil
-	case tea.KeyMsg:
+	case tea.BackgroundColorMsg:
+		m.ctx.Styles = NewStyles(msg.IsDark())
+		m.help.Styles = m.ctx.Styles.Help
+		return nil
+	case tea.KeyPressMsg:
 		return m.key(msg)
 	case JumpMsg:
 		return m.jump(msg.Target)
@@ -143,7 +146,7 @@ func (m *Model) view() Component { return m.views[m.active] }
 
 // key handles a key press: the filter line takes every key while open, then
 // the global keys, then the active view.
-func (m *Model) key(msg tea.KeyMsg) tea.Cmd {
+func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.ctx.Keys
 	if m.filtering {
 		switch {
@@ -262,7 +265,7 @@ func (m *Model) filterLine() string {
 
 func (m *Model) resize(w, h int) {
 	m.ctx.Width, m.ctx.Height = w, h
-	m.help.Width = w
+	m.help.SetWidth(w)
 	m.laidOut = m.chrome()
 	bh := max(h-m.chrome(), 1)
 	for _, v := range m.views {
@@ -271,7 +274,16 @@ func (m *Model) resize(w, h int) {
 }
 
 // View draws the whole window.
-func (m *Model) View() string {
+// View implements tea.Model: the screen Render draws, on the alternate
+// screen.
+func (m *Model) View() tea.View {
+	v := tea.NewView(m.Render())
+	v.AltScreen = true
+	return v
+}
+
+// Render draws the whole screen as styled text.
+func (m *Model) Render() string {
 	w, h := m.ctx.Width, m.ctx.Height
 	st := m.ctx.Styles
 	if w < 20 || h < 6 {

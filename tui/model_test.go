@@ -6,7 +6,7 @@ import (
 	"testing"
 	"testing/fstest"
 
-	tea "github.com/charmbracelet/bubbletea"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
@@ -31,7 +31,7 @@ func TestViewsShowGivenSnapshot(t *testing.T) {
 		t.Fatal("no fixture with listeners, samples and sysctls (the lab fixtures under fixtures/ have them)")
 	}
 	empty := fstest.MapFS{}
-	m := started(New(rep, snap, empty, Options{Renderer: asciiRenderer()}), 80, 24)
+	m := started(New(rep, snap, empty, Options{}), 80, 24)
 
 	lv := m.views[ViewListeners].(*listenersView)
 	if got, want := len(lv.all), len(snap.Listeners()); got != want || want == 0 {

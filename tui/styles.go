@@ -1,17 +1,17 @@
 package tui
 
 import (
-	"github.com/charmbracelet/bubbles/help"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/help"
+	"charm.land/lipgloss/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
 
-// Styles are the TUI's lipgloss styles, all made by one renderer so that
-// the renderer's colour profile (true colour, 256, 16, or none under
-// NO_COLOR and on a plain terminal) decides how they degrade. Nothing in the
-// TUI relies on colour alone: the cursor row has a marker, severities are
-// spelled out.
+// Styles are the TUI's lipgloss styles. They are written in true colour,
+// for a dark or a light background; the program degrades them to what the
+// terminal can show (256, 16, or no colour under NO_COLOR and on a plain
+// terminal) as it draws. Nothing in the TUI relies on colour alone: the
+// cursor row has a marker, severities are spelled out.
 type Styles struct {
 	Header    lipgloss.Style
 	Tab       lipgloss.Style
@@ -31,35 +31,38 @@ type Styles struct {
 	Help      help.Styles
 }
 
-// NewStyles makes the styles with renderer r.
-func NewStyles(r *lipgloss.Renderer) Styles {
-	accent := lipgloss.AdaptiveColor{Light: "#5A3FC0", Dark: "#B9A6FF"}
-	muted := lipgloss.AdaptiveColor{Light: "#767676", Dark: "#8A8A8A"}
+// NewStyles makes the styles for a dark background, or a light one.
+func NewStyles(dark bool) Styles {
+	c := lipgloss.LightDark(dark)
+	accent := c(lipgloss.Color("#5A3FC0"), lipgloss.Color("#B9A6FF"))
+	muted := c(lipgloss.Color("#767676"), lipgloss.Color("#8A8A8A"))
+	red := c(lipgloss.Color("#C0001A"), lipgloss.Color("#FF5F6D"))
+	r := lipgloss.NewStyle()
 	s := Styles{
-		Header:    r.NewStyle().Bold(true),
-		Tab:       r.NewStyle().Foreground(muted),
-		ActiveTab: r.NewStyle().Bold(true).Underline(true).Foreground(accent),
-		Rule:      r.NewStyle().Foreground(muted),
-		TableHead: r.NewStyle().Bold(true).Foreground(accent),
-		Selected:  r.NewStyle().Reverse(true),
-		Muted:     r.NewStyle().Foreground(muted),
-		Title:     r.NewStyle().Bold(true),
-		Critical:  r.NewStyle().Bold(true).Foreground(lipgloss.AdaptiveColor{Light: "#C0001A", Dark: "#FF5F6D"}),
-		Warning:   r.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#A15C00", Dark: "#FFB454"}),
-		Info:      r.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#0A6CA8", Dark: "#6CB6FF"}),
-		OK:        r.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#1A7F37", Dark: "#57D47B"}),
-		Command:   r.NewStyle().Foreground(accent),
-		Status:    r.NewStyle().Foreground(accent),
-		Error:     r.NewStyle().Foreground(lipgloss.AdaptiveColor{Light: "#C0001A", Dark: "#FF5F6D"}),
+		Header:    r.Bold(true),
+		Tab:       r.Foreground(muted),
+		ActiveTab: r.Bold(true).Underline(true).Foreground(accent),
+		Rule:      r.Foreground(muted),
+		TableHead: r.Bold(true).Foreground(accent),
+		Selected:  r.Reverse(true),
+		Muted:     r.Foreground(muted),
+		Title:     r.Bold(true),
+		Critical:  r.Bold(true).Foreground(red),
+		Warning:   r.Foreground(c(lipgloss.Color("#A15C00"), lipgloss.Color("#FFB454"))),
+		Info:      r.Foreground(c(lipgloss.Color("#0A6CA8"), lipgloss.Color("#6CB6FF"))),
+		OK:        r.Foreground(c(lipgloss.Color("#1A7F37"), lipgloss.Color("#57D47B"))),
+		Command:   r.Foreground(accent),
+		Status:    r.Foreground(accent),
+		Error:     r.Foreground(red),
 	}
 	s.Help = help.Styles{
-		Ellipsis:       r.NewStyle().Foreground(muted),
-		ShortKey:       r.NewStyle().Bold(true),
-		ShortDesc:      r.NewStyle().Foreground(muted),
-		ShortSeparator: r.NewStyle().Foreground(muted),
-		FullKey:        r.NewStyle().Bold(true),
-		FullDesc:       r.NewStyle().Foreground(muted),
-		FullSeparator:  r.NewStyle().Foreground(muted),
+		Ellipsis:       r.Foreground(muted),
+		ShortKey:       r.Bold(true),
+		ShortDesc:      r.Foreground(muted),
+		ShortSeparator: r.Foreground(muted),
+		FullKey:        r.Bold(true),
+		FullDesc:       r.Foreground(muted),
+		FullSeparator:  r.Foreground(muted),
 	}
 	return s
 }

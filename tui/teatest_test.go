@@ -7,15 +7,15 @@ import (
 	"testing"
 	"time"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/x/exp/teatest"
+	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
 
 // runKeys runs m as a program, sends keys, waits until the screen shows
 // until (when given), quits and returns the final model.
-func runKeys(t *testing.T, m *Model, keys []tea.KeyMsg, until string) *Model {
+func runKeys(t *testing.T, m *Model, keys []tea.KeyPressMsg, until string) *Model {
 	t.Helper()
 	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(120, 40))
 	for _, k := range keys {
@@ -31,8 +31,8 @@ func runKeys(t *testing.T, m *Model, keys []tea.KeyMsg, until string) *Model {
 	return tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*Model)
 }
 
-func keys(ks ...string) []tea.KeyMsg {
-	out := make([]tea.KeyMsg, len(ks))
+func keys(ks ...string) []tea.KeyPressMsg {
+	out := make([]tea.KeyPressMsg, len(ks))
 	for i, k := range ks {
 		out[i] = keyMsg(k)
 	}
@@ -44,7 +44,7 @@ func keys(ks ...string) []tea.KeyMsg {
 func findFixture(t *testing.T, id string, ok func(analyze.Evidence) bool) (fixture, int, int) {
 	for _, fx := range fixtures(t) {
 		rep, snap, _ := openFixture(t, fx.path)
-		m := New(rep, snap, nil, Options{Renderer: asciiRenderer()})
+		m := New(rep, snap, nil, Options{})
 		fv := m.views[ViewFindings].(*findingsView)
 		for row := range fv.order {
 			f := fv.finding(row)

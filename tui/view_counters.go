@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
@@ -127,7 +127,7 @@ func (v *countersView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
 		v.load(msg.snap)
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		v.list.handleKey(msg)
 	}
 	return nil

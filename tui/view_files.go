@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 )
 
 // filesView lists every member of the bundle; Enter reads one (in a
@@ -143,7 +143,7 @@ func (v *filesView) Update(msg tea.Msg) tea.Cmd {
 			lines = []string{v.ctx.Styles.Error.Render(msg.err.Error())}
 		}
 		v.pager.setLines(lines)
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		if v.open != "" {
 			v.pager.handleKey(msg)
 			return nil

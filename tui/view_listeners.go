@@ -7,9 +7,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 	"github.com/mattn/go-runewidth"
 
 	"github.com/snapdiag/snapdiag/analyze"
@@ -177,7 +177,7 @@ func (v *listenersView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
 		v.load(msg.snap)
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		if v.list.handleKey(msg) {
 			return nil
 		}

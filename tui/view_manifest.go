@@ -7,8 +7,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
@@ -38,7 +38,7 @@ func (v *manifestView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
 		v.pager.setLines(manifestLines(v.ctx, msg.snap))
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		v.pager.handleKey(msg)
 	}
 	return nil

@@ -10,9 +10,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
@@ -261,7 +261,7 @@ func (v *packetsView) Update(msg tea.Msg) tea.Cmd {
 			return nil
 		}
 		v.load(msg.snap.Packets)
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		if v.source != "" {
 			v.flowTab.handleKey(msg)
 			return nil

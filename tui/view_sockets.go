@@ -7,8 +7,8 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
 
 	"github.com/snapdiag/snapdiag/bundle"
 )
@@ -166,7 +166,7 @@ func (v *socketsView) Update(msg tea.Msg) tea.Cmd {
 		v.busy = false
 		v.idx = msg.rows
 		v.list.setRows(len(v.idx))
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		k := v.ctx.Keys
 		switch {
 		case v.list.handleKey(msg):

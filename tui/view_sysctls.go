@@ -5,9 +5,9 @@ import (
 	"slices"
 	"strings"
 
-	"github.com/charmbracelet/bubbles/key"
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	"charm.land/bubbles/v2/key"
+	tea "charm.land/bubbletea/v2"
+	"charm.land/lipgloss/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
@@ -121,7 +121,7 @@ func (v *sysctlsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
 		v.load(msg.snap)
-	case tea.KeyMsg:
+	case tea.KeyPressMsg:
 		v.list.handleKey(msg)
 	}
 	return nil

@@ -8,8 +8,7 @@ import (
 	"path/filepath"
 	"sort"
 
-	tea "github.com/charmbracelet/bubbletea"
-	"github.com/charmbracelet/lipgloss"
+	tea "charm.land/bubbletea/v2"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 
@@ -115,9 +114,8 @@ func runTUI(path string) error {
 	// The TUI shows the snapshot just analysed instead of parsing the
 	// bundle again; it reads fsys only for what it opens on demand.
 	m := tui.New(rep, snap, fsys, tui.Options{
-		Renderer:  lipgloss.NewRenderer(os.Stdout),
 		Clipboard: tui.OSC52Clipboard(os.Stdout, os.Getenv),
 	})
-	_, err = tea.NewProgram(m, tea.WithAltScreen()).Run()
+	_, err = tea.NewProgram(m).Run()
 	return err
 }
