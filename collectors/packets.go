@@ -151,7 +151,9 @@ func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy strin
 type pcapSample struct {
 	// thin, when set, leaves out the listening ports' segments that do not
 	// tell how a handshake ended.
-	thin       *firstSegmentThinner
+	thin *firstSegmentThinner
+	// sampler, when set, spreads the limits over the window's seconds.
+	sampler    *flowSampler
 	pw         *bundle.PcapWriter
 	packets    int
 	bytes      int64 // pcap bytes written, file header included
@@ -180,19 +182,27 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	if s.packets >= s.maxPackets {
 		return stoppedByPacketLimit, nil
 	}
-	if s.thin != nil && !s.thin.keep(data, ts) {
+	seg, isTCP := bundle.DecodeTCP(bundle.LinkRaw, data)
+	if s.thin != nil && !s.thin.keep(&seg, isTCP, ts) {
 		return "", nil
 	}
 	s.buf = bundle.AppendSLL(s.buf[:0], m.sll())
 	hdr := len(s.buf)
 	s.buf = append(s.buf, data...)
-	if s.bytes+bundle.RecordSize(len(s.buf)) > s.maxBytes {
+	size := bundle.RecordSize(len(s.buf))
+	if s.bytes+size > s.maxBytes {
 		return stoppedByByteLimit, nil
+	}
+	if s.sampler != nil && !s.sampler.admit(&seg, isTCP, ts, size) {
+		return "", nil
 	}
 	err := s.pw.WriteRecord(ts, m.origLen(hdr, len(data)), s.buf)
 	s.bytes = s.pw.Size()
 	if err != nil {
 		return "", fmt.Errorf("write packet %d: %w", s.packets+1, err)
+	}
+	if s.sampler != nil {
+		s.sampler.kept(size)
 	}
 	s.packets++
 	if s.packets >= s.maxPackets {

@@ -1,0 +1,201 @@
+package collectors
+
+import (
+	"hash/maphash"
+	"net/netip"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// Bounds of the flow sampling.
+const (
+	// maxAdmitted bounds the flows whose handshake the sampling admitted
+	// and follows to its end; the table is cleared when full.
+	maxAdmitted = 1 << 16
+	// maxSampleSeconds bounds the per-second records of one sample.
+	maxSampleSeconds = 3600
+	// maxOneIn bounds the flow-sampling divisor.
+	maxOneIn = 1 << 20
+	// steerEvery is how often a second's divisor may change.
+	steerEvery = time.Second / 16
+)
+
+// flowSampler spreads a packet sample's limits over its whole window.
+//
+// Why per flow, and why per second: under a flood the old sample kept the
+// first 20,000 packets, a fraction of a second at 50,000 packets a second,
+// and showed the window's first moment only. Splitting the limits into
+// equal shares per second of the window (budget) makes every second
+// present. Within a second, keeping 1 packet in k would cut handshakes in
+// pieces (a SYN kept, its client's ACK left out, reads as half-open), so the
+// sampling keeps whole flows instead: a flow is kept when a keyed hash of
+// its two endpoints, the same for both directions, is 0 modulo oneIn. The
+// key is random per capture, so a flooder cannot pick addresses that are
+// always (or never) kept. oneIn is a power of two, so the flows kept at 2k
+// are a subset of those kept at k. It is set at each second's start from
+// the previous second's traffic, and doubled within a second whose kept
+// packets run ahead of an even pace, so a second's share is spread over it
+// rather than spent in its first milliseconds. A flow whose SYN or SYN-ACK
+// was kept is followed to its end (admitted) even if oneIn grows, so a kept
+// handshake keeps both its ends; the table of those is bounded. Packets that
+// are not TCP are kept 1 in oneIn in arrival order.
+//
+// Each second records what it was offered and what it kept, so analyze can
+// scale the sample's counts by offered/kept and say they are estimates.
+type flowSampler struct {
+	start      time.Time
+	budget     int64 // packets a second may keep
+	byteBudget int64 // pcap bytes a second may keep
+	seed       maphash.Seed
+
+	sec      int // index of the second cur describes
+	cur      bundle.PacketSecond
+	curBytes int64
+	oneIn    uint64
+	// nextSteer and steerKept are when steer looks again: at that time, or
+	// once the second kept that many packets.
+	nextSteer time.Time
+	steerKept int64
+	seconds   []bundle.PacketSecond
+	admitted  map[flowKey]struct{}
+	drops     int64
+}
+
+// newFlowSampler shares maxPackets and maxBytes between the seconds of a
+// window that starts at start.
+func newFlowSampler(start time.Time, window time.Duration, maxPackets int, maxBytes int64) *flowSampler {
+	secs := int64((window + time.Second - 1) / time.Second)
+	secs = min(max(secs, 1), maxSampleSeconds)
+	return &flowSampler{
+		start:      start,
+		budget:     max(int64(maxPackets)/secs, 1),
+		byteBudget: max(maxBytes/secs, 1),
+		seed:       maphash.MakeSeed(),
+		oneIn:      1,
+		cur:        bundle.PacketSecond{OneIn: 1},
+		admitted:   map[flowKey]struct{}{},
+	}
+}
+
+// admit decides on one packet at ts of size pcap bytes: seg is its TCP
+// segment when ok. A true answer must be followed by kept once the packet
+// is written.
+func (f *flowSampler) admit(seg *bundle.TCPSegment, ok bool, ts time.Time, size int64) bool {
+	f.roll(ts)
+	f.cur.Offered++
+	if f.cur.Kept >= f.budget || f.curBytes+size > f.byteBudget {
+		f.drops++
+		return false
+	}
+	f.steer(ts)
+	if !ok {
+		if uint64(f.cur.Offered)%f.oneIn == 0 {
+			return true
+		}
+		f.drops++
+		return false
+	}
+	k := normalFlow(seg.Src, seg.Dst)
+	if _, ok := f.admitted[k]; ok {
+		if seg.Flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0 {
+			delete(f.admitted, k)
+		}
+		return true
+	}
+	if maphash.Comparable(f.seed, k)%f.oneIn != 0 {
+		f.drops++
+		return false
+	}
+	if seg.Has(bundle.TCPFlagSYN) {
+		if len(f.admitted) >= maxAdmitted {
+			clear(f.admitted)
+		}
+		f.admitted[k] = struct{}{}
+	}
+	return true
+}
+
+// steer keeps the second's kept packets near an even pace through it, one
+// step every steerEvery or every sixteenth of the budget kept: ahead of the pace by more than an eighth of the
+// budget, it halves the flows kept; behind by as much, it doubles them. The
+// pace spends three quarters of the budget over the second, so the slack
+// still fits in it and the second's last flows keep both their ends.
+func (f *flowSampler) steer(ts time.Time) {
+	if ts.Before(f.nextSteer) && f.cur.Kept < f.steerKept {
+		return
+	}
+	elapsed := max(ts.Sub(f.secondStart()), 0)
+	f.nextSteer, f.steerKept = ts.Add(steerEvery), f.cur.Kept+max(f.budget/16, 1)
+	pace := f.budget * 3 / 4 * int64(elapsed) / int64(time.Second)
+	switch slack := f.budget / 8; {
+	case f.cur.Kept > pace+slack && f.oneIn < maxOneIn:
+		f.oneIn *= 2
+		f.cur.OneIn = max(f.cur.OneIn, int(f.oneIn))
+	case f.cur.Kept < pace-slack && f.oneIn > 1:
+		f.oneIn /= 2
+	}
+}
+
+// kept counts a packet admit let in, once written.
+func (f *flowSampler) kept(size int64) {
+	f.cur.Kept++
+	f.curBytes += size
+}
+
+func (f *flowSampler) secondStart() time.Time {
+	return f.start.Add(time.Duration(f.sec) * time.Second)
+}
+
+// roll moves to ts's second, recording the seconds before it, and sets the
+// new second's divisor from the last one's traffic: the smallest power of
+// two that brings what it was offered within the budget.
+func (f *flowSampler) roll(ts time.Time) {
+	d := ts.Sub(f.start)
+	if d < 0 {
+		// Queued just before the window's start was taken.
+		d = 0
+	}
+	i := min(int(d/time.Second), maxSampleSeconds-1)
+	if i <= f.sec {
+		return
+	}
+	offered := f.cur.Offered
+	if i > f.sec+1 {
+		// A quiet second in between: nothing to go by.
+		offered = 0
+	}
+	for f.sec < i {
+		f.seconds = append(f.seconds, f.cur)
+		f.sec++
+		f.cur = bundle.PacketSecond{OneIn: 1}
+	}
+	f.oneIn = 1
+	for uint64(offered) > uint64(f.budget)*f.oneIn && f.oneIn < maxOneIn {
+		f.oneIn *= 2
+	}
+	f.curBytes, f.steerKept = 0, 0
+	f.cur.OneIn = int(f.oneIn)
+}
+
+// info is the sampling's record for the manifest, seconds up to end.
+func (f *flowSampler) info(read int64, freezes uint32, end time.Time) *bundle.PacketSampling {
+	f.roll(end.Add(-time.Nanosecond))
+	return &bundle.PacketSampling{
+		Method:          bundle.SamplingPerFlow,
+		Start:           f.start,
+		BudgetPerSecond: int(f.budget),
+		Read:            read,
+		SamplingDrops:   f.drops,
+		KernelFreezes:   freezes,
+		Seconds:         append(append([]bundle.PacketSecond(nil), f.seconds...), f.cur),
+	}
+}
+
+// normalFlow is the direction-free key of a TCP segment's connection.
+func normalFlow(a, b netip.AddrPort) flowKey {
+	if b.Compare(a) < 0 {
+		a, b = b, a
+	}
+	return flowKey{client: a, server: b}
+}
