@@ -116,25 +116,30 @@ func (f *flowSampler) admit(seg *bundle.TCPSegment, ok bool, ts time.Time, size 
 	return true
 }
 
-// steer keeps the second's kept packets near an even pace through it, one
-// step every steerEvery or every sixteenth of the budget kept: ahead of the pace by more than an eighth of the
-// budget, it halves the flows kept; behind by as much, it doubles them. The
-// pace spends three quarters of the budget over the second, so the slack
-// still fits in it and the second's last flows keep both their ends.
+// steer sets the divisor for the rest of the second, every steerEvery or
+// every sixteenth of the budget kept: the packets still to come at the
+// rate offered so far, over what is left of seven eighths of the budget,
+// rounded up to a power of two. The eighth kept back lets the flows already
+// admitted finish, and the second's last flows keep both their ends.
 func (f *flowSampler) steer(ts time.Time) {
 	if ts.Before(f.nextSteer) && f.cur.Kept < f.steerKept {
 		return
 	}
-	elapsed := max(ts.Sub(f.secondStart()), 0)
-	f.nextSteer, f.steerKept = ts.Add(steerEvery), f.cur.Kept+max(f.budget/16, 1)
-	pace := f.budget * 3 / 4 * int64(elapsed) / int64(time.Second)
-	switch slack := f.budget / 8; {
-	case f.cur.Kept > pace+slack && f.oneIn < maxOneIn:
-		f.oneIn *= 2
-		f.cur.OneIn = max(f.cur.OneIn, int(f.oneIn))
-	case f.cur.Kept < pace-slack && f.oneIn > 1:
-		f.oneIn /= 2
+	elapsed := ts.Sub(f.secondStart())
+	if elapsed < steerEvery/4 {
+		// Too early in the second to tell its rate: a burst of a few
+		// packets in a millisecond is no flood.
+		return
 	}
+	f.nextSteer, f.steerKept = ts.Add(steerEvery), f.cur.Kept+max(f.budget/16, 1)
+	left := max(time.Second-elapsed, time.Millisecond)
+	coming := float64(f.cur.Offered) * float64(left) / float64(elapsed)
+	room := float64(f.budget*7/8 - f.cur.Kept)
+	f.oneIn = 1
+	for f.oneIn < maxOneIn && (room <= 0 || coming > room*float64(f.oneIn)) {
+		f.oneIn *= 2
+	}
+	f.cur.OneIn = max(f.cur.OneIn, int(f.oneIn))
 }
 
 // kept counts a packet admit let in, once written.
@@ -174,7 +179,10 @@ func (f *flowSampler) roll(ts time.Time) {
 	for uint64(offered) > uint64(f.budget)*f.oneIn && f.oneIn < maxOneIn {
 		f.oneIn *= 2
 	}
-	f.curBytes, f.steerKept = 0, 0
+	// The last second's divisor holds until steer has this second's own
+	// rate to go by.
+	f.curBytes = 0
+	f.nextSteer, f.steerKept = f.secondStart().Add(steerEvery), max(f.budget/16, 1)
 	f.cur.OneIn = int(f.oneIn)
 }
 
