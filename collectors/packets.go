@@ -183,7 +183,11 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 		return stoppedByPacketLimit, nil
 	}
 	seg, isTCP := bundle.DecodeTCP(bundle.LinkRaw, data)
-	if s.thin != nil && !s.thin.keep(&seg, isTCP, ts) {
+	// The thinner writes every SYN-ACK and records its handshake as
+	// awaited: asked after the sampler, it records only the handshakes
+	// the sample keeps, not every one of a flood's.
+	synAck := isTCP && seg.Has(bundle.TCPFlagSYN|bundle.TCPFlagACK)
+	if s.thin != nil && !synAck && !s.thin.keep(&seg, isTCP, ts) {
 		return "", nil
 	}
 	s.buf = bundle.AppendSLL(s.buf[:0], m.sll())
@@ -195,6 +199,9 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	}
 	if s.sampler != nil && !s.sampler.admit(&seg, isTCP, ts, size) {
 		return "", nil
+	}
+	if s.thin != nil && synAck {
+		s.thin.keep(&seg, isTCP, ts)
 	}
 	err := s.pw.WriteRecord(ts, m.origLen(hdr, len(data)), s.buf)
 	s.bytes = s.pw.Size()
