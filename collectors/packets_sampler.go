@@ -2,7 +2,6 @@ package collectors
 
 import (
 	"hash/maphash"
-	"net/netip"
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -11,7 +10,8 @@ import (
 // Bounds of the flow sampling.
 const (
 	// maxAdmitted bounds the flows whose handshake the sampling admitted
-	// and follows to its end; the table is cleared when full.
+	// and follows, over two seconds; a second's table is cleared when it
+	// holds half of them.
 	maxAdmitted = 1 << 16
 	// maxSampleSeconds bounds the per-second records of one sample.
 	maxSampleSeconds = 3600
@@ -37,7 +37,7 @@ const (
 // the previous second's traffic, and doubled within a second whose kept
 // packets run ahead of an even pace, so a second's share is spread over it
 // rather than spent in its first milliseconds. A flow whose SYN or SYN-ACK
-// was kept is followed to its end (admitted) even if oneIn grows, so a kept
+// was kept is followed (admitted) for a second or two even if oneIn grows, so a kept
 // handshake keeps both its ends; the table of those is bounded. Packets that
 // are not TCP are kept 1 in oneIn in arrival order.
 //
@@ -58,8 +58,11 @@ type flowSampler struct {
 	nextSteer time.Time
 	steerKept int64
 	seconds   []bundle.PacketSecond
-	admitted  map[flowKey]struct{}
-	drops     int64
+	// gens are the flows admitted in this second (0) and the last (1):
+	// a handshake is followed for one to two seconds, long enough for a
+	// client's answer to its SYN-ACK.
+	gens  [2]admitGen
+	drops int64
 }
 
 // newFlowSampler shares maxPackets and maxBytes between the seconds of a
@@ -74,7 +77,7 @@ func newFlowSampler(start time.Time, window time.Duration, maxPackets int, maxBy
 		seed:       maphash.MakeSeed(),
 		oneIn:      1,
 		cur:        bundle.PacketSecond{OneIn: 1},
-		admitted:   map[flowKey]struct{}{},
+		gens:       [2]admitGen{{flows: map[uint64]struct{}{}}, {flows: map[uint64]struct{}{}}},
 	}
 }
 
@@ -96,24 +99,67 @@ func (f *flowSampler) admit(seg *bundle.TCPSegment, ok bool, ts time.Time, size 
 		f.drops++
 		return false
 	}
-	k := normalFlow(seg.Src, seg.Dst)
-	if _, ok := f.admitted[k]; ok {
-		if seg.Flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0 {
-			delete(f.admitted, k)
+	h := f.flowHash(seg)
+	end := seg.Flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0
+	switch {
+	case h%f.oneIn == 0:
+		if seg.Has(bundle.TCPFlagSYN) && !end {
+			f.admit1(h)
 		}
-		return true
-	}
-	if maphash.Comparable(f.seed, k)%f.oneIn != 0 {
+	case f.followed(h):
+	default:
 		f.drops++
 		return false
 	}
-	if seg.Has(bundle.TCPFlagSYN) {
-		if len(f.admitted) >= maxAdmitted {
-			clear(f.admitted)
-		}
-		f.admitted[k] = struct{}{}
+	if end {
+		delete(f.gens[0].flows, h)
+		delete(f.gens[1].flows, h)
 	}
 	return true
+}
+
+// admit1 follows the flow with hash h to its end.
+func (f *flowSampler) admit1(h uint64) {
+	g := &f.gens[0]
+	if len(g.flows) >= maxAdmitted/2 {
+		clear(g.flows)
+	}
+	g.flows[h] = struct{}{}
+	if g.minOneIn == 0 || f.oneIn < g.minOneIn {
+		g.minOneIn = f.oneIn
+	}
+}
+
+// followed reports whether the flow with hash h was admitted in this
+// second or the last. A generation is only looked up when h passes its
+// smallest divisor: a flow admitted at k has h%k == 0, so under a steady
+// flood most packets need no lookup at all.
+func (f *flowSampler) followed(h uint64) bool {
+	for i := range f.gens {
+		g := &f.gens[i]
+		if g.minOneIn != 0 && h%g.minOneIn == 0 {
+			if _, ok := g.flows[h]; ok {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// flowHash is the keyed hash of the segment's two endpoints, the same in
+// both directions.
+func (f *flowSampler) flowHash(seg *bundle.TCPSegment) uint64 {
+	a, b := seg.Src, seg.Dst
+	if b.Compare(a) < 0 {
+		a, b = b, a
+	}
+	var buf [36]byte
+	a16, b16 := a.Addr().As16(), b.Addr().As16()
+	copy(buf[0:16], a16[:])
+	copy(buf[16:32], b16[:])
+	buf[32], buf[33] = byte(a.Port()>>8), byte(a.Port())
+	buf[34], buf[35] = byte(b.Port()>>8), byte(b.Port())
+	return maphash.Bytes(f.seed, buf[:])
 }
 
 // steer sets the divisor for the rest of the second, every steerEvery or
@@ -142,6 +188,13 @@ func (f *flowSampler) steer(ts time.Time) {
 	f.cur.OneIn = max(f.cur.OneIn, int(f.oneIn))
 }
 
+// admitGen is one second's admitted flows, by hash, and the smallest
+// divisor any of them was admitted at (0 when none was).
+type admitGen struct {
+	flows    map[uint64]struct{}
+	minOneIn uint64
+}
+
 // kept counts a packet admit let in, once written.
 func (f *flowSampler) kept(size int64) {
 	f.cur.Kept++
@@ -166,6 +219,9 @@ func (f *flowSampler) roll(ts time.Time) {
 		return
 	}
 	offered := f.cur.Offered
+	f.gens[0], f.gens[1] = f.gens[1], f.gens[0]
+	clear(f.gens[0].flows)
+	f.gens[0].minOneIn = 0
 	if i > f.sec+1 {
 		// A quiet second in between: nothing to go by.
 		offered = 0
@@ -198,12 +254,4 @@ func (f *flowSampler) info(read int64, freezes uint32, end time.Time) *bundle.Pa
 		KernelFreezes:   freezes,
 		Seconds:         append(append([]bundle.PacketSecond(nil), f.seconds...), f.cur),
 	}
-}
-
-// normalFlow is the direction-free key of a TCP segment's connection.
-func normalFlow(a, b netip.AddrPort) flowKey {
-	if b.Compare(a) < 0 {
-		a, b = b, a
-	}
-	return flowKey{client: a, server: b}
 }

@@ -98,8 +98,8 @@ func FuzzFlowSampler(f *testing.F) {
 		if s.admit(&seg, ok, start.Add(time.Duration(at)), int64(len(pkt))) {
 			s.kept(int64(len(pkt)))
 		}
-		if s.cur.Kept > s.budget || len(s.seconds) > maxSampleSeconds || len(s.admitted) > maxAdmitted {
-			t.Fatalf("kept %d of a %d budget; %d seconds, %d flows", s.cur.Kept, s.budget, len(s.seconds), len(s.admitted))
+		if s.cur.Kept > s.budget || len(s.seconds) > maxSampleSeconds || len(s.gens[0].flows)+len(s.gens[1].flows) > maxAdmitted {
+			t.Fatalf("kept %d of a %d budget; %d seconds, %d+%d flows", s.cur.Kept, s.budget, len(s.seconds), len(s.gens[0].flows), len(s.gens[1].flows))
 		}
 	})
 }
