@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
 	"os/exec"
 	"runtime"
 	"strings"
@@ -39,10 +38,7 @@ func TestLabCaptureUnderFloodBusyCPU(t *testing.T) { captureUnderFlood(t, true) 
 func captureUnderFlood(t *testing.T, hog bool) {
 	l := lab.New(t, lab.Options{})
 	bin := testutil.Snapdiag(t)
-	if err := l.Sysctl(l.Server, "net.ipv4.tcp_syncookies", "1"); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := l.Listen(netip.AddrPortFrom(l.ServerIP, 8080), 128, lab.AcceptClose)
+	ln, err := l.FloodListener(8080)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -332,3 +332,14 @@ func checksum(sum uint32, b []byte) uint16 {
 	}
 	return uint16(sum)
 }
+
+// FloodListener is the usual target of FloodSYNs: it sets the server's
+// tcp_syncookies to 1 (a full SYN queue answers with cookies, as on most
+// hosts) and listens on the server's port with backlog 128, accepting and
+// closing whatever completes.
+func (l *Lab) FloodListener(port uint16) (*Listener, error) {
+	if err := l.Sysctl(l.Server, "net.ipv4.tcp_syncookies", "1"); err != nil {
+		return nil, fmt.Errorf("flood listener: %w", err)
+	}
+	return l.Listen(netip.AddrPortFrom(l.ServerIP, port), 128, AcceptClose)
+}

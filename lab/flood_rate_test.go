@@ -40,10 +40,7 @@ func TestSYNGenChecksums(t *testing.T) {
 // come back to it. The rate the server saw is logged, not asserted.
 func TestLabFloodSYNs(t *testing.T) {
 	l := New(t, Options{})
-	if err := l.Sysctl(l.Server, "net.ipv4.tcp_syncookies", "1"); err != nil {
-		t.Fatal(err)
-	}
-	ln, err := l.Listen(netip.AddrPortFrom(l.ServerIP, 8080), 128, AcceptClose)
+	ln, err := l.FloodListener(8080)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -35,10 +35,7 @@ const floodBenchWindow = 3 * time.Second
 func BenchmarkLabFloodCaptureCPU(b *testing.B) {
 	l := lab.New(b, lab.Options{})
 	bin := testutil.Snapdiag(b)
-	if err := l.Sysctl(l.Server, "net.ipv4.tcp_syncookies", "1"); err != nil {
-		b.Fatal(err)
-	}
-	ln, err := l.Listen(netip.AddrPortFrom(l.ServerIP, 8080), 128, lab.AcceptClose)
+	ln, err := l.FloodListener(8080)
 	if err != nil {
 		b.Fatal(err)
 	}
