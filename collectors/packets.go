@@ -182,6 +182,21 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	if s.packets >= s.maxPackets {
 		return stoppedByPacketLimit, nil
 	}
+	// Most of a flood's packets are SYNs and SYN-ACKs that the sampling
+	// leaves out: decide on those from their addresses, ports and flags
+	// alone. A segment to a listening port that is no SYN, FIN or RST is
+	// the thinner's to judge first, so it takes the full decoding.
+	decided := false
+	if s.sampler != nil {
+		r, ok := rawTCP(data)
+		const ends = bundle.TCPFlagSYN | bundle.TCPFlagFIN | bundle.TCPFlagRST
+		if ok && (s.thin == nil || r.flags&ends != 0 || !s.thin.listen[r.dport]) {
+			if !s.sampler.decide(s.sampler.hash(&r.key), r.flags, ts) {
+				return "", nil
+			}
+			decided = true
+		}
+	}
 	seg, isTCP := bundle.DecodeTCP(bundle.LinkRaw, data)
 	// The thinner writes every SYN-ACK and records its handshake as
 	// awaited: asked after the sampler, it records only the handshakes
@@ -197,7 +212,13 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	if s.bytes+size > s.maxBytes {
 		return stoppedByByteLimit, nil
 	}
-	if s.sampler != nil && !s.sampler.admit(&seg, isTCP, ts, size) {
+	switch {
+	case s.sampler == nil:
+	case decided:
+		if !s.sampler.fits(size) {
+			return "", nil
+		}
+	case !s.sampler.admit(&seg, isTCP, ts, size):
 		return "", nil
 	}
 	if s.thin != nil && synAck {

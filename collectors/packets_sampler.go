@@ -1,6 +1,8 @@
 package collectors
 
 import (
+	"bytes"
+	"encoding/binary"
 	"hash/maphash"
 	"time"
 
@@ -85,25 +87,47 @@ func newFlowSampler(start time.Time, window time.Duration, maxPackets int, maxBy
 // segment when ok. A true answer must be followed by kept once the packet
 // is written.
 func (f *flowSampler) admit(seg *bundle.TCPSegment, ok bool, ts time.Time, size int64) bool {
+	if !ok {
+		return f.decideOther(ts) && f.fits(size)
+	}
+	return f.decide(f.flowHash(seg), seg.Flags, ts) && f.fits(size)
+}
+
+// offer counts a packet at ts as offered and says whether the second's
+// share has room left.
+func (f *flowSampler) offer(ts time.Time) bool {
 	f.roll(ts)
 	f.cur.Offered++
-	if f.cur.Kept >= f.budget || f.curBytes+size > f.byteBudget {
+	if f.cur.Kept >= f.budget {
 		f.drops++
 		return false
 	}
 	f.steer(ts)
-	if !ok {
-		if uint64(f.cur.Offered)%f.oneIn == 0 {
-			return true
-		}
-		f.drops++
+	return true
+}
+
+// decideOther decides on a packet that is not TCP: 1 in oneIn, in order.
+func (f *flowSampler) decideOther(ts time.Time) bool {
+	if !f.offer(ts) {
 		return false
 	}
-	h := f.flowHash(seg)
-	end := seg.Flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0
+	if uint64(f.cur.Offered)%f.oneIn == 0 {
+		return true
+	}
+	f.drops++
+	return false
+}
+
+// decide decides on a TCP segment at ts of the flow whose hash is h, with
+// the TCP flags given.
+func (f *flowSampler) decide(h uint64, flags uint8, ts time.Time) bool {
+	if !f.offer(ts) {
+		return false
+	}
+	end := flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0
 	switch {
 	case h%f.oneIn == 0:
-		if seg.Has(bundle.TCPFlagSYN) && !end {
+		if flags&bundle.TCPFlagSYN != 0 && !end {
 			f.admit1(h)
 		}
 	case f.followed(h):
@@ -114,6 +138,16 @@ func (f *flowSampler) admit(seg *bundle.TCPSegment, ok bool, ts time.Time, size 
 	if end {
 		delete(f.gens[0].flows, h)
 		delete(f.gens[1].flows, h)
+	}
+	return true
+}
+
+// fits says whether a packet of size pcap bytes that decide let in fits in
+// the second's share of bytes; one that does not is a sampling drop.
+func (f *flowSampler) fits(size int64) bool {
+	if f.curBytes+size > f.byteBudget {
+		f.drops++
+		return false
 	}
 	return true
 }
@@ -147,20 +181,81 @@ func (f *flowSampler) followed(h uint64) bool {
 }
 
 // flowHash is the keyed hash of the segment's two endpoints, the same in
-// both directions.
+// both directions and the same as rawTCP's for the segment.
 func (f *flowSampler) flowHash(seg *bundle.TCPSegment) uint64 {
-	a, b := seg.Src, seg.Dst
-	if b.Compare(a) < 0 {
-		a, b = b, a
-	}
-	var buf [36]byte
-	a16, b16 := a.Addr().As16(), b.Addr().As16()
-	copy(buf[0:16], a16[:])
-	copy(buf[16:32], b16[:])
-	buf[32], buf[33] = byte(a.Port()>>8), byte(a.Port())
-	buf[34], buf[35] = byte(b.Port()>>8), byte(b.Port())
-	return maphash.Bytes(f.seed, buf[:])
+	k := segKey(seg)
+	return f.hash(&k)
 }
+
+// segKey is the flow key of a decoded segment.
+func segKey(seg *bundle.TCPSegment) flowBytes {
+	// Ordered by the 16-byte forms, as rawTCP orders them: an IPv6
+	// packet's IPv4-mapped address decodes as IPv4, which Addr.Compare
+	// would put first whatever its bytes.
+	a16, b16 := seg.Src.Addr().As16(), seg.Dst.Addr().As16()
+	ap, bp := seg.Src.Port(), seg.Dst.Port()
+	if c := bytes.Compare(b16[:], a16[:]); c < 0 || c == 0 && bp < ap {
+		a16, b16, ap, bp = b16, a16, bp, ap
+	}
+	var k flowBytes
+	copy(k[0:16], a16[:])
+	binary.BigEndian.PutUint16(k[16:], ap)
+	copy(k[18:34], b16[:])
+	binary.BigEndian.PutUint16(k[34:], bp)
+	return k
+}
+
+// flowBytes is a flow's key: the lower endpoint (address as 16 bytes,
+// IPv4 mapped into IPv6, then port), then the higher one, in network order.
+type flowBytes [36]byte
+
+// rawSegment is what the sampling needs of a TCP segment, read straight
+// from the packet.
+type rawSegment struct {
+	key   flowBytes
+	flags uint8
+	dport uint16
+}
+
+// rawTCP reads a TCP segment's endpoints and flags from a packet's network
+// header on, without decoding the rest: the sampling decides on most of a
+// flood's packets with this alone. It reads IPv4 (not a later fragment)
+// and IPv6 whose first next header is TCP; ok is false for anything else
+// or anything too short, and the caller decodes the packet in full.
+func rawTCP(pkt []byte) (r rawSegment, ok bool) {
+	var src, dst [16]byte
+	var tcp []byte
+	switch {
+	case len(pkt) >= 20 && pkt[0]>>4 == 4:
+		ihl := int(pkt[0]&0x0f) * 4
+		if ihl < 20 || pkt[9] != 6 || binary.BigEndian.Uint16(pkt[6:])&0x1fff != 0 || len(pkt) < ihl+14 {
+			return r, false
+		}
+		src[10], src[11], dst[10], dst[11] = 0xff, 0xff, 0xff, 0xff
+		copy(src[12:], pkt[12:16])
+		copy(dst[12:], pkt[16:20])
+		tcp = pkt[ihl:]
+	case len(pkt) >= 40+14 && pkt[0]>>4 == 6 && pkt[6] == 6:
+		copy(src[:], pkt[8:24])
+		copy(dst[:], pkt[24:40])
+		tcp = pkt[40:]
+	default:
+		return r, false
+	}
+	sport, dport := binary.BigEndian.Uint16(tcp[0:]), binary.BigEndian.Uint16(tcp[2:])
+	r.flags, r.dport = tcp[13], dport
+	if c := bytes.Compare(dst[:], src[:]); c < 0 || c == 0 && dport < sport {
+		src, dst, sport, dport = dst, src, dport, sport
+	}
+	copy(r.key[0:16], src[:])
+	binary.BigEndian.PutUint16(r.key[16:], sport)
+	copy(r.key[18:34], dst[:])
+	binary.BigEndian.PutUint16(r.key[34:], dport)
+	return r, true
+}
+
+// hash is the keyed hash of a flow's key.
+func (f *flowSampler) hash(k *flowBytes) uint64 { return maphash.Bytes(f.seed, k[:]) }
 
 // steer sets the divisor for the rest of the second, every steerEvery or
 // every sixteenth of the budget kept: the packets still to come at the

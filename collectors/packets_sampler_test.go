@@ -103,3 +103,43 @@ func FuzzFlowSampler(f *testing.F) {
 		}
 	})
 }
+
+// TestRawTCPMatchesDecode: the sampling's shortcut reads the same flow key
+// and flags as the full decoding, both ways, IPv4 and IPv6, and leaves
+// what it cannot read to the full decoding.
+func TestRawTCPMatchesDecode(t *testing.T) {
+	pkts := map[string][]byte{
+		"v4 to server":   seg4(t, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true),
+		"v4 from server": seg4(t, tcpSeg{src: 8080, dst: 50000, flags: "SA"}, false),
+	}
+	for name, pkt := range pkts {
+		r, ok := rawTCP(pkt)
+		seg, dok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
+		if !ok || !dok || r.key != segKey(&seg) || r.flags != seg.Flags || r.dport != seg.Dst.Port() {
+			t.Errorf("%s: raw %v %+v, decoded %v %+v", name, ok, r, dok, seg)
+		}
+	}
+	a, _ := rawTCP(pkts["v4 to server"])
+	b, _ := rawTCP(pkts["v4 from server"])
+	if a.key != b.key {
+		t.Errorf("the two directions have different keys:\n%x\n%x", a.key, b.key)
+	}
+	if _, ok := rawTCP(udp4(t, 50000, 8080)); ok {
+		t.Error("a UDP packet read as TCP")
+	}
+}
+
+// FuzzRawTCP: no panic on any bytes, and whenever both the shortcut and the
+// full decoding read a packet, they agree.
+func FuzzRawTCP(f *testing.F) {
+	f.Add(seg4(f, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true))
+	f.Add(seg4(f, tcpSeg{src: 8080, dst: 50000, flags: "SA"}, false))
+	f.Add(append([]byte{0x60, 0, 0, 0, 0, 20, 6, 64}, make([]byte, 60)...))
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		r, ok := rawTCP(pkt)
+		seg, dok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
+		if ok && dok && (r.key != segKey(&seg) || r.flags != seg.Flags) {
+			t.Fatalf("raw %+v, decoded %+v", r, seg)
+		}
+	})
+}
