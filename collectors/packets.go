@@ -44,7 +44,10 @@ const (
 // length adds the 20 bytes a record can put in front (the LINUX_SLL header
 // and a VLAN tag). The sample stops at Host.PacketWindow, Host.PacketLimit
 // packets (default 20000) or Host.PacketBytes bytes of pcap (default 16 MiB),
-// whichever comes first, or when its context ends.
+// whichever comes first, or when its context ends. The limits are shared
+// equally between the window's seconds: a second that brings more than its
+// share keeps whole flows, 1 in k (flowSampler), so a flood's sample covers
+// the whole window; the manifest's Sampling says what each second kept.
 //
 // A Packets value is for one capture: it keeps the sample's facts for the
 // manifest (Info, Annotate). The zero value is ready to use. A capture whose
