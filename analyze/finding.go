@@ -116,6 +116,9 @@ type Evidence struct {
 	Delta     float64 `json:"delta"`
 	PerSecond float64 `json:"per_second"`
 	Note      string  `json:"note"`
+	// SampleScale, when set, says Value is estimated from a packet sample
+	// that kept 1 packet in SampleScale: the sample's count times that.
+	SampleScale float64 `json:"sample_scale,omitempty"`
 }
 
 // Recommendation is one remedy. Action is "sysctl" (Key, Current, Value,

@@ -59,6 +59,11 @@ type Handshake struct {
 	Sees       bundle.Coverage
 	CannotTell CannotTell
 
+	// Weight is how many handshakes of the traffic this one stands for:
+	// the packet-sampling scale of the second it started in (1 for a
+	// sample that kept everything).
+	Weight float64
+
 	clientISN, serverISN uint32
 	haveClientISN        bool
 	haveServerISN        bool
@@ -89,6 +94,14 @@ const (
 	// second after the SYN-ACK, before the client's answer could be seen.
 	TellCut CannotTell = "sample cut"
 )
+
+// weight is Weight, 1 for a handshake built without one.
+func (h *Handshake) weight() float64 {
+	if h.Weight <= 0 {
+		return 1
+	}
+	return h.Weight
+}
 
 // retransmitted reports the signs of a handshake that never completed that
 // do not depend on what the sample kept: the server re-sent its SYN-ACK
@@ -187,6 +200,16 @@ type PacketAnalysis struct {
 	// how many and why.
 	Undetermined int
 	CannotTell   []PortCannotTell
+	// Sampled is true when the capture kept a share of the traffic
+	// (bundle.PacketsInfo.Sampling): the counts above are of the sample,
+	// and the Est fields scale them by each second's rate. Scale is the
+	// whole sample's: one kept packet stands for Scale packets.
+	Sampled bool
+	Scale   float64
+	// HalfOpenEst and UnansweredEst estimate HalfOpen and Unanswered in
+	// the traffic: each handshake counts its Weight. They equal the
+	// counts when not Sampled.
+	HalfOpenEst, UnansweredEst float64
 	// StoppedBy is why the capture ended the sample ("packet limit",
 	// "byte limit", ...), from the manifest; "" when unknown. In a sample
 	// cut by a limit, the handshakes answered in its last second are
@@ -395,8 +418,10 @@ func (pa *PacketAnalysis) finish(info *bundle.PacketsInfo) {
 			fullPorts[uint16(p)] = true
 		}
 	}
+	pa.Sampled, pa.Scale = info.Sampled(), info.Scale()
 	for _, h := range pa.Flows {
 		port := h.Server.Port()
+		h.Weight = info.ScaleAt(h.First)
 		h.Sees, h.CannotTell = pa.sees(info, port)
 		if h.CannotTell == "" && cut && h.pending(pa.End) {
 			h.CannotTell = TellCut
@@ -423,6 +448,7 @@ func (pa *PacketAnalysis) finish(info *bundle.PacketsInfo) {
 		case h.HalfOpen(pa.End):
 			st.HalfOpen++
 			pa.HalfOpen++
+			pa.HalfOpenEst += h.weight()
 		case h.Undetermined(pa.End):
 			st.Undetermined++
 			pa.Undetermined++
@@ -435,6 +461,7 @@ func (pa *PacketAnalysis) finish(info *bundle.PacketsInfo) {
 		case h.Unanswered():
 			st.Unanswered++
 			pa.Unanswered++
+			pa.UnansweredEst += h.weight()
 		case h.ACKed || h.Data:
 			st.Completed++
 			pa.Completed++

@@ -133,7 +133,6 @@ func packetEvidence(s *Snapshot) []Evidence {
 		return nil
 	}
 	var out []Evidence
-	src := bundle.PathPackets
 	if pa.HalfOpen > 0 {
 		var top []string
 		for _, st := range pa.Sources {
@@ -141,15 +140,15 @@ func packetEvidence(s *Snapshot) []Evidence {
 				top = append(top, fmt.Sprintf("%s: %d", st.Addr, st.HalfOpen))
 			}
 		}
-		out = append(out, evValue(src, "half-open handshakes", float64(pa.HalfOpen),
+		out = append(out, evSampled("half-open handshakes", pa.HalfOpen, pa.HalfOpenEst, pa.Scale,
 			"SYN-ACK sent, never ACKed; by source: "+shortList(top, 5)))
 	}
 	if pa.Unanswered > 0 {
-		out = append(out, evValue(src, "unanswered SYNs", float64(pa.Unanswered),
+		out = append(out, evSampled("unanswered SYNs", pa.Unanswered, pa.UnansweredEst, pa.Scale,
 			"clients re-sent the same ISN and got no SYN-ACK: the SYN was dropped"))
 	}
 	if pa.SYNACKRetrans > 0 {
-		out = append(out, evValue(src, "SYN-ACK retransmits", float64(pa.SYNACKRetrans),
+		out = append(out, evSampled("SYN-ACK retransmits", pa.SYNACKRetrans, float64(pa.SYNACKRetrans)*pa.Scale, pa.Scale,
 			"the server re-sent SYN-ACKs that were never answered"))
 	}
 	return out

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"math"
 	"sort"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -102,6 +103,13 @@ type HalfOpenClients struct {
 	SharedTTL    uint8
 	SharedWindow uint16
 	Sharing      int
+	// Sampled is true when the packet sample kept a share of the traffic:
+	// HalfOpen and the sources' counts are the sample's, Estimated is
+	// HalfOpen scaled by each second's sampling rate, and Scale the whole
+	// sample's 1-in-N. Without sampling Estimated is HalfOpen and Scale 1.
+	Sampled   bool
+	Scale     float64
+	Estimated int
 }
 
 // HalfOpenSource is one client whose handshakes never complete.
@@ -126,6 +134,7 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) *HalfOpenClients {
 	d := &HalfOpenClients{Severity: Info, FromPackets: true, HalfOpen: pa.HalfOpen, Class: pa.Class(),
 		Completed: pa.Completed, Undetermined: pa.Undetermined, CannotTell: pa.CannotTell}
 	d.SharedTTL, d.SharedWindow, d.Sharing, d.Spoofed = pa.SharedPrint()
+	d.Sampled, d.Scale, d.Estimated = pa.Sampled, max(pa.Scale, 1), max(int(math.Round(pa.HalfOpenEst)), pa.HalfOpen)
 	ports := map[uint16]int{}
 	for _, st := range pa.Sources {
 		if st.HalfOpen == 0 {
@@ -146,7 +155,7 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) *HalfOpenClients {
 		}
 	}
 	// They matter when they can fill a SYN queue, or when the queue did fill.
-	if d.Listener != nil && pa.HalfOpen >= s.synQueueCap(d.Listener) || synQueueOverflowed(s) {
+	if d.Listener != nil && d.Estimated >= s.synQueueCap(d.Listener) || synQueueOverflowed(s) {
 		d.Severity = Warning
 	}
 	return d
@@ -227,7 +236,11 @@ func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 	}
 	pa := s.Packets
 	f.Title = fmt.Sprintf("%d half-open handshakes from %d sources%s", d.HalfOpen, len(d.Sources), titleListener(l))
-	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "half-open handshakes", float64(d.HalfOpen),
+	if d.Sampled {
+		f.Title = fmt.Sprintf("About %d half-open handshakes (estimated from a 1-in-%.0f packet sample; %d sources in it)%s",
+			d.Estimated, d.Scale, len(d.Sources), titleListener(l))
+	}
+	f.Evidence = append(f.Evidence, evSampled("half-open handshakes", d.HalfOpen, float64(d.Estimated), d.Scale,
 		"by source: "+shortList(srcs, 10)))
 	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "completed handshakes", float64(pa.Completed), ""))
 	if pa.SYNACKRetrans > 0 {
@@ -238,7 +251,7 @@ func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 		f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "SYN retransmits", float64(pa.SYNRetrans), "same ISN re-sent by the client"))
 	}
 	if pa.Unanswered > 0 {
-		f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "unanswered SYNs", float64(pa.Unanswered),
+		f.Evidence = append(f.Evidence, evSampled("unanswered SYNs", pa.Unanswered, pa.UnansweredEst, d.Scale,
 			"SYNs that got no SYN-ACK at all: dropped by a full queue, conntrack, softnet or the NIC; the counters say which"))
 	}
 	if pa.Truncated {
@@ -253,6 +266,10 @@ func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 		"Each such request holds a SYN-queue slot until its SYN-ACK retries expire (%s). "+
 		"Sources: %s. %s",
 		d.HalfOpen, requestLifetime(s), shortList(srcs, 5), d.classProse())
+	if d.Sampled {
+		f.Summary += fmt.Sprintf(" The capture kept whole handshakes 1 in %.0f under this load, so the traffic held about %d such handshakes; "+
+			"the counts per source are the sample's.", d.Scale, d.Estimated)
+	}
 	return f
 }
 
@@ -323,4 +340,20 @@ func requestLifetime(s *Snapshot) string {
 		return "about 63 s with the default tcp_synack_retries=5"
 	}
 	return fmt.Sprintf("about %d s with tcp_synack_retries=%d", int64(1)<<(n+1)-1, n)
+}
+
+// evSampled is the evidence of a count from the packet sample: sampled is
+// the count in the sample, est its estimate in the traffic (equal when the
+// sample kept everything), scale the sample's 1-in-N.
+func evSampled(metric string, sampled int, est, scale float64, note string) Evidence {
+	if scale <= 1 {
+		return evValue(bundle.PathPackets, metric, float64(sampled), note)
+	}
+	e := evValue(bundle.PathPackets, metric, math.Round(est),
+		fmt.Sprintf("estimated from a 1-in-%.0f packet sample (%d in the sample)", scale, sampled))
+	if note != "" {
+		e.Note += "; " + note
+	}
+	e.SampleScale = round2(scale)
+	return e
 }

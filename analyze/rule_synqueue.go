@@ -42,8 +42,12 @@ type SynQueueDrop struct {
 	Drops        Delta
 	ListenDrops  Delta
 	PassiveOpens Delta
-	// HalfOpen is the packet sample's half-open handshakes (0 without one).
-	HalfOpen int
+	// HalfOpen is the packet sample's half-open handshakes (0 without one);
+	// HalfOpenEst scales it by the sample's sampling rate (equal to it when
+	// the capture kept everything), and Sampled says it is an estimate.
+	HalfOpen    int
+	HalfOpenEst int
+	Sampled     bool
 	// Backlog is the listen-backlog remedy that goes with cookies on.
 	Backlog BacklogAdvice
 	// Model is the SYN queue of the (first) listener named; NoCookies the
@@ -79,7 +83,8 @@ func diagnoseSynDrop(s *Snapshot) *SynQueueDrop {
 	}
 	d.Severity = dropSeverity(d.Drops, d.PassiveOpens, Warning)
 	if s.Packets != nil {
-		d.HalfOpen = s.Packets.HalfOpen
+		d.HalfOpen, d.Sampled = s.Packets.HalfOpen, s.Packets.Sampled
+		d.HalfOpenEst = max(int(math.Round(s.Packets.HalfOpenEst)), d.HalfOpen)
 	}
 	d.Backlog = adviseBacklog(s, first(d.Listeners))
 	d.Model = modelSynQueue(s, first(d.Listeners))
@@ -121,7 +126,11 @@ func (d *SynQueueDrop) render(s *Snapshot) Finding {
 	}
 	f.Summary += "The daemon itself may be healthy: half-open requests from clients that never complete the handshake hold the queue " +
 		"until their SYN-ACK retries expire. Turning SYN cookies on lets new clients in whatever the queue holds."
-	if d.HalfOpen > 0 {
+	switch {
+	case d.HalfOpen > 0 && d.Sampled:
+		f.Summary += fmt.Sprintf(" The packet sample shows %d half-open handshakes, about %d in the traffic it sampled (see half-open-clients).",
+			d.HalfOpen, d.HalfOpenEst)
+	case d.HalfOpen > 0:
 		f.Summary += fmt.Sprintf(" The packet sample shows %d half-open handshakes (see half-open-clients).", d.HalfOpen)
 	}
 	cookiesWhy := "with cookies on, a full SYN queue answers with a stateless SYN cookie instead of dropping the SYN, so legitimate clients get in during a flood of half-open requests"

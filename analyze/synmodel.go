@@ -262,21 +262,23 @@ func modelSynQueue(s *Snapshot, l *ListenerState) *SynModel {
 // packetHalfOpenRate is the rate of handshakes to port in the packet sample
 // whose client never acknowledged the SYN-ACK (half-open, or SYNs never
 // answered: a dropped client that will try again also wants a slot), per
-// second of the sample; 0 when the sample spans no time.
+// second of the sample, each counted by its weight (a sampled capture's
+// handshakes stand for 1/rate of the traffic's); 0 when the sample spans no
+// time.
 func packetHalfOpenRate(pa *PacketAnalysis, port uint16) float64 {
 	span := pa.End.Sub(pa.Start)
 	if span < 100*time.Millisecond {
 		return 0
 	}
-	n := 0
+	n := 0.0
 	for _, h := range pa.Flows {
 		// Only what the sample shows never completed: a handshake it cannot
 		// judge (its port's ACKs not kept) is not counted as half-open.
 		if h.Server.Port() == port && (h.HalfOpen(pa.End) || h.Unanswered()) {
-			n++
+			n += h.weight()
 		}
 	}
-	return float64(n) / span.Seconds()
+	return n / span.Seconds()
 }
 
 // NoCookiesPlan is the remedy that holds with tcp_syncookies=0 kept: a

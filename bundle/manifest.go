@@ -150,6 +150,10 @@ type PacketsInfo struct {
 	// kept; nil in bundles written before it was recorded (Filter then
 	// says it in tcpdump's syntax).
 	Keeps *PacketKeeps `json:"keeps,omitempty"`
+	// Sampling says how the sample kept a share of what the filter matched
+	// when the traffic was more than its limits hold; nil in bundles written
+	// before it was recorded, which kept every packet until a limit.
+	Sampling *PacketSampling `json:"sampling,omitempty"`
 }
 
 // KmsgInfo describes the kernel log tail.

@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"time"
 )
 
 // PacketKeeps is what a packet filter keeps beyond the TCP segments with
@@ -84,4 +85,92 @@ func (p *PacketsInfo) ClientSegments(port uint16) Coverage {
 		}
 	}
 	return CoverageNo
+}
+
+// SamplingPerFlow is PacketSampling.Method for a sample that keeps or leaves
+// out whole connections: a flow is kept when a keyed hash of its two
+// endpoints is 0 modulo the second's OneIn.
+const SamplingPerFlow = "per-flow"
+
+// PacketSampling is how a packet sample spread its packet and byte limits
+// over its whole window: each second of the window gets an equal share
+// (BudgetPerSecond), and when more packets come in a second than its share,
+// whole flows are kept 1 in OneIn, so every second of the window is in the
+// sample and each kept handshake has both its ends.
+type PacketSampling struct {
+	// Method is SamplingPerFlow.
+	Method string `json:"method"`
+	// Start is the wall-clock time second 0 of Seconds starts at; the
+	// records' timestamps are on the same clock.
+	Start time.Time `json:"start"`
+	// BudgetPerSecond is the most packets one second may keep.
+	BudgetPerSecond int `json:"budget_per_second"`
+	// Read counts the packets read from the kernel in the window: they
+	// matched the filter and were not among the kernel's drops
+	// (PacketsInfo.KernelDrops). Read plus KernelDrops is what matched.
+	Read int64 `json:"read"`
+	// SamplingDrops counts the packets the sampling left out. The first
+	// segments thinner's omissions (PacketKeeps.LeftOut) are not in it.
+	SamplingDrops int64 `json:"sampling_drops"`
+	// KernelFreezes counts the times the kernel found every ring block
+	// full and froze the queue (PACKET_STATISTICS tp_freeze_q_cnt).
+	KernelFreezes uint32 `json:"kernel_freezes"`
+	// Seconds has one entry per second of the window, in order.
+	Seconds []PacketSecond `json:"seconds"`
+}
+
+// PacketSecond is one second of a sampled packet sample.
+type PacketSecond struct {
+	// Offered counts the packets of this second the sampling decided on
+	// (read, less those the first segments thinner left out); Kept those
+	// written.
+	Offered int64 `json:"offered"`
+	Kept    int64 `json:"kept"`
+	// OneIn is the largest flow-sampling divisor used in this second:
+	// 1 means every flow was kept.
+	OneIn int `json:"one_in"`
+}
+
+// Scale is how many packets one kept packet of this second stands for:
+// Offered/Kept, 1 when everything was kept or nothing was.
+func (s PacketSecond) Scale() float64 {
+	if s.Kept <= 0 || s.Offered <= s.Kept {
+		return 1
+	}
+	return float64(s.Offered) / float64(s.Kept)
+}
+
+// Sampled reports whether the sample left packets out by sampling, so its
+// counts are estimates once scaled.
+func (p *PacketsInfo) Sampled() bool {
+	return p != nil && p.Sampling != nil && p.Sampling.SamplingDrops > 0
+}
+
+// ScaleAt is how many packets one kept packet at t stands for: the scale of
+// t's second in Sampling, 1 for bundles that did not sample, and the whole
+// sample's scale for a time outside the recorded seconds.
+func (p *PacketsInfo) ScaleAt(t time.Time) float64 {
+	if !p.Sampled() {
+		return 1
+	}
+	s := p.Sampling
+	d := t.Sub(s.Start)
+	if i := int(d / time.Second); d >= 0 && i < len(s.Seconds) {
+		return s.Seconds[i].Scale()
+	}
+	return p.Scale()
+}
+
+// Scale is how many packets one kept packet stands for over the whole
+// sample: offered over kept, summed over the seconds; 1 when not sampled.
+func (p *PacketsInfo) Scale() float64 {
+	if !p.Sampled() {
+		return 1
+	}
+	var all PacketSecond
+	for _, s := range p.Sampling.Seconds {
+		all.Offered += s.Offered
+		all.Kept += s.Kept
+	}
+	return all.Scale()
 }

@@ -44,7 +44,10 @@ const (
 // length adds the 20 bytes a record can put in front (the LINUX_SLL header
 // and a VLAN tag). The sample stops at Host.PacketWindow, Host.PacketLimit
 // packets (default 20000) or Host.PacketBytes bytes of pcap (default 16 MiB),
-// whichever comes first, or when its context ends.
+// whichever comes first, or when its context ends. The limits are shared
+// equally between the window's seconds: a second that brings more than its
+// share keeps whole flows, 1 in k (flowSampler), so a flood's sample covers
+// the whole window; the manifest's Sampling says what each second kept.
 //
 // A Packets value is for one capture: it keeps the sample's facts for the
 // manifest (Info, Annotate). The zero value is ready to use. A capture whose
@@ -151,7 +154,9 @@ func (c *sampleConfig) info(s *pcapSample, start, end time.Time, stoppedBy strin
 type pcapSample struct {
 	// thin, when set, leaves out the listening ports' segments that do not
 	// tell how a handshake ended.
-	thin       *firstSegmentThinner
+	thin *firstSegmentThinner
+	// sampler, when set, spreads the limits over the window's seconds.
+	sampler    *flowSampler
 	pw         *bundle.PcapWriter
 	packets    int
 	bytes      int64 // pcap bytes written, file header included
@@ -180,19 +185,55 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	if s.packets >= s.maxPackets {
 		return stoppedByPacketLimit, nil
 	}
-	if s.thin != nil && !s.thin.keep(data, ts) {
+	// Most of a flood's packets are SYNs and SYN-ACKs that the sampling
+	// leaves out: decide on those from their addresses, ports and flags
+	// alone. A segment to a listening port that is no SYN, FIN or RST is
+	// the thinner's to judge first, so it takes the full decoding.
+	decided := false
+	if s.sampler != nil {
+		r, ok := rawTCP(data)
+		const ends = bundle.TCPFlagSYN | bundle.TCPFlagFIN | bundle.TCPFlagRST
+		if ok && (s.thin == nil || r.flags&ends != 0 || !s.thin.listen[r.dport]) {
+			if !s.sampler.decide(s.sampler.hash(&r.key), r.flags, ts) {
+				return "", nil
+			}
+			decided = true
+		}
+	}
+	seg, isTCP := bundle.DecodeTCP(bundle.LinkRaw, data)
+	// The thinner writes every SYN-ACK and records its handshake as
+	// awaited: asked after the sampler, it records only the handshakes
+	// the sample keeps, not every one of a flood's.
+	synAck := isTCP && seg.Has(bundle.TCPFlagSYN|bundle.TCPFlagACK)
+	if s.thin != nil && !synAck && !s.thin.keep(&seg, isTCP, ts) {
 		return "", nil
 	}
 	s.buf = bundle.AppendSLL(s.buf[:0], m.sll())
 	hdr := len(s.buf)
 	s.buf = append(s.buf, data...)
-	if s.bytes+bundle.RecordSize(len(s.buf)) > s.maxBytes {
+	size := bundle.RecordSize(len(s.buf))
+	if s.bytes+size > s.maxBytes {
 		return stoppedByByteLimit, nil
+	}
+	switch {
+	case s.sampler == nil:
+	case decided:
+		if !s.sampler.fits(size) {
+			return "", nil
+		}
+	case !s.sampler.admit(&seg, isTCP, ts, size):
+		return "", nil
+	}
+	if s.thin != nil && synAck {
+		s.thin.keep(&seg, isTCP, ts)
 	}
 	err := s.pw.WriteRecord(ts, m.origLen(hdr, len(data)), s.buf)
 	s.bytes = s.pw.Size()
 	if err != nil {
 		return "", fmt.Errorf("write packet %d: %w", s.packets+1, err)
+	}
+	if s.sampler != nil {
+		s.sampler.kept(size)
 	}
 	s.packets++
 	if s.packets >= s.maxPackets {

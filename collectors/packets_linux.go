@@ -8,20 +8,40 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
 	"golang.org/x/sys/unix"
 )
 
-// Socket settings of the packet sample.
+// Ring settings of the packet sample.
 const (
-	// packetRcvbuf is the socket's receive buffer. The kernel doubles it and
-	// charges each queued packet its whole skb truesize (a few KiB, whatever
-	// the snap length), so 4 MiB holds a few thousand packets while the
-	// collector is busy writing.
-	packetRcvbuf = 4 << 20
+	// ringBlockSize and ringBlocks size the TPACKET_V3 receive ring: 8
+	// blocks of 512 KiB, 4 MiB of kernel memory mapped into snapdiag,
+	// whatever the traffic. A packet takes its 48-byte tpacket3_hdr, the
+	// sockaddr_ll and padding (96 bytes before the data in all) plus its
+	// snap length, rounded to 16: 224 bytes with the default 128-byte
+	// snap length, so the ring holds about 18,000 packets, over a third of
+	// a second of a 50,000 packet/s flood while the collector writes, and
+	// a block holds one 65535-byte packet of a --payload sample. A block
+	// must be a multiple of the page size (packet_set_ring()).
+	ringBlockSize = 512 << 10
+	ringBlocks    = 8
+	// ringFrameSize only has to divide the block: TPACKET_V3 packs
+	// packets of any size into a block, but packet_set_ring() still checks
+	// tp_frame_nr against the blocks' frames.
+	ringFrameSize = 2048
+	// ringRetire is tp_retire_blk_tov: a block that is not full is handed
+	// to snapdiag this long after its first packet, so a quiet sample is
+	// read within that time and a busy one a whole block at a time. An
+	// empty block is never retired, so an idle socket costs no wake-ups.
+	ringRetire = 25 * time.Millisecond
+	// ringTail is how long after the window's end the sample waits for the
+	// block that was being filled when the window ended to be retired.
+	ringTail = 2 * ringRetire
 	// pollSlice bounds each wait, so a cancelled context is noticed quickly
 	// even without a deadline.
 	pollSlice = 100 * time.Millisecond
@@ -74,9 +94,14 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 		p.started()
 	}
 	start := time.Now()
+	s.sampler = newFlowSampler(start, cfg.window, cfg.maxPackets, cfg.maxBytes-s.bytes)
 	stoppedBy, capErr := sock.capture(ctx, start.Add(cfg.window), s)
 	end := time.Now()
-	drops, statsErr := sock.drops()
+	if w := start.Add(cfg.window); end.After(w) {
+		// The wait for the last block (ringTail) is not the window's.
+		end = w
+	}
+	stats, statsErr := sock.stats()
 	if err := f.Close(); err != nil {
 		if capErr != nil {
 			return capErr
@@ -86,7 +111,9 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	if capErr != nil {
 		stoppedBy = stoppedByError
 	}
-	p.setInfo(cfg.info(s, start, end, stoppedBy, drops))
+	info := cfg.info(s, start, end, stoppedBy, stats.Drops)
+	info.Sampling = s.sampler.info(sock.read, stats.Freeze_q_cnt, end)
+	p.setInfo(info)
 	switch {
 	case capErr != nil:
 		return capErr
@@ -160,13 +187,22 @@ func listenPorts(ctx context.Context) (ports []int, leftOut int, err error) {
 	return ports, leftOut, nil
 }
 
-// packetSocket is a SOCK_DGRAM AF_PACKET socket bound to every interface.
-type packetSocket struct {
-	fd      int
-	snaplen uint32
+// packetRing is a SOCK_DGRAM AF_PACKET socket bound to every interface,
+// with a TPACKET_V3 receive ring mapped into memory: the kernel writes
+// packets into blocks shared with snapdiag, and a poll wakes snapdiag once
+// per full (or timed-out) block rather than once per packet, so a flood
+// costs a system call per few thousand packets, not one per packet.
+type packetRing struct {
+	fd  int
+	mem []byte
+	// cur is the next block to read: the kernel fills them in order.
+	cur int
+	// read counts the packets read from the ring in the window.
+	read int64
 }
 
-// openPacketSocket opens the capture socket with the filter attached.
+// openPacketSocket opens the capture socket with the filter attached and
+// its ring mapped.
 //
 // SOCK_DGRAM ("cooked") makes the kernel strip the link header and describe
 // it in the sockaddr_ll instead, so Ethernet, loopback and tunnels with no
@@ -175,11 +211,15 @@ type packetSocket struct {
 //
 // The socket is opened with protocol 0, which registers no packet hook
 // (packet_create() only calls register_prot_hook() for a non-zero protocol),
-// so nothing is queued until bind(); the filter is attached before bind()
-// sets the protocol to ETH_P_ALL. Every queued packet has therefore passed
-// the filter, and there is nothing unfiltered to drain. Binding with ifindex
-// 0 captures on all interfaces of the namespace.
-func openPacketSocket(f *packetFilter) (_ *packetSocket, err error) {
+// so nothing is queued until bind(); the filter and the ring are set up
+// before bind() sets the protocol to ETH_P_ALL. Every packet in the ring has
+// therefore passed the filter, and there is nothing unfiltered to drain.
+// Binding with ifindex 0 captures on all interfaces of the namespace.
+//
+// TPACKET_V3 is in every kernel since 3.2 (2012), older than any snapdiag
+// supports, so there is no per-packet recvmsg fallback: a kernel that
+// refuses the ring fails the collector, and the manifest says why.
+func openPacketSocket(f *packetFilter) (_ *packetRing, err error) {
 	raw, err := f.raw()
 	if err != nil {
 		return nil, err
@@ -195,72 +235,100 @@ func openPacketSocket(f *packetFilter) (_ *packetSocket, err error) {
 	case err != nil:
 		return nil, fmt.Errorf("open packet socket: %w", err)
 	}
-	s := &packetSocket{fd: fd, snaplen: f.snaplen}
+	r := &packetRing{fd: fd}
 	defer func() {
 		if err != nil {
-			s.close()
+			r.close()
 		}
 	}()
-
-	// SO_RCVBUFFORCE passes net.core.rmem_max but needs CAP_NET_ADMIN;
-	// without it, SO_RCVBUF gets what rmem_max allows.
-	if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, packetRcvbuf) != nil {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, packetRcvbuf); err != nil {
-			return nil, fmt.Errorf("set packet socket receive buffer: %w", err)
-		}
-	}
 	prog := make([]unix.SockFilter, len(raw))
-	for i, r := range raw {
-		prog[i] = unix.SockFilter{Code: r.Op, Jt: r.Jt, Jf: r.Jf, K: r.K}
+	for i, x := range raw {
+		prog[i] = unix.SockFilter{Code: x.Op, Jt: x.Jt, Jf: x.Jf, K: x.K}
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
 		return nil, fmt.Errorf("attach packet filter: %w", err)
 	}
-	// PACKET_AUXDATA gives each packet's length before the filter cut it
-	// (tp_len, from PACKET_SKB_CB(skb)->sa.origlen in packet_rcv()) and the
-	// VLAN tag the kernel took out of it.
-	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_AUXDATA, 1); err != nil {
-		return nil, fmt.Errorf("enable PACKET_AUXDATA: %w", err)
+	// Each packet's tpacket3_hdr gives what PACKET_AUXDATA and
+	// SO_TIMESTAMPNS gave a recvmsg reader: tp_len, the length before the
+	// filter cut it; tp_sec and tp_nsec, the kernel's receive time
+	// (tpacket_get_timestamp(), else the time it was queued); and the VLAN
+	// tag the kernel took out of the packet, in hv1.
+	if err := unix.SetsockoptInt(fd, unix.SOL_PACKET, unix.PACKET_VERSION, unix.TPACKET_V3); err != nil {
+		return nil, fmt.Errorf("set packet socket to TPACKET_V3: %w", err)
 	}
-	// Kernel receive timestamps, not the time we got round to reading.
-	// SO_TIMESTAMPNS_NEW (5.1+) is y2038-safe everywhere; older kernels
-	// answer ENOPROTOOPT and get the old option.
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW, 1); err != nil {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_OLD, 1); err != nil {
-			return nil, fmt.Errorf("enable packet timestamps: %w", err)
-		}
+	req := unix.TpacketReq3{
+		Block_size:     ringBlockSize,
+		Block_nr:       ringBlocks,
+		Frame_size:     ringFrameSize,
+		Frame_nr:       ringBlockSize / ringFrameSize * ringBlocks,
+		Retire_blk_tov: uint32(ringRetire / time.Millisecond),
+	}
+	if err := unix.SetsockoptTpacketReq3(fd, unix.SOL_PACKET, unix.PACKET_RX_RING, &req); err != nil {
+		return nil, fmt.Errorf("set up the packet ring (%d blocks of %d bytes): %w", ringBlocks, ringBlockSize, err)
+	}
+	if r.mem, err = unix.Mmap(fd, 0, ringBlockSize*ringBlocks, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED); err != nil {
+		return nil, fmt.Errorf("map the packet ring: %w", err)
 	}
 	sa := &unix.SockaddrLinklayer{Protocol: htons(unix.ETH_P_ALL), Ifindex: 0}
 	if err := unix.Bind(fd, sa); err != nil {
 		return nil, fmt.Errorf("bind packet socket: %w", err)
 	}
-	return s, nil
+	return r, nil
 }
 
-func (s *packetSocket) close() { unix.Close(s.fd) }
-
-// drops reads PACKET_STATISTICS: tp_drops counts the packets that passed the
-// filter but found the receive buffer full. Reading resets the counters.
-func (s *packetSocket) drops() (uint32, error) {
-	st, err := unix.GetsockoptTpacketStats(s.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
-	if err != nil {
-		return 0, fmt.Errorf("read PACKET_STATISTICS: %w", err)
+func (r *packetRing) close() {
+	if r.mem != nil {
+		unix.Munmap(r.mem)
 	}
-	return st.Drops, nil
+	unix.Close(r.fd)
+}
+
+// stats reads PACKET_STATISTICS: with TPACKET_V3, tp_drops counts the
+// packets that passed the filter but found every block of the ring full,
+// and tp_freeze_q_cnt the times that happened. Reading resets the counters.
+func (r *packetRing) stats() (unix.TpacketStatsV3, error) {
+	st, err := unix.GetsockoptTpacketStatsV3(r.fd, unix.SOL_PACKET, unix.PACKET_STATISTICS)
+	if err != nil {
+		return unix.TpacketStatsV3{}, fmt.Errorf("read PACKET_STATISTICS: %w", err)
+	}
+	return *st, nil
+}
+
+// blockStatus is the status word of block i. The kernel and snapdiag hand
+// a block to each other through this word in shared memory: the kernel
+// sets TP_STATUS_USER once it wrote the block (with a write barrier before,
+// prb_close_block()), snapdiag writes TP_STATUS_KERNEL once done with it.
+// Atomic loads and stores give the ordering the kernel's smp_rmb()/smp_wmb()
+// pairs expect; they need a pointer into the mapping.
+func (r *packetRing) blockStatus(i int) *uint32 {
+	return (*uint32)(unsafe.Pointer(&r.mem[i*ringBlockSize+blockStatusOff]))
 }
 
 // capture reads packets into out until end, a limit, or ctx. It says why it
-// stopped; an error means the socket or the pcap failed.
-func (s *packetSocket) capture(ctx context.Context, end time.Time, out *pcapSample) (string, error) {
-	buf := make([]byte, s.snaplen)
-	oob := make([]byte, unix.CmsgSpace(auxdataLen)+unix.CmsgSpace(16)+64)
-	fds := []unix.PollFd{{Fd: int32(s.fd), Events: unix.POLLIN}}
+// stopped; an error means the socket or the pcap failed. Packets stamped
+// at or after end are not the window's: the first of them ends the sample;
+// without one, the sample waits ringTail past end for the last block.
+func (r *packetRing) capture(ctx context.Context, end time.Time, out *pcapSample) (string, error) {
+	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
+	stop := end.Add(ringTail)
 	for {
+		for atomic.LoadUint32(r.blockStatus(r.cur))&tpStatusUser != 0 {
+			if ctx.Err() != nil {
+				return stoppedByDeadline, nil
+			}
+			block := r.mem[r.cur*ringBlockSize : (r.cur+1)*ringBlockSize]
+			why, err := r.readBlock(block, end, out)
+			atomic.StoreUint32(r.blockStatus(r.cur), unix.TP_STATUS_KERNEL)
+			r.cur = (r.cur + 1) % ringBlocks
+			if err != nil || why != "" {
+				return why, err
+			}
+		}
 		if ctx.Err() != nil {
 			return stoppedByDeadline, nil
 		}
-		wait := time.Until(end)
+		wait := time.Until(stop)
 		if wait <= 0 {
 			return stoppedByWindow, nil
 		}
@@ -271,107 +339,45 @@ func (s *packetSocket) capture(ctx context.Context, end time.Time, out *pcapSamp
 		// the context notices its deadline, and a negative one (a deadline
 		// passed since the check above) would block poll for good.
 		timeout := max(int((min(wait, pollSlice)+time.Millisecond-1)/time.Millisecond), 1)
-		_, err := unix.Poll(fds, timeout)
-		if err != nil && !errors.Is(err, unix.EINTR) {
+		if _, err := unix.Poll(fds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
 			return "", fmt.Errorf("poll packet socket: %w", err)
 		}
-		if fds[0].Revents == 0 {
-			continue
-		}
-		// Drain what is queued, minding the window and ctx between packets
-		// so a busy host cannot hold the sample past either.
-		for {
-			if ctx.Err() != nil {
-				return stoppedByDeadline, nil
-			}
-			if !time.Now().Before(end) {
-				return stoppedByWindow, nil
-			}
-			n, oobn, _, from, err := unix.Recvmsg(s.fd, buf, oob, 0)
-			if errors.Is(err, unix.EAGAIN) {
-				break
-			}
-			if errors.Is(err, unix.EINTR) {
-				continue
-			}
-			if err != nil {
-				return "", fmt.Errorf("read packet socket: %w", err)
-			}
-			m, ts, err := packetMeta(from, oob[:oobn])
-			if err != nil {
-				return "", err
-			}
-			if m.PktType == bundle.PacketOutgoing && m.HAType == bundle.ARPHRDLoopback {
-				// The filter already drops loopback's outgoing copies
-				// (see newPacketFilter); this keeps them out whatever
-				// program is attached.
-				continue
-			}
-			if ts.IsZero() {
-				ts = time.Now()
-			}
-			stop, err := out.add(&m, buf[:n], ts)
-			if err != nil {
-				return "", err
-			}
-			if stop != "" {
-				return stop, nil
-			}
-		}
 	}
 }
 
-// packetMeta gathers what the kernel said about one packet: the sockaddr_ll
-// of recvmsg and its control messages.
-func packetMeta(from unix.Sockaddr, oob []byte) (cookedMeta, time.Time, error) {
-	sll, ok := from.(*unix.SockaddrLinklayer)
-	if !ok {
-		return cookedMeta{}, time.Time{}, fmt.Errorf("read packet socket: address %T, want sockaddr_ll", from)
+// readBlock writes the window's packets of one retired block to out.
+func (r *packetRing) readBlock(block []byte, end time.Time, out *pcapSample) (string, error) {
+	var why string
+	_, err := walkBlock(block, func(p *ringPacket) error {
+		if !p.ts.Before(end) {
+			why = stoppedByWindow
+			return errStopWalk
+		}
+		if p.meta.PktType == bundle.PacketOutgoing && p.meta.HAType == bundle.ARPHRDLoopback {
+			// The filter already drops loopback's outgoing copies
+			// (see newPacketFilter); this keeps them out whatever
+			// program is attached.
+			return nil
+		}
+		r.read++
+		stop, err := out.add(&p.meta, p.data, p.ts)
+		if err != nil {
+			return err
+		}
+		if stop != "" {
+			why = stop
+			return errStopWalk
+		}
+		return nil
+	})
+	if errors.Is(err, errStopWalk) {
+		return why, nil
 	}
-	m := cookedMeta{
-		PktType:  sll.Pkttype,
-		HAType:   sll.Hatype,
-		HALen:    sll.Halen,
-		Addr:     sll.Addr,
-		Protocol: htons(sll.Protocol), // sll_protocol is in network order
-	}
-	ctl, err := parseControl(oob)
 	if err != nil {
-		return cookedMeta{}, time.Time{}, fmt.Errorf("read packet socket: %w", err)
+		return "", fmt.Errorf("read packet ring: %w", err)
 	}
-	m.Aux, m.HaveAux = ctl.aux, ctl.haveAux
-	return m, ctl.ts, nil
+	return "", nil
 }
 
-// packetControl is what the control messages of one packet carry.
-type packetControl struct {
-	aux     auxdata
-	haveAux bool
-	ts      time.Time // zero when absent
-}
-
-// parseControl decodes the control messages of a packet socket read:
-// PACKET_AUXDATA and the SCM_TIMESTAMPNS timestamp (either variant). Others
-// are ignored.
-func parseControl(oob []byte) (packetControl, error) {
-	var c packetControl
-	msgs, err := unix.ParseSocketControlMessage(oob)
-	if err != nil {
-		return c, fmt.Errorf("control messages: %w", err)
-	}
-	for _, msg := range msgs {
-		switch {
-		case msg.Header.Level == unix.SOL_PACKET && msg.Header.Type == unix.PACKET_AUXDATA:
-			if c.aux, err = parseAuxdata(msg.Data); err != nil {
-				return c, err
-			}
-			c.haveAux = true
-		case msg.Header.Level == unix.SOL_SOCKET &&
-			(msg.Header.Type == unix.SO_TIMESTAMPNS_NEW || msg.Header.Type == unix.SO_TIMESTAMPNS_OLD):
-			if c.ts, err = parseTimespec(msg.Data); err != nil {
-				return c, err
-			}
-		}
-	}
-	return c, nil
-}
+// errStopWalk ends a block walk early without an error.
+var errStopWalk = errors.New("stop walk")

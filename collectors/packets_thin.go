@@ -56,9 +56,9 @@ func newFirstSegmentThinner(listen []int) *firstSegmentThinner {
 	return t
 }
 
-// keep reports whether the packet (from its network header on) is written.
-func (t *firstSegmentThinner) keep(pkt []byte, now time.Time) bool {
-	seg, ok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
+// keep reports whether the packet is written; seg is its TCP segment when
+// ok.
+func (t *firstSegmentThinner) keep(seg *bundle.TCPSegment, ok bool, now time.Time) bool {
 	if !ok {
 		return true
 	}

@@ -8,6 +8,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/gopacket/gopacket"
 	"github.com/gopacket/gopacket/layers"
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // seg4 is a TCP segment between 192.0.2.1 (client) and 192.0.2.2 (server).
@@ -60,7 +61,7 @@ func TestFirstSegmentThinner(t *testing.T) {
 		{"not TCP", udp4(t, 50000, 8080), 5 * time.Second, true},
 	}
 	for _, s := range steps {
-		if got := th.keep(s.pkt, now.Add(s.at)); got != s.want {
+		if got := keepRaw(th, s.pkt, now.Add(s.at)); got != s.want {
 			t.Errorf("%s: kept %v, want %v", s.name, got, s.want)
 		}
 	}
@@ -78,9 +79,16 @@ func FuzzFirstSegmentThinner(f *testing.F) {
 	th := newFirstSegmentThinner([]int{8080})
 	th.limit = 16
 	f.Fuzz(func(t *testing.T, pkt []byte) {
-		th.keep(pkt, time.Unix(1_700_000_000, 0))
+		keepRaw(th, pkt, time.Unix(1_700_000_000, 0))
 		if len(th.awaiting) > th.limit {
 			t.Fatalf("%d handshakes awaited, bound %d", len(th.awaiting), th.limit)
 		}
 	})
+}
+
+// keepRaw decodes pkt, from its network header on, as the sample does, and
+// asks th.
+func keepRaw(th *firstSegmentThinner, pkt []byte, now time.Time) bool {
+	seg, ok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
+	return th.keep(&seg, ok, now)
 }

@@ -92,53 +92,6 @@ func FuzzCookedSLL(f *testing.F) {
 	})
 }
 
-func TestParseAuxdata(t *testing.T) {
-	b := make([]byte, auxdataLen)
-	ne := binary.NativeEndian
-	ne.PutUint32(b[0:], 0x51)
-	ne.PutUint32(b[4:], 1514)
-	ne.PutUint32(b[8:], 128)
-	ne.PutUint16(b[12:], 0)
-	ne.PutUint16(b[14:], 0)
-	ne.PutUint16(b[16:], 42)
-	ne.PutUint16(b[18:], 0x8100)
-	got, err := parseAuxdata(b)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := auxdata{Status: 0x51, Len: 1514, Snaplen: 128, VLANTCI: 42, VLANTPID: 0x8100}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Errorf("(-want +got):\n%s", diff)
-	}
-	if _, err := parseAuxdata(b[:auxdataLen-1]); err == nil {
-		t.Error("a short tpacket_auxdata decoded")
-	}
-}
-
-func TestParseTimespec(t *testing.T) {
-	ne := binary.NativeEndian
-	b16 := ne.AppendUint64(ne.AppendUint64(nil, 1_700_000_000), 123_456_789)
-	b8 := ne.AppendUint32(ne.AppendUint32(nil, 1_700_000_000), 5)
-	bad := ne.AppendUint64(ne.AppendUint64(nil, 1), uint64(time.Second))
-	for _, tc := range []struct {
-		name string
-		b    []byte
-		want time.Time
-		err  bool
-	}{
-		{"64-bit", b16, time.Unix(1_700_000_000, 123_456_789), false},
-		{"32-bit", b8, time.Unix(1_700_000_000, 5), false},
-		{"nanoseconds out of range", bad, time.Time{}, true},
-		{"short", b16[:12], time.Time{}, true},
-	} {
-		got, err := parseTimespec(tc.b)
-		if (err != nil) != tc.err || !got.Equal(tc.want) {
-			t.Errorf("%s: got %v, %v; want %v, error %v", tc.name, got, err, tc.want, tc.err)
-		}
-	}
-}
-
-// readPcap reads every record of a pcap.
 func readPcap(t *testing.T, data []byte) (*pcapgo.Reader, [][]byte, []gopacket.CaptureInfo) {
 	t.Helper()
 	r, err := pcapgo.NewReader(bytes.NewReader(data))

@@ -41,7 +41,7 @@ func (f *captureFlags) register(fl *pflag.FlagSet) {
 	fl.DurationVar(&f.sample, "sample", collectors.DefaultPacketWin, "packet sample window, during the counter samples (0 disables)")
 	fl.DurationVar(&f.deadline, "deadline", collectors.DefaultDeadline, "hard limit of one capture; a partial bundle is still written")
 	fl.IntVar(&f.socketCap, "socket-cap", collectors.DefaultSocketCap, "most rows in the socket table (the summary is never capped)")
-	fl.IntVar(&f.maxPackets, "max-packets", collectors.DefaultPacketLimit, "most packets in the packet sample")
+	fl.IntVar(&f.maxPackets, "max-packets", collectors.DefaultPacketLimit, "most packets in the packet sample, shared equally between its seconds")
 	fl.BoolVar(&f.payload, "payload", false, "keep packet payloads (default: headers only)")
 	fl.Var(&f.stageBytes, "stage-bytes", "most bytes one capture may stage on disk")
 	fl.StringVar(&f.procRoot, "proc", "/proc", "proc root to read (for tests)")

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# bench/flood.sh: the packet sample's CPU cost under a 50,000 SYN/s flood, against tcpdump.
+#
+# Runs BenchmarkLabFloodCaptureCPU (cmd/snapdiag/flood_bench_test.go): in lab network
+# namespaces, the lab's own sender floods a listener (SYN cookies on) with 50,000 forged
+# SYNs a second, and, taking turns in one run (order rotated each round), it measures the
+# CPU time (user + system, the child's rusage) per second of a 3 s packet window of
+#   snapdiag      snapdiag capture --samples 1 --sample 3s   (the work tree)
+#   snapdiag-nosample  the same with --sample 0: the rest of the capture (sample = the difference)
+#   tcpdump       tcpdump -i any -w FILE -s SNAPLEN FILTER  (the capture manifest's filter)
+#   snapdiag-old  the same capture built from --old REV (default cd87738: the recvmsg sample)
+# and reports the medians and the ratios snapdiag/tcpdump, sample/tcpdump (target <= 1) and
+# snapdiag/old.
+# Writes bench/results/flood-<UTC time>.txt.
+#
+# Usage: sudo bench/flood.sh [--rounds 3] [--old REV | --no-old]
+# The namespaces, the sender and every process started are removed on exit (lab cleanup).
+set -Eeuo pipefail
+
+ROUNDS=3
+OLD=cd87738
+while [ $# -gt 0 ]; do
+	case $1 in
+	--rounds) ROUNDS=$2; shift 2 ;;
+	--old) OLD=$2; shift 2 ;;
+	--no-old) OLD=""; shift ;;
+	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	*) echo "flood.sh: unknown option $1" >&2; exit 2 ;;
+	esac
+done
+[ "$(id -u)" = 0 ] || { echo "flood.sh: needs root (network namespaces)" >&2; exit 1; }
+command -v tcpdump >/dev/null || { echo "flood.sh: needs tcpdump" >&2; exit 1; }
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+WORK=$(mktemp -d /tmp/sdflood.XXXXXX)
+trap 'rm -rf "$WORK"' EXIT
+OLDBIN=""
+if [ -n "$OLD" ]; then
+	COMMIT=$(git -C "$REPO" rev-parse --short "$OLD")
+	mkdir "$WORK/src"
+	git -C "$REPO" archive "$COMMIT" | tar -x -C "$WORK/src"
+	(cd "$WORK/src" && CGO_ENABLED=0 go build -o "$WORK/snapdiag-old" ./cmd/snapdiag)
+	OLDBIN=$WORK/snapdiag-old
+fi
+mkdir -p "$REPO/bench/results"
+OUT=$REPO/bench/results/flood-$(date -u +%Y%m%dT%H%M%SZ).txt
+{
+	echo "# bench/flood.sh $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs"
+	echo "# work tree $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" status --porcelain | grep -q . && echo ' (dirty)'), old ${OLD:-none}, $ROUNDS rounds"
+	cd "$REPO" && SNAPDIAG_OLD=$OLDBIN FLOOD_ROUNDS=$ROUNDS \
+		go test -run '^$' -bench BenchmarkLabFloodCaptureCPU -benchtime 1x -v ./cmd/snapdiag/ 2>&1
+} | tee "$OUT"
+echo "wrote $OUT"

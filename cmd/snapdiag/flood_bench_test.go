@@ -1,0 +1,219 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/lab"
+)
+
+// floodBenchWindow is the packet window each capturer gets under the flood.
+const floodBenchWindow = 3 * time.Second
+
+// BenchmarkLabFloodCaptureCPU measures, under the lab's 50,000 SYN/s flood
+// into a listener with SYN cookies on, the CPU time (user plus system, from
+// the child's rusage) per second of packet window of: snapdiag capture
+// (--samples 1 --sample 3s, the whole capture), the same capture with
+// --sample 0 (the rest of the capture, to tell the sample's own share),
+// tcpdump -w with the filter
+// and snap length the capture's manifest states, and, when
+// SNAPDIAG_OLD names a binary (bench/flood.sh builds the recvmsg sample of
+// cd87738), that binary's capture. The capturers take turns, rotating the
+// order each round, so they share the machine's load alike. It reports each
+// one's median and snapdiag's ratio to tcpdump (target: at most 1).
+func BenchmarkLabFloodCaptureCPU(b *testing.B) {
+	l := lab.New(b, lab.Options{})
+	bin := testutil.Snapdiag(b)
+	ln, err := l.FloodListener(8080)
+	if err != nil {
+		b.Fatal(err)
+	}
+	rounds := 3
+	if s := os.Getenv("FLOOD_ROUNDS"); s != "" {
+		if rounds, err = strconv.Atoi(s); err != nil || rounds < 1 || rounds > 20 {
+			b.Fatalf("FLOOD_ROUNDS=%q: want 1..20", s)
+		}
+	}
+	dir := b.TempDir()
+	// The filter tcpdump gets is the one a capture states.
+	info, _, err := floodCapture(l, ln.Addr, bin, dir)
+	if err != nil {
+		b.Fatal(err)
+	}
+	type capturer struct {
+		name string
+		run  func() (float64, string, error)
+	}
+	capturers := []capturer{
+		{"snapdiag", func() (float64, string, error) {
+			i, cpu, err := floodCapture(l, ln.Addr, bin, dir)
+			if err != nil {
+				return 0, "", err
+			}
+			return cpu, fmt.Sprintf("kept %d of %d read, kernel drops %d", i.Packets, i.Sampling.Read, i.KernelDrops), nil
+		}},
+		{"tcpdump", func() (float64, string, error) { return floodTcpdump(l, ln.Addr, info, dir) }},
+		// The same capture without its packet sample: what the rest of
+		// the capture costs, so the sample's own share is the difference.
+		{"snapdiag-nosample", func() (float64, string, error) {
+			_, cpu, err := floodCapture(l, ln.Addr, bin, dir, "--sample", "0")
+			return cpu, "no packet sample", err
+		}},
+	}
+	if old := os.Getenv("SNAPDIAG_OLD"); old != "" {
+		capturers = append(capturers, capturer{"snapdiag-old", func() (float64, string, error) {
+			i, cpu, err := floodCapture(l, ln.Addr, old, dir)
+			if err != nil {
+				return 0, "", err
+			}
+			return cpu, fmt.Sprintf("kept %d, kernel drops %d, stopped by %s", i.Packets, i.KernelDrops, i.StoppedBy), nil
+		}})
+	}
+	cpu := map[string][]float64{}
+	for b.Loop() {
+		for r := range rounds {
+			for k := range capturers {
+				c := capturers[(r+k)%len(capturers)]
+				secs, note, err := c.run()
+				if err != nil {
+					b.Fatalf("%s: %v", c.name, err)
+				}
+				perSec := secs / floodBenchWindow.Seconds()
+				cpu[c.name] = append(cpu[c.name], perSec)
+				b.Logf("round %d %s: %.3f CPU s per s of window (%s)", r, c.name, perSec, note)
+			}
+		}
+	}
+	for _, c := range capturers {
+		b.ReportMetric(median(cpu[c.name]), c.name+"-cpu-s/s")
+	}
+	b.ReportMetric(median(cpu["snapdiag"])/median(cpu["tcpdump"]), "snapdiag/tcpdump")
+	// The packet sample's own cost: the capture's less the same capture's
+	// without a sample, each pair taken in the same round.
+	var sample []float64
+	for i := range cpu["snapdiag"] {
+		sample = append(sample, cpu["snapdiag"][i]-cpu["snapdiag-nosample"][i])
+	}
+	b.ReportMetric(median(sample), "sample-cpu-s/s")
+	b.ReportMetric(median(sample)/median(cpu["tcpdump"]), "sample/tcpdump")
+	if _, ok := cpu["snapdiag-old"]; ok {
+		b.ReportMetric(median(cpu["snapdiag"])/median(cpu["snapdiag-old"]), "snapdiag/old")
+	}
+}
+
+// floodCapture floods target for the capture's time and runs bin's capture
+// of floodBenchWindow in the server namespace; it returns the manifest's
+// packets facts and the capture's CPU seconds.
+func floodCapture(l *lab.Lab, target netip.AddrPort, bin, dir string, extra ...string) (*bundle.PacketsInfo, float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	flood, err := l.FloodSYNs(ctx, lab.RateFloodOpts{Target: target, Duration: floodBenchWindow + 10*time.Second})
+	if err != nil {
+		return nil, 0, err
+	}
+	defer flood.Stop()
+	out := filepath.Join(dir, fmt.Sprintf("b%d", time.Now().UnixNano()))
+	if err := os.Mkdir(out, 0o700); err != nil {
+		return nil, 0, err
+	}
+	defer os.RemoveAll(out)
+	args := append([]string{"capture", "--out", out, "--samples", "1", "--sample", floodBenchWindow.String(), "--reason", "bench"}, extra...)
+	p, err := l.Start(ctx, l.Server, bin, args...)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := p.Wait(); err != nil {
+		return nil, 0, fmt.Errorf("capture: %w: %s", err, p.Stderr())
+	}
+	st := p.Cmd.ProcessState
+	cpu := (st.UserTime() + st.SystemTime()).Seconds()
+	path := lastLine(p.Stdout())
+	b, err := bundle.Open(path, bundle.DefaultLimits())
+	if err != nil {
+		return nil, 0, err
+	}
+	defer b.Close()
+	raw, err := b.ReadFile(bundle.PathManifest)
+	if err != nil {
+		return nil, 0, err
+	}
+	var m bundle.Manifest
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return nil, 0, err
+	}
+	if m.Packets == nil {
+		if len(extra) > 0 {
+			return nil, cpu, nil
+		}
+		return nil, 0, fmt.Errorf("capture %s has no packet sample", path)
+	}
+	if m.Packets.Sampling == nil {
+		m.Packets.Sampling = &bundle.PacketSampling{}
+	}
+	return m.Packets, cpu, nil
+}
+
+// floodTcpdump floods target and runs tcpdump -w on every interface of the
+// server namespace with info's filter and snap length for floodBenchWindow
+// from when it says it listens; it returns tcpdump's CPU seconds.
+func floodTcpdump(l *lab.Lab, target netip.AddrPort, info *bundle.PacketsInfo, dir string) (float64, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	flood, err := l.FloodSYNs(ctx, lab.RateFloodOpts{Target: target, Duration: floodBenchWindow + 10*time.Second})
+	if err != nil {
+		return 0, "", err
+	}
+	defer flood.Stop()
+	file := filepath.Join(dir, "tcpdump.pcap")
+	defer os.Remove(file)
+	p, err := l.Start(ctx, l.Server, "tcpdump", "-i", "any", "-n", "-w", file, "-s", strconv.Itoa(info.Snaplen), info.Filter)
+	if err != nil {
+		return 0, "", err
+	}
+	err = lab.WaitFor(l.Done(), 10*time.Second, 10*time.Millisecond, "tcpdump to listen", func() (bool, string, error) {
+		select {
+		case <-p.Done():
+			return false, "", fmt.Errorf("tcpdump exited: %s", p.Stderr())
+		default:
+		}
+		return strings.Contains(p.Stderr(), "listening on"), p.Stderr(), nil
+	})
+	if err != nil {
+		p.Stop()
+		return 0, "", err
+	}
+	select {
+	case <-time.After(floodBenchWindow):
+	case <-p.Done():
+		return 0, "", fmt.Errorf("tcpdump exited early: %s", p.Stderr())
+	}
+	p.Stop()
+	st := p.Cmd.ProcessState
+	var stats []string
+	for _, line := range strings.Split(p.Stderr(), "\n") {
+		if strings.Contains(line, "packets") {
+			stats = append(stats, strings.TrimSpace(line))
+		}
+	}
+	return (st.UserTime() + st.SystemTime()).Seconds(), strings.Join(stats, ", "), nil
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

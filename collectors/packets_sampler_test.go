@@ -1,0 +1,145 @@
+package collectors
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// TestFlowSamplerSpreadsAFlood offers the sampler five seconds of a 50,000
+// SYN/s flood, every SYN answered by a SYN-ACK, within a 20,000-packet
+// limit: every second must keep packets, no second more than its share,
+// the flow divisor must rise, every kept SYN must have its SYN-ACK kept
+// (whole flows), and the seconds' offered counts must add up.
+func TestFlowSamplerSpreadsAFlood(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	const (
+		window = 5 * time.Second
+		rate   = 50_000
+		limit  = 20_000
+	)
+	f := newFlowSampler(start, window, limit, 1<<30)
+	server := netip.MustParseAddrPort("10.0.0.1:8080")
+	keptSYN := map[netip.AddrPort]bool{}
+	keptPairs, offered := 0, 0
+	for i := range rate * int(window/time.Second) {
+		ts := start.Add(time.Duration(i) * time.Second / rate)
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(1024+i%60000))
+		syn := bundle.TCPSegment{Src: client, Dst: server, Flags: bundle.TCPFlagSYN}
+		synAck := bundle.TCPSegment{Src: server, Dst: client, Flags: bundle.TCPFlagSYN | bundle.TCPFlagACK}
+		offered += 2
+		if f.admit(&syn, true, ts, 100) {
+			f.kept(100)
+			keptSYN[client] = true
+		}
+		if f.admit(&synAck, true, ts, 100) {
+			f.kept(100)
+			if !keptSYN[client] {
+				t.Fatalf("flow %d: SYN-ACK kept without its SYN", i)
+			}
+			keptPairs++
+		} else if keptSYN[client] {
+			t.Fatalf("flow %d: SYN kept, its SYN-ACK left out", i)
+		}
+	}
+	info := f.info(int64(offered), 0, start.Add(window))
+	if len(info.Seconds) != 5 {
+		t.Fatalf("%d seconds recorded, want 5", len(info.Seconds))
+	}
+	var sum, kept int64
+	for i, s := range info.Seconds {
+		if s.Kept == 0 || s.Kept > int64(info.BudgetPerSecond) {
+			t.Errorf("second %d kept %d packets, want 1..%d", i, s.Kept, info.BudgetPerSecond)
+		}
+		if s.OneIn < 2 || s.Scale() <= 1 {
+			t.Errorf("second %d: 1 in %d flows, scale %.2f; want sampling", i, s.OneIn, s.Scale())
+		}
+		sum += s.Offered
+		kept += s.Kept
+	}
+	if sum != int64(offered) || kept+info.SamplingDrops != sum || kept != int64(2*keptPairs) {
+		t.Errorf("offered %d (recorded %d), kept %d + dropped %d; %d whole flows kept", offered, sum, kept, info.SamplingDrops, keptPairs)
+	}
+	if kept > limit {
+		t.Errorf("kept %d packets, limit %d", kept, limit)
+	}
+}
+
+// TestFlowSamplerKeepsAllWhenQuiet checks that traffic within the
+// budget is all kept and reads as unsampled.
+func TestFlowSamplerKeepsAllWhenQuiet(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	f := newFlowSampler(start, 3*time.Second, 20_000, 1<<30)
+	for i := range 3000 {
+		seg := bundle.TCPSegment{Src: netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 1000),
+			Dst: netip.MustParseAddrPort("10.0.0.1:80"), Flags: bundle.TCPFlagSYN}
+		if !f.admit(&seg, true, start.Add(time.Duration(i)*time.Millisecond), 100) {
+			t.Fatalf("packet %d left out of a quiet sample", i)
+		}
+		f.kept(100)
+	}
+	info := &bundle.PacketsInfo{Sampling: f.info(3000, 0, start.Add(3*time.Second))}
+	if info.Sampled() || info.Scale() != 1 {
+		t.Errorf("sampled %v, scale %v; want all kept", info.Sampled(), info.Scale())
+	}
+}
+
+// FuzzFlowSampler feeds the sampler arbitrary packets and times: no panic,
+// and it never keeps more in a second than the second's budget.
+func FuzzFlowSampler(f *testing.F) {
+	f.Add([]byte{0x45}, int64(0))
+	f.Add(seg4(f, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true), int64(time.Second))
+	start := time.Unix(1_700_000_000, 0)
+	s := newFlowSampler(start, 10*time.Second, 100, 1<<20)
+	f.Fuzz(func(t *testing.T, pkt []byte, at int64) {
+		seg, ok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
+		if s.admit(&seg, ok, start.Add(time.Duration(at)), int64(len(pkt))) {
+			s.kept(int64(len(pkt)))
+		}
+		if s.cur.Kept > s.budget || len(s.seconds) > maxSampleSeconds || len(s.gens[0].flows)+len(s.gens[1].flows) > maxAdmitted {
+			t.Fatalf("kept %d of a %d budget; %d seconds, %d+%d flows", s.cur.Kept, s.budget, len(s.seconds), len(s.gens[0].flows), len(s.gens[1].flows))
+		}
+	})
+}
+
+// TestRawTCPMatchesDecode: the sampling's shortcut reads the same flow key
+// and flags as the full decoding, both ways, IPv4 and IPv6, and leaves
+// what it cannot read to the full decoding.
+func TestRawTCPMatchesDecode(t *testing.T) {
+	pkts := map[string][]byte{
+		"v4 to server":   seg4(t, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true),
+		"v4 from server": seg4(t, tcpSeg{src: 8080, dst: 50000, flags: "SA"}, false),
+	}
+	for name, pkt := range pkts {
+		r, ok := rawTCP(pkt)
+		seg, dok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
+		if !ok || !dok || r.key != segKey(&seg) || r.flags != seg.Flags || r.dport != seg.Dst.Port() {
+			t.Errorf("%s: raw %v %+v, decoded %v %+v", name, ok, r, dok, seg)
+		}
+	}
+	a, _ := rawTCP(pkts["v4 to server"])
+	b, _ := rawTCP(pkts["v4 from server"])
+	if a.key != b.key {
+		t.Errorf("the two directions have different keys:\n%x\n%x", a.key, b.key)
+	}
+	if _, ok := rawTCP(udp4(t, 50000, 8080)); ok {
+		t.Error("a UDP packet read as TCP")
+	}
+}
+
+// FuzzRawTCP: no panic on any bytes, and whenever both the shortcut and the
+// full decoding read a packet, they agree.
+func FuzzRawTCP(f *testing.F) {
+	f.Add(seg4(f, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true))
+	f.Add(seg4(f, tcpSeg{src: 8080, dst: 50000, flags: "SA"}, false))
+	f.Add(append([]byte{0x60, 0, 0, 0, 0, 20, 6, 64}, make([]byte, 60)...))
+	f.Fuzz(func(t *testing.T, pkt []byte) {
+		r, ok := rawTCP(pkt)
+		seg, dok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
+		if ok && dok && (r.key != segKey(&seg) || r.flags != seg.Flags) {
+			t.Fatalf("raw %+v, decoded %+v", r, seg)
+		}
+	})
+}
