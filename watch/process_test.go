@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -253,5 +255,66 @@ func TestSignalDuringCapture(t *testing.T) {
 	lines := logLines(t, lr.String())
 	if countMsg(lines, "stopping: restart command not run") != 1 || countMsg(lines, "stopping") != 1 {
 		t.Errorf("stop not logged:\n%s", lr.String())
+	}
+}
+
+// TestSignalDuringRestart: SIGTERM while the restart command runs stops the
+// watch at once: the command's process group gets SIGTERM (SIGKILL after
+// thenGrace), and the watch exits 1, because a restart cut short may leave
+// the service down.
+func TestSignalDuringRestart(t *testing.T) {
+	bin := testutil.Snapdiag(t)
+	dir := t.TempDir()
+	pidFile := filepath.Join(t.TempDir(), "sleep.pid")
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "watch", "--check", "exec:false", "--failures", "1", "--every", "1s",
+		"--samples", "1", "--sample", "0", "--deadline", "5s", "--history", "0",
+		"--then", "sleep 100000 & echo $! > "+pidFile+".tmp && mv "+pidFile+".tmp "+pidFile+"; wait",
+		"--out", dir, "--log-format", "json", "--min-free", "0")
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	lr := newLineReader(stderr)
+	var pid int
+	testutil.Eventually(t, 0, "the restart command's sleep", func() (bool, string) {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false, err.Error()
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil, string(b)
+	})
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		for range lr.ch { // drain to EOF before Wait closes the pipe
+		}
+		exited <- cmd.Wait()
+	}()
+	select {
+	case err = <-exited:
+	case <-time.After(thenGrace + 10*time.Second):
+		t.Fatalf("watch still running %v after SIGTERM while its restart command ran:\n%s", thenGrace+10*time.Second, lr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit %v, want status 1 (a restart cut short)\n%s", err, lr.String())
+	}
+	// The sleep was the shell's child, reparented and reaped once the shell
+	// died: it is gone when kill(pid, 0) says there is no such process.
+	testutil.Eventually(t, 0, "the restart command's sleep to be gone", func() (bool, string) {
+		err := syscall.Kill(pid, 0)
+		return errors.Is(err, syscall.ESRCH), fmt.Sprint(err)
+	})
+	if lines := logLines(t, lr.String()); countMsg(lines, "restart command interrupted") != 1 {
+		t.Errorf("the interrupted restart is not logged:\n%s", lr.String())
 	}
 }

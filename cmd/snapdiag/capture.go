@@ -94,7 +94,9 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		return hintError{err, "another snapdiag capture is writing into " + dir + "; its bundle holds this incident"}
 	}
 	defer lock.Release()
-	f.deadline -= time.Since(start)
+	// The wait is at most half the deadline, so what is left stays
+	// positive (a zero deadline would mean the default).
+	f.deadline = max(f.deadline-time.Since(start), f.deadline/2)
 
 	opts := f.options(dir)
 	opts.Trigger = trigger(f.reason)

@@ -59,18 +59,45 @@ func TestCaptureFlagsValidate(t *testing.T) {
 		{"--interval", "0s"},
 		{"--sample", "-1s"},
 		{"--deadline", "0s"},
+		// Too short to be meant (1ns once became the 10s default).
+		{"--deadline", "1ns"},
+		{"--deadline", "10us"},
+		{"--deadline", "199ms"},
 		{"--socket-cap", "-1"},
 		{"--max-packets", "-1"},
+		// Zero once silently meant the defaults (all rows, 20,000 packets).
+		{"--socket-cap", "0"},
+		{"--max-packets", "0"},
 		{"--stage-bytes", "0"},
 		{"--stage-bytes", "NaN"},
 		{"--port", "0"},
 		{"--port", "65536"},
 	} {
-		for _, cmd := range [][]string{{"capture"}, {"watch", "--check", "exec:true"}} {
+		// --out and --once: a value wrongly accepted runs one short capture
+		// or check cycle in a scratch directory, never a watch that does not end.
+		out := t.TempDir()
+		for _, cmd := range [][]string{{"capture", "--out", out}, {"watch", "--once", "--check", "exec:true", "--out", out}} {
 			args := append(append([]string{}, cmd...), bad...)
 			if code := Main(args, io.Discard, io.Discard); code != exitUsage {
 				t.Errorf("snapdiag %v: exit %d, want %d", args, code, exitUsage)
 			}
+		}
+	}
+}
+
+// TestWatchFlagsValidate: watch refuses a check interval too short to be
+// meant (--every 1ns burned a core and hammered the service) and a restart
+// without a time limit, as usage errors.
+func TestWatchFlagsValidate(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--every", "1ns"},
+		{"--every", "99ms"},
+		{"--then-timeout", "0"},
+		{"--then-timeout", "-1s"},
+	} {
+		args := append([]string{"watch", "--once", "--check", "exec:true", "--out", t.TempDir()}, bad...)
+		if code := Main(args, io.Discard, io.Discard); code != exitUsage {
+			t.Errorf("snapdiag %v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
 }
