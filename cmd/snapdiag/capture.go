@@ -76,8 +76,9 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	// SIGINT or SIGTERM cut the capture short; the bundle is still written.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// SIGINT or SIGTERM cut the capture short; the bundle is still written,
+	// and its manifest names the signal.
+	ctx, stop := stopOnSignal(ctx)
 	defer stop()
 
 	dir, err := outputDir(f.out)
@@ -131,7 +132,10 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	if hint := privilegeHint(m); failed > 0 && hint != "" {
 		fmt.Fprintln(stderr, "hint: "+hint)
 	}
-	if m.DeadlineHit {
+	switch {
+	case m.StoppedBy == bundle.StoppedBySignal:
+		fmt.Fprintf(stderr, "snapdiag: %s stopped the capture; the bundle holds what was collected before it\n", m.Signal)
+	case m.DeadlineHit:
 		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", f.deadline)
 	}
 	if res.Path, err = rd.replace(res.Path); err != nil {
@@ -139,6 +143,28 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return nil
+}
+
+// stopOnSignal returns a context cancelled by the first SIGINT or SIGTERM,
+// with a collectors.StopSignal as its cause; after it the signals' default
+// action returns, so a second one kills at once.
+func stopOnSignal(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			signal.Stop(ch)
+			sig, _ := s.(syscall.Signal)
+			cancel(collectors.StopSignal{Signal: sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(nil)
+	}
 }
 
 // privilegeHint is the one line that tells the operator how to see what this
