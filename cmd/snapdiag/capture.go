@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -92,7 +94,8 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	start := time.Now()
 	lock, err := watch.AcquireLock(ctx, dir, f.deadline/2)
 	if err != nil {
-		return hintError{err, "another snapdiag capture is writing into " + dir + "; its bundle holds this incident"}
+		_, hint := lockHint(dir, err)
+		return hintError{err, hint}
 	}
 	defer lock.Release()
 	// The wait is at most half the deadline, so what is left stays
@@ -143,6 +146,38 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return nil
+}
+
+// lockTrouble is what kept a capture from its directory's lock.
+type lockTrouble int
+
+const (
+	lockOther    lockTrouble = iota
+	lockHeld                 // another process holds it
+	lockReadOnly             // the filesystem is read-only
+	lockDenied               // this user may not create or open it
+	lockSymlink              // a symlink sits at the lock's name
+	lockStopped              // a signal ended the wait
+)
+
+// lockHint says what kept the capture from dir's lock, and the hint for it.
+func lockHint(dir string, err error) (lockTrouble, string) {
+	lock := filepath.Join(dir, watch.LockName)
+	switch {
+	case errors.Is(err, watch.ErrLocked):
+		return lockHeld, "another snapdiag capture is writing into " + dir + "; its bundle holds this incident"
+	case errors.Is(err, syscall.EROFS):
+		return lockReadOnly, dir + " is on a read-only filesystem: capture into another --out"
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return lockDenied, "this user may not write " + lock + ": run as root or capture into another --out"
+	case errors.Is(err, syscall.ELOOP):
+		// The lock is opened with O_NOFOLLOW, which fails with ELOOP on a
+		// symlink (open(2)).
+		return lockSymlink, lock + " is a symlink, which snapdiag never follows: remove it, or capture into another --out"
+	case errors.Is(err, context.Canceled):
+		return lockStopped, ""
+	}
+	return lockOther, "check that --out is a writable directory"
 }
 
 // stopOnSignal returns a context cancelled by the first SIGINT or SIGTERM,
@@ -213,13 +248,20 @@ func isTerminal(w io.Writer) bool {
 	return err == nil
 }
 
-// outputDir is --out, or the default directory, created if missing.
+// outputDir is --out, or the default directory, created if missing. Of
+// --out only the last component is created: a typo in a parent
+// (/vat/lib/snapdiag) must not grow a tree at the filesystem's root.
 func outputDir(out string) (string, error) {
 	if out == "" {
-		out = collectors.DefaultDir()
+		return collectors.DefaultDir(), nil
 	}
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return "", fmt.Errorf("create %s: %w", out, err)
+	err := os.Mkdir(out, 0o700)
+	switch {
+	case err == nil || errors.Is(err, fs.ErrExist):
+		return out, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return "", hintError{fmt.Errorf("create %s: %w", out, err),
+			"--out creates only its last component: create " + filepath.Dir(out) + " first"}
 	}
-	return out, nil
+	return "", fmt.Errorf("create %s: %w", out, err)
 }

@@ -39,7 +39,7 @@ type captureFlags struct {
 // register adds the capture flags to fl, with their defaults.
 func (f *captureFlags) register(fl *pflag.FlagSet) {
 	f.stageBytes = defaultStageBytes
-	fl.StringVar(&f.out, "out", "", "directory for bundles (default /var/lib/snapdiag when writable, else the current directory)")
+	fl.StringVar(&f.out, "out", "", "directory for bundles, created if missing (its parent must exist; default /var/lib/snapdiag when writable, else the current directory)")
 	fl.IntSliceVar(&f.ports, "port", nil, "service port to focus the capture on (repeatable)")
 	fl.IntVar(&f.samples, "samples", collectors.DefaultSamples, "counter samples a capture takes")
 	fl.DurationVar(&f.interval, "interval", collectors.DefaultInterval, "time between counter samples")
