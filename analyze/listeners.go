@@ -273,9 +273,9 @@ func (s *Snapshot) synQueueCulprits() ([]*ListenerState, bool) {
 func listenerEvidence(l *ListenerState, note string) []Evidence {
 	return []Evidence{
 		evValue(l.Source, "listener "+l.Local+" syn_recv", float64(l.MaxSynRecv()),
-			fmt.Sprintf("max over %d samples; Send-Q (backlog) %d. %s", len(l.SynRecvs), l.SendQ, note)),
+			fmt.Sprintf("max over %s; Send-Q (backlog) %d. %s", count(len(l.SynRecvs), "sample", "samples"), l.SendQ, note)),
 		evValue(l.Source, "listener "+l.Local+" recv_q", float64(l.MaxRecvQ()),
-			fmt.Sprintf("accept queue, max over %d samples; full above Send-Q %d", len(l.RecvQs), l.SendQ)),
+			fmt.Sprintf("accept queue, max over %s; full above Send-Q %d", count(len(l.RecvQs), "sample", "samples"), l.SendQ)),
 	}
 }
 

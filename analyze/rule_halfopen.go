@@ -247,7 +247,8 @@ func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 		return f
 	}
 	pa := s.Packets
-	f.Title = fmt.Sprintf("%d half-open handshakes from %d sources%s", d.HalfOpen, len(d.Sources), titleListener(l))
+	f.Title = fmt.Sprintf("%s from %s%s", count(d.HalfOpen, "half-open handshake", "half-open handshakes"),
+		count(len(d.Sources), "source", "sources"), titleListener(l))
 	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "half-open handshakes", float64(d.HalfOpen),
 		"by source: "+shortList(srcs, 10)))
 	f.Evidence = append(f.Evidence, evValue(bundle.PathPackets, "completed handshakes", float64(pa.Completed), ""))

@@ -175,7 +175,14 @@ type KmsgInfo struct {
 type SysctlsInfo struct {
 	Read       int `json:"read"`
 	Unreadable int `json:"unreadable"`
+	// UnreadableKeys names the unreadable ones (their paths under
+	// proc/sys), the first MaxUnreadableKeys of them.
+	UnreadableKeys []string `json:"unreadable_keys,omitempty"`
 }
+
+// MaxUnreadableKeys bounds SysctlsInfo.UnreadableKeys: a broken proc copy
+// may refuse thousands.
+const MaxUnreadableKeys = 32
 
 // Collector returns the status of the named collector, or nil.
 func (m *Manifest) Collector(name string) *CollectorStatus {
