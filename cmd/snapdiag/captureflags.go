@@ -2,6 +2,8 @@ package main
 
 import (
 	"fmt"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -36,11 +38,42 @@ type captureFlags struct {
 	procRoot   string
 }
 
+// portList is --port: TCP port numbers, repeatable or comma-separated. Its
+// own Set says what is wrong with a value in words, without the number
+// parser's text.
+type portList []int
+
+func (p *portList) String() string {
+	if len(*p) == 0 {
+		return "" // no "(default [])" in the help
+	}
+	parts := make([]string, len(*p))
+	for i, n := range *p {
+		parts[i] = strconv.Itoa(n)
+	}
+	return "[" + strings.Join(parts, ",") + "]"
+}
+
+// Set adds the ports of one --port value.
+func (p *portList) Set(v string) error {
+	for _, s := range strings.Split(v, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 || n > 65535 {
+			return fmt.Errorf("%q is not a TCP port (1-65535)", s)
+		}
+		*p = append(*p, n)
+	}
+	return nil
+}
+
+// Type is the placeholder help shows.
+func (*portList) Type() string { return "port" }
+
 // register adds the capture flags to fl, with their defaults.
 func (f *captureFlags) register(fl *pflag.FlagSet) {
 	f.stageBytes = defaultStageBytes
 	fl.StringVar(&f.out, "out", "", "directory for bundles, created if missing (its parent must exist; default /var/lib/snapdiag when writable, else the current directory)")
-	fl.IntSliceVar(&f.ports, "port", nil, "service port to focus the capture on (repeatable)")
+	fl.Var((*portList)(&f.ports), "port", "service port to focus the capture on (repeatable, or comma-separated)")
 	fl.IntVar(&f.samples, "samples", collectors.DefaultSamples, "counter samples a capture takes")
 	fl.DurationVar(&f.interval, "interval", collectors.DefaultInterval, "time between counter samples")
 	fl.DurationVar(&f.sample, "sample", collectors.DefaultPacketWin, "packet sample window, during the counter samples (0 disables)")

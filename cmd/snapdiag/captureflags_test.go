@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -98,6 +99,24 @@ func TestWatchFlagsValidate(t *testing.T) {
 		args := append([]string{"watch", "--once", "--check", "exec:true", "--out", t.TempDir()}, bad...)
 		if code := Main(args, io.Discard, io.Discard); code != exitUsage {
 			t.Errorf("snapdiag %v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+// TestUsageErrorWording: a bad --port says what is wrong without Go's
+// parser noise, and the usage hint names the subcommand's own --help.
+func TestUsageErrorWording(t *testing.T) {
+	for _, args := range [][]string{
+		{"capture", "--port", "abc"},
+		{"capture", "--port", "143,abc"},
+		{"watch", "--check", "exec:true", "--port", "abc"},
+	} {
+		var stderr strings.Builder
+		if code := Main(args, io.Discard, &stderr); code != exitUsage {
+			t.Errorf("snapdiag %v: exit %d, want %d", args, code, exitUsage)
+		}
+		if strings.Contains(stderr.String(), "strconv") || strings.Contains(stderr.String(), "'snapdiag --help'") {
+			t.Errorf("snapdiag %v: %q: parser noise, or the hint names snapdiag's --help, not %s's", args, stderr.String(), args[0])
 		}
 	}
 }
