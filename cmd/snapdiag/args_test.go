@@ -33,3 +33,21 @@ func TestRedactRefusesDanglingSymlink(t *testing.T) {
 		t.Errorf("%s holds %q, want only the symlink", dir, names)
 	}
 }
+
+// TestAnalyzeUnreadableWins: analyze of a critical bundle and an unreadable
+// one exits 1, as documented: the verdict missed a bundle.
+func TestAnalyzeUnreadableWins(t *testing.T) {
+	crit := filepath.Join("..", "..", "fixtures", "three-quarter-rule", "bundle.tar.zst")
+	if code := Main([]string{"analyze", crit}, io.Discard, io.Discard); code != exitCritical {
+		t.Fatalf("analyze %s alone: exit %d, want %d", crit, code, exitCritical)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.tar.zst")
+	if err := os.WriteFile(junk, []byte("not a bundle"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{crit, junk}, {junk, crit}} {
+		if code := Main(append([]string{"analyze"}, args...), io.Discard, io.Discard); code != exitError {
+			t.Errorf("analyze %v: exit %d, want %d", args, code, exitError)
+		}
+	}
+}
