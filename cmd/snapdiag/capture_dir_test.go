@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/snapdiag/snapdiag/internal/testutil"
@@ -63,27 +61,17 @@ func TestLockHintMatchesError(t *testing.T) {
 func TestLockHintPermission(t *testing.T) {
 	testutil.NeedRoot(t, "running the binary as another user")
 	// Root's, 0755: nobody may look in, not write.
-	dir, err := os.MkdirTemp("", "snapdiag-lockhint-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
+	dir := worldDir(t)
 	if err := os.Chmod(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	bin := testutil.Snapdiag(t)
-	// The build directory must be reachable by nobody.
-	if err := os.Chmod(filepath.Dir(bin), 0o755); err != nil {
-		t.Fatal(err)
+	argv := append(asNobody(setpriv(t)), publicBinary(t), "capture", "--out", dir, "--sample", "0", "--samples", "1")
+	r := runArgv(t, "", argv...)
+	if r.Code != exitError {
+		t.Fatalf("capture as nobody into root's 0755 directory: exit %d, want %d\n%s", r.Code, exitError, r.Stderr)
 	}
-	cmd := exec.Command(bin, "capture", "--out", dir, "--sample", "0", "--samples", "1")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.CombinedOutput()
-	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != exitError {
-		t.Fatalf("capture as nobody into root's 0700 directory: %v, want exit %d\n%s", err, exitError, out)
-	}
-	if strings.Contains(string(out), "another snapdiag capture") {
-		t.Errorf("a permission error is blamed on another capture:\n%s", out)
+	if strings.Contains(r.Stderr, "another snapdiag capture") {
+		t.Errorf("a permission error is blamed on another capture:\n%s", r.Stderr)
 	}
 }
 
