@@ -118,10 +118,10 @@ bundle is written. Exit codes of --once, the first that applies:
 
 While --then runs, checks pause. --then-timeout bounds it (it must be
 positive: there is no "no limit"); at the timeout its process group gets
-SIGTERM, then SIGKILL 5s later. A stop signal (SIGTERM, SIGINT) stops the restart command
-too: its process group gets SIGTERM, then SIGKILL 5s later, and the watch
-exits 1, since the service may be left stopped; a stop signal at any other
-time exits 0 (--once: 1).`,
+SIGTERM, then SIGKILL 5s later. A stop signal (SIGTERM, SIGINT) stops a
+running restart command the same way, and the watch exits 1, since the
+service may be left stopped; a stop signal at any other time exits 0
+(--once: always 1). A capture in progress is finished first.`,
 		Example: `  snapdiag watch --check tcp://127.0.0.1:143 --expect '* OK' --port 143 \
       --then 'systemctl restart dovecot'
   snapdiag watch --check https://localhost:8443/healthz --insecure --every 10s --failures 2
@@ -265,7 +265,9 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 	}
 	inc := w.Once(ctx)
 	switch {
-	case ctx.Err() != nil && (inc == nil || errors.Is(inc.ThenErr, watch.ErrRestartInterrupted)):
+	case ctx.Err() != nil:
+		// Stopped: whatever was captured, the cycle did not run its course
+		// (the restart was cut, or not run).
 		return exitStatus(exitError)
 	case inc == nil:
 		return nil
