@@ -218,22 +218,18 @@ func (s *Snapshot) synQueueFull(l *ListenerState) bool {
 }
 
 // synQueueCap is how many requests a listener's SYN queue holds before SYNs
-// are cookied or dropped: the listen backlog (Send-Q; Send-Q+1 from 6.13,
-// see synQueueFull) and, with cookies off, the 3/4 rule of
-// tcp_max_syn_backlog, which drops unproven peers once more than
-// tcp_max_syn_backlog - tcp_max_syn_backlog/4 requests wait (branch F of
-// tcp_conn_request(); docs/kernel-listen-path.md §1.2).
-func (s *Snapshot) synQueueCap(l *ListenerState) int {
-	limit := int(l.SendQ)
-	if s.Kernel.AtLeast(6, 13, 0) {
-		limit++
+// are cookied or dropped on the bundle's kernel (SynQueueCap: the listen
+// backlog from 4.4, the backlog capped by tcp_max_syn_backlog before, and
+// with cookies off the 3/4 rule of tcp_max_syn_backlog on every kernel), and
+// whether tcp_max_syn_backlog set it.
+func (s *Snapshot) synQueueCap(l *ListenerState) (int, bool) {
+	c, _ := syncookies(s)
+	tmsb, ok := s.Sysctls.Int("net.ipv4.tcp_max_syn_backlog")
+	if !ok || tmsb <= 0 {
+		tmsb = 0
 	}
-	if c, _ := syncookies(s); c == 0 && s.Kernel.AtLeast(4, 4, 0) {
-		if tmsb, ok := s.Sysctls.Int("net.ipv4.tcp_max_syn_backlog"); ok && tmsb > 0 {
-			limit = min(limit, int(tmsb-tmsb>>2)+1)
-		}
-	}
-	return max(limit, 1)
+	limit := SynQueueCap(s.Kernel, int64(l.SendQ), tmsb, c == 0)
+	return limit, tmsb > 0 && limit < SynQueueCap(s.Kernel, int64(l.SendQ), 0, false)
 }
 
 // acceptQueueFull reports whether a listener's accept queue reached its
@@ -277,9 +273,9 @@ func (s *Snapshot) synQueueCulprits() ([]*ListenerState, bool) {
 func listenerEvidence(l *ListenerState, note string) []Evidence {
 	return []Evidence{
 		evValue(l.Source, "listener "+l.Local+" syn_recv", float64(l.MaxSynRecv()),
-			fmt.Sprintf("max over %d samples; Send-Q (backlog) %d. %s", len(l.SynRecvs), l.SendQ, note)),
+			fmt.Sprintf("max over %s; Send-Q (backlog) %d. %s", count(len(l.SynRecvs), "sample", "samples"), l.SendQ, note)),
 		evValue(l.Source, "listener "+l.Local+" recv_q", float64(l.MaxRecvQ()),
-			fmt.Sprintf("accept queue, max over %d samples; full above Send-Q %d", len(l.RecvQs), l.SendQ)),
+			fmt.Sprintf("accept queue, max over %s; full above Send-Q %d", count(len(l.RecvQs), "sample", "samples"), l.SendQ)),
 	}
 }
 

@@ -35,8 +35,10 @@ func LoadBundle(path string) (*Snapshot, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", path, err)
 	}
-	if d := b.Damage(); d != nil {
-		s.Gaps = append(s.Gaps, Gap{Path: path, Err: d.Error()})
+	for i := range s.Gaps {
+		if s.Damage != nil && s.Gaps[i].Cause == s.Damage {
+			s.Gaps[i].Path = path // the damage is the file's, named as given
+		}
 	}
 	return s, nil
 }

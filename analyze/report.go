@@ -146,7 +146,7 @@ func verdict(fs []Finding, s *Snapshot) string {
 		if len(s.Samples) < 2 {
 			return "No problem found in the state at capture time (no counter deltas: fewer than two samples)."
 		}
-		return fmt.Sprintf("No listen-path problem during the capture (%d samples %s).", len(s.Samples), window(s))
+		return fmt.Sprintf("No listen-path problem during the capture (%s %s).", count(len(s.Samples), "sample", "samples"), window(s))
 	}
 	v := strings.ToUpper(serious[0].Severity.String()) + ": " + serious[0].Title
 	if n := len(serious) - 1; n > 0 {

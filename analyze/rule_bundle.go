@@ -14,6 +14,10 @@ type BundleIncomplete struct {
 	Collectors []bundle.CollectorStatus
 	// DeadlineHit is the manifest's: the capture deadline cut a collector.
 	DeadlineHit bool
+	// StoppedBy and Signal are the manifest's: bundle.StoppedBySignal and
+	// the signal's name when a signal, not the deadline, cut the capture.
+	StoppedBy string
+	Signal    string
 	// Gaps are the members missing or unreadable, by path; members merely
 	// absent are left to the manifest's collector status when there is a
 	// manifest.
@@ -37,6 +41,7 @@ func diagnoseBundle(s *Snapshot) *BundleIncomplete {
 			}
 		}
 		d.DeadlineHit = s.Manifest.DeadlineHit
+		d.StoppedBy, d.Signal = s.Manifest.StoppedBy, s.Manifest.Signal
 	}
 	gaps := append([]Gap(nil), s.Gaps...)
 	sort.Slice(gaps, func(i, j int) bool { return gaps[i].Path < gaps[j].Path })
@@ -46,7 +51,7 @@ func diagnoseBundle(s *Snapshot) *BundleIncomplete {
 		}
 		d.Gaps = append(d.Gaps, g)
 	}
-	if len(d.Collectors) == 0 && !d.DeadlineHit && len(d.Gaps) == 0 && d.Samples >= 2 && !d.KernelUnknown {
+	if len(d.Collectors) == 0 && !d.DeadlineHit && d.StoppedBy == "" && len(d.Gaps) == 0 && d.Samples >= 2 && !d.KernelUnknown {
 		return nil
 	}
 	return d
@@ -57,7 +62,10 @@ func (d *BundleIncomplete) render(*Snapshot) Finding {
 	for _, c := range d.Collectors {
 		ev = append(ev, evValue(bundle.PathManifest, "collector "+c.Name, 0, fmt.Sprintf("%s: %s", c.Status, c.Error)))
 	}
-	if d.DeadlineHit {
+	switch {
+	case d.StoppedBy == bundle.StoppedBySignal:
+		ev = append(ev, evValue(bundle.PathManifest, "stopped_by", 1, "the capture was stopped by "+d.Signal+" before it ran its course"))
+	case d.DeadlineHit:
 		ev = append(ev, evValue(bundle.PathManifest, "deadline_hit", 1, "the capture deadline cut at least one collector"))
 	}
 	for _, g := range d.Gaps {

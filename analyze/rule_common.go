@@ -74,11 +74,20 @@ func perSecond(d Delta) string {
 	return fmt.Sprintf("%d", d.Delta)
 }
 
+// count is n and noun, the noun plural unless n is one: "1 sample",
+// "3 samples". plural is the noun's plural form.
+func count(n int, noun, plural string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %s", n, plural)
+}
+
 // window renders the capture window for prose.
 func window(s *Snapshot) string {
 	w := s.Window()
 	if w <= 0 {
-		return fmt.Sprintf("over %d samples", len(s.Samples))
+		return "over " + count(len(s.Samples), "sample", "samples")
 	}
 	return fmt.Sprintf("in %.1f s", w)
 }

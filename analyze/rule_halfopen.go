@@ -85,6 +85,15 @@ type HalfOpenClients struct {
 	Port       int
 	SynRecv    int
 	MaxRetrans int
+	// QueueCap is the SYN-queue capacity of Listener that the half-open
+	// count was weighed against (0 without a listener). It depends on the
+	// kernel: the listen backlog from 4.4 on, the backlog capped by
+	// tcp_max_syn_backlog and rounded up to a power of two before; with
+	// cookies off, the 3/4 rule of tcp_max_syn_backlog on every kernel.
+	// CapFromMaxSynBacklog is true when tcp_max_syn_backlog set it, so
+	// raising that sysctl (or enabling cookies) makes room.
+	QueueCap             int
+	CapFromMaxSynBacklog bool
 
 	// Class is the packet sample's verdict on the sources: a few recurring
 	// broken clients, a distributed flood, or, when nothing is half-open,
@@ -155,7 +164,8 @@ func halfOpenFromPackets(s *Snapshot, pa *PacketAnalysis) *HalfOpenClients {
 		}
 	}
 	// They matter when they can fill a SYN queue, or when the queue did fill.
-	if d.Listener != nil && d.Estimated >= s.synQueueCap(d.Listener) || synQueueOverflowed(s) {
+	d.weigh(s)
+	if d.Listener != nil && d.Estimated >= d.QueueCap || synQueueOverflowed(s) {
 		d.Severity = Warning
 	}
 	return d
@@ -193,10 +203,20 @@ func halfOpenFromSockets(s *Snapshot) *HalfOpenClients {
 		}
 		return d.Sources[i].Addr < d.Sources[j].Addr
 	})
-	if d.Listener != nil && top.st.Count >= s.synQueueCap(d.Listener) {
+	d.weigh(s)
+	if d.Listener != nil && top.st.Count >= d.QueueCap {
 		d.Severity = Warning
 	}
 	return d
+}
+
+// weigh sets QueueCap and CapFromMaxSynBacklog from d.Listener's SYN queue
+// on the bundle's kernel.
+func (d *HalfOpenClients) weigh(s *Snapshot) {
+	if d.Listener == nil {
+		return
+	}
+	d.QueueCap, d.CapFromMaxSynBacklog = s.synQueueCap(d.Listener)
 }
 
 func (d *HalfOpenClients) render(s *Snapshot) Finding {
@@ -220,6 +240,7 @@ func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 		}
 	}
 	f.Recommendations = halfOpenRecs(s)
+	defer d.addQueueCap(s, &f)
 	if d.FromPackets && d.HalfOpen == 0 {
 		d.renderCannotTell(&f)
 		return f
@@ -235,10 +256,11 @@ func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 		return f
 	}
 	pa := s.Packets
-	f.Title = fmt.Sprintf("%d half-open handshakes from %d sources%s", d.HalfOpen, len(d.Sources), titleListener(l))
+	f.Title = fmt.Sprintf("%s from %s%s", count(d.HalfOpen, "half-open handshake", "half-open handshakes"),
+		count(len(d.Sources), "source", "sources"), titleListener(l))
 	if d.Sampled {
-		f.Title = fmt.Sprintf("About %d half-open handshakes (estimated from a 1-in-%.0f packet sample; %d sources in it)%s",
-			d.Estimated, d.Scale, len(d.Sources), titleListener(l))
+		f.Title = fmt.Sprintf("About %d half-open handshakes (estimated from a 1-in-%.0f packet sample; %s in it)%s",
+			d.Estimated, d.Scale, count(len(d.Sources), "source", "sources"), titleListener(l))
 	}
 	f.Evidence = append(f.Evidence, evSampled("half-open handshakes", d.HalfOpen, float64(d.Estimated), d.Scale,
 		"by source: "+shortList(srcs, 10)))
@@ -271,6 +293,31 @@ func (d *HalfOpenClients) renderFinding(s *Snapshot) Finding {
 			"the counts per source are the sample's.", d.Scale, d.Estimated)
 	}
 	return f
+}
+
+// addQueueCap explains, when it depends on the kernel or on
+// tcp_max_syn_backlog, the SYN-queue capacity the half-open requests were
+// weighed against: the severity rests on it.
+func (d *HalfOpenClients) addQueueCap(s *Snapshot, f *Finding) {
+	pre44 := !s.Kernel.AtLeast(4, 4, 0)
+	if d.QueueCap == 0 || !d.CapFromMaxSynBacklog && !pre44 {
+		return
+	}
+	var note string
+	switch {
+	case pre44 && d.CapFromMaxSynBacklog:
+		note = fmt.Sprintf("kernel %s: before 4.4 tcp_max_syn_backlog also sizes the SYN queue, and with cookies off its 3/4 rule cuts unproven peers; "+
+			"half-open requests fill this many slots, fewer than the listen backlog", s.Kernel)
+	case pre44:
+		note = fmt.Sprintf("kernel %s: before 4.4 the SYN queue is the listen backlog, at least 8, plus one, rounded up to a power of two", s.Kernel)
+	default:
+		note = "with cookies off, the 3/4 rule of tcp_max_syn_backlog drops SYNs of unproven peers beyond this many requests, below the listen backlog"
+	}
+	src := bundle.SysctlPath("net.ipv4.tcp_max_syn_backlog")
+	if !d.CapFromMaxSynBacklog {
+		src = bundle.DirSamples
+	}
+	f.Evidence = append(f.Evidence, evValue(src, "SYN queue capacity", float64(d.QueueCap), note))
 }
 
 // classProse says what the sources' pattern means.

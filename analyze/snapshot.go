@@ -36,6 +36,10 @@ type Snapshot struct {
 	Processes []*ProcessState
 	// Gaps lists members that were missing or could not be parsed.
 	Gaps []Gap
+	// Damage is set when the bundle was read despite damage (cut short, or
+	// corrupt after some members; bundle.ErrTruncated, bundle.ErrCorrupt):
+	// the members from the damage on are lost.
+	Damage error
 
 	kmsgNet bool // the listen-path lines came from system/kmsg_net
 	// names interns the counters' flattened names while loading: 600
@@ -150,9 +154,18 @@ func Load(fsys fs.FS) (*Snapshot, error) {
 	s.loadSockets(fsys)
 	s.loadPackets(fsys)
 	s.loadProcesses(fsys)
+	if d, ok := fsys.(damaged); ok && d.Damage() != nil {
+		// Whoever reads the bundle this way (analyze, the tui) sees the
+		// same bundle-incomplete finding.
+		s.Damage = d.Damage()
+		s.Gaps = append(s.Gaps, Gap{Path: ".", Err: s.Damage.Error(), Cause: s.Damage})
+	}
 	s.names = nil
 	return s, nil
 }
+
+// damaged is a bundle read despite damage (bundle.Open with Partial).
+type damaged interface{ Damage() error }
 
 func (s *Snapshot) gap(p string, err error) {
 	msg := err.Error()

@@ -19,6 +19,12 @@ const (
 	StatusTimeout Status = "timeout"
 )
 
+// Values of Manifest.StoppedBy.
+const (
+	StoppedByDeadline = "deadline"
+	StoppedBySignal   = "signal"
+)
+
 // Manifest describes a bundle: what was captured, where, when, why, and what
 // could not be captured. It is the first member of every bundle.
 type Manifest struct {
@@ -33,6 +39,13 @@ type Manifest struct {
 
 	// DeadlineHit is true when the capture's deadline cut at least one collector.
 	DeadlineHit bool `json:"deadline_hit"`
+	// StoppedBy says what ended the capture before it ran its course:
+	// StoppedByDeadline or StoppedBySignal; empty when nothing did (and in
+	// bundles older than the field, where DeadlineHit alone tells).
+	StoppedBy string `json:"stopped_by,omitempty"`
+	// Signal names the signal that stopped the capture ("SIGTERM") when
+	// StoppedBy is StoppedBySignal.
+	Signal string `json:"signal,omitempty"`
 
 	Sockets *SocketsInfo `json:"sockets,omitempty"`
 	Packets *PacketsInfo `json:"packets,omitempty"`
@@ -166,7 +179,14 @@ type KmsgInfo struct {
 type SysctlsInfo struct {
 	Read       int `json:"read"`
 	Unreadable int `json:"unreadable"`
+	// UnreadableKeys names the unreadable ones (their paths under
+	// proc/sys), the first MaxUnreadableKeys of them.
+	UnreadableKeys []string `json:"unreadable_keys,omitempty"`
 }
+
+// MaxUnreadableKeys bounds SysctlsInfo.UnreadableKeys: a broken proc copy
+// may refuse thousands.
+const MaxUnreadableKeys = 32
 
 // Collector returns the status of the named collector, or nil.
 func (m *Manifest) Collector(name string) *CollectorStatus {

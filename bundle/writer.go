@@ -169,11 +169,26 @@ func (w *Writer) Create(name string) (io.WriteCloser, error) {
 	if _, dup := st.members[name]; dup || st.open[name] {
 		return nil, fmt.Errorf("member %s written twice", name)
 	}
-	if st.staging == "" {
+	if st.staging == "" || !isLarge(name) {
+		// A small member streamed into a committing Writer is held in
+		// memory like WriteFile's, and goes to disk only if it outgrows the
+		// memory bounds: on a nearly full disk the large members staged
+		// before it (the socket table) may have taken the last free blocks,
+		// and only large members may be lost to a full disk.
 		st.open[name] = true
-		return &memStream{w: w, name: name}, nil
+		return &memStream{w: w, name: name, spill: st.staging != ""}, nil
 	}
-	p := filepath.Join(st.staging, "m", filepath.FromSlash(name))
+	f, err := w.stage(name)
+	if err != nil {
+		return nil, err
+	}
+	st.open[name] = true
+	return f, nil
+}
+
+// stage creates the on-disk staging file of a member. st.mu must be held.
+func (w *Writer) stage(name string) (*memberFile, error) {
+	p := filepath.Join(w.st.staging, "m", filepath.FromSlash(name))
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return nil, fmt.Errorf("stage %s: %w", name, err)
 	}
@@ -181,7 +196,6 @@ func (w *Writer) Create(name string) (io.WriteCloser, error) {
 	if err != nil {
 		return nil, fmt.Errorf("stage %s: %w", name, err)
 	}
-	st.open[name] = true
 	return newMemberFile(w, name, p, f), nil
 }
 
@@ -211,17 +225,32 @@ func (w *Writer) Take() map[string][]byte {
 	return st.mem
 }
 
-// memStream is a streamed member of a memory Writer.
+// memStream is a streamed member held in memory: every member of a memory
+// Writer, and the small members of a committing one. With spill set, a
+// member that outgrows memMemberMax, or the memory budget, moves to a
+// staging file and carries on there.
 type memStream struct {
-	w    *Writer
-	name string
-	buf  []byte
-	done bool
+	w     *Writer
+	name  string
+	buf   []byte
+	done  bool
+	spill bool
+	file  *memberFile // the staging file it spilled to
 }
 
 func (m *memStream) Write(p []byte) (int, error) {
 	st := m.w.st
 	st.mu.Lock()
+	if m.file == nil && m.spill && !m.done && !st.closed && len(m.buf)+len(p) > memMemberMax {
+		if err := m.spillLocked(); err != nil {
+			st.mu.Unlock()
+			return 0, err
+		}
+	}
+	if m.file != nil {
+		st.mu.Unlock()
+		return m.file.Write(p)
+	}
 	defer st.mu.Unlock()
 	// A closed member's buffer is already in st.mem: appending to it would
 	// count bytes toward the limit that no member holds, or worse, grow a
@@ -237,8 +266,30 @@ func (m *memStream) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
+// spillLocked moves the member to a staging file, with what it holds so far.
+// st.mu must be held; the buffered bytes are counted again as the file takes
+// them.
+func (m *memStream) spillLocked() error {
+	st := m.w.st
+	f, err := m.w.stage(m.name)
+	if err != nil {
+		return err
+	}
+	st.bytes -= int64(len(m.buf))
+	buf := m.buf
+	m.buf, m.file = nil, f
+	st.mu.Unlock()
+	_, err = f.Write(buf)
+	st.mu.Lock()
+	return err
+}
+
 // discard drops a member that will not be completed.
 func (m *memStream) discard() {
+	if m.file != nil {
+		m.file.discard()
+		return
+	}
 	st := m.w.st
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -252,6 +303,17 @@ func (m *memStream) discard() {
 func (m *memStream) Close() error {
 	st := m.w.st
 	st.mu.Lock()
+	if m.file == nil && m.spill && !m.done && !st.closed && st.memBytes+int64(len(m.buf)) > memTotalMax {
+		if err := m.spillLocked(); err != nil {
+			st.mu.Unlock()
+			m.discard()
+			return err
+		}
+	}
+	if m.file != nil {
+		st.mu.Unlock()
+		return m.file.Close()
+	}
 	defer st.mu.Unlock()
 	if m.done {
 		return nil
@@ -573,7 +635,7 @@ func isNoSpace(err error) bool {
 // the last ranks) from the rest.
 func splitLarge(names []string) (keep, drop []string) {
 	for _, n := range names {
-		if rank(n) >= rank(PathSocketsTCP) {
+		if isLarge(n) {
 			drop = append(drop, n)
 		} else {
 			keep = append(keep, n)
@@ -625,6 +687,10 @@ func (w *Writer) Abort() {
 		os.RemoveAll(st.staging)
 	}
 }
+
+// isLarge reports whether name is one of the large members, the last ranks
+// of a bundle: the only members a full disk may cost it.
+func isLarge(name string) bool { return rank(name) >= rank(PathSocketsTCP) }
 
 // sortMembers orders names by rank, then by name.
 func sortMembers(names []string) {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // testTime is the capture time of the test bundles, fixed so that generated
@@ -605,5 +606,20 @@ func TestWriterContract(t *testing.T) {
 				t.Errorf("Create after the seal: %v, want ErrClosed", err)
 			}
 		})
+	}
+}
+
+// A small member's stream that outgrows the memory bound moves to a staging
+// file mid-way and still reaches the bundle whole.
+func TestStreamedMemberSpillsToDisk(t *testing.T) {
+	dir := t.TempDir()
+	data := randomBytes(4, memMemberMax+3000)
+	p := writeBundle(t, dir, []testMember{
+		{"system", PathUname, []byte("Linux\n")},
+		{"extra", "extra/big", data},
+	})
+	got := testutil.ReadMember(t, p, "extra/big")
+	if !bytes.Equal(got, data) {
+		t.Errorf("extra/big: %d bytes back, want the %d written", len(got), len(data))
 	}
 }

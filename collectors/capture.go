@@ -182,6 +182,12 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		Collectors:  statuses,
 		DeadlineHit: cut || errors.Is(collectCtx.Err(), context.DeadlineExceeded) && anyTimeout(statuses),
 	}
+	if sig := (StopSignal{}); errors.As(context.Cause(collectCtx), &sig) {
+		// A signal, not the deadline, cut the collectors short.
+		m.DeadlineHit, m.StoppedBy, m.Signal = false, bundle.StoppedBySignal, sig.Name()
+	} else if m.DeadlineHit {
+		m.StoppedBy = bundle.StoppedByDeadline
+	}
 	for _, a := range anns {
 		a.Annotate(m)
 	}

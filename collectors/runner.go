@@ -7,11 +7,31 @@ import (
 	"io/fs"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"golang.org/x/sys/unix"
 )
+
+// StopSignal is the cancel cause (context.WithCancelCause) of a capture
+// stopped by a signal: the runner and the manifest then name the signal
+// instead of blaming the deadline.
+type StopSignal struct{ Signal syscall.Signal }
+
+func (s StopSignal) Error() string { return unix.SignalName(s.Signal) + " received" }
+
+// Name is the signal's name, "SIGTERM".
+func (s StopSignal) Name() string { return unix.SignalName(s.Signal) }
+
+// stopCause says what cut ctx short: the signal's name, or "deadline".
+func stopCause(ctx context.Context) string {
+	var sig StopSignal
+	if errors.As(context.Cause(ctx), &sig) {
+		return sig.Name()
+	}
+	return "deadline"
+}
 
 // Annotator is implemented by collectors that have facts for the manifest
 // (the socket table's true total, the packet sample's drop count). The runner
@@ -141,12 +161,12 @@ func (r *Runner) Run(ctx context.Context, h Host, w *bundle.Writer) ([]bundle.Co
 			case i >= base && st.Name != prog.sampler:
 				// The samplers share one loop: one that hangs stops the
 				// others too, and they must not be blamed for it.
-				st.Error = fmt.Sprintf("deadline: took %d of %d samples; sampler %s did not return from sample %d",
-					prog.taken, max(r.Samples, 1), prog.sampler, prog.sample)
+				st.Error = fmt.Sprintf("%s: took %d of %d samples; sampler %s did not return from sample %d",
+					stopCause(ctx), prog.taken, max(r.Samples, 1), prog.sampler, prog.sample)
 			case i >= base:
-				st.Error = fmt.Sprintf("still running at the deadline in sample %d; its unfinished files were left out", prog.sample)
+				st.Error = fmt.Sprintf("still running at the %s in sample %d; its unfinished files were left out", stopCause(ctx), prog.sample)
 			default:
-				st.Error = "still running at the deadline; its unfinished files were left out"
+				st.Error = fmt.Sprintf("still running at the %s; its unfinished files were left out", stopCause(ctx))
 			}
 		}
 		if st.Status == bundle.StatusTimeout {
@@ -227,7 +247,7 @@ func (r *Runner) sampleLoop(ctx context.Context, h Host, w *bundle.Writer, resul
 		st.Status = statuses[j]
 		if taken < n {
 			st.Status = bundle.StatusTimeout
-			errs[j] = append(errs[j], fmt.Sprintf("deadline: took %d of %d samples", taken, n))
+			errs[j] = append(errs[j], fmt.Sprintf("%s: took %d of %d samples", stopCause(ctx), taken, n))
 		}
 		st.Error = strings.Join(errs[j], "; ")
 		res.done = true

@@ -53,7 +53,11 @@ func (s *Sysctls) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 			if p == filepath.Join(root, "net") {
 				return err
 			}
-			unreadable = append(unreadable, p)
+			rel, rerr := filepath.Rel(root, p)
+			if rerr != nil {
+				rel = p
+			}
+			unreadable = append(unreadable, rel)
 			return nil
 		}
 		if ctx.Err() != nil {
@@ -89,14 +93,16 @@ func (s *Sysctls) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 			return err
 		}
 	}
-	s.info = bundle.SysctlsInfo{Read: read, Unreadable: len(unreadable)}
+	s.info = bundle.SysctlsInfo{Read: read, Unreadable: len(unreadable),
+		UnreadableKeys: unreadable[:min(len(unreadable), bundle.MaxUnreadableKeys)]}
 	if len(unreadable) > 0 {
-		shown := unreadable
-		if len(shown) > 5 {
-			shown = shown[:5]
+		// Not an error: the values that matter were read. The note names
+		// five; the manifest's unreadable_keys has more.
+		list := strings.Join(unreadable[:min(len(unreadable), 5)], ", ")
+		if more := len(unreadable) - 5; more > 0 {
+			list += fmt.Sprintf(" and %d more", more)
 		}
-		// Not an error: the values that matter were read.
-		w.Note("%d of %d sysctls unreadable: %s", len(unreadable), read+len(unreadable), strings.Join(shown, ", "))
+		w.Note("%d of %d sysctls unreadable: %s", len(unreadable), read+len(unreadable), list)
 	}
 	return nil
 }

@@ -471,6 +471,9 @@ func (r *Redactor) File(in, out string) (Result, error) {
 		// name stays "": the redacted file name
 	} else if err == nil {
 		return Result{}, fmt.Errorf("%s: %w", out, fs.ErrExist)
+	} else if _, lerr := os.Lstat(out); lerr == nil {
+		// A dangling symlink: a name that exists, refused like a file.
+		return Result{}, fmt.Errorf("%s: %w", out, fs.ErrExist)
 	} else if errors.Is(err, fs.ErrNotExist) {
 		dir, name = filepath.Dir(out), filepath.Base(out)
 	} else {

@@ -321,7 +321,10 @@ func (m *Model) headerText() string {
 	if bi.CapturedAt != "" {
 		parts = append(parts, bi.CapturedAt)
 	}
-	if bi.Samples > 0 {
+	switch {
+	case bi.Samples == 1:
+		parts = append(parts, "1 sample")
+	case bi.Samples > 1:
 		parts = append(parts, fmt.Sprintf("%d samples over %gs", bi.Samples, bi.WindowSeconds))
 	}
 	if bi.Reason != "" {

@@ -33,6 +33,7 @@ const (
 type packetsView struct {
 	ctx     *Context
 	list    *table
+	missing missing // why there is no packet sample
 	pa      *analyze.PacketAnalysis
 	all     []*analyze.SourceStats
 	rows    []*analyze.SourceStats
@@ -252,10 +253,14 @@ func (v *packetsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
 		if msg.snap.Packets == nil {
-			v.list.empty = "No packets/sample.pcap in this bundle: the packet sample was off, or it failed (see the manifest)."
+			v.missing, v.list.empty = whyMissing(msg.snap, bundle.PathPackets, "packets",
+				"No packets/sample.pcap in this bundle: the packet sample was off, or it failed (see the manifest).")
 			for _, g := range msg.snap.Gaps {
 				if g.Path == bundle.PathPackets && !errors.Is(g.Cause, fs.ErrNotExist) {
 					v.list.empty = "packets/sample.pcap could not be read: " + g.Err
+					if errors.Is(g.Cause, bundle.ErrCorrupt) {
+						v.missing = missingDamaged
+					}
 				}
 			}
 			return nil

@@ -10,6 +10,7 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 
+	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
@@ -22,6 +23,9 @@ type socketsView struct {
 	list  *table
 	table *socketTable
 	err   error
+	// snap tells why the table is missing; missing is that reason.
+	snap    *analyze.Snapshot
+	missing missing
 
 	started bool // the load was started
 	gen     int  // the latest filter/sort request
@@ -147,12 +151,18 @@ func (v *socketsView) reselect() tea.Cmd {
 
 func (v *socketsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
+	case snapshotMsg:
+		v.snap = msg.snap
 	case socketsMsg:
 		if msg.err != nil {
 			v.err = msg.err
 			v.list.empty = "could not read the socket table: " + msg.err.Error()
 			if errors.Is(msg.err, fs.ErrNotExist) {
-				v.list.empty = "No sockets/tcp.jsonl in this bundle: it was captured without the socket collector."
+				v.missing, v.list.empty = whyMissing(v.snap, bundle.PathSocketsTCP, "sockets",
+					"No sockets/tcp.jsonl in this bundle: it was captured without the socket collector.")
+			} else if errors.Is(msg.err, bundle.ErrCorrupt) {
+				// Cut inside the table: what was read is lost with it.
+				v.missing = missingDamaged
 			}
 			return nil
 		}

@@ -276,7 +276,7 @@ func (c *Check) runHTTP(ctx context.Context) (string, error) {
 
 func (c *Check) runExec(ctx context.Context) (string, error) {
 	out := &tailBuffer{max: outputTail}
-	err := runShell(ctx, c.Target, nil, out, out)
+	err := runShell(ctx, c.Target, 0, nil, out, out)
 	if err != nil {
 		if tail := strings.TrimSpace(out.String()); tail != "" {
 			return "", fmt.Errorf("%w: %s", err, tail)

@@ -5,10 +5,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -203,27 +205,34 @@ func (lr *lineReader) waitFor(t *testing.T, s string, timeout time.Duration) {
 	}
 }
 
-// TestSignalDuringCapture: SIGTERM in the middle of a capture lets it finish
-// (a whole bundle is written), does not run the restart, and exits 0.
-func TestSignalDuringCapture(t *testing.T) {
-	bin := testutil.Snapdiag(t)
-	dir := t.TempDir()
-	marker := filepath.Join(t.TempDir(), "restarted")
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "watch", "--check", "exec:false", "--failures", "1", "--every", "100ms",
-		"--samples", "5", "--interval", "400ms", "--sample", "0", "--deadline", "10s",
-		"--then", "touch "+marker, "--out", dir, "--log-format", "json", "--min-free", "0")
+// startWatch starts the snapdiag binary's watch with args, killed after
+// limit, its stdout into stdout (when not nil) and its stderr lines in the
+// lineReader it returns.
+func startWatch(t *testing.T, limit time.Duration, stdout io.Writer, args ...string) (*exec.Cmd, *lineReader) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), limit)
+	t.Cleanup(cancel)
+	cmd := exec.CommandContext(ctx, testutil.Snapdiag(t), append([]string{"watch"}, args...)...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stdout bytes.Buffer
-	cmd.Stdout = &stdout
+	cmd.Stdout = stdout
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	lr := newLineReader(stderr)
+	return cmd, newLineReader(stderr)
+}
+
+// TestSignalDuringCapture: SIGTERM in the middle of a capture lets it finish
+// (a whole bundle is written), does not run the restart, and exits 0.
+func TestSignalDuringCapture(t *testing.T) {
+	dir := t.TempDir()
+	marker := filepath.Join(t.TempDir(), "restarted")
+	var stdout bytes.Buffer
+	cmd, lr := startWatch(t, 30*time.Second, &stdout, "--check", "exec:false", "--failures", "1", "--every", "100ms",
+		"--samples", "5", "--interval", "400ms", "--sample", "0", "--deadline", "10s",
+		"--then", "touch "+marker, "--out", dir, "--log-format", "json", "--min-free", "0")
 	// The trigger is logged as the capture starts, and the capture takes
 	// about 1.6 s (five samples 400ms apart): a signal sent now lands in it.
 	lr.waitFor(t, "triggered: capturing", 10*time.Second)
@@ -232,8 +241,7 @@ func TestSignalDuringCapture(t *testing.T) {
 	}
 	for range lr.ch { // drain to EOF before Wait closes the pipe
 	}
-	err = cmd.Wait()
-	if err != nil {
+	if err := cmd.Wait(); err != nil {
 		t.Fatalf("exit: %v\n%s", err, lr.String())
 	}
 	got := bundlesIn(t, dir)
@@ -253,5 +261,55 @@ func TestSignalDuringCapture(t *testing.T) {
 	lines := logLines(t, lr.String())
 	if countMsg(lines, "stopping: restart command not run") != 1 || countMsg(lines, "stopping") != 1 {
 		t.Errorf("stop not logged:\n%s", lr.String())
+	}
+}
+
+// TestSignalDuringRestart: SIGTERM while the restart command runs stops the
+// watch at once: the command's process group gets SIGTERM (SIGKILL after
+// thenGrace), and the watch exits 1, because a restart cut short may leave
+// the service down.
+func TestSignalDuringRestart(t *testing.T) {
+	pidFile := filepath.Join(t.TempDir(), "sleep.pid")
+	cmd, lr := startWatch(t, 60*time.Second, nil, "--check", "exec:false", "--failures", "1", "--every", "1s",
+		"--samples", "1", "--sample", "0", "--deadline", "5s", "--history", "0",
+		"--then", "sleep 100000 & echo $! > "+pidFile+".tmp && mv "+pidFile+".tmp "+pidFile+"; wait",
+		"--out", t.TempDir(), "--log-format", "json", "--min-free", "0")
+	var pid int
+	testutil.Eventually(t, 0, "the restart command's sleep", func() (bool, string) {
+		b, err := os.ReadFile(pidFile)
+		if err != nil {
+			return false, err.Error()
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil, string(b)
+	})
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() {
+		for range lr.ch { // drain to EOF before Wait closes the pipe
+		}
+		exited <- cmd.Wait()
+	}()
+	var err error
+	select {
+	case err = <-exited:
+	case <-time.After(thenGrace + 10*time.Second):
+		t.Fatalf("watch still running %v after SIGTERM while its restart command ran:\n%s", thenGrace+10*time.Second, lr.String())
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Errorf("exit %v, want status 1 (a restart cut short)\n%s", err, lr.String())
+	}
+	// The sleep was the shell's child, reparented and reaped once the shell
+	// died: it is gone when kill(pid, 0) says there is no such process.
+	testutil.Eventually(t, 0, "the restart command's sleep to be gone", func() (bool, string) {
+		err := syscall.Kill(pid, 0)
+		return errors.Is(err, syscall.ESRCH), fmt.Sprint(err)
+	})
+	if lines := logLines(t, lr.String()); countMsg(lines, "restart command interrupted") != 1 {
+		t.Errorf("the interrupted restart is not logged:\n%s", lr.String())
 	}
 }

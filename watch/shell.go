@@ -24,9 +24,11 @@ const waitDelay = time.Second
 // runShell runs cmd with /bin/sh -c in a process group of its own and waits
 // for it. When ctx ends first, the whole group is killed (a restart script's
 // children too, not just the shell) and the error wraps errTimeout, or
-// ctx's error when ctx was cancelled. Processes the command leaves behind
-// after a normal exit (a daemon it started) are not touched.
-func runShell(ctx context.Context, cmd string, env []string, stdout, stderr io.Writer) error {
+// ctx's error when ctx was cancelled. With a grace above zero the group gets
+// SIGTERM first and SIGKILL only if the shell outlives the grace, so a
+// restart script can undo what it started. Processes the command leaves
+// behind after a normal exit (a daemon it started) are not touched.
+func runShell(ctx context.Context, cmd string, grace time.Duration, env []string, stdout, stderr io.Writer) error {
 	c := exec.Command(shell, "-c", cmd)
 	c.Stdout, c.Stderr = stdout, stderr
 	if env != nil {
@@ -56,8 +58,18 @@ func runShell(ctx context.Context, cmd string, env []string, stdout, stderr io.W
 	select {
 	case <-exited:
 	case <-ctx.Done():
-		_ = unix.Kill(-pid, unix.SIGKILL)
 		killed = true
+		if grace > 0 {
+			_ = unix.Kill(-pid, unix.SIGTERM)
+			t := time.NewTimer(grace)
+			select {
+			case <-exited:
+				// The shell is gone; its children may not be.
+			case <-t.C:
+			}
+			t.Stop()
+		}
+		_ = unix.Kill(-pid, unix.SIGKILL)
 		<-exited
 	}
 	err := c.Wait()

@@ -87,6 +87,15 @@ type Config struct {
 	Clock Clock
 }
 
+// ErrRestartInterrupted is wrapped by the error of a restart command that a
+// stop signal cut short, and returned by Run when that happened: the
+// service may be left stopped.
+var ErrRestartInterrupted = errors.New("restart command interrupted by a stop signal")
+
+// thenGrace is how long a restart command's process group has, after the
+// SIGTERM of a stop signal or of --then-timeout, before SIGKILL.
+const thenGrace = 5 * time.Second
+
 // ErrRecentBundle is the capture error of a --once trigger that found a bundle
 // of this host younger than the cool-down: the incident's evidence is already
 // on disk.
@@ -172,9 +181,10 @@ func (w *Watcher) History() *History { return w.hist }
 
 // Run checks every cfg.Every until ctx ends, triggering on cfg.Failures
 // consecutive failed cycles. A capture in progress when ctx ends is finished
-// within its deadline; the restart command is then not run, but one already
-// running is let finish within cfg.ThenTimeout. Run returns nil
-// when ctx ended it.
+// within its deadline; the restart command is then not run, and one already
+// running gets SIGTERM (its process group), then SIGKILL after thenGrace.
+// Run returns nil when ctx ended it, or an error wrapping
+// ErrRestartInterrupted when that cut a restart command short.
 func (w *Watcher) Run(ctx context.Context) error {
 	w.log.Info("watching", "checks", w.checkNames(), "every", w.cfg.Every.String(),
 		"failures", w.cfg.Failures, "cooldown", w.cfg.Cooldown.String(),
@@ -189,11 +199,14 @@ func (w *Watcher) Run(ctx context.Context) error {
 	clock := w.cfg.Clock
 	start := clock.Now()
 	for {
-		w.Cycle(ctx)
+		inc := w.Cycle(ctx)
 		now := clock.Now()
 		select {
 		case <-ctx.Done():
 			w.log.Info("stopping", "cause", context.Cause(ctx).Error())
+			if inc != nil && errors.Is(inc.ThenErr, ErrRestartInterrupted) {
+				return inc.ThenErr
+			}
 			return nil
 		case <-clock.After(nextTick(start, w.cfg.Every, now).Sub(now)):
 		}
@@ -455,15 +468,22 @@ func (w *Watcher) restart(ctx context.Context, inc *Incident) {
 		"SNAPDIAG_CHECK="+inc.Failed.Check.String(),
 		"SNAPDIAG_CHECK_ERROR="+errString(inc.Failed.Err),
 	)
-	// Once started, the restart runs to its end (bounded by ThenTimeout) even
-	// if a stop signal comes: killing a restart halfway could leave the
-	// service stopped.
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.cfg.ThenTimeout)
+	// A stop signal ends the restart too: its process group gets SIGTERM,
+	// then SIGKILL after thenGrace. Letting it run to --then-timeout (5 min
+	// by default) would make the watchdog deaf to systemctl stop and to
+	// Ctrl-C, with no checks and no logs meanwhile; the restart's own
+	// SIGTERM handling is the place to leave the service in a sane state.
+	tctx, cancel := context.WithTimeout(ctx, w.cfg.ThenTimeout)
 	defer cancel()
 	start := time.Now()
 	w.log.Info("running restart command", "then", w.cfg.Then)
 	inc.ThenRan = true
-	inc.ThenErr = runShell(tctx, w.cfg.Then, env, out, out)
+	inc.ThenErr = runShell(tctx, w.cfg.Then, thenGrace, env, out, out)
+	if inc.ThenErr != nil && ctx.Err() != nil {
+		inc.ThenErr = fmt.Errorf("%w: %w", ErrRestartInterrupted, inc.ThenErr)
+		w.log.Error("restart command interrupted", "error", inc.ThenErr.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
+		return
+	}
 	if inc.ThenErr != nil {
 		w.log.Error("restart command failed", "error", inc.ThenErr.Error(), "duration", time.Since(start).Round(time.Millisecond).String())
 		return

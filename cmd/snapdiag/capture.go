@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -76,8 +78,9 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	if ctx == nil {
 		ctx = context.Background()
 	}
-	// SIGINT or SIGTERM cut the capture short; the bundle is still written.
-	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
+	// SIGINT or SIGTERM cut the capture short; the bundle is still written,
+	// and its manifest names the signal.
+	ctx, stop := stopOnSignal(ctx)
 	defer stop()
 
 	dir, err := outputDir(f.out)
@@ -91,10 +94,13 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	start := time.Now()
 	lock, err := watch.AcquireLock(ctx, dir, f.deadline/2)
 	if err != nil {
-		return hintError{err, "another snapdiag capture is writing into " + dir + "; its bundle holds this incident"}
+		_, hint := lockHint(dir, err)
+		return hintError{err, hint}
 	}
 	defer lock.Release()
-	f.deadline -= time.Since(start)
+	// The wait is at most half the deadline, so what is left stays
+	// positive (a zero deadline would mean the default).
+	f.deadline = max(f.deadline-time.Since(start), f.deadline/2)
 
 	opts := f.options(dir)
 	opts.Trigger = trigger(f.reason)
@@ -129,7 +135,10 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	if hint := privilegeHint(m); failed > 0 && hint != "" {
 		fmt.Fprintln(stderr, "hint: "+hint)
 	}
-	if m.DeadlineHit {
+	switch {
+	case m.StoppedBy == bundle.StoppedBySignal:
+		fmt.Fprintf(stderr, "snapdiag: %s stopped the capture; the bundle holds what was collected before it\n", m.Signal)
+	case m.DeadlineHit:
 		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", f.deadline)
 	}
 	if res.Path, err = rd.replace(res.Path); err != nil {
@@ -137,6 +146,60 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return nil
+}
+
+// lockTrouble is what kept a capture from its directory's lock.
+type lockTrouble int
+
+const (
+	lockOther    lockTrouble = iota
+	lockHeld                 // another process holds it
+	lockReadOnly             // the filesystem is read-only
+	lockDenied               // this user may not create or open it
+	lockSymlink              // a symlink sits at the lock's name
+	lockStopped              // a signal ended the wait
+)
+
+// lockHint says what kept the capture from dir's lock, and the hint for it.
+func lockHint(dir string, err error) (lockTrouble, string) {
+	lock := filepath.Join(dir, watch.LockName)
+	switch {
+	case errors.Is(err, watch.ErrLocked):
+		return lockHeld, "another snapdiag capture is writing into " + dir + "; its bundle holds this incident"
+	case errors.Is(err, syscall.EROFS):
+		return lockReadOnly, dir + " is on a read-only filesystem: capture into another --out"
+	case errors.Is(err, syscall.EACCES) || errors.Is(err, syscall.EPERM):
+		return lockDenied, "this user may not write " + lock + ": run as root or capture into another --out"
+	case errors.Is(err, syscall.ELOOP):
+		// The lock is opened with O_NOFOLLOW, which fails with ELOOP on a
+		// symlink (open(2)).
+		return lockSymlink, lock + " is a symlink, which snapdiag never follows: remove it, or capture into another --out"
+	case errors.Is(err, context.Canceled):
+		return lockStopped, ""
+	}
+	return lockOther, "check that --out is a writable directory"
+}
+
+// stopOnSignal returns a context cancelled by the first SIGINT or SIGTERM,
+// with a collectors.StopSignal as its cause; after it the signals' default
+// action returns, so a second one kills at once.
+func stopOnSignal(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancelCause(parent)
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		select {
+		case s := <-ch:
+			signal.Stop(ch)
+			sig, _ := s.(syscall.Signal)
+			cancel(collectors.StopSignal{Signal: sig})
+		case <-ctx.Done():
+		}
+	}()
+	return ctx, func() {
+		signal.Stop(ch)
+		cancel(nil)
+	}
 }
 
 // privilegeHint is the one line that tells the operator how to see what this
@@ -185,13 +248,20 @@ func isTerminal(w io.Writer) bool {
 	return err == nil
 }
 
-// outputDir is --out, or the default directory, created if missing.
+// outputDir is --out, or the default directory, created if missing. Of
+// --out only the last component is created: a typo in a parent
+// (/vat/lib/snapdiag) must not grow a tree at the filesystem's root.
 func outputDir(out string) (string, error) {
 	if out == "" {
-		out = collectors.DefaultDir()
+		return collectors.DefaultDir(), nil
 	}
-	if err := os.MkdirAll(out, 0o700); err != nil {
-		return "", fmt.Errorf("create %s: %w", out, err)
+	err := os.Mkdir(out, 0o700)
+	switch {
+	case err == nil || errors.Is(err, fs.ErrExist):
+		return out, nil
+	case errors.Is(err, fs.ErrNotExist):
+		return "", hintError{fmt.Errorf("create %s: %w", out, err),
+			"--out creates only its last component: create " + filepath.Dir(out) + " first"}
 	}
-	return out, nil
+	return "", fmt.Errorf("create %s: %w", out, err)
 }

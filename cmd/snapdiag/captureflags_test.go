@@ -2,6 +2,7 @@ package main
 
 import (
 	"io"
+	"strings"
 	"testing"
 
 	"github.com/spf13/pflag"
@@ -59,18 +60,63 @@ func TestCaptureFlagsValidate(t *testing.T) {
 		{"--interval", "0s"},
 		{"--sample", "-1s"},
 		{"--deadline", "0s"},
+		// Too short to be meant (1ns once became the 10s default).
+		{"--deadline", "1ns"},
+		{"--deadline", "10us"},
+		{"--deadline", "199ms"},
 		{"--socket-cap", "-1"},
 		{"--max-packets", "-1"},
+		// Zero once silently meant the defaults (all rows, 20,000 packets).
+		{"--socket-cap", "0"},
+		{"--max-packets", "0"},
 		{"--stage-bytes", "0"},
 		{"--stage-bytes", "NaN"},
 		{"--port", "0"},
 		{"--port", "65536"},
 	} {
-		for _, cmd := range [][]string{{"capture"}, {"watch", "--check", "exec:true"}} {
+		// --out and --once: a value wrongly accepted runs one short capture
+		// or check cycle in a scratch directory, never a watch that does not end.
+		out := t.TempDir()
+		for _, cmd := range [][]string{{"capture", "--out", out}, {"watch", "--once", "--check", "exec:true", "--out", out}} {
 			args := append(append([]string{}, cmd...), bad...)
 			if code := Main(args, io.Discard, io.Discard); code != exitUsage {
 				t.Errorf("snapdiag %v: exit %d, want %d", args, code, exitUsage)
 			}
+		}
+	}
+}
+
+// TestWatchFlagsValidate: watch refuses a check interval too short to be
+// meant (--every 1ns burned a core and hammered the service) and a restart
+// without a time limit, as usage errors.
+func TestWatchFlagsValidate(t *testing.T) {
+	for _, bad := range [][]string{
+		{"--every", "1ns"},
+		{"--every", "99ms"},
+		{"--then-timeout", "0"},
+		{"--then-timeout", "-1s"},
+	} {
+		args := append([]string{"watch", "--once", "--check", "exec:true", "--out", t.TempDir()}, bad...)
+		if code := Main(args, io.Discard, io.Discard); code != exitUsage {
+			t.Errorf("snapdiag %v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}
+
+// TestUsageErrorWording: a bad --port says what is wrong without Go's
+// parser noise, and the usage hint names the subcommand's own --help.
+func TestUsageErrorWording(t *testing.T) {
+	for _, args := range [][]string{
+		{"capture", "--port", "abc"},
+		{"capture", "--port", "143,abc"},
+		{"watch", "--check", "exec:true", "--port", "abc"},
+	} {
+		var stderr strings.Builder
+		if code := Main(args, io.Discard, &stderr); code != exitUsage {
+			t.Errorf("snapdiag %v: exit %d, want %d", args, code, exitUsage)
+		}
+		if strings.Contains(stderr.String(), "strconv") || strings.Contains(stderr.String(), "'snapdiag --help'") {
+			t.Errorf("snapdiag %v: %q: parser noise, or the hint names snapdiag's --help, not %s's", args, stderr.String(), args[0])
 		}
 	}
 }

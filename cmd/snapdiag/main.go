@@ -48,11 +48,13 @@ func (e hintError) Unwrap() error { return e.err }
 func Main(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
-	err := root.Execute()
-	return exitCode(err, stderr)
+	cmd, err := root.ExecuteC()
+	return exitCode(err, stderr, cmd)
 }
 
-func exitCode(err error, stderr io.Writer) int {
+// exitCode maps err to the exit code and prints it once; cmd is the command
+// that ran, whose --help a usage error points to.
+func exitCode(err error, stderr io.Writer, cmd *cobra.Command) int {
 	if err == nil {
 		return exitOK
 	}
@@ -67,7 +69,11 @@ func exitCode(err error, stderr io.Writer) int {
 	}
 	var u usageError
 	if errors.As(err, &u) {
-		fmt.Fprintln(stderr, "Run 'snapdiag --help' for usage.")
+		path := "snapdiag"
+		if cmd != nil {
+			path = cmd.CommandPath()
+		}
+		fmt.Fprintf(stderr, "Run '%s --help' for usage.\n", path)
 		return exitUsage
 	}
 	return exitError

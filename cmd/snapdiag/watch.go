@@ -19,10 +19,19 @@ import (
 
 // Exit codes of watch --once beyond the shared ones (0 ok, 1 error, 2 usage):
 // analyze's, by the worst finding's severity.
+// exitRestartFailed is watch --once's own: the restart command failed
+// (non-zero exit, not found, killed at --then-timeout), whatever the bundle
+// says, because the service may still be down.
 const (
-	exitWarning  = 3
-	exitCritical = 4
+	exitWarning       = 3
+	exitCritical      = 4
+	exitRestartFailed = 5
 )
+
+// minEvery is the shortest check interval: each cycle connects to the
+// service and reads /proc, and a shorter one burns a core and fills the
+// service's TIME_WAIT table without telling anything more.
+const minEvery = 100 * time.Millisecond
 
 // watchFlags are snapdiag watch's flags: the watchdog's own and, embedded,
 // the capture settings it uses on every trigger.
@@ -92,8 +101,11 @@ start-up, so restarting the watch does not capture the same incident twice.
 --once runs one cycle, for timers and cron: up to --failures attempts
 --every apart, stopping at the first pass. With --once, the cool-down is
 judged by the newest bundle in --out: within it, the restart runs but no new
-bundle is written. Exit codes of --once:
-  0  the checks passed
+bundle is written. Exit codes of --once, the first that applies:
+  2  usage error
+  1  SIGTERM or SIGINT stopped it
+  5  a check failed and the restart command (--then) failed: it exited
+     non-zero, could not be started, or was killed at --then-timeout
   4  a check failed and analyze's worst finding on the new bundle is
      critical; or no bundle was written because one is recent (cool-down) or
      another process holds the capture lock; or the bundle could not be
@@ -102,7 +114,14 @@ bundle is written. Exit codes of --once:
      info was found (a failed check never exits 0)
   1  a check failed and no bundle could be written (low space, capture
      error), or watch itself failed
-  2  usage error`,
+  0  the checks passed
+
+While --then runs, checks pause. --then-timeout bounds it (it must be
+positive: there is no "no limit"); at the timeout its process group gets
+SIGTERM, then SIGKILL 5s later. A stop signal (SIGTERM, SIGINT) stops a
+running restart command the same way, and the watch exits 1, since the
+service may be left stopped; a stop signal at any other time exits 0
+(--once: always 1). A capture in progress is finished first.`,
 		Example: `  snapdiag watch --check tcp://127.0.0.1:143 --expect '* OK' --port 143 \
       --then 'systemctl restart dovecot'
   snapdiag watch --check https://localhost:8443/healthz --insecure --every 10s --failures 2
@@ -116,12 +135,12 @@ bundle is written. Exit codes of --once:
 	fl.StringArrayVar(&f.checks, "check", nil, "health check: tcp://HOST:PORT, http://URL, https://URL or exec:CMD (repeatable)")
 	fl.StringVar(&f.expect, "expect", "", "text the first line from a tcp check's server must contain")
 	fl.BoolVar(&f.insecure, "insecure", false, "do not verify https checks' certificates (self-signed)")
-	fl.DurationVar(&f.every, "every", watch.DefaultEvery, "check interval, and the history's resolution")
+	fl.DurationVar(&f.every, "every", watch.DefaultEvery, "check interval, and the history's resolution (at least 100ms)")
 	fl.DurationVar(&f.timeout, "timeout", watch.DefaultTimeout, "time limit of one check")
 	fl.IntVar(&f.failures, "failures", watch.DefaultFailures, "consecutive failed checks that trigger a capture")
 	fl.DurationVar(&f.cooldown, "cooldown", watch.DefaultCooldown, "after a trigger: failures are logged, nothing captured or restarted")
 	fl.StringVar(&f.then, "then", "", "restart command, run with /bin/sh -c after the capture finished")
-	fl.DurationVar(&f.thenTimeout, "then-timeout", watch.DefaultThenTimeout, "time limit of the restart command (its process group is killed)")
+	fl.DurationVar(&f.thenTimeout, "then-timeout", watch.DefaultThenTimeout, "time limit of the restart command, positive (its process group gets SIGTERM, then SIGKILL 5s later)")
 	fl.StringVar(&f.reason, "reason", "", "reason recorded in the bundle (default: the failed check and its error)")
 	fl.BoolVar(&f.once, "once", false, "run one check cycle and exit by its result")
 	fl.DurationVar(&f.history, "history", watch.DefaultHistory, "how much sample history to keep in memory for the bundle (0: none)")
@@ -141,12 +160,18 @@ func (f watchFlags) validate() error {
 	switch {
 	case len(f.checks) == 0:
 		return usageError{errors.New("watch needs at least one --check")}
-	case f.every <= 0 || f.timeout <= 0:
-		return usageError{errors.New("--every and --timeout must be positive")}
+	case f.every < minEvery:
+		return usageError{fmt.Errorf("--every must be at least %v, not %v", minEvery, f.every)}
+	case f.timeout <= 0:
+		return usageError{errors.New("--timeout must be positive")}
 	case f.failures < 1 || f.failures > 1000:
 		return usageError{fmt.Errorf("--failures must be between 1 and 1000, not %d", f.failures)}
-	case f.cooldown < 0 || f.history < 0 || f.lockWait < 0 || f.thenTimeout < 0:
-		return usageError{errors.New("--cooldown, --history, --lock-wait and --then-timeout must not be negative")}
+	case f.cooldown < 0 || f.history < 0 || f.lockWait < 0:
+		return usageError{errors.New("--cooldown, --history and --lock-wait must not be negative")}
+	case f.thenTimeout <= 0:
+		// A restart command always has a time limit: 0 is refused rather
+		// than read as "none" or as the default.
+		return usageError{fmt.Errorf("--then-timeout must be positive, not %v", f.thenTimeout)}
 	case f.keep < 0:
 		return usageError{errors.New("--keep must not be negative")}
 	case f.logFormat != "text" && f.logFormat != "json":
@@ -240,12 +265,20 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 	}
 	inc := w.Once(ctx)
 	switch {
-	case inc == nil && ctx.Err() != nil:
+	case ctx.Err() != nil:
+		// Stopped: whatever was captured, the cycle did not run its course
+		// (the restart was cut, or not run).
 		return exitStatus(exitError)
 	case inc == nil:
 		return nil
 	}
-	return exitStatus(onceExitCode(inc, log))
+	code := onceExitCode(inc, log)
+	if inc.ThenErr != nil {
+		// The restart failed: whatever the evidence says, the service may
+		// still be down, and that is what the caller must act on.
+		return exitStatus(exitRestartFailed)
+	}
+	return exitStatus(code)
 }
 
 // onceExitCode maps a --once incident to the exit code documented in the

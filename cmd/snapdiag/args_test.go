@@ -1,0 +1,53 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"testing"
+)
+
+// TestRedactRefusesDanglingSymlink: an OUT that is a symlink to nowhere is
+// refused like an existing file, and nothing is written beside it (it once
+// wrote the copy under a "-2" name).
+func TestRedactRefusesDanglingSymlink(t *testing.T) {
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out.tar.zst")
+	if err := os.Symlink(filepath.Join(dir, "nowhere"), out); err != nil {
+		t.Fatal(err)
+	}
+	in := filepath.Join("..", "..", "fixtures", "three-quarter-rule", "bundle.tar.zst")
+	code := Main([]string{"redact", "--key-file", filepath.Join(t.TempDir(), "key"), in, out}, io.Discard, io.Discard)
+	if code != exitError {
+		t.Errorf("redact into a dangling symlink: exit %d, want %d", code, exitError)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(entries) != 1 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		t.Errorf("%s holds %q, want only the symlink", dir, names)
+	}
+}
+
+// TestAnalyzeUnreadableWins: analyze of a critical bundle and an unreadable
+// one exits 1, as documented: the verdict missed a bundle.
+func TestAnalyzeUnreadableWins(t *testing.T) {
+	crit := filepath.Join("..", "..", "fixtures", "three-quarter-rule", "bundle.tar.zst")
+	if code := Main([]string{"analyze", crit}, io.Discard, io.Discard); code != exitCritical {
+		t.Fatalf("analyze %s alone: exit %d, want %d", crit, code, exitCritical)
+	}
+	junk := filepath.Join(t.TempDir(), "junk.tar.zst")
+	if err := os.WriteFile(junk, []byte("not a bundle"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{{crit, junk}, {junk, crit}} {
+		if code := Main(append([]string{"analyze"}, args...), io.Discard, io.Discard); code != exitError {
+			t.Errorf("analyze %v: exit %d, want %d", args, code, exitError)
+		}
+	}
+}

@@ -1,0 +1,42 @@
+package collectors
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"github.com/snapdiag/snapdiag/bundle"
+)
+
+// TestSysctlsUnreadableCount: the manifest names as many unreadable sysctls
+// as it counts (the note once said "6 of ..." and listed 5).
+func TestSysctlsUnreadableCount(t *testing.T) {
+	proc := t.TempDir()
+	dir := filepath.Join(proc, "sys", "net", "core")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "somaxconn"), []byte("4096\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// Not regular files: never so in a real /proc/sys, so unreadable in a copy.
+	for i := range 6 {
+		if err := syscall.Mkfifo(filepath.Join(dir, fmt.Sprintf("fifo%d", i)), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Sysctls{}
+	w := bundle.NewMemWriter(0)
+	if err := s.Collect(context.Background(), Host{Proc: proc}, w.For("sysctls")); err != nil {
+		t.Fatal(err)
+	}
+	var m bundle.Manifest
+	s.Annotate(&m)
+	if m.Sysctls.Read != 1 || m.Sysctls.Unreadable != 6 || len(m.Sysctls.UnreadableKeys) != 6 {
+		t.Errorf("read %d, unreadable %d, named %q; want 1, 6 and 6 named",
+			m.Sysctls.Read, m.Sysctls.Unreadable, m.Sysctls.UnreadableKeys)
+	}
+}
