@@ -87,7 +87,7 @@ func openForTUI(path string) (fs.FS, func() error, error) {
 		return nil, nil, err
 	}
 	if fi.IsDir() {
-		return os.DirFS(path), func() error { return nil }, nil
+		return bundle.DirFS(path), func() error { return nil }, nil
 	}
 	// Partial: a damaged bundle is still worth browsing; the manifest view
 	// says what was lost.
