@@ -40,3 +40,7 @@ require (
 	github.com/xo/terminfo v0.0.0-20220910002029-abceb7e1c41e // indirect
 	golang.org/x/text v0.43.0 // indirect
 )
+
+// bubbletea v1 queries the terminal at package init, in every command;
+// third_party/bubbletea/README.md says why and how to update the copy.
+replace github.com/charmbracelet/bubbletea => ./third_party/bubbletea

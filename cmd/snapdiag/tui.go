@@ -114,8 +114,16 @@ func runTUI(path string) error {
 	rep := analyze.Analyze(snap, path, analyze.Rules())
 	// The TUI shows the snapshot just analysed instead of parsing the
 	// bundle again; it reads fsys only for what it opens on demand.
+	// The one terminal query snapdiag makes: the background colour, asked
+	// here, before the program takes the terminal, because once bubbletea
+	// reads the keyboard the answer would be read as keys and termenv would
+	// wait 5 s for it. bubbletea's own init query is removed
+	// (third_party/bubbletea), so no other command queries the terminal.
+	r := lipgloss.NewRenderer(os.Stdout)
+	r.HasDarkBackground()
+	lipgloss.SetDefaultRenderer(r)
 	m := tui.New(rep, snap, fsys, tui.Options{
-		Renderer:  lipgloss.NewRenderer(os.Stdout),
+		Renderer:  r,
 		Clipboard: tui.OSC52Clipboard(os.Stdout, os.Getenv),
 	})
 	_, err = tea.NewProgram(m, tea.WithAltScreen()).Run()
