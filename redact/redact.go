@@ -87,6 +87,11 @@ type Result struct {
 	Pcap     PcapStats
 	// Host is the pseudonym of the bundle's host name.
 	Host string
+	// Damage says what was lost when the source bundle was damaged (cut
+	// short, corrupt): the copy holds only the members before the damage.
+	// nil for an intact source. Its text names neither the source's path
+	// nor its host.
+	Damage error
 }
 
 // FileName is the name a redacted copy of a bundle gets:
@@ -131,6 +136,7 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 	start := time.Now()
 	j := &job{r: r, b: b, order: byteOrder(src.Host.Machine)}
 	j.text = textScanner{m: r.m, names: hostNames(src.Host.Hostname, nodename(b))}
+	j.scrub = pathScrubber(in, src.Host.Hostname, r.m.Host(src.Host.Hostname))
 
 	var total int64
 	for _, mi := range b.Members() {
@@ -173,9 +179,13 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 	}
 	st := bundle.CollectorStatus{Name: CollectorName, Status: bundle.StatusOK, Notes: notes,
 		DurationMS: float64(time.Since(start).Microseconds()) / 1000}
+	var damage error
 	if d := b.Damage(); d != nil {
+		// The damage error starts with the source's path, whose file name
+		// holds the host's name: it is rewritten as every manifest string.
+		damage = errors.New(j.string(d.Error()))
 		st.Status = bundle.StatusFailed
-		st.Error = "source bundle damaged; members after the damage are missing: " + j.text.string(d.Error())
+		st.Error = "source bundle damaged; members after the damage are missing: " + damage.Error()
 	}
 	m.Collectors = append(m.Collectors, st)
 	m.Redaction = &bundle.Redaction{Scheme: Scheme, KeyFingerprint: r.key.Fingerprint()}
@@ -186,7 +196,7 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 	if err != nil {
 		return Result{}, fmt.Errorf("write redacted bundle: %w", err)
 	}
-	return Result{Path: p, Manifest: m, Pcap: pstats, Host: r.m.Host(src.Host.Hostname)}, nil
+	return Result{Path: p, Manifest: m, Pcap: pstats, Host: r.m.Host(src.Host.Hostname), Damage: damage}, nil
 }
 
 // job is the redaction of one bundle.
@@ -195,6 +205,42 @@ type job struct {
 	b     *bundle.Bundle
 	text  textScanner
 	order binary.ByteOrder
+	// scrub rewrites the source bundle's path and bundle file names.
+	scrub *strings.Replacer
+}
+
+// string is a manifest string redacted: paths and bundle names first (a
+// bundle's file name holds the host's name joined to the time by dashes,
+// which the name scanner takes for one word), then addresses and names.
+func (j *job) string(s string) string { return j.text.string(j.scrub.Replace(s)) }
+
+// pathScrubber rewrites, in a manifest's error texts, the path the source
+// bundle was read from (as given and absolute) as "the source bundle", and
+// any bundle file name of host (snapdiag-HOST-...) with its pseudonym.
+func pathScrubber(in, host, pseudonym string) *strings.Replacer {
+	var pairs []string
+	seen := map[string]bool{}
+	add := func(old, new string) {
+		if old != "" && !seen[old] {
+			seen[old] = true
+			pairs = append(pairs, old, new)
+		}
+	}
+	if abs, err := filepath.Abs(in); err == nil {
+		add(abs, "the source bundle")
+	}
+	add(in, "the source bundle")
+	if host != "" {
+		add(fileNamePrefix(host), fileNamePrefix(pseudonym))
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// fileNamePrefix is what the names bundle.FileName gives host's bundles
+// start with: snapdiag-HOST-.
+func fileNamePrefix(host string) string {
+	const zero = "00010101T000000Z.tar.zst" // bundle.FileName's time for time.Time{}
+	return strings.TrimSuffix(bundle.FileName(host, time.Time{}), zero)
 }
 
 func (t *textScanner) string(s string) string { return string(t.appendText(nil, []byte(s), true)) }
@@ -458,7 +504,7 @@ func (j *job) walk(v any, at string) any {
 			x[i] = j.walk(e, at)
 		}
 	case string:
-		return j.text.string(x)
+		return j.string(x)
 	}
 	return v
 }

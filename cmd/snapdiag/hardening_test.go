@@ -1,8 +1,13 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -103,4 +108,98 @@ func TestNamedPipeRefused(t *testing.T) {
 			t.Errorf("analyze with a pipe for the manifest: exit %d, want %d; stderr %q", r.Code, want.Code, r.Stderr)
 		}
 	})
+}
+
+// hostWord reports whether text holds host as a word of its own (not inside
+// a longer name: "vm" is not in "vmstat"), without case.
+func hostWord(text, host string) bool {
+	text, host = strings.ToLower(text), strings.ToLower(host)
+	alnum := func(c byte) bool { return c >= 'a' && c <= 'z' || c >= '0' && c <= '9' }
+	for i := 0; ; {
+		j := strings.Index(text[i:], host)
+		if j < 0 {
+			return false
+		}
+		j += i
+		end := j + len(host)
+		if (j == 0 || !alnum(text[j-1])) && (end == len(text) || !alnum(text[end])) {
+			return true
+		}
+		i = j + 1
+	}
+}
+
+// Redacting a damaged bundle leaks neither the host's name nor the source's
+// path (whose file name holds the host's name): not in the manifest's error
+// texts, not in any member. It warns on stderr and exits 0: a redacted copy
+// was written.
+func TestRedactDamagedBundle(t *testing.T) {
+	dir := t.TempDir()
+	r := snapdiag(t, nil, "capture", "--out", dir, "--sample", "1s", "--samples", "2", "--interval", "200ms")
+	if r.Code != 0 {
+		t.Fatalf("capture: exit %d: %s", r.Code, r.Stderr)
+	}
+	src := lastLine(r.Stdout)
+	fi, err := os.Stat(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(src, fi.Size()*6/10); err != nil {
+		t.Fatal(err)
+	}
+	lim := bundle.DefaultLimits()
+	lim.Partial = true
+	sb, err := bundle.Open(src, lim)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host := sb.Manifest().Host.Hostname
+	damaged := sb.Damage() != nil
+	sb.Close()
+	if !damaged || len(host) < 2 || !hostWord(filepath.Base(src), host) {
+		t.Fatalf("source %s (host %q, damaged %v): the test would prove nothing", src, host, damaged)
+	}
+
+	out := filepath.Join(t.TempDir(), "shared.tar.zst")
+	r = snapdiag(t, nil, "redact", "--key-file", filepath.Join(t.TempDir(), "k"), src, out)
+	if r.Code != 0 || lastLine(r.Stdout) != out {
+		t.Fatalf("redact of a damaged bundle: exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+	}
+	if !strings.Contains(r.Stderr, "damaged") {
+		t.Errorf("redact did not warn that the source is damaged: %q", r.Stderr)
+	}
+	b := openBundle(t, out)
+	defer b.Close()
+	m := *b.Manifest()
+	red := m.Collector("redact")
+	if red == nil || red.Status != bundle.StatusFailed || red.Error == "" {
+		t.Errorf("the copy's manifest does not record the damage: %+v", red)
+	}
+	// Member names are kept as they are (proc/sys/vm/... is not the host).
+	m.Collectors = slices.Clone(m.Collectors)
+	for i := range m.Collectors {
+		m.Collectors[i].Files = nil
+	}
+	manifest, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	members := map[string][]byte{bundle.PathManifest: manifest}
+	for _, mi := range b.Members() {
+		if mi.Name == bundle.PathManifest {
+			continue
+		}
+		if members[mi.Name], err = fs.ReadFile(b, mi.Name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	abs, _ := filepath.Abs(src)
+	for name, data := range members {
+		if hostWord(string(data), host) {
+			t.Errorf("%s of the redacted copy holds the host name %q", name, host)
+		}
+		if bytes.Contains(data, []byte(abs)) || bytes.Contains(data, []byte(filepath.Base(src))) {
+			t.Errorf("%s of the redacted copy holds the source's path %s", name, abs)
+		}
+	}
 }

@@ -44,7 +44,12 @@ same findings in the copy. Packet payloads are cut after the transport header.
 The key (--key-file) is created when missing and must stay with you: the same
 key gives the same pseudonyms in every bundle of an incident; the manifest
 records only its fingerprint. OUT is a new file, or a directory where the copy
-gets a name with the host's pseudonym. The path written is printed last.`,
+gets a name with the host's pseudonym. The path written is printed last.
+
+A damaged IN (cut short, corrupt) is redacted as far as it can be read: the
+copy says in its manifest what was lost, without IN's path, and a warning goes
+to stderr. The exit code is still 0, as for capture: a redacted bundle was
+written, and it is safe to share. It is 1 when no copy was written.`,
 		Example: `  snapdiag redact /var/lib/snapdiag/snapdiag-imap1-20260101T101010Z.tar.zst /tmp/
   snapdiag redact --key-file ~/incident-42.key in.tar.zst out.tar.zst`,
 		Args: cobra.ExactArgs(2),
@@ -61,6 +66,9 @@ gets a name with the host's pseudonym. The path written is printed last.`,
 				return hintError{err, "share it as it is; redact the original bundle to use another key"}
 			case err != nil:
 				return err
+			}
+			if res.Damage != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "snapdiag: warning: %s is damaged (%v); the redacted copy holds only the members before the damage\n", args[0], res.Damage)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Path)
 			return nil
