@@ -162,13 +162,37 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 		pstats.Truncated += st.Truncated
 		pstats.Dropped += st.Dropped
 	}
-	m, err := j.manifest(src)
+	var damage error
+	if d := b.Damage(); d != nil {
+		// The damage error starts with the source's path, whose file name
+		// holds the host's name: it is rewritten as every manifest string.
+		damage = errors.New(j.string(d.Error()))
+	}
+	m, err := j.finish(src, pstats, damage, time.Since(start))
 	if err != nil {
 		return Result{}, err
 	}
+	if name == "" {
+		name = r.FileName(src)
+	}
+	p, err := w.Commit(name, m)
+	if err != nil {
+		return Result{}, fmt.Errorf("write redacted bundle: %w", err)
+	}
+	return Result{Path: p, Manifest: m, Pcap: pstats, Host: r.m.Host(src.Host.Hostname), Damage: damage}, nil
+}
+
+// finish is the redacted copy of the manifest src, with the redact entry
+// that says what was done (and, when damage is not nil, what was lost) and
+// the redaction's scheme and key fingerprint.
+func (j *job) finish(src *bundle.Manifest, pstats PcapStats, damage error, took time.Duration) (*bundle.Manifest, error) {
+	m, err := j.manifest(src)
+	if err != nil {
+		return nil, err
+	}
 	notes := []string{
 		noteScheme + Scheme,
-		noteFingerprint + r.key.Fingerprint(),
+		noteFingerprint + j.r.key.Fingerprint(),
 		"IPv4 and IPv6 addresses (prefix-preserving), MAC addresses and host names replaced by keyed pseudonyms in every member",
 	}
 	if pstats.Packets > 0 {
@@ -178,25 +202,14 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 		notes = append(notes, fmt.Sprintf("packet sample: %d incomplete last record left out", pstats.Dropped))
 	}
 	st := bundle.CollectorStatus{Name: CollectorName, Status: bundle.StatusOK, Notes: notes,
-		DurationMS: float64(time.Since(start).Microseconds()) / 1000}
-	var damage error
-	if d := b.Damage(); d != nil {
-		// The damage error starts with the source's path, whose file name
-		// holds the host's name: it is rewritten as every manifest string.
-		damage = errors.New(j.string(d.Error()))
+		DurationMS: float64(took.Microseconds()) / 1000}
+	if damage != nil {
 		st.Status = bundle.StatusFailed
 		st.Error = "source bundle damaged; members after the damage are missing: " + damage.Error()
 	}
 	m.Collectors = append(m.Collectors, st)
-	m.Redaction = &bundle.Redaction{Scheme: Scheme, KeyFingerprint: r.key.Fingerprint()}
-	if name == "" {
-		name = r.FileName(src)
-	}
-	p, err := w.Commit(name, m)
-	if err != nil {
-		return Result{}, fmt.Errorf("write redacted bundle: %w", err)
-	}
-	return Result{Path: p, Manifest: m, Pcap: pstats, Host: r.m.Host(src.Host.Hostname), Damage: damage}, nil
+	m.Redaction = &bundle.Redaction{Scheme: Scheme, KeyFingerprint: j.r.key.Fingerprint()}
+	return m, nil
 }
 
 // job is the redaction of one bundle.
@@ -226,10 +239,12 @@ func pathScrubber(in, host, pseudonym string) *strings.Replacer {
 			pairs = append(pairs, old, new)
 		}
 	}
-	if abs, err := filepath.Abs(in); err == nil {
-		add(abs, "the source bundle")
+	if in != "" {
+		if abs, err := filepath.Abs(in); err == nil {
+			add(abs, "the source bundle")
+		}
+		add(in, "the source bundle")
 	}
-	add(in, "the source bundle")
 	if host != "" {
 		add(fileNamePrefix(host), fileNamePrefix(pseudonym))
 	}

@@ -69,7 +69,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	if err := f.validate(); err != nil {
 		return err
 	}
-	rd, err := newCaptureRedactor(f.redact, f.keyFile, stderr)
+	filter, err := captureFilter(f.redact, f.keyFile, stderr)
 	if err != nil {
 		return err
 	}
@@ -98,6 +98,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 
 	opts := f.options(dir)
 	opts.Trigger = trigger(f.reason)
+	opts.Filter = filter
 	progress := !f.quiet && isTerminal(stderr)
 	if progress {
 		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, f.deadline)
@@ -131,9 +132,6 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	}
 	if m.DeadlineHit {
 		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", f.deadline)
-	}
-	if res.Path, err = rd.replace(res.Path); err != nil {
-		return err
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return nil

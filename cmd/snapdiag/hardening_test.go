@@ -2,8 +2,12 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,8 +16,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/klauspost/compress/zstd"
+
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/lab"
+	"github.com/snapdiag/snapdiag/redact"
 )
 
 // promptly bounds a command that must refuse its input at once: a command
@@ -201,5 +209,93 @@ func TestRedactDamagedBundle(t *testing.T) {
 		if bytes.Contains(data, []byte(abs)) || bytes.Contains(data, []byte(filepath.Base(src))) {
 			t.Errorf("%s of the redacted copy holds the source's path %s", name, abs)
 		}
+	}
+}
+
+// TestCaptureRedactKilled: capture --redact killed (SIGKILL) while its
+// socket table is staged leaves no real address on disk. A listener in a
+// lab's namespace holds 1,500 connections of its own; the kill lands once the
+// staged table is on disk, before the commit (the counter samples keep the
+// capture going for two more seconds), and every file left under --out,
+// decompressed, is searched for the lab's addresses.
+func TestCaptureRedactKilled(t *testing.T) {
+	const conns = 1500
+	l := lab.New(t, lab.Options{})
+	err := l.Do(l.Server, func() error {
+		// Sockets belong to the namespace they were made in, whatever
+		// thread uses them later.
+		_, port := testutil.Listen(t, netip.AddrPortFrom(l.ServerIP, 8082), 4096)
+		for range conns {
+			testutil.Dial(t, "tcp4", l.ServerIP, port)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := filepath.Join(t.TempDir(), "k")
+	k, _, err := redact.LoadOrCreateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	real := []string{l.ServerIP.String() + ":"}
+	server := redact.New(k).Addr(l.ServerIP.String())
+	if server == l.ServerIP.String() {
+		t.Fatalf("%s is its own pseudonym: the test would prove nothing", server)
+	}
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := l.Start(ctx, l.Server, testutil.Snapdiag(t), "capture", "--out", dir, "--redact", "--key-file", key,
+		"--samples", "3", "--interval", "1s", "--sample", "0", "-q")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The staged table complete (no longer .part), the commit not begun.
+	staged := filepath.Join(dir, ".snapdiag-tmp-stage-*", "m", filepath.FromSlash(bundle.PathSocketsTCP))
+	testutil.Eventually(t, 20*time.Second, "the socket table staged", func() (bool, string) {
+		m, _ := filepath.Glob(staged)
+		return len(m) > 0, fmt.Sprint(m)
+	})
+	// The capture's process group (ip netns exec, then snapdiag in its place).
+	if err := syscall.Kill(-p.Cmd.Process.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	p.Wait()
+
+	seen := 0 // rows of the staged socket table, redacted
+	err = filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || !d.Type().IsRegular() {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.HasPrefix(data, []byte{0x28, 0xb5, 0x2f, 0xfd}) {
+			// A staged member: one zstd frame, maybe cut by the kill.
+			zr, err := zstd.NewReader(bytes.NewReader(data))
+			if err != nil {
+				return err
+			}
+			data, _ = io.ReadAll(zr)
+			zr.Close()
+		}
+		for _, a := range real {
+			if bytes.Contains(data, []byte(a)) {
+				t.Errorf("%s holds the real address %s", path, a)
+			}
+		}
+		if ok, _ := filepath.Match(staged, path); ok {
+			seen += bytes.Count(data, []byte(server+":"))
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Each connection is two rows, both ends on the server's address.
+	if seen < 2*conns {
+		t.Errorf("the staged socket table names the server's pseudonym %d times, want at least %d: the kill did not land while it was on disk", seen, 2*conns)
 	}
 }

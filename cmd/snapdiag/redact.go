@@ -8,15 +8,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/redact"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
-
-// unredactedPrefix hides a capture's bundle while it is redacted. It starts
-// with the bundle Writer's temporary prefix, so if snapdiag dies before the
-// redaction ends, the next capture's stale-file cleanup removes it and
-// nothing takes it for a bundle to share.
-const unredactedPrefix = ".snapdiag-tmp-unredacted-"
 
 // defaultKeyFile is where the redaction key lives unless --key-file says
 // otherwise: the user's configuration directory, never the bundle directory,
@@ -93,13 +89,12 @@ func loadRedactKey(path string, stderr io.Writer) (redact.Key, error) {
 	return k, nil
 }
 
-// captureRedactor redacts a capture's bundle for capture --redact; nil when
-// the capture is not redacted.
-type captureRedactor struct{ key redact.Key }
-
-// newCaptureRedactor loads the key before the capture starts, so a capture
-// never ends unredacted for want of a key.
-func newCaptureRedactor(on bool, keyFile string, stderr io.Writer) (*captureRedactor, error) {
+// captureFilter is the redaction of capture --redact, nil when the capture
+// is not redacted. The key is loaded before the capture starts, so a
+// capture never ends unredacted for want of a key. Members are redacted as
+// they are written (redact.Redactor.Filter): nothing unredacted is ever on
+// disk, even when the capture is killed.
+func captureFilter(on bool, keyFile string, stderr io.Writer) (bundle.Filter, error) {
 	if !on {
 		return nil, nil
 	}
@@ -107,36 +102,15 @@ func newCaptureRedactor(on bool, keyFile string, stderr io.Writer) (*captureReda
 	if err != nil {
 		return nil, err
 	}
-	return &captureRedactor{key: k}, nil
-}
-
-// replace redacts the bundle at path into its directory and removes the
-// unredacted one, returning the redacted bundle's path. On success no
-// unredacted copy is left on disk. When redaction fails the unredacted
-// bundle is put back under its name, as evidence the capture must not lose,
-// and the error says where it is.
-func (c *captureRedactor) replace(path string) (string, error) {
-	if c == nil {
-		return path, nil
+	var names []string
+	if h, err := os.Hostname(); err == nil {
+		names = append(names, h)
 	}
-	dir := filepath.Dir(path)
-	hidden := filepath.Join(dir, unredactedPrefix+filepath.Base(path))
-	if err := os.Rename(path, hidden); err != nil {
-		return "", fmt.Errorf("redact %s: %w; the UNREDACTED bundle is still at %s: do not share it", path, err, path)
+	var uts unix.Utsname
+	machine := ""
+	if unix.Uname(&uts) == nil {
+		names = append(names, unix.ByteSliceToString(uts.Nodename[:]))
+		machine = unix.ByteSliceToString(uts.Machine[:])
 	}
-	res, err := redact.New(c.key).Bundle(hidden, dir, "")
-	if err != nil {
-		if rerr := os.Rename(hidden, path); rerr != nil {
-			path = hidden
-		}
-		return "", fmt.Errorf("redact %s: %w; the UNREDACTED bundle was kept at %s: do not share it", path, err, path)
-	}
-	if err := os.Remove(hidden); err != nil {
-		return "", fmt.Errorf("remove the unredacted bundle %s: %w (the redacted one is %s)", hidden, err, res.Path)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return res.Path, nil
+	return redact.New(k).Filter(names, machine), nil
 }
