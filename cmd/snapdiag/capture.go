@@ -60,7 +60,7 @@ only when no bundle could be written.`,
 	_ = fl.MarkDeprecated("max-bytes", "use --stage-bytes")
 	fl.StringVar(&f.reason, "reason", "", "why the capture was taken, recorded in the manifest")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
-	fl.BoolVar(&f.redact, "redact", false, "pseudonymise addresses and host names (as snapdiag redact); no unredacted bundle is left")
+	fl.BoolVar(&f.redact, "redact", false, "pseudonymise addresses and host names (as snapdiag redact) as members are written: nothing unredacted ever reaches the disk")
 	fl.StringVar(&f.keyFile, "key-file", defaultKeyFile(), "with --redact, the redaction key (created, mode 0600, when missing)")
 	return cmd
 }
