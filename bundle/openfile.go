@@ -44,11 +44,11 @@ func OpenFile(path string) (*os.File, fs.FileInfo, error) {
 // notRegular is the error for a file that is not a regular one, naming its
 // type.
 func notRegular(path string, m fs.FileMode) error {
-	return fmt.Errorf("read %s: %s, %w", path, fileKind(m), ErrNotRegular)
+	return fmt.Errorf("read %s: %s, %w", path, FileKind(m), ErrNotRegular)
 }
 
 // fileKind names a file's type for an error message.
-func fileKind(m fs.FileMode) string {
+func FileKind(m fs.FileMode) string {
 	switch {
 	case m.IsDir():
 		return "a directory"
@@ -94,7 +94,7 @@ func (d dirFS) Open(name string) (fs.File, error) {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: unwrapPath(err)}
 	}
 	if !fi.Mode().IsRegular() && !fi.IsDir() {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s, %w", fileKind(fi.Mode()), ErrNotRegular)}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s, %w", FileKind(fi.Mode()), ErrNotRegular)}
 	}
 	f, err := os.OpenFile(p, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
@@ -107,35 +107,31 @@ func (d dirFS) Open(name string) (fs.File, error) {
 	}
 	if !fi.Mode().IsRegular() && !fi.IsDir() {
 		f.Close()
-		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s, %w", fileKind(fi.Mode()), ErrNotRegular)}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("%s, %w", FileKind(fi.Mode()), ErrNotRegular)}
 	}
 	return f, nil
 }
 
 // Stat describes a file of the tree without opening it (fs.StatFS).
-func (d dirFS) Stat(name string) (fs.FileInfo, error) {
-	p, err := d.join("stat", name)
-	if err != nil {
-		return nil, err
-	}
-	fi, err := os.Stat(p)
-	if err != nil {
-		return nil, &fs.PathError{Op: "stat", Path: name, Err: unwrapPath(err)}
-	}
-	return fi, nil
-}
+func (d dirFS) Stat(name string) (fs.FileInfo, error) { return dirCall(d, "stat", name, os.Stat) }
 
 // ReadDir lists a directory of the tree, sorted by name (fs.ReadDirFS).
 func (d dirFS) ReadDir(name string) ([]fs.DirEntry, error) {
-	p, err := d.join("readdir", name)
+	return dirCall(d, "readdir", name, os.ReadDir)
+}
+
+// dirCall runs fn on the path of name in d, with the error naming name.
+func dirCall[T any](d dirFS, op, name string, fn func(string) (T, error)) (T, error) {
+	var zero T
+	p, err := d.join(op, name)
 	if err != nil {
-		return nil, err
+		return zero, err
 	}
-	es, err := os.ReadDir(p)
+	v, err := fn(p)
 	if err != nil {
-		return nil, &fs.PathError{Op: "readdir", Path: name, Err: unwrapPath(err)}
+		return zero, &fs.PathError{Op: op, Path: name, Err: unwrapPath(err)}
 	}
-	return es, nil
+	return v, nil
 }
 
 // unwrapPath drops the *fs.PathError of an os call, whose path is the
