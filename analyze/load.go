@@ -45,7 +45,7 @@ func LoadBundle(path string) (*Snapshot, error) {
 
 // LoadDir parses a bundle unpacked into dir (tar --zstd -xf).
 func LoadDir(dir string) (*Snapshot, error) {
-	s, err := Load(os.DirFS(dir))
+	s, err := Load(bundle.DirFS(dir))
 	if err != nil {
 		return nil, fmt.Errorf("load %s: %w", dir, err)
 	}

@@ -11,7 +11,8 @@ import (
 // FuzzRulesNeverPanic replaces a snapshot's counter files, listeners,
 // sysctls and kernel log with fuzzed bytes: Load must not fail for them and
 // no rule may panic (RunRules would turn a panic into a rule-error finding,
-// which this test treats as a failure).
+// which this test treats as a failure), and no control character from them
+// may reach the text or markdown report.
 func FuzzRulesNeverPanic(f *testing.F) {
 	f.Add([]byte("TcpExt: ListenDrops\nTcpExt: 5\n"), []byte(`[{"local":"0.0.0.0:1","send_q":0,"syn_recv":1,"recv_q":9}]`), "0", "6.18.0", []byte("x"))
 	f.Add([]byte("TcpExt: TCPReqQFullDoCookies SyncookiesSent\nTcpExt: -9 99999999999999\n"), []byte(`[]`), "2", "3.10.0", []byte(""))
@@ -34,15 +35,18 @@ func FuzzRulesNeverPanic(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range RunRules(s, Rules()) {
+		r := Analyze(s, "fixture", Rules())
+		for _, f := range r.Findings {
 			if f.ID == IDRuleError {
 				t.Fatalf("%s: %s", f.Title, f.Evidence[0].Note)
 			}
 		}
+		renderedSafe(t, r)
 	})
 }
 
-// FuzzLoadNeverFails feeds any bytes as any member: Load tolerates them.
+// FuzzLoadNeverFails feeds any bytes as any member: Load tolerates them,
+// and the report renders with no control character.
 func FuzzLoadNeverFails(f *testing.F) {
 	f.Add("samples/000/time", []byte(`{"index":0,"monotonic_ns":-5}`))
 	f.Add(bundle.PathSocketsTCP, []byte(`{"state":"SYN-RECV","local":"x"}`))
@@ -58,10 +62,12 @@ func FuzzLoadNeverFails(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, f := range RunRules(s, Rules()) {
+		r := Analyze(s, "fixture", Rules())
+		for _, f := range r.Findings {
 			if f.ID == IDRuleError {
 				t.Fatalf("%s: %s", f.Title, f.Evidence[0].Note)
 			}
 		}
+		renderedSafe(t, r)
 	})
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"strconv"
 	"strings"
+
+	"github.com/snapdiag/snapdiag/internal/safetext"
 )
 
 // TextOptions control the text renderer.
@@ -38,8 +40,12 @@ const (
 )
 
 // RenderText writes r for a person at a terminal: a one-line verdict, then
-// the findings by severity with their evidence and actions.
+// the findings by severity with their evidence and actions. Every string of
+// the report is shown with its control characters made visible
+// (safetext.Line): a bundle's reason, host name, process names and kernel
+// log lines are untrusted and must not drive the terminal.
 func RenderText(w io.Writer, r *Report, opt TextOptions) error {
+	r = safetext.Strings(r, safetext.Line)
 	width := opt.Width
 	if width <= 0 {
 		width = 80
@@ -218,8 +224,12 @@ func visibleLen(s string) int {
 	return n
 }
 
-// RenderMarkdown writes r for an incident ticket.
+// RenderMarkdown writes r for an incident ticket. As in RenderText, control
+// characters are made visible; markdown's own syntax in a string is escaped
+// (mdEscape, mdCode), so a process name cannot end a code span or a table
+// cell, or add a link.
 func RenderMarkdown(w io.Writer, r *Report) error {
+	r = safetext.Strings(r, safetext.Line)
 	bw := bufio.NewWriter(w)
 	name := r.Bundle.Path
 	if name == "" {
@@ -239,15 +249,15 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	for _, f := range r.Findings {
 		fmt.Fprintf(bw, "### %s %s\n\n", strings.ToUpper(f.Severity.String()), mdEscape(f.Title))
 		var meta []string
-		meta = append(meta, "`"+f.ID+"`")
+		meta = append(meta, mdCode(f.ID))
 		if f.Listener != "" {
-			meta = append(meta, "listener `"+f.Listener+"`")
+			meta = append(meta, "listener "+mdCode(f.Listener))
 		}
 		if f.Process != nil {
-			meta = append(meta, fmt.Sprintf("process `%s` (pid %d)", f.Process.Comm, f.Process.PID))
+			meta = append(meta, fmt.Sprintf("process %s (pid %d)", mdCode(f.Process.Comm), f.Process.PID))
 		}
 		if f.Key != "" {
-			meta = append(meta, "`"+f.Key+"`")
+			meta = append(meta, mdCode(f.Key))
 		}
 		fmt.Fprintf(bw, "%s\n\n", strings.Join(meta, " · "))
 		if f.Summary != "" {
@@ -266,14 +276,15 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 			for _, rec := range f.Recommendations {
 				fmt.Fprintf(bw, "- %s\n", mdEscape(recLine(rec)))
 				if len(rec.Commands) > 0 || rec.Persist != "" {
-					fmt.Fprintln(bw, "\n  ```sh")
+					fence := mdFence(append([]string{rec.Persist}, rec.Commands...))
+					fmt.Fprintf(bw, "\n  %ssh\n", fence)
 					for _, c := range rec.Commands {
 						fmt.Fprintf(bw, "  %s\n", c)
 					}
 					if rec.Persist != "" {
 						fmt.Fprintf(bw, "  # persist: %s\n", rec.Persist)
 					}
-					fmt.Fprintln(bw, "  ```")
+					fmt.Fprintf(bw, "  %s\n", fence)
 				}
 			}
 			fmt.Fprintln(bw)
@@ -286,9 +297,47 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	return bw.Flush()
 }
 
-func mdEscape(s string) string {
-	r := strings.NewReplacer("*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", ">", "&gt;", "|", `\|`)
-	return r.Replace(s)
+// mdEscaper escapes what markdown would read as syntax in running text: the
+// backslash first of all, emphasis, code, HTML, links and table cells.
+var mdEscaper = strings.NewReplacer(`\`, `\\`, "*", `\*`, "_", `\_`, "`", "\\`", "<", "&lt;", ">", "&gt;",
+	"|", `\|`, "[", `\[`, "]", `\]`)
+
+func mdEscape(s string) string { return mdEscaper.Replace(s) }
+
+// mdCode is s as an inline code span. Inside a code span nothing is
+// escaped, so the span is delimited by a run of backticks longer than any
+// run in s (with spaces, which markdown strips, when s starts or ends with
+// one). Code spans are kept out of tables, where a | would end the cell.
+func mdCode(s string) string {
+	ticks := strings.Repeat("`", longestRun(s, '`')+1)
+	if strings.HasPrefix(s, "`") || strings.HasSuffix(s, "`") {
+		s = " " + s + " "
+	}
+	return ticks + s + ticks
+}
+
+// mdFence is the fence of a code block holding lines: three backticks, or
+// more when a line holds a run of three or more.
+func mdFence(lines []string) string {
+	n := 3
+	for _, l := range lines {
+		n = max(n, longestRun(l, '`')+1)
+	}
+	return strings.Repeat("`", n)
+}
+
+// longestRun is the length of the longest run of c in s.
+func longestRun(s string, c byte) int {
+	best, run := 0, 0
+	for i := 0; i < len(s); i++ {
+		if s[i] == c {
+			run++
+			best = max(best, run)
+		} else {
+			run = 0
+		}
+	}
+	return best
 }
 
 func mdCell(s string) string {

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
-	"os"
 	"path"
 	"slices"
 	"strconv"
@@ -201,18 +200,12 @@ type dir struct {
 // ErrTruncated, ErrFormat), or the file's own error when it could not be
 // read. Close the Bundle when done.
 func Open(path string, lim Limits) (*Bundle, error) {
-	f, err := os.Open(path)
+	f, fi, err := OpenFile(path)
+	if errors.Is(err, ErrNotRegular) {
+		return nil, fmt.Errorf("%w (%w)", err, ErrNotBundle)
+	}
 	if err != nil {
 		return nil, err
-	}
-	fi, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	if !fi.Mode().IsRegular() {
-		f.Close()
-		return nil, fmt.Errorf("read %s: %w: not a regular file", path, ErrNotBundle)
 	}
 	b, err := open(f, fi.Size(), lim, path)
 	if err != nil {

@@ -67,6 +67,10 @@ type state struct {
 	mem      map[string][]byte
 	memBytes int64
 
+	// filter, when set, rewrites every member before it is stored, and the
+	// manifest and the name at Commit (SetFilter).
+	filter Filter
+
 	// staged holds the uncompressed size of each member staged on disk. A
 	// staged member is already compressed: one zstd frame holding its data and
 	// tar padding, so Commit copies it into the archive without compressing
@@ -103,28 +107,93 @@ func NewWriter(dir string, maxBytes int64) (*Writer, error) {
 	}}, nil
 }
 
+// Filter rewrites a bundle while it is written: each member's bytes on
+// their way in, before any of them is held in memory or staged on disk, and
+// the manifest and the bundle's file name at Commit. capture --redact
+// redacts through one, so that no unredacted byte is ever written to disk,
+// not even to the staging folder of a capture that is killed.
+type Filter interface {
+	// Member returns a writer that rewrites the bytes of member name into
+	// dst. Close ends the member; an error from it or from Write keeps the
+	// member out of the bundle. Member is called from several goroutines
+	// at once.
+	Member(name string, dst io.Writer) io.WriteCloser
+	// Commit rewrites the manifest and the bundle's file name.
+	Commit(name string, m *Manifest) (string, *Manifest, error)
+}
+
+// SetFilter makes every member written from now on, and the manifest and
+// name given to Commit, go through f. Call it before writing any member.
+func (w *Writer) SetFilter(f Filter) {
+	w.st.mu.Lock()
+	defer w.st.mu.Unlock()
+	w.st.filter = f
+}
+
+// filterFile is a streamed member on its way through the Filter.
+type filterFile struct {
+	io.WriteCloser // the filter's writer, into inner
+	inner          discarder
+}
+
+// discarder is a member being written (*memberFile, *memStream) that can
+// be dropped, giving its name back.
+type discarder interface {
+	io.WriteCloser
+	discard()
+}
+
+func (f *filterFile) Close() error {
+	if err := f.WriteCloser.Close(); err != nil {
+		f.inner.discard()
+		return err
+	}
+	return f.inner.Close()
+}
+
+func (f *filterFile) discard() {
+	f.WriteCloser.Close()
+	f.inner.discard()
+}
+
 // For returns a view of w whose members are attributed to owner (a collector's
 // name), so the manifest can list the files of each collector.
 func (w *Writer) For(owner string) *Writer { return &Writer{st: w.st, owner: owner} }
 
 // WriteFile stores one complete member. The Writer keeps its own copy of data.
 func (w *Writer) WriteFile(name string, data []byte) error {
+	if f := w.filter(); f != nil {
+		var buf bytes.Buffer
+		fw := f.Member(name, &buf)
+		_, err := fw.Write(data)
+		if cerr := fw.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return fmt.Errorf("filter %s: %w", name, err)
+		}
+		data = buf.Bytes()
+	}
 	if len(data) <= memMemberMax {
 		if ok, err := w.writeMem(name, data); ok || err != nil {
 			return err
 		}
 	}
-	f, err := w.Create(name)
+	f, err := w.create(name)
 	if err != nil {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {
-		// Create returns a *memberFile, or a *memStream for a memory
-		// Writer: both must give the name back.
-		f.(interface{ discard() }).discard()
+		f.discard()
 		return err
 	}
 	return f.Close()
+}
+
+func (w *Writer) filter() Filter {
+	w.st.mu.Lock()
+	defer w.st.mu.Unlock()
+	return w.st.filter
 }
 
 // writeMem holds a small member in memory; it reports false when the memory
@@ -157,6 +226,18 @@ func (w *Writer) writeMem(name string, data []byte) (bool, error) {
 // Create starts a member that is written as a stream. The member is in the
 // bundle only if Close returns nil.
 func (w *Writer) Create(name string) (io.WriteCloser, error) {
+	inner, err := w.create(name)
+	if err != nil {
+		return nil, err
+	}
+	if f := w.filter(); f != nil {
+		return &filterFile{WriteCloser: f.Member(name, inner), inner: inner}, nil
+	}
+	return inner, nil
+}
+
+// create starts a member written as a stream, unfiltered.
+func (w *Writer) create(name string) (discarder, error) {
 	if !ValidName(name) || name == PathManifest { // Commit writes the manifest
 		return nil, fmt.Errorf("invalid member name %q", name)
 	}
@@ -558,6 +639,12 @@ func (w *Writer) Commit(name string, m *Manifest) (string, error) {
 
 	if m.Format == "" {
 		m.Format = Format
+	}
+	if st.filter != nil {
+		var err error
+		if name, m, err = st.filter.Commit(name, m); err != nil {
+			return "", err
+		}
 	}
 	sortMembers(names)
 	tmp, err := st.writeTemp(m, names, mem, staged)

@@ -43,6 +43,9 @@ type Options struct {
 	// History holds samples taken before the capture, oldest first; they
 	// become the bundle's first samples.
 	History []HistorySample
+	// Filter, when set, rewrites every member as it is written, and the
+	// manifest and name at commit (capture --redact).
+	Filter bundle.Filter
 }
 
 // Result is what a capture produced.
@@ -135,6 +138,9 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, err
 	}
 	defer w.Abort()
+	if opts.Filter != nil {
+		w.SetFilter(opts.Filter)
+	}
 
 	hostFacts := HostFacts(h)
 	defCs, defSs := DefaultSet(h)

@@ -3,7 +3,6 @@ package collectors
 import (
 	"fmt"
 	"io"
-	"io/fs"
 	"os"
 	"syscall"
 
@@ -34,7 +33,7 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: %s, not a regular file", path, fileKind(fi.Mode()))
+		return nil, fmt.Errorf("read %s: %s, not a regular file", path, bundle.FileKind(fi.Mode()))
 	}
 	data, err := io.ReadAll(io.LimitReader(f, maxProcFile+1))
 	if err != nil {
@@ -44,22 +43,6 @@ func readFile(path string) ([]byte, error) {
 		return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxProcFile)
 	}
 	return data, nil
-}
-
-// fileKind names a non-regular file's type for an error message.
-func fileKind(m fs.FileMode) string {
-	switch {
-	case m.IsDir():
-		return "a directory"
-	case m&fs.ModeNamedPipe != 0:
-		return "a named pipe"
-	case m&fs.ModeSocket != 0:
-		return "a socket"
-	case m&fs.ModeDevice != 0:
-		return "a device"
-	default:
-		return "a special file"
-	}
 }
 
 // copyFile stores the kernel file at src as member name, exactly as read.

@@ -10,6 +10,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // Scheme names the pseudonymisation this package applies. It changes whenever
@@ -84,18 +86,12 @@ func LoadOrCreateKey(path string) (k Key, created bool, err error) {
 }
 
 func readKeyFile(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	// A named pipe given as --key-file must not block the command.
+	f, fi, err := bundle.OpenFile(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("stat %s: %w", path, err)
-	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: not a regular file", path)
-	}
 	if fi.Mode().Perm()&0o077 != 0 {
 		return nil, fmt.Errorf("read %s: key file is accessible by others (mode %04o); chmod 600 it", path, fi.Mode().Perm())
 	}

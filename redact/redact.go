@@ -87,6 +87,11 @@ type Result struct {
 	Pcap     PcapStats
 	// Host is the pseudonym of the bundle's host name.
 	Host string
+	// Damage says what was lost when the source bundle was damaged (cut
+	// short, corrupt): the copy holds only the members before the damage.
+	// nil for an intact source. Its text names neither the source's path
+	// nor its host.
+	Damage error
 }
 
 // FileName is the name a redacted copy of a bundle gets:
@@ -131,6 +136,7 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 	start := time.Now()
 	j := &job{r: r, b: b, order: byteOrder(src.Host.Machine)}
 	j.text = textScanner{m: r.m, names: hostNames(src.Host.Hostname, nodename(b))}
+	j.scrub = pathScrubber(in, src.Host.Hostname, r.m.Host(src.Host.Hostname))
 
 	var total int64
 	for _, mi := range b.Members() {
@@ -156,13 +162,37 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 		pstats.Truncated += st.Truncated
 		pstats.Dropped += st.Dropped
 	}
-	m, err := j.manifest(src)
+	var damage error
+	if d := b.Damage(); d != nil {
+		// The damage error starts with the source's path, whose file name
+		// holds the host's name: it is rewritten as every manifest string.
+		damage = errors.New(j.string(d.Error()))
+	}
+	m, err := j.finish(src, pstats, damage, time.Since(start))
 	if err != nil {
 		return Result{}, err
 	}
+	if name == "" {
+		name = r.FileName(src)
+	}
+	p, err := w.Commit(name, m)
+	if err != nil {
+		return Result{}, fmt.Errorf("write redacted bundle: %w", err)
+	}
+	return Result{Path: p, Manifest: m, Pcap: pstats, Host: r.m.Host(src.Host.Hostname), Damage: damage}, nil
+}
+
+// finish is the redacted copy of the manifest src, with the redact entry
+// that says what was done (and, when damage is not nil, what was lost) and
+// the redaction's scheme and key fingerprint.
+func (j *job) finish(src *bundle.Manifest, pstats PcapStats, damage error, took time.Duration) (*bundle.Manifest, error) {
+	m, err := j.manifest(src)
+	if err != nil {
+		return nil, err
+	}
 	notes := []string{
 		noteScheme + Scheme,
-		noteFingerprint + r.key.Fingerprint(),
+		noteFingerprint + j.r.key.Fingerprint(),
 		"IPv4 and IPv6 addresses (prefix-preserving), MAC addresses and host names replaced by keyed pseudonyms in every member",
 	}
 	if pstats.Packets > 0 {
@@ -172,21 +202,14 @@ func (r *Redactor) Bundle(in, dir, name string) (Result, error) {
 		notes = append(notes, fmt.Sprintf("packet sample: %d incomplete last record left out", pstats.Dropped))
 	}
 	st := bundle.CollectorStatus{Name: CollectorName, Status: bundle.StatusOK, Notes: notes,
-		DurationMS: float64(time.Since(start).Microseconds()) / 1000}
-	if d := b.Damage(); d != nil {
+		DurationMS: float64(took.Microseconds()) / 1000}
+	if damage != nil {
 		st.Status = bundle.StatusFailed
-		st.Error = "source bundle damaged; members after the damage are missing: " + j.text.string(d.Error())
+		st.Error = "source bundle damaged; members after the damage are missing: " + damage.Error()
 	}
 	m.Collectors = append(m.Collectors, st)
-	m.Redaction = &bundle.Redaction{Scheme: Scheme, KeyFingerprint: r.key.Fingerprint()}
-	if name == "" {
-		name = r.FileName(src)
-	}
-	p, err := w.Commit(name, m)
-	if err != nil {
-		return Result{}, fmt.Errorf("write redacted bundle: %w", err)
-	}
-	return Result{Path: p, Manifest: m, Pcap: pstats, Host: r.m.Host(src.Host.Hostname)}, nil
+	m.Redaction = &bundle.Redaction{Scheme: Scheme, KeyFingerprint: j.r.key.Fingerprint()}
+	return m, nil
 }
 
 // job is the redaction of one bundle.
@@ -195,6 +218,44 @@ type job struct {
 	b     *bundle.Bundle
 	text  textScanner
 	order binary.ByteOrder
+	// scrub rewrites the source bundle's path and bundle file names.
+	scrub *strings.Replacer
+}
+
+// string is a manifest string redacted: paths and bundle names first (a
+// bundle's file name holds the host's name joined to the time by dashes,
+// which the name scanner takes for one word), then addresses and names.
+func (j *job) string(s string) string { return j.text.string(j.scrub.Replace(s)) }
+
+// pathScrubber rewrites, in a manifest's error texts, the path the source
+// bundle was read from (as given and absolute) as "the source bundle", and
+// any bundle file name of host (snapdiag-HOST-...) with its pseudonym.
+func pathScrubber(in, host, pseudonym string) *strings.Replacer {
+	var pairs []string
+	seen := map[string]bool{}
+	add := func(old, new string) {
+		if old != "" && !seen[old] {
+			seen[old] = true
+			pairs = append(pairs, old, new)
+		}
+	}
+	if in != "" {
+		if abs, err := filepath.Abs(in); err == nil {
+			add(abs, "the source bundle")
+		}
+		add(in, "the source bundle")
+	}
+	if host != "" {
+		add(fileNamePrefix(host), fileNamePrefix(pseudonym))
+	}
+	return strings.NewReplacer(pairs...)
+}
+
+// fileNamePrefix is what the names bundle.FileName gives host's bundles
+// start with: snapdiag-HOST-.
+func fileNamePrefix(host string) string {
+	const zero = "00010101T000000Z.tar.zst" // bundle.FileName's time for time.Time{}
+	return strings.TrimSuffix(bundle.FileName(host, time.Time{}), zero)
 }
 
 func (t *textScanner) string(s string) string { return string(t.appendText(nil, []byte(s), true)) }
@@ -458,7 +519,7 @@ func (j *job) walk(v any, at string) any {
 			x[i] = j.walk(e, at)
 		}
 	case string:
-		return j.text.string(x)
+		return j.string(x)
 	}
 	return v
 }

@@ -13,6 +13,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/safetext"
 )
 
 // Bounds on what the TUI reads from one member.
@@ -101,7 +102,9 @@ func loadFile(fsys fs.FS, name string) tea.Cmd {
 			msg.lines = hexDump(data)
 		} else {
 			text := strings.ReplaceAll(strings.TrimSuffix(string(data), "\n"), "\t", "    ")
-			msg.lines = strings.Split(text, "\n")
+			// A member's text is shown with its control characters made
+			// visible: a kernel log line must not drive the terminal.
+			msg.lines = strings.Split(safetext.Text(text), "\n")
 		}
 		return msg
 	}

@@ -11,6 +11,7 @@ import (
 	"charm.land/lipgloss/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/internal/safetext"
 )
 
 // Options are the TUI's settings beyond the report and the bundle.
@@ -59,6 +60,13 @@ func New(rep *analyze.Report, snap *analyze.Snapshot, fsys fs.FS, opts Options) 
 	if snap == nil {
 		snap = &analyze.Snapshot{}
 	}
+	// Everything from a bundle is untrusted: its strings are shown with
+	// their control characters made visible (safetext), so a reason or a
+	// process name cannot retitle the terminal or clear the screen. The
+	// TUI works on escaped copies; Render adds safetext.Terminal as the
+	// last guard.
+	rep = safetext.Strings(rep, safetext.Line)
+	snap = safetext.Strings(snap, safetext.Line)
 	ctx := newContext(rep, fsys, !opts.LightBackground)
 	ctx.Clipboard = opts.Clipboard
 	m := &Model{ctx: ctx, snap: snap}
@@ -306,7 +314,7 @@ func (m *Model) Render() string {
 		b.WriteString("\n" + fit(fl, w))
 	}
 	b.WriteString("\n" + m.footer())
-	return b.String()
+	return safetext.Terminal(b.String())
 }
 
 func (m *Model) headerText() string {

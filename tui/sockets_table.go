@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/safetext"
 )
 
 // maxSocketsFile bounds sockets/tcp.jsonl as the TUI reads it.
@@ -81,17 +82,19 @@ func readSocketTable(r io.Reader, hint int) (*socketTable, error) {
 	t := &socketTable{rows: make([]sockRow, 0, hint)}
 	ids := map[string]uint8{}
 	invalid, err := bundle.NewSocketReader(r).ForEach(func(s *bundle.Socket) error {
-		id, ok := ids[s.State]
+		// The table's strings come from the bundle: shown made safe.
+		state := safetext.Line(s.State)
+		id, ok := ids[state]
 		if !ok {
 			if len(t.states) >= 255 {
 				t.invalid++
 				return nil
 			}
 			id = uint8(len(t.states))
-			ids[s.State] = id
-			t.states = append(t.states, s.State)
+			ids[state] = id
+			t.states = append(t.states, state)
 		}
-		row := sockRow{local: s.Local, remote: s.Remote, timer: s.Timer, recvQ: s.RecvQ, sendQ: s.SendQ,
+		row := sockRow{local: safetext.Line(s.Local), remote: safetext.Line(s.Remote), timer: safetext.Line(s.Timer), recvQ: s.RecvQ, sendQ: s.SendQ,
 			lport: portOf(s.Local), rport: portOf(s.Remote), state: id, retrans: s.Retrans, expiresMS: s.ExpiresMS}
 		if s.Info != nil {
 			row.rttUS = s.Info.RTT

@@ -6,6 +6,8 @@ import (
 
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
+
+	"github.com/snapdiag/snapdiag/internal/safetext"
 )
 
 // filesView lists every member of the bundle; Enter reads one (in a
@@ -35,7 +37,7 @@ func newFilesView(ctx *Context) *filesView {
 	})
 	v.list.cell = func(r, c int) string {
 		if c == 0 {
-			return v.rows[r].name
+			return safetext.Line(v.rows[r].name) // a member name may hold anything
 		}
 		return humanBytes(v.rows[r].size)
 	}
@@ -173,7 +175,7 @@ func (v *filesView) View() string {
 	if v.file.truncated && !v.loading {
 		info += " · cut at the display bound"
 	}
-	head := st.Title.Render(" "+v.open) + st.Muted.Render("  "+info)
+	head := st.Title.Render(" "+safetext.Line(v.open)) + st.Muted.Render("  "+info)
 	return fit(head, v.width) + "\n" + v.pager.view()
 }
 

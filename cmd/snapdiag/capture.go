@@ -62,7 +62,7 @@ only when no bundle could be written.`,
 	_ = fl.MarkDeprecated("max-bytes", "use --stage-bytes")
 	fl.StringVar(&f.reason, "reason", "", "why the capture was taken, recorded in the manifest")
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
-	fl.BoolVar(&f.redact, "redact", false, "pseudonymise addresses and host names (as snapdiag redact); no unredacted bundle is left")
+	fl.BoolVar(&f.redact, "redact", false, "pseudonymise addresses and host names (as snapdiag redact) as members are written: nothing unredacted ever reaches the disk")
 	fl.StringVar(&f.keyFile, "key-file", defaultKeyFile(), "with --redact, the redaction key (created, mode 0600, when missing)")
 	return cmd
 }
@@ -71,7 +71,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	if err := f.validate(); err != nil {
 		return err
 	}
-	rd, err := newCaptureRedactor(f.redact, f.keyFile, stderr)
+	filter, err := captureFilter(f.redact, f.keyFile, stderr)
 	if err != nil {
 		return err
 	}
@@ -104,6 +104,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 
 	opts := f.options(dir)
 	opts.Trigger = trigger(f.reason)
+	opts.Filter = filter
 	progress := !f.quiet && isTerminal(stderr)
 	if progress {
 		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, f.deadline)
@@ -140,9 +141,6 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "snapdiag: %s stopped the capture; the bundle holds what was collected before it\n", m.Signal)
 	case m.DeadlineHit:
 		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", f.deadline)
-	}
-	if res.Path, err = rd.replace(res.Path); err != nil {
-		return err
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return nil

@@ -8,15 +8,11 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/redact"
 	"github.com/spf13/cobra"
+	"golang.org/x/sys/unix"
 )
-
-// unredactedPrefix hides a capture's bundle while it is redacted. It starts
-// with the bundle Writer's temporary prefix, so if snapdiag dies before the
-// redaction ends, the next capture's stale-file cleanup removes it and
-// nothing takes it for a bundle to share.
-const unredactedPrefix = ".snapdiag-tmp-unredacted-"
 
 // defaultKeyFile is where the redaction key lives unless --key-file says
 // otherwise: the user's configuration directory, never the bundle directory,
@@ -44,7 +40,12 @@ same findings in the copy. Packet payloads are cut after the transport header.
 The key (--key-file) is created when missing and must stay with you: the same
 key gives the same pseudonyms in every bundle of an incident; the manifest
 records only its fingerprint. OUT is a new file, or a directory where the copy
-gets a name with the host's pseudonym. The path written is printed last.`,
+gets a name with the host's pseudonym. The path written is printed last.
+
+A damaged IN (cut short, corrupt) is redacted as far as it can be read: the
+copy says in its manifest what was lost, without IN's path, and a warning goes
+to stderr. The exit code is still 0, as for capture: a redacted bundle was
+written, and it is safe to share. It is 1 when no copy was written.`,
 		Example: `  snapdiag redact /var/lib/snapdiag/snapdiag-imap1-20260101T101010Z.tar.zst /tmp/
   snapdiag redact --key-file ~/incident-42.key in.tar.zst out.tar.zst`,
 		Args: cobra.ExactArgs(2),
@@ -61,6 +62,9 @@ gets a name with the host's pseudonym. The path written is printed last.`,
 				return hintError{err, "share it as it is; redact the original bundle to use another key"}
 			case err != nil:
 				return err
+			}
+			if res.Damage != nil {
+				fmt.Fprintf(cmd.ErrOrStderr(), "snapdiag: warning: %s is damaged (%v); the redacted copy holds only the members before the damage\n", args[0], res.Damage)
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), res.Path)
 			return nil
@@ -85,13 +89,12 @@ func loadRedactKey(path string, stderr io.Writer) (redact.Key, error) {
 	return k, nil
 }
 
-// captureRedactor redacts a capture's bundle for capture --redact; nil when
-// the capture is not redacted.
-type captureRedactor struct{ key redact.Key }
-
-// newCaptureRedactor loads the key before the capture starts, so a capture
-// never ends unredacted for want of a key.
-func newCaptureRedactor(on bool, keyFile string, stderr io.Writer) (*captureRedactor, error) {
+// captureFilter is the redaction of capture --redact, nil when the capture
+// is not redacted. The key is loaded before the capture starts, so a
+// capture never ends unredacted for want of a key. Members are redacted as
+// they are written (redact.Redactor.Filter): nothing unredacted is ever on
+// disk, even when the capture is killed.
+func captureFilter(on bool, keyFile string, stderr io.Writer) (bundle.Filter, error) {
 	if !on {
 		return nil, nil
 	}
@@ -99,36 +102,15 @@ func newCaptureRedactor(on bool, keyFile string, stderr io.Writer) (*captureReda
 	if err != nil {
 		return nil, err
 	}
-	return &captureRedactor{key: k}, nil
-}
-
-// replace redacts the bundle at path into its directory and removes the
-// unredacted one, returning the redacted bundle's path. On success no
-// unredacted copy is left on disk. When redaction fails the unredacted
-// bundle is put back under its name, as evidence the capture must not lose,
-// and the error says where it is.
-func (c *captureRedactor) replace(path string) (string, error) {
-	if c == nil {
-		return path, nil
+	var names []string
+	if h, err := os.Hostname(); err == nil {
+		names = append(names, h)
 	}
-	dir := filepath.Dir(path)
-	hidden := filepath.Join(dir, unredactedPrefix+filepath.Base(path))
-	if err := os.Rename(path, hidden); err != nil {
-		return "", fmt.Errorf("redact %s: %w; the UNREDACTED bundle is still at %s: do not share it", path, err, path)
+	var uts unix.Utsname
+	machine := ""
+	if unix.Uname(&uts) == nil {
+		names = append(names, unix.ByteSliceToString(uts.Nodename[:]))
+		machine = unix.ByteSliceToString(uts.Machine[:])
 	}
-	res, err := redact.New(c.key).Bundle(hidden, dir, "")
-	if err != nil {
-		if rerr := os.Rename(hidden, path); rerr != nil {
-			path = hidden
-		}
-		return "", fmt.Errorf("redact %s: %w; the UNREDACTED bundle was kept at %s: do not share it", path, err, path)
-	}
-	if err := os.Remove(hidden); err != nil {
-		return "", fmt.Errorf("remove the unredacted bundle %s: %w (the redacted one is %s)", hidden, err, res.Path)
-	}
-	if d, err := os.Open(dir); err == nil {
-		d.Sync()
-		d.Close()
-	}
-	return res.Path, nil
+	return redact.New(k).Filter(names, machine), nil
 }

@@ -86,7 +86,7 @@ func openForTUI(path string) (fs.FS, func() error, error) {
 		return nil, nil, err
 	}
 	if fi.IsDir() {
-		return os.DirFS(path), func() error { return nil }, nil
+		return bundle.DirFS(path), func() error { return nil }, nil
 	}
 	// Partial: a damaged bundle is still worth browsing; the manifest view
 	// says what was lost.
@@ -113,6 +113,9 @@ func runTUI(path string) error {
 	rep := analyze.Analyze(snap, path, analyze.Rules())
 	// The TUI shows the snapshot just analysed instead of parsing the
 	// bundle again; it reads fsys only for what it opens on demand.
+	// The one terminal query snapdiag makes, the background colour, is the
+	// TUI's own, sent once its program owns the terminal; nothing waits for
+	// the answer.
 	m := tui.New(rep, snap, fsys, tui.Options{
 		Clipboard: tui.OSC52Clipboard(os.Stdout, os.Getenv),
 	})
