@@ -89,7 +89,9 @@ func (p *PacketsInfo) ClientSegments(port uint16) Coverage {
 
 // SamplingPerFlow is PacketSampling.Method for a sample that keeps or leaves
 // out whole connections: a flow is kept when a keyed hash of its two
-// endpoints is 0 modulo the second's OneIn.
+// endpoints is 0 modulo the second's OneIn. Part of that divisor may be
+// applied in the kernel's filter (PacketSecond.KernelOneIn), so the flows
+// left out there are never copied to snapdiag at all.
 const SamplingPerFlow = "per-flow"
 
 // PacketSampling is how a packet sample spread its packet and byte limits
@@ -129,21 +131,49 @@ type PacketSecond struct {
 	// OneIn is the largest flow-sampling divisor used in this second:
 	// 1 means every flow was kept.
 	OneIn int `json:"one_in"`
+	// KernelOneIn is the largest part of OneIn the kernel's filter applied
+	// in this second (absent or 1: none): only flows whose hash passes it
+	// were copied to snapdiag, so a TCP packet read then stands for
+	// KernelOneIn packets on the wire.
+	KernelOneIn int `json:"kernel_one_in,omitempty"`
+	// Estimated is the packets of this second on the wire that Offered
+	// stands for: each packet read counted KernelOneIn times (the divisor
+	// in force when it arrived). Absent when the kernel left nothing out,
+	// and then equal to Offered.
+	Estimated int64 `json:"estimated,omitempty"`
+}
+
+// Total is the packets this second was offered on the wire: Estimated when
+// the kernel's filter sampled, else Offered.
+func (s PacketSecond) Total() int64 {
+	return max(s.Estimated, s.Offered)
 }
 
 // Scale is how many packets one kept packet of this second stands for:
-// Offered/Kept, 1 when everything was kept or nothing was.
+// Total/Kept, 1 when everything was kept or nothing was.
 func (s PacketSecond) Scale() float64 {
-	if s.Kept <= 0 || s.Offered <= s.Kept {
+	if s.Kept <= 0 || s.Total() <= s.Kept {
 		return 1
 	}
-	return float64(s.Offered) / float64(s.Kept)
+	return float64(s.Total()) / float64(s.Kept)
 }
 
-// Sampled reports whether the sample left packets out by sampling, so its
-// counts are estimates once scaled.
+// Sampled reports whether the sample left packets out by sampling, in
+// snapdiag or in the kernel's filter, so its counts are estimates once
+// scaled.
 func (p *PacketsInfo) Sampled() bool {
-	return p != nil && p.Sampling != nil && p.Sampling.SamplingDrops > 0
+	if p == nil || p.Sampling == nil {
+		return false
+	}
+	if p.Sampling.SamplingDrops > 0 {
+		return true
+	}
+	for _, s := range p.Sampling.Seconds {
+		if s.KernelOneIn > 1 {
+			return true
+		}
+	}
+	return false
 }
 
 // ScaleAt is how many packets one kept packet at t stands for: the scale of
@@ -162,7 +192,8 @@ func (p *PacketsInfo) ScaleAt(t time.Time) float64 {
 }
 
 // Scale is how many packets one kept packet stands for over the whole
-// sample: offered over kept, summed over the seconds; 1 when not sampled.
+// sample: offered on the wire over kept, summed over the seconds; 1 when
+// not sampled.
 func (p *PacketsInfo) Scale() float64 {
 	if !p.Sampled() {
 		return 1
@@ -170,6 +201,7 @@ func (p *PacketsInfo) Scale() float64 {
 	var all PacketSecond
 	for _, s := range p.Sampling.Seconds {
 		all.Offered += s.Offered
+		all.Estimated += s.Total()
 		all.Kept += s.Kept
 	}
 	return all.Scale()

@@ -1,6 +1,7 @@
 package collectors
 
 import (
+	"encoding/binary"
 	"fmt"
 	"slices"
 	"strconv"
@@ -64,6 +65,30 @@ func newPacketFilter(ports, listen []int, snaplen uint32) (*packetFilter, error)
 	if err != nil {
 		return nil, err
 	}
+	f := &packetFilter{expr: filterExpr(ps, ls), snaplen: snaplen,
+		keeps: bundle.PacketKeeps{Ports: nonNil(ps), ListenPorts: nonNil(ls)}}
+	if f.prog, err = f.program(0, 0); err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// program assembles the filter; with bits > 0 it also samples TCP flows in
+// the kernel, passing a flow only when the top bits bits of its flow hash
+// under key (kernelFlowHash) are zero: 1 flow in 2^bits, both directions
+// of a flow alike, and the flows passed at bits+1 a subset of those passed
+// at bits. UDP and packets that are not TCP are never sampled here.
+func (f *packetFilter) program(bits, key uint32) ([]bpf.Instruction, error) {
+	if bits >= 32 {
+		return nil, fmt.Errorf("packet filter: flow sampling of 1 in 2^%d", bits)
+	}
+	ps, ls, snaplen := f.keeps.Ports, f.keeps.ListenPorts, f.snaplen
+	// Where a TCP segment the filter selected goes: straight to accept,
+	// or through the flow sampling first.
+	tcpAccept := "accept"
+	if bits > 0 {
+		tcpAccept = "thin"
+	}
 	var a asm
 	// On loopback every packet reaches the packet taps twice: once sent, by
 	// dev_queue_xmit_nit() as PACKET_OUTGOING, and once received, when
@@ -112,12 +137,12 @@ func newPacketFilter(ports, listen []int, snaplen uint32) (*packetFilter, error)
 		a.jumpIf(bpf.JumpEqual, bundle.IPProtoTCP, "", "udp")
 	}
 	a.emit(bpf.LoadIndirect{Off: 13, Size: 1})
-	a.jumpIf(bpf.JumpBitsSet, bundle.TCPFlagSYN|bundle.TCPFlagFIN|bundle.TCPFlagRST, "accept", notFlags)
+	a.jumpIf(bpf.JumpBitsSet, bundle.TCPFlagSYN|bundle.TCPFlagFIN|bundle.TCPFlagRST, tcpAccept, notFlags)
 	if len(ls) > 0 {
 		a.label("listen")
 		a.emit(bpf.LoadIndirect{Off: 2, Size: 2}) // destination port
 		for _, p := range ls {
-			a.jumpIf(bpf.JumpEqual, uint32(p), "accept", "")
+			a.jumpIf(bpf.JumpEqual, uint32(p), tcpAccept, "")
 		}
 		if len(ps) == 0 {
 			a.jump("reject")
@@ -142,13 +167,122 @@ func newPacketFilter(ports, listen []int, snaplen uint32) (*packetFilter, error)
 	a.emit(bpf.RetConstant{Val: snaplen})
 	a.label("reject")
 	a.emit(bpf.RetConstant{Val: 0})
-
-	prog, err := a.assemble()
-	if err != nil {
-		return nil, err
+	if bits > 0 {
+		// After the returns, so the jumps to them stay short.
+		emitFlowThin(&a, bits, key)
+		a.label("thin accept")
+		a.emit(bpf.RetConstant{Val: snaplen})
+		a.label("thin reject")
+		a.emit(bpf.RetConstant{Val: 0})
 	}
-	return &packetFilter{prog: prog, expr: filterExpr(ps, ls), snaplen: snaplen,
-		keeps: bundle.PacketKeeps{Ports: nonNil(ps), ListenPorts: nonNil(ls)}}, nil
+	return a.assemble()
+}
+
+// The multipliers of kernelFlowHash's finaliser (MurmurHash3's fmix32):
+// with its xor-shifts, every output bit depends on every input bit, so
+// addresses and ports that count up one by one still pass 1 in 2^bits.
+const (
+	fmixMul1 = 0x85ebca6b
+	fmixMul2 = 0xc2b2ae35
+)
+
+// emitFlowThin emits the "thin" block: X is the offset of a TCP header. It
+// computes kernelFlowHash and jumps to "thin accept" when its top bits bits
+// are zero, else to "thin reject". Scratch words: 0 and 1 the ports, 2 the
+// finaliser's, 3 the first endpoint's hash.
+func emitFlowThin(a *asm, bits, key uint32) {
+	// A = fmix32(A), through scratch word 2 for its xor-shifts.
+	fmix := func() {
+		for i, n := range []uint32{16, 13, 16} {
+			a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 2})
+			a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: n})
+			a.emit(bpf.LoadScratch{Dst: bpf.RegX, N: 2})
+			a.emit(bpf.ALUOpX{Op: bpf.ALUOpXor})
+			if i < 2 {
+				a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpMul, Val: []uint32{fmixMul1, fmixMul2}[i]})
+			}
+		}
+	}
+	// A = fmix32(A ^ the packet's word at off).
+	mixWord := func(off uint32) {
+		a.emit(bpf.TAX{})
+		a.emit(bpf.LoadAbsolute{Off: off, Size: 4})
+		a.emit(bpf.ALUOpX{Op: bpf.ALUOpXor})
+		fmix()
+	}
+	// A = fmix32(A ^ scratch word n).
+	mixScratch := func(n int) {
+		a.emit(bpf.LoadScratch{Dst: bpf.RegX, N: n})
+		a.emit(bpf.ALUOpX{Op: bpf.ALUOpXor})
+		fmix()
+	}
+	a.label("thin")
+	a.emit(bpf.LoadIndirect{Off: 0, Size: 2}) // source port
+	a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 0})
+	a.emit(bpf.LoadIndirect{Off: 2, Size: 2}) // destination port
+	a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 1})
+	a.emit(bpf.LoadExtension{Num: bpf.ExtProto})
+	a.jumpIf(bpf.JumpEqual, bundle.EtherTypeIPv4, "", "thin6")
+	// IPv4: the source address is the word at 12, the destination's at 16.
+	for i, off := range []uint32{12, 16} {
+		a.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: key})
+		mixWord(off)
+		mixScratch(i)
+		if i == 0 {
+			a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 3})
+		}
+	}
+	a.jump("combine")
+	// IPv6: the source address is the four words from 8, the
+	// destination's the four from 24.
+	a.label("thin6")
+	for i, base := range []uint32{8, 24} {
+		a.emit(bpf.LoadConstant{Dst: bpf.RegA, Val: key})
+		for off := base; off < base+16; off += 4 {
+			mixWord(off)
+		}
+		mixScratch(i)
+		if i == 0 {
+			a.emit(bpf.StoreScratch{Src: bpf.RegA, N: 3})
+		}
+	}
+	a.label("combine")
+	a.emit(bpf.LoadScratch{Dst: bpf.RegX, N: 3})
+	a.emit(bpf.ALUOpX{Op: bpf.ALUOpAdd})
+	fmix()
+	a.emit(bpf.ALUOpConstant{Op: bpf.ALUOpShiftRight, Val: 32 - bits})
+	a.jumpIf(bpf.JumpEqual, 0, "thin accept", "thin reject")
+}
+
+// kernelFlowHash is the flow hash the "thin" block computes in the kernel:
+// each endpoint hashed on its own, its address's 32-bit words (one for
+// IPv4, four for IPv6, in network order as BPF_LD|BPF_W loads them) then
+// its port, each folded in with fmix32 starting from key; the two endpoint
+// hashes added (so both directions hash alike) and finalised with fmix32.
+// Mixing after every word makes collisions depend on key, so a flooder who
+// does not know it cannot choose sources that are all kept or all left out.
+func kernelFlowHash(a, b []byte, aport, bport uint16, key uint32) uint32 {
+	return fmix32(endpointHash(a, aport, key) + endpointHash(b, bport, key))
+}
+
+// endpointHash is one endpoint's part of kernelFlowHash: addr is 4 or 16
+// bytes.
+func endpointHash(addr []byte, port uint16, key uint32) uint32 {
+	h := key
+	for i := 0; i+4 <= len(addr); i += 4 {
+		h = fmix32(h ^ binary.BigEndian.Uint32(addr[i:]))
+	}
+	return fmix32(h ^ uint32(port))
+}
+
+// fmix32 is MurmurHash3's 32-bit finaliser, as the filter computes it.
+func fmix32(h uint32) uint32 {
+	h ^= h >> 16
+	h *= fmixMul1
+	h ^= h >> 13
+	h *= fmixMul2
+	h ^= h >> 16
+	return h
 }
 
 // nonNil is ps, or an empty list for none, so the manifest says [] and not
@@ -212,6 +346,20 @@ func portTerms(prim string, ports []int) string {
 // raw assembles the program for SO_ATTACH_FILTER.
 func (f *packetFilter) raw() ([]bpf.RawInstruction, error) {
 	raw, err := bpf.Assemble(f.prog)
+	if err != nil {
+		return nil, fmt.Errorf("assemble packet filter: %w", err)
+	}
+	return raw, nil
+}
+
+// rawThinned assembles the program with flow sampling of 1 in 2^bits
+// under key (program).
+func (f *packetFilter) rawThinned(bits, key uint32) ([]bpf.RawInstruction, error) {
+	prog, err := f.program(bits, key)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return nil, fmt.Errorf("assemble packet filter: %w", err)
 	}

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/binary"
 	"io"
+	"math/bits"
+	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
@@ -432,4 +434,114 @@ func TestFilterExprMatchesProgram(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestFlowThinMatchesHash: the filter's flow sampling passes exactly the
+// flows whose hash, computed here, has its top bits zero; both directions
+// of a flow alike; the flows passed at more bits are a subset; and the
+// sampler's hash of the same flow is 0 modulo 2^bits for exactly those.
+func TestFlowThinMatchesHash(t *testing.T) {
+	f, err := newPacketFilter(nil, []int{8080}, headerSnaplen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	const key = 0x5eed1234
+	s := &flowSampler{key: key}
+	passed := map[uint32]int{}
+	for _, bits := range []uint32{1, 3, 6} {
+		prog, err := f.program(bits, key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range 400 {
+			src := uint16(1024 + rng.IntN(60000))
+			var fwd, rev []byte
+			var meta filterMeta
+			if i%2 == 0 {
+				a, b := rng.Uint32(), rng.Uint32()
+				fwd = tcp4Addrs(t, a, b, tcpSeg{src: src, dst: 8080, flags: "S"})
+				rev = tcp4Addrs(t, b, a, tcpSeg{src: 8080, dst: src, flags: "SA"})
+				meta = ipv4Host
+			} else {
+				fwd = tcp6(t, tcpSeg{src: src, dst: 8080, flags: "A"})
+				rev = tcp6Reverse(t, tcpSeg{src: 8080, dst: src, flags: "FA"})
+				meta = ipv6Host
+			}
+			r, ok := rawTCP(fwd)
+			if !ok {
+				t.Fatalf("packet %d not read as TCP", i)
+			}
+			n := 4
+			if r.v6 {
+				n = 16
+			}
+			want := kernelFlowHash(r.a[:n], r.b[:n], r.aport, r.bport, key)>>(32-bits) == 0
+			gotFwd := runFilter(t, prog, meta, fwd) != 0
+			gotRev := runFilter(t, prog, meta, rev) != 0
+			if gotFwd != want || gotRev != want {
+				t.Fatalf("bits %d, packet %d: filter passed %v one way, %v the other; hash says %v", bits, i, gotFwd, gotRev, want)
+			}
+			if mod := s.hashRaw(&r)%(1<<bits) == 0; mod != want {
+				t.Fatalf("bits %d, packet %d: sampler's hash is 0 mod 2^%d: %v, filter's %v", bits, i, bits, mod, want)
+			}
+			if want {
+				passed[bits]++
+			}
+		}
+	}
+	// About 1 in 2^bits of 400 flows pass: far from none and from all.
+	if passed[1] < 120 || passed[1] > 280 || passed[6] > 40 {
+		t.Errorf("flows passed at 1, 3, 6 bits: %v", passed)
+	}
+	// Packets the filter does not select stay out whatever the sampling.
+	prog, _ := f.program(1, key)
+	if got := runFilter(t, prog, ipv4Host, tcp4(t, tcpSeg{src: 50000, dst: 9999, flags: "A"})); got != 0 {
+		t.Errorf("an ACK to an unlisted port: filter returned %d", got)
+	}
+}
+
+// TestFlowThinManyPorts: the longest filter still assembles with the flow
+// sampling in it, at the largest divisor the sampler uses.
+func TestFlowThinManyPorts(t *testing.T) {
+	ports := make([]int, maxFilterPorts)
+	for i := range ports {
+		ports[i] = 10000 + i
+	}
+	listen := make([]int, maxListenPorts)
+	for i := range listen {
+		listen[i] = 20000 + i
+	}
+	f, err := newPacketFilter(ports, listen, headerSnaplen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.rawThinned(uint32(bits.TrailingZeros64(maxOneIn)), 1); err != nil {
+		t.Fatal(err)
+	}
+	// UDP to a focus port is never sampled away.
+	prog, _ := f.program(20, 1)
+	if got := runFilter(t, prog, ipv4Host, udp4(t, 50000, uint16(ports[0]))); got != headerSnaplen {
+		t.Errorf("UDP to a focus port under flow sampling: filter returned %d", got)
+	}
+}
+
+// tcp4Addrs is an IPv4 TCP segment from address a to b.
+func tcp4Addrs(t testing.TB, a, b uint32, s tcpSeg) []byte {
+	ip := ip4(layers.IPProtocolTCP)
+	ip.SrcIP = binary.BigEndian.AppendUint32(nil, a)
+	ip.DstIP = binary.BigEndian.AppendUint32(nil, b)
+	tcp := s.layer()
+	tcp.SetNetworkLayerForChecksum(ip)
+	return serialize(t, ip, tcp)
+}
+
+// tcp6Reverse is a segment like tcp6's, from its destination address to its
+// source address: the other direction of tcp6's flows.
+func tcp6Reverse(t testing.TB, s tcpSeg) []byte {
+	ip := ip6(layers.IPProtocolTCP)
+	ip.SrcIP, ip.DstIP = ip.DstIP, ip.SrcIP
+	tcp := s.layer()
+	tcp.SetNetworkLayerForChecksum(ip)
+	return serialize(t, ip, tcp)
 }

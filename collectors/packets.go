@@ -193,8 +193,8 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	if s.sampler != nil {
 		r, ok := rawTCP(data)
 		const ends = bundle.TCPFlagSYN | bundle.TCPFlagFIN | bundle.TCPFlagRST
-		if ok && (s.thin == nil || r.flags&ends != 0 || !s.thin.listen[r.dport]) {
-			if !s.sampler.decide(s.sampler.hash(&r.key), r.flags, ts) {
+		if ok && (s.thin == nil || r.flags&ends != 0 || !s.thin.listen[r.bport]) {
+			if !s.sampler.decide(s.sampler.hashRaw(&r), r.flags, ts) {
 				return "", nil
 			}
 			decided = true

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"math/bits"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
+	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -95,6 +97,9 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	}
 	start := time.Now()
 	s.sampler = newFlowSampler(start, cfg.window, cfg.maxPackets, cfg.maxBytes-s.bytes)
+	s.sampler.setKernel = func(k uint64) (time.Time, error) {
+		return sock.setFlowSampling(cfg.filter, k, s.sampler.key)
+	}
 	stoppedBy, capErr := sock.capture(ctx, start.Add(cfg.window), s)
 	end := time.Now()
 	if w := start.Add(cfg.window); end.After(w) {
@@ -113,6 +118,9 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	}
 	info := cfg.info(s, start, end, stoppedBy, stats.Drops)
 	info.Sampling = s.sampler.info(sock.read, stats.Freeze_q_cnt, end)
+	if err := s.sampler.kernelErr; err != nil {
+		w.Note("the packet sample's flow sampling stayed out of the kernel (%v): every matching packet was read to be sampled", err)
+	}
 	p.setInfo(info)
 	switch {
 	case capErr != nil:
@@ -241,13 +249,8 @@ func openPacketSocket(f *packetFilter) (_ *packetRing, err error) {
 			r.close()
 		}
 	}()
-	prog := make([]unix.SockFilter, len(raw))
-	for i, x := range raw {
-		prog[i] = unix.SockFilter{Code: x.Op, Jt: x.Jt, Jf: x.Jf, K: x.K}
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
-		return nil, fmt.Errorf("attach packet filter: %w", err)
+	if err := attachFilter(fd, raw); err != nil {
+		return nil, err
 	}
 	// Each packet's tpacket3_hdr gives what PACKET_AUXDATA and
 	// SO_TIMESTAMPNS gave a recvmsg reader: tp_len, the length before the
@@ -275,6 +278,34 @@ func openPacketSocket(f *packetFilter) (_ *packetRing, err error) {
 		return nil, fmt.Errorf("bind packet socket: %w", err)
 	}
 	return r, nil
+}
+
+// setFlowSampling replaces the socket's filter with f sampling 1 TCP flow in
+// k (a power of two) under key, and returns the time it took effect: the
+// kernel swaps the program atomically (sk_attach_filter()), so packets
+// stamped after that met the new one.
+func (r *packetRing) setFlowSampling(f *packetFilter, k uint64, key uint32) (time.Time, error) {
+	raw, err := f.rawThinned(uint32(bits.TrailingZeros64(k)), key)
+	if err != nil {
+		return time.Time{}, err
+	}
+	if err := attachFilter(r.fd, raw); err != nil {
+		return time.Time{}, err
+	}
+	return time.Now(), nil
+}
+
+// attachFilter attaches a classic BPF program to fd, replacing any.
+func attachFilter(fd int, raw []bpf.RawInstruction) error {
+	prog := make([]unix.SockFilter, len(raw))
+	for i, x := range raw {
+		prog[i] = unix.SockFilter{Code: x.Op, Jt: x.Jt, Jf: x.Jf, K: x.K}
+	}
+	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
+	if err := unix.SetsockoptSockFprog(fd, unix.SOL_SOCKET, unix.SO_ATTACH_FILTER, &fprog); err != nil {
+		return fmt.Errorf("attach packet filter: %w", err)
+	}
+	return nil
 }
 
 func (r *packetRing) close() {

@@ -1,9 +1,9 @@
 package collectors
 
 import (
-	"bytes"
 	"encoding/binary"
-	"hash/maphash"
+	"math/bits"
+	"math/rand/v2"
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -21,6 +21,14 @@ const (
 	maxOneIn = 1 << 20
 	// steerEvery is how often a second's divisor may change.
 	steerEvery = time.Second / 16
+	// maxKernelSwitches bounds the kernel divisors remembered to weigh the
+	// packets still in the ring when the divisor changed: the ring holds
+	// well under a second of traffic.
+	maxKernelSwitches = 8
+	// kernelFollow is how long a flow admitted at a divisor keeps the
+	// kernel's divisor from rising past it: long enough for a client's
+	// answer to a SYN-ACK over any path but a broken one.
+	kernelFollow = 500 * time.Millisecond
 )
 
 // flowSampler spreads a packet sample's limits over its whole window.
@@ -45,11 +53,25 @@ const (
 //
 // Each second records what it was offered and what it kept, so analyze can
 // scale the sample's counts by offered/kept and say they are estimates.
+//
+// Why part of it in the kernel: every packet the filter passes is copied
+// into the ring and read by snapdiag, only to be left out here, and under a
+// 50,000/s flood that copying and reading is most of the sample's CPU. The
+// flow hash is therefore one the filter can compute too (kernelFlowHash):
+// once a second must keep 1 flow in oneIn, the filter is swapped for one
+// that passes 1 in kernel of them (SO_ATTACH_FILTER replaces it
+// atomically), half of oneIn at most so this side still steers within the
+// second, and never more than the smallest divisor a flow was admitted at
+// in the last kernelFollow, so a handshake admitted here does not lose its
+// end in the kernel. Both
+// test the same hash's top bits, so what the kernel passes at k contains
+// what is kept at 2k. Each packet read then stands for kernel packets on
+// the wire (Estimated), and the steering works on those estimates.
 type flowSampler struct {
 	start      time.Time
 	budget     int64 // packets a second may keep
 	byteBudget int64 // pcap bytes a second may keep
-	seed       maphash.Seed
+	key        uint32
 
 	sec      int // index of the second cur describes
 	cur      bundle.PacketSecond
@@ -65,6 +87,28 @@ type flowSampler struct {
 	// client's answer to its SYN-ACK.
 	gens  [2]admitGen
 	drops int64
+
+	// setKernel, when set, asks the kernel's filter to pass 1 flow in k
+	// (a power of two) and returns when that took effect; nil leaves all
+	// the sampling here.
+	setKernel func(k uint64) (time.Time, error)
+	// kernel is the kernel's divisor now; switches are the last changes,
+	// newest last, to weigh packets by the divisor they met.
+	kernel   uint64
+	switches []kernelSwitch
+	// firstKernel is the divisor before the oldest remembered switch.
+	firstKernel uint64
+	// admittedAt is when a flow was last admitted at divisor 2^i.
+	admittedAt [64]time.Time
+	// kernelErr is the first failure to change the kernel's divisor; the
+	// sampling goes on here alone.
+	kernelErr error
+}
+
+// kernelSwitch is a change of the kernel's divisor to oneIn at since.
+type kernelSwitch struct {
+	since time.Time
+	oneIn uint64
 }
 
 // newFlowSampler shares maxPackets and maxBytes between the seconds of a
@@ -76,8 +120,9 @@ func newFlowSampler(start time.Time, window time.Duration, maxPackets int, maxBy
 		start:      start,
 		budget:     max(int64(maxPackets)/secs, 1),
 		byteBudget: max(maxBytes/secs, 1),
-		seed:       maphash.MakeSeed(),
+		key:        rand.Uint32(),
 		oneIn:      1,
+		kernel:     1,
 		cur:        bundle.PacketSecond{OneIn: 1},
 		gens:       [2]admitGen{{flows: map[uint64]struct{}{}}, {flows: map[uint64]struct{}{}}},
 	}
@@ -93,11 +138,12 @@ func (f *flowSampler) admit(seg *bundle.TCPSegment, ok bool, ts time.Time, size 
 	return f.decide(f.flowHash(seg), seg.Flags, ts) && f.fits(size)
 }
 
-// offer counts a packet at ts as offered and says whether the second's
-// share has room left.
-func (f *flowSampler) offer(ts time.Time) bool {
+// offer counts a packet at ts as offered, standing for weight packets on
+// the wire, and says whether the second's share has room left.
+func (f *flowSampler) offer(ts time.Time, weight uint64) bool {
 	f.roll(ts)
 	f.cur.Offered++
+	f.cur.Estimated += int64(weight)
 	if f.cur.Kept >= f.budget {
 		f.drops++
 		return false
@@ -108,7 +154,8 @@ func (f *flowSampler) offer(ts time.Time) bool {
 
 // decideOther decides on a packet that is not TCP: 1 in oneIn, in order.
 func (f *flowSampler) decideOther(ts time.Time) bool {
-	if !f.offer(ts) {
+	// The kernel samples TCP flows only.
+	if !f.offer(ts, 1) {
 		return false
 	}
 	if uint64(f.cur.Offered)%f.oneIn == 0 {
@@ -121,14 +168,14 @@ func (f *flowSampler) decideOther(ts time.Time) bool {
 // decide decides on a TCP segment at ts of the flow whose hash is h, with
 // the TCP flags given.
 func (f *flowSampler) decide(h uint64, flags uint8, ts time.Time) bool {
-	if !f.offer(ts) {
+	if !f.offer(ts, f.kernelAt(ts)) {
 		return false
 	}
 	end := flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0
 	switch {
 	case h%f.oneIn == 0:
 		if flags&bundle.TCPFlagSYN != 0 && !end {
-			f.admit1(h)
+			f.admit1(h, ts)
 		}
 	case f.followed(h):
 	default:
@@ -153,7 +200,8 @@ func (f *flowSampler) fits(size int64) bool {
 }
 
 // admit1 follows the flow with hash h to its end.
-func (f *flowSampler) admit1(h uint64) {
+func (f *flowSampler) admit1(h uint64, ts time.Time) {
+	f.admittedAt[bits.TrailingZeros64(f.oneIn)] = ts
 	g := &f.gens[0]
 	if len(g.flows) >= maxAdmitted/2 {
 		clear(g.flows)
@@ -180,41 +228,34 @@ func (f *flowSampler) followed(h uint64) bool {
 	return false
 }
 
-// flowHash is the keyed hash of the segment's two endpoints, the same in
-// both directions and the same as rawTCP's for the segment.
+// flowHash is the flow hash of a decoded segment, the same in both
+// directions and the same as hashRaw's for the packet.
 func (f *flowSampler) flowHash(seg *bundle.TCPSegment) uint64 {
-	k := segKey(seg)
-	return f.hash(&k)
-}
-
-// segKey is the flow key of a decoded segment.
-func segKey(seg *bundle.TCPSegment) flowBytes {
-	// Ordered by the 16-byte forms, as rawTCP orders them: an IPv6
-	// packet's IPv4-mapped address decodes as IPv4, which Addr.Compare
-	// would put first whatever its bytes.
-	a16, b16 := seg.Src.Addr().As16(), seg.Dst.Addr().As16()
-	ap, bp := seg.Src.Port(), seg.Dst.Port()
-	if c := bytes.Compare(b16[:], a16[:]); c < 0 || c == 0 && bp < ap {
-		a16, b16, ap, bp = b16, a16, bp, ap
+	var r rawSegment
+	src, dst := seg.Src.Addr(), seg.Dst.Addr()
+	if src.Is4() && dst.Is4() {
+		a, b := src.As4(), dst.As4()
+		copy(r.a[:], a[:])
+		copy(r.b[:], b[:])
+	} else {
+		// An IPv4 address carried in an IPv6 packet decodes as IPv6 here
+		// only when it is not IPv4-mapped; a mapped one is never on the
+		// wire, and at worst its flow is sampled apart from the kernel's.
+		r.a, r.b, r.v6 = src.As16(), dst.As16(), true
 	}
-	var k flowBytes
-	copy(k[0:16], a16[:])
-	binary.BigEndian.PutUint16(k[16:], ap)
-	copy(k[18:34], b16[:])
-	binary.BigEndian.PutUint16(k[34:], bp)
-	return k
+	r.aport, r.bport = seg.Src.Port(), seg.Dst.Port()
+	return f.hashRaw(&r)
 }
-
-// flowBytes is a flow's key: the lower endpoint (address as 16 bytes,
-// IPv4 mapped into IPv6, then port), then the higher one, in network order.
-type flowBytes [36]byte
 
 // rawSegment is what the sampling needs of a TCP segment, read straight
 // from the packet.
 type rawSegment struct {
-	key   flowBytes
-	flags uint8
-	dport uint16
+	// a and b are the source and destination addresses: 16 bytes for
+	// IPv6, the first 4 for IPv4.
+	a, b         [16]byte
+	v6           bool
+	aport, bport uint16
+	flags        uint8
 }
 
 // rawTCP reads a TCP segment's endpoints and flags from a packet's network
@@ -223,39 +264,91 @@ type rawSegment struct {
 // and IPv6 whose first next header is TCP; ok is false for anything else
 // or anything too short, and the caller decodes the packet in full.
 func rawTCP(pkt []byte) (r rawSegment, ok bool) {
-	var src, dst [16]byte
+	be := binary.BigEndian
 	var tcp []byte
 	switch {
 	case len(pkt) >= 20 && pkt[0]>>4 == 4:
 		ihl := int(pkt[0]&0x0f) * 4
-		if ihl < 20 || pkt[9] != 6 || binary.BigEndian.Uint16(pkt[6:])&0x1fff != 0 || len(pkt) < ihl+14 {
+		if ihl < 20 || pkt[9] != 6 || be.Uint16(pkt[6:])&0x1fff != 0 || len(pkt) < ihl+14 {
 			return r, false
 		}
-		src[10], src[11], dst[10], dst[11] = 0xff, 0xff, 0xff, 0xff
-		copy(src[12:], pkt[12:16])
-		copy(dst[12:], pkt[16:20])
+		copy(r.a[:4], pkt[12:16])
+		copy(r.b[:4], pkt[16:20])
 		tcp = pkt[ihl:]
 	case len(pkt) >= 40+14 && pkt[0]>>4 == 6 && pkt[6] == 6:
-		copy(src[:], pkt[8:24])
-		copy(dst[:], pkt[24:40])
+		copy(r.a[:], pkt[8:24])
+		copy(r.b[:], pkt[24:40])
+		r.v6 = true
 		tcp = pkt[40:]
 	default:
 		return r, false
 	}
-	sport, dport := binary.BigEndian.Uint16(tcp[0:]), binary.BigEndian.Uint16(tcp[2:])
-	r.flags, r.dport = tcp[13], dport
-	if c := bytes.Compare(dst[:], src[:]); c < 0 || c == 0 && dport < sport {
-		src, dst, sport, dport = dst, src, dport, sport
-	}
-	copy(r.key[0:16], src[:])
-	binary.BigEndian.PutUint16(r.key[16:], sport)
-	copy(r.key[18:34], dst[:])
-	binary.BigEndian.PutUint16(r.key[34:], dport)
+	r.aport, r.bport = be.Uint16(tcp[0:]), be.Uint16(tcp[2:])
+	r.flags = tcp[13]
 	return r, true
 }
 
-// hash is the keyed hash of a flow's key.
-func (f *flowSampler) hash(k *flowBytes) uint64 { return maphash.Bytes(f.seed, k[:]) }
+// hashRaw is the segment's flow hash: the kernel's (kernelFlowHash under
+// the sampler's key), bit-reversed so that "the top n bits of the kernel's
+// hash are zero", which the filter tests, reads here as "h is 0 modulo
+// 2^n".
+func (f *flowSampler) hashRaw(r *rawSegment) uint64 {
+	n := 4
+	if r.v6 {
+		n = 16
+	}
+	return uint64(bits.Reverse32(kernelFlowHash(r.a[:n], r.b[:n], r.aport, r.bport, f.key)))
+}
+
+// kernelAt is the kernel's divisor a packet stamped ts met: the last switch
+// at or before ts. Packets stamped before every remembered switch met the
+// oldest one's predecessor, which is at least as small.
+func (f *flowSampler) kernelAt(ts time.Time) uint64 {
+	for i := len(f.switches) - 1; i >= 0; i-- {
+		if !ts.Before(f.switches[i].since) {
+			return f.switches[i].oneIn
+		}
+	}
+	if len(f.switches) > 0 {
+		return f.firstKernel
+	}
+	return f.kernel
+}
+
+// steerKernel moves as much of the divisor as it may into the kernel's
+// filter at ts: half of oneIn, bounded by the smallest divisor a flow was
+// admitted at in the last kernelFollow, so each of those still passes the
+// filter. It changes the filter only when that bound moved.
+func (f *flowSampler) steerKernel(ts time.Time) {
+	if f.setKernel == nil || f.kernelErr != nil {
+		return
+	}
+	k := max(f.oneIn/2, 1)
+	for l := uint64(1); l < k; l *= 2 {
+		if at := f.admittedAt[bits.TrailingZeros64(l)]; !at.IsZero() && ts.Sub(at) < kernelFollow {
+			k = l
+			break
+		}
+	}
+	if k == f.kernel {
+		return
+	}
+	since, err := f.setKernel(k)
+	if err != nil {
+		f.kernelErr = err
+		return
+	}
+	if len(f.switches) == 0 {
+		f.firstKernel = f.kernel
+	}
+	if len(f.switches) == maxKernelSwitches {
+		f.firstKernel = f.switches[0].oneIn
+		f.switches = append(f.switches[:0], f.switches[1:]...)
+	}
+	f.switches = append(f.switches, kernelSwitch{since: since, oneIn: k})
+	f.kernel = k
+	f.cur.KernelOneIn = max(f.cur.KernelOneIn, int(k))
+}
 
 // steer sets the divisor for the rest of the second, every steerEvery or
 // every sixteenth of the budget kept: the packets still to come at the
@@ -274,13 +367,16 @@ func (f *flowSampler) steer(ts time.Time) {
 	}
 	f.nextSteer, f.steerKept = ts.Add(steerEvery), f.cur.Kept+max(f.budget/16, 1)
 	left := max(time.Second-elapsed, time.Millisecond)
-	coming := float64(f.cur.Offered) * float64(left) / float64(elapsed)
+	coming := float64(f.cur.Estimated) * float64(left) / float64(elapsed)
 	room := float64(f.budget*7/8 - f.cur.Kept)
-	f.oneIn = 1
+	// The kernel already passes only 1 flow in f.kernel: this side can
+	// divide further, not less.
+	f.oneIn = f.kernel
 	for f.oneIn < maxOneIn && (room <= 0 || coming > room*float64(f.oneIn)) {
 		f.oneIn *= 2
 	}
 	f.cur.OneIn = max(f.cur.OneIn, int(f.oneIn))
+	f.steerKernel(ts)
 }
 
 // admitGen is one second's admitted flows, by hash, and the smallest
@@ -313,7 +409,7 @@ func (f *flowSampler) roll(ts time.Time) {
 	if i <= f.sec {
 		return
 	}
-	offered := f.cur.Offered
+	offered := f.cur.Estimated
 	f.gens[0], f.gens[1] = f.gens[1], f.gens[0]
 	clear(f.gens[0].flows)
 	f.gens[0].minOneIn = 0
@@ -334,12 +430,22 @@ func (f *flowSampler) roll(ts time.Time) {
 	// rate to go by.
 	f.curBytes = 0
 	f.nextSteer, f.steerKept = f.secondStart().Add(steerEvery), max(f.budget/16, 1)
+	f.steerKernel(ts)
+	f.oneIn = max(f.oneIn, f.kernel)
 	f.cur.OneIn = int(f.oneIn)
+	f.cur.KernelOneIn = max(f.cur.KernelOneIn, int(f.kernel))
 }
 
 // info is the sampling's record for the manifest, seconds up to end.
 func (f *flowSampler) info(read int64, freezes uint32, end time.Time) *bundle.PacketSampling {
 	f.roll(end.Add(-time.Nanosecond))
+	seconds := append(append([]bundle.PacketSecond(nil), f.seconds...), f.cur)
+	for i := range seconds {
+		// Only a second the kernel sampled in says so, and estimates.
+		if seconds[i].KernelOneIn <= 1 {
+			seconds[i].KernelOneIn, seconds[i].Estimated = 0, 0
+		}
+	}
 	return &bundle.PacketSampling{
 		Method:          bundle.SamplingPerFlow,
 		Start:           f.start,
@@ -347,6 +453,6 @@ func (f *flowSampler) info(read int64, freezes uint32, end time.Time) *bundle.Pa
 		Read:            read,
 		SamplingDrops:   f.drops,
 		KernelFreezes:   freezes,
-		Seconds:         append(append([]bundle.PacketSecond(nil), f.seconds...), f.cur),
+		Seconds:         seconds,
 	}
 }

@@ -67,6 +67,83 @@ func TestFlowSamplerSpreadsAFlood(t *testing.T) {
 	}
 }
 
+// TestFlowSamplerInKernel offers the same flood through a model of the
+// kernel's filter, which passes a flow only when its hash's top bits are
+// zero at the divisor the sampler last set: the divisor must move into the
+// kernel after the first second, most of the flood must then never reach
+// the sampler, kept flows must stay whole, and the seconds' estimates must
+// still add up to the flood.
+func TestFlowSamplerInKernel(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	const (
+		window = 4 * time.Second
+		rate   = 50_000
+		limit  = 20_000
+	)
+	f := newFlowSampler(start, window, limit, 1<<30)
+	var now time.Time
+	kernel, switches := uint64(1), 0
+	f.setKernel = func(k uint64) (time.Time, error) {
+		kernel = k
+		switches++
+		return now, nil
+	}
+	passes := func(seg *bundle.TCPSegment) bool {
+		return kernel == 1 || f.flowHash(seg)%kernel == 0
+	}
+	server := netip.MustParseAddrPort("10.0.0.1:8080")
+	keptSYN := map[netip.AddrPort]bool{}
+	wire, read := 0, 0
+	for i := range rate * int(window/time.Second) {
+		now = start.Add(time.Duration(i) * time.Second / rate)
+		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(1024+i%60000))
+		syn := bundle.TCPSegment{Src: client, Dst: server, Flags: bundle.TCPFlagSYN}
+		synAck := bundle.TCPSegment{Src: server, Dst: client, Flags: bundle.TCPFlagSYN | bundle.TCPFlagACK}
+		wire += 2
+		if !passes(&syn) {
+			continue
+		}
+		read += 2
+		if f.admit(&syn, true, now, 100) {
+			f.kept(100)
+			keptSYN[client] = true
+		}
+		if f.admit(&synAck, true, now, 100) {
+			f.kept(100)
+		} else if keptSYN[client] {
+			t.Fatalf("flow %d: SYN kept, its SYN-ACK left out", i)
+		}
+	}
+	info := f.info(int64(read), 0, start.Add(window))
+	if f.kernelErr != nil || switches == 0 {
+		t.Fatalf("kernel divisor never set (error %v)", f.kernelErr)
+	}
+	var total, kept int64
+	for i, s := range info.Seconds {
+		if i > 0 && s.KernelOneIn < 2 {
+			t.Errorf("second %d: kernel divisor %d, want the flood sampled in the kernel", i, s.KernelOneIn)
+		}
+		if s.Kept == 0 || s.Kept > int64(info.BudgetPerSecond) {
+			t.Errorf("second %d kept %d packets, want 1..%d", i, s.Kept, info.BudgetPerSecond)
+		}
+		total += s.Total()
+		kept += s.Kept
+	}
+	if read > wire/2 {
+		t.Errorf("%d of %d packets reached the sampler: the kernel should have left most out", read, wire)
+	}
+	if d := float64(total)/float64(wire) - 1; d < -0.15 || d > 0.15 {
+		t.Errorf("estimated %d packets on the wire, there were %d", total, wire)
+	}
+	if kept > limit {
+		t.Errorf("kept %d packets, limit %d", kept, limit)
+	}
+	p := &bundle.PacketsInfo{Sampling: info}
+	if !p.Sampled() || p.Scale() < float64(wire)/float64(kept)*0.85 {
+		t.Errorf("sampled %v at 1 in %.1f; %d of %d kept", p.Sampled(), p.Scale(), kept, wire)
+	}
+}
+
 // TestFlowSamplerKeepsAllWhenQuiet checks that traffic within the
 // budget is all kept and reads as unsampled.
 func TestFlowSamplerKeepsAllWhenQuiet(t *testing.T) {
@@ -108,6 +185,7 @@ func FuzzFlowSampler(f *testing.F) {
 // and flags as the full decoding, both ways, IPv4 and IPv6, and leaves
 // what it cannot read to the full decoding.
 func TestRawTCPMatchesDecode(t *testing.T) {
+	smp := &flowSampler{key: 0x5eed}
 	pkts := map[string][]byte{
 		"v4 to server":   seg4(t, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true),
 		"v4 from server": seg4(t, tcpSeg{src: 8080, dst: 50000, flags: "SA"}, false),
@@ -115,14 +193,14 @@ func TestRawTCPMatchesDecode(t *testing.T) {
 	for name, pkt := range pkts {
 		r, ok := rawTCP(pkt)
 		seg, dok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
-		if !ok || !dok || r.key != segKey(&seg) || r.flags != seg.Flags || r.dport != seg.Dst.Port() {
+		if !ok || !dok || smp.hashRaw(&r) != smp.flowHash(&seg) || r.flags != seg.Flags || r.bport != seg.Dst.Port() {
 			t.Errorf("%s: raw %v %+v, decoded %v %+v", name, ok, r, dok, seg)
 		}
 	}
 	a, _ := rawTCP(pkts["v4 to server"])
 	b, _ := rawTCP(pkts["v4 from server"])
-	if a.key != b.key {
-		t.Errorf("the two directions have different keys:\n%x\n%x", a.key, b.key)
+	if smp.hashRaw(&a) != smp.hashRaw(&b) {
+		t.Errorf("the two directions have different flow hashes: %#x, %#x", smp.hashRaw(&a), smp.hashRaw(&b))
 	}
 	if _, ok := rawTCP(udp4(t, 50000, 8080)); ok {
 		t.Error("a UDP packet read as TCP")
@@ -135,10 +213,11 @@ func FuzzRawTCP(f *testing.F) {
 	f.Add(seg4(f, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true))
 	f.Add(seg4(f, tcpSeg{src: 8080, dst: 50000, flags: "SA"}, false))
 	f.Add(append([]byte{0x60, 0, 0, 0, 0, 20, 6, 64}, make([]byte, 60)...))
+	smp := &flowSampler{key: 0x5eed}
 	f.Fuzz(func(t *testing.T, pkt []byte) {
 		r, ok := rawTCP(pkt)
 		seg, dok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
-		if ok && dok && (r.key != segKey(&seg) || r.flags != seg.Flags) {
+		if ok && dok && (smp.hashRaw(&r) != smp.flowHash(&seg) || r.flags != seg.Flags) {
 			t.Fatalf("raw %+v, decoded %+v", r, seg)
 		}
 	})
