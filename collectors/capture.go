@@ -123,6 +123,9 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		opts.Deadline = DefaultDeadline
 	}
 	h := opts.Host.WithDefaults()
+	if h.Shared == nil {
+		h.Shared = &Shared{}
+	}
 	hardCtx, cancelHard := context.WithDeadline(ctx, start.Add(opts.Deadline))
 	defer cancelHard()
 	collectCtx, cancel := context.WithDeadline(hardCtx, start.Add(opts.Deadline-commitReserve(opts.Deadline)))

@@ -41,24 +41,14 @@ type owner struct {
 // Name implements Sampler.
 func (*Listeners) Name() string { return "listeners" }
 
-// Sample implements Sampler.
+// Sample implements Sampler. The first sample of a capture is the capture's
+// listener snapshot, which the other collectors share (Host.firstListeners);
+// later samples dump the listeners afresh.
 func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer) error {
-	t := newListenerTable(newZoner())
-	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
-		// INET_DIAG_SKMEMINFO carries the listener's own drop counter.
-		if err := sockdiag.Dump(ctx, family, sockdiag.StatesListen, sockdiag.ExtSkMemInfo, t.addListener); err != nil {
-			return fmt.Errorf("read tcp listeners (%s): %w", familyName(family), err)
-		}
+	ls, err := h.sampleListeners(ctx)
+	if err != nil {
+		return err
 	}
-	t.index()
-	// The dual-stack rule needs both families' requests whatever the
-	// listener's family, so both are dumped even when one has no listener.
-	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
-		if err := sockdiag.Dump(ctx, family, sockdiag.StatesSynRecv, 0, t.addRequest); err != nil {
-			return fmt.Errorf("read tcp SYN-RECV sockets (%s): %w", familyName(family), err)
-		}
-	}
-	ls := t.listeners()
 	proc := h.Proc
 	if proc == "" {
 		proc = "/proc"
@@ -73,6 +63,21 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 		w.Note("owner not found for %d of %d listeners (pid 0): held by processes this capture cannot look into (another user's, without CAP_SYS_PTRACE, or another PID namespace's)", n, len(ls))
 	}
 	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), bundle.EncodeListeners(ls))
+}
+
+// readListeners dumps every TCP listener of both families with its queues
+// and the half-open requests attributed to it. One dump asks for LISTEN and
+// SYN_RECV sockets together: the kernel walks its listening hash, then its
+// established hash for the requests, and a second dump would walk both again.
+func readListeners(ctx context.Context, d *sockdiag.Dumper) ([]bundle.Listener, error) {
+	t := newListenerTable(newZoner())
+	// INET_DIAG_SKMEMINFO carries the listener's own drop counter; request
+	// sockets get no attributes whatever is asked (inet_req_diag_fill()).
+	if err := d.Dump(ctx, sockdiag.StatesListen|sockdiag.StatesSynRecv, sockdiag.ExtSkMemInfo, t.add); err != nil {
+		return nil, fmt.Errorf("read tcp listeners and SYN-RECV sockets: %w", err)
+	}
+	t.attributePending()
+	return t.listeners(), nil
 }
 
 // unowned counts the listeners whose owning process was not found.
@@ -105,6 +110,17 @@ type listenerTable struct {
 	// dualStack holds [::] listeners without IPV6_V6ONLY, which take IPv4
 	// connections too.
 	dualStack map[uint16]int
+	// pending counts the requests of a combined dump by family and local
+	// endpoint, until every listener is known: the kernel sends a dump's
+	// listeners first, but attribution should not rest on that order, and
+	// a request of one family may belong to a listener of the other. A SYN
+	// flood has many requests but few local endpoints.
+	pending map[requestKey]int
+}
+
+type requestKey struct {
+	family uint8
+	local  netip.AddrPort // unmapped
 }
 
 type listenerEntry struct {
@@ -132,7 +148,32 @@ func newListenerTable(z *zoner) *listenerTable {
 		exact:     map[netip.AddrPort]int{},
 		wildcard:  map[familyPort]int{},
 		dualStack: map[uint16]int{},
+		pending:   map[requestKey]int{},
 	}
+}
+
+// add is the sockdiag.Dump callback of a combined LISTEN and SYN_RECV dump:
+// it adds listeners and counts requests for attributePending.
+func (t *listenerTable) add(m *sockdiag.Msg) error {
+	switch {
+	case m.State == sockdiag.StateListen:
+		return t.addListener(m)
+	case m.Request():
+		t.pending[requestKey{m.Family, netip.AddrPortFrom(m.Src.Addr().Unmap(), m.Src.Port())}]++
+	}
+	return nil
+}
+
+// attributePending indexes the listeners and attributes the requests add
+// counted.
+func (t *listenerTable) attributePending() {
+	t.index()
+	for k, n := range t.pending {
+		if g, ok := t.lookup(k.family, k.local.Addr(), k.local.Port()); ok {
+			t.synRecv[g] += n
+		}
+	}
+	clear(t.pending)
 }
 
 // addListener is the sockdiag.Dump callback for LISTEN sockets.
@@ -214,18 +255,25 @@ func (t *listenerTable) addRequest(m *sockdiag.Msg) error {
 	if !m.Request() {
 		return nil
 	}
+	if g, ok := t.lookup(m.Family, m.Src.Addr().Unmap(), m.Src.Port()); ok {
+		t.synRecv[g]++
+	}
+	return nil
+}
+
+// lookup returns the group of listeners that holds a request of family to
+// the unmapped local address and port.
+func (t *listenerTable) lookup(family uint8, local netip.Addr, port uint16) (int, bool) {
 	// A request reports the concrete local address the SYN was sent to,
 	// even for a wildcard listener. A listener bound to that address wins
 	// over a wildcard one, as in __inet_lookup_listener(), which looks up
 	// (daddr, port) before (INADDR_ANY, port).
-	local := m.Src.Addr().Unmap()
-	port := m.Src.Port()
 	g, ok := t.exact[netip.AddrPortFrom(local, port)]
 	switch {
 	case ok:
 	case !local.Is4():
 		g, ok = t.wildcard[familyPort{sockdiag.FamilyInet6, port}]
-	case m.Family == sockdiag.FamilyInet6:
+	case family == sockdiag.FamilyInet6:
 		// inet_reqsk_alloc() gives a request its listener's family
 		// (ireq_family = sk_listener->sk_family): an IPv4 client of a [::]
 		// listener is an AF_INET6 request with a v4-mapped address, and
@@ -242,10 +290,7 @@ func (t *listenerTable) addRequest(m *sockdiag.Msg) error {
 			g, ok = t.dualStack[port]
 		}
 	}
-	if ok {
-		t.synRecv[g]++
-	}
-	return nil
+	return g, ok
 }
 
 // listeners returns the listeners with their SYN_RECV counts, sorted by port,

@@ -112,6 +112,21 @@ func TestListenerAttribution(t *testing.T) {
 	if diff := cmp.Diff(want, tb.listeners()); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
 	}
+
+	// A combined LISTEN and SYN_RECV dump: requests are counted as they
+	// come, before or after their listeners, and attributed at the end.
+	combined := newListenerTable(testZoner())
+	for _, ms := range [][]L{requests, listeners} {
+		for i := range ms {
+			if err := combined.add(&ms[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	combined.attributePending()
+	if diff := cmp.Diff(want, combined.listeners()); diff != "" {
+		t.Errorf("listeners of a combined dump (-want +got):\n%s", diff)
+	}
 }
 
 // fakeProc makes a /proc with processes holding the given descriptors:
