@@ -43,6 +43,10 @@ type Options struct {
 	// History holds samples taken before the capture, oldest first; they
 	// become the bundle's first samples.
 	History []HistorySample
+	// Priority is the priority the process was set to for the capture
+	// (LowerPriority's result); nil when it runs at the priority it was
+	// started with, which the manifest then records as found.
+	Priority *bundle.Priority
 }
 
 // Result is what a capture produced.
@@ -113,6 +117,7 @@ func commitReserve(deadline time.Duration) time.Duration {
 // that failed are recorded in the manifest.
 func Capture(ctx context.Context, opts Options) (Result, error) {
 	start := time.Now()
+	cost := startCost(start)
 	if opts.Samples <= 0 {
 		opts.Samples = DefaultSamples
 	}
@@ -189,6 +194,11 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		a.Annotate(m)
 	}
 	m.End = time.Now().UTC()
+	prio := currentPriority()
+	if opts.Priority != nil {
+		prio = *opts.Priority
+	}
+	m.Cost = cost.finish(m.End, prio)
 	path, err := w.Commit(bundle.FileName(hostFacts.Hostname, start), m)
 	if err != nil {
 		return Result{}, fmt.Errorf("write bundle: %w", err)

@@ -85,6 +85,9 @@ func manifestLines(ctx *Context, s *analyze.Snapshot) []string {
 		caps := strings.Join(m.Host.Capabilities, ", ")
 		add("   euid        %d  capabilities: %s", m.Host.EUID, cmpDash(caps))
 		add("   time        %s → %s (%s)", fmtTime(m.Start), fmtTime(m.End), m.End.Sub(m.Start).Round(time.Millisecond))
+		if c := m.Cost; c != nil {
+			add("   cost        %s", c.Summary())
+		}
 		if m.DeadlineHit {
 			out = append(out, "   "+st.Warning.Render("the capture deadline cut at least one collector"))
 		}
