@@ -99,7 +99,11 @@ type Priority struct {
 	// values (capture's default, --priority low); false when it ran at the
 	// priority it was started with.
 	Lowered bool `json:"lowered"`
-	// Error says why lowering failed, in part or whole.
+	// RestoredForWrite is true when a lowered capture went back to the
+	// priority it was started with once collecting ended, so that writing
+	// the bundle meets the deadline on a busy host.
+	RestoredForWrite bool `json:"restored_for_write,omitempty"`
+	// Error says why lowering or restoring failed, in part or whole.
 	Error string `json:"error,omitempty"`
 }
 

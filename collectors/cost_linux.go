@@ -34,32 +34,95 @@ const (
 	ioprioClassBE    = 2
 )
 
+// LowPriority is the priority a process lowered itself to for a capture
+// (LowerPriority), and the one to go back to for writing the bundle.
+type LowPriority struct {
+	// Applied is the priority the process runs at after LowerPriority.
+	Applied bundle.Priority
+	// nice and ioprio are the calling thread's before it was lowered.
+	nice   int
+	ioprio uintptr
+}
+
 // LowerPriority lowers the CPU and disk scheduling priority of every thread
-// of this process, for good, so that a capture does not compete with the
-// service it diagnoses: nice LowNice (or the nice value it has, if higher)
-// and the best-effort disk class at its last level. Call it first thing in a
-// process that does nothing but capture: nice and the I/O priority belong to
-// each thread on Linux, not to the process (setpriority(PRIO_PROCESS, 0)
-// changes only the calling thread), and a thread created later copies them
-// from the thread that creates it (sched_fork(), copy_io()), so once every
-// thread is changed the Go runtime's later threads follow.
+// of this process so that a capture does not compete with the service it
+// diagnoses: nice LowNice (or the nice value it has, if higher) and the
+// best-effort disk class at its last level. Call it first thing in a process
+// that does nothing but capture: nice and the I/O priority belong to each
+// thread on Linux, not to the process (setpriority(PRIO_PROCESS, 0) changes
+// only the calling thread), and a thread created later copies them from the
+// thread that creates it (sched_fork(), copy_io()), so once every thread is
+// changed the Go runtime's later threads follow.
 //
-// It returns the priority the process then runs at, with Lowered set, and
-// what failed in Error (an unprivileged process may lower, never raise, so
-// only a process at a nice value below LowNice is changed).
-func LowerPriority() bundle.Priority {
+// Applied says what the process then runs at, with Lowered set, and what
+// failed in Error.
+func LowerPriority() *LowPriority {
+	l := &LowPriority{}
+	tid := unix.Gettid()
 	var errs []error
-	// Threads may be created while the list is walked: walk it again until
-	// a pass finds nothing left to change.
+	var err error
+	if l.nice, err = threadNice(tid); err != nil {
+		errs = append(errs, err)
+	}
+	if l.ioprio, err = threadIOPrioRaw(tid); err != nil {
+		errs = append(errs, err)
+	}
+	if len(errs) == 0 {
+		errs = append(errs, everyThread(lowerThread))
+	}
+	l.Applied = currentPriority()
+	l.Applied.Lowered = true
+	if err := errors.Join(errs...); err != nil {
+		l.Applied.Error = err.Error()
+	}
+	return l
+}
+
+// Restore puts every thread back at the priority the process had before
+// LowerPriority. A capture calls it when collecting ends, so that writing
+// the bundle meets the deadline even when busy threads of nice 0 leave a
+// nice-10 process a tenth of each CPU; the write is short. Raising the CPU
+// priority back needs CAP_SYS_NICE (an unprivileged process may only lower
+// it): without it Restore fails and the write runs low.
+func (l *LowPriority) Restore() error {
+	return everyThread(func(tid int) (bool, error) {
+		changed := false
+		nice, err := threadNice(tid)
+		if err != nil {
+			return false, err
+		}
+		if nice != l.nice {
+			if err := unix.Setpriority(unix.PRIO_PROCESS, tid, l.nice); err != nil {
+				return false, fmt.Errorf("setpriority thread %d: %w", tid, err)
+			}
+			changed = true
+		}
+		io, err := threadIOPrioRaw(tid)
+		if err != nil {
+			return changed, err
+		}
+		if io != l.ioprio {
+			if err := setIOPrio(tid, l.ioprio); err != nil {
+				return changed, err
+			}
+			changed = true
+		}
+		return changed, nil
+	})
+}
+
+// everyThread calls set for every thread of the process until a pass
+// changes nothing: threads may be created while the list is walked.
+func everyThread(set func(tid int) (changed bool, err error)) error {
+	var errs []error
 	for pass := 0; pass < 5; pass++ {
 		tids, err := threadIDs()
 		if err != nil {
-			errs = append(errs, err)
-			break
+			return err
 		}
 		changed := 0
 		for _, tid := range tids {
-			c, err := lowerThread(tid)
+			c, err := set(tid)
 			if err != nil && !errors.Is(err, unix.ESRCH) { // ESRCH: the thread has exited
 				errs = append(errs, err)
 			}
@@ -71,12 +134,7 @@ func LowerPriority() bundle.Priority {
 			break
 		}
 	}
-	p := currentPriority()
-	p.Lowered = true
-	if err := errors.Join(errs...); err != nil {
-		p.Error = err.Error()
-	}
-	return p
+	return errors.Join(errs...)
 }
 
 // lowerThread lowers thread tid's priority and reports whether it changed
@@ -98,13 +156,20 @@ func lowerThread(tid int) (bool, error) {
 		return changed, err
 	}
 	if class != bundle.IOClassIdle && (class != bundle.IOClassBestEffort || level < lowIOLevel) {
-		prio := uintptr(ioprioClassBE<<ioprioClassShift | lowIOLevel)
-		if _, _, e := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), prio); e != 0 {
-			return changed, fmt.Errorf("ioprio_set thread %d: %w", tid, e)
+		if err := setIOPrio(tid, ioprioClassBE<<ioprioClassShift|lowIOLevel); err != nil {
+			return changed, err
 		}
 		changed = true
 	}
 	return changed, nil
+}
+
+// setIOPrio sets thread tid's raw I/O priority (class << 13 | level).
+func setIOPrio(tid int, prio uintptr) error {
+	if _, _, e := unix.Syscall(unix.SYS_IOPRIO_SET, ioprioWhoProcess, uintptr(tid), prio); e != 0 {
+		return fmt.Errorf("ioprio_set thread %d: %w", tid, e)
+	}
+	return nil
 }
 
 // threadNice returns the nice value of thread tid. The raw getpriority
@@ -118,11 +183,20 @@ func threadNice(tid int) (int, error) {
 	return 20 - raw, nil
 }
 
-// threadIOPrio returns the disk scheduling class and level of thread tid.
-func threadIOPrio(tid int) (string, int, error) {
+// threadIOPrioRaw returns thread tid's raw I/O priority.
+func threadIOPrioRaw(tid int) (uintptr, error) {
 	r, _, e := unix.Syscall(unix.SYS_IOPRIO_GET, ioprioWhoProcess, uintptr(tid), 0)
 	if e != 0 {
-		return "", 0, fmt.Errorf("ioprio_get thread %d: %w", tid, e)
+		return 0, fmt.Errorf("ioprio_get thread %d: %w", tid, e)
+	}
+	return r, nil
+}
+
+// threadIOPrio returns the disk scheduling class and level of thread tid.
+func threadIOPrio(tid int) (string, int, error) {
+	r, err := threadIOPrioRaw(tid)
+	if err != nil {
+		return "", 0, err
 	}
 	class := []string{bundle.IOClassNone, bundle.IOClassRealtime, bundle.IOClassBestEffort, bundle.IOClassIdle}
 	c := int(r >> ioprioClassShift)

@@ -80,6 +80,13 @@ type threadPriorities struct {
 	Threads  map[int]bundle.Priority
 	// NewThreads counts the threads started after LowerPriority returned.
 	NewThreads int
+	// Before is the priority before LowerPriority; Restored every thread's
+	// after Restore.
+	Before   bundle.Priority
+	Restored map[int]bundle.Priority
+	// Captured is what a capture at the lowered priority recorded.
+	Captured     bundle.Priority
+	RestoreError string
 }
 
 // TestLowerPriority checks, in a process of its own (the priority cannot be
@@ -115,19 +122,42 @@ func TestLowerPriority(t *testing.T) {
 			t.Errorf("thread %d priority (-want +got):\n%s", tid, diff)
 		}
 	}
+
+	// Restore puts every thread back, the new ones included; raising the
+	// CPU priority back needs CAP_SYS_NICE.
+	testutil.NeedRoot(t, "raising a priority back needs CAP_SYS_NICE")
+	if got.RestoreError != "" {
+		t.Fatalf("Restore: %s", got.RestoreError)
+	}
+	back := got.Before
+	back.IOLevel = 0 // threadIOPrio's level, not the effective one currentPriority derives
+	if back.IOClass != bundle.IOClassNone {
+		back.IOLevel = got.Before.IOLevel
+	}
+	for tid, p := range got.Restored {
+		if diff := cmp.Diff(back, p); diff != "" {
+			t.Errorf("thread %d priority after Restore (-want +got):\n%s", tid, diff)
+		}
+	}
+	wantCaptured := bundle.Priority{Nice: LowNice, IOClass: bundle.IOClassBestEffort, IOLevel: lowIOLevel, Lowered: true, RestoredForWrite: true}
+	if diff := cmp.Diff(wantCaptured, got.Captured); diff != "" {
+		t.Errorf("priority a capture recorded (-want +got):\n%s", diff)
+	}
 }
 
 // reportLoweredPriority lowers the priority, has the runtime start a new
 // thread, and prints every thread's priority as JSON.
 func reportLoweredPriority() {
-	out := threadPriorities{Recorded: LowerPriority(), Threads: map[int]bundle.Priority{}}
-	before, err := threadIDs()
+	before := currentPriority()
+	lp := LowerPriority()
+	out := threadPriorities{Recorded: lp.Applied, Before: before}
+	tidsBefore, err := threadIDs()
 	if err != nil {
 		panic(err)
 	}
 	// Goroutines locked to their threads for good, one more than there
 	// are threads: the runtime has to start at least one new thread.
-	for range len(before) + 1 {
+	for range len(tidsBefore) + 1 {
 		locked := make(chan struct{})
 		go func() {
 			runtime.LockOSThread()
@@ -136,23 +166,46 @@ func reportLoweredPriority() {
 		}()
 		<-locked
 	}
+	out.Threads = allThreadPriorities()
+	for tid := range out.Threads {
+		if !slices.Contains(tidsBefore, tid) {
+			out.NewThreads++
+		}
+	}
+	if err := lp.Restore(); err != nil {
+		out.RestoreError = err.Error()
+	}
+	out.Restored = allThreadPriorities()
+	// A capture lowers nothing itself; given the lowered priority, it
+	// records it and restores it for the write.
+	res, err := Capture(context.Background(), Options{
+		Dir: os.TempDir(), Samples: 1, Interval: time.Millisecond, Deadline: 5 * time.Second,
+		Collectors: []Collector{}, Samplers: []Sampler{}, Priority: LowerPriority(),
+	})
+	if err != nil {
+		panic(err)
+	}
+	os.Remove(res.Path)
+	out.Captured = *res.Manifest.Cost.Priority
+	json.NewEncoder(os.Stdout).Encode(out)
+}
+
+// allThreadPriorities returns the priority of every thread of the process.
+func allThreadPriorities() map[int]bundle.Priority {
 	tids, err := threadIDs()
 	if err != nil {
 		panic(err)
 	}
+	out := map[int]bundle.Priority{}
 	for _, tid := range tids {
 		var p bundle.Priority
-		var err error
 		if p.Nice, err = threadNice(tid); err != nil {
 			panic(err)
 		}
 		if p.IOClass, p.IOLevel, err = threadIOPrio(tid); err != nil {
 			panic(err)
 		}
-		out.Threads[tid] = p
-		if !slices.Contains(before, tid) {
-			out.NewThreads++
-		}
+		out[tid] = p
 	}
-	json.NewEncoder(os.Stdout).Encode(out)
+	return out
 }

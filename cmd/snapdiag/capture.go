@@ -77,13 +77,12 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	if err := f.validate(); err != nil {
 		return err
 	}
-	var prio *bundle.Priority
+	var prio *collectors.LowPriority
 	switch f.priority {
 	case "low":
 		// First thing, while the process has few threads: the ones the Go
 		// runtime creates later inherit it.
-		p := collectors.LowerPriority()
-		prio = &p
+		prio = collectors.LowerPriority()
 	case "normal":
 	default:
 		return usageError{fmt.Errorf("--priority must be low or normal, not %q", f.priority)}
