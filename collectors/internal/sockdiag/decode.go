@@ -467,17 +467,22 @@ func parseDatagram(b []byte, seq uint32, fn func(payload []byte) error) (done bo
 // appendRequest appends an inet_diag_req_v2 SOCK_DIAG_BY_FAMILY dump
 // request for TCP sockets of family in states, with the ext attributes.
 func appendRequest(b []byte, seq uint32, family uint8, states uint32, ext uint8) []byte {
-	n := sizeofNlMsghdr + sizeofDiagReqV2
-	b = ne.AppendUint32(b, uint32(n))
-	b = ne.AppendUint16(b, sockDiagByFamily)
-	b = ne.AppendUint16(b, nlmFRequest|nlmFDump)
-	b = ne.AppendUint32(b, seq)
-	b = ne.AppendUint32(b, 0) // to the kernel
+	b = appendDumpHeader(b, sizeofDiagReqV2, sockDiagByFamily, seq)
 	b = append(b, family, ipprotoTCP, ext, 0)
 	b = ne.AppendUint32(b, states)
 	// A zero inet_diag_sockid filters nothing: inet_diag_dump_icsk()
 	// compares idiag_sport and idiag_dport only when they are non-zero.
 	return append(b, make([]byte, sizeofDiagSockID)...)
+}
+
+// appendDumpHeader appends the netlink header of a dump request of type typ
+// whose payload has size bytes, to the kernel.
+func appendDumpHeader(b []byte, size int, typ uint16, seq uint32) []byte {
+	b = ne.AppendUint32(b, uint32(sizeofNlMsghdr+size))
+	b = ne.AppendUint16(b, typ)
+	b = ne.AppendUint16(b, nlmFRequest|nlmFDump)
+	b = ne.AppendUint32(b, seq)
+	return ne.AppendUint32(b, 0) // port id 0: the kernel
 }
 
 // sizeofDiagReqCompat is the size of struct inet_diag_req, the request of
@@ -489,17 +494,12 @@ const sizeofDiagReqCompat = 4 + sizeofDiagSockID + 8
 // attributes. SOCK_DIAG_BY_FAMILY cannot ask for both: sock_diag finds its
 // handler by sdiag_family, and AF_UNSPEC has none. TCPDIAG_GETSOCK
 // (inet_diag_rcv_msg_compat()) finds the handler by protocol and passes the
-// family through, and the TCP dump (inet_diag_dump_icsk(), tcp_diag_dump()
-// since 6.16) skips a socket of another family only when the family asked
-// for is not AF_UNSPEC: one walk of the established hash instead of one per
-// family.
+// family through, and the TCP dump (inet_diag_dump_icsk(), renamed
+// tcp_diag_dump() in recent kernels) skips a socket of another family only
+// when the family asked for is not AF_UNSPEC: one walk of the established
+// hash instead of one per family. A reply has the request's type.
 func appendRequestBothFamilies(b []byte, seq uint32, states uint32, ext uint8) []byte {
-	n := sizeofNlMsghdr + sizeofDiagReqCompat
-	b = ne.AppendUint32(b, uint32(n))
-	b = ne.AppendUint16(b, tcpDiagGetSock)
-	b = ne.AppendUint16(b, nlmFRequest|nlmFDump)
-	b = ne.AppendUint32(b, seq)
-	b = ne.AppendUint32(b, 0)   // to the kernel
+	b = appendDumpHeader(b, sizeofDiagReqCompat, tcpDiagGetSock, seq)
 	b = append(b, 0, 0, 0, ext) // AF_UNSPEC, src_len, dst_len, ext
 	b = append(b, make([]byte, sizeofDiagSockID)...)
 	b = ne.AppendUint32(b, states)
