@@ -95,7 +95,7 @@ type threadPriorities struct {
 // afterwards included.
 func TestLowerPriority(t *testing.T) {
 	if os.Getenv(lowerPriorityHelper) != "" {
-		reportLoweredPriority()
+		reportLoweredPriority(t)
 		return
 	}
 	cmd := exec.Command(os.Args[0], "-test.run=^TestLowerPriority$", "-test.count=1")
@@ -146,8 +146,9 @@ func TestLowerPriority(t *testing.T) {
 }
 
 // reportLoweredPriority lowers the priority, has the runtime start a new
-// thread, and prints every thread's priority as JSON.
-func reportLoweredPriority() {
+// thread, prints every thread's priority, restores it and prints them again,
+// then captures at a lowered priority: all of it as one JSON object.
+func reportLoweredPriority(t *testing.T) {
 	before := currentPriority()
 	lp := LowerPriority()
 	out := threadPriorities{Recorded: lp.Applied, Before: before}
@@ -179,14 +180,18 @@ func reportLoweredPriority() {
 	// A capture lowers nothing itself; given the lowered priority, it
 	// records it and restores it for the write.
 	res, err := Capture(context.Background(), Options{
-		Dir: os.TempDir(), Samples: 1, Interval: time.Millisecond, Deadline: 5 * time.Second,
+		Dir: t.TempDir(), Samples: 1, Interval: time.Millisecond, Deadline: 5 * time.Second,
 		Collectors: []Collector{}, Samplers: []Sampler{}, Priority: LowerPriority(),
 	})
 	if err != nil {
 		panic(err)
 	}
-	os.Remove(res.Path)
-	out.Captured = *res.Manifest.Cost.Priority
+	// As a reader finds it: read back from the bundle.
+	m, err := bundle.ParseManifest(testutil.ReadMember(t, res.Path, bundle.PathManifest))
+	if err != nil {
+		panic(err)
+	}
+	out.Captured = *m.Cost.Priority
 	json.NewEncoder(os.Stdout).Encode(out)
 }
 
