@@ -53,14 +53,17 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 	if proc == "" {
 		proc = "/proc"
 	}
-	l.setOwners(ctx, proc, ls)
-	if ctx.Err() != nil {
+	stopped := l.setOwners(ctx, proc, ls)
+	switch {
+	case stopped:
+		w.Note("owner lookup stopped after reading %d descriptors: listeners whose owner was not found by then have pid 0", maxOwnerLinks)
+	case ctx.Err() != nil:
 		w.Note("owner lookup cut by the deadline: some listeners have pid 0")
-	} else if n := unowned(ls); n > 0 {
+	case unowned(ls) > 0:
 		// Without CAP_SYS_PTRACE, proc_fd_access_allowed() hides other
 		// users' /proc/PID/fd, and a process of another PID namespace is not
 		// in this /proc at all: their listeners are found, their owners not.
-		w.Note("owner not found for %d of %d listeners (pid 0): held by processes this capture cannot look into (another user's, without CAP_SYS_PTRACE, or another PID namespace's)", n, len(ls))
+		w.Note("owner not found for %d of %d listeners (pid 0): held by processes this capture cannot look into (another user's, without CAP_SYS_PTRACE, or another PID namespace's)", unowned(ls), len(ls))
 	}
 	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), bundle.EncodeListeners(ls))
 }
@@ -320,8 +323,9 @@ func familyOf(name string) uint8 {
 
 // setOwners fills in PID and Comm. Only owners not known from an earlier
 // sample are looked up, and cached entries of listeners that are gone are
-// dropped, so the cache holds at most the current listeners.
-func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.Listener) {
+// dropped, so the cache holds at most the current listeners. It reports
+// whether the lookup stopped at its bound of maxOwnerLinks descriptors.
+func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.Listener) (stopped bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.owners == nil {
@@ -341,10 +345,14 @@ func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.List
 		}
 	}
 	if len(want) > 0 {
-		found := findSocketOwners(ctx, proc, want)
+		found, complete := findSocketOwners(ctx, proc, want, maxOwnerLinks)
+		stopped = !complete && ctx.Err() == nil
 		if ctx.Err() == nil {
-			// A scan cut short proves nothing about the inodes it did not
-			// reach: remember misses only after a complete scan.
+			// A scan cut short by the deadline proves nothing about the
+			// inodes it did not reach: remember misses only after a scan
+			// that ended on its own. One that reached its bound is
+			// remembered too: the next sample's would read the same
+			// descriptors.
 			for _, cookie := range want {
 				l.owners[cookie] = owner{}
 			}
@@ -357,6 +365,7 @@ func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.List
 		o := l.owners[ls[i].Cookie]
 		ls[i].PID, ls[i].Comm = o.pid, o.comm
 	}
+	return stopped
 }
 
 // findSocketOwners looks through proc/*/fd for the sockets whose inodes are
@@ -371,20 +380,34 @@ func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.List
 // listener was not found. Each pass stops as soon as every inode is found,
 // and goes through processes in /proc's order, ascending pids, so a listener
 // shared by a master and its workers is usually given to the master.
-func findSocketOwners(ctx context.Context, proc string, want map[uint32]uint64) map[uint32]owner {
-	found := map[uint32]owner{}
+//
+// A listener whose owner is out of sight (a process of another PID
+// namespace, a kernel socket) makes the second pass read every descriptor of
+// the host: at most budget of them are read, so that the cost stays bounded
+// on a host holding hundreds of thousands of connections. complete is false
+// when the lookup stopped, at the budget or with ctx, before finding every
+// inode or reading every descriptor.
+func findSocketOwners(ctx context.Context, proc string, want map[uint32]uint64, budget int) (found map[uint32]owner, complete bool) {
+	found = map[uint32]owner{}
 	pids := listPIDs(proc)
 	link := make([]byte, 64)
 	for _, below := range []int{lowFDs, math.MaxInt} {
 		for _, pid := range pids {
-			if len(found) == len(want) || ctx.Err() != nil {
-				return found
+			if len(found) == len(want) {
+				return found, true
 			}
-			scanProcessFDs(proc, pid, below, want, found, link)
+			if ctx.Err() != nil || budget <= 0 {
+				return found, false
+			}
+			scanProcessFDs(proc, pid, below, want, found, link, &budget)
 		}
 	}
-	return found
+	return found, len(found) == len(want) || budget > 0
 }
+
+// maxOwnerLinks bounds the descriptors one owner lookup reads: a few hundred
+// milliseconds of readlink() at most.
+const maxOwnerLinks = 1 << 15
 
 // lowFDs bounds the descriptors of the first pass of findSocketOwners.
 const lowFDs = 64
@@ -407,8 +430,9 @@ func listPIDs(proc string) []int {
 }
 
 // scanProcessFDs records in found the wanted sockets that process pid holds
-// as descriptors below below.
-func scanProcessFDs(proc string, pid, below int, want map[uint32]uint64, found map[uint32]owner, link []byte) {
+// as descriptors below below, reading at most *budget of them, and takes
+// what it read from *budget.
+func scanProcessFDs(proc string, pid, below int, want map[uint32]uint64, found map[uint32]owner, link []byte, budget *int) {
 	dir := filepath.Join(proc, strconv.Itoa(pid), "fd")
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -432,6 +456,10 @@ func scanProcessFDs(proc string, pid, below int, want map[uint32]uint64, found m
 				past = true
 				continue
 			}
+			if *budget <= 0 {
+				return
+			}
+			*budget--
 			// readlinkat() on the open directory, into a reused buffer.
 			l, err := unix.Readlinkat(fd, name, link)
 			if err != nil {

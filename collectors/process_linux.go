@@ -88,7 +88,7 @@ func (p *Processes) Collect(ctx context.Context, h Host, w *bundle.Writer) error
 	}
 	var owners map[uint32]owner
 	if len(want) > 0 {
-		owners = findSocketOwners(ctx, proc, want)
+		owners, _ = findSocketOwners(ctx, proc, want, maxOwnerLinks)
 	}
 	maxProcs := cmp.Or(p.MaxProcesses, DefaultMaxProcesses)
 	var ps []bundle.Process
