@@ -157,7 +157,9 @@ COMMIT=${COMMIT:-unknown}
 SNAPDIAG_VERSION=$("$SNAPDIAG" version 2>/dev/null | head -3 | tr '\n' ' ' | sed 's/ *$//' || true)
 # Builds before --priority ran at the priority they were started with.
 SNAPDIAG_EXTRA=()
-if ((!LOW_PRIORITY)) && "$SNAPDIAG" capture --help 2>/dev/null | grep -q -- '--priority'; then
+# (The help is read whole first: grep -q would close the pipe early, and pipefail fail it.)
+CAPTURE_HELP=$("$SNAPDIAG" capture --help 2>/dev/null || true)
+if ((!LOW_PRIORITY)) && [[ $CAPTURE_HELP == *--priority* ]]; then
 	SNAPDIAG_EXTRA=(--priority normal)
 fi
 
