@@ -27,6 +27,7 @@ RESULTS_DIR=""
 KEEP=0
 PERF=0
 LOW_PRIORITY=0     # run snapdiag at its default --priority low (see --low-priority)
+BASELINE=""        # also time snapdiag built from this revision, in the same rounds
 # sos checks /proc/modules for the sock_diag modules before running `ss -peaonmi`; on a
 # kernel with them built in (no modules at all here) it skips the socket table unless
 # --allow-system-changes is given. With no loadable modules, the flag changes nothing else.
@@ -48,6 +49,8 @@ usage: sudo bench/capture.sh [--sockets N] [--runs N] [options]
                     --allow-system-changes, sos may skip `ss` when the diag modules are built in)
   --perf            after the timed runs, profile one more snapdiag capture with
                     `perf record -g` and write the hottest call paths beside the results
+  --baseline REV    also time snapdiag built from git revision REV ("baseline"), alternated
+                    with the others in the same rounds, and report snapdiag/baseline
   --low-priority    run snapdiag at its default --priority low (nice 10); by default the
                     benchmark passes --priority normal, when the binary knows it, so that
                     every command competes for the CPUs at the same priority
@@ -69,6 +72,7 @@ while (($#)); do
 	--keep) KEEP=1; shift ;;
 	--perf) PERF=1; shift ;;
 	--low-priority) LOW_PRIORITY=1; shift ;;
+	--baseline) BASELINE=$2; shift 2 ;;
 	--sos-strict) SOS_EXTRA=(); shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "capture.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -153,6 +157,14 @@ else
 	DIRTY=$(git -C "$REPO" status --porcelain 2>/dev/null | grep -vq '^?? bench/' && echo true || echo false)
 fi
 [[ -x $SNAPDIAG ]] || die "snapdiag binary not executable: $SNAPDIAG"
+BASELINE_COMMIT=""
+if [[ -n $BASELINE ]]; then
+	BASELINE_COMMIT=$(git -C "$REPO" rev-parse --short "$BASELINE^{commit}") || die "unknown revision: $BASELINE"
+	mkdir -p "$WORK/src-baseline"
+	git -C "$REPO" archive "$BASELINE_COMMIT" | tar -x -C "$WORK/src-baseline"
+	(cd "$WORK/src-baseline" && CGO_ENABLED=0 go build -ldflags "-X main.commit=$BASELINE_COMMIT" -o "$WORK/snapdiag-baseline" ./cmd/snapdiag) ||
+		die "go build ./cmd/snapdiag at $BASELINE_COMMIT failed"
+fi
 COMMIT=${COMMIT:-unknown}
 SNAPDIAG_VERSION=$("$SNAPDIAG" version 2>/dev/null | head -3 | tr '\n' ' ' | sed 's/ *$//' || true)
 # Builds before --priority ran at the priority they were started with.
@@ -227,6 +239,7 @@ helpers_ok() {
 
 # ---- the timed commands ------------------------------------------------------------------
 CMD_snapdiag="snapdiag capture --samples 1 --sample 0 --out DIR${SNAPDIAG_EXTRA[*]:+ ${SNAPDIAG_EXTRA[*]}}"
+CMD_baseline="snapdiag capture --samples 1 --sample 0 --out DIR, built from $BASELINE_COMMIT"
 CMD_floor="sockdump (one sock_diag dump of every TCP socket with tcp_info, discarded)"
 CMD_pipeline="ss -tanoi > f1; nstat -az > f2; sysctl -a > f3"
 CMD_sos="sos report -o networking --batch ${SOS_EXTRA[*]:+${SOS_EXTRA[*]} }--tmp-dir DIR"
@@ -258,6 +271,10 @@ timed() {
 		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
 			sos report -o networking --batch "${SOS_EXTRA[@]}" --tmp-dir "$dir" >"$dir.stdout" 2>"$dir.stderr"
 		;;
+	baseline)
+		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+			"$WORK/snapdiag-baseline" capture --samples 1 --sample 0 --out "$dir" >"$dir.stdout" 2>"$dir.stderr"
+		;;
 	floor)
 		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
 			"$WORK/sockdump" >"$dir.stdout" 2>"$dir.stderr"
@@ -284,6 +301,7 @@ timed() {
 }
 
 TOOLS=(snapdiag pipeline floor)
+[[ -n $BASELINE ]] && TOOLS+=(baseline)
 ((WITH_SOS)) && TOOLS+=(sos)
 
 log "warm-up"
@@ -294,9 +312,11 @@ for tool in "${TOOLS[@]}"; do
 			SOS_NOTE="sos report failed in this environment (exit $(tail -n1 "$RUNS_TSV" | cut -f5)): $(tail -n5 "$WORK/out/sos.warmup.stderr" "$WORK/out/sos.warmup.stdout" 2>/dev/null | grep -v '^==>' | grep . | tail -n3 | tr '\n' ' ')"
 			log "$SOS_NOTE; continuing without sos"
 			TOOLS=(snapdiag pipeline floor)
+			[[ -n $BASELINE ]] && TOOLS+=(baseline)
 			;;
 		snapdiag) die "snapdiag capture failed: $(tail -n5 "$WORK/out/snapdiag.warmup.stderr")" ;;
 		pipeline) log "warning: the pipeline exited non-zero: $(tail -n3 "$WORK/out/pipeline.warmup.stderr")" ;;
+		baseline) die "the baseline's capture failed: $(tail -n5 "$WORK/out/baseline.warmup.stderr")" ;;
 		floor) die "sockdump failed: $(tail -n3 "$WORK/out/floor.warmup.stderr")" ;;
 		esac
 	fi
@@ -386,7 +406,7 @@ jq -n -R \
 	--arg iproute "$(ss -V 2>&1 | head -1)" --arg sosver "$(dpkg-query -W -f '${Version}' sosreport 2>/dev/null || true)" \
 	--argjson sockets_requested "$SOCKETS" --argjson sockets "$NS_SOCKETS" --argjson sockets_end "$NS_SOCKETS_END" \
 	--arg states "$NS_STATES" --argjson helpers "$NPROC" --argjson runs "$RUNS" \
-	--arg c1 "$CMD_snapdiag" --arg c2 "$CMD_pipeline" --arg c3 "$CMD_sos" --arg c4 "$CMD_floor" --arg sos_note "$SOS_NOTE" \
+	--arg c1 "$CMD_snapdiag" --arg c2 "$CMD_pipeline" --arg c3 "$CMD_sos" --arg c4 "$CMD_floor" --arg c5 "$CMD_baseline" --arg sos_note "$SOS_NOTE" \
 	--argjson collectors "$COLLECTORS" --argjson cost "$BUNDLE_COST" --argjson tcp_rows "$BUNDLE_TCP_ROWS" --argjson bundle_bytes "$BUNDLE_BYTES" \
 	--arg load_start "$LOAD_START" --arg load_end "$LOAD_END" --argjson collect_ms "$COLLECT_MS" \
 	--arg perf_txt "${PERF_TXT##*/}" \
@@ -415,7 +435,7 @@ def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1
   namespace: {sockets_requested: $sockets_requested, tcp_sockets: $sockets, tcp_sockets_at_end: $sockets_end,
               states: $states, helper_processes: $helpers},
   runs: $runs, warmup: 1,
-  commands: {snapdiag: $c1, pipeline: $c2, sos: $c3, floor: $c4},
+  commands: {snapdiag: $c1, pipeline: $c2, sos: $c3, floor: $c4, baseline: $c5},
   results: $s,
   ratios: {
     wall_snapdiag_over_pipeline: ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s),
@@ -424,7 +444,10 @@ def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1
     rss_snapdiag_over_sos: ratio($s.snapdiag.median_rss_kib; $s.sos.median_rss_kib),
     wall_snapdiag_over_floor: ratio($s.snapdiag.median_wall_s; $s.floor.median_wall_s),
     cpu_snapdiag_over_pipeline: ratio($s.snapdiag.median_cpu_s; $s.pipeline.median_cpu_s),
-    cpu_snapdiag_over_floor: ratio($s.snapdiag.median_cpu_s; $s.floor.median_cpu_s)},
+    cpu_snapdiag_over_floor: ratio($s.snapdiag.median_cpu_s; $s.floor.median_cpu_s),
+    wall_baseline_over_pipeline: ratio($s.baseline.median_wall_s; $s.pipeline.median_wall_s),
+    wall_snapdiag_over_baseline: ratio($s.snapdiag.median_wall_s; $s.baseline.median_wall_s),
+    cpu_snapdiag_over_baseline: ratio($s.snapdiag.median_cpu_s; $s.baseline.median_cpu_s)},
   targets: {
     wall_ratio_max: 0.25, rss_max_mib: 100,
     wall_ok: ((ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s) // 99) <= 0.25),
@@ -454,6 +477,7 @@ def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
 "| snapdiag / pipeline | \(f(.ratios.wall_snapdiag_over_pipeline; 1000)) | \(f(.ratios.cpu_snapdiag_over_pipeline; 1000)) | \(f(.ratios.rss_snapdiag_over_pipeline; 1000)) |",
 "| snapdiag / floor | \(f(.ratios.wall_snapdiag_over_floor; 1000)) | \(f(.ratios.cpu_snapdiag_over_floor; 1000)) | |",
 "| snapdiag / sos | \(f(.ratios.wall_snapdiag_over_sos; 1000)) | | \(f(.ratios.rss_snapdiag_over_sos; 1000)) |",
+(if .results.baseline then "| snapdiag / baseline | \(f(.ratios.wall_snapdiag_over_baseline; 1000)) | \(f(.ratios.cpu_snapdiag_over_baseline; 1000)) | |\n| baseline / pipeline | \(f(.ratios.wall_baseline_over_pipeline; 1000)) | | |" else empty end),
 "",
 "Targets: wall ratio vs pipeline <= 0.25: **\(if .targets.wall_ok then "met" else "NOT met" end)**; peak RSS < 100 MiB: **\(if .targets.rss_ok then "met" else "NOT met" end)** (max \(mib(.results.snapdiag.max_rss_kib)) MiB).",
 "",
