@@ -138,16 +138,21 @@ fi
 log "building helpers in $WORK"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/sockhold" ./bench/sockhold) || die "go build ./bench/sockhold failed"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/sockdump" ./bench/sockdump) || die "go build ./bench/sockdump failed"
+# build_rev COMMIT OUT: builds snapdiag from a clean git archive of COMMIT into OUT.
+build_rev() {
+	local src=$WORK/src-$1
+	mkdir -p "$src"
+	git -C "$REPO" archive "$1" | tar -x -C "$src"
+	(cd "$src" && CGO_ENABLED=0 go build -ldflags "-X main.commit=$1" -o "$2" ./cmd/snapdiag) ||
+		die "go build ./cmd/snapdiag at $1 failed"
+}
 DIRTY=unknown
 if [[ -n $SNAPDIAG ]]; then
 	SNAPDIAG=$(readlink -f "$SNAPDIAG") SNAPDIAG_DESC="prebuilt: $SNAPDIAG"
 	COMMIT=$("$SNAPDIAG" version 2>/dev/null | awk '$1 == "commit" {print substr($2, 1, 12)}' || true)
 elif [[ -n $REV ]]; then
 	COMMIT=$(git -C "$REPO" rev-parse --short "$REV^{commit}") || die "unknown revision: $REV"
-	mkdir -p "$WORK/src"
-	git -C "$REPO" archive "$COMMIT" | tar -x -C "$WORK/src"
-	(cd "$WORK/src" && CGO_ENABLED=0 go build -ldflags "-X main.commit=$COMMIT" -o "$WORK/snapdiag" ./cmd/snapdiag) ||
-		die "go build ./cmd/snapdiag at $COMMIT failed"
+	build_rev "$COMMIT" "$WORK/snapdiag"
 	SNAPDIAG=$WORK/snapdiag DIRTY=false SNAPDIAG_DESC="built from git archive $COMMIT"
 else
 	(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/snapdiag" ./cmd/snapdiag) ||
@@ -160,10 +165,7 @@ fi
 BASELINE_COMMIT=""
 if [[ -n $BASELINE ]]; then
 	BASELINE_COMMIT=$(git -C "$REPO" rev-parse --short "$BASELINE^{commit}") || die "unknown revision: $BASELINE"
-	mkdir -p "$WORK/src-baseline"
-	git -C "$REPO" archive "$BASELINE_COMMIT" | tar -x -C "$WORK/src-baseline"
-	(cd "$WORK/src-baseline" && CGO_ENABLED=0 go build -ldflags "-X main.commit=$BASELINE_COMMIT" -o "$WORK/snapdiag-baseline" ./cmd/snapdiag) ||
-		die "go build ./cmd/snapdiag at $BASELINE_COMMIT failed"
+	build_rev "$BASELINE_COMMIT" "$WORK/snapdiag-baseline"
 fi
 COMMIT=${COMMIT:-unknown}
 SNAPDIAG_VERSION=$("$SNAPDIAG" version 2>/dev/null | head -3 | tr '\n' ' ' | sed 's/ *$//' || true)
