@@ -88,6 +88,9 @@ func RenderText(w io.Writer, r *Report, opt TextOptions) error {
 	if r.Bundle.Reason != "" {
 		meta = append(meta, "reason: "+r.Bundle.Reason)
 	}
+	if c := r.Bundle.CaptureCost; c != nil {
+		meta = append(meta, c.Summary())
+	}
 	writeWrapped(bw, strings.Join(meta, " · "), width, "", "")
 	if tl := r.TimelineSummary(); len(tl) > 0 {
 		fmt.Fprintln(bw)

@@ -5,6 +5,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // Schema is the report schema this package writes.
@@ -34,6 +36,10 @@ type BundleInfo struct {
 	// History is how many of the first samples the watchdog took before the
 	// capture (snapdiag watch --history); they show when trouble began.
 	History int `json:"history_samples,omitempty"`
+	// CaptureCost is what the capture cost the host (its CPU time, peak
+	// memory and priority), as the manifest records it; nil for bundles
+	// written before it was recorded.
+	CaptureCost *bundle.Cost `json:"capture_cost,omitempty"`
 }
 
 // CollectorReport is one collector's status as the manifest records it.
@@ -69,6 +75,7 @@ func Analyze(s *Snapshot, path string, rules []Rule) *Report {
 		r.Bundle.Host = m.Host.Hostname
 		r.Bundle.Reason = m.Trigger.Reason
 		r.Bundle.History = m.Options.History
+		r.Bundle.CaptureCost = m.Cost
 		for _, c := range m.Collectors {
 			r.Collectors = append(r.Collectors, CollectorReport{Name: c.Name, Status: string(c.Status), Error: c.Error})
 		}

@@ -7,6 +7,7 @@
 #   snapdiag  snapdiag capture --samples 1 --sample 0 --out DIR
 #   pipeline  ss -tanoi > f1; nstat -az > f2; sysctl -a > f3   (fresh NSTAT_HISTORY)
 #   sos       sos report -o networking --batch --tmp-dir DIR
+#   floor     sockdump: one bare sock_diag dump of the same table, discarded (bench/sockdump)
 # one warm-up each, then --runs rounds (order rotated each round); prints medians and
 # ratios and writes bench/results/capture-<UTC time>.{json,md}.
 #
@@ -25,6 +26,8 @@ PAIRS_PER_PROC=9000
 RESULTS_DIR=""
 KEEP=0
 PERF=0
+LOW_PRIORITY=0     # run snapdiag at its default --priority low (see --low-priority)
+BASELINE=""        # also time snapdiag built from this revision, in the same rounds
 # sos checks /proc/modules for the sock_diag modules before running `ss -peaonmi`; on a
 # kernel with them built in (no modules at all here) it skips the socket table unless
 # --allow-system-changes is given. With no loadable modules, the flag changes nothing else.
@@ -46,6 +49,11 @@ usage: sudo bench/capture.sh [--sockets N] [--runs N] [options]
                     --allow-system-changes, sos may skip `ss` when the diag modules are built in)
   --perf            after the timed runs, profile one more snapdiag capture with
                     `perf record -g` and write the hottest call paths beside the results
+  --baseline REV    also time snapdiag built from git revision REV ("baseline"), alternated
+                    with the others in the same rounds, and report snapdiag/baseline
+  --low-priority    run snapdiag at its default --priority low (nice 10); by default the
+                    benchmark passes --priority normal, when the binary knows it, so that
+                    every command competes for the CPUs at the same priority
   --keep            keep the work directory (outputs of the last round) for inspection
 EOF
 }
@@ -63,6 +71,8 @@ while (($#)); do
 	--results) RESULTS_DIR=$2; shift 2 ;;
 	--keep) KEEP=1; shift ;;
 	--perf) PERF=1; shift ;;
+	--low-priority) LOW_PRIORITY=1; shift ;;
+	--baseline) BASELINE=$2; shift 2 ;;
 	--sos-strict) SOS_EXTRA=(); shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "capture.sh: unknown argument: $1" >&2; usage >&2; exit 2 ;;
@@ -127,16 +137,22 @@ fi
 
 log "building helpers in $WORK"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/sockhold" ./bench/sockhold) || die "go build ./bench/sockhold failed"
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/sockdump" ./bench/sockdump) || die "go build ./bench/sockdump failed"
+# build_rev COMMIT OUT: builds snapdiag from a clean git archive of COMMIT into OUT.
+build_rev() {
+	local src=$WORK/src-$1
+	mkdir -p "$src"
+	git -C "$REPO" archive "$1" | tar -x -C "$src"
+	(cd "$src" && CGO_ENABLED=0 go build -ldflags "-X main.commit=$1" -o "$2" ./cmd/snapdiag) ||
+		die "go build ./cmd/snapdiag at $1 failed"
+}
 DIRTY=unknown
 if [[ -n $SNAPDIAG ]]; then
 	SNAPDIAG=$(readlink -f "$SNAPDIAG") SNAPDIAG_DESC="prebuilt: $SNAPDIAG"
 	COMMIT=$("$SNAPDIAG" version 2>/dev/null | awk '$1 == "commit" {print substr($2, 1, 12)}' || true)
 elif [[ -n $REV ]]; then
 	COMMIT=$(git -C "$REPO" rev-parse --short "$REV^{commit}") || die "unknown revision: $REV"
-	mkdir -p "$WORK/src"
-	git -C "$REPO" archive "$COMMIT" | tar -x -C "$WORK/src"
-	(cd "$WORK/src" && CGO_ENABLED=0 go build -ldflags "-X main.commit=$COMMIT" -o "$WORK/snapdiag" ./cmd/snapdiag) ||
-		die "go build ./cmd/snapdiag at $COMMIT failed"
+	build_rev "$COMMIT" "$WORK/snapdiag"
 	SNAPDIAG=$WORK/snapdiag DIRTY=false SNAPDIAG_DESC="built from git archive $COMMIT"
 else
 	(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/snapdiag" ./cmd/snapdiag) ||
@@ -146,8 +162,20 @@ else
 	DIRTY=$(git -C "$REPO" status --porcelain 2>/dev/null | grep -vq '^?? bench/' && echo true || echo false)
 fi
 [[ -x $SNAPDIAG ]] || die "snapdiag binary not executable: $SNAPDIAG"
+BASELINE_COMMIT=""
+if [[ -n $BASELINE ]]; then
+	BASELINE_COMMIT=$(git -C "$REPO" rev-parse --short "$BASELINE^{commit}") || die "unknown revision: $BASELINE"
+	build_rev "$BASELINE_COMMIT" "$WORK/snapdiag-baseline"
+fi
 COMMIT=${COMMIT:-unknown}
 SNAPDIAG_VERSION=$("$SNAPDIAG" version 2>/dev/null | head -3 | tr '\n' ' ' | sed 's/ *$//' || true)
+# Builds before --priority ran at the priority they were started with.
+SNAPDIAG_EXTRA=()
+# (The help is read whole first: grep -q would close the pipe early, and pipefail fail it.)
+CAPTURE_HELP=$("$SNAPDIAG" capture --help 2>/dev/null || true)
+if ((!LOW_PRIORITY)) && [[ $CAPTURE_HELP == *--priority* ]]; then
+	SNAPDIAG_EXTRA=(--priority normal)
+fi
 
 LOAD_START=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -212,12 +240,14 @@ helpers_ok() {
 }
 
 # ---- the timed commands ------------------------------------------------------------------
-CMD_snapdiag="snapdiag capture --samples 1 --sample 0 --out DIR"
+CMD_snapdiag="snapdiag capture --samples 1 --sample 0 --out DIR${SNAPDIAG_EXTRA[*]:+ ${SNAPDIAG_EXTRA[*]}}"
+CMD_baseline="snapdiag capture --samples 1 --sample 0 --out DIR, built from $BASELINE_COMMIT"
+CMD_floor="sockdump (one sock_diag dump of every TCP socket with tcp_info, discarded)"
 CMD_pipeline="ss -tanoi > f1; nstat -az > f2; sysctl -a > f3"
 CMD_sos="sos report -o networking --batch ${SOS_EXTRA[*]:+${SOS_EXTRA[*]} }--tmp-dir DIR"
 PIPELINE='ss -tanoi > "$1/f1"; nstat -az > "$1/f2"; sysctl -a > "$1/f3"'
 
-RUNS_TSV=$WORK/runs.tsv     # tool round wall_s rss_kib exit out_bytes
+RUNS_TSV=$WORK/runs.tsv     # tool round wall_s rss_kib exit out_bytes cpu_s
 : >"$RUNS_TSV"
 LAST_BUNDLE=""
 
@@ -228,35 +258,52 @@ timed() {
 	rm -rf "$dir"; mkdir -p "$dir"
 	tf=$dir.time
 	set +e
+	# Wall, peak RSS, and CPU (user + system, the command and its children).
+	local tfmt='%e %M %U %S'
 	case $tool in
 	snapdiag)
-		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f '%e %M' -o "$tf" \
-			"$SNAPDIAG" capture --samples 1 --sample 0 --out "$dir" >"$dir.stdout" 2>"$dir.stderr"
+		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+			"$SNAPDIAG" capture --samples 1 --sample 0 --out "$dir" "${SNAPDIAG_EXTRA[@]}" >"$dir.stdout" 2>"$dir.stderr"
 		;;
 	pipeline)
-		NSTAT_HISTORY=$dir/nstat.history nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f '%e %M' -o "$tf" \
+		NSTAT_HISTORY=$dir/nstat.history nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
 			bash -c "$PIPELINE" pipeline "$dir" >"$dir.stdout" 2>"$dir.stderr"
 		;;
 	sos)
-		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f '%e %M' -o "$tf" \
+		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
 			sos report -o networking --batch "${SOS_EXTRA[@]}" --tmp-dir "$dir" >"$dir.stdout" 2>"$dir.stderr"
+		;;
+	baseline)
+		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+			"$WORK/snapdiag-baseline" capture --samples 1 --sample 0 --out "$dir" >"$dir.stdout" 2>"$dir.stderr"
+		;;
+	floor)
+		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+			"$WORK/sockdump" >"$dir.stdout" 2>"$dir.stderr"
 		;;
 	esac
 	rc=$?
 	set -e
 	line=$(tail -n1 "$tf" 2>/dev/null || true)
-	[[ $line =~ ^[0-9.]+\ [0-9]+$ ]] || line="NaN NaN"
+	local wall rss cpu
+	if [[ $line =~ ^([0-9.]+)\ ([0-9]+)\ ([0-9.]+)\ ([0-9.]+)$ ]]; then
+		wall=${BASH_REMATCH[1]} rss=${BASH_REMATCH[2]}
+		cpu=$(awk -v u="${BASH_REMATCH[3]}" -v s="${BASH_REMATCH[4]}" 'BEGIN {printf "%.2f", u + s}')
+	else
+		wall=NaN rss=NaN cpu=NaN
+	fi
 	bytes=$(du -sb "$dir" | cut -f1)
-	printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$round" ${line% *} ${line#* } "$rc" "$bytes" >>"$RUNS_TSV"
+	printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$tool" "$round" "$wall" "$rss" "$rc" "$bytes" "$cpu" >>"$RUNS_TSV"
 	if [[ $tool == snapdiag ]]; then
 		LAST_BUNDLE=$(tail -n1 "$dir.stdout" 2>/dev/null || true)
 		[[ -f $LAST_BUNDLE ]] || LAST_BUNDLE=""
 	fi
-	log "$(printf '%-9s %-6s wall=%6ss rss=%8s KiB exit=%s out=%s bytes' "$tool" "$round" ${line% *} ${line#* } "$rc" "$bytes")"
+	log "$(printf '%-9s %-6s wall=%6ss cpu=%6ss rss=%8s KiB exit=%s out=%s bytes' "$tool" "$round" "$wall" "$cpu" "$rss" "$rc" "$bytes")"
 	return "$rc"
 }
 
-TOOLS=(snapdiag pipeline)
+TOOLS=(snapdiag pipeline floor)
+[[ -n $BASELINE ]] && TOOLS+=(baseline)
 ((WITH_SOS)) && TOOLS+=(sos)
 
 log "warm-up"
@@ -266,10 +313,13 @@ for tool in "${TOOLS[@]}"; do
 		sos)
 			SOS_NOTE="sos report failed in this environment (exit $(tail -n1 "$RUNS_TSV" | cut -f5)): $(tail -n5 "$WORK/out/sos.warmup.stderr" "$WORK/out/sos.warmup.stdout" 2>/dev/null | grep -v '^==>' | grep . | tail -n3 | tr '\n' ' ')"
 			log "$SOS_NOTE; continuing without sos"
-			TOOLS=(snapdiag pipeline)
+			TOOLS=(snapdiag pipeline floor)
+			[[ -n $BASELINE ]] && TOOLS+=(baseline)
 			;;
 		snapdiag) die "snapdiag capture failed: $(tail -n5 "$WORK/out/snapdiag.warmup.stderr")" ;;
 		pipeline) log "warning: the pipeline exited non-zero: $(tail -n3 "$WORK/out/pipeline.warmup.stderr")" ;;
+		baseline) die "the baseline's capture failed: $(tail -n5 "$WORK/out/baseline.warmup.stderr")" ;;
+		floor) die "sockdump failed: $(tail -n3 "$WORK/out/floor.warmup.stderr")" ;;
 		esac
 	fi
 	[[ $tool == snapdiag ]] || rm -rf "$WORK/out/$tool.warmup"
@@ -290,6 +340,7 @@ NS_SOCKETS_END=$(nsx ss -Htan | wc -l)
 
 # ---- what the last bundle says about itself ----------------------------------------------
 COLLECTORS='[]'
+BUNDLE_COST=null
 BUNDLE_TCP_ROWS=null
 BUNDLE_BYTES=null
 if [[ -n $LAST_BUNDLE ]]; then
@@ -297,6 +348,9 @@ if [[ -n $LAST_BUNDLE ]]; then
 	COLLECTORS=$(tar --zstd -xOf "$LAST_BUNDLE" manifest.json 2>/dev/null |
 		jq -c '[.collectors[]? | {name, status, duration_ms, error}]' 2>/dev/null || true)
 	[[ $COLLECTORS == \[* ]] || COLLECTORS='[]'
+	# What the capture says it cost itself (manifest "cost", absent before it was recorded).
+	BUNDLE_COST=$(tar --zstd -xOf "$LAST_BUNDLE" manifest.json 2>/dev/null | jq -c '.cost // null' 2>/dev/null || true)
+	[[ -n $BUNDLE_COST ]] || BUNDLE_COST=null
 	BUNDLE_TCP_ROWS=$( (tar --zstd -xOf "$LAST_BUNDLE" sockets/tcp.jsonl 2>/dev/null || true) | wc -l)
 	# The manifest's start..end is the collection phase; the rest of the wall time is
 	# process start-up and writing the archive (tar + zstd + fsync + rename).
@@ -318,7 +372,7 @@ if ((PERF)); then
 		log "profiling one more capture with perf"
 		mkdir -p "$WORK/out/perf"
 		if nsx perf record -q -F 2999 -g -o "$WORK/perf.data" -- "$SNAPDIAG" capture --samples 1 --sample 0 \
-			--out "$WORK/out/perf" -q >/dev/null 2>"$WORK/perf.err"; then
+			--out "$WORK/out/perf" -q "${SNAPDIAG_EXTRA[@]}" >/dev/null 2>"$WORK/perf.err"; then
 			PERF_TXT=$RESULTS_DIR/capture-$STAMP.perf.txt
 			{
 				echo "# perf record -F 2999 -g: snapdiag capture --samples 1 --sample 0, $NS_SOCKETS sockets"
@@ -354,8 +408,8 @@ jq -n -R \
 	--arg iproute "$(ss -V 2>&1 | head -1)" --arg sosver "$(dpkg-query -W -f '${Version}' sosreport 2>/dev/null || true)" \
 	--argjson sockets_requested "$SOCKETS" --argjson sockets "$NS_SOCKETS" --argjson sockets_end "$NS_SOCKETS_END" \
 	--arg states "$NS_STATES" --argjson helpers "$NPROC" --argjson runs "$RUNS" \
-	--arg c1 "$CMD_snapdiag" --arg c2 "$CMD_pipeline" --arg c3 "$CMD_sos" --arg sos_note "$SOS_NOTE" \
-	--argjson collectors "$COLLECTORS" --argjson tcp_rows "$BUNDLE_TCP_ROWS" --argjson bundle_bytes "$BUNDLE_BYTES" \
+	--arg c1 "$CMD_snapdiag" --arg c2 "$CMD_pipeline" --arg c3 "$CMD_sos" --arg c4 "$CMD_floor" --arg c5 "$CMD_baseline" --arg sos_note "$SOS_NOTE" \
+	--argjson collectors "$COLLECTORS" --argjson cost "$BUNDLE_COST" --argjson tcp_rows "$BUNDLE_TCP_ROWS" --argjson bundle_bytes "$BUNDLE_BYTES" \
 	--arg load_start "$LOAD_START" --arg load_end "$LOAD_END" --argjson collect_ms "$COLLECT_MS" \
 	--arg perf_txt "${PERF_TXT##*/}" \
 	--arg argv "bench/capture.sh $ARGV" --arg binary "$SNAPDIAG_DESC" '
@@ -364,7 +418,7 @@ def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2
 def num: if . == "NaN" then null else tonumber end;
 def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1000 | round) / 1000 end;
 [inputs | split("\t") | {tool: .[0], round: .[1], wall_s: (.[2]|num), rss_kib: (.[3]|num),
-                         exit: (.[4]|tonumber), out_bytes: (.[5]|tonumber)}] as $rows
+                         exit: (.[4]|tonumber), out_bytes: (.[5]|tonumber), cpu_s: (.[6]|num)}] as $rows
 | ($rows | map(select(.round != "warmup")) | group_by(.tool)
    | map({key: .[0].tool, value: {
        runs: length,
@@ -373,7 +427,8 @@ def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1
        median_rss_kib: (map(select(.exit == 0) | .rss_kib) | median),
        max_rss_kib: (map(select(.exit == 0) | .rss_kib) | max),
        median_out_bytes: (map(select(.exit == 0) | .out_bytes) | median),
-       wall_s: map(.wall_s), rss_kib: map(.rss_kib), exit: map(.exit)}}) | from_entries) as $s
+       median_cpu_s: (map(select(.exit == 0) | .cpu_s) | median),
+       wall_s: map(.wall_s), cpu_s: map(.cpu_s), rss_kib: map(.rss_kib), exit: map(.exit)}}) | from_entries) as $s
 | {
   schema: "snapdiag.bench.capture/1",
   date: $date, command: $argv,
@@ -382,20 +437,26 @@ def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1
   namespace: {sockets_requested: $sockets_requested, tcp_sockets: $sockets, tcp_sockets_at_end: $sockets_end,
               states: $states, helper_processes: $helpers},
   runs: $runs, warmup: 1,
-  commands: {snapdiag: $c1, pipeline: $c2, sos: $c3},
+  commands: {snapdiag: $c1, pipeline: $c2, sos: $c3, floor: $c4, baseline: $c5},
   results: $s,
   ratios: {
     wall_snapdiag_over_pipeline: ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s),
     rss_snapdiag_over_pipeline: ratio($s.snapdiag.median_rss_kib; $s.pipeline.median_rss_kib),
     wall_snapdiag_over_sos: ratio($s.snapdiag.median_wall_s; $s.sos.median_wall_s),
-    rss_snapdiag_over_sos: ratio($s.snapdiag.median_rss_kib; $s.sos.median_rss_kib)},
+    rss_snapdiag_over_sos: ratio($s.snapdiag.median_rss_kib; $s.sos.median_rss_kib),
+    wall_snapdiag_over_floor: ratio($s.snapdiag.median_wall_s; $s.floor.median_wall_s),
+    cpu_snapdiag_over_pipeline: ratio($s.snapdiag.median_cpu_s; $s.pipeline.median_cpu_s),
+    cpu_snapdiag_over_floor: ratio($s.snapdiag.median_cpu_s; $s.floor.median_cpu_s),
+    wall_baseline_over_pipeline: ratio($s.baseline.median_wall_s; $s.pipeline.median_wall_s),
+    wall_snapdiag_over_baseline: ratio($s.snapdiag.median_wall_s; $s.baseline.median_wall_s),
+    cpu_snapdiag_over_baseline: ratio($s.snapdiag.median_cpu_s; $s.baseline.median_cpu_s)},
   targets: {
-    wall_ratio_max: 0.5, rss_max_mib: 100,
-    wall_ok: ((ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s) // 99) <= 0.5),
+    wall_ratio_max: 0.25, rss_max_mib: 100,
+    wall_ok: ((ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s) // 99) <= 0.25),
     rss_ok: (($s.snapdiag.max_rss_kib // 1e12) < 102400)},
   sos_note: $sos_note,
   perf_report: (if $perf_txt == "" then null else $perf_txt end),
-  last_bundle: {collect_phase_ms: $collect_ms, bytes: $bundle_bytes, tcp_jsonl_rows: $tcp_rows, collectors: $collectors},
+  last_bundle: {collect_phase_ms: $collect_ms, cost: $cost, bytes: $bundle_bytes, tcp_jsonl_rows: $tcp_rows, collectors: $collectors},
   raw: $rows
 }' <"$RUNS_TSV" >"$JSON"
 
@@ -408,17 +469,19 @@ def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
 "`\(.command)` on kernel \(.host.kernel), \(.host.cpus) CPUs; snapdiag \(.snapdiag.commit) (\(.snapdiag.binary))\(if .snapdiag.dirty_tree == "true" then " + uncommitted changes" elif .snapdiag.dirty_tree == "unknown" then " (prebuilt binary)" else "" end).",
 "Namespace: \(.namespace.tcp_sockets) TCP sockets (\(.namespace.states)) held by \(.namespace.helper_processes) helper processes; \(.runs) runs after one warm-up, medians.",
 "",
-"| tool | command | wall (s) | peak RSS (MiB) | max RSS (MiB) | output (MiB) | failed runs |",
-"| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+"| tool | command | wall (s) | CPU (s) | peak RSS (MiB) | max RSS (MiB) | output (MiB) | failed runs |",
+"| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
 (.commands as $c | .results | to_entries[] |
- "| \(.key) | `\($c[.key])` | \(f(.value.median_wall_s; 100)) | \(mib(.value.median_rss_kib)) | \(mib(.value.max_rss_kib)) | \(if .value.median_out_bytes == null then "n/a" else f(.value.median_out_bytes / 1048576; 10) end) | \(.value.failed_runs)/\(.value.runs) |"),
+ "| \(.key) | `\($c[.key])` | \(f(.value.median_wall_s; 100)) | \(f(.value.median_cpu_s; 100)) | \(mib(.value.median_rss_kib)) | \(mib(.value.max_rss_kib)) | \(if .value.median_out_bytes == null then "n/a" else f(.value.median_out_bytes / 1048576; 10) end) | \(.value.failed_runs)/\(.value.runs) |"),
 "",
-"| ratio | wall | peak RSS |",
-"| --- | ---: | ---: |",
-"| snapdiag / pipeline | \(f(.ratios.wall_snapdiag_over_pipeline; 1000)) | \(f(.ratios.rss_snapdiag_over_pipeline; 1000)) |",
-"| snapdiag / sos | \(f(.ratios.wall_snapdiag_over_sos; 1000)) | \(f(.ratios.rss_snapdiag_over_sos; 1000)) |",
+"| ratio | wall | CPU | peak RSS |",
+"| --- | ---: | ---: | ---: |",
+"| snapdiag / pipeline | \(f(.ratios.wall_snapdiag_over_pipeline; 1000)) | \(f(.ratios.cpu_snapdiag_over_pipeline; 1000)) | \(f(.ratios.rss_snapdiag_over_pipeline; 1000)) |",
+"| snapdiag / floor | \(f(.ratios.wall_snapdiag_over_floor; 1000)) | \(f(.ratios.cpu_snapdiag_over_floor; 1000)) | |",
+"| snapdiag / sos | \(f(.ratios.wall_snapdiag_over_sos; 1000)) | | \(f(.ratios.rss_snapdiag_over_sos; 1000)) |",
+(if .results.baseline then "| snapdiag / baseline | \(f(.ratios.wall_snapdiag_over_baseline; 1000)) | \(f(.ratios.cpu_snapdiag_over_baseline; 1000)) | |\n| baseline / pipeline | \(f(.ratios.wall_baseline_over_pipeline; 1000)) | | |" else empty end),
 "",
-"Targets: wall ratio vs pipeline <= 0.5: **\(if .targets.wall_ok then "met" else "NOT met" end)**; peak RSS < 100 MiB: **\(if .targets.rss_ok then "met" else "NOT met" end)** (max \(mib(.results.snapdiag.max_rss_kib)) MiB).",
+"Targets: wall ratio vs pipeline <= 0.25: **\(if .targets.wall_ok then "met" else "NOT met" end)**; peak RSS < 100 MiB: **\(if .targets.rss_ok then "met" else "NOT met" end)** (max \(mib(.results.snapdiag.max_rss_kib)) MiB).",
 "",
 (.namespace.tcp_sockets as $n | .last_bundle as $b |
  ([$b.collectors[] | select(.status != "ok") | "\(.name)=\(.status)"] | join(", ")) as $bad |
@@ -426,6 +489,7 @@ def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
  (if $bad != "" then "\n**Warning: collectors not ok in the last bundle: \($bad).**" else empty end)),
 "",
 "Last bundle: \(.last_bundle.bytes // "n/a") bytes, collection phase (manifest start..end) \(.last_bundle.collect_phase_ms // "n/a") ms, sockets/tcp.jsonl rows: \(.last_bundle.tcp_jsonl_rows // "n/a"); collectors: \(.last_bundle.collectors | map("\(.name)=\(.status) \(.duration_ms // "?")ms") | join(", "))",
+(.last_bundle.cost | if . == null then empty else "Cost recorded in the last bundle: \(.cpu_user_ms + .cpu_system_ms | round) ms CPU (\(.cpu_user_ms | round) user, \(.cpu_system_ms | round) system), peak RSS \(.peak_rss_kib) KiB (\(.peak_rss_scope)), nice \(.priority.nice // "?"), io \(.priority.io_class // "?")/\(.priority.io_level // "?")." end),
 (if .sos_note != "" then "\nsos: \(.sos_note)" else empty end),
 "",
 "Load average at start / end: \(.host.loadavg_start) / \(.host.loadavg_end) (2 CPUs: anything else running skews the figures).",

@@ -54,7 +54,79 @@ type Manifest struct {
 	// Redaction is set when addresses and host names were replaced by keyed
 	// pseudonyms (snapdiag redact, capture --redact).
 	Redaction *Redaction `json:"redaction,omitempty"`
+	// Cost is what the capture itself cost the host; nil in bundles written
+	// before it was recorded.
+	Cost *Cost `json:"cost,omitempty"`
 }
+
+// Cost is the capture's own use of the host, from its start until the
+// manifest was encoded: collecting, and staging and compressing the large
+// members, but not the last step (writing the archive, fsync, rename), which
+// happens after the manifest is sealed into it.
+type Cost struct {
+	// WallMS is the time from Start to End.
+	WallMS float64 `json:"wall_ms"`
+	// CPUUserMS and CPUSystemMS are the process's CPU time over that span
+	// (getrusage(RUSAGE_SELF), all threads). A capture starts no child
+	// process. In a watchdog the span also holds the watchdog's own checks.
+	CPUUserMS   float64 `json:"cpu_user_ms"`
+	CPUSystemMS float64 `json:"cpu_system_ms"`
+	// PeakRSSKiB is the process's peak resident memory, VmHWM of
+	// /proc/self/status, in KiB.
+	PeakRSSKiB int64 `json:"peak_rss_kib"`
+	// PeakRSSScope says since when PeakRSSKiB is the peak: PeakSinceCapture
+	// when the mark was reset at the capture's start (so a watchdog's peak
+	// before the capture is not in it), PeakSinceProcess otherwise.
+	PeakRSSScope string `json:"peak_rss_scope,omitempty"`
+	// Priority is the scheduling priority the capture ran at.
+	Priority *Priority `json:"priority,omitempty"`
+}
+
+// Summary says in a few words what the capture cost: "capture took 0.31 s
+// CPU, 15.3 MiB peak, at nice 10".
+func (c *Cost) Summary() string {
+	s := fmt.Sprintf("capture took %.2f s CPU, %.1f MiB peak", (c.CPUUserMS+c.CPUSystemMS)/1000, float64(c.PeakRSSKiB)/1024)
+	if p := c.Priority; p != nil {
+		s += fmt.Sprintf(", at nice %d", p.Nice)
+	}
+	return s
+}
+
+// Scopes of Cost.PeakRSSKiB.
+const (
+	PeakSinceCapture = "capture"
+	PeakSinceProcess = "process"
+)
+
+// Priority is the CPU and disk scheduling priority a capture ran at.
+type Priority struct {
+	// Nice is the nice value of the capture's threads, -20 to 19.
+	Nice int `json:"nice"`
+	// IOClass is the disk scheduling class: IOClassBestEffort, IOClassIdle,
+	// IOClassRealtime, or IOClassNone (the default, best-effort at a level
+	// derived from the nice value).
+	IOClass string `json:"io_class"`
+	// IOLevel is the level within the class, 0 (first) to 7 (last).
+	IOLevel int `json:"io_level"`
+	// Lowered is true when snapdiag lowered its own priority to these
+	// values (capture's default, --priority low); false when it ran at the
+	// priority it was started with.
+	Lowered bool `json:"lowered"`
+	// RestoredForWrite is true when a lowered capture went back to the
+	// priority it was started with once collecting ended, so that writing
+	// the bundle meets the deadline on a busy host.
+	RestoredForWrite bool `json:"restored_for_write,omitempty"`
+	// Error says why lowering or restoring failed, in part or whole.
+	Error string `json:"error,omitempty"`
+}
+
+// Disk scheduling classes of Priority.IOClass (IOPRIO_CLASS_* of ioprio_set(2)).
+const (
+	IOClassNone       = "none"
+	IOClassRealtime   = "realtime"
+	IOClassBestEffort = "best-effort"
+	IOClassIdle       = "idle"
+)
 
 // Redaction says how a bundle was redacted. The key itself stays with the
 // operator; its fingerprint tells whether two bundles share pseudonyms.

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -46,6 +48,12 @@ type Options struct {
 	// Filter, when set, rewrites every member as it is written, and the
 	// manifest and name at commit (capture --redact).
 	Filter bundle.Filter
+	// Priority is set when the process lowered its priority for the capture
+	// (LowerPriority): the manifest records it, and the capture restores the
+	// starting priority when collecting ends, to write the bundle in time.
+	// Nil when it runs at the priority it was started with, which the
+	// manifest then records as found.
+	Priority *LowPriority
 }
 
 // Result is what a capture produced.
@@ -116,6 +124,7 @@ func commitReserve(deadline time.Duration) time.Duration {
 // that failed are recorded in the manifest.
 func Capture(ctx context.Context, opts Options) (Result, error) {
 	start := time.Now()
+	cost := startCost(start)
 	if opts.Samples <= 0 {
 		opts.Samples = DefaultSamples
 	}
@@ -126,6 +135,9 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		opts.Deadline = DefaultDeadline
 	}
 	h := opts.Host.WithDefaults()
+	if h.Shared == nil {
+		h.Shared = &Shared{}
+	}
 	hardCtx, cancelHard := context.WithDeadline(ctx, start.Add(opts.Deadline))
 	defer cancelHard()
 	collectCtx, cancel := context.WithDeadline(hardCtx, start.Add(opts.Deadline-commitReserve(opts.Deadline)))
@@ -159,7 +171,37 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		Collectors: cs, Samplers: ss, Samples: opts.Samples, Interval: opts.Interval,
 		FirstSample: len(opts.History), Progress: opts.Progress,
 	}
+	// Collecting at a low priority is what spares the service; writing the
+	// bundle is short, and at a low priority on a busy host it could overrun
+	// the deadline. The priority is restored when collecting ends, or at
+	// its deadline, when collectors cut short must return within the grace.
+	prio := currentPriority()
+	var (
+		restoreOnce sync.Once
+		restoreErr  error
+		restored    bool
+	)
+	restore := func() {}
+	if lp := opts.Priority; lp != nil {
+		prio = lp.Applied
+		restore = func() {
+			restoreOnce.Do(func() {
+				if restoreErr = lp.Restore(); restoreErr == nil {
+					restored = true
+				}
+			})
+		}
+		stop := context.AfterFunc(collectCtx, restore)
+		defer stop()
+	}
 	statuses, anns, cut := r.Run(collectCtx, h, w)
+	// Once.Do returns only after the first call, perhaps the AfterFunc's,
+	// has finished: restored and restoreErr are settled.
+	restore()
+	prio.RestoredForWrite = restored
+	if restoreErr != nil {
+		prio.Error = strings.TrimPrefix(prio.Error+"; restore for the write: "+restoreErr.Error(), "; ")
+	}
 	if len(opts.History) > 0 {
 		st := bundle.CollectorStatus{Name: "history", Status: bundle.StatusOK, Files: summarizeFiles(w.Files("history"))}
 		if histErr != nil {
@@ -198,6 +240,7 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		a.Annotate(m)
 	}
 	m.End = time.Now().UTC()
+	m.Cost = cost.finish(m.End, prio)
 	path, err := w.Commit(bundle.FileName(hostFacts.Hostname, start), m)
 	if err != nil {
 		return Result{}, fmt.Errorf("write bundle: %w", err)

@@ -30,6 +30,11 @@ type Host struct {
 	PacketBytes int64
 	// Payload keeps whole packets instead of headers only.
 	Payload bool
+
+	// Shared is what the collectors of one capture share. Capture sets a
+	// fresh one on its copy of the Host when it is nil; a collector run
+	// outside a capture, with none, reads the kernel on its own.
+	Shared *Shared
 }
 
 // Collector gathers one source once per capture.

@@ -1,12 +1,12 @@
 package collectors
 
 import (
+	"errors"
 	"fmt"
-	"io"
-	"os"
-	"syscall"
+	"io/fs"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"golang.org/x/sys/unix"
 )
 
 // maxProcFile bounds what one /proc or /sys file may contribute. The files
@@ -22,27 +22,62 @@ const maxProcFile = 16 << 20
 // (and then read(2)) until a writer came, holding its collector past the
 // deadline and, for a sampler, every sampler after it; O_NONBLOCK makes the
 // open return at once, and the type check keeps the read from waiting.
+//
+// It uses the system calls directly: an os.File registers every descriptor
+// with the runtime's poller, and /proc and /sys files can be polled, so each
+// read would cost an epoll_ctl() to add it and one to remove it, a third of
+// the system calls of the thousand sysctls a capture reads.
 func readFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, err
+		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	defer unix.Close(fd)
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
 		return nil, fmt.Errorf("stat %s: %w", path, err)
 	}
-	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("read %s: %s, not a regular file", path, bundle.FileKind(fi.Mode()))
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		return nil, fmt.Errorf("read %s: %s, not a regular file", path, bundle.FileKind(modeType(st.Mode)))
 	}
-	data, err := io.ReadAll(io.LimitReader(f, maxProcFile+1))
-	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", path, err)
+	data := make([]byte, 0, 512)
+	for {
+		if len(data) > maxProcFile {
+			return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxProcFile)
+		}
+		if len(data) == cap(data) {
+			data = append(data, 0)[:len(data)]
+		}
+		n, err := unix.Read(fd, data[len(data):min(cap(data), maxProcFile+1)])
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return nil, fmt.Errorf("read %s: %w", path, err)
+		case n == 0:
+			return data, nil
+		}
+		data = data[:len(data)+n]
 	}
-	if len(data) > maxProcFile {
-		return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxProcFile)
+}
+
+// modeType is the file type of a stat mode, as fs.FileMode bits.
+func modeType(mode uint32) fs.FileMode {
+	switch mode & unix.S_IFMT {
+	case unix.S_IFDIR:
+		return fs.ModeDir
+	case unix.S_IFIFO:
+		return fs.ModeNamedPipe
+	case unix.S_IFSOCK:
+		return fs.ModeSocket
+	case unix.S_IFCHR:
+		return fs.ModeDevice | fs.ModeCharDevice
+	case unix.S_IFBLK:
+		return fs.ModeDevice
+	case unix.S_IFLNK:
+		return fs.ModeSymlink
 	}
-	return data, nil
+	return fs.ModeIrregular
 }
 
 // copyFile stores the kernel file at src as member name, exactly as read.

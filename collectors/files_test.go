@@ -1,6 +1,8 @@
 package collectors
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,5 +54,32 @@ func TestReadFileRefusesSpecialFiles(t *testing.T) {
 	}
 	if data, err := readFile(reg); err != nil || string(data) != "TcpExt: A\nTcpExt: 1\n" {
 		t.Errorf("readFile(regular) = %q, %v", data, err)
+	}
+}
+
+// TestReadFileWhole checks that readFile returns a file of any size up to
+// maxProcFile whole, and refuses a larger one.
+func TestReadFileWhole(t *testing.T) {
+	dir := t.TempDir()
+	for _, size := range []int{0, 1, 511, 512, 513, 100 << 10, maxProcFile} {
+		want := []byte(strings.Repeat("0123456789abcdef", size/16+1)[:size])
+		path := filepath.Join(dir, "f")
+		if err := os.WriteFile(path, want, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		got, err := readFile(path)
+		if err != nil || string(got) != string(want) {
+			t.Errorf("readFile of %d bytes: %d bytes, %v", size, len(got), err)
+		}
+	}
+	path := filepath.Join(dir, "big")
+	if err := os.WriteFile(path, make([]byte, maxProcFile+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if data, err := readFile(path); err == nil || !strings.Contains(err.Error(), path) {
+		t.Errorf("readFile of %d bytes = %d bytes, %v; want an error naming the path", maxProcFile+1, len(data), err)
+	}
+	if _, err := readFile(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("readFile of a missing file: %v, want fs.ErrNotExist", err)
 	}
 }

@@ -55,26 +55,33 @@ func HostFacts(h Host) bundle.Host {
 
 // parseCapEff reads the CapEff line of /proc/PID/status.
 func parseCapEff(status []byte) (string, []string) {
+	hex, ok := statusField(status, "CapEff")
+	if !ok {
+		return "", nil
+	}
+	mask, err := strconv.ParseUint(hex, 16, 64)
+	if err != nil {
+		return hex, nil
+	}
+	var names []string
+	for _, c := range capNames {
+		if mask&(1<<c.bit) != 0 {
+			names = append(names, c.name)
+		}
+	}
+	return hex, names
+}
+
+// statusField returns the value of the "name:" line of a /proc/PID/status,
+// without the surrounding blanks.
+func statusField(status []byte, name string) (string, bool) {
 	sc := bufio.NewScanner(bytes.NewReader(status))
 	for sc.Scan() {
-		hex, ok := strings.CutPrefix(sc.Text(), "CapEff:")
-		if !ok {
-			continue
+		if v, ok := strings.CutPrefix(sc.Text(), name+":"); ok {
+			return strings.TrimSpace(v), true
 		}
-		hex = strings.TrimSpace(hex)
-		mask, err := strconv.ParseUint(hex, 16, 64)
-		if err != nil {
-			return hex, nil
-		}
-		var names []string
-		for _, c := range capNames {
-			if mask&(1<<c.bit) != 0 {
-				names = append(names, c.name)
-			}
-		}
-		return hex, names
 	}
-	return "", nil
+	return "", false
 }
 
 // HasCap reports whether the host facts show the named effective capability.

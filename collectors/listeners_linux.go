@@ -41,38 +41,46 @@ type owner struct {
 // Name implements Sampler.
 func (*Listeners) Name() string { return "listeners" }
 
-// Sample implements Sampler.
+// Sample implements Sampler. The first sample of a capture is the capture's
+// listener snapshot, which the other collectors share (Host.firstListeners);
+// later samples dump the listeners afresh.
 func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer) error {
-	t := newListenerTable(newZoner())
-	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
-		// INET_DIAG_SKMEMINFO carries the listener's own drop counter.
-		if err := sockdiag.Dump(ctx, family, sockdiag.StatesListen, sockdiag.ExtSkMemInfo, t.addListener); err != nil {
-			return fmt.Errorf("read tcp listeners (%s): %w", familyName(family), err)
-		}
+	ls, err := h.sampleListeners(ctx)
+	if err != nil {
+		return err
 	}
-	t.index()
-	// The dual-stack rule needs both families' requests whatever the
-	// listener's family, so both are dumped even when one has no listener.
-	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
-		if err := sockdiag.Dump(ctx, family, sockdiag.StatesSynRecv, 0, t.addRequest); err != nil {
-			return fmt.Errorf("read tcp SYN-RECV sockets (%s): %w", familyName(family), err)
-		}
-	}
-	ls := t.listeners()
 	proc := h.Proc
 	if proc == "" {
 		proc = "/proc"
 	}
-	l.setOwners(ctx, proc, ls)
-	if ctx.Err() != nil {
+	stopped := l.setOwners(ctx, proc, ls)
+	switch {
+	case stopped:
+		w.Note("owner lookup stopped after reading %d descriptors: listeners whose owner was not found by then have pid 0", maxOwnerLinks)
+	case ctx.Err() != nil:
 		w.Note("owner lookup cut by the deadline: some listeners have pid 0")
-	} else if n := unowned(ls); n > 0 {
+	case unowned(ls) > 0:
 		// Without CAP_SYS_PTRACE, proc_fd_access_allowed() hides other
 		// users' /proc/PID/fd, and a process of another PID namespace is not
 		// in this /proc at all: their listeners are found, their owners not.
-		w.Note("owner not found for %d of %d listeners (pid 0): held by processes this capture cannot look into (another user's, without CAP_SYS_PTRACE, or another PID namespace's)", n, len(ls))
+		w.Note("owner not found for %d of %d listeners (pid 0): held by processes this capture cannot look into (another user's, without CAP_SYS_PTRACE, or another PID namespace's)", unowned(ls), len(ls))
 	}
 	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), bundle.EncodeListeners(ls))
+}
+
+// readListeners dumps every TCP listener of both families with its queues
+// and the half-open requests attributed to it. One dump asks for LISTEN and
+// SYN_RECV sockets together: the kernel walks its listening hash, then its
+// established hash for the requests, and a second dump would walk both again.
+func readListeners(ctx context.Context, d *sockdiag.Dumper) ([]bundle.Listener, error) {
+	t := newListenerTable(newZoner())
+	// INET_DIAG_SKMEMINFO carries the listener's own drop counter; request
+	// sockets get no attributes whatever is asked (inet_req_diag_fill()).
+	if err := d.Dump(ctx, sockdiag.StatesListen|sockdiag.StatesSynRecv, sockdiag.ExtSkMemInfo, t.add); err != nil {
+		return nil, fmt.Errorf("read tcp listeners and SYN-RECV sockets: %w", err)
+	}
+	t.attributePending()
+	return t.listeners(), nil
 }
 
 // unowned counts the listeners whose owning process was not found.
@@ -105,6 +113,17 @@ type listenerTable struct {
 	// dualStack holds [::] listeners without IPV6_V6ONLY, which take IPv4
 	// connections too.
 	dualStack map[uint16]int
+	// pending counts the requests of a combined dump by family and local
+	// endpoint, until every listener is known: the kernel sends a dump's
+	// listeners first, but attribution should not rest on that order, and
+	// a request of one family may belong to a listener of the other. A SYN
+	// flood has many requests but few local endpoints.
+	pending map[requestKey]int
+}
+
+type requestKey struct {
+	family uint8
+	local  netip.AddrPort // unmapped
 }
 
 type listenerEntry struct {
@@ -132,7 +151,32 @@ func newListenerTable(z *zoner) *listenerTable {
 		exact:     map[netip.AddrPort]int{},
 		wildcard:  map[familyPort]int{},
 		dualStack: map[uint16]int{},
+		pending:   map[requestKey]int{},
 	}
+}
+
+// add is the sockdiag.Dump callback of a combined LISTEN and SYN_RECV dump:
+// it adds listeners and counts requests for attributePending.
+func (t *listenerTable) add(m *sockdiag.Msg) error {
+	switch {
+	case m.State == sockdiag.StateListen:
+		return t.addListener(m)
+	case m.Request():
+		t.pending[requestKey{m.Family, netip.AddrPortFrom(m.Src.Addr().Unmap(), m.Src.Port())}]++
+	}
+	return nil
+}
+
+// attributePending indexes the listeners and attributes the requests add
+// counted.
+func (t *listenerTable) attributePending() {
+	t.index()
+	for k, n := range t.pending {
+		if g, ok := t.lookup(k.family, k.local.Addr(), k.local.Port()); ok {
+			t.synRecv[g] += n
+		}
+	}
+	clear(t.pending)
 }
 
 // addListener is the sockdiag.Dump callback for LISTEN sockets.
@@ -214,18 +258,25 @@ func (t *listenerTable) addRequest(m *sockdiag.Msg) error {
 	if !m.Request() {
 		return nil
 	}
+	if g, ok := t.lookup(m.Family, m.Src.Addr().Unmap(), m.Src.Port()); ok {
+		t.synRecv[g]++
+	}
+	return nil
+}
+
+// lookup returns the group of listeners that holds a request of family to
+// the unmapped local address and port.
+func (t *listenerTable) lookup(family uint8, local netip.Addr, port uint16) (int, bool) {
 	// A request reports the concrete local address the SYN was sent to,
 	// even for a wildcard listener. A listener bound to that address wins
 	// over a wildcard one, as in __inet_lookup_listener(), which looks up
 	// (daddr, port) before (INADDR_ANY, port).
-	local := m.Src.Addr().Unmap()
-	port := m.Src.Port()
 	g, ok := t.exact[netip.AddrPortFrom(local, port)]
 	switch {
 	case ok:
 	case !local.Is4():
 		g, ok = t.wildcard[familyPort{sockdiag.FamilyInet6, port}]
-	case m.Family == sockdiag.FamilyInet6:
+	case family == sockdiag.FamilyInet6:
 		// inet_reqsk_alloc() gives a request its listener's family
 		// (ireq_family = sk_listener->sk_family): an IPv4 client of a [::]
 		// listener is an AF_INET6 request with a v4-mapped address, and
@@ -242,10 +293,7 @@ func (t *listenerTable) addRequest(m *sockdiag.Msg) error {
 			g, ok = t.dualStack[port]
 		}
 	}
-	if ok {
-		t.synRecv[g]++
-	}
-	return nil
+	return g, ok
 }
 
 // listeners returns the listeners with their SYN_RECV counts, sorted by port,
@@ -275,8 +323,9 @@ func familyOf(name string) uint8 {
 
 // setOwners fills in PID and Comm. Only owners not known from an earlier
 // sample are looked up, and cached entries of listeners that are gone are
-// dropped, so the cache holds at most the current listeners.
-func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.Listener) {
+// dropped, so the cache holds at most the current listeners. It reports
+// whether the lookup stopped at its bound of maxOwnerLinks descriptors.
+func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.Listener) (stopped bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.owners == nil {
@@ -296,10 +345,14 @@ func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.List
 		}
 	}
 	if len(want) > 0 {
-		found := findSocketOwners(ctx, proc, want)
+		found, complete := findSocketOwners(ctx, proc, want, maxOwnerLinks)
+		stopped = !complete && ctx.Err() == nil
 		if ctx.Err() == nil {
-			// A scan cut short proves nothing about the inodes it did not
-			// reach: remember misses only after a complete scan.
+			// A scan cut short by the deadline proves nothing about the
+			// inodes it did not reach: remember misses only after a scan
+			// that ended on its own. One that reached its bound is
+			// remembered too: the next sample's would read the same
+			// descriptors.
 			for _, cookie := range want {
 				l.owners[cookie] = owner{}
 			}
@@ -312,6 +365,7 @@ func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.List
 		o := l.owners[ls[i].Cookie]
 		ls[i].PID, ls[i].Comm = o.pid, o.comm
 	}
+	return stopped
 }
 
 // findSocketOwners looks through proc/*/fd for the sockets whose inodes are
@@ -326,20 +380,34 @@ func (l *Listeners) setOwners(ctx context.Context, proc string, ls []bundle.List
 // listener was not found. Each pass stops as soon as every inode is found,
 // and goes through processes in /proc's order, ascending pids, so a listener
 // shared by a master and its workers is usually given to the master.
-func findSocketOwners(ctx context.Context, proc string, want map[uint32]uint64) map[uint32]owner {
-	found := map[uint32]owner{}
+//
+// A listener whose owner is out of sight (a process of another PID
+// namespace, a kernel socket) makes the second pass read every descriptor of
+// the host: at most budget of them are read, so that the cost stays bounded
+// on a host holding hundreds of thousands of connections. complete is false
+// when the lookup stopped, at the budget or with ctx, before finding every
+// inode or reading every descriptor.
+func findSocketOwners(ctx context.Context, proc string, want map[uint32]uint64, budget int) (found map[uint32]owner, complete bool) {
+	found = map[uint32]owner{}
 	pids := listPIDs(proc)
 	link := make([]byte, 64)
 	for _, below := range []int{lowFDs, math.MaxInt} {
 		for _, pid := range pids {
-			if len(found) == len(want) || ctx.Err() != nil {
-				return found
+			if len(found) == len(want) {
+				return found, true
 			}
-			scanProcessFDs(proc, pid, below, want, found, link)
+			if ctx.Err() != nil || budget <= 0 {
+				return found, false
+			}
+			scanProcessFDs(proc, pid, below, want, found, link, &budget)
 		}
 	}
-	return found
+	return found, len(found) == len(want) || budget > 0
 }
+
+// maxOwnerLinks bounds the descriptors one owner lookup reads: a few hundred
+// milliseconds of readlink() at most.
+const maxOwnerLinks = 1 << 15
 
 // lowFDs bounds the descriptors of the first pass of findSocketOwners.
 const lowFDs = 64
@@ -362,8 +430,9 @@ func listPIDs(proc string) []int {
 }
 
 // scanProcessFDs records in found the wanted sockets that process pid holds
-// as descriptors below below.
-func scanProcessFDs(proc string, pid, below int, want map[uint32]uint64, found map[uint32]owner, link []byte) {
+// as descriptors below below, reading at most *budget of them, and takes
+// what it read from *budget.
+func scanProcessFDs(proc string, pid, below int, want map[uint32]uint64, found map[uint32]owner, link []byte, budget *int) {
 	dir := filepath.Join(proc, strconv.Itoa(pid), "fd")
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
@@ -387,6 +456,10 @@ func scanProcessFDs(proc string, pid, below int, want map[uint32]uint64, found m
 				past = true
 				continue
 			}
+			if *budget <= 0 {
+				return
+			}
+			*budget--
 			// readlinkat() on the open directory, into a reused buffer.
 			l, err := unix.Readlinkat(fd, name, link)
 			if err != nil {

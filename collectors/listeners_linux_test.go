@@ -112,6 +112,21 @@ func TestListenerAttribution(t *testing.T) {
 	if diff := cmp.Diff(want, tb.listeners()); diff != "" {
 		t.Errorf("listeners (-want +got):\n%s", diff)
 	}
+
+	// A combined LISTEN and SYN_RECV dump: requests are counted as they
+	// come, before or after their listeners, and attributed at the end.
+	combined := newListenerTable(testZoner())
+	for _, ms := range [][]L{requests, listeners} {
+		for i := range ms {
+			if err := combined.add(&ms[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	combined.attributePending()
+	if diff := cmp.Diff(want, combined.listeners()); diff != "" {
+		t.Errorf("listeners of a combined dump (-want +got):\n%s", diff)
+	}
 }
 
 // fakeProc makes a /proc with processes holding the given descriptors:
@@ -325,4 +340,45 @@ func TestHistorySampleListenerDrops(t *testing.T) {
 		}
 		return false, "no listener on the port"
 	})
+}
+
+// TestFindSocketOwnersBudget checks that the owner lookup reads at most its
+// budget of descriptors, and says when it stopped before it was complete.
+func TestFindSocketOwnersBudget(t *testing.T) {
+	type proc = struct {
+		comm string
+		fds  map[string]string
+	}
+	root := fakeProc(t, map[int]proc{
+		100: {"busy", map[string]string{"0": "/dev/null", "1": "pipe:[5]", "2": "socket:[7]", "100": "socket:[8]"}},
+		// Found in the second pass only: its descriptor is not below lowFDs.
+		200: {"late", map[string]string{"100": "socket:[222]"}},
+	})
+	want := map[uint32]uint64{222: 2}
+	for _, tc := range []struct {
+		budget   int
+		found    bool
+		complete bool
+	}{
+		// The first pass reads 100's three low descriptors, the second all
+		// four of 100's, then 200's one.
+		{budget: 4, found: false, complete: false},
+		{budget: 7, found: false, complete: false},
+		{budget: 8, found: true, complete: true},
+		{budget: maxOwnerLinks, found: true, complete: true},
+	} {
+		found, complete := findSocketOwners(context.Background(), root, want, tc.budget)
+		_, ok := found[222]
+		if ok != tc.found || complete != tc.complete {
+			t.Errorf("budget %d: found %v complete %v, want found %v complete %v", tc.budget, ok, complete, tc.found, tc.complete)
+		}
+	}
+	// A listener nobody holds: the lookup reads every descriptor, and is
+	// complete when the budget covers them.
+	if _, complete := findSocketOwners(context.Background(), root, map[uint32]uint64{999: 9}, 100); !complete {
+		t.Error("lookup of an unheld socket within budget: not complete")
+	}
+	if _, complete := findSocketOwners(context.Background(), root, map[uint32]uint64{999: 9}, 4); complete {
+		t.Error("lookup of an unheld socket past its budget: complete")
+	}
 }

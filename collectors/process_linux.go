@@ -13,7 +13,6 @@ import (
 	"strconv"
 
 	"github.com/snapdiag/snapdiag/bundle"
-	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
 )
 
 // Bounds of the processes collector, used where a Processes field is 0.
@@ -65,21 +64,18 @@ func nearBacklog(recvQ, backlog uint32) bool {
 // Collect implements Collector.
 func (p *Processes) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	proc := cmp.Or(h.Proc, "/proc")
+	// The capture's listener snapshot: the listeners sampler's first sample
+	// is the same dump, so the kernel is not asked twice.
+	ls, err := h.firstListeners(ctx)
+	if err != nil {
+		return err
+	}
 	var full []fullListener
-	zones := newZoner()
-	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
-		err := sockdiag.Dump(ctx, family, sockdiag.StatesListen, 0, func(m *sockdiag.Msg) error {
-			if m.State != sockdiag.StateListen || m.Inode == 0 || !nearBacklog(m.RQueue, m.WQueue) {
-				return nil
-			}
-			zone := zones.zone(m.Src.Addr(), m.IfIndex)
-			full = append(full, fullListener{local: string(bundle.AppendAddrPort(nil, m.Src, zone)),
-				inode: m.Inode, cookie: m.Cookie, recvQ: m.RQueue, max: m.WQueue})
-			return nil
-		})
-		if err != nil {
-			return fmt.Errorf("read tcp listeners (%s): %w", familyName(family), err)
+	for _, l := range ls {
+		if l.Inode == 0 || !nearBacklog(l.RecvQ, l.SendQ) {
+			continue
 		}
+		full = append(full, fullListener{local: l.Local, inode: l.Inode, cookie: l.Cookie, recvQ: l.RecvQ, max: l.SendQ})
 	}
 	// Fullest first: when more processes own full listeners than the bound
 	// allows, those with the worst queues are the ones kept.
@@ -92,7 +88,7 @@ func (p *Processes) Collect(ctx context.Context, h Host, w *bundle.Writer) error
 	}
 	var owners map[uint32]owner
 	if len(want) > 0 {
-		owners = findSocketOwners(ctx, proc, want)
+		owners, _ = findSocketOwners(ctx, proc, want, maxOwnerLinks)
 	}
 	maxProcs := cmp.Or(p.MaxProcesses, DefaultMaxProcesses)
 	var ps []bundle.Process

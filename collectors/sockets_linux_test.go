@@ -453,3 +453,23 @@ func TestStateNames(t *testing.T) {
 		}
 	}
 }
+
+// TestSocketTableAddDoesNotAllocate checks that a socket row costs no
+// allocation once its port and peer are known: counting and encoding reuse
+// the table's buffers, whatever the number of rows.
+func TestSocketTableAddDoesNotAllocate(t *testing.T) {
+	for name, m := range socketCases() {
+		tb := newSocketTable(discardWriter{}, 1<<30, testZoner())
+		if err := tb.add(&m); err != nil { // the port's and the peer's counts
+			t.Fatal(err)
+		}
+		allocs := testing.AllocsPerRun(10_000, func() {
+			if err := tb.add(&m); err != nil {
+				t.Fatal(err)
+			}
+		})
+		if allocs != 0 {
+			t.Errorf("%s: %v allocations per row, want 0", name, allocs)
+		}
+	}
+}

@@ -85,6 +85,9 @@ func manifestLines(ctx *Context, s *analyze.Snapshot) []string {
 		caps := strings.Join(m.Host.Capabilities, ", ")
 		add("   euid        %d  capabilities: %s", m.Host.EUID, cmpDash(caps))
 		add("   time        %s → %s (%s)", fmtTime(m.Start), fmtTime(m.End), m.End.Sub(m.Start).Round(time.Millisecond))
+		if c := m.Cost; c != nil {
+			add("   cost        %s", c.Summary())
+		}
 		switch {
 		case m.StoppedBy == bundle.StoppedBySignal:
 			out = append(out, "   "+st.Warning.Render("a signal ("+m.Signal+") stopped the capture before it ran its course"))

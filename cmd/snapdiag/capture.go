@@ -36,6 +36,9 @@ type captureCmdFlags struct {
 	quiet   bool
 	redact  bool
 	keyFile string
+	// priority is "low" (lower the process's own priority first thing) or
+	// "normal" (keep the one it was started with).
+	priority string
 }
 
 func newCaptureCmd() *cobra.Command {
@@ -46,7 +49,11 @@ func newCaptureCmd() *cobra.Command {
 		Long: `Capture freezes the listen-path evidence into one .tar.zst bundle and prints
 its path as the last line of stdout. It exits 0 whenever a bundle was written,
 even if some collectors failed (the manifest says which and why), and non-zero
-only when no bundle could be written.`,
+only when no bundle could be written.
+
+It lowers its own priority first (nice 10, best-effort disk level 7; --priority
+normal keeps the one it was started with) and records in the manifest the
+priority it ran at, its CPU time and its peak memory.`,
 		Example: `  snapdiag capture --port 143 --reason "imap health check failed"
   snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -64,12 +71,23 @@ only when no bundle could be written.`,
 	fl.BoolVarP(&f.quiet, "quiet", "q", false, "no progress on stderr")
 	fl.BoolVar(&f.redact, "redact", false, "pseudonymise addresses and host names (as snapdiag redact) as members are written: nothing unredacted ever reaches the disk")
 	fl.StringVar(&f.keyFile, "key-file", defaultKeyFile(), "with --redact, the redaction key (created, mode 0600, when missing)")
+	fl.StringVar(&f.priority, "priority", "low", "low: run at nice 10 and the last best-effort disk level, so as not to compete with the service; normal: keep the priority snapdiag was started with")
 	return cmd
 }
 
 func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer) error {
 	if err := f.validate(); err != nil {
 		return err
+	}
+	var prio *collectors.LowPriority
+	switch f.priority {
+	case "low":
+		// First thing, while the process has few threads: the ones the Go
+		// runtime creates later inherit it.
+		prio = collectors.LowerPriority()
+	case "normal":
+	default:
+		return usageError{fmt.Errorf("--priority must be low or normal, not %q", f.priority)}
 	}
 	filter, err := captureFilter(f.redact, f.keyFile, stderr)
 	if err != nil {
@@ -105,6 +123,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	opts := f.options(dir)
 	opts.Trigger = trigger(f.reason)
 	opts.Filter = filter
+	opts.Priority = prio
 	progress := !f.quiet && isTerminal(stderr)
 	if progress {
 		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, f.deadline)

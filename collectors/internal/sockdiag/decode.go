@@ -95,11 +95,14 @@ const (
 	nlmsgDone        = 0x3
 	nlmsgOverrun     = 0x4
 	sockDiagByFamily = 20
-	nlmFRequest      = 0x1
-	nlmFDump         = 0x300
-	ipprotoTCP       = 6
-	rtaAlignTo       = 4
-	nlmsgAlignTo     = 4
+	// tcpDiagGetSock is TCPDIAG_GETSOCK, the request type of the original
+	// inet_diag interface; its replies have that type too.
+	tcpDiagGetSock = 18
+	nlmFRequest    = 0x1
+	nlmFDump       = 0x300
+	ipprotoTCP     = 6
+	rtaAlignTo     = 4
+	nlmsgAlignTo   = 4
 )
 
 // ErrTruncated is wrapped by decoding errors about input shorter than the
@@ -403,7 +406,8 @@ type header struct {
 }
 
 // parseDatagram walks the netlink messages of one received datagram and calls
-// fn with the payload of every SOCK_DIAG_BY_FAMILY reply to seq. It returns
+// fn with the payload of every SOCK_DIAG_BY_FAMILY or TCPDIAG_GETSOCK reply to
+// seq (a reply has its request's type, and both carry struct inet_diag_msg). It returns
 // done=true at NLMSG_DONE, and an error for NLMSG_ERROR with a non-zero
 // error, for a malformed datagram, or from fn. Messages for other sequence
 // numbers are skipped.
@@ -451,7 +455,7 @@ func parseDatagram(b []byte, seq uint32, fn func(payload []byte) error) (done bo
 			return true, nil
 		case nlmsgOverrun:
 			return false, errors.New("netlink overrun: messages were lost")
-		case sockDiagByFamily:
+		case sockDiagByFamily, tcpDiagGetSock:
 			if err := fn(payload); err != nil {
 				return false, err
 			}
@@ -463,15 +467,41 @@ func parseDatagram(b []byte, seq uint32, fn func(payload []byte) error) (done bo
 // appendRequest appends an inet_diag_req_v2 SOCK_DIAG_BY_FAMILY dump
 // request for TCP sockets of family in states, with the ext attributes.
 func appendRequest(b []byte, seq uint32, family uint8, states uint32, ext uint8) []byte {
-	n := sizeofNlMsghdr + sizeofDiagReqV2
-	b = ne.AppendUint32(b, uint32(n))
-	b = ne.AppendUint16(b, sockDiagByFamily)
-	b = ne.AppendUint16(b, nlmFRequest|nlmFDump)
-	b = ne.AppendUint32(b, seq)
-	b = ne.AppendUint32(b, 0) // to the kernel
+	b = appendDumpHeader(b, sizeofDiagReqV2, sockDiagByFamily, seq)
 	b = append(b, family, ipprotoTCP, ext, 0)
 	b = ne.AppendUint32(b, states)
 	// A zero inet_diag_sockid filters nothing: inet_diag_dump_icsk()
 	// compares idiag_sport and idiag_dport only when they are non-zero.
 	return append(b, make([]byte, sizeofDiagSockID)...)
+}
+
+// appendDumpHeader appends the netlink header of a dump request of type typ
+// whose payload has size bytes, to the kernel.
+func appendDumpHeader(b []byte, size int, typ uint16, seq uint32) []byte {
+	b = ne.AppendUint32(b, uint32(sizeofNlMsghdr+size))
+	b = ne.AppendUint16(b, typ)
+	b = ne.AppendUint16(b, nlmFRequest|nlmFDump)
+	b = ne.AppendUint32(b, seq)
+	return ne.AppendUint32(b, 0) // port id 0: the kernel
+}
+
+// sizeofDiagReqCompat is the size of struct inet_diag_req, the request of
+// TCPDIAG_GETSOCK.
+const sizeofDiagReqCompat = 4 + sizeofDiagSockID + 8
+
+// appendRequestBothFamilies appends a TCPDIAG_GETSOCK dump request (struct
+// inet_diag_req) for TCP sockets of both families in states, with the ext
+// attributes. SOCK_DIAG_BY_FAMILY cannot ask for both: sock_diag finds its
+// handler by sdiag_family, and AF_UNSPEC has none. TCPDIAG_GETSOCK
+// (inet_diag_rcv_msg_compat()) finds the handler by protocol and passes the
+// family through, and the TCP dump (inet_diag_dump_icsk(), renamed
+// tcp_diag_dump() in recent kernels) skips a socket of another family only
+// when the family asked for is not AF_UNSPEC: one walk of the established
+// hash instead of one per family. A reply has the request's type.
+func appendRequestBothFamilies(b []byte, seq uint32, states uint32, ext uint8) []byte {
+	b = appendDumpHeader(b, sizeofDiagReqCompat, tcpDiagGetSock, seq)
+	b = append(b, 0, 0, 0, ext) // AF_UNSPEC, src_len, dst_len, ext
+	b = append(b, make([]byte, sizeofDiagSockID)...)
+	b = ne.AppendUint32(b, states)
+	return ne.AppendUint32(b, 0) // idiag_dbs, unused
 }

@@ -279,3 +279,20 @@ func TestAppendRequest(t *testing.T) {
 		t.Errorf("request header or states wrong: % x", b)
 	}
 }
+
+func TestAppendRequestBothFamilies(t *testing.T) {
+	b := appendRequestBothFamilies(nil, 7, StatesListen|StatesSynRecv, ExtSkMemInfo)
+	if len(b) != sizeofNlMsghdr+sizeofDiagReqCompat || int(ne.Uint32(b)) != len(b) {
+		t.Fatalf("request of %d bytes with length field %d, want %d", len(b), ne.Uint32(b), sizeofNlMsghdr+sizeofDiagReqCompat)
+	}
+	// struct inet_diag_req: family AF_UNSPEC, no address lengths, the
+	// extensions, a zero socket id, then the states.
+	want := []byte{0, 0, 0, ExtSkMemInfo}
+	if diff := cmp.Diff(want, b[16:20]); diff != "" {
+		t.Errorf("inet_diag_req head (-want +got):\n%s", diff)
+	}
+	if ne.Uint16(b[4:]) != tcpDiagGetSock || ne.Uint16(b[6:]) != nlmFRequest|nlmFDump ||
+		ne.Uint32(b[8:]) != 7 || ne.Uint32(b[20+sizeofDiagSockID:]) != StatesListen|StatesSynRecv {
+		t.Errorf("request header or states wrong: % x", b)
+	}
+}

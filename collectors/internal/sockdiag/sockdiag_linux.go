@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -32,8 +33,15 @@ const dumpSeq = 1
 // Dump returns fn's error as it is, ctx's error when ctx ends the dump, and
 // an error wrapping fs.ErrNotExist when the kernel has no sock_diag for TCP.
 func Dump(ctx context.Context, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
+	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext)
+	return dumpMsgs(ctx, req, fn)
+}
+
+// dumpMsgs sends the dump request req and calls fn with every socket of the
+// reply.
+func dumpMsgs(ctx context.Context, req []byte, fn func(m *Msg) error) error {
 	var m Msg
-	return dumpRaw(ctx, family, states, ext, func(datagram []byte) (bool, error) {
+	return dumpReq(ctx, req, func(datagram []byte) (bool, error) {
 		return parseDatagram(datagram, dumpSeq, func(payload []byte) error {
 			if err := DecodeMsg(payload, &m); err != nil {
 				return fmt.Errorf("decode sock_diag reply: %w", err)
@@ -43,10 +51,79 @@ func Dump(ctx context.Context, family uint8, states uint32, ext uint8, fn func(m
 	})
 }
 
-// dumpRaw sends one dump request and calls fn with every datagram received,
-// until fn reports the dump done or fails. It is apart from Dump so tests can
-// record the kernel's bytes.
+// Dumper dumps the TCP sockets of both families and counts the dump requests
+// it sends to the kernel, so a capture can show (and a test can check) how
+// many walks of the kernel's socket tables it cost. The zero Dumper is ready;
+// a nil *Dumper dumps without counting. It is safe for concurrent use.
+type Dumper struct {
+	requests atomic.Int64
+	// perFamily is set once the kernel refused a request for both families
+	// at once: later dumps ask for each family on its own.
+	perFamily atomic.Bool
+}
+
+// Requests returns how many dump requests d has sent.
+func (d *Dumper) Requests() int64 {
+	if d == nil {
+		return 0
+	}
+	return d.requests.Load()
+}
+
+// Dump is the package's Dump for both families, FamilyInet and FamilyInet6,
+// in one request and so one walk of the kernel's socket hash tables when the
+// kernel takes it (TCPDIAG_GETSOCK with AF_UNSPEC), else one request per
+// family. The sockets of the two families may arrive interleaved.
+func (d *Dumper) Dump(ctx context.Context, states uint32, ext uint8, fn func(m *Msg) error) error {
+	if d == nil || !d.perFamily.Load() {
+		d.count()
+		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), dumpSeq, states, ext)
+		delivered := false
+		err := dumpMsgs(ctx, req, func(m *Msg) error {
+			delivered = true
+			return fn(m)
+		})
+		// A kernel without the compat interface refuses the request before
+		// it sends a single socket; any other error is the dump's own.
+		if err == nil || delivered || !refused(err) {
+			return err
+		}
+		if d != nil {
+			d.perFamily.Store(true)
+		}
+	}
+	for _, family := range []uint8{FamilyInet, FamilyInet6} {
+		d.count()
+		if err := Dump(ctx, family, states, ext, fn); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *Dumper) count() {
+	if d != nil {
+		d.requests.Add(1)
+	}
+}
+
+// refused reports whether err is the kernel refusing a request type or
+// family it does not handle.
+func refused(err error) bool {
+	return errors.Is(err, unix.EINVAL) || errors.Is(err, unix.ENOENT) || errors.Is(err, unix.EOPNOTSUPP) ||
+		errors.Is(err, unix.EAFNOSUPPORT) || errors.Is(err, unix.EPROTONOSUPPORT)
+}
+
+// dumpRaw sends one SOCK_DIAG_BY_FAMILY dump request and calls fn with every
+// datagram received, until fn reports the dump done or fails. It is apart
+// from Dump so tests can record the kernel's bytes.
 func dumpRaw(ctx context.Context, family uint8, states uint32, ext uint8, fn func(datagram []byte) (done bool, err error)) error {
+	return dumpReq(ctx, appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext), fn)
+}
+
+// dumpReq sends the dump request req and calls fn with every datagram
+// received, until fn reports the dump done or fails.
+func dumpReq(ctx context.Context, req []byte, fn func(datagram []byte) (done bool, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -79,7 +156,6 @@ func dumpRaw(ctx context.Context, family uint8, states uint32, ext uint8, fn fun
 	})
 	defer stop()
 
-	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext)
 	var serr error
 	err = rc.Write(func(fd uintptr) bool {
 		serr = unix.Sendto(int(fd), req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK})

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"golang.org/x/sys/unix"
 )
@@ -285,5 +286,78 @@ func TestDumpListenerDrops(t *testing.T) {
 	}
 	if l := listener(idle); !l.HasDrops || l.Drops != 0 {
 		t.Errorf("idle listener = %+v, want drops reported and 0", l)
+	}
+}
+
+// TestDumperBothFamilies checks that one request of the Dumper returns the
+// sockets of both families that two SOCK_DIAG_BY_FAMILY dumps return, and
+// that a Dumper that asks per family (as on a kernel that refuses the
+// combined request) returns the same in two requests.
+func TestDumperBothFamilies(t *testing.T) {
+	v4, v6 := netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("::1")
+	if !testutil.CanListen(v6) {
+		t.Skip("no IPv6 loopback")
+	}
+	_, p4 := testutil.Listen(t, netip.AddrPortFrom(v4, 0), 8)
+	_, p6 := testutil.Listen(t, netip.AddrPortFrom(v6, 0), 8)
+	testutil.Dial(t, "tcp4", v4, p4)
+	testutil.Dial(t, "tcp6", v6, p6)
+	// The listeners and both ends of the connections to them; a
+	// TIME_WAIT of another test's on the same port is not ours.
+	ours := func(m *Msg) bool {
+		for _, l := range []netip.AddrPort{netip.AddrPortFrom(v4, uint16(p4)), netip.AddrPortFrom(v6, uint16(p6))} {
+			if m.State != StateTimeWait && (m.Src == l || m.Dst == l) {
+				return true
+			}
+		}
+		return false
+	}
+	type sock struct {
+		Family, State uint8
+		Src, Dst      string
+		HasInfo       bool
+	}
+	collect := func(d *Dumper) map[uint64]sock {
+		got := map[uint64]sock{}
+		err := d.Dump(context.Background(), StatesAll, ExtInfo, func(m *Msg) error {
+			if ours(m) {
+				got[m.Cookie] = sock{m.Family, m.State, m.Src.String(), m.Dst.String(), m.HasInfo}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("dump: %v", err)
+		}
+		return got
+	}
+	want := map[uint64]sock{}
+	for _, family := range []uint8{FamilyInet, FamilyInet6} {
+		for _, p := range []int{p4, p6} {
+			for _, m := range dumpPort(t, family, StatesAll, p) {
+				if ours(&m) {
+					want[m.Cookie] = sock{m.Family, m.State, m.Src.String(), m.Dst.String(), m.HasInfo}
+				}
+			}
+		}
+	}
+	// Two listeners and two established pairs.
+	if len(want) != 6 {
+		t.Fatalf("per-family dumps found %d sockets, want 6: %+v", len(want), want)
+	}
+
+	var both Dumper
+	if diff := cmp.Diff(want, collect(&both)); diff != "" {
+		t.Errorf("one dump for both families (-want +got):\n%s", diff)
+	}
+	if n := both.Requests(); n != 1 {
+		t.Errorf("dump requests = %d, want 1", n)
+	}
+	var each Dumper
+	each.perFamily.Store(true)
+	if diff := cmp.Diff(want, collect(&each)); diff != "" {
+		t.Errorf("one dump per family (-want +got):\n%s", diff)
+	}
+	if n := each.Requests(); n != 2 {
+		t.Errorf("dump requests per family = %d, want 2", n)
 	}
 }
