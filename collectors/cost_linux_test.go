@@ -13,6 +13,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
@@ -213,4 +214,33 @@ func allThreadPriorities() map[int]bundle.Priority {
 		out[tid] = p
 	}
 	return out
+}
+
+// TestPacketSampleSharesListenerDump: the packet sample learns the
+// listening ports from the capture's shared listener snapshot, so a capture
+// with a sample sends no more dump requests than one without.
+func TestPacketSampleSharesListenerDump(t *testing.T) {
+	testutil.NeedRoot(t, "a packet socket")
+	const samples = 2
+	h := Host{Shared: &Shared{}, PacketWindow: 50 * time.Millisecond}
+	before := sockdiag.Sent()
+	res, err := Capture(context.Background(), Options{
+		Dir: t.TempDir(), Samples: samples, Interval: time.Millisecond, Deadline: 20 * time.Second, Host: h,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := bundle.ParseManifest(testutil.ReadMember(t, res.Path, bundle.PathManifest))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := m.Collector("packets"); st == nil || st.Status != bundle.StatusOK || m.Packets == nil || m.Packets.Keeps == nil {
+		t.Fatalf("packets collector %+v, info %+v: want a sample", st, m.Packets)
+	}
+	// Counted process-wide: a collector dumping on its own, outside the
+	// capture's Dumper, counts too. The sockets collector's dump and the
+	// listeners sampler's, one per sample, the first shared.
+	if got, want := sockdiag.Sent()-before, int64(1+samples); got != want {
+		t.Errorf("sock_diag dump requests = %d, want %d (the packet sample must not dump the listeners again)", got, want)
+	}
 }

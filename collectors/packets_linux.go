@@ -14,7 +14,6 @@ import (
 	"unsafe"
 
 	"github.com/snapdiag/snapdiag/bundle"
-	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
 )
@@ -62,7 +61,7 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	leftOut := 0
 	if len(h.Ports) == 0 {
 		var err error
-		listen, leftOut, err = listenPorts(ctx)
+		listen, leftOut, err = listenPorts(ctx, h)
 		switch {
 		case err != nil:
 			// The sample is still worth taking: its handshakes' ends are
@@ -135,43 +134,29 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 }
 
 // listenPorts reads the ports of the namespace's TCP listeners, both
-// families, from a sock_diag dump: at most maxListenPorts of them, those
-// with the most half-open requests first, then those with connections
-// waiting in their accept queue (the listeners in trouble), then the
-// lowest. leftOut counts the ports that did not fit.
-func listenPorts(ctx context.Context) (ports []int, leftOut int, err error) {
-	waiting := map[int]bool{}
-	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
-		err := sockdiag.Dump(ctx, family, sockdiag.StatesListen, 0, func(m *sockdiag.Msg) error {
-			p := int(m.Src.Port())
-			if p == 0 {
-				return nil
-			}
-			// For a listener, idiag_rqueue is its accept queue's length
-			// (inet_diag_msg_common_fill() via tcp_diag_get_info()).
-			waiting[p] = waiting[p] || m.RQueue > 0
-			return nil
-		})
-		if err != nil {
-			return nil, 0, fmt.Errorf("read tcp listeners (%s): %w", familyName(family), err)
-		}
+// families, from the capture's shared listener snapshot (one sock_diag dump
+// for every collector that asks): at most maxListenPorts of them, those with
+// the most half-open requests first, then those with connections waiting in
+// their accept queue (the listeners in trouble), then the lowest. leftOut
+// counts the ports that did not fit.
+func listenPorts(ctx context.Context, h Host) (ports []int, leftOut int, err error) {
+	ls, err := h.firstListeners(ctx)
+	if err != nil {
+		return nil, 0, fmt.Errorf("read tcp listeners: %w", err)
 	}
+	waiting := map[int]bool{}
 	// Half-open requests per local port: a SYN-flooded port may have an
 	// empty accept queue, and it is the port whose handshakes matter most.
-	// Request sockets report their listener's port (inet_req_diag_fill()).
+	// The largest count of the port's listeners, not their sum: a wildcard
+	// listener counts every request to its port, and the members of an
+	// SO_REUSEPORT group each carry the group's.
 	requests := map[int]int{}
-	for _, family := range []uint8{sockdiag.FamilyInet, sockdiag.FamilyInet6} {
-		err := sockdiag.Dump(ctx, family, sockdiag.StatesSynRecv, 0, func(m *sockdiag.Msg) error {
-			if p := int(m.Src.Port()); m.Request() {
-				if _, ok := waiting[p]; ok {
-					requests[p]++
-				}
-			}
-			return nil
-		})
-		if err != nil {
-			return nil, 0, fmt.Errorf("read tcp SYN-RECV sockets (%s): %w", familyName(family), err)
+	for _, l := range ls {
+		if l.Port == 0 {
+			continue
 		}
+		waiting[l.Port] = waiting[l.Port] || l.RecvQ > 0
+		requests[l.Port] = max(requests[l.Port], l.SynRecv)
 	}
 	for p := range waiting {
 		ports = append(ports, p)

@@ -476,7 +476,7 @@ func TestListenPortsHalfOpenFirst(t *testing.T) {
 		testutil.Dial(t, "tcp4", lo, port)
 	}
 	testutil.Eventually(t, 5*time.Second, "the deferred port first", func() (bool, string) {
-		ports, _, err := listenPorts(context.Background())
+		ports, _, err := listenPorts(context.Background(), Host{})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -121,12 +121,20 @@ func dumpRaw(ctx context.Context, family uint8, states uint32, ext uint8, fn fun
 	return dumpReq(ctx, appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext), fn)
 }
 
+// sent counts the dump requests this process sent, whoever sent them.
+var sent atomic.Int64
+
+// Sent returns how many dump requests this process has sent, through a
+// Dumper or not: tests compare it before and after to count a capture's.
+func Sent() int64 { return sent.Load() }
+
 // dumpReq sends the dump request req and calls fn with every datagram
 // received, until fn reports the dump done or fails.
 func dumpReq(ctx context.Context, req []byte, fn func(datagram []byte) (done bool, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	sent.Add(1)
 	// A non-blocking socket wrapped in an os.File is registered with the
 	// runtime's poller, so a read deadline, set from ctx, interrupts a
 	// receive that waits on the kernel.
