@@ -84,8 +84,24 @@ func captureUnderFlood(t *testing.T, hog bool) {
 	if err := json.Unmarshal(testutil.ReadMember(t, path, bundle.PathManifest), &m); err != nil {
 		t.Fatal(err)
 	}
-	// The capture's own CPU time and peak memory are recorded by another
-	// change; their assertions belong with it.
+	// The capture's own cost is recorded: CPU time, peak memory within the
+	// capture's bounds (the ring's 4 MiB, the sample's 16 MiB, the socket
+	// table streamed), and the lowered priority it ran at.
+	c := m.Cost
+	if c == nil {
+		t.Fatal("manifest has no cost")
+	}
+	t.Logf("capture cost: %.0f ms user + %.0f ms system CPU, peak RSS %d KiB, wall %.0f ms, priority %+v",
+		c.CPUUserMS, c.CPUSystemMS, c.PeakRSSKiB, c.WallMS, c.Priority)
+	if c.CPUUserMS+c.CPUSystemMS <= 0 || c.PeakRSSKiB < 1<<10 || c.PeakRSSKiB > 100<<10 {
+		t.Errorf("capture cost %+v: want CPU time > 0 and a peak RSS of 1 to 100 MiB", *c)
+	}
+	if c.Priority == nil || c.Priority.Nice < 10 {
+		t.Errorf("capture priority %+v: want the default low priority (nice 10)", c.Priority)
+	}
+	if c.WallMS > float64(deadline/time.Millisecond) {
+		t.Errorf("capture took %.0f ms, deadline %v", c.WallMS, deadline)
+	}
 	if m.DeadlineHit {
 		t.Errorf("the capture hit its %v deadline under the flood", deadline)
 	}
