@@ -606,7 +606,11 @@ func TestFaultKilled(t *testing.T) {
 		cmd := exec.Command(testutil.Snapdiag(t), p.args...)
 		cmd.Stdout, cmd.Stderr = io.Discard, io.Discard
 		killed := make(chan struct{}, 1)
+		// The watcher can see the child's first file before cmd.Start has
+		// returned and set cmd.Process: a kill waits for it.
+		started := make(chan struct{})
 		kill := func() {
+			<-started
 			select {
 			case killed <- struct{}{}:
 				cmd.Process.Signal(syscall.SIGKILL)
@@ -624,6 +628,7 @@ func TestFaultKilled(t *testing.T) {
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
+		close(started)
 		var timer *time.Timer
 		if p.after > 0 {
 			timer = time.AfterFunc(p.after, kill)
