@@ -97,6 +97,10 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	}
 	start := time.Now()
 	s.sampler = newFlowSampler(start, cfg.window, cfg.maxPackets, cfg.maxBytes-s.bytes)
+	s.sampler.kernelListen = map[uint16]bool{}
+	for _, p := range cfg.filter.keeps.ListenPorts {
+		s.sampler.kernelListen[uint16(p)] = true
+	}
 	s.sampler.setKernel = func(k uint64) (time.Time, error) {
 		return sock.setFlowSampling(cfg.filter, k, s.sampler.key)
 	}
