@@ -229,7 +229,8 @@ type PacketsInfo struct {
 	KernelDrops uint32 `json:"kernel_drops"`
 	MaxPackets  int    `json:"max_packets"`
 	MaxBytes    int64  `json:"max_bytes"`
-	// StoppedBy is why the sample ended: "window", "packet limit", "byte limit", "deadline".
+	// StoppedBy is why the sample ended: "window", "packet limit", "byte
+	// limit", "deadline", "signal" (a stop signal, Manifest.Signal), "error".
 	StoppedBy string `json:"stopped_by"`
 	// Keeps says, typed, which segments beyond SYN, FIN and RST the filter
 	// kept; nil in bundles written before it was recorded (Filter then

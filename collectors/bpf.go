@@ -77,7 +77,9 @@ func newPacketFilter(ports, listen []int, snaplen uint32) (*packetFilter, error)
 // the kernel, passing a flow only when the top bits bits of its flow hash
 // under key (kernelFlowHash) are zero: 1 flow in 2^bits, both directions
 // of a flow alike, and the flows passed at bits+1 a subset of those passed
-// at bits. UDP and packets that are not TCP are never sampled here.
+// at bits. UDP, packets that are not TCP, and TCP segments that the focus
+// ports (ports) select but that are no SYN, FIN or RST and not to a listening
+// port, are never sampled here: the flow sampler weighs them as 1.
 func (f *packetFilter) program(bits, key uint32) ([]bpf.Instruction, error) {
 	if bits >= 32 {
 		return nil, fmt.Errorf("packet filter: flow sampling of 1 in 2^%d", bits)

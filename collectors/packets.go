@@ -194,7 +194,7 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 		r, ok := rawTCP(data)
 		const ends = bundle.TCPFlagSYN | bundle.TCPFlagFIN | bundle.TCPFlagRST
 		if ok && (s.thin == nil || r.flags&ends != 0 || !s.thin.listen[r.bport]) {
-			if !s.sampler.decide(s.sampler.hashRaw(&r), r.flags, ts) {
+			if !s.sampler.decide(s.sampler.hashRaw(&r), r.flags, r.bport, ts) {
 				return "", nil
 			}
 			decided = true

@@ -96,6 +96,10 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	}
 	start := time.Now()
 	s.sampler = newFlowSampler(start, cfg.window, cfg.maxPackets, cfg.maxBytes-s.bytes)
+	s.sampler.kernelListen = map[uint16]bool{}
+	for _, p := range cfg.filter.keeps.ListenPorts {
+		s.sampler.kernelListen[uint16(p)] = true
+	}
 	s.sampler.setKernel = func(k uint64) (time.Time, error) {
 		return sock.setFlowSampling(cfg.filter, k, s.sampler.key)
 	}
@@ -112,8 +116,12 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 		}
 		return fmt.Errorf("write %s: %w", bundle.PathPackets, err)
 	}
-	if capErr != nil {
+	switch {
+	case capErr != nil:
 		stoppedBy = stoppedByError
+	case stoppedBy == stoppedByDeadline && stopCause(ctx) != "deadline":
+		// ctx ended by a stop signal (StopSignal), not by the deadline.
+		stoppedBy = bundle.StoppedBySignal
 	}
 	info := cfg.info(s, start, end, stoppedBy, stats.Drops)
 	info.Sampling = s.sampler.info(sock.read, stats.Freeze_q_cnt, end)
@@ -124,8 +132,12 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	switch {
 	case capErr != nil:
 		return capErr
-	case stoppedBy == stoppedByDeadline:
-		return fmt.Errorf("packet sample cut after %v of %v: %w",
+	case stoppedBy == stoppedByDeadline || stoppedBy == bundle.StoppedBySignal:
+		by := stopCause(ctx)
+		if by == "deadline" {
+			by = "the deadline"
+		}
+		return fmt.Errorf("packet sample cut by %s after %v of %v: %w", by,
 			end.Sub(start).Round(time.Millisecond), cfg.window, ctx.Err())
 	case statsErr != nil:
 		return statsErr

@@ -403,6 +403,24 @@ func TestPacketsDeadline(t *testing.T) {
 	}
 }
 
+// TestPacketsSignal: a sample cut short by a stop signal (the capture's
+// cancel cause StopSignal) records the signal, not the deadline, as the
+// manifest's capture-wide stopped_by does.
+func TestPacketsSignal(t *testing.T) {
+	needCapture(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	run := runSample(t, ctx, Host{PacketWindow: 30 * time.Second}, func() {
+		cancel(StopSignal{Signal: syscall.SIGTERM})
+	})
+	if !errors.Is(run.err, context.Canceled) {
+		t.Errorf("Collect: %v, want an error wrapping context.Canceled", run.err)
+	}
+	if run.info == nil || run.info.StoppedBy != bundle.StoppedBySignal {
+		t.Fatalf("manifest entry %+v, want stopped by the signal", run.info)
+	}
+}
+
 func TestPacketsDisabled(t *testing.T) {
 	run := runSample(t, context.Background(), Host{PacketWindow: 0}, nil)
 	if run.err != nil || run.info != nil || run.pcap != nil {

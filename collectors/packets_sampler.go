@@ -88,6 +88,12 @@ type flowSampler struct {
 	gens  [2]admitGen
 	drops int64
 
+	// kernelListen are the ports whose segments that are no SYN, FIN or
+	// RST go through the filter's flow sampling (its listening ports). The
+	// filter passes such segments of the focus ports (Host.Ports) without
+	// sampling them, so each of those stands for one packet, whatever the
+	// kernel's divisor.
+	kernelListen map[uint16]bool
 	// setKernel, when set, asks the kernel's filter to pass 1 flow in k
 	// (a power of two) and returns when that took effect; nil leaves all
 	// the sampling here.
@@ -135,7 +141,7 @@ func (f *flowSampler) admit(seg *bundle.TCPSegment, ok bool, ts time.Time, size 
 	if !ok {
 		return f.decideOther(ts) && f.fits(size)
 	}
-	return f.decide(f.flowHash(seg), seg.Flags, ts) && f.fits(size)
+	return f.decide(f.flowHash(seg), seg.Flags, seg.Dst.Port(), ts) && f.fits(size)
 }
 
 // offer counts a packet at ts as offered, standing for weight packets on
@@ -165,13 +171,18 @@ func (f *flowSampler) decideOther(ts time.Time) bool {
 	return false
 }
 
-// decide decides on a TCP segment at ts of the flow whose hash is h, with
-// the TCP flags given.
-func (f *flowSampler) decide(h uint64, flags uint8, ts time.Time) bool {
-	if !f.offer(ts, f.kernelAt(ts)) {
+// decide decides on a TCP segment at ts to port dport of the flow whose
+// hash is h, with the TCP flags given.
+func (f *flowSampler) decide(h uint64, flags uint8, dport uint16, ts time.Time) bool {
+	end := flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0
+	weight := f.kernelAt(ts)
+	if flags&bundle.TCPFlagSYN == 0 && !end && !f.kernelListen[dport] {
+		// The filter's focus-port test accepts it unsampled (program).
+		weight = 1
+	}
+	if !f.offer(ts, weight) {
 		return false
 	}
-	end := flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0
 	switch {
 	case h%f.oneIn == 0:
 		if flags&bundle.TCPFlagSYN != 0 && !end {

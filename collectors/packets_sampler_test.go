@@ -1,6 +1,8 @@
 package collectors
 
 import (
+	"encoding/binary"
+	"math/bits"
 	"net/netip"
 	"testing"
 	"time"
@@ -221,4 +223,80 @@ func FuzzRawTCP(f *testing.F) {
 			t.Fatalf("raw %+v, decoded %+v", r, seg)
 		}
 	})
+}
+
+// TestFlowSamplerFocusPortWeights offers a SYN flood and an established
+// connection's ACK stream on a --port port through the real filter, run at
+// the divisor the sampler last set. The filter passes a focus port's
+// segments that are no SYN, FIN or RST without sampling them, so each of
+// those stands for one packet on the wire, not for the kernel's divisor:
+// the seconds' estimates must still add up to what was on the wire.
+func TestFlowSamplerFocusPortWeights(t *testing.T) {
+	pf, err := newPacketFilter([]int{8080}, nil, headerSnaplen)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Unix(1_700_000_000, 0)
+	const (
+		window = 3 * time.Second
+		syns   = 6_000 // a second, each answered by a SYN-ACK
+		acks   = 3_000 // a second, of one established connection
+	)
+	f := newFlowSampler(start, window, 3_000, 1<<30)
+	prog := pf.prog
+	f.setKernel = func(k uint64) (time.Time, error) {
+		var err error
+		prog, err = pf.program(uint32(bits.TrailingZeros64(k)), f.key)
+		return time.Time{}, err
+	}
+	seg := func(a, b uint32, sport, dport uint16, flags uint8) []byte {
+		p := make([]byte, 40)
+		p[0], p[9] = 0x45, 6
+		binary.BigEndian.PutUint16(p[2:], 40)
+		binary.BigEndian.PutUint32(p[12:], a)
+		binary.BigEndian.PutUint32(p[16:], b)
+		binary.BigEndian.PutUint16(p[20:], sport)
+		binary.BigEndian.PutUint16(p[22:], dport)
+		p[32], p[33] = 0x50, flags
+		return p
+	}
+	const server = 0x0a000001
+	wire := 0
+	offer := func(pkt []byte, ts time.Time) {
+		wire++
+		if runFilter(t, prog, ipv4Host, pkt) == 0 {
+			return
+		}
+		r, ok := rawTCP(pkt)
+		if !ok {
+			t.Fatal("segment not read as TCP")
+		}
+		if f.decide(f.hashRaw(&r), r.flags, r.bport, ts) {
+			f.kept(100)
+		}
+	}
+	for s := range int(window / time.Second) {
+		for i := range syns {
+			ts := start.Add(time.Duration(s)*time.Second + time.Duration(i)*time.Second/syns)
+			client := uint32(0xc6120000 + s*syns + i)
+			offer(seg(client, server, uint16(1024+i), 8080, bundle.TCPFlagSYN), ts)
+			offer(seg(server, client, 8080, uint16(1024+i), bundle.TCPFlagSYN|bundle.TCPFlagACK), ts)
+			if i%2 == 0 {
+				offer(seg(0xc0000201, server, 40000, 8080, bundle.TCPFlagACK), ts)
+			}
+		}
+	}
+	info := f.info(0, 0, start.Add(window))
+	var total int64
+	kernel := 0
+	for _, s := range info.Seconds {
+		total += s.Total()
+		kernel = max(kernel, s.KernelOneIn)
+	}
+	if kernel < 2 {
+		t.Fatalf("the kernel never sampled (divisors %+v): the test shows nothing", info.Seconds)
+	}
+	if d := float64(total)/float64(wire) - 1; d < -0.15 || d > 0.15 {
+		t.Errorf("estimated %d packets on the wire, there were %d", total, wire)
+	}
 }

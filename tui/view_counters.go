@@ -11,6 +11,7 @@ import (
 	tea "charm.land/bubbletea/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/internal/safetext"
 )
 
 // counterRow is one kernel counter over the capture.
@@ -137,7 +138,10 @@ func (v *countersView) load(s *analyze.Snapshot) {
 	counters := s.Counters()
 	v.all = make([]counterRow, 0, len(counters))
 	for _, c := range counters {
-		row := counterRow{name: c.String(), delta: s.Delta(c)}
+		// A counter's name is the bundle's (its /proc/net files) and
+		// unexported in analyze.Counter, so safetext.Strings did not reach
+		// it: it is made safe here, as the report's keys that jump to it.
+		row := counterRow{name: safetext.Line(c.String()), delta: s.Delta(c)}
 		row.last, row.source, _ = s.Value(c)
 		for _, x := range s.Intervals(c) {
 			row.trend = append(row.trend, float64(max(x, 0)))

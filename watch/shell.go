@@ -1,11 +1,15 @@
 package watch
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -25,8 +29,9 @@ const waitDelay = time.Second
 // for it. When ctx ends first, the whole group is killed (a restart script's
 // children too, not just the shell) and the error wraps errTimeout, or
 // ctx's error when ctx was cancelled. With a grace above zero the group gets
-// SIGTERM first and SIGKILL only if the shell outlives the grace, so a
-// restart script can undo what it started. Processes the command leaves
+// SIGTERM first and SIGKILL only if some process of the group (the shell or
+// a child it started) outlives the grace, so a restart script and its
+// children can undo what they started. Processes the command leaves
 // behind after a normal exit (a daemon it started) are not touched.
 func runShell(ctx context.Context, cmd string, grace time.Duration, env []string, stdout, stderr io.Writer) error {
 	c := exec.Command(shell, "-c", cmd)
@@ -62,11 +67,7 @@ func runShell(ctx context.Context, cmd string, grace time.Duration, env []string
 		if grace > 0 {
 			_ = unix.Kill(-pid, unix.SIGTERM)
 			t := time.NewTimer(grace)
-			select {
-			case <-exited:
-				// The shell is gone; its children may not be.
-			case <-t.C:
-			}
+			waitGroup(exited, pid, t.C)
 			t.Stop()
 		}
 		_ = unix.Kill(-pid, unix.SIGKILL)
@@ -83,4 +84,63 @@ func runShell(ctx context.Context, cmd string, grace time.Duration, env []string
 		return fmt.Errorf("%q: %w", cmd, err)
 	}
 	return nil
+}
+
+// groupPoll is how often waitGroup looks for the process group's members
+// once the shell is gone.
+const groupPoll = 50 * time.Millisecond
+
+// waitGroup waits until the shell (pid, the group's leader) exited and no
+// other process is left in its group, or until over fires. A
+// non-interactive shell dies at once on SIGTERM while the child it waits
+// for may still be running its own SIGTERM handler: that child must get
+// the rest of the grace, not a SIGKILL the moment its shell is gone.
+func waitGroup(exited <-chan struct{}, pid int, over <-chan time.Time) {
+	select {
+	case <-exited:
+	case <-over:
+		return
+	}
+	tick := time.NewTicker(groupPoll)
+	defer tick.Stop()
+	for groupHasOthers(pid) {
+		select {
+		case <-tick.C:
+		case <-over:
+			return
+		}
+	}
+}
+
+// groupHasOthers reports whether a live process other than pgid itself is
+// in process group pgid. kill(-pgid, 0) cannot tell: the shell, a zombie
+// left unreaped on purpose (runShell), counts as a member. It reads each
+// process's pgrp from /proc/PID/stat, whose comm field may hold spaces and
+// parentheses, so the fields are counted from its last ')'. When /proc
+// cannot be read it says no, and the group is killed as before.
+func groupHasOthers(pgid int) bool {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return false
+	}
+	want := strconv.Itoa(pgid)
+	for _, e := range ents {
+		if p, err := strconv.Atoi(e.Name()); err != nil || p == pgid {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue // gone meanwhile
+		}
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		// After comm: state, ppid, pgrp.
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 3 && f[2] == want && f[0] != "Z" && f[0] != "X" {
+			return true
+		}
+	}
+	return false
 }
