@@ -58,7 +58,7 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 	case stopped:
 		w.Note("owner lookup stopped after reading %d descriptors: listeners whose owner was not found by then have pid 0", maxOwnerLinks)
 	case ctx.Err() != nil:
-		w.Note("owner lookup cut by the deadline: some listeners have pid 0")
+		w.Note("owner lookup cut by the %s: some listeners have pid 0", stopCause(ctx))
 	case unowned(ls) > 0:
 		// Without CAP_SYS_PTRACE, proc_fd_access_allowed() hides other
 		// users' /proc/PID/fd, and a process of another PID namespace is not

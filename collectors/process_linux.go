@@ -120,7 +120,7 @@ func (p *Processes) Collect(ctx context.Context, h Host, w *bundle.Writer) error
 	var kept []bundle.Process
 	for i := range ps {
 		if ctx.Err() != nil {
-			w.Note("processes cut by the deadline: %d of %d collected", len(kept), len(ps))
+			w.Note("processes cut by the %s: %d of %d collected", stopCause(ctx), len(kept), len(ps))
 			break
 		}
 		ok, err := p.collectProcess(ctx, proc, &ps[i], w)

@@ -121,6 +121,11 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case tea.BackgroundColorMsg:
 		m.ctx.Styles = NewStyles(msg.IsDark())
 		m.help.Styles = m.ctx.Styles.Help
+		// The manifest view lays its lines out, styled, once: again with
+		// the new styles.
+		if v, ok := m.views[ViewManifest].(*manifestView); ok && v.pager.lines != nil {
+			v.pager.setLines(manifestLines(m.ctx, m.snap))
+		}
 		return nil
 	case tea.KeyPressMsg:
 		return m.key(msg)

@@ -109,7 +109,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	// systemd ExecStopPost= capture and a watchdog's capture of the same
 	// incident must not both write at once. Waiting counts against the
 	// deadline, at most half of it.
-	start := time.Now()
+	start, asked := time.Now(), f.deadline
 	lock, err := watch.AcquireLock(ctx, dir, f.deadline/2)
 	if err != nil {
 		_, hint := lockHint(dir, err)
@@ -126,7 +126,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	opts.Priority = prio
 	progress := !f.quiet && isTerminal(stderr)
 	if progress {
-		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, f.deadline)
+		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, asked)
 		opts.Progress = func(st bundle.CollectorStatus) {
 			line := fmt.Sprintf("  %-8s %-10s %7.0fms", st.Status, st.Name, st.DurationMS)
 			if st.Error != "" {
@@ -159,7 +159,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	case m.StoppedBy == bundle.StoppedBySignal:
 		fmt.Fprintf(stderr, "snapdiag: %s stopped the capture; the bundle holds what was collected before it\n", m.Signal)
 	case m.DeadlineHit:
-		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", f.deadline)
+		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", asked)
 	}
 	fmt.Fprintln(stdout, res.Path)
 	return nil
