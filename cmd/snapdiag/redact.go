@@ -50,6 +50,13 @@ written, and it is safe to share. It is 1 when no copy was written.`,
   snapdiag redact --key-file ~/incident-42.key in.tar.zst out.tar.zst`,
 		Args: cobra.ExactArgs(2),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			// The input first: a missing or unreadable one must not leave
+			// a new key behind.
+			f, _, err := bundle.OpenFile(args[0])
+			if err != nil {
+				return err
+			}
+			f.Close()
 			k, err := loadRedactKey(keyFile, cmd.ErrOrStderr())
 			if err != nil {
 				return err

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"errors"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -57,6 +59,19 @@ func TestRedactCommand(t *testing.T) {
 	}
 	if r := snapdiag(t, nil, "redact", "--key-file", key, path, t.TempDir()); r.Code != 1 || !strings.Contains(r.Stderr, "already redacted") {
 		t.Errorf("redact a redacted bundle: exit %d, %q", r.Code, r.Stderr)
+	}
+}
+
+// TestRedactMissingInputMakesNoKey: redact of an input that is not there
+// fails (exit 1) before it creates a key.
+func TestRedactMissingInputMakesNoKey(t *testing.T) {
+	dir := t.TempDir()
+	key := filepath.Join(dir, "redact.key")
+	if r := snapdiag(t, nil, "redact", "--key-file", key, filepath.Join(dir, "missing.tar.zst"), t.TempDir()); r.Code != 1 {
+		t.Errorf("redact of a missing bundle: exit %d, want 1: %s", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(key); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("key file after a failed redact: %v, want none", err)
 	}
 }
 
