@@ -317,8 +317,14 @@ func (v *packetsView) summary() string {
 		return ""
 	}
 	pa := v.pa
-	s := fmt.Sprintf("%d packets over %.1fs · %d handshakes: %d half-open, %d unanswered, %d completed",
-		pa.Packets, pa.End.Sub(pa.Start).Seconds(), len(pa.Flows), pa.HalfOpen, pa.Unanswered, pa.Completed)
+	s := fmt.Sprintf("%d packets over %.1fs", pa.Packets, pa.End.Sub(pa.Start).Seconds())
+	if pa.Sampled {
+		// The counts here are the sample's own; analyze's findings scale
+		// them to estimates.
+		s += fmt.Sprintf(" (sampled, 1 in %.0f kept)", pa.Scale)
+	}
+	s += fmt.Sprintf(" · %d handshakes: %d half-open, %d unanswered, %d completed",
+		len(pa.Flows), pa.HalfOpen, pa.Unanswered, pa.Completed)
 	if pa.Truncated {
 		s += " · flow table full"
 	}
