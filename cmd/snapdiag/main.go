@@ -129,6 +129,7 @@ Environment:
 	}
 	// Hidden, for packaging; its subcommand checks its own arguments.
 	root.AddCommand(newGenCmd())
+	registerCompletions(root)
 	return root
 }
 
