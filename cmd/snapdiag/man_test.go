@@ -195,24 +195,31 @@ func TestManPagesReproducible(t *testing.T) {
 	}
 }
 
-// TestManPagesRender renders every page with man(1), as `man
-// snapdiag-capture` will once installed: no groff warnings, and the
-// DESCRIPTION carries the command's whole help text, word for word, with
-// nothing read as markup ("* OK", "\x1b") or lost.
+// TestManPagesRender opens every page by its name with man(1), from a man1
+// directory as a package installs them (`man snapdiag-capture`): no groff
+// warnings, and the DESCRIPTION carries the command's whole help text, word
+// for word, with nothing read as markup ("* OK", "\x1b") or lost.
 func TestManPagesRender(t *testing.T) {
 	manBin, err := exec.LookPath("man")
 	if err != nil {
 		t.Skip("man is not installed; TestManPages checked the roff")
 	}
-	dir := genMan(t)
+	manPath := t.TempDir()
+	dir := filepath.Join(manPath, "man1")
+	if err := os.Mkdir(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if r := snapdiag(t, nil, "gen", "man", dir); r.Code != exitOK {
+		t.Fatalf("snapdiag gen man: exit %d\n%s", r.Code, r.Stderr)
+	}
 	for _, c := range visibleCommands() {
-		page := filepath.Join(dir, manFile(c))
-		cmd := exec.Command(manBin, "--warnings", "--nh", "--nj", "-l", page)
+		name := strings.TrimSuffix(manFile(c), ".1")
+		cmd := exec.Command(manBin, "--warnings", "--nh", "--nj", "-M", manPath, name)
 		cmd.Env = append(os.Environ(), "LC_ALL=C", "MANWIDTH=10000", "MANPAGER=cat", "PAGER=cat")
 		var stdout, stderr bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
 		if err := cmd.Run(); err != nil || stderr.Len() > 0 {
-			t.Errorf("man -l %s: %v\n%s", manFile(c), err, stderr.String())
+			t.Errorf("man %s: %v\n%s", name, err, stderr.String())
 			continue
 		}
 		if diff := cmp.Diff(longWords(c), renderedDescription(stdout.String())); diff != "" {
