@@ -139,7 +139,7 @@ func TestManPages(t *testing.T) {
 		t.Fatalf("man pages (-want +got):\n%s", diff)
 	}
 
-	// Sections a reader looks for, by the command's name.
+	// Sections a reader of these commands' pages looks for.
 	wantSections := map[string][]string{
 		"snapdiag":         {"EXIT STATUS", "FILES", "ENVIRONMENT"},
 		"snapdiag capture": {"EXIT STATUS", "FILES"},
@@ -158,8 +158,19 @@ func TestManPages(t *testing.T) {
 		if p.Name != name+` \- `+c.Short && p.Name != name+" - "+c.Short {
 			t.Errorf("%s: NAME line %q, want %q", manFile(c), p.Name, name+" - "+c.Short)
 		}
+		for _, s := range wantSections[c.CommandPath()] {
+			if !slices.Contains(p.Sections, s) {
+				t.Errorf("%s: no %s section", manFile(c), s)
+			}
+		}
+		// Every section the help text starts, in its order, between the
+		// fixed ones.
 		sections := []string{"NAME", "SYNOPSIS", "DESCRIPTION"}
-		sections = append(sections, wantSections[c.CommandPath()]...)
+		for _, line := range strings.Split(c.Long, "\n") {
+			if s, ok := manSections[line]; ok {
+				sections = append(sections, s)
+			}
+		}
 		sections = append(sections, "OPTIONS")
 		if c.Example != "" {
 			sections = append(sections, "EXAMPLE")
