@@ -25,15 +25,23 @@ func newAnalyzeCmd() *cobra.Command {
 and prints a report: a one-line verdict, then the findings by severity with
 their evidence and the remedies right for the bundle's kernel.
 
-Exit codes: 0 nothing above info, 3 the worst finding is a warning, 4 it is
-critical, 1 a bundle could not be read, 2 usage error. The exit code always
-reflects every finding, whatever --min-severity hides. With several bundles,
-one that could not be read makes it 1 whatever the others found (the others'
-reports are still printed): a verdict that missed a bundle is not a verdict.
-
 A bundle is untrusted: only regular files are read (a named pipe or a device
 is refused at once), and control characters in its strings are shown made
-visible (\x1b) in the text and markdown reports.`,
+visible (\x1b) in the text and markdown reports.
+
+Exit status:
+  0  nothing above info was found
+  3  the worst finding is a warning
+  4  the worst finding is critical
+  1  a bundle could not be read
+  2  usage error
+The exit code always reflects every finding, whatever --min-severity hides.
+With several bundles, one that could not be read makes it 1 whatever the
+others found (the others' reports are still printed): a verdict that missed a
+bundle is not a verdict.
+
+Environment:
+  NO_COLOR   when set, the text report has no colour`,
 		Example: `  snapdiag analyze /var/lib/snapdiag/snapdiag-imap1-20261125T133401Z.tar.zst
   snapdiag analyze --format json *.tar.zst | jq .verdict`,
 		Args: cobra.MinimumNArgs(1),

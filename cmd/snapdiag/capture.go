@@ -53,7 +53,27 @@ only when no bundle could be written.
 
 It lowers its own priority first (nice 10, best-effort disk level 7; --priority
 normal keeps the one it was started with) and records in the manifest the
-priority it ran at, its CPU time and its peak memory.`,
+priority it ran at, its CPU time and its peak memory.
+
+Exit status:
+  0  a bundle was written, even a partial one
+  1  no bundle could be written
+  2  usage error
+
+Files:
+  The bundle, DIR/snapdiag-HOST-YYYYMMDDTHHMMSSZ.tar.zst (mode 0600), holds the
+  most important members first, so a bundle cut short keeps them:
+  manifest.json          format, tool, host, kernel, trigger, flags used, and
+                         each collector's status (ok, absent, failed, timeout)
+  samples/NNN/           one counter sample each: proc/net/netstat, snmp,
+                         sockstat, softnet_stat, dev, and listeners.json
+                         (every listener's accept queue, backlog, SYN-RECV)
+  proc/sys/, proc/net/   sysctls and /proc/net files, as the raw files
+  processes.json         the listeners' processes and their file limits
+  system/                uname, uptime, loadavg, meminfo, the kernel log's tail
+  sockets/summary.json   socket counts by state, port and peer (never capped)
+  sockets/tcp.jsonl      the TCP socket table, up to --socket-cap rows
+  packets/sample.pcap    the packet sample, headers only unless --payload`,
 		Example: `  snapdiag capture --port 143 --reason "imap health check failed"
   snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0`,
 		RunE: func(cmd *cobra.Command, _ []string) error {

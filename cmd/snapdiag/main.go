@@ -86,7 +86,27 @@ func newRootCmd(stdout, stderr io.Writer) *cobra.Command {
 		Long: `snapdiag freezes the evidence a service restart destroys (kernel network
 counters over a short window, listen-path sysctls, every listener's accept
 queue, backlog and SYN-RECV count, the kernel log, a packet sample) into one
-.tar.zst bundle, and says what went wrong and how to fix it.`,
+.tar.zst bundle, and says what went wrong and how to fix it.
+
+Exit status:
+  0  success
+  1  an error: no bundle could be written, or one could not be read
+  2  usage error
+  3  analyze, watch --once: the worst finding is a warning
+  4  analyze, watch --once: the worst finding is critical
+  5  watch --once: a check failed and the restart command failed
+
+Files:
+  /var/lib/snapdiag/     bundles, by default (created mode 0700 when missing)
+  DIR/snapdiag-HOST-TIME.tar.zst
+                         one bundle, mode 0600; tar --zstd -xf opens it
+                         (its members are listed in snapdiag-capture(1))
+  DIR/.snapdiag.lock     one capture at a time per directory
+  ~/.config/snapdiag/redact.key
+                         the redaction key of capture --redact and redact
+
+Environment:
+  NO_COLOR               when set, analyze and tui print no colour`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -107,6 +127,9 @@ queue, backlog and SYN-RECV count, the kernel log, a packet sample) into one
 		}
 		wrapArgs(c)
 	}
+	// Hidden, for packaging; its subcommand checks its own arguments.
+	root.AddCommand(newGenCmd())
+	registerCompletions(root)
 	return root
 }
 

@@ -45,7 +45,17 @@ gets a name with the host's pseudonym. The path written is printed last.
 A damaged IN (cut short, corrupt) is redacted as far as it can be read: the
 copy says in its manifest what was lost, without IN's path, and a warning goes
 to stderr. The exit code is still 0, as for capture: a redacted bundle was
-written, and it is safe to share. It is 1 when no copy was written.`,
+written, and it is safe to share. It is 1 when no copy was written.
+
+Exit status:
+  0  a redacted copy was written, even of a damaged IN
+  1  no copy was written
+  2  usage error
+
+Files:
+  ~/.config/snapdiag/redact.key
+      the default --key-file (created mode 0600 when missing; under
+      $XDG_CONFIG_HOME when that is set)`,
 		Example: `  snapdiag redact /var/lib/snapdiag/snapdiag-imap1-20260101T101010Z.tar.zst /tmp/
   snapdiag redact --key-file ~/incident-42.key in.tar.zst out.tar.zst`,
 		Args: cobra.ExactArgs(2),

@@ -31,7 +31,12 @@ func newTUICmd() *cobra.Command {
 extracting it, and shows the findings first: Enter opens one, and every piece of
 evidence leads to the listener, counter, sysctl, socket, packet or file it came
 from. With no BUNDLE it opens the newest bundle in /var/lib/snapdiag, else in
-the current directory. NO_COLOR turns colours off.`,
+the current directory. NO_COLOR turns colours off.
+
+Exit status:
+  0  the browser was quit
+  1  the bundle could not be read, or stdin or stdout is not a terminal
+  2  usage error, or no BUNDLE named and none found`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := ""

@@ -101,7 +101,19 @@ start-up, so restarting the watch does not capture the same incident twice.
 --once runs one cycle, for timers and cron: up to --failures attempts
 --every apart, stopping at the first pass. With --once, the cool-down is
 judged by the newest bundle in --out: within it, the restart runs but no new
-bundle is written. Exit codes of --once, the first that applies:
+bundle is written.
+
+While --then runs, checks pause. --then-timeout bounds it (it must be
+positive: there is no "no limit"); at the timeout its process group gets
+SIGTERM, then SIGKILL 5s later. A stop signal (SIGTERM, SIGINT) stops a
+running restart command the same way, and the watch exits 1, since the
+service may be left stopped; a stop signal at any other time exits 0
+(--once: always 1). A capture in progress is finished first.
+
+Exit status:
+Without --once: 0 when a stop signal ended the watch, 1 when one stopped a
+running restart command or the watch itself failed, 2 usage error. With
+--once, the first that applies:
   2  usage error
   1  SIGTERM or SIGINT stopped it
   5  a check failed and the restart command (--then) failed: it exited
@@ -116,12 +128,11 @@ bundle is written. Exit codes of --once, the first that applies:
      error), or watch itself failed
   0  the checks passed
 
-While --then runs, checks pause. --then-timeout bounds it (it must be
-positive: there is no "no limit"); at the timeout its process group gets
-SIGTERM, then SIGKILL 5s later. A stop signal (SIGTERM, SIGINT) stops a
-running restart command the same way, and the watch exits 1, since the
-service may be left stopped; a stop signal at any other time exits 0
-(--once: always 1). A capture in progress is finished first.`,
+Files:
+  DIR/.snapdiag.lock     held while a capture writes into --out (DIR)
+  DIR/snapdiag-HOST-TIME.tar.zst
+                         the bundles, this host's oldest deleted beyond --keep
+                         or --max-bytes (members: see snapdiag-capture(1))`,
 		Example: `  snapdiag watch --check tcp://127.0.0.1:143 --expect '* OK' --port 143 \
       --then 'systemctl restart dovecot'
   snapdiag watch --check https://localhost:8443/healthz --insecure --every 10s --failures 2
