@@ -100,6 +100,8 @@ queue, backlog and SYN-RECV count, the kernel log, a packet sample) into one
 		newVersionCmd(),
 		newTUICmd(),
 		newRedactCmd(),
+		newSelftestCmd(),
+		newSelftestServiceCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {
