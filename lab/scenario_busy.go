@@ -133,3 +133,13 @@ func (b *Busy) Stop() BusyResult {
 	b.once.Do(func() { close(b.stop) })
 	return b.Wait()
 }
+
+// StopHealthy ends the load like Stop, and returns an error when any of its
+// connections failed: the server was not healthy, and a test or self-test
+// that needed a healthy control must not count on it.
+func (b *Busy) StopHealthy() error {
+	if r := b.Stop(); r.Failed > 0 {
+		return fmt.Errorf("busy: the healthy service failed %d of %d connections", r.Failed, r.Attempts)
+	}
+	return nil
+}

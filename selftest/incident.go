@@ -67,12 +67,7 @@ func Incidents() []Incident {
 				if err != nil {
 					return nil, err
 				}
-				return func() error {
-					if r := busy.Stop(); r.Failed > 0 {
-						return fmt.Errorf("the healthy service failed %d of %d connections: it was not healthy", r.Failed, r.Attempts)
-					}
-					return nil
-				}, nil
+				return busy.StopHealthy, nil
 			},
 		},
 	}
