@@ -7,15 +7,15 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
-	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/internal/gobuild"
 )
 
 // Time limits for commands run in a namespace.
@@ -225,9 +225,13 @@ func (p *Proc) Stop() error {
 // "github.com/snapdiag/snapdiag/cmd/snapdiag") into tb's temporary directory
 // and returns the binary's path, for Exec and Start. The go command's build
 // cache makes repeated builds cheap.
-func Build(tb testing.TB, pkg string) string {
+func Build(tb TB, pkg string) string {
 	tb.Helper()
-	return testutil.Build(tb, pkg)
+	out := filepath.Join(tb.TempDir(), filepath.Base(pkg))
+	if err := gobuild.Build(out, pkg); err != nil {
+		tb.Fatalf("lab: %v", err)
+	}
+	return out
 }
 
 // ServicePackage is the import path of the stand-in service Service runs.

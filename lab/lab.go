@@ -46,7 +46,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -123,11 +122,11 @@ type Lab struct {
 	// the zero Addr unless Options.IPv6 was set.
 	ServerIP6, BadIP6, GoodIP6 netip.Addr
 
-	tb         testing.TB // nil for a lab from Open
-	created    []string   // namespaces to delete, in creation order
-	svcCmd     []string   // Options.ServiceCommand
-	inService  bool       // Options.ServiceListeners
-	releaseNet func()     // frees Net for another lab of this process
+	tb         TB       // nil for a lab from Open
+	created    []string // namespaces to delete, in creation order
+	svcCmd     []string // Options.ServiceCommand
+	inService  bool     // Options.ServiceListeners
+	releaseNet func()   // frees Net for another lab of this process
 	closeOnce  sync.Once
 	closeErr   error
 
@@ -150,13 +149,28 @@ var (
 	staleOnce sync.Once
 )
 
+// TB is what a lab needs of a test: *testing.T, *testing.B and testing.TB
+// satisfy it. The package does not import testing, so that the snapdiag
+// binary, whose self-test runs labs (Open), does not link it.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Skipf(format string, args ...any)
+}
+
 // New builds a lab for tb and registers its removal with tb.Cleanup. It skips
 // tb when not run as root and fails it when the lab cannot be built.
 //
 // Beyond the veth pair and addresses, New applies the recipe bounds: the
 // client namespace's tcp_syn_retries is ClientSynRetries and the server's
 // tcp_synack_retries is ServerSynackRetries.
-func New(tb testing.TB, opts Options) *Lab {
+func New(tb TB, opts Options) *Lab {
 	tb.Helper()
 	if os.Geteuid() != 0 {
 		tb.Skip(SkipMessage)
