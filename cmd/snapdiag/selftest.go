@@ -41,7 +41,7 @@ and compares the findings with the expected diagnosis:
 It prints a table (incident, expected diagnosis, what snapdiag said, pass or
 fail) and the kernel version; --format json prints the same as one typed
 object (schema snapdiag.selftest/v1). Traffic never leaves the namespaces it
-creates. Each incident ends within ` + selftest.IncidentTimeout.String() + ` (the four take about 10s), and
+creates. Each incident ends within ` + selftest.IncidentTimeout.String() + ` (the four take about 7s), and
 its processes (by pid) and namespaces are removed when it ends, also on SIGINT
 or SIGTERM. The bundles go to a temporary directory, removed too.
 
