@@ -1,6 +1,6 @@
 // Package lab reproduces listen-path incidents on the real kernel, inside
-// network namespaces that it creates and removes, for tests: capture tests
-// now, analyzer fixtures and the watchdog later.
+// network namespaces that it creates and removes, for tests (capture tests,
+// analyzer fixtures, the watchdog) and for snapdiag selftest.
 //
 // A Lab is two namespaces joined by a veth pair: a server namespace holding
 // 10.211.N.1 and a client namespace holding 10.211.N.2 (the "bad" client,
@@ -30,6 +30,11 @@
 // ended, by pid, in the test's cleanup, which then deletes the namespaces.
 // CleanStale removes namespaces left behind by killed runs. Tests that use a
 // lab skip when not run as root.
+//
+// A program (snapdiag selftest) builds a lab with Open instead of New and
+// removes it with Close; it runs the stand-in service from its own binary
+// (Options.ServiceCommand, package labsvc) rather than one built with the go
+// command, and the package links neither testing nor the test helpers.
 package lab
 
 import (
