@@ -309,12 +309,7 @@ var labFixtures = []labFixture{
 			if err != nil {
 				return nil, err
 			}
-			return func() error {
-				if r := busy.Stop(); r.Failed > 0 {
-					return fmt.Errorf("the busy service failed %d of %d connections", r.Failed, r.Attempts)
-				}
-				return nil
-			}, nil
+			return busy.StopHealthy, nil
 		},
 		want: map[string]analyze.Severity{analyze.IDRiskySysctl: analyze.Warning},
 		risky: []string{"net.core.somaxconn", "net.ipv4.tcp_abort_on_overflow", "net.ipv4.tcp_max_tw_buckets",

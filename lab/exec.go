@@ -7,14 +7,15 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 
-	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/internal/gobuild"
 )
 
 // Time limits for commands run in a namespace.
@@ -224,36 +225,37 @@ func (p *Proc) Stop() error {
 // "github.com/snapdiag/snapdiag/cmd/snapdiag") into tb's temporary directory
 // and returns the binary's path, for Exec and Start. The go command's build
 // cache makes repeated builds cheap.
-func Build(tb testing.TB, pkg string) string {
+func Build(tb TB, pkg string) string {
 	tb.Helper()
-	return testutil.Build(tb, pkg)
+	out := filepath.Join(tb.TempDir(), filepath.Base(pkg))
+	if err := gobuild.Build(out, pkg); err != nil {
+		tb.Fatalf("lab: %v", err)
+	}
+	return out
 }
 
 // ServicePackage is the import path of the stand-in service Service runs.
 const ServicePackage = "github.com/snapdiag/snapdiag/lab/cmd/labsvc"
 
-// Service starts lab/cmd/labsvc inside the server namespace, listening on
-// addr with an exact backlog and accept mode, and returns once it is
-// listening (within DefaultExecTimeout). The binary is built once per lab.
+// Service starts the stand-in service (package labsvc) inside the server
+// namespace, listening on addr with an exact backlog and accept mode, and
+// returns once it is listening (within DefaultExecTimeout). It runs
+// Options.ServiceCommand, or else lab/cmd/labsvc, built once per lab.
 // Stop ends it; a watchdog test restarts it by calling Service again.
 func (l *Lab) Service(ctx context.Context, addr netip.AddrPort, backlog int, mode AcceptMode, opts ...ListenOption) (*Proc, error) {
 	if a := addr.Addr(); !a.IsUnspecified() && a != l.ServerIP && (!a.IsValid() || a != l.ServerIP6) {
 		return nil, fmt.Errorf("service on %s: not a server address of this lab", addr)
 	}
-	l.mu.Lock()
-	bin := l.svcBin
-	l.mu.Unlock()
-	if bin == "" {
-		bin = Build(l.tb, ServicePackage)
-		l.mu.Lock()
-		l.svcBin = bin
-		l.mu.Unlock()
+	cmd, err := l.serviceCommand()
+	if err != nil {
+		return nil, fmt.Errorf("service on %s: %w", addr, err)
 	}
-	args := []string{"--listen", addr.String(), "--backlog", strconv.Itoa(backlog),
-		"--accept", mode.String(), "--lifetime", MaxProcLifetime.String()}
+	args := slices.Concat(cmd[1:], []string{"--listen", addr.String(), "--backlog", strconv.Itoa(backlog),
+		"--accept", mode.String(), "--lifetime", MaxProcLifetime.String()})
 	for _, o := range opts {
 		args = append(args, "--"+string(o))
 	}
+	bin := cmd[0]
 	p, err := l.Start(ctx, l.Server, bin, args...)
 	if err != nil {
 		return nil, err
@@ -271,4 +273,21 @@ func (l *Lab) Service(ctx context.Context, addr netip.AddrPort, backlog int, mod
 		return nil, fmt.Errorf("service on %s: %w", addr, err)
 	}
 	return p, nil
+}
+
+// serviceCommand is the command line that runs labsvc: Options.ServiceCommand,
+// or lab/cmd/labsvc built for the lab's test.
+func (l *Lab) serviceCommand() ([]string, error) {
+	if len(l.svcCmd) > 0 {
+		return l.svcCmd, nil
+	}
+	if l.tb == nil {
+		return nil, errors.New("a lab from Open needs Options.ServiceCommand to run a service")
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.svcBin == "" {
+		l.svcBin = Build(l.tb, ServicePackage)
+	}
+	return []string{l.svcBin}, nil
 }

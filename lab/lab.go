@@ -1,6 +1,6 @@
 // Package lab reproduces listen-path incidents on the real kernel, inside
-// network namespaces that it creates and removes, for tests: capture tests
-// now, analyzer fixtures and the watchdog later.
+// network namespaces that it creates and removes, for tests (capture tests,
+// analyzer fixtures, the watchdog) and for snapdiag selftest.
 //
 // A Lab is two namespaces joined by a veth pair: a server namespace holding
 // 10.211.N.1 and a client namespace holding 10.211.N.2 (the "bad" client,
@@ -30,6 +30,11 @@
 // ended, by pid, in the test's cleanup, which then deletes the namespaces.
 // CleanStale removes namespaces left behind by killed runs. Tests that use a
 // lab skip when not run as root.
+//
+// A program (snapdiag selftest) builds a lab with Open instead of New and
+// removes it with Close; it runs the stand-in service from its own binary
+// (Options.ServiceCommand, package labsvc) rather than one built with the go
+// command, and the package links neither testing nor the test helpers.
 package lab
 
 import (
@@ -46,7 +51,6 @@ import (
 	"strings"
 	"sync"
 	"syscall"
-	"testing"
 	"time"
 )
 
@@ -96,6 +100,15 @@ type Options struct {
 	// lab's own namespaces, so two processes that pick the same N do not
 	// interfere; N only keeps labs apart in logs and bundles.
 	Net int
+	// ServiceCommand is the command Service runs (a binary and its leading
+	// arguments) for a program that embeds labsvc, such as snapdiag's hidden
+	// selftest-service command. Empty, Service builds lab/cmd/labsvc with
+	// the go command, which only a test's lab (New) can do.
+	ServiceCommand []string
+	// ServiceListeners makes the scenarios (SYNFlood, AcceptQueueFull,
+	// HealthyBusy) listen from a Service process instead of from this
+	// process, as a real service would.
+	ServiceListeners bool
 }
 
 // Lab is one server namespace and one client namespace joined by a veth pair.
@@ -114,8 +127,13 @@ type Lab struct {
 	// the zero Addr unless Options.IPv6 was set.
 	ServerIP6, BadIP6, GoodIP6 netip.Addr
 
-	tb      testing.TB
-	created []string // namespaces to delete, in creation order
+	tb         TB       // nil for a lab from Open
+	created    []string // namespaces to delete, in creation order
+	svcCmd     []string // Options.ServiceCommand
+	inService  bool     // Options.ServiceListeners
+	releaseNet func()   // frees Net for another lab of this process
+	closeOnce  sync.Once
+	closeErr   error
 
 	mu      sync.Mutex
 	log     []string
@@ -136,22 +154,34 @@ var (
 	staleOnce sync.Once
 )
 
+// TB is what a lab needs of a test: *testing.T, *testing.B and testing.TB
+// satisfy it. The package does not import testing, so that the snapdiag
+// binary, whose self-test runs labs (Open), does not link it.
+type TB interface {
+	Helper()
+	Cleanup(func())
+	TempDir() string
+	Failed() bool
+	Logf(format string, args ...any)
+	Errorf(format string, args ...any)
+	Fatalf(format string, args ...any)
+	Skip(args ...any)
+	Skipf(format string, args ...any)
+}
+
 // New builds a lab for tb and registers its removal with tb.Cleanup. It skips
 // tb when not run as root and fails it when the lab cannot be built.
 //
 // Beyond the veth pair and addresses, New applies the recipe bounds: the
 // client namespace's tcp_syn_retries is ClientSynRetries and the server's
 // tcp_synack_retries is ServerSynackRetries.
-func New(tb testing.TB, opts Options) *Lab {
+func New(tb TB, opts Options) *Lab {
 	tb.Helper()
 	if os.Geteuid() != 0 {
 		tb.Skip(SkipMessage)
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		tb.Skipf("lab: needs iproute2's ip to create network namespaces: %v", err)
-	}
-	if opts.Net < 0 || opts.Net > 254 {
-		tb.Fatalf("lab: Options.Net %d is outside 1..254", opts.Net)
 	}
 	staleOnce.Do(func() {
 		removed, err := CleanStale()
@@ -162,7 +192,58 @@ func New(tb testing.TB, opts Options) *Lab {
 			tb.Logf("lab: removed stale namespaces %v", removed)
 		}
 	})
+	l, err := open(opts)
+	if l != nil {
+		l.tb = tb
+		tb.Cleanup(func() {
+			if err := l.Close(); err != nil {
+				tb.Errorf("lab: %v", err)
+			}
+			if tb.Failed() {
+				tb.Logf("lab %s/%s commands:\n%s", l.Server, l.Client, strings.Join(l.Commands(), "\n"))
+			}
+		})
+	}
+	if err != nil && l == nil {
+		tb.Fatalf("lab: %v", err)
+	}
+	if err != nil {
+		tb.Fatalf("lab: %v\ncommands run:\n%s", err, strings.Join(l.Commands(), "\n"))
+	}
+	return l
+}
 
+// ErrNeedRoot is Open's error when the process is not root: only root may
+// create network namespaces.
+var ErrNeedRoot = errors.New("lab: needs root to create network namespaces")
+
+// Open builds a lab for a program rather than a test (snapdiag selftest):
+// the same namespaces, addresses and recipe bounds as New. The caller must
+// call Close, which also ends everything the lab started; on error nothing
+// is left behind. Open needs root (ErrNeedRoot) and iproute2's ip.
+func Open(opts Options) (*Lab, error) {
+	if os.Geteuid() != 0 {
+		return nil, ErrNeedRoot
+	}
+	if _, err := exec.LookPath("ip"); err != nil {
+		return nil, fmt.Errorf("lab: needs iproute2's ip to create network namespaces: %w", err)
+	}
+	l, err := open(opts)
+	if err != nil {
+		if l != nil {
+			err = errors.Join(err, l.Close())
+		}
+		return nil, fmt.Errorf("lab: %w", err)
+	}
+	return l, nil
+}
+
+// open picks the lab's subnet and builds it. It returns the lab even when
+// setup fails part-way, so that the caller's Close removes what was made.
+func open(opts Options) (*Lab, error) {
+	if opts.Net < 0 || opts.Net > 254 {
+		return nil, fmt.Errorf("Options.Net %d is outside 1..254", opts.Net)
+	}
 	seqMu.Lock()
 	seq++
 	id := seq
@@ -179,38 +260,31 @@ func New(tb testing.TB, opts Options) *Lab {
 	}
 	if n == 0 {
 		seqMu.Unlock()
-		tb.Fatalf("lab: all 254 subnets are in use by this process")
+		return nil, fmt.Errorf("all 254 subnets are in use by this process")
 	}
 	netInUse[n] = true
 	seqMu.Unlock()
 
 	l := &Lab{
-		Server:    fmt.Sprintf("%s%d-%d-srv", Prefix, os.Getpid(), id),
-		Client:    fmt.Sprintf("%s%d-%d-cli", Prefix, os.Getpid(), id),
-		Net:       n,
-		ServerIP:  netip.AddrFrom4([4]byte{10, 211, byte(n), 1}),
-		BadIP:     netip.AddrFrom4([4]byte{10, 211, byte(n), 2}),
-		GoodIP:    netip.AddrFrom4([4]byte{10, 211, byte(n), 3}),
-		ServerMAC: fmt.Sprintf("02:5d:%02x:00:00:01", n),
-		ClientMAC: fmt.Sprintf("02:5d:%02x:00:00:02", n),
-		tb:        tb,
-		stop:      make(chan struct{}),
+		Server:     fmt.Sprintf("%s%d-%d-srv", Prefix, os.Getpid(), id),
+		Client:     fmt.Sprintf("%s%d-%d-cli", Prefix, os.Getpid(), id),
+		Net:        n,
+		ServerIP:   netip.AddrFrom4([4]byte{10, 211, byte(n), 1}),
+		BadIP:      netip.AddrFrom4([4]byte{10, 211, byte(n), 2}),
+		GoodIP:     netip.AddrFrom4([4]byte{10, 211, byte(n), 3}),
+		ServerMAC:  fmt.Sprintf("02:5d:%02x:00:00:01", n),
+		ClientMAC:  fmt.Sprintf("02:5d:%02x:00:00:02", n),
+		stop:       make(chan struct{}),
+		svcCmd:     slices.Clone(opts.ServiceCommand),
+		inService:  opts.ServiceListeners,
+		releaseNet: func() { seqMu.Lock(); delete(netInUse, n); seqMu.Unlock() },
 	}
 	if opts.IPv6 {
 		l.ServerIP6 = ula(n, 1)
 		l.BadIP6 = ula(n, 2)
 		l.GoodIP6 = ula(n, 3)
 	}
-	tb.Cleanup(func() {
-		l.cleanup()
-		seqMu.Lock()
-		delete(netInUse, n)
-		seqMu.Unlock()
-	})
-	if err := l.setup(opts); err != nil {
-		tb.Fatalf("lab: %v\ncommands run:\n%s", err, strings.Join(l.Commands(), "\n"))
-	}
-	return l
+	return l, l.setup(opts)
 }
 
 // ula is fd00:5d:n::host.
@@ -287,27 +361,33 @@ func (l *Lab) setup(opts Options) error {
 	return nil
 }
 
-// cleanup ends what the lab started, then deletes its namespaces. Sockets go
-// first: an open socket holds a reference to its namespace.
-func (l *Lab) cleanup() {
-	l.mu.Lock()
-	l.closed = true
-	closers := l.closers
-	l.closers = nil
-	l.mu.Unlock()
-	close(l.stop)
-	for _, c := range slices.Backward(closers) {
-		c()
-	}
-	l.wg.Wait()
-	for _, ns := range slices.Backward(l.created) {
-		if err := l.ip("netns", "del", ns); err != nil {
-			l.tb.Errorf("lab: %v", err)
+// Close ends what the lab started (processes by pid, sockets, loops), then
+// deletes its namespaces. Sockets go first: an open socket holds a reference
+// to its namespace. It is safe to call more than once and from several
+// goroutines (a signal handler and a deferred call): every call waits for
+// the first and returns its error.
+func (l *Lab) Close() error {
+	l.closeOnce.Do(func() {
+		l.mu.Lock()
+		l.closed = true
+		closers := l.closers
+		l.closers = nil
+		l.mu.Unlock()
+		close(l.stop)
+		for _, c := range slices.Backward(closers) {
+			c()
 		}
-	}
-	if l.tb.Failed() {
-		l.tb.Logf("lab %s/%s commands:\n%s", l.Server, l.Client, strings.Join(l.Commands(), "\n"))
-	}
+		l.wg.Wait()
+		var errs []error
+		for _, ns := range slices.Backward(l.created) {
+			if err := l.ip("netns", "del", ns); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		l.releaseNet()
+		l.closeErr = errors.Join(errs...)
+	})
+	return l.closeErr
 }
 
 // onCleanup registers fn to run when the lab is torn down, before its

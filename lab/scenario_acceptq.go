@@ -26,8 +26,10 @@ type AcceptQueueOpts struct {
 
 // AcceptQueue is a listener whose accept queue is full.
 type AcceptQueue struct {
-	// Listener never accepts.
+	// Listener never accepts; nil in a lab with Options.ServiceListeners,
+	// where Service is the process that does not accept.
 	Listener *Listener
+	Service  *Proc
 	// Conns are the good client's sockets: the first Queued are established.
 	Conns *Conns
 	// Queued is the accept-queue length reached: Backlog+1 when full
@@ -68,15 +70,16 @@ func AcceptQueueFull(l *Lab, o AcceptQueueOpts) (*AcceptQueue, error) {
 	if err := l.Sysctl(l.Server, "net.ipv4.tcp_abort_on_overflow", abort); err != nil {
 		return nil, fmt.Errorf("accept queue: %w", err)
 	}
-	ln, err := l.Listen(netip.AddrPortFrom(server, o.Port), o.Backlog, NeverAccept)
+	target := netip.AddrPortFrom(server, o.Port)
+	ln, svc, err := l.scenarioListen(target, o.Backlog, NeverAccept)
 	if err != nil {
 		return nil, fmt.Errorf("accept queue: %w", err)
 	}
-	a := &AcceptQueue{Listener: ln}
+	a := &AcceptQueue{Listener: ln, Service: svc}
 	if a.Before, err = l.Counters(l.Server); err != nil {
 		return nil, fmt.Errorf("accept queue: %w", err)
 	}
-	if a.Conns, err = l.Connect(good, ln.Addr, 0); err != nil {
+	if a.Conns, err = l.Connect(good, target, 0); err != nil {
 		return nil, fmt.Errorf("accept queue: %w", err)
 	}
 	// The effective backlog is clamped by somaxconn at listen() time.
@@ -93,7 +96,7 @@ func AcceptQueueFull(l *Lab, o AcceptQueueOpts) (*AcceptQueue, error) {
 			return nil, fmt.Errorf("accept queue: %w", err)
 		}
 		want := a.Queued + 1
-		err := WaitFor(l.Done(), stateTimeout, pollEvery/5, fmt.Sprintf("accept queue of %s to reach %d", ln.Addr, want),
+		err := WaitFor(l.Done(), stateTimeout, pollEvery/5, fmt.Sprintf("accept queue of %s to reach %d", target, want),
 			func() (bool, string, error) {
 				n, err := l.ListenQueue(o.Port)
 				return n >= want, strconv.Itoa(n), err
@@ -108,7 +111,7 @@ func AcceptQueueFull(l *Lab, o AcceptQueueOpts) (*AcceptQueue, error) {
 		if err := l.connectMore(a.Conns, a.Overflowed); err != nil {
 			return nil, fmt.Errorf("accept queue: %w", err)
 		}
-		err := WaitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("%d ListenOverflows on %s", a.Overflowed, ln.Addr),
+		err := WaitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("%d ListenOverflows on %s", a.Overflowed, target),
 			func() (bool, string, error) {
 				c, err := l.Counters(l.Server)
 				if err != nil {
@@ -121,6 +124,6 @@ func AcceptQueueFull(l *Lab, o AcceptQueueOpts) (*AcceptQueue, error) {
 			return nil, fmt.Errorf("accept queue: %w", err)
 		}
 	}
-	l.record("accept queue on %s: backlog %d clients %d: queued %d, overflowed %d", ln.Addr, o.Backlog, o.Clients, a.Queued, a.Overflowed)
+	l.record("accept queue on %s: backlog %d clients %d: queued %d, overflowed %d", target, o.Backlog, o.Clients, a.Queued, a.Overflowed)
 	return a, nil
 }

@@ -31,8 +31,11 @@ type BusyResult struct {
 
 // Busy is a running load on a healthy listener.
 type Busy struct {
-	// Listener accepts, reads each connection to its end and closes.
+	// Listener accepts, reads each connection to its end and closes; nil in
+	// a lab with Options.ServiceListeners, where Service is the process that
+	// does.
 	Listener *Listener
+	Service  *Proc
 	// Before holds the server's counters before the load began.
 	Before Counters
 
@@ -69,20 +72,21 @@ func HealthyBusy(l *Lab, o BusyOpts) (*Busy, error) {
 	if !ok {
 		return nil, fmt.Errorf("busy: the lab has no IPv6 (Options.IPv6)")
 	}
-	ln, err := l.Listen(netip.AddrPortFrom(server, o.Port), o.Backlog, AcceptDrain)
+	target := netip.AddrPortFrom(server, o.Port)
+	ln, svc, err := l.scenarioListen(target, o.Backlog, AcceptDrain)
 	if err != nil {
 		return nil, fmt.Errorf("busy: %w", err)
 	}
-	b := &Busy{Listener: ln, stop: make(chan struct{}), done: make(chan struct{})}
+	b := &Busy{Listener: ln, Service: svc, stop: make(chan struct{}), done: make(chan struct{})}
 	if b.Before, err = l.Counters(l.Server); err != nil {
 		return nil, fmt.Errorf("busy: %w", err)
 	}
-	first, err := l.exchange(good, ln.Addr, connectTimeout, []byte("ping\n"), false)
+	first, err := l.exchange(good, target, connectTimeout, []byte("ping\n"), false)
 	if err != nil {
 		return nil, fmt.Errorf("busy: %w", err)
 	}
 	if first.Outcome != Connected {
-		return nil, fmt.Errorf("busy: first connection to %s: %s", ln.Addr, first)
+		return nil, fmt.Errorf("busy: first connection to %s: %s", target, first)
 	}
 	b.result = BusyResult{Attempts: 1, Connected: 1, MaxLatency: first.Latency}
 	limit := int(int64(o.Rate) * int64(o.Window) / int64(time.Second))
@@ -104,7 +108,7 @@ func HealthyBusy(l *Lab, o BusyOpts) (*Busy, error) {
 					return
 				}
 			}
-			r, err := l.exchange(good, ln.Addr, connectTimeout, []byte("ping\n"), false)
+			r, err := l.exchange(good, target, connectTimeout, []byte("ping\n"), false)
 			b.result.Attempts++
 			if err != nil || r.Outcome != Connected {
 				b.result.Failed++
@@ -128,4 +132,14 @@ func (b *Busy) Wait() BusyResult {
 func (b *Busy) Stop() BusyResult {
 	b.once.Do(func() { close(b.stop) })
 	return b.Wait()
+}
+
+// StopHealthy ends the load like Stop, and returns an error when any of its
+// connections failed: the server was not healthy, and a test or self-test
+// that needed a healthy control must not count on it.
+func (b *Busy) StopHealthy() error {
+	if r := b.Stop(); r.Failed > 0 {
+		return fmt.Errorf("busy: the healthy service failed %d of %d connections", r.Failed, r.Attempts)
+	}
+	return nil
 }

@@ -54,8 +54,10 @@ type SYNFloodOpts struct {
 
 // Flood is a SYN flood in progress, at its plateau.
 type Flood struct {
-	// Listener accepts (and closes) whatever completes.
+	// Listener accepts (and closes) whatever completes; nil in a lab with
+	// Options.ServiceListeners, where Service is the process that does.
 	Listener *Listener
+	Service  *Proc
 	// Target is the listener's address; Bad sends the flood, Good is left for
 	// probes.
 	Target    netip.AddrPort
@@ -111,15 +113,16 @@ func SYNFlood(l *Lab, o SYNFloodOpts) (*Flood, error) {
 	if err := l.Blackhole(bad); err != nil {
 		return nil, fmt.Errorf("syn flood: %w", err)
 	}
-	ln, err := l.Listen(netip.AddrPortFrom(server, o.Port), o.Backlog, AcceptClose)
+	target := netip.AddrPortFrom(server, o.Port)
+	ln, svc, err := l.scenarioListen(target, o.Backlog, AcceptClose)
 	if err != nil {
 		return nil, fmt.Errorf("syn flood: %w", err)
 	}
-	f := &Flood{Listener: ln, Target: ln.Addr, Bad: bad, Good: good, stop: make(chan struct{}), done: make(chan struct{})}
+	f := &Flood{Listener: ln, Service: svc, Target: target, Bad: bad, Good: good, stop: make(chan struct{}), done: make(chan struct{})}
 	if f.Before, err = l.Counters(l.Server); err != nil {
 		return nil, fmt.Errorf("syn flood: %w", err)
 	}
-	if f.Conns, err = l.Connect(bad, ln.Addr, o.BadClients); err != nil {
+	if f.Conns, err = l.Connect(bad, target, o.BadClients); err != nil {
 		return nil, fmt.Errorf("syn flood: %w", err)
 	}
 	// Each bad SYN either becomes a request socket, or is dropped (counted in
@@ -127,7 +130,7 @@ func SYNFlood(l *Lab, o SYNFloodOpts) (*Flood, error) {
 	// cookie (TCPReqQFullDoCookies). Wait until the server has accounted for
 	// all of them, which on a loaded machine can take a while (ARP, softirq
 	// deferred to ksoftirqd), then until the SYN_RECV count holds.
-	err = WaitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("the server to see %d SYNs on %s", o.BadClients, ln.Addr),
+	err = WaitFor(l.Done(), stateTimeout, pollEvery, fmt.Sprintf("the server to see %d SYNs on %s", o.BadClients, target),
 		func() (bool, string, error) {
 			n, err := l.SynRecv(o.Port)
 			if err != nil {
@@ -146,13 +149,13 @@ func SYNFlood(l *Lab, o SYNFloodOpts) (*Flood, error) {
 		return nil, fmt.Errorf("syn flood: %w", err)
 	}
 	f.SynRecv, err = waitStable(l.Done(), stateTimeout, plateauSettle, pollEvery,
-		fmt.Sprintf("SYN_RECV on %s to plateau", ln.Addr),
+		fmt.Sprintf("SYN_RECV on %s to plateau", target),
 		func() (int, error) { return l.SynRecv(o.Port) }, func(int) bool { return true })
 	if err != nil {
 		return nil, fmt.Errorf("syn flood: %w", err)
 	}
 	l.record("syn flood on %s: backlog %d cookies %d max_syn_backlog %d bad %d: plateau %d SYN_RECV",
-		ln.Addr, o.Backlog, o.Syncookies, o.MaxSynBacklog, o.BadClients, f.SynRecv)
+		target, o.Backlog, o.Syncookies, o.MaxSynBacklog, o.BadClients, f.SynRecv)
 	if o.Sustain <= 0 {
 		close(f.done)
 	} else {

@@ -51,3 +51,18 @@ func TestAnalyzeUnreadableWins(t *testing.T) {
 		}
 	}
 }
+
+// TestSelftestUsage: a bad flag value is a usage error (exit 2) before
+// anything is created, root or not.
+func TestSelftestUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--format", "yaml"},
+		{"--incident", "no-such-incident"},
+		{"--without-rule", "no-such-rule"},
+		{"extra-argument"},
+	} {
+		if code := Main(append([]string{"selftest"}, args...), io.Discard, io.Discard); code != exitUsage {
+			t.Errorf("selftest %v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+}

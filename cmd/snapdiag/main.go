@@ -120,6 +120,8 @@ Environment:
 		newVersionCmd(),
 		newTUICmd(),
 		newRedactCmd(),
+		newSelftestCmd(),
+		newSelftestServiceCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {

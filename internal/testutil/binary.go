@@ -4,13 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/snapdiag/snapdiag/internal/gobuild"
 )
 
 // snapdiagPkg is the command's import path: go build finds it from any
@@ -23,9 +24,6 @@ var (
 	buildBin  string
 	buildErr  error
 )
-
-// buildLimit bounds one go build.
-const buildLimit = 3 * time.Minute
 
 // Snapdiag returns the path of the snapdiag binary, built once per test
 // process, for the tests that run it as a user would. A package that uses it
@@ -57,22 +55,8 @@ func Build(t testing.TB, pkg string) string {
 	return out
 }
 
-// goBuild builds pkg into out, statically (the lab runs binaries inside
-// network namespaces, where a dynamic loader's view may differ).
-func goBuild(out, pkg string) error {
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("build %s: %w", pkg, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
-	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
-	}
-	return nil
-}
+// goBuild builds pkg into out, statically (see gobuild.Build).
+func goBuild(out, pkg string) error { return gobuild.Build(out, pkg) }
 
 // RemoveBuilt removes the binary Snapdiag built, if any. Call it from
 // TestMain after m.Run.
