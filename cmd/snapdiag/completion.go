@@ -6,6 +6,8 @@ import (
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+
+	"github.com/snapdiag/snapdiag/selftest"
 )
 
 // bundleExt is the bundle file name extension the shells complete; they
@@ -61,16 +63,36 @@ var flagCompletions = []flagCompletion{
 	{"watch", "then", cobra.NoFileCompletions},
 	{"watch", "reason", cobra.NoFileCompletions},
 	{"redact", "key-file", completeFiles},
+	{"selftest", "format", oneOf(selftestFormats)},
+	{"selftest", "incident", completeIncidents},
+}
+
+// selftestFormats are selftest's --format values.
+var selftestFormats = []cobra.Completion{
+	cobra.CompletionWithDesc("text", "the table for a person"),
+	cobra.CompletionWithDesc("json", "snapdiag.selftest/v1"),
+}
+
+// completeIncidents offers selftest's incident names.
+func completeIncidents(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	var out []cobra.Completion
+	for _, n := range selftest.Names() {
+		if strings.HasPrefix(n, toComplete) {
+			out = append(out, n)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // argCompletions complete each command's arguments.
 var argCompletions = map[string]cobra.CompletionFunc{
-	"analyze": completeBundles(-1),
-	"tui":     completeBundles(1),
-	"redact":  completeRedactArgs,
-	"capture": cobra.NoFileCompletions,
-	"watch":   cobra.NoFileCompletions,
-	"version": cobra.NoFileCompletions,
+	"analyze":  completeBundles(-1),
+	"tui":      completeBundles(1),
+	"redact":   completeRedactArgs,
+	"capture":  cobra.NoFileCompletions,
+	"watch":    cobra.NoFileCompletions,
+	"version":  cobra.NoFileCompletions,
+	"selftest": cobra.NoFileCompletions,
 }
 
 // registerCompletions attaches flagCompletions and argCompletions to root's
