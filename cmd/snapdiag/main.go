@@ -100,6 +100,7 @@ queue, backlog and SYN-RECV count, the kernel log, a packet sample) into one
 		newVersionCmd(),
 		newTUICmd(),
 		newRedactCmd(),
+		newSchemaCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {
