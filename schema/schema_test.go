@@ -198,19 +198,18 @@ func cover(t *testing.T, at string, typ reflect.Type, sch map[string]any, defs m
 				t.Errorf("%s: schema property %q is no field of %s", at, key, typ)
 			}
 		}
-	case reflect.Slice, reflect.Array:
-		is("array")
-		if items, ok := sch["items"].(map[string]any); ok {
-			cover(t, at+"[]", typ.Elem(), items, defs)
-		} else {
-			t.Errorf("%s: array without items", at)
+	case reflect.Slice, reflect.Array, reflect.Map:
+		// An array's elements are its items; a map's values, the
+		// object's additionalProperties.
+		want, key, mark := "array", "items", "[]"
+		if typ.Kind() == reflect.Map {
+			want, key, mark = "object", "additionalProperties", "{}"
 		}
-	case reflect.Map:
-		is("object")
-		if vals, ok := sch["additionalProperties"].(map[string]any); ok {
-			cover(t, at+"{}", typ.Elem(), vals, defs)
+		is(want)
+		if elem, ok := sch[key].(map[string]any); ok {
+			cover(t, at+mark, typ.Elem(), elem, defs)
 		} else {
-			t.Errorf("%s: map without additionalProperties", at)
+			t.Errorf("%s: %s without %s", at, want, key)
 		}
 	case reflect.String:
 		is("string")
