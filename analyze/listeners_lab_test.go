@@ -22,7 +22,8 @@ import (
 // recorded by the capture at every sample, names the socket that dropped,
 // and the sum over listeners accounts for TcpExt.ListenDrops.
 
-// analyzeCapture loads the bundle at path and runs every rule.
+// loadAndAnalyze loads the bundle at path and runs every rule; the
+// bundle's JSON members and the report must be valid against their schemas.
 func loadAndAnalyze(t *testing.T, path string) (*analyze.Snapshot, *analyze.Report) {
 	t.Helper()
 	s, err := analyze.LoadPath(path)
