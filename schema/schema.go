@@ -23,8 +23,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-
-	"github.com/snapdiag/snapdiag/bundle"
 )
 
 //go:embed *.schema.json
@@ -56,12 +54,12 @@ type Doc struct {
 func Docs() []Doc {
 	return []Doc{
 		{Report, "analyze --format json, one report per line", true},
-		{Manifest, bundle.PathManifest, false},
-		{Listeners, bundle.DirSamples + "/NNN/" + bundle.SampleListeners, false},
-		{SampleTime, bundle.DirSamples + "/NNN/" + bundle.SampleTimeFile, false},
-		{SocketSummary, bundle.PathSocketsSummary, false},
-		{Socket, bundle.PathSocketsTCP + ", one socket per line", true},
-		{Processes, bundle.PathProcesses, false},
+		{Manifest, pathManifest, false},
+		{Listeners, dirSamples + "/NNN/" + sampleListeners, false},
+		{SampleTime, dirSamples + "/NNN/" + sampleTime, false},
+		{SocketSummary, pathSocketsSummary, false},
+		{Socket, pathSocketsTCP + ", one socket per line", true},
+		{Processes, pathProcesses, false},
 		{WatchLog, "watch --log-format json, one event per line", true},
 	}
 }
@@ -93,23 +91,37 @@ func ID(name string) string {
 	return "https://github.com/snapdiag/snapdiag/raw/main/schema/" + name + ".schema.json"
 }
 
+// The member paths of package bundle (PathManifest, DirSamples, ...),
+// spelt out: bundle's own tests import the test helpers that validate
+// bundles with this package, so it cannot import bundle. TestForMember
+// holds them to bundle's constants.
+const (
+	pathManifest       = "manifest.json"
+	pathSocketsSummary = "sockets/summary.json"
+	pathSocketsTCP     = "sockets/tcp.jsonl"
+	pathProcesses      = "processes.json"
+	dirSamples         = "samples"
+	sampleListeners    = "listeners.json"
+	sampleTime         = "time"
+)
+
 // ForMember returns the schema of the bundle member at path (a member name
 // as bundle.Open lists it), and false for members that are not JSON
 // written by snapdiag (raw kernel files, the packet sample).
 func ForMember(name string) (Doc, bool) {
 	var want string
 	switch {
-	case name == bundle.PathManifest:
+	case name == pathManifest:
 		want = Manifest
-	case name == bundle.PathSocketsSummary:
+	case name == pathSocketsSummary:
 		want = SocketSummary
-	case name == bundle.PathSocketsTCP:
+	case name == pathSocketsTCP:
 		want = Socket
-	case name == bundle.PathProcesses:
+	case name == pathProcesses:
 		want = Processes
-	case path.Dir(path.Dir(name)) == bundle.DirSamples && path.Base(name) == bundle.SampleListeners:
+	case path.Dir(path.Dir(name)) == dirSamples && path.Base(name) == sampleListeners:
 		want = Listeners
-	case path.Dir(path.Dir(name)) == bundle.DirSamples && path.Base(name) == bundle.SampleTimeFile:
+	case path.Dir(path.Dir(name)) == dirSamples && path.Base(name) == sampleTime:
 		want = SampleTime
 	default:
 		return Doc{}, false
