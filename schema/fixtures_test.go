@@ -188,3 +188,57 @@ func TestRejectsBrokenReport(t *testing.T) {
 		t.Errorf("a v2 report fails by %T, want a const", l[0].ErrorKind)
 	}
 }
+
+// TestPublishedAcceptsGrowth: a document of each schema with a key added by
+// some later version still validates against the published schema, so an
+// old reader keeps working, while the tests' strict reading refuses it.
+func TestPublishedAcceptsGrowth(t *testing.T) {
+	members := testutil.ReadBundle(t, synflood)
+	firstLine := func(b []byte) []byte { line, _, _ := bytes.Cut(b, []byte("\n")); return line }
+	docs := map[string][]byte{
+		schema.Report:        reportOf(t, synflood),
+		schema.Manifest:      members["manifest.json"],
+		schema.Listeners:     members["samples/000/listeners.json"],
+		schema.SampleTime:    members["samples/000/time"],
+		schema.SocketSummary: members["sockets/summary.json"],
+		schema.Socket:        firstLine(members["sockets/tcp.jsonl"]),
+		schema.Processes:     []byte(`[{"pid":1,"comm":"init","listeners":["0.0.0.0:22"],"open_files":3,"threads":1,"tasks":[1]}]`),
+		schema.WatchLog:      []byte(`{"time":"2026-12-05T23:00:00.123+00:00","level":"WARN","msg":"check failed","kind":"tcp","consecutive":1}`),
+	}
+	for _, name := range schema.Names() {
+		doc := docs[name]
+		if err := testutil.SchemaError(name, doc); err != nil {
+			t.Fatalf("%s: the sample document does not validate: %v", name, err)
+		}
+		// Numbers stay as written: a uint64 does not survive a float64.
+		dec := json.NewDecoder(bytes.NewReader(doc))
+		dec.UseNumber()
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			t.Fatal(err)
+		}
+		// The new key goes into the document's object, or each element's.
+		switch v := v.(type) {
+		case map[string]any:
+			v["added_later"] = 1
+		case []any:
+			if len(v) == 0 {
+				t.Fatalf("%s: the sample document is an empty list", name)
+			}
+			for _, e := range v {
+				e.(map[string]any)["added_later"] = 1
+			}
+		}
+		grown, _ := json.Marshal(v)
+		inst, err := jsonschema.UnmarshalJSON(bytes.NewReader(grown))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := compilePublished(t, name).Validate(inst); err != nil {
+			t.Errorf("%s: the published schema refuses a key added later: %v", name, err)
+		}
+		if testutil.SchemaError(name, grown) == nil {
+			t.Errorf("%s: the strict reading accepts a key the schema does not name", name)
+		}
+	}
+}
