@@ -75,11 +75,8 @@ func analyzeCapture(t *testing.T, l *lab.Lab, port uint16, reason string) *analy
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := analyze.LoadPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return analyze.Analyze(s, path, analyze.Rules())
+	_, r := loadAndAnalyze(t, path)
+	return r
 }
 
 func comm(t *testing.T, pid int) string {

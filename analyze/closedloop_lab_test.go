@@ -205,6 +205,8 @@ func analyzeJSON(t *testing.T, bin, path string, wantExit int) *analyze.Report {
 	if run.Code != wantExit {
 		t.Errorf("snapdiag analyze exited %d, want %d\n%s", run.Code, wantExit, run.Stderr)
 	}
+	testutil.ValidateBundle(t, path)
+	testutil.ValidateReport(t, []byte(run.Stdout))
 	var r analyze.Report
 	if err := json.Unmarshal([]byte(run.Stdout), &r); err != nil {
 		t.Fatalf("report: %v\n%s", err, run.Stdout)

@@ -123,8 +123,10 @@ type Evidence struct {
 
 // Recommendation is one remedy. Action is "sysctl" (Key, Current, Value,
 // and Commands that run as they stand), "app" (the application's side, for
-// the named process), "network" (outside the host's TCP stack) or "host"
-// (the machine: NIC rings, CPUs, memory).
+// the named process), "limit" (a process resource limit: Key, Current,
+// Value), "network" (outside the host's TCP stack), "host" (the machine:
+// NIC rings, CPUs, memory) or "capture" (capture again with other options
+// to tell more); the report schema lists them.
 type Recommendation struct {
 	Action  string `json:"action"`
 	Key     string `json:"key,omitempty"`

@@ -1,6 +1,7 @@
 package analyze
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"io/fs"
@@ -12,6 +13,7 @@ import (
 	"testing/fstest"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // fixture is a bundle in memory, loaded from a recorded bundle under
@@ -234,7 +236,18 @@ func (f *fixture) snapshot() *Snapshot {
 	return s
 }
 
-func (f *fixture) report() *Report { return Analyze(f.snapshot(), "fixture", Rules()) }
+// report analyzes the fixture; the report must be valid against its
+// schema, as analyze --format json writes it.
+func (f *fixture) report() *Report {
+	f.t.Helper()
+	r := Analyze(f.snapshot(), "fixture", Rules())
+	var b bytes.Buffer
+	if err := RenderJSON(&b, r); err != nil {
+		f.t.Fatal(err)
+	}
+	testutil.ValidateReport(f.t, b.Bytes())
+	return r
+}
 
 // sampleDirs lists the sample folders present, for tests that drop some.
 func (f *fixture) dropSamplesAfter(n int) *fixture {

@@ -76,10 +76,7 @@ func TestLabHalfOpenWithoutPort(t *testing.T) {
 		t.Fatalf("none of %d good clients connected: the trial proves nothing", len(good))
 	}
 
-	s, err := analyze.LoadPath(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s, r := loadAndAnalyze(t, path)
 	if s.Manifest == nil || s.Manifest.Packets == nil || s.Manifest.Packets.Keeps == nil {
 		t.Fatal("the manifest does not say what the packet filter kept")
 	}
@@ -106,7 +103,6 @@ func TestLabHalfOpenWithoutPort(t *testing.T) {
 		}
 	}
 
-	r := analyze.Analyze(s, path, analyze.Rules())
 	f := only(t, r, analyze.IDHalfOpenClients)
 	d := diagnosis[*analyze.HalfOpenClients](t, f)
 	var named []string

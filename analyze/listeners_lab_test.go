@@ -1,6 +1,7 @@
 package analyze_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
 )
 
@@ -20,14 +22,22 @@ import (
 // recorded by the capture at every sample, names the socket that dropped,
 // and the sum over listeners accounts for TcpExt.ListenDrops.
 
-// analyzeCapture loads the bundle at path and runs every rule.
+// loadAndAnalyze loads the bundle at path and runs every rule; the
+// bundle's JSON members and the report must be valid against their schemas.
 func loadAndAnalyze(t *testing.T, path string) (*analyze.Snapshot, *analyze.Report) {
 	t.Helper()
 	s, err := analyze.LoadPath(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return s, analyze.Analyze(s, path, analyze.Rules())
+	testutil.ValidateBundle(t, path)
+	r := analyze.Analyze(s, path, analyze.Rules())
+	var b bytes.Buffer
+	if err := analyze.RenderJSON(&b, r); err != nil {
+		t.Fatal(err)
+	}
+	testutil.ValidateReport(t, b.Bytes())
+	return s, r
 }
 
 // listenerAt returns the listeners of s on local (several for an

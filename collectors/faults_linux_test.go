@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // failingWriter fails every write, as a full disk does.
@@ -92,6 +93,7 @@ func TestCaptureHungCollectorAndSampler(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the bundle does not open: %v", err)
 	}
+	testutil.ValidateBundle(t, res.Path)
 	defer b.Close()
 	m := b.Manifest()
 	if !m.DeadlineHit {

@@ -20,6 +20,7 @@ import (
 	"github.com/gopacket/gopacket/pcapgo"
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/redact"
 )
 
@@ -66,6 +67,7 @@ func members(t *testing.T, path string) (map[string][]byte, *bundle.Manifest) {
 		}
 		out[mi.Name] = data
 	}
+	testutil.ValidateMembers(t, out)
 	return out, b.Manifest()
 }
 

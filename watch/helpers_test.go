@@ -13,6 +13,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/schema"
 )
 
 func TestMain(m *testing.M) {
@@ -23,6 +24,7 @@ func TestMain(m *testing.M) {
 
 func manifestOf(t testing.TB, members map[string][]byte) *bundle.Manifest {
 	t.Helper()
+	testutil.ValidateMembers(t, members)
 	m, err := bundle.ParseManifest(members[bundle.PathManifest])
 	if err != nil {
 		t.Fatal(err)
@@ -110,6 +112,7 @@ func logLines(t testing.TB, s string) []map[string]any {
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
+		testutil.ValidateJSON(t, schema.WatchLog, []byte(line))
 		out = append(out, m)
 	}
 	return out

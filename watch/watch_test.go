@@ -15,6 +15,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/schema"
 )
 
 // flagCheck is an exec check that passes while the returned file exists.
@@ -60,6 +61,7 @@ func setHealthy(t *testing.T, flag string, ok bool) {
 func testLogger(t *testing.T) (*slog.Logger, *bytes.Buffer) {
 	var buf bytes.Buffer
 	t.Cleanup(func() {
+		testutil.ValidateJSON(t, schema.WatchLog, buf.Bytes())
 		if t.Failed() {
 			t.Logf("watch log:\n%s", buf.String())
 		}

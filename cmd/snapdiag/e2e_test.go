@@ -43,6 +43,7 @@ func openBundle(t *testing.T, path string) *bundle.Bundle {
 	if err != nil {
 		t.Fatalf("open %s: %v", path, err)
 	}
+	testutil.ValidateBundle(t, path)
 	return b
 }
 
@@ -104,6 +105,7 @@ func TestCaptureWritesBundle(t *testing.T) {
 	if list := tarList(t, path); list != nil && list[0] != bundle.PathManifest {
 		t.Errorf("tar lists %q first, want the manifest first", list[0])
 	}
+	testutil.ValidateReport(t, []byte(snapdiag(t, nil, "analyze", "--format", "json", path).Stdout))
 }
 
 // A deadline shorter than the sampling window still gives a valid bundle that

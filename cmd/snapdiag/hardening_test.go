@@ -102,6 +102,7 @@ func TestNamedPipeRefused(t *testing.T) {
 		if want.Code != 4 {
 			t.Fatalf("analyze of the unpacked fixture: exit %d: %s", want.Code, want.Stderr)
 		}
+		testutil.ValidateReport(t, []byte(want.Stdout))
 		u := unpack(t, fixtureBundle)
 		mkfifo(t, filepath.Join(u, filepath.FromSlash(bundle.PathSocketsTCP)))
 		mkfifo(t, filepath.Join(u, filepath.FromSlash(bundle.PathKmsg)))
@@ -109,6 +110,7 @@ func TestNamedPipeRefused(t *testing.T) {
 		if r.Code != want.Code {
 			t.Errorf("analyze with pipes for members: exit %d, want %d as without them; stderr %q", r.Code, want.Code, r.Stderr)
 		}
+		testutil.ValidateReport(t, []byte(r.Stdout))
 		// Without its manifest the bundle still has its samples: analyze
 		// reads them, as for an unpacked bundle whose manifest was lost.
 		mkfifo(t, filepath.Join(u, bundle.PathManifest))

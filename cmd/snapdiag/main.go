@@ -122,6 +122,7 @@ Environment:
 		newRedactCmd(),
 		newSelftestCmd(),
 		newSelftestServiceCmd(),
+		newSchemaCmd(),
 	)
 	for _, c := range root.Commands() {
 		if c.Args == nil {

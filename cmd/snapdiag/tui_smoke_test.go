@@ -79,6 +79,7 @@ func TestTUISmokeSYNFlood(t *testing.T) {
 		t.Skipf("SYN-flood fixture missing: want %s (recorded by the lab, see fixtures/)", fx)
 	}
 	r := snapdiag(t, nil, "analyze", "--format", "json", fx)
+	testutil.ValidateReport(t, []byte(r.Stdout))
 	var rep analyze.Report
 	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
 		t.Fatalf("analyze --format json (exit %d): %v\nstderr: %s", r.Code, err, r.Stderr)
