@@ -204,6 +204,8 @@ func TestPublishedAcceptsGrowth(t *testing.T) {
 		schema.Socket:        firstLine(members["sockets/tcp.jsonl"]),
 		schema.Processes:     []byte(`[{"pid":1,"comm":"init","listeners":["0.0.0.0:22"],"open_files":3,"threads":1,"tasks":[1]}]`),
 		schema.WatchLog:      []byte(`{"time":"2026-12-05T23:00:00.123+00:00","level":"WARN","msg":"check failed","kind":"tcp","consecutive":1}`),
+		schema.Selftest: []byte(`{"schema":"snapdiag.selftest/v1","kernel":"6.18.44","passed":true,"seconds":7.0,"incidents":[` +
+			`{"name":"healthy-busy","expected":{"below":"critical"},"said":[{"id":"listen-drops-history","severity":"info"}],"status":"pass","seconds":1.5}]}`),
 	}
 	for _, name := range schema.Names() {
 		doc := docs[name]

@@ -38,6 +38,7 @@ const (
 	Socket        = "socket"
 	Processes     = "processes"
 	WatchLog      = "watch-log"
+	Selftest      = "selftest"
 )
 
 // Doc is one schema: its name and what it describes.
@@ -61,6 +62,7 @@ func Docs() []Doc {
 		{Socket, pathSocketsTCP + ", one socket per line", true},
 		{Processes, pathProcesses, false},
 		{WatchLog, "watch --log-format json, one event per line", true},
+		{Selftest, "selftest --format json", false},
 	}
 }
 

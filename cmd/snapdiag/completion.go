@@ -7,6 +7,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/snapdiag/snapdiag/schema"
 	"github.com/snapdiag/snapdiag/selftest"
 )
 
@@ -93,6 +94,21 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"watch":    cobra.NoFileCompletions,
 	"version":  cobra.NoFileCompletions,
 	"selftest": cobra.NoFileCompletions,
+	"schema":   completeSchemaNames,
+}
+
+// completeSchemaNames offers the names snapdiag schema prints.
+func completeSchemaNames(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+	if len(args) > 0 {
+		return nil, cobra.ShellCompDirectiveNoFileComp
+	}
+	var out []cobra.Completion
+	for _, n := range schema.Names() {
+		if strings.HasPrefix(n, toComplete) {
+			out = append(out, n)
+		}
+	}
+	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // registerCompletions attaches flagCompletions and argCompletions to root's

@@ -18,6 +18,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
+	"github.com/snapdiag/snapdiag/schema"
 	"github.com/snapdiag/snapdiag/selftest"
 )
 
@@ -37,6 +38,7 @@ func runSelftestJSON(t *testing.T, args ...string) (int, *selftest.Result) {
 	if res.Schema != selftest.Schema {
 		t.Errorf("schema %q, want %q", res.Schema, selftest.Schema)
 	}
+	testutil.ValidateJSON(t, schema.Selftest, []byte(r.Stdout))
 	t.Logf("selftest %v: exit %d in %.1fs; stderr:\n%s", args, r.Code, res.Seconds, r.Stderr)
 	return r.Code, &res
 }
