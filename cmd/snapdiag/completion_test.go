@@ -87,7 +87,6 @@ func TestCompletion(t *testing.T) {
 		{[]string{"selftest", "--incident", "syn"}, completion{[]string{"syn-flood-cookies-off", "syn-flood-cookies-on"}, noFiles}},
 		{[]string{"selftest", ""}, completion{nil, noFiles}},
 		{[]string{"schema", "s"}, completion{[]string{"sample-time", "socket-summary", "socket", "selftest"}, noFiles}},
-		{[]string{"schema", "report", ""}, completion{nil, noFiles}},
 		// cobra's own completion command is there to install.
 		{[]string{"completion", ""}, completion{[]string{"bash", "fish", "powershell", "zsh"}, noFiles}},
 	} {
