@@ -274,15 +274,21 @@ func TestPacketFilter(t *testing.T) {
 	}
 }
 
-func TestPacketFilterManyPorts(t *testing.T) {
-	ports := make([]int, maxFilterPorts)
+// mostPorts is the most focus ports and listening ports a filter takes.
+func mostPorts() (ports, listen []int) {
+	ports = make([]int, maxFilterPorts)
 	for i := range ports {
 		ports[i] = 10000 + i
 	}
-	listen := make([]int, maxListenPorts)
+	listen = make([]int, maxListenPorts)
 	for i := range listen {
 		listen[i] = 20000 + i
 	}
+	return ports, listen
+}
+
+func TestPacketFilterManyPorts(t *testing.T) {
+	ports, listen := mostPorts()
 	// The most of both: every jump must still reach "accept".
 	f, err := newPacketFilter(ports, listen, headerSnaplen)
 	if err != nil {
@@ -504,14 +510,7 @@ func TestFlowThinMatchesHash(t *testing.T) {
 // TestFlowThinManyPorts: the longest filter still assembles with the flow
 // sampling in it, at the largest divisor the sampler uses.
 func TestFlowThinManyPorts(t *testing.T) {
-	ports := make([]int, maxFilterPorts)
-	for i := range ports {
-		ports[i] = 10000 + i
-	}
-	listen := make([]int, maxListenPorts)
-	for i := range listen {
-		listen[i] = 20000 + i
-	}
+	ports, listen := mostPorts()
 	f, err := newPacketFilter(ports, listen, headerSnaplen)
 	if err != nil {
 		t.Fatal(err)
