@@ -93,6 +93,7 @@ queue, backlog and SYN-RECV count, the kernel log, a packet sample) into one
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	setVersionFlag(root)
 	root.AddCommand(
 		newCaptureCmd(),
 		newAnalyzeCmd(),

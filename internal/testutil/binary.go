@@ -46,27 +46,29 @@ func Snapdiag(t testing.TB) string {
 }
 
 // Build compiles the main package pkg (an import path) into the test's
-// temporary directory and returns the binary's path. The go command's build
-// cache makes a repeated build cheap.
-func Build(t testing.TB, pkg string) string {
+// temporary directory and returns the binary's path; flags go to go build
+// before the package (-ldflags as a release sets them, say). The go
+// command's build cache makes a repeated build cheap.
+func Build(t testing.TB, pkg string, flags ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	if err := goBuild(out, pkg); err != nil {
+	if err := goBuild(out, pkg, flags...); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-// goBuild builds pkg into out, statically (the lab runs binaries inside
-// network namespaces, where a dynamic loader's view may differ).
-func goBuild(out, pkg string) error {
+// goBuild builds pkg into out with flags, statically (the lab runs binaries
+// inside network namespaces, where a dynamic loader's view may differ).
+func goBuild(out, pkg string, flags ...string) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("build %s: %w", pkg, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), buildLimit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
+	args := append([]string{"build", "-o", out}, flags...)
+	cmd := exec.CommandContext(ctx, gobin, append(args, pkg)...)
 	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)
