@@ -18,10 +18,10 @@ done
 cd "$(dirname "$0")/.."
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-go build -o "$tmp/new" ./cmd/snapdiag
+CGO_ENABLED=0 go build -o "$tmp/new" ./cmd/snapdiag
 mkdir "$tmp/src"
 git archive "$REV" | tar -x -C "$tmp/src"
-(cd "$tmp/src" && go build -o "$tmp/old" ./cmd/snapdiag)
+(cd "$tmp/src" && CGO_ENABLED=0 go build -o "$tmp/old" ./cmd/snapdiag)
 for _ in $(seq "$RUNS"); do
 	for v in old new; do
 		rm -rf "$tmp/out" && mkdir "$tmp/out"

@@ -44,7 +44,7 @@ if [ -z "$SNAPDIAG" ]; then
 	CGO_ENABLED=0 go build -o "$WORK/snapdiag" ./cmd/snapdiag
 	SNAPDIAG=$WORK/snapdiag
 fi
-go build -o "$WORK/sockhold" ./bench/sockhold
+CGO_ENABLED=0 go build -o "$WORK/sockhold" ./bench/sockhold
 
 # The service: a listener that accepts and holds what connects.
 "$WORK/sockhold" --pairs 0 --hold "$((DURATION + 120))s" >"$WORK/sockhold.out" &

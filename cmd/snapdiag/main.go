@@ -113,6 +113,7 @@ Environment:
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	setVersionFlag(root)
 	root.AddCommand(
 		newCaptureCmd(),
 		newAnalyzeCmd(),

@@ -14,17 +14,18 @@ import (
 // Limit bounds one go build.
 const Limit = 3 * time.Minute
 
-// Build builds pkg (an import path) into out, statically: the lab runs
-// binaries inside network namespaces, where a dynamic loader's view may
-// differ.
-func Build(out, pkg string) error {
+// Build builds pkg (an import path) into out with the extra go build flags
+// given, statically: the lab runs binaries inside network namespaces, where
+// a dynamic loader's view may differ.
+func Build(out, pkg string, flags ...string) error {
 	gobin, err := exec.LookPath("go")
 	if err != nil {
 		return fmt.Errorf("build %s: %w", pkg, err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), Limit)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, gobin, "build", "-o", out, pkg)
+	args := append([]string{"build", "-o", out}, flags...)
+	cmd := exec.CommandContext(ctx, gobin, append(args, pkg)...)
 	cmd.Env = append(cmd.Environ(), "CGO_ENABLED=0")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		return fmt.Errorf("go build %s: %w\n%s", pkg, err, b)

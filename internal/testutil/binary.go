@@ -44,19 +44,20 @@ func Snapdiag(t testing.TB) string {
 }
 
 // Build compiles the main package pkg (an import path) into the test's
-// temporary directory and returns the binary's path. The go command's build
-// cache makes a repeated build cheap.
-func Build(t testing.TB, pkg string) string {
+// temporary directory and returns the binary's path; flags go to go build
+// before the package (-ldflags as a release sets them, say). The go
+// command's build cache makes a repeated build cheap.
+func Build(t testing.TB, pkg string, flags ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	if err := goBuild(out, pkg); err != nil {
+	if err := goBuild(out, pkg, flags...); err != nil {
 		t.Fatal(err)
 	}
 	return out
 }
 
-// goBuild builds pkg into out, statically (see gobuild.Build).
-func goBuild(out, pkg string) error { return gobuild.Build(out, pkg) }
+// goBuild builds pkg into out with flags, statically (see gobuild.Build).
+func goBuild(out, pkg string, flags ...string) error { return gobuild.Build(out, pkg, flags...) }
 
 // RemoveBuilt removes the binary Snapdiag built, if any. Call it from
 // TestMain after m.Run.
