@@ -2,11 +2,14 @@ package tui
 
 import (
 	"errors"
+	"image/color"
 	"io/fs"
+	"strings"
 	"testing"
 	"testing/fstest"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
@@ -83,5 +86,25 @@ func TestFilterLineKeys(t *testing.T) {
 				t.Errorf("after %s the counters filter is %q, want %q", tc.key, got, tc.want)
 			}
 		})
+	}
+}
+
+// TestLightBackgroundRestyles: when the terminal answers that its
+// background is light, the styles change, and the manifest view, which
+// lays out styled lines once, lays them out again: same text, new colours.
+func TestLightBackgroundRestyles(t *testing.T) {
+	m := started(newTestModel(t, fixtures(t)[0].path, nil), 100, 30)
+	mv := m.views[ViewManifest].(*manifestView)
+	dark := strings.Join(mv.pager.lines, "\n")
+	m.Update(tea.BackgroundColorMsg{Color: color.White})
+	light := strings.Join(mv.pager.lines, "\n")
+	if dark == light {
+		t.Error("the manifest view kept its dark-background colours on a light terminal")
+	}
+	if ansi.Strip(dark) != ansi.Strip(light) {
+		t.Error("restyling changed the manifest view's text")
+	}
+	if m.ctx.Styles.Critical.GetForeground() == NewStyles(true).Critical.GetForeground() {
+		t.Error("the styles are still the dark background's")
 	}
 }
