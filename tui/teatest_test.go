@@ -1,34 +1,63 @@
 package tui
 
 import (
-	"bytes"
 	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	tea "charm.land/bubbletea/v2"
+	"github.com/charmbracelet/x/ansi"
 	"github.com/charmbracelet/x/exp/teatest/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // runKeys runs m as a program, sends keys, waits until the screen shows
 // until (when given), quits and returns the final model.
+//
+// The screen is asked of the running program (screenProbe), not read from
+// its output: Bubble Tea v2's renderer rewrites only the cells that
+// changed, so a line on screen need not appear whole in the byte stream.
 func runKeys(t *testing.T, m *Model, keys []tea.KeyPressMsg, until string) *Model {
 	t.Helper()
-	tm := teatest.NewTestModel(t, m, teatest.WithInitialTermSize(120, 40))
+	tm := teatest.NewTestModel(t, probed{m}, teatest.WithInitialTermSize(120, 40))
 	for _, k := range keys {
 		tm.Send(k)
 	}
 	if until != "" {
-		teatest.WaitFor(t, tm.Output(), func(b []byte) bool { return bytes.Contains(b, []byte(until)) },
-			teatest.WithDuration(10*time.Second), teatest.WithCheckInterval(20*time.Millisecond))
+		testutil.Eventually(t, 10*time.Second, fmt.Sprintf("the screen shows %q", until), func() (bool, string) {
+			ch := make(screenProbe, 1)
+			tm.Send(ch)
+			select {
+			case screen := <-ch:
+				return strings.Contains(screen, until), screen
+			case <-time.After(time.Second):
+				return false, "the program did not answer"
+			}
+		})
 	}
 	if err := tm.Quit(); err != nil {
 		t.Fatal(err)
 	}
-	return tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(*Model)
+	return tm.FinalModel(t, teatest.WithFinalTimeout(10*time.Second)).(probed).Model
+}
+
+// screenProbe asks a running program for its screen as text; the program's
+// own goroutine answers, so the model is read where it is changed.
+type screenProbe chan string
+
+// probed is a Model that answers screenProbe.
+type probed struct{ *Model }
+
+func (p probed) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if ch, ok := msg.(screenProbe); ok {
+		ch <- ansi.Strip(p.Model.Render())
+		return p, nil
+	}
+	_, cmd := p.Model.Update(msg)
+	return p, cmd
 }
 
 func keys(ks ...string) []tea.KeyPressMsg {
