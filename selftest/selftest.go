@@ -199,7 +199,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // it, and removes the lab, all within IncidentTimeout.
 func runIncident(ctx context.Context, o Options, inc Incident, dir string) (r IncidentResult) {
 	start := time.Now()
-	r = IncidentResult{Name: inc.Name, Status: Error, Said: []Said{}}
+	r = IncidentResult{Name: inc.Name, Status: Error, Said: []Said{}, Expected: inc.expect(nil)}
 	defer func() { r.Seconds = round2(time.Since(start).Seconds()) }()
 	ctx, cancel := context.WithTimeout(ctx, IncidentTimeout)
 	defer cancel()

@@ -2,12 +2,16 @@ package selftest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 func TestSelect(t *testing.T) {
@@ -89,5 +93,31 @@ func TestResultJSON(t *testing.T) {
 	}
 	if f := got.Failed(); !slices.Equal(f, []string{"syn-flood-cookies-off"}) {
 		t.Errorf("Failed() = %v", f)
+	}
+}
+
+// TestIncidentErrorKeepsExpectation: an incident whose namespaces cannot be
+// made (here iproute2's ip refuses, as in a container without
+// CAP_SYS_ADMIN) is an error that still says what diagnosis it expected,
+// not the control's "nothing info".
+func TestIncidentErrorKeepsExpectation(t *testing.T) {
+	testutil.NeedRoot(t, "network namespaces")
+	dir := t.TempDir()
+	ip := "#!/bin/sh\necho 'RTNETLINK answers: Operation not permitted' >&2\nexit 2\n"
+	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte(ip), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	incs, err := Select([]string{"syn-flood-cookies-off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runIncident(context.Background(), Options{Executable: "/bin/false"}, incs[0], t.TempDir())
+	if r.Status != Error {
+		t.Fatalf("status %s, want error (ip fails)", r.Status)
+	}
+	want := Expectation{Finding: analyze.IDSynQueueOverflow, Severity: analyze.Critical}
+	if d := cmp.Diff(want, r.Expected); d != "" {
+		t.Errorf("expectation of an incident that could not run (-want +got):\n%s", d)
 	}
 }
