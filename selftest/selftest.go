@@ -204,7 +204,9 @@ func runIncident(ctx context.Context, o Options, inc Incident, dir string) (r In
 	ctx, cancel := context.WithTimeout(ctx, IncidentTimeout)
 	defer cancel()
 
-	l, err := lab.Open(lab.Options{ServiceCommand: []string{o.Executable, ServiceCommand}, ServiceListeners: true})
+	// OpenContext: a signal or the timeout also stops the namespaces' setup,
+	// whose ip commands could otherwise run on for many seconds each.
+	l, err := lab.OpenContext(ctx, lab.Options{ServiceCommand: []string{o.Executable, ServiceCommand}, ServiceListeners: true})
 	if err != nil {
 		r.Error = err.Error()
 		return r

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -119,5 +121,42 @@ func TestIncidentErrorKeepsExpectation(t *testing.T) {
 	want := Expectation{Finding: analyze.IDSynQueueOverflow, Severity: analyze.Critical}
 	if d := cmp.Diff(want, r.Expected); d != "" {
 		t.Errorf("expectation of an incident that could not run (-want +got):\n%s", d)
+	}
+}
+
+// TestCancelledIncidentSetsUpNothing: once the run is cancelled (Ctrl-C,
+// SIGTERM, the incident's timeout) the lab's setup starts no further ip
+// command, rather than building both namespaces and their link, each ip
+// bounded only by its own 10 s, before the signal is looked at. A
+// wrapper in PATH records every ip command and runs the real one.
+func TestCancelledIncidentSetsUpNothing(t *testing.T) {
+	testutil.NeedRoot(t, "network namespaces")
+	realIP, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("iproute2's ip is not installed")
+	}
+	dir := t.TempDir()
+	calls := filepath.Join(dir, "calls")
+	wrapper := "#!/bin/sh\necho \"$*\" >>" + calls + "\nexec " + realIP + " \"$@\"\n"
+	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte(wrapper), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	incs, err := Select([]string{"accept-queue-full"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := runIncident(ctx, Options{Executable: "/bin/false"}, incs[0], t.TempDir())
+	if r.Status != Error {
+		t.Errorf("status %s, want error", r.Status)
+	}
+	ran, err := os.ReadFile(calls)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if len(ran) > 0 {
+		t.Errorf("a cancelled incident still ran ip:\n%s", ran)
 	}
 }
