@@ -104,17 +104,8 @@ func TestResultJSON(t *testing.T) {
 // not the control's "nothing info".
 func TestIncidentErrorKeepsExpectation(t *testing.T) {
 	testutil.NeedRoot(t, "network namespaces")
-	dir := t.TempDir()
-	ip := "#!/bin/sh\necho 'RTNETLINK answers: Operation not permitted' >&2\nexit 2\n"
-	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte(ip), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	incs, err := Select([]string{"syn-flood-cookies-off"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	r := runIncident(context.Background(), Options{Executable: "/bin/false"}, incs[0], t.TempDir())
+	shadowIP(t, "echo 'RTNETLINK answers: Operation not permitted' >&2\nexit 2")
+	r := runIncident(context.Background(), Options{Executable: "/bin/false"}, incident(t, "syn-flood-cookies-off"), t.TempDir())
 	if r.Status != Error {
 		t.Fatalf("status %s, want error (ip fails)", r.Status)
 	}
@@ -135,20 +126,11 @@ func TestCancelledIncidentSetsUpNothing(t *testing.T) {
 	if err != nil {
 		t.Skip("iproute2's ip is not installed")
 	}
-	dir := t.TempDir()
-	calls := filepath.Join(dir, "calls")
-	wrapper := "#!/bin/sh\necho \"$*\" >>" + calls + "\nexec " + realIP + " \"$@\"\n"
-	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte(wrapper), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
-	incs, err := Select([]string{"accept-queue-full"})
-	if err != nil {
-		t.Fatal(err)
-	}
+	calls := filepath.Join(t.TempDir(), "calls")
+	shadowIP(t, "echo \"$*\" >>"+calls+"\nexec "+realIP+" \"$@\"")
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	r := runIncident(ctx, Options{Executable: "/bin/false"}, incs[0], t.TempDir())
+	r := runIncident(ctx, Options{Executable: "/bin/false"}, incident(t, "accept-queue-full"), t.TempDir())
 	if r.Status != Error {
 		t.Errorf("status %s, want error", r.Status)
 	}
@@ -159,4 +141,25 @@ func TestCancelledIncidentSetsUpNothing(t *testing.T) {
 	if len(ran) > 0 {
 		t.Errorf("a cancelled incident still ran ip:\n%s", ran)
 	}
+}
+
+// shadowIP puts a shell script named ip, with body, first in PATH for the
+// rest of the test.
+func shadowIP(t *testing.T, body string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// incident is the incident named name.
+func incident(t *testing.T, name string) Incident {
+	t.Helper()
+	incs, err := Select([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return incs[0]
 }
