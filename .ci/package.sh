@@ -54,6 +54,8 @@ SNAPDIAG_BIN=build/snapdiag VERSION=$version GOARCH=$(go env GOARCH) \
   go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION" \
   pkg --config deploy/nfpm.yaml --packager deb --target build/
 deb=$(ls build/snapdiag_*.deb)
+# snapdiag selftest creates its namespaces with iproute2's ip.
+[[ "$(dpkg-deb -f "$deb" Recommends)" == *iproute2* ]] || fail "$deb does not recommend iproute2 (snapdiag selftest runs ip)"
 
 step "dpkg -i $deb"
 dpkg -i "$deb" >/dev/null
