@@ -54,6 +54,8 @@ SNAPDIAG_BIN=build/snapdiag VERSION=$version GOARCH=$(go env GOARCH) \
   go run "github.com/goreleaser/nfpm/v2/cmd/nfpm@$NFPM_VERSION" \
   pkg --config deploy/nfpm.yaml --packager deb --target build/
 deb=$(ls build/snapdiag_*.deb)
+# snapdiag selftest creates its namespaces with iproute2's ip.
+[[ "$(dpkg-deb -f "$deb" Recommends)" == *iproute2* ]] || fail "$deb does not recommend iproute2 (snapdiag selftest runs ip)"
 
 step "dpkg -i $deb"
 dpkg -i "$deb" >/dev/null
@@ -103,9 +105,17 @@ else
 fi
 
 step "dpkg -r snapdiag"
-trap 'rm -rf "$tmp"' EXIT
+# An operator's enabled watch (systemctl enable works without a running
+# systemd: it only makes the .wants symlink) must not be left pointing at a
+# unit file the purge removed.
+wants=/etc/systemd/system/multi-user.target.wants/snapdiag-watch@ci-package.service
+trap 'rm -rf "$tmp"; rm -f "$wants"; dpkg --purge snapdiag >/dev/null || true' EXIT
+systemctl enable snapdiag-watch@ci-package.service 2>/dev/null
+[ -L "$wants" ] || fail "systemctl enable snapdiag-watch@ci-package made no $wants"
+trap 'rm -rf "$tmp"; rm -f "$wants"' EXIT
 dpkg -r snapdiag >/dev/null
 [ ! -e /usr/bin/snapdiag ] || fail "/usr/bin/snapdiag is still there after dpkg -r"
 # The maintainer scripts keep dpkg's record ("rc") until a purge.
 dpkg --purge snapdiag >/dev/null
+[ ! -L "$wants" ] || fail "dpkg --purge left $wants pointing at the removed unit"
 step "ok"

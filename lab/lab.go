@@ -192,7 +192,7 @@ func New(tb TB, opts Options) *Lab {
 			tb.Logf("lab: removed stale namespaces %v", removed)
 		}
 	})
-	l, err := open(opts)
+	l, err := open(context.Background(), opts)
 	if l != nil {
 		l.tb = tb
 		tb.Cleanup(func() {
@@ -222,13 +222,22 @@ var ErrNeedRoot = errors.New("lab: needs root to create network namespaces")
 // call Close, which also ends everything the lab started; on error nothing
 // is left behind. Open needs root (ErrNeedRoot) and iproute2's ip.
 func Open(opts Options) (*Lab, error) {
+	return OpenContext(context.Background(), opts)
+}
+
+// OpenContext is Open whose setup stops when ctx ends (a signal, a time
+// limit): no further ip command starts, what was made is removed, and the
+// error wraps ctx's. Each ip command is bounded by ipTimeout, so without
+// ctx a slow setup on a loaded machine could take many times that before a
+// signal is looked at. ctx bounds the setup only, not the lab's life.
+func OpenContext(ctx context.Context, opts Options) (*Lab, error) {
 	if os.Geteuid() != 0 {
 		return nil, ErrNeedRoot
 	}
 	if _, err := exec.LookPath("ip"); err != nil {
 		return nil, fmt.Errorf("lab: needs iproute2's ip to create network namespaces: %w", err)
 	}
-	l, err := open(opts)
+	l, err := open(ctx, opts)
 	if err != nil {
 		if l != nil {
 			err = errors.Join(err, l.Close())
@@ -240,7 +249,7 @@ func Open(opts Options) (*Lab, error) {
 
 // open picks the lab's subnet and builds it. It returns the lab even when
 // setup fails part-way, so that the caller's Close removes what was made.
-func open(opts Options) (*Lab, error) {
+func open(ctx context.Context, opts Options) (*Lab, error) {
 	if opts.Net < 0 || opts.Net > 254 {
 		return nil, fmt.Errorf("Options.Net %d is outside 1..254", opts.Net)
 	}
@@ -284,7 +293,7 @@ func open(opts Options) (*Lab, error) {
 		l.BadIP6 = ula(n, 2)
 		l.GoodIP6 = ula(n, 3)
 	}
-	return l, l.setup(opts)
+	return l, l.setup(ctx, opts)
 }
 
 // ula is fd00:5d:n::host.
@@ -297,9 +306,9 @@ func ula(n, host int) netip.Addr {
 	return netip.AddrFrom16(b)
 }
 
-func (l *Lab) setup(opts Options) error {
+func (l *Lab) setup(ctx context.Context, opts Options) error {
 	for _, ns := range []string{l.Server, l.Client} {
-		if err := l.ip("netns", "add", ns); err != nil {
+		if err := l.ipContext(ctx, "netns", "add", ns); err != nil {
 			return err
 		}
 		l.created = append(l.created, ns)
@@ -348,7 +357,7 @@ func (l *Lab) setup(opts Options) error {
 		[]string{"-n", l.Client, "link", "set", ClientLink, "up"},
 	)
 	for _, s := range steps {
-		if err := l.ip(s...); err != nil {
+		if err := l.ipContext(ctx, s...); err != nil {
 			return err
 		}
 	}
@@ -426,11 +435,24 @@ const ipTimeout = 10 * time.Second
 
 // ip runs one iproute2 command and records it.
 func (l *Lab) ip(args ...string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), ipTimeout)
+	return l.ipContext(context.Background(), args...)
+}
+
+// ipContext is ip that does not start, or is killed, once ctx ends.
+func (l *Lab) ipContext(ctx context.Context, args ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, ipTimeout)
 	defer cancel()
 	start := time.Now()
-	out, err := exec.CommandContext(ctx, "ip", args...).CombinedOutput()
+	cmd := exec.CommandContext(ctx, "ip", args...)
+	// Killed for ctx, ip returns at once, unless something it left holds
+	// its output open: do not wait for that.
+	cmd.WaitDelay = time.Second
+	out, err := cmd.CombinedOutput()
 	l.record("ip %s  # %v %s", strings.Join(args, " "), time.Since(start).Round(time.Millisecond), status(err))
+	if cerr := ctx.Err(); err != nil && cerr != nil && !errors.Is(err, cerr) {
+		// Killed for ctx: say so, not only "signal: killed".
+		err = fmt.Errorf("%w (%w)", cerr, err)
+	}
 	if err != nil {
 		return fmt.Errorf("ip %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(string(out)))
 	}

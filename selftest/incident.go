@@ -110,13 +110,18 @@ func Select(names []string) ([]Incident, error) {
 }
 
 // expect is the diagnosis the incident must get in lab l: its finding on
-// the service's listener, as the socket table prints it.
+// the service's listener, as the socket table prints it. With no lab (one
+// that could not be opened) the listener is left empty, so an incident
+// that errors still says what it would have expected.
 func (inc Incident) expect(l *lab.Lab) Expectation {
 	if inc.finding == "" {
 		return Expectation{Below: inc.severity}
 	}
-	return Expectation{Finding: inc.finding, Severity: inc.severity,
-		Listener: netip.AddrPortFrom(l.ServerIP, inc.Port).String()}
+	e := Expectation{Finding: inc.finding, Severity: inc.severity}
+	if l != nil {
+		e.Listener = netip.AddrPortFrom(l.ServerIP, inc.Port).String()
+	}
+	return e
 }
 
 // run brings the incident about, captures it while it lasts, then ends it.

@@ -199,12 +199,14 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 // it, and removes the lab, all within IncidentTimeout.
 func runIncident(ctx context.Context, o Options, inc Incident, dir string) (r IncidentResult) {
 	start := time.Now()
-	r = IncidentResult{Name: inc.Name, Status: Error, Said: []Said{}}
+	r = IncidentResult{Name: inc.Name, Status: Error, Said: []Said{}, Expected: inc.expect(nil)}
 	defer func() { r.Seconds = round2(time.Since(start).Seconds()) }()
 	ctx, cancel := context.WithTimeout(ctx, IncidentTimeout)
 	defer cancel()
 
-	l, err := lab.Open(lab.Options{ServiceCommand: []string{o.Executable, ServiceCommand}, ServiceListeners: true})
+	// OpenContext: a signal or the timeout also stops the namespaces' setup,
+	// whose ip commands could otherwise run on for many seconds each.
+	l, err := lab.OpenContext(ctx, lab.Options{ServiceCommand: []string{o.Executable, ServiceCommand}, ServiceListeners: true})
 	if err != nil {
 		r.Error = err.Error()
 		return r

@@ -2,12 +2,18 @@ package selftest
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 func TestSelect(t *testing.T) {
@@ -90,4 +96,70 @@ func TestResultJSON(t *testing.T) {
 	if f := got.Failed(); !slices.Equal(f, []string{"syn-flood-cookies-off"}) {
 		t.Errorf("Failed() = %v", f)
 	}
+}
+
+// TestIncidentErrorKeepsExpectation: an incident whose namespaces cannot be
+// made (here iproute2's ip refuses, as in a container without
+// CAP_SYS_ADMIN) is an error that still says what diagnosis it expected,
+// not the control's "nothing info".
+func TestIncidentErrorKeepsExpectation(t *testing.T) {
+	testutil.NeedRoot(t, "network namespaces")
+	shadowIP(t, "echo 'RTNETLINK answers: Operation not permitted' >&2\nexit 2")
+	r := runIncident(context.Background(), Options{Executable: "/bin/false"}, incident(t, "syn-flood-cookies-off"), t.TempDir())
+	if r.Status != Error {
+		t.Fatalf("status %s, want error (ip fails)", r.Status)
+	}
+	want := Expectation{Finding: analyze.IDSynQueueOverflow, Severity: analyze.Critical}
+	if d := cmp.Diff(want, r.Expected); d != "" {
+		t.Errorf("expectation of an incident that could not run (-want +got):\n%s", d)
+	}
+}
+
+// TestCancelledIncidentSetsUpNothing: once the run is cancelled (Ctrl-C,
+// SIGTERM, the incident's timeout) the lab's setup starts no further ip
+// command, rather than building both namespaces and their link, each ip
+// bounded only by its own 10 s, before the signal is looked at. A
+// wrapper in PATH records every ip command and runs the real one.
+func TestCancelledIncidentSetsUpNothing(t *testing.T) {
+	testutil.NeedRoot(t, "network namespaces")
+	realIP, err := exec.LookPath("ip")
+	if err != nil {
+		t.Skip("iproute2's ip is not installed")
+	}
+	calls := filepath.Join(t.TempDir(), "calls")
+	shadowIP(t, "echo \"$*\" >>"+calls+"\nexec "+realIP+" \"$@\"")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	r := runIncident(ctx, Options{Executable: "/bin/false"}, incident(t, "accept-queue-full"), t.TempDir())
+	if r.Status != Error {
+		t.Errorf("status %s, want error", r.Status)
+	}
+	ran, err := os.ReadFile(calls)
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		t.Fatal(err)
+	}
+	if len(ran) > 0 {
+		t.Errorf("a cancelled incident still ran ip:\n%s", ran)
+	}
+}
+
+// shadowIP puts a shell script named ip, with body, first in PATH for the
+// rest of the test.
+func shadowIP(t *testing.T, body string) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "ip"), []byte("#!/bin/sh\n"+body+"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// incident is the incident named name.
+func incident(t *testing.T, name string) Incident {
+	t.Helper()
+	incs, err := Select([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return incs[0]
 }

@@ -66,3 +66,18 @@ func TestSelftestUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownCommandIsUsage: a mistyped command is a usage error (exit 2),
+// as the root's help and snapdiag(1) say, not an error (exit 1) that a
+// script would take for a failed capture; also after --version.
+func TestUnknownCommandIsUsage(t *testing.T) {
+	for _, args := range [][]string{{"analyse"}, {"--version", "x"}} {
+		if code := Main(args, io.Discard, io.Discard); code != exitUsage {
+			t.Errorf("snapdiag %q: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	// No command at all is the help, and success.
+	if code := Main(nil, io.Discard, io.Discard); code != exitOK {
+		t.Errorf("snapdiag: exit %d, want %d", code, exitOK)
+	}
+}

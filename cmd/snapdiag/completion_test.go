@@ -87,6 +87,8 @@ func TestCompletion(t *testing.T) {
 		{[]string{"selftest", "--incident", "syn"}, completion{[]string{"syn-flood-cookies-off", "syn-flood-cookies-on"}, noFiles}},
 		{[]string{"selftest", ""}, completion{nil, noFiles}},
 		{[]string{"schema", "s"}, completion{[]string{"sample-time", "socket-summary", "socket", "selftest"}, noFiles}},
+		// schema takes one NAME: nothing after it, not file names.
+		{[]string{"schema", "report", ""}, completion{nil, noFiles}},
 		// cobra's own completion command is there to install.
 		{[]string{"completion", ""}, completion{[]string{"bash", "fish", "powershell", "zsh"}, noFiles}},
 	} {

@@ -49,6 +49,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	root := newRootCmd(stdout, stderr)
 	root.SetArgs(args)
 	cmd, err := root.ExecuteC()
+	var u usageError
+	if err != nil && cmd == root && !errors.As(err, &u) && !errors.As(err, new(exitStatus)) {
+		// The root runs nothing itself, so its only error is cobra's
+		// "unknown command" from finding the subcommand: a usage error.
+		err = usageError{err}
+	}
 	return exitCode(err, stderr, cmd)
 }
 

@@ -24,8 +24,9 @@ ids accept names beside the ones listed: later versions only add them.`,
   snapdiag schema report > report.schema.json
   snapdiag analyze --format json bundle.tar.zst > report.json
   check-jsonschema --schemafile report.schema.json report.json`,
-		Args:      cobra.MaximumNArgs(1),
-		ValidArgs: schema.Names(),
+		// No ValidArgs: cobra would answer from it and never ask
+		// completeSchemaNames, which also says nothing follows NAME.
+		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			out := cmd.OutOrStdout()
 			if len(args) == 0 {
