@@ -173,3 +173,40 @@ func plain(m *Model) *Model {
 	m.ctx.Styles, m.help.Styles = Styles{}, help.Styles{}
 	return m
 }
+
+// TestCounterNamesEscaped: a counter's name comes from the bundle's
+// /proc/net files and reaches the counters view; an escape sequence in it
+// is shown made visible. analyze.Counter keeps its name unexported, out of
+// safetext.Strings' reach, and the screen's last guard (safetext.Terminal)
+// lets SGR through, so nothing else would stop "\x1b[8m" (concealed text)
+// from reaching the terminal.
+func TestCounterNamesEscaped(t *testing.T) {
+	const hostile = "Conceal\x1b[8mEd"
+	members, err := fixtureMembers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{}
+	for p, data := range members {
+		if strings.HasSuffix(p, "/proc/net/netstat") {
+			data = bytes.Replace(data, []byte("SyncookiesSent"), []byte(hostile), 1)
+		}
+		fsys[p] = &fstest.MapFile{Data: data, Mode: 0o600}
+	}
+	snap, err := analyze.Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := started(New(analyze.Analyze(snap, "hostile", analyze.Rules()), snap, fsys, Options{}), 160, 48)
+	press(m, "3")
+	found := false
+	for _, row := range m.views[ViewCounters].(*countersView).all {
+		if !safetext.Clean(row.name) {
+			t.Errorf("counter shown as %q", row.name)
+		}
+		found = found || strings.Contains(row.name, "Conceal")
+	}
+	if !found {
+		t.Fatal("the hostile counter is not in the counters view: the test proves nothing")
+	}
+}
