@@ -190,10 +190,12 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	// alone. A segment to a listening port that is no SYN, FIN or RST is
 	// the thinner's to judge first, so it takes the full decoding.
 	decided := false
+	var r rawSegment
+	rawOK := false
 	if s.sampler != nil {
-		r, ok := rawTCP(data)
+		r, rawOK = rawTCP(data)
 		const ends = bundle.TCPFlagSYN | bundle.TCPFlagFIN | bundle.TCPFlagRST
-		if ok && (s.thin == nil || r.flags&ends != 0 || !s.thin.listen[r.bport]) {
+		if rawOK && (s.thin == nil || r.flags&ends != 0 || !s.thin.listen[r.bport]) {
 			if !s.sampler.decide(s.sampler.hashRaw(&r), r.flags, r.bport, ts) {
 				return "", nil
 			}
@@ -219,6 +221,13 @@ func (s *pcapSample) add(m *cookedMeta, data []byte, ts time.Time) (string, erro
 	case s.sampler == nil:
 	case decided:
 		if !s.sampler.fits(size) {
+			return "", nil
+		}
+	case rawOK:
+		// The flow hash from the packet as the kernel's filter reads it:
+		// an IPv6 packet with IPv4-mapped addresses decodes as IPv4, but
+		// the filter hashes all 16 bytes.
+		if !s.sampler.decide(s.sampler.hashRaw(&r), r.flags, r.bport, ts) || !s.sampler.fits(size) {
 			return "", nil
 		}
 	case !s.sampler.admit(&seg, isTCP, ts, size):
