@@ -99,11 +99,11 @@ type flowSampler struct {
 	// the sampling here.
 	setKernel func(k uint64) (time.Time, error)
 	// kernel is the kernel's divisor now; switches are the last changes,
-	// newest last, to weigh packets by the divisor they met.
+	// newest last, to weigh packets by the divisor they met. The first
+	// entry, from the zero time, holds the divisor before the oldest
+	// change remembered.
 	kernel   uint64
 	switches []kernelSwitch
-	// firstKernel is the divisor before the oldest remembered switch.
-	firstKernel uint64
 	// admittedAt is when a flow was last admitted at divisor 2^i.
 	admittedAt [64]time.Time
 	// kernelErr is the first failure to change the kernel's divisor; the
@@ -129,6 +129,7 @@ func newFlowSampler(start time.Time, window time.Duration, maxPackets int, maxBy
 		key:        rand.Uint32(),
 		oneIn:      1,
 		kernel:     1,
+		switches:   []kernelSwitch{{oneIn: 1}},
 		cur:        bundle.PacketSecond{OneIn: 1},
 		gens:       [2]admitGen{{flows: map[uint64]struct{}{}}, {flows: map[uint64]struct{}{}}},
 	}
@@ -312,16 +313,12 @@ func (f *flowSampler) hashRaw(r *rawSegment) uint64 {
 }
 
 // kernelAt is the kernel's divisor a packet stamped ts met: the last switch
-// at or before ts. Packets stamped before every remembered switch met the
-// oldest one's predecessor, which is at least as small.
+// at or before ts.
 func (f *flowSampler) kernelAt(ts time.Time) uint64 {
 	for i := len(f.switches) - 1; i >= 0; i-- {
 		if !ts.Before(f.switches[i].since) {
 			return f.switches[i].oneIn
 		}
-	}
-	if len(f.switches) > 0 {
-		return f.firstKernel
 	}
 	return f.kernel
 }
@@ -349,12 +346,11 @@ func (f *flowSampler) steerKernel(ts time.Time) {
 		f.kernelErr = err
 		return
 	}
-	if len(f.switches) == 0 {
-		f.firstKernel = f.kernel
-	}
-	if len(f.switches) == maxKernelSwitches {
-		f.firstKernel = f.switches[0].oneIn
-		f.switches = append(f.switches[:0], f.switches[1:]...)
+	if len(f.switches) > maxKernelSwitches {
+		// The oldest change is forgotten: what came before the next one
+		// met its divisor.
+		f.switches[0].oneIn = f.switches[1].oneIn
+		f.switches = append(f.switches[:1], f.switches[2:]...)
 	}
 	f.switches = append(f.switches, kernelSwitch{since: since, oneIn: k})
 	f.kernel = k
