@@ -10,6 +10,15 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 )
 
+// floodHandshake is the i-th handshake of the tests' flood to
+// 10.0.0.1:8080: its client, its SYN and the server's SYN-ACK.
+func floodHandshake(i int) (client netip.AddrPort, syn, synAck bundle.TCPSegment) {
+	server := netip.MustParseAddrPort("10.0.0.1:8080")
+	client = netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(1024+i%60000))
+	return client, bundle.TCPSegment{Src: client, Dst: server, Flags: bundle.TCPFlagSYN},
+		bundle.TCPSegment{Src: server, Dst: client, Flags: bundle.TCPFlagSYN | bundle.TCPFlagACK}
+}
+
 // TestFlowSamplerSpreadsAFlood offers the sampler five seconds of a 50,000
 // SYN/s flood, every SYN answered by a SYN-ACK, within a 20,000-packet
 // limit: every second must keep packets, no second more than its share,
@@ -23,14 +32,11 @@ func TestFlowSamplerSpreadsAFlood(t *testing.T) {
 		limit  = 20_000
 	)
 	f := newFlowSampler(start, window, limit, 1<<30)
-	server := netip.MustParseAddrPort("10.0.0.1:8080")
 	keptSYN := map[netip.AddrPort]bool{}
 	keptPairs, offered := 0, 0
 	for i := range rate * int(window/time.Second) {
 		ts := start.Add(time.Duration(i) * time.Second / rate)
-		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(1024+i%60000))
-		syn := bundle.TCPSegment{Src: client, Dst: server, Flags: bundle.TCPFlagSYN}
-		synAck := bundle.TCPSegment{Src: server, Dst: client, Flags: bundle.TCPFlagSYN | bundle.TCPFlagACK}
+		client, syn, synAck := floodHandshake(i)
 		offered += 2
 		if f.admit(&syn, true, ts, 100) {
 			f.kept(100)
@@ -93,14 +99,11 @@ func TestFlowSamplerInKernel(t *testing.T) {
 	passes := func(seg *bundle.TCPSegment) bool {
 		return kernel == 1 || f.flowHash(seg)%kernel == 0
 	}
-	server := netip.MustParseAddrPort("10.0.0.1:8080")
 	keptSYN := map[netip.AddrPort]bool{}
 	wire, read := 0, 0
 	for i := range rate * int(window/time.Second) {
 		now = start.Add(time.Duration(i) * time.Second / rate)
-		client := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(1024+i%60000))
-		syn := bundle.TCPSegment{Src: client, Dst: server, Flags: bundle.TCPFlagSYN}
-		synAck := bundle.TCPSegment{Src: server, Dst: client, Flags: bundle.TCPFlagSYN | bundle.TCPFlagACK}
+		client, syn, synAck := floodHandshake(i)
 		wire += 2
 		if !passes(&syn) {
 			continue
