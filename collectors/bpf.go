@@ -346,13 +346,7 @@ func portTerms(prim string, ports []int) string {
 }
 
 // raw assembles the program for SO_ATTACH_FILTER.
-func (f *packetFilter) raw() ([]bpf.RawInstruction, error) {
-	raw, err := bpf.Assemble(f.prog)
-	if err != nil {
-		return nil, fmt.Errorf("assemble packet filter: %w", err)
-	}
-	return raw, nil
-}
+func (f *packetFilter) raw() ([]bpf.RawInstruction, error) { return assembleRaw(f.prog) }
 
 // rawThinned assembles the program with flow sampling of 1 in 2^bits
 // under key (program).
@@ -361,6 +355,10 @@ func (f *packetFilter) rawThinned(bits, key uint32) ([]bpf.RawInstruction, error
 	if err != nil {
 		return nil, err
 	}
+	return assembleRaw(prog)
+}
+
+func assembleRaw(prog []bpf.Instruction) ([]bpf.RawInstruction, error) {
 	raw, err := bpf.Assemble(prog)
 	if err != nil {
 		return nil, fmt.Errorf("assemble packet filter: %w", err)
