@@ -65,24 +65,13 @@ var flagCompletions = []flagCompletion{
 	{"watch", "reason", cobra.NoFileCompletions},
 	{"redact", "key-file", completeFiles},
 	{"selftest", "format", oneOf(selftestFormats)},
-	{"selftest", "incident", completeIncidents},
+	{"selftest", "incident", oneOf(selftest.Names())},
 }
 
 // selftestFormats are selftest's --format values.
 var selftestFormats = []cobra.Completion{
 	cobra.CompletionWithDesc("text", "the table for a person"),
 	cobra.CompletionWithDesc("json", "snapdiag.selftest/v1"),
-}
-
-// completeIncidents offers selftest's incident names.
-func completeIncidents(_ *cobra.Command, _ []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
-	var out []cobra.Completion
-	for _, n := range selftest.Names() {
-		if strings.HasPrefix(n, toComplete) {
-			out = append(out, n)
-		}
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
 }
 
 // argCompletions complete each command's arguments.
@@ -97,18 +86,13 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"schema":   completeSchemaNames,
 }
 
-// completeSchemaNames offers the names snapdiag schema prints.
-func completeSchemaNames(_ *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
+// completeSchemaNames offers the names snapdiag schema prints, for its one
+// argument.
+func completeSchemaNames(cmd *cobra.Command, args []string, toComplete string) ([]cobra.Completion, cobra.ShellCompDirective) {
 	if len(args) > 0 {
 		return nil, cobra.ShellCompDirectiveNoFileComp
 	}
-	var out []cobra.Completion
-	for _, n := range schema.Names() {
-		if strings.HasPrefix(n, toComplete) {
-			out = append(out, n)
-		}
-	}
-	return out, cobra.ShellCompDirectiveNoFileComp
+	return oneOf(schema.Names())(cmd, args, toComplete)
 }
 
 // registerCompletions attaches flagCompletions and argCompletions to root's
