@@ -57,6 +57,10 @@ type Manifest struct {
 	// Cost is what the capture itself cost the host; nil in bundles written
 	// before it was recorded.
 	Cost *Cost `json:"cost,omitempty"`
+	// NetNS is the network namespace the capture read and who owns it; nil
+	// in bundles written before it was recorded, which read the namespace
+	// the capture ran in (Host.NetNSInode).
+	NetNS *NetNS `json:"netns,omitempty"`
 }
 
 // Cost is the capture's own use of the host, from its start until the

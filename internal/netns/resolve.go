@@ -1,0 +1,132 @@
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/snapdiag/snapdiag/bundle"
+	"golang.org/x/sys/unix"
+)
+
+// RunDir is where ip netns keeps its named namespaces' bind mounts.
+const RunDir = "/run/netns"
+
+// Spec is a namespace as the operator named it: at most one of its fields
+// is set. The zero Spec is the capturing process's own namespace.
+type Spec struct {
+	NetNS     string // --netns: an ip netns name, or a path to a namespace file
+	PID       int    // --pid
+	Container string // --container: a container id, or a unique prefix of one
+}
+
+// IsZero reports whether no namespace was named.
+func (s Spec) IsZero() bool { return s == Spec{} }
+
+// Validate checks that at most one way of naming is used.
+func (s Spec) Validate() error {
+	n := 0
+	for _, set := range []bool{s.NetNS != "", s.PID != 0, s.Container != ""} {
+		if set {
+			n++
+		}
+	}
+	switch {
+	case n > 1:
+		return errors.New("--netns, --pid and --container name the same thing: give one")
+	case s.PID < 0:
+		return fmt.Errorf("--pid must be a process id, not %d", s.PID)
+	}
+	return nil
+}
+
+// nsfsMagic is the statfs f_type of a namespace file (NSFS_MAGIC).
+const nsfsMagic = 0x6e736673
+
+// Resolve finds the namespace file s names, under the proc root given
+// ("/proc"), and what is known of its owner. It does not enter it.
+func Resolve(proc string, s Spec) (bundle.NetNS, error) {
+	if err := s.Validate(); err != nil {
+		return bundle.NetNS{}, err
+	}
+	var n bundle.NetNS
+	switch {
+	case s.NetNS != "":
+		n.NamedBy, n.Name = bundle.NamedByNetNS, s.NetNS
+		n.Path = s.NetNS
+		if !strings.Contains(s.NetNS, "/") {
+			if s.NetNS == "." || s.NetNS == ".." {
+				return n, fmt.Errorf("--netns %q is not an ip netns name", s.NetNS)
+			}
+			n.Path = filepath.Join(RunDir, s.NetNS)
+		}
+	case s.PID != 0:
+		n.NamedBy, n.Name, n.PID = bundle.NamedByPID, strconv.Itoa(s.PID), s.PID
+		n.Path = filepath.Join(proc, strconv.Itoa(s.PID), "ns/net")
+		if _, err := os.Stat(filepath.Join(proc, strconv.Itoa(s.PID))); err != nil {
+			return n, fmt.Errorf("--pid %d: no such process: %w", s.PID, err)
+		}
+	case s.Container != "":
+		n.NamedBy, n.Name = bundle.NamedByContainer, s.Container
+		pid, err := FindContainer(proc, s.Container)
+		if err != nil {
+			return n, err
+		}
+		n.PID = pid
+		n.Path = filepath.Join(proc, strconv.Itoa(pid), "ns/net")
+	default:
+		n.NamedBy = bundle.NamedBySelf
+		n.Path = filepath.Join(proc, "thread-self/ns/net")
+	}
+	ino, err := inode(n.Path)
+	if err != nil {
+		return n, err
+	}
+	n.Inode = ino
+	if host, err := inode(filepath.Join(proc, "1/ns/net")); err == nil {
+		n.HostNS = host == ino
+	}
+	if n.PID != 0 {
+		n.Comm = comm(proc, n.PID)
+		n.Owner = OwnerOf(proc, n.PID)
+	}
+	return n, nil
+}
+
+// inode checks that path is a network namespace file and returns the
+// namespace's inode number.
+func inode(path string) (uint64, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return 0, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	defer unix.Close(fd)
+	var fs unix.Statfs_t
+	if err := unix.Fstatfs(fd, &fs); err != nil {
+		return 0, fmt.Errorf("statfs %s: %w", path, err)
+	}
+	if fs.Type != nsfsMagic {
+		return 0, fmt.Errorf("%s is not a namespace file (ip netns add NAME makes one; /proc/PID/ns/net is one)", path)
+	}
+	// NS_GET_NSTYPE (Linux 4.11) says which kind of namespace it is.
+	if t, err := unix.IoctlRetInt(fd, unix.NS_GET_NSTYPE); err == nil && t != unix.CLONE_NEWNET {
+		return 0, fmt.Errorf("%s is a namespace, but not a network namespace", path)
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err != nil {
+		return 0, fmt.Errorf("stat %s: %w", path, err)
+	}
+	return st.Ino, nil
+}
+
+// comm is the command name of process pid, "" when unreadable.
+func comm(proc string, pid int) string {
+	b, err := os.ReadFile(filepath.Join(proc, strconv.Itoa(pid), "comm"))
+	if err != nil {
+		return ""
+	}
+	return strings.TrimSpace(string(b))
+}

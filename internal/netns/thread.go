@@ -1,0 +1,136 @@
+// Package netns enters Linux network namespaces without moving the rest of
+// the process, and names them: resolving --netns, --pid and --container to a
+// namespace file, and finding the container and pod that own a namespace.
+//
+// setns(2) moves only the calling thread. A goroutine can run on any thread
+// and a thread serves many goroutines, so the namespace is entered on a
+// thread of its own (a Thread) that runs nothing but the functions given to
+// it, and that is never handed back to the Go scheduler: when the Thread is
+// closed its goroutine returns still locked, and the runtime ends the thread
+// instead of reusing it. Sockets keep the namespace they were created in, so
+// a netlink or packet socket opened on a Thread serves from any goroutine.
+package netns
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// ErrClosed is returned by Thread.Do after Close.
+var ErrClosed = errors.New("network namespace thread closed")
+
+// Thread is an OS thread in a network namespace, running the functions given
+// to Do one at a time. Its zero value is not usable; Enter makes one.
+type Thread struct {
+	path string
+	tid  int
+	ino  uint64
+
+	mu     sync.Mutex // guards closed against Do sending on reqs
+	closed bool
+	reqs   chan func()
+	done   chan struct{}
+}
+
+// Enter starts a thread in the network namespace of the namespace file at
+// path (/proc/PID/ns/net, /run/netns/NAME, a bind mount). It needs
+// CAP_SYS_ADMIN (in the namespace's owning user namespace) and the right to
+// open path.
+func Enter(path string) (*Thread, error) {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
+	}
+	t := &Thread{path: path, reqs: make(chan func()), done: make(chan struct{})}
+	ready := make(chan error, 1)
+	go t.run(fd, ready)
+	if err := <-ready; err != nil {
+		<-t.done
+		return nil, err
+	}
+	return t, nil
+}
+
+// run is the thread's goroutine. It locks itself to its thread and never
+// unlocks: returning locked makes the runtime end the thread, so a thread in
+// another namespace never goes back to the pool that runs other goroutines.
+func (t *Thread) run(fd int, ready chan<- error) {
+	runtime.LockOSThread()
+	defer close(t.done)
+	err := unix.Setns(fd, unix.CLONE_NEWNET)
+	unix.Close(fd)
+	if err != nil {
+		ready <- fmt.Errorf("enter network namespace %s: %w", t.path, err)
+		return
+	}
+	t.tid = unix.Gettid()
+	var st unix.Stat_t
+	if err := unix.Stat("/proc/thread-self/ns/net", &st); err == nil {
+		t.ino = st.Ino
+	}
+	ready <- nil
+	for f := range t.reqs {
+		f()
+	}
+}
+
+// Do runs f on the thread, inside the namespace, and returns when f has.
+// Calls from several goroutines run one after another. f must not call
+// runtime.UnlockOSThread, nor start goroutines that expect to be in the
+// namespace (they are not).
+func (t *Thread) Do(f func()) error {
+	ran := make(chan struct{})
+	t.mu.Lock()
+	if t.closed {
+		t.mu.Unlock()
+		return ErrClosed
+	}
+	t.reqs <- func() { defer close(ran); f() }
+	t.mu.Unlock()
+	<-ran
+	return nil
+}
+
+// Close ends the thread once the function it runs, if any, returns. It is
+// safe to call more than once.
+func (t *Thread) Close() {
+	t.mu.Lock()
+	if !t.closed {
+		t.closed = true
+		close(t.reqs)
+	}
+	t.mu.Unlock()
+	<-t.done
+}
+
+// TID is the thread's id.
+func (t *Thread) TID() int { return t.tid }
+
+// Inode is the inode number of the namespace the thread is in.
+func (t *Thread) Inode() uint64 { return t.ino }
+
+// ProcNet is the thread's /proc/net under the proc root given ("/proc"): the
+// namespace's /proc/net files, readable from any thread for as long as the
+// Thread is open, whatever becomes of the processes in the namespace.
+func (t *Thread) ProcNet(proc string) string {
+	return proc + "/" + strconv.Itoa(os.Getpid()) + "/task/" + strconv.Itoa(t.tid) + "/net"
+}
+
+// Socket opens a socket inside the namespace. The socket stays in it
+// wherever it is used from.
+func (t *Thread) Socket(domain, typ, proto int) (int, error) {
+	fd, serr := -1, error(nil)
+	if err := t.Do(func() { fd, serr = unix.Socket(domain, typ|unix.SOCK_CLOEXEC, proto) }); err != nil {
+		return -1, err
+	}
+	if serr != nil {
+		return -1, fmt.Errorf("socket in network namespace %s: %w", t.path, serr)
+	}
+	return fd, nil
+}
