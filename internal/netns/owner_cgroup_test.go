@@ -1,10 +1,11 @@
 package netns
 
 import (
+	"cmp"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	gocmp "github.com/google/go-cmp/cmp"
 )
 
 // Container ids and pod uids as the runtimes and the API server make them.
@@ -21,122 +22,125 @@ const (
 // lays them out on v2, v1 and hybrid hosts.
 func TestParseCgroup(t *testing.T) {
 	for _, tc := range []struct {
-		name, file string
+		name string
+		// file is the /proc/PID/cgroup file, "0::path\n" when empty;
+		// path is the cgroup path the id is found in.
+		file, path string
 		want       cgroupOwner
 	}{{
 		name: "docker systemd driver, cgroup v2",
-		file: "0::/system.slice/docker-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker, Path: "/system.slice/docker-" + idA + ".scope"},
+		path: "/system.slice/docker-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker},
 	}, {
 		name: "docker cgroupfs driver, cgroup v1",
 		file: "12:pids:/docker/" + idA + "\n11:memory:/docker/" + idA + "\n1:name=systemd:/docker/" + idA + "\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker, Parent: "docker", Path: "/docker/" + idA},
+		path: "/docker/" + idA,
+		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker, Parent: "docker"},
 	}, {
 		name: "containerd without kubernetes, namespace default",
-		file: "0::/default/" + idA + "\n",
-		want: cgroupOwner{ID: idA, Parent: "default", Path: "/default/" + idA},
+		path: "/default/" + idA,
+		want: cgroupOwner{ID: idA, Parent: "default"},
 	}, {
 		name: "nerdctl, systemd driver",
-		file: "0::/system.slice/nerdctl-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, Path: "/system.slice/nerdctl-" + idA + ".scope"},
+		path: "/system.slice/nerdctl-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd},
 	}, {
 		name: "kubelet systemd driver, containerd, burstable",
-		file: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU,
-			Path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope"},
+		path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU},
 	}, {
 		name: "kubelet systemd driver, containerd, guaranteed pod (no QoS slice)",
-		file: "0::/kubepods.slice/kubepods-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU,
-			Path: "/kubepods.slice/kubepods-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope"},
+		path: "/kubepods.slice/kubepods-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU},
 	}, {
 		name: "kubelet systemd driver, cri-o, besteffort, crun's container leaf",
-		file: "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUsd + ".slice/crio-" + idA + ".scope/container\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeCRIO, PodUID: podU,
-			Path: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUsd + ".slice/crio-" + idA + ".scope/container"},
+		path: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUsd + ".slice/crio-" + idA + ".scope/container",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeCRIO, PodUID: podU},
 	}, {
 		name: "cri-o conmon is the monitor, not the container",
-		file: "0::/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUsd + ".slice/crio-conmon-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeCRIO, PodUID: podU, Monitor: true,
-			Path: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUsd + ".slice/crio-conmon-" + idA + ".scope"},
+		path: "/kubepods.slice/kubepods-besteffort.slice/kubepods-besteffort-pod" + podUsd + ".slice/crio-conmon-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeCRIO, PodUID: podU, Monitor: true},
 	}, {
 		name: "kubelet systemd driver with dockershim",
-		file: "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUsd + ".slice/docker-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker, PodUID: podU,
-			Path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUsd + ".slice/docker-" + idA + ".scope"},
+		path: "/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUsd + ".slice/docker-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker, PodUID: podU},
 	}, {
 		name: "kubelet cgroupfs driver, burstable, cgroup v1",
 		file: "11:memory:/kubepods/burstable/pod" + podU + "/" + idA + "\n1:name=systemd:/kubepods/burstable/pod" + podU + "/" + idA + "\n",
-		want: cgroupOwner{ID: idA, Parent: "pod" + podU, PodUID: podU, Path: "/kubepods/burstable/pod" + podU + "/" + idA},
+		path: "/kubepods/burstable/pod" + podU + "/" + idA,
+		want: cgroupOwner{ID: idA, Parent: "pod" + podU, PodUID: podU},
 	}, {
 		name: "kubelet cgroupfs driver, guaranteed static pod",
-		file: "0::/kubepods/pod" + staticU + "/" + idA + "\n",
-		want: cgroupOwner{ID: idA, Parent: "pod" + staticU, PodUID: staticU, Path: "/kubepods/pod" + staticU + "/" + idA},
+		path: "/kubepods/pod" + staticU + "/" + idA,
+		want: cgroupOwner{ID: idA, Parent: "pod" + staticU, PodUID: staticU},
 	}, {
 		name: "kubelet cgroupfs driver, cri-o",
-		file: "0::/kubepods/besteffort/pod" + podU + "/crio-" + idA + "\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeCRIO, PodUID: podU, Path: "/kubepods/besteffort/pod" + podU + "/crio-" + idA},
+		path: "/kubepods/besteffort/pod" + podU + "/crio-" + idA,
+		want: cgroupOwner{ID: idA, Runtime: RuntimeCRIO, PodUID: podU},
 	}, {
 		name: "containerd systemd cgroupsPath as a literal v1 directory",
 		file: "11:devices:/system.slice/containerd.service/kubepods-burstable-pod" + podUsd + ".slice:cri-containerd:" + idA + "\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU,
-			Path: "/system.slice/containerd.service/kubepods-burstable-pod" + podUsd + ".slice:cri-containerd:" + idA},
+		path: "/system.slice/containerd.service/kubepods-burstable-pod" + podUsd + ".slice:cri-containerd:" + idA,
+		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU},
 	}, {
 		name: "hybrid host: the unified line wins",
 		file: "12:memory:/kubepods.slice/kubepods-pod" + podUsd + ".slice/cri-containerd-" + idB + ".scope\n" +
 			"1:name=systemd:/kubepods.slice/kubepods-pod" + podUsd + ".slice/cri-containerd-" + idB + ".scope\n" +
 			"0::/kubepods.slice/kubepods-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU,
-			Path: "/kubepods.slice/kubepods-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope"},
+		path: "/kubepods.slice/kubepods-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU},
 	}, {
 		name: "hybrid host: the unified line names no container",
 		file: "12:memory:/docker/" + idA + "\n1:name=systemd:/docker/" + idA + "\n0::/system.slice/containerd.service\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker, Parent: "docker", Path: "/docker/" + idA},
+		path: "/docker/" + idA,
+		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker, Parent: "docker"},
 	}, {
 		name: "podman root, systemd driver, crun's container leaf",
-		file: "0::/machine.slice/libpod-" + idA + ".scope/container\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimePodman, Path: "/machine.slice/libpod-" + idA + ".scope/container"},
+		path: "/machine.slice/libpod-" + idA + ".scope/container",
+		want: cgroupOwner{ID: idA, Runtime: RuntimePodman},
 	}, {
 		name: "podman rootless",
-		file: "0::/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimePodman, Path: "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + idA + ".scope"},
+		path: "/user.slice/user-1000.slice/user@1000.service/user.slice/libpod-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimePodman},
 	}, {
 		name: "podman --cgroups=split in a quadlet unit",
-		file: "0::/user.slice/user-1000.slice/user@1000.service/app.slice/redis.service/libpod-payload-" + idA + "\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimePodman, Path: "/user.slice/user-1000.slice/user@1000.service/app.slice/redis.service/libpod-payload-" + idA},
+		path: "/user.slice/user-1000.slice/user@1000.service/app.slice/redis.service/libpod-payload-" + idA,
+		want: cgroupOwner{ID: idA, Runtime: RuntimePodman},
 	}, {
 		name: "podman conmon",
-		file: "0::/machine.slice/libpod-conmon-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimePodman, Monitor: true, Path: "/machine.slice/libpod-conmon-" + idA + ".scope"},
+		path: "/machine.slice/libpod-conmon-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimePodman, Monitor: true},
 	}, {
 		name: "read through a cgroup namespace",
-		file: "0::/../../kubepods-besteffort-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU,
-			Path: "/../../kubepods-besteffort-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope"},
+		path: "/../../kubepods-besteffort-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU},
 	}, {
 		name: "kind: a pod inside a docker container, the innermost wins",
-		file: "0::/system.slice/docker-" + idB + ".scope/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU,
-			Path: "/system.slice/docker-" + idB + ".scope/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope"},
+		path: "/system.slice/docker-" + idB + ".scope/kubelet.slice/kubelet-kubepods.slice/kubelet-kubepods-besteffort.slice/kubelet-kubepods-besteffort-pod" + podUsd + ".slice/cri-containerd-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeContainerd, PodUID: podU},
 	}, {
 		name: "a rootfs mount unit is not a container",
-		file: "0::/system.slice/run-containerd-io.containerd.runtime.v2.task-k8s.io-" + idA + "-rootfs.mount\n",
+		path: "/system.slice/run-containerd-io.containerd.runtime.v2.task-k8s.io-" + idA + "-rootfs.mount",
 	}, {
 		name: "no pod uid outside kubepods",
-		file: "0::/system.slice/app-pod" + podUsd + ".slice/docker-" + idA + ".scope\n",
-		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker, Path: "/system.slice/app-pod" + podUsd + ".slice/docker-" + idA + ".scope"},
+		path: "/system.slice/app-pod" + podUsd + ".slice/docker-" + idA + ".scope",
+		want: cgroupOwner{ID: idA, Runtime: RuntimeDocker},
 	}, {
 		name: "a host process",
-		file: "0::/user.slice/user-1000.slice/session-3.scope\n",
+		path: "/user.slice/user-1000.slice/session-3.scope",
 	}, {
 		name: "a short id is not a container id",
-		file: "0::/docker/" + idA[:12] + "\n",
+		path: "/docker/" + idA[:12],
 	}, {
 		name: "upper-case hex is not an id a runtime writes",
-		file: "0::/docker/" + strings.ToUpper(idA) + "\n",
+		path: "/docker/" + strings.ToUpper(idA),
 	}} {
 		t.Run(tc.name, func(t *testing.T) {
-			if diff := cmp.Diff(tc.want, parseCgroup([]byte(tc.file)), cmp.AllowUnexported(cgroupOwner{})); diff != "" {
+			file := cmp.Or(tc.file, "0::"+tc.path+"\n")
+			if tc.want.ID != "" {
+				tc.want.Path = tc.path
+			}
+			if diff := gocmp.Diff(tc.want, parseCgroup([]byte(file))); diff != "" {
 				t.Errorf("parseCgroup (-want +got):\n%s", diff)
 			}
 		})
