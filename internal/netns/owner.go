@@ -218,6 +218,39 @@ func (r Roots) OwnerOf(pid int) *bundle.Owner {
 	return r.owner(pid, cg, r.newStateReader())
 }
 
+// maxNamespaceContainers bounds the containers NamespaceOwner looks at in
+// one namespace: a pod has its sandbox and a few containers.
+const maxNamespaceContainers = 16
+
+// NamespaceOwner returns the container that owns a network namespace,
+// given processes in it, nil when none is in a container. A pod's
+// namespace holds its sandbox (pause) container, which has no name, and
+// its containers: the first named container, by pid, names it; the
+// sandbox only when no other is found.
+func (r Roots) NamespaceOwner(pids []int) *bundle.Owner {
+	st := r.newStateReader()
+	seen := map[string]bool{}
+	var first *bundle.Owner
+	for _, pid := range slices.Sorted(slices.Values(pids)) {
+		cg, err := r.cgroup(pid)
+		if err != nil || cg.ID == "" || cg.Monitor || seen[cg.ID] {
+			continue
+		}
+		if len(seen) == maxNamespaceContainers {
+			break
+		}
+		seen[cg.ID] = true
+		o := r.owner(pid, cg, st)
+		if o.Name != "" {
+			return o
+		}
+		if first == nil {
+			first = o
+		}
+	}
+	return first
+}
+
 // owner completes what the cgroup path said about pid's container.
 func (r Roots) owner(pid int, cg cgroupOwner, st *stateReader) *bundle.Owner {
 	s := st.lookup(cg)

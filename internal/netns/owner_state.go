@@ -54,6 +54,9 @@ const (
 	annContainerName = "io.kubernetes.container.name"
 	annCRIOImageName = "io.kubernetes.cri-o.ImageName"
 	annCRIOImage     = "io.kubernetes.cri-o.Image"
+	annCRIOType      = "io.kubernetes.cri-o.ContainerType"
+	// dockershim's and cri-dockerd's label: "podsandbox" or "container".
+	labelDockerType = "io.kubernetes.docker.type"
 )
 
 // decodeOCIConfig reads the annotations of an OCI runtime bundle's
@@ -80,7 +83,10 @@ func decodeOCIConfig(b []byte) (stateInfo, error) {
 		s.PodName, s.PodNamespace, s.PodUID = a[annCRISandboxName], a[annCRISandboxNS], a[annCRISandboxUID]
 	case a[annPodUID] != "" || a[annPodName] != "":
 		s.Runtime = RuntimeCRIO
-		s.Name = a[annContainerName]
+		// CRI-O names the sandbox (infra) container "POD".
+		if a[annCRIOType] != "sandbox" {
+			s.Name = a[annContainerName]
+		}
 		s.Image = cmp.Or(a[annCRIOImageName], a[annCRIOImage])
 		s.PodName, s.PodNamespace, s.PodUID = a[annPodName], a[annPodNamespace], a[annPodUID]
 	}
@@ -111,8 +117,11 @@ func decodeDockerConfig(b []byte) (stateInfo, error) {
 		PodNamespace: l[annPodNamespace],
 		PodUID:       l[annPodUID],
 	}
-	if n := l[annContainerName]; n != "" {
-		s.Name = n
+	switch {
+	case l[labelDockerType] == "podsandbox":
+		s.Name = "" // the pause container, named k8s_POD_...
+	case l[annContainerName] != "":
+		s.Name = l[annContainerName]
 	}
 	return s, nil
 }

@@ -130,6 +130,20 @@ func TestOwnerOf(t *testing.T) {
 		want: &bundle.Owner{ContainerID: idA, Runtime: "docker", Name: "nginx", Image: "sha256:aa",
 			Cgroup: "/kubepods/burstable/pod" + podU + "/" + idA, Pod: nginxPod},
 	}, {
+		name: "cri-o's sandbox (infra) container has no container name",
+		tree: tree{"proc/42/cgroup": crioCgroup,
+			"run/containers/storage/overlay-containers/" + idA + "/userdata/config.json": strings.Replace(crioConfig,
+				`"io.kubernetes.cri-o.ContainerType":"container"`, `"io.kubernetes.cri-o.ContainerType":"sandbox"`, 1)},
+		want: &bundle.Owner{ContainerID: idA, Runtime: "cri-o", Image: "docker.io/library/nginx:1.27",
+			Cgroup: strings.TrimSpace(crioCgroup[3:]), Pod: nginxPod},
+	}, {
+		name: "dockershim's pod sandbox has no container name",
+		tree: tree{"proc/42/cgroup": "0::/kubepods/burstable/pod" + podU + "/" + idA + "\n",
+			"varlib/docker/containers/" + idA + "/config.v2.json": strings.Replace(dockershimConfig,
+				`"io.kubernetes.container.name":"nginx"`, `"io.kubernetes.container.name":"POD","io.kubernetes.docker.type":"podsandbox"`, 1)},
+		want: &bundle.Owner{ContainerID: idA, Runtime: "docker", Image: "sha256:aa",
+			Cgroup: "/kubepods/burstable/pod" + podU + "/" + idA, Pod: nginxPod},
+	}, {
 		name: "containerd without kubernetes (ctr run), namespace default",
 		tree: tree{"proc/42/cgroup": "0::/default/" + idA + "\n",
 			containerdTask + "default/" + idA + "/config.json": `{"ociVersion":"1.2.0"}`},
@@ -218,5 +232,33 @@ func TestFindContainer(t *testing.T) {
 	}
 	if pid, err := r.FindContainer(" "); err == nil {
 		t.Errorf("FindContainer(\" \") = %d, want an error", pid)
+	}
+}
+
+// TestNamespaceOwner: a pod's namespace is named by its container, not by
+// its sandbox (pause) container, whatever their pids.
+func TestNamespaceOwner(t *testing.T) {
+	sandbox := `{"annotations":{"io.kubernetes.cri.container-type":"sandbox","io.kubernetes.cri.sandbox-name":"web-7d9f8c6b5-x2x4q",
+		"io.kubernetes.cri.sandbox-namespace":"shop","io.kubernetes.cri.sandbox-uid":"` + podU + `"}}`
+	pauseCgroup := "0::/kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + podUsd + ".slice/cri-containerd-" + idC + ".scope\n"
+	r := tree{
+		"proc/10/cgroup": pauseCgroup,
+		containerdTask + "k8s.io/" + idC + "/config.json": sandbox,
+		"proc/42/cgroup": k8sContainerdCgroup,
+		containerdTask + "k8s.io/" + idA + "/config.json": k8sContainerdConfig,
+		"proc/50/cgroup": "0::/user.slice/user-1000.slice/session-3.scope\n",
+	}.write(t)
+	for _, tc := range []struct {
+		pids []int
+		want *bundle.Owner
+	}{
+		{[]int{50, 42, 10}, &bundle.Owner{ContainerID: idA, Runtime: "containerd", Name: "nginx", Image: "docker.io/library/nginx:1.27",
+			Cgroup: strings.TrimSpace(k8sContainerdCgroup[3:]), Pod: nginxPod}},
+		{[]int{10}, &bundle.Owner{ContainerID: idC, Runtime: "containerd", Cgroup: strings.TrimSpace(pauseCgroup[3:]), Pod: nginxPod}},
+		{[]int{50}, nil},
+	} {
+		if diff := cmp.Diff(tc.want, r.NamespaceOwner(tc.pids)); diff != "" {
+			t.Errorf("NamespaceOwner(%v) (-want +got):\n%s", tc.pids, diff)
+		}
 	}
 }
