@@ -13,6 +13,9 @@
 #   5. dpkg -r; on a failed check the package is removed all the same
 #
 #   VERSION  the package version (default 0.0.0-ci)
+#
+# With --build-only it stops after step 3 and prints the .deb's path
+# (.ci/systemd.sh installs that .deb in a booted systemd container instead).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,18 +25,23 @@ start=$EPOCHREALTIME
 step() { awk -v t="$EPOCHREALTIME" -v s="$start" -v m="$*" 'BEGIN { printf "package: %5.1fs  %s\n", t - s, m }'; }
 fail() { echo "package: FAIL: $*" >&2; exit 1; }
 
-[ "$(id -u)" = 0 ] || fail "needs root (dpkg -i)"
-command -v dpkg >/dev/null || fail "needs dpkg (a Debian system)"
-# It removes what it installs: never an operator's own snapdiag package.
-if [[ "$(dpkg-query -W -f='${Status}' snapdiag 2>/dev/null)" == *"ok installed" ]]; then
-  fail "a snapdiag package is installed here; remove it first (dpkg -r snapdiag)"
-fi
-need=()
-command -v systemd-analyze >/dev/null || need+=(systemd)
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+build_only=no
+[ "${1:-}" = --build-only ] && build_only=yes
+
+if [ "$build_only" = no ]; then
+  [ "$(id -u)" = 0 ] || fail "needs root (dpkg -i)"
+  command -v dpkg >/dev/null || fail "needs dpkg (a Debian system)"
+  # It removes what it installs: never an operator's own snapdiag package.
+  if [[ "$(dpkg-query -W -f='${Status}' snapdiag 2>/dev/null)" == *"ok installed" ]]; then
+    fail "a snapdiag package is installed here; remove it first (dpkg -r snapdiag)"
+  fi
+  need=()
+  command -v systemd-analyze >/dev/null || need+=(systemd)
+  if [ ${#need[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  fi
 fi
 
 step "build static snapdiag $version"
@@ -56,6 +64,10 @@ SNAPDIAG_BIN=build/snapdiag VERSION=$version GOARCH=$(go env GOARCH) \
 deb=$(ls build/snapdiag_*.deb)
 # snapdiag selftest creates its namespaces with iproute2's ip.
 [[ "$(dpkg-deb -f "$deb" Recommends)" == *iproute2* ]] || fail "$deb does not recommend iproute2 (snapdiag selftest runs ip)"
+if [ "$build_only" = yes ]; then
+  echo "$deb"
+  exit 0
+fi
 
 step "dpkg -i $deb"
 dpkg -i "$deb" >/dev/null
