@@ -150,37 +150,33 @@ func (p *Pusher) push(ctx context.Context, path, key string) (Result, error) {
 	return res, nil
 }
 
-// PushPending sends every pending bundle in dir, each to the key its
-// sidecar names. The sidecar's target must be this Pusher's: a bundle
-// pending for another store is left alone (it is counted in skipped). It
-// returns the results of the bundles sent and the errors of those that
-// failed, joined.
-func (p *Pusher) PushPending(ctx context.Context, dir string) (sent []Result, skipped int, err error) {
+// PushPending sends every bundle in dir pending for this Pusher's target,
+// each to the key its sidecar names, calling each (when not nil) with every
+// outcome. A bundle pending for another target is left alone. It returns
+// how many could not be sent.
+func (p *Pusher) PushPending(ctx context.Context, dir string, each func(path string, res Result, err error)) (failed int, err error) {
 	paths, err := ListPending(dir)
 	if err != nil {
-		return nil, 0, err
+		return 0, err
 	}
-	var errs []error
 	for _, path := range paths {
 		if ctx.Err() != nil {
-			errs = append(errs, ctx.Err())
-			break
+			return failed + 1, ctx.Err()
 		}
 		pd, err := ReadPending(path)
+		if err == nil && pd.Target != p.Target.String() {
+			continue
+		}
+		var res Result
+		if err == nil {
+			res, err = p.Push(ctx, path, pd.Key)
+		}
 		if err != nil {
-			errs = append(errs, err)
-			continue
+			failed++
 		}
-		if pd.Target != p.Target.String() {
-			skipped++
-			continue
+		if each != nil {
+			each(path, res, err)
 		}
-		res, err := p.Push(ctx, path, pd.Key)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(path), err))
-			continue
-		}
-		sent = append(sent, res)
 	}
-	return sent, skipped, errors.Join(errs...)
+	return failed, nil
 }

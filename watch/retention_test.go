@@ -125,7 +125,7 @@ func TestRetention(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, outside := setup(t)
-			if _, err := tt.r.Apply(dir, testHost, tt.protect); err != nil {
+			if _, _, err := tt.r.Apply(dir, testHost, tt.protect); err != nil {
 				t.Fatal(err)
 			}
 			want := append(append([]string(nil), tt.kept...), untouched...)

@@ -124,6 +124,7 @@ Environment:
 		newCaptureCmd(),
 		newAnalyzeCmd(),
 		newWatchCmd(),
+		newPushCmd(),
 		newVersionCmd(),
 		newTUICmd(),
 		newRedactCmd(),
