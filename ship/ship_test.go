@@ -140,6 +140,8 @@ func TestPushErrors(t *testing.T) {
 			if !errors.Is(err, c.want) {
 				t.Fatalf("error %v, want %v", err, c.want)
 			}
+			data, _ := os.ReadFile(PendingPath(path))
+			testutil.ValidateJSON(t, "pending", data)
 			pd, rerr := ReadPending(path)
 			if rerr != nil || pd.Attempts != 1 || pd.Key != key {
 				t.Errorf("pending sidecar %+v, %v; want one attempt for %s", pd, rerr, key)
