@@ -1,6 +1,7 @@
 package ship
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -137,7 +138,15 @@ func writePending(bundlePath string, pd Pending) error {
 
 // writeAtomic writes data to path through a synced temporary file renamed
 // into place.
-func writeAtomic(path string, data []byte) (err error) {
+func writeAtomic(path string, data []byte) error {
+	return copyAtomic(path, bytes.NewReader(data))
+}
+
+// copyAtomic copies r to path through a synced temporary file in the same
+// directory (a dot name no reader lists), renamed into place: a reader sees
+// the old file or the whole new one, and a process killed half way leaves
+// at most the temporary file.
+func copyAtomic(path string, r io.Reader) (err error) {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
 	if err != nil {
 		return fmt.Errorf("write %s: %w", path, err)
@@ -147,7 +156,7 @@ func writeAtomic(path string, data []byte) (err error) {
 			os.Remove(tmp.Name())
 		}
 	}()
-	if _, err := tmp.Write(data); err != nil {
+	if _, err := io.Copy(tmp, r); err != nil {
 		tmp.Close()
 		return fmt.Errorf("write %s: %w", tmp.Name(), err)
 	}

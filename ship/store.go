@@ -70,10 +70,10 @@ func (s fileStore) Stat(_ context.Context, key string) (Object, bool, error) {
 	return obj, true, nil
 }
 
-// Put writes the checksum sidecar first, then the object through a
+// Put writes the checksum sidecar first, then the object, each through a
 // temporary file renamed into place: a process killed half way leaves at
-// most a temporary file (a dot name no reader lists) or a sidecar without
-// its object, never a partial object under the final name.
+// most a temporary file or a sidecar without its object, never a partial
+// object under the final name.
 func (s fileStore) Put(_ context.Context, key string, r io.ReaderAt, size int64, sum string) error {
 	p, err := s.path(key)
 	if err != nil {
@@ -85,26 +85,7 @@ func (s fileStore) Put(_ context.Context, key string, r io.ReaderAt, size int64,
 	if err := writeAtomic(p+SHA256Suffix, []byte(sum+"  "+filepath.Base(p)+"\n")); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), "."+filepath.Base(p)+".tmp-")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", p, err)
-	}
-	defer os.Remove(tmp.Name()) // after the rename, a no-op
-	if _, err := io.Copy(tmp, io.NewSectionReader(r, 0, size)); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp.Name(), err)
-	}
-	if err := os.Rename(tmp.Name(), p); err != nil {
-		return fmt.Errorf("rename into %s: %w", p, err)
-	}
-	return nil
+	return copyAtomic(p, io.NewSectionReader(r, 0, size))
 }
 
 // sizeString is a size for user metadata.

@@ -111,7 +111,7 @@ func cleanPrefix(p string) (string, error) {
 	}
 	for _, seg := range strings.Split(p, "/") {
 		if !validSegment(seg) {
-			return "", fmt.Errorf("prefix segment %q: want letters, digits, '.', '-' or '_', not . or ..", seg)
+			return "", fmt.Errorf("prefix segment %q: want letters, digits, '.', '-' or '_', and not a dot or two alone", seg)
 		}
 	}
 	return p, nil

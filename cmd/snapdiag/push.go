@@ -145,16 +145,25 @@ func runPush(ctx context.Context, f pushFlags, args []string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
-	failed := 0
-	for _, path := range args {
+	return pushEach(args, stderr, func(path string) error {
 		host, err := ship.BundleHost(path)
-		if err == nil {
-			var key string
-			if key, err = p.KeyFor(host, path); err == nil {
-				err = report(ctx, p, path, key, stdout, stderr)
-			}
-		}
 		if err != nil {
+			return err
+		}
+		key, err := p.KeyFor(host, path)
+		if err != nil {
+			return err
+		}
+		return report(ctx, p, path, key, stdout, stderr)
+	})
+}
+
+// pushEach calls push on every path, printing each error not yet printed,
+// and exits 1 when any failed.
+func pushEach(paths []string, stderr io.Writer, push func(path string) error) error {
+	failed := 0
+	for _, path := range paths {
+		if err := push(path); err != nil {
 			failed++
 			if !errors.Is(err, errReported) {
 				fmt.Fprintf(stderr, "snapdiag: push %s: %v\n", path, err)
@@ -196,33 +205,32 @@ func pushPending(ctx context.Context, f pushFlags, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	only := ""
+	if f.to != "" {
+		t, err := ship.ParseTarget(f.to)
+		if err != nil {
+			return usageError{err}
+		}
+		only = t.String()
+	}
 	pushers := map[string]*ship.Pusher{}
-	failed := 0
-	for _, path := range paths {
+	return pushEach(paths, stderr, func(path string) error {
 		pd, err := ship.ReadPending(path)
-		if err == nil && f.to != "" && pd.Target != f.to {
-			continue // pending for another store
+		if err != nil {
+			return err
+		}
+		if only != "" && pd.Target != only {
+			return nil // pending for another store
 		}
 		p := pushers[pd.Target]
-		if err == nil && p == nil {
-			if p, err = f.pusher(pd.Target); err == nil {
-				pushers[pd.Target] = p
+		if p == nil {
+			if p, err = f.pusher(pd.Target); err != nil {
+				return err
 			}
+			pushers[pd.Target] = p
 		}
-		if err == nil {
-			err = report(ctx, p, path, pd.Key, stdout, stderr)
-		}
-		if err != nil {
-			failed++
-			if !errors.Is(err, errReported) {
-				fmt.Fprintf(stderr, "snapdiag: push %s: %v\n", path, err)
-			}
-		}
-	}
-	if failed > 0 {
-		return exitStatus(exitError)
-	}
-	return nil
+		return report(ctx, p, path, pd.Key, stdout, stderr)
+	})
 }
 
 // uploadFlags are capture's and watch's --upload and how to reach its store.
