@@ -12,8 +12,12 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
 
 	"github.com/snapdiag/snapdiag/internal/testutil"
 )
@@ -220,4 +224,44 @@ func FuzzParsePending(f *testing.F) {
 			t.Fatalf("accepted key %q", pd.Key)
 		}
 	})
+}
+
+// TestPutAbortsStaleUploads: the multipart upload a killed push left
+// behind is aborted by the next push of that key, so its parts stop
+// costing storage.
+func TestPutAbortsStaleUploads(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("bundles")
+	p := s3Pusher(t, srv, "s3://bundles")
+	path, _ := writeBundleFile(t, t.TempDir(), 6<<20)
+	key, _ := p.KeyFor("web1", path)
+	core, err := minio.NewCore(strings.TrimPrefix(srv.Endpoint, "http://"), &minio.Options{
+		Creds: credentials.NewStaticV4(testutil.S3AccessKey, testutil.S3SecretKey, ""), Region: "us-east-1",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := core.NewMultipartUpload(ctx, "bundles", key, minio.PutObjectOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	incomplete := func() int {
+		n := 0
+		for u := range core.ListIncompleteUploads(ctx, "bundles", key, true) {
+			if u.Err != nil {
+				t.Fatal(u.Err)
+			}
+			n++
+		}
+		return n
+	}
+	if n := incomplete(); n != 1 {
+		t.Fatalf("%d incomplete uploads before the push, want 1", n)
+	}
+	if _, err := p.Push(ctx, path, key); err != nil {
+		t.Fatal(err)
+	}
+	if n := incomplete(); n != 0 {
+		t.Errorf("%d incomplete uploads after the push, want 0", n)
+	}
 }
