@@ -114,6 +114,11 @@ func ClearPending(bundlePath string) error {
 // bundlePath, creating it when missing (a push of a bundle that was never
 // marked).
 func notePending(bundlePath string, t Target, key string, now time.Time, cause error) error {
+	if _, err := os.Lstat(bundlePath); errors.Is(err, fs.ErrNotExist) {
+		// Retention deleted it while it was being sent: no sidecar
+		// for a bundle that is gone.
+		return nil
+	}
 	pd, err := ReadPending(bundlePath)
 	if err != nil {
 		pd = Pending{Format: PendingFormat, Bundle: filepath.Base(bundlePath), Target: t.String(), Key: key, Created: now.UTC()}
