@@ -232,11 +232,12 @@ func TestPushRefusals(t *testing.T) {
 		{"missing bucket", nil, "s3://nosuch", proxyPass, ship.ErrNoBucket.Error()},
 		{"throttled", nil, "s3://fleet", proxy503, ship.ErrUnavailable.Error()},
 		{"unreachable", []string{"AWS_ENDPOINT_URL=http://127.0.0.1:1"}, "s3://fleet", proxyPass, ship.ErrUnreachable.Error()},
+		{"hanging", nil, "s3://fleet", proxyHang, ship.ErrUnavailable.Error()},
 	}
 	var outputs []string
 	for _, c := range cases {
 		proxy.mode.Store(c.mode)
-		r := snapdiag(t, append(storeEnv(srv, purl), c.env...), "push", "--to", c.to, bundle)
+		r := snapdiag(t, append(storeEnv(srv, purl), c.env...), "push", "--to", c.to, "--upload-timeout", "1s", bundle)
 		outputs = append(outputs, r.Stdout, r.Stderr)
 		lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
 		if r.Code != 1 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
