@@ -81,7 +81,8 @@ echo "$out"
 [ "$(head -1 <<<"$out")" = "snapdiag $version" ] || fail "snapdiag version does not print $version"
 
 step "installed: systemd-analyze verify (man pages checked: $man)"
-units=(/usr/lib/systemd/system/snapdiag-watch@.service /usr/lib/systemd/system/snapdiag-capture@.service)
+units=(/usr/lib/systemd/system/snapdiag-watch@.service /usr/lib/systemd/system/snapdiag-capture@.service
+  /usr/lib/systemd/system/snapdiag-push@.service /usr/lib/systemd/system/snapdiag-push@.timer)
 if [ "$man" = yes ] && ! command -v man >/dev/null; then
   man=no
   echo "package: man is not installed: Documentation= not checked"
@@ -109,7 +110,7 @@ step "installed: state directory, completions, man pages"
 bash -c 'source /usr/share/bash-completion/completions/snapdiag && complete -p snapdiag' >/dev/null ||
   fail "the bash completion does not register for snapdiag"
 if [ "$man" = yes ]; then
-  for page in snapdiag snapdiag-capture snapdiag-watch; do
+  for page in snapdiag snapdiag-capture snapdiag-watch snapdiag-push; do
     man -w "$page" >/dev/null || fail "man $page: no page installed"
   done
 else

@@ -7,7 +7,9 @@
 # time (utime+stime from /proc/PID/stat) and its memory (VmRSS, VmHWM from
 # /proc/PID/status, sampled every 5 s).
 #
-# Usage: bench/watch.sh [--duration 90] [--every 1s] [--history 10m] [--snapdiag PATH]
+# Usage: bench/watch.sh [--duration 90] [--every 1s] [--history 10m] [--snapdiag PATH] [--upload URL]
+# (--upload: the watch runs with --upload URL, the store taken from the AWS_*
+# environment; bench/upload.sh compares the two.)
 # Targets (issue 5): under 1% of one core, under 50 MiB.
 # Everything it starts is ended on exit, error or ^C.
 set -Eeuo pipefail
@@ -16,6 +18,7 @@ DURATION=90
 EVERY=1s
 HISTORY=10m
 SNAPDIAG=""
+UPLOAD=""
 
 while [ $# -gt 0 ]; do
 	case "$1" in
@@ -23,7 +26,8 @@ while [ $# -gt 0 ]; do
 	--every) EVERY=$2; shift 2 ;;
 	--history) HISTORY=$2; shift 2 ;;
 	--snapdiag) SNAPDIAG=$2; shift 2 ;;
-	-h|--help) sed -n '2,13p' "$0"; exit 0 ;;
+	--upload) UPLOAD=$2; shift 2 ;;
+	-h|--help) sed -n '2,15p' "$0"; exit 0 ;;
 	*) echo "bench/watch.sh: unknown argument $1" >&2; exit 2 ;;
 	esac
 done
@@ -58,7 +62,7 @@ PORT=$(awk '/^ready/ {print $2}' "$WORK/sockhold.out")
 
 mkdir "$WORK/out"
 "$SNAPDIAG" watch --every "$EVERY" --check "tcp://127.0.0.1:$PORT" --history "$HISTORY" \
-	--fill-history --out "$WORK/out" --log-format json 2>"$WORK/watch.log" &
+	--fill-history --out "$WORK/out" --log-format json ${UPLOAD:+--upload "$UPLOAD"} 2>"$WORK/watch.log" &
 WPID=$!
 PIDS+=("$WPID")
 

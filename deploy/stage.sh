@@ -36,6 +36,8 @@ put() { # put MODE SRC DST: install SRC as ROOT/DST
 
 put 0644 "$repo/deploy/systemd/snapdiag-watch@.service" usr/lib/systemd/system/snapdiag-watch@.service
 put 0644 "$repo/deploy/systemd/snapdiag-capture@.service" usr/lib/systemd/system/snapdiag-capture@.service
+put 0644 "$repo/deploy/systemd/snapdiag-push@.service" usr/lib/systemd/system/snapdiag-push@.service
+put 0644 "$repo/deploy/systemd/snapdiag-push@.timer" usr/lib/systemd/system/snapdiag-push@.timer
 doc=usr/share/doc/snapdiag
 for f in "$repo"/deploy/systemd/examples/*; do
 	put 0644 "$f" "$doc/examples/$(basename "$f")"

@@ -206,6 +206,9 @@ func TestPublishedAcceptsGrowth(t *testing.T) {
 		schema.WatchLog:      []byte(`{"time":"2026-12-05T23:00:00.123+00:00","level":"WARN","msg":"check failed","kind":"tcp","consecutive":1}`),
 		schema.Selftest: []byte(`{"schema":"snapdiag.selftest/v1","kernel":"6.18.44","passed":true,"seconds":7.0,"incidents":[` +
 			`{"name":"healthy-busy","expected":{"below":"critical"},"said":[{"id":"listen-drops-history","severity":"info"}],"status":"pass","seconds":1.5}]}`),
+		schema.Pending: []byte(`{"format":"snapdiag.pending/v1","bundle":"snapdiag-web1-20260101T000000Z.tar.zst","target":"s3://fleet/prod",` +
+			`"key":"prod/web1/snapdiag-web1-20260101T000000Z.tar.zst","created":"2026-01-01T00:00:01Z","attempts":1,` +
+			`"last_attempt":"2026-01-01T00:00:02Z","last_error":"store unreachable: 127.0.0.1:9000: connection refused"}`),
 	}
 	for _, name := range schema.Names() {
 		doc := docs[name]

@@ -39,6 +39,7 @@ const (
 	Processes     = "processes"
 	WatchLog      = "watch-log"
 	Selftest      = "selftest"
+	Pending       = "pending"
 )
 
 // Doc is one schema: its name and what it describes.
@@ -63,6 +64,7 @@ func Docs() []Doc {
 		{Processes, pathProcesses, false},
 		{WatchLog, "watch --log-format json, one event per line", true},
 		{Selftest, "selftest --format json", false},
+		{Pending, "BUNDLE.pending, a bundle not yet uploaded", false},
 	}
 }
 

@@ -18,6 +18,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/schema"
 	"github.com/snapdiag/snapdiag/selftest"
+	"github.com/snapdiag/snapdiag/ship"
 )
 
 func decode(t *testing.T, data []byte) map[string]any {
@@ -66,7 +67,7 @@ func compilePublished(t *testing.T, name string) *jsonschema.Schema {
 // TestSchemasCompile: every schema is draft 2020-12, valid against its
 // meta-schema, and its $id is where the repository keeps it.
 func TestSchemasCompile(t *testing.T) {
-	if len(schema.Names()) != 9 {
+	if len(schema.Names()) != 10 {
 		t.Errorf("names %v", schema.Names())
 	}
 	for _, name := range schema.Names() {
@@ -116,6 +117,7 @@ var goTypes = map[string]reflect.Type{
 	schema.Socket:        reflect.TypeFor[bundle.Socket](),
 	schema.Processes:     reflect.TypeFor[[]bundle.Process](),
 	schema.Selftest:      reflect.TypeFor[selftest.Result](),
+	schema.Pending:       reflect.TypeFor[ship.Pending](),
 }
 
 // TestSchemasCoverGoTypes walks each Go type beside its schema: every JSON

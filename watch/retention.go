@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/ship"
 	"golang.org/x/sys/unix"
 )
 
@@ -97,46 +98,64 @@ func ListBundles(dir, host string) ([]BundleFile, error) {
 	return out, nil
 }
 
-// Apply deletes host's oldest bundles in dir until at most Keep remain and
-// they total at most MaxBytes. The newest bundle is never deleted, nor is the
-// bundle named protect (the one just written), even if it alone is over
-// MaxBytes. Only files ListBundles returns are candidates. Apply returns the
-// names it deleted.
-func (r Retention) Apply(dir, host, protect string) ([]string, error) {
+// Apply deletes host's bundles in dir until at most Keep remain and they
+// total at most MaxBytes: first the oldest of those already uploaded (or
+// never meant to be: no pending sidecar), then, only if that is not
+// enough, the oldest pending ones (with their sidecars). The newest bundle
+// is never deleted, nor is the bundle named protect (the one just
+// written), even if it alone is over MaxBytes. Only files ListBundles
+// returns are candidates. Apply returns the names it deleted, and of those
+// the ones that were pending (never uploaded): the caller says so in its
+// log.
+func (r Retention) Apply(dir, host, protect string) (removed, pendingRemoved []string, err error) {
 	if r.Keep <= 0 && r.MaxBytes <= 0 {
-		return nil, nil
+		return nil, nil, nil
 	}
 	files, err := ListBundles(dir, host)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	protect = filepath.Base(protect)
-	var removed []string
-	var errs []error
 	var total int64
-	kept := 0
-	full := false // once one bundle goes, every older one goes too
-	for i, f := range files {
-		full = full || r.Keep > 0 && kept >= r.Keep || r.MaxBytes > 0 && total+f.Size > r.MaxBytes
-		if i == 0 || f.Name == protect || !full {
-			kept++
-			total += f.Size
-			continue
-		}
-		path := filepath.Join(dir, f.Name)
-		// Look again right before deleting: the name must still be a regular
-		// file, not something put in its place since it was listed.
-		info, err := os.Lstat(path)
-		if err != nil || !info.Mode().IsRegular() {
-			continue
-		}
-		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			errs = append(errs, fmt.Errorf("remove %s: %w", path, err))
-			continue
-		}
-		removed = append(removed, f.Name)
+	for _, f := range files {
+		total += f.Size
 	}
-	return removed, errors.Join(errs...)
+	count := len(files)
+	over := func() bool { return r.Keep > 0 && count > r.Keep || r.MaxBytes > 0 && total > r.MaxBytes }
+	var errs []error
+	// Two passes, oldest first: bundles already in the store, then pending
+	// ones. files is newest first.
+	for _, pendingPass := range []bool{false, true} {
+		for i := len(files) - 1; i > 0 && over(); i-- {
+			f := files[i]
+			path := filepath.Join(dir, f.Name)
+			if f.Name == protect || f.Size < 0 || ship.IsPending(path) != pendingPass {
+				continue
+			}
+			// Look again right before deleting: the name must still be a
+			// regular file, not something put in its place since it was
+			// listed.
+			info, err := os.Lstat(path)
+			if err != nil || !info.Mode().IsRegular() {
+				continue
+			}
+			if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+				errs = append(errs, fmt.Errorf("remove %s: %w", path, err))
+				continue
+			}
+			if pendingPass {
+				if err := ship.ClearPending(path); err != nil {
+					errs = append(errs, err)
+				}
+				pendingRemoved = append(pendingRemoved, f.Name)
+			}
+			removed = append(removed, f.Name)
+			files[i].Size = -1 // gone
+			count--
+			total -= f.Size
+		}
+	}
+	return removed, pendingRemoved, errors.Join(errs...)
 }
 
 // FreeBytes is the space available to an unprivileged user on the

@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/ship"
 )
 
 const testHost = "web-1.example"
@@ -125,7 +126,7 @@ func TestRetention(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			dir, outside := setup(t)
-			if _, err := tt.r.Apply(dir, testHost, tt.protect); err != nil {
+			if _, _, err := tt.r.Apply(dir, testHost, tt.protect); err != nil {
 				t.Fatal(err)
 			}
 			want := append(append([]string(nil), tt.kept...), untouched...)
@@ -201,5 +202,38 @@ func TestMinFree(t *testing.T) {
 	}
 	if !strings.HasPrefix(inc.Bundle, dir) {
 		t.Errorf("bundle %s outside %s", inc.Bundle, dir)
+	}
+}
+
+// TestRetentionPendingLast: uploaded bundles go first, oldest first; a
+// pending one (with its sidecar) only when the uploaded ones are not
+// enough, and Apply says which those were.
+func TestRetentionPendingLast(t *testing.T) {
+	dir := t.TempDir()
+	var all []string
+	for m := range 5 {
+		all = append(all, bundleName(testHost, m, ""))
+		put(t, dir, all[m], 100)
+	}
+	// The two oldest and the middle one are pending.
+	for _, i := range []int{0, 1, 2} {
+		put(t, dir, all[i]+ship.PendingSuffix, 10)
+	}
+	removed, pending, err := Retention{Keep: 3}.Apply(dir, testHost, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Keep 3 of 5: the only uploaded non-newest bundle (minute 3) goes,
+	// then the oldest pending one (minute 0), with its sidecar.
+	if diff := cmp.Diff([]string{all[3], all[0]}, removed); diff != "" {
+		t.Errorf("removed (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{all[0]}, pending); diff != "" {
+		t.Errorf("pending removed (-want +got):\n%s", diff)
+	}
+	want := []string{all[1], all[1] + ship.PendingSuffix, all[2], all[2] + ship.PendingSuffix, all[4]}
+	sort.Strings(want)
+	if diff := cmp.Diff(want, names(t, dir)); diff != "" {
+		t.Errorf("left (-want +got):\n%s", diff)
 	}
 }

@@ -24,6 +24,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/ship"
 )
 
 // Defaults of the watch command.
@@ -85,6 +86,12 @@ type Config struct {
 	// Clock schedules the checks and times the cool-down; nil is the
 	// system clock.
 	Clock Clock
+	// Upload, when set, sends every bundle to its store after it is
+	// written, beside the checks: the restart command never waits for it.
+	// A bundle not yet sent stays in Dir, marked pending, and is retried
+	// with backoff from UploadRetry (0: DefaultUploadRetry) on.
+	Upload      *ship.Pusher
+	UploadRetry time.Duration
 }
 
 // ErrRestartInterrupted is wrapped by the error of a restart command that a
@@ -124,6 +131,9 @@ type Watcher struct {
 	hist     *History
 	host     string
 
+	// kick wakes the upload loop when a bundle was written.
+	kick chan struct{}
+
 	consecutive   int
 	cooldownUntil time.Time
 	healthy       bool // the last cycle passed (for logging transitions)
@@ -152,6 +162,9 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.Clock == nil {
 		cfg.Clock = realClock{}
 	}
+	if cfg.UploadRetry <= 0 {
+		cfg.UploadRetry = DefaultUploadRetry
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -173,6 +186,7 @@ func New(cfg Config) (*Watcher, error) {
 	return &Watcher{
 		cfg: cfg, log: log, samplers: samplers, host: host,
 		hist: NewHistory(n, cfg.HistoryBytes), healthy: true,
+		kick: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -195,6 +209,13 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if b, at, ok := w.recentBundle(); ok {
 		w.cooldownUntil = at.Add(w.cfg.Cooldown)
 		w.log.Info("cool-down from a recent bundle", "bundle", b, "until", w.cooldownUntil.UTC().Format(time.RFC3339))
+	}
+	if w.cfg.Upload != nil {
+		uctx, cancel := context.WithCancel(ctx)
+		var wg sync.WaitGroup
+		wg.Go(func() { w.uploadLoop(uctx) })
+		defer wg.Wait()
+		defer cancel()
 	}
 	clock := w.cfg.Clock
 	start := clock.Now()
@@ -241,13 +262,20 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 		last = res
 		w.logFailure(res, attempt, false)
 	}
+	var inc *Incident
 	if b, _, ok := w.recentBundle(); ok {
 		w.log.Warn("recent bundle within the cool-down: not capturing again", "bundle", b, "cooldown", w.cfg.Cooldown.String())
-		inc := &Incident{Failed: last, CaptureErr: fmt.Errorf("%s is newer than the %v cool-down: %w", b, w.cfg.Cooldown, ErrRecentBundle)}
+		inc = &Incident{Failed: last, CaptureErr: fmt.Errorf("%s is newer than the %v cool-down: %w", b, w.cfg.Cooldown, ErrRecentBundle)}
 		w.restart(ctx, inc)
-		return inc
+	} else {
+		inc = w.trigger(ctx, last)
 	}
-	return w.trigger(ctx, last)
+	if w.cfg.Upload != nil && ctx.Err() == nil {
+		// After the restart, one round: what is not sent stays pending
+		// for the next run or snapdiag push --pending.
+		w.uploadPending(ctx)
+	}
+	return inc
 }
 
 // recentBundle returns the newest bundle of this host in the output
@@ -433,9 +461,16 @@ func (w *Watcher) capture(ctx context.Context, failed Result) (string, error) {
 	if w.cfg.Bundles != nil {
 		fmt.Fprintln(w.cfg.Bundles, res.Path)
 	}
-	removed, err := w.cfg.Retention.Apply(dir, w.host, res.Path)
+	if w.cfg.Upload != nil {
+		w.markPending(res.Path)
+		w.kickUpload()
+	}
+	removed, pendingRemoved, err := w.cfg.Retention.Apply(dir, w.host, res.Path)
 	if len(removed) > 0 {
 		w.log.Info("retention removed old bundles", "removed", removed)
+	}
+	if len(pendingRemoved) > 0 {
+		w.log.Warn("retention removed bundles never uploaded: --keep or --max-bytes left no other choice", "removed", pendingRemoved)
 	}
 	if err != nil {
 		w.log.Error("retention", "error", err.Error())

@@ -32,6 +32,7 @@ var systemdEnv = []string{
 // and those of a one-off capture.
 type captureCmdFlags struct {
 	captureFlags
+	uploadFlags
 	reason  string
 	quiet   bool
 	redact  bool
@@ -54,6 +55,12 @@ only when no bundle could be written.
 It lowers its own priority first (nice 10, best-effort disk level 7; --priority
 normal keeps the one it was started with) and records in the manifest the
 priority it ran at, its CPU time and its peak memory.
+
+With --upload s3://BUCKET/PREFIX or file:///DIR the bundle is sent to the
+store after it is written, under --upload-timeout (see snapdiag push). A
+bundle the store did not take stays in --out, marked pending (BUNDLE.pending,
+for snapdiag push --pending), and one line on stderr says why; the exit
+status is still 0, since the bundle was written.
 
 Exit status:
   0  a bundle was written, even a partial one
@@ -81,7 +88,8 @@ Files:
 		},
 	}
 	fl := cmd.Flags()
-	f.register(fl)
+	f.captureFlags.register(fl)
+	f.uploadFlags.register(fl)
 	// --max-bytes was capture's name for the staging limit; watch's
 	// --max-bytes is its retention limit, so both now say --stage-bytes and
 	// the old spelling stays for existing scripts.
@@ -96,7 +104,11 @@ Files:
 }
 
 func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer) error {
-	if err := f.validate(); err != nil {
+	if err := f.captureFlags.validate(); err != nil {
+		return err
+	}
+	pusher, err := f.uploadFlags.validate()
+	if err != nil {
 		return err
 	}
 	var prio *collectors.LowPriority
@@ -182,6 +194,13 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "snapdiag: the %s deadline cut the capture; the bundle holds what was collected in time\n", asked)
 	}
 	fmt.Fprintln(stdout, res.Path)
+	if pusher != nil {
+		// The bundle is committed and its path printed; the directory is
+		// free for the next capture while this one travels, under its own
+		// deadline. The outcome goes to stderr: stdout holds only the path.
+		_ = lock.Release()
+		_ = uploadAfter(ctx, pusher, res.Path, m.Host.Hostname, stderr, stderr)
+	}
 	return nil
 }
 

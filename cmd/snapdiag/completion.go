@@ -64,6 +64,13 @@ var flagCompletions = []flagCompletion{
 	{"watch", "then", cobra.NoFileCompletions},
 	{"watch", "reason", cobra.NoFileCompletions},
 	{"redact", "key-file", completeFiles},
+	{"capture", "upload", cobra.NoFileCompletions},
+	{"capture", "endpoint", cobra.NoFileCompletions},
+	{"watch", "upload", cobra.NoFileCompletions},
+	{"watch", "endpoint", cobra.NoFileCompletions},
+	{"push", "to", cobra.NoFileCompletions},
+	{"push", "endpoint", cobra.NoFileCompletions},
+	{"push", "pending", completeDirs},
 	{"selftest", "format", oneOf(selftestFormats)},
 	{"selftest", "incident", oneOf(selftest.Names())},
 }
@@ -78,6 +85,7 @@ var selftestFormats = []cobra.Completion{
 var argCompletions = map[string]cobra.CompletionFunc{
 	"analyze":  completeBundles(-1),
 	"tui":      completeBundles(1),
+	"push":     completeBundles(-1),
 	"redact":   completeRedactArgs,
 	"capture":  cobra.NoFileCompletions,
 	"watch":    cobra.NoFileCompletions,

@@ -108,11 +108,16 @@ Files:
                          one bundle, mode 0600; tar --zstd -xf opens it
                          (its members are listed in snapdiag-capture(1))
   DIR/.snapdiag.lock     one capture at a time per directory
+  DIR/BUNDLE.pending     --upload, push: the bundle is not in the store yet
   ~/.config/snapdiag/redact.key
                          the redaction key of capture --redact and redact
 
 Environment:
-  NO_COLOR               when set, analyze and tui print no colour`,
+  NO_COLOR               when set, analyze and tui print no colour
+  AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
+  AWS_REGION, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL
+                         push, --upload: the store's credentials and
+                         endpoint (see snapdiag push --help)`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 	}
@@ -124,6 +129,7 @@ Environment:
 		newCaptureCmd(),
 		newAnalyzeCmd(),
 		newWatchCmd(),
+		newPushCmd(),
 		newVersionCmd(),
 		newTUICmd(),
 		newRedactCmd(),

@@ -37,6 +37,8 @@ const minEvery = 100 * time.Millisecond
 // the capture settings it uses on every trigger.
 type watchFlags struct {
 	captureFlags
+	uploadFlags
+	uploadRetry  time.Duration
 	checks       []string
 	expect       string
 	insecure     bool
@@ -94,6 +96,18 @@ finished within its --deadline.
 
 Each bundle's path is printed on stdout; logs go to stderr.
 
+With --upload s3://BUCKET/PREFIX or file:///DIR, each bundle is marked
+pending (DIR/BUNDLE.pending) as soon as it is written and sent to the store
+beside the checks, under its own --upload-timeout: the restart (--then)
+never waits for it. A bundle the store did not take (down, slow, 5xx,
+throttling, refused credentials) stays in --out, pending, and is sent again
+after --upload-retry, each later wait twice as long up to 15m, with jitter,
+until it is in; pending bundles an earlier run left are sent at start.
+Retention deletes uploaded bundles first and a pending one only when --keep
+or --max-bytes leave no other choice, logging it. With --once, the upload is
+tried once after the restart; what is left is for snapdiag push --pending.
+Credentials and endpoint: see snapdiag push --help.
+
 A bundle of this host in --out younger than --cooldown (from an earlier run
 of the watch, or another watchdog's capture) starts the cool-down at
 start-up, so restarting the watch does not capture the same incident twice.
@@ -130,6 +144,7 @@ running restart command or the watch itself failed, 2 usage error. With
 
 Files:
   DIR/.snapdiag.lock     held while a capture writes into --out (DIR)
+  DIR/BUNDLE.pending     with --upload: the bundle is not in the store yet
   DIR/snapdiag-HOST-TIME.tar.zst
                          the bundles, this host's oldest deleted beyond --keep
                          or --max-bytes (members: see snapdiag-capture(1))`,
@@ -142,7 +157,9 @@ Files:
 		},
 	}
 	fl := cmd.Flags()
-	f.register(fl)
+	f.captureFlags.register(fl)
+	f.uploadFlags.register(fl)
+	fl.DurationVar(&f.uploadRetry, "upload-retry", watch.DefaultUploadRetry, "first wait before sending a pending bundle again; each later wait doubles, up to 15m, with jitter")
 	fl.StringArrayVar(&f.checks, "check", nil, "health check: tcp://HOST:PORT, http://URL, https://URL or exec:CMD (repeatable)")
 	fl.StringVar(&f.expect, "expect", "", "text the first line from a tcp check's server must contain")
 	fl.BoolVar(&f.insecure, "insecure", false, "do not verify https checks' certificates (self-signed)")
@@ -187,6 +204,8 @@ func (f watchFlags) validate() error {
 		return usageError{errors.New("--keep must not be negative")}
 	case f.logFormat != "text" && f.logFormat != "json":
 		return usageError{fmt.Errorf("--log-format %q: want text or json", f.logFormat)}
+	case f.uploadRetry <= 0:
+		return usageError{errors.New("--upload-retry must be positive")}
 	}
 	return f.captureFlags.validate()
 }
@@ -231,6 +250,10 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 		stop()
 	}()
 
+	pusher, err := f.uploadFlags.validate()
+	if err != nil {
+		return err
+	}
 	dir, err := outputDir(f.out)
 	if err != nil {
 		return err
@@ -261,6 +284,8 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 		Logger:       log,
 		Bundles:      stdout,
 		ThenOutput:   stderr,
+		Upload:       pusher,
+		UploadRetry:  f.uploadRetry,
 	})
 	if err != nil {
 		return usageError{err}

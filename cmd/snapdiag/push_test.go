@@ -1,0 +1,380 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/ship"
+)
+
+// Modes of faultProxy.
+const (
+	proxyPass  int32 = iota // forward to the store
+	proxy503                // answer 503 SlowDown, as a throttling store does
+	proxyHang               // accept the request, never answer
+	proxyStall              // forward, but stop reading request bodies after stallAfter bytes in all
+)
+
+// stallAfter is how many request body bytes proxyStall forwards: two
+// parts of 5 MiB and some of a third.
+const stallAfter = 12 << 20
+
+// faultProxy sits in front of the real store and injects what a store
+// does on a bad day.
+type faultProxy struct {
+	mode    atomic.Int32
+	forward http.Handler
+	// stalled is closed when a stalled body first reached its limit.
+	stalled     chan struct{}
+	stalledOnce sync.Once
+	release     chan struct{}
+	// left is what proxyStall still forwards.
+	left atomic.Int64
+}
+
+func newFaultProxy(t *testing.T, endpoint string) (*faultProxy, string) {
+	u, _ := url.Parse(endpoint)
+	p := &faultProxy{forward: httputil.NewSingleHostReverseProxy(u), stalled: make(chan struct{}), release: make(chan struct{})}
+	p.left.Store(stallAfter)
+	ts := httptest.NewServer(p)
+	t.Cleanup(func() {
+		close(p.release)
+		ts.CloseClientConnections()
+		ts.Close()
+	})
+	return p, ts.URL
+}
+
+func (p *faultProxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch p.mode.Load() {
+	case proxy503:
+		w.Header().Set("Content-Type", "application/xml")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>SlowDown</Code><Message>Please reduce your request rate.</Message></Error>`)
+		return
+	case proxyHang:
+		select {
+		case <-r.Context().Done():
+		case <-p.release:
+		}
+		return
+	case proxyStall:
+		r.Body = &stallBody{r: r.Body, p: p, done: r.Context().Done()}
+	}
+	p.forward.ServeHTTP(w, r)
+}
+
+// stallBody passes its proxy's left bytes through, then blocks until the
+// client goes.
+type stallBody struct {
+	r    io.ReadCloser
+	p    *faultProxy
+	done <-chan struct{}
+}
+
+func (b *stallBody) Read(buf []byte) (int, error) {
+	left := b.p.left.Load()
+	if left <= 0 {
+		b.p.stalledOnce.Do(func() { close(b.p.stalled) })
+		select {
+		case <-b.done:
+		case <-b.p.release:
+		}
+		return 0, io.ErrUnexpectedEOF
+	}
+	if int64(len(buf)) > left {
+		buf = buf[:left]
+	}
+	n, err := b.r.Read(buf)
+	b.p.left.Add(-int64(n))
+	return n, err
+}
+
+func (b *stallBody) Close() error { return b.r.Close() }
+
+// storeEnv is the environment for srv with its endpoint replaced.
+func storeEnv(srv *testutil.S3Server, endpoint string) []string {
+	env := srv.Env()
+	if endpoint != "" {
+		env = append(env, "AWS_ENDPOINT_URL="+endpoint)
+	}
+	return env
+}
+
+// captureAs runs snapdiag capture in a new UTS namespace whose host name is
+// host, so that bundles from several hosts come from one machine.
+func captureAs(t *testing.T, host, out string, env []string, extra ...string) testutil.Result {
+	t.Helper()
+	// Through /proc, not hostname(1), which refuses the hostile names the
+	// kernel takes.
+	script := `printf %s "$1" >/proc/sys/kernel/hostname && shift && exec "$@"`
+	argv := append([]string{"unshare", "--uts", "sh", "-c", script, "sh", host, testutil.Snapdiag(t), "capture",
+		"--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q"}, extra...)
+	return testutil.Run(t, 0, "", env, argv...)
+}
+
+func fileSum(t *testing.T, path string) string {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := sha256.Sum256(data)
+	return hex.EncodeToString(s[:])
+}
+
+// noSecret fails the test when the store's secret shows in any of texts or
+// in any file under dirs.
+func noSecret(t *testing.T, texts []string, dirs ...string) {
+	t.Helper()
+	for _, s := range texts {
+		if strings.Contains(s, testutil.S3SecretKey) {
+			t.Errorf("the secret is in the output:\n%s", s)
+		}
+	}
+	for _, d := range dirs {
+		filepath.WalkDir(d, func(p string, e os.DirEntry, err error) error {
+			if err != nil || e.IsDir() {
+				return nil
+			}
+			data, _ := os.ReadFile(p)
+			if bytes.Contains(data, []byte(testutil.S3SecretKey)) {
+				t.Errorf("the secret is in %s", p)
+			}
+			if strings.HasSuffix(p, ".tar.zst") {
+				for name, m := range testutil.ReadBundle(t, p) {
+					if bytes.Contains(m, []byte(testutil.S3SecretKey)) {
+						t.Errorf("the secret is in %s of %s", name, p)
+					}
+				}
+			}
+			return nil
+		})
+	}
+}
+
+// TestCaptureUploadHosts: captures from several hosts (UTS namespaces),
+// one with a hostile host name, land under PREFIX/HOST/NAME byte for byte;
+// a second push of the same bundles sends nothing; the secret is nowhere.
+func TestCaptureUploadHosts(t *testing.T) {
+	testutil.NeedRoot(t, "capture in UTS namespaces with their own host names")
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	out := t.TempDir()
+	env := srv.Env()
+	hosts := map[string]string{"web1": "web1", "db-2": "db-2", "..": "__"}
+	var outputs []string
+	var bundles []string
+	for host, seg := range hosts {
+		r := captureAs(t, host, out, env, "--upload", "s3://fleet/prod")
+		outputs = append(outputs, r.Stdout, r.Stderr)
+		if r.Code != 0 {
+			t.Fatalf("capture as %s: exit %d\n%s", host, r.Code, r.Stderr)
+		}
+		b := lastLine(r.Stdout)
+		bundles = append(bundles, b)
+		obj := filepath.Join(srv.Root, "fleet", "prod", seg, filepath.Base(b))
+		if got, want := fileSum(t, obj), fileSum(t, b); got != want {
+			t.Errorf("%s: stored sha256 %s, bundle %s", host, got, want)
+		}
+		if ship.IsPending(b) {
+			t.Errorf("%s: still pending after a good upload", host)
+		}
+	}
+	r := snapdiag(t, env, append([]string{"push", "--to", "s3://fleet/prod"}, bundles...)...)
+	outputs = append(outputs, r.Stdout, r.Stderr)
+	if r.Code != 0 || strings.Count(r.Stdout, string(ship.Present)+" ") != len(bundles) {
+		t.Errorf("second push: exit %d, want every bundle present:\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	// Nothing outside the bucket's prefix: three host directories, no more.
+	entries, _ := os.ReadDir(filepath.Join(srv.Root, "fleet", "prod"))
+	if len(entries) != len(hosts) {
+		t.Errorf("prefix holds %d entries, want %d", len(entries), len(hosts))
+	}
+	noSecret(t, outputs, out)
+}
+
+// TestPushRefusals: wrong credentials, a missing bucket, a throttling
+// store and an unreachable one each exit 1 with one line on stderr, keep
+// the bundle pending, and push --pending sends it once the cause is gone.
+func TestPushRefusals(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	proxy, purl := newFaultProxy(t, srv.Endpoint)
+	out := t.TempDir()
+	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
+	cases := []struct {
+		name string
+		env  []string
+		to   string
+		mode int32
+		want string // the error kind in the line
+	}{
+		{"wrong secret", []string{"AWS_SECRET_ACCESS_KEY=not-the-secret"}, "s3://fleet", proxyPass, ship.ErrCredentials.Error()},
+		{"missing bucket", nil, "s3://nosuch", proxyPass, ship.ErrNoBucket.Error()},
+		{"throttled", nil, "s3://fleet", proxy503, ship.ErrUnavailable.Error()},
+		{"unreachable", []string{"AWS_ENDPOINT_URL=http://127.0.0.1:1"}, "s3://fleet", proxyPass, ship.ErrUnreachable.Error()},
+		{"hanging", nil, "s3://fleet", proxyHang, ship.ErrUnavailable.Error()},
+	}
+	var outputs []string
+	for _, c := range cases {
+		proxy.mode.Store(c.mode)
+		r := snapdiag(t, append(storeEnv(srv, purl), c.env...), "push", "--to", c.to, "--upload-timeout", "1s", bundle)
+		outputs = append(outputs, r.Stdout, r.Stderr)
+		lines := strings.Split(strings.TrimSpace(r.Stderr), "\n")
+		if r.Code != 1 || len(lines) != 1 || !strings.Contains(lines[0], c.want) {
+			t.Errorf("%s: exit %d, want 1 and one line saying %q:\n%s", c.name, r.Code, c.want, r.Stderr)
+		}
+		if c.name == "wrong secret" && !strings.Contains(r.Stderr, testutil.S3AccessKey) {
+			t.Errorf("%s: the line does not name the key id:\n%s", c.name, r.Stderr)
+		}
+		if !ship.IsPending(bundle) {
+			t.Errorf("%s: bundle not marked pending", c.name)
+		}
+	}
+	pd, err := ship.ReadPending(bundle)
+	if err != nil || pd.Attempts != len(cases) {
+		t.Errorf("sidecar %+v, %v; want %d attempts", pd, err, len(cases))
+	}
+	proxy.mode.Store(proxyPass)
+	r := snapdiag(t, storeEnv(srv, purl), "push", "--pending", out)
+	outputs = append(outputs, r.Stdout, r.Stderr)
+	if r.Code != 0 || ship.IsPending(bundle) {
+		t.Fatalf("push --pending: exit %d, pending %v\n%s", r.Code, ship.IsPending(bundle), r.Stderr)
+	}
+	noSecret(t, append(outputs, "not-the-secret"), out)
+}
+
+// TestPushKilledMidUpload: a push SIGKILLed while a multipart upload is
+// half sent leaves no object under the key; the next push --pending sends
+// it whole.
+func TestPushKilledMidUpload(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	proxy, purl := newFaultProxy(t, srv.Endpoint)
+	out := t.TempDir()
+	data := make([]byte, 24<<20)
+	rand.Read(data)
+	bundle := filepath.Join(out, "snapdiag-big-20260101T000000Z.tar.zst")
+	if err := os.WriteFile(bundle, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := ship.ParseTarget("s3://fleet/p")
+	if err := ship.MarkPending(bundle, target, "p/big/"+filepath.Base(bundle), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	obj := filepath.Join(srv.Root, "fleet", "p", "big", filepath.Base(bundle))
+
+	proxy.mode.Store(proxyStall)
+	cmd := exec.Command(testutil.Snapdiag(t), "push", "--pending", out, "--part-size", "5MiB")
+	cmd.Env = append(os.Environ(), storeEnv(srv, purl)...)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-proxy.stalled:
+	case <-time.After(testutil.WaitLimit):
+		cmd.Process.Kill()
+		t.Fatal("the upload never reached the stall")
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	if _, err := os.Stat(obj); err == nil {
+		t.Fatal("an object is under the final key after the kill")
+	}
+	if !ship.IsPending(bundle) {
+		t.Fatal("the killed push left the bundle unmarked")
+	}
+	proxy.mode.Store(proxyPass)
+	r := snapdiag(t, storeEnv(srv, purl), "push", "--pending", out, "--part-size", "5MiB")
+	if r.Code != 0 {
+		t.Fatalf("resume: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if got, want := fileSum(t, obj), fileSum(t, bundle); got != want {
+		t.Errorf("stored sha256 %s, bundle %s", got, want)
+	}
+}
+
+// TestWatchUploadStoreDown: with the store down or hanging when the watch
+// captures, the restart runs all the same, the bundle stays pending, and it
+// is sent after the store comes back.
+func TestWatchUploadStoreDown(t *testing.T) {
+	for _, down := range []string{"stopped", "hanging"} {
+		t.Run(down, func(t *testing.T) {
+			srv := testutil.StartS3(t)
+			srv.Bucket("fleet")
+			proxy, purl := newFaultProxy(t, srv.Endpoint)
+			if down == "stopped" {
+				srv.Stop()
+			} else {
+				proxy.mode.Store(proxyHang)
+			}
+			out := t.TempDir()
+			restarted := filepath.Join(t.TempDir(), "restarted")
+			var stderr bytes.Buffer
+			cmd := exec.Command(testutil.Snapdiag(t), "watch", "--check", "tcp://127.0.0.1:1", "--failures", "1",
+				"--every", "200ms", "--timeout", "100ms", "--out", out, "--samples", "1", "--sample", "0", "--history", "0",
+				"--then", "touch "+restarted, "--upload", "s3://fleet/w", "--upload-timeout", "2s", "--upload-retry", "200ms")
+			cmd.Env = append(os.Environ(), storeEnv(srv, purl)...)
+			cmd.Stderr = &stderr
+			stdout, _ := cmd.StdoutPipe()
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer func() {
+				cmd.Process.Signal(syscall.SIGTERM)
+				cmd.Wait()
+				noSecret(t, []string{stderr.String()}, out)
+			}()
+			line, err := bufio.NewReader(stdout).ReadString('\n')
+			if err != nil {
+				t.Fatalf("no bundle path: %v", err)
+			}
+			bundle := strings.TrimSpace(line)
+			testutil.Eventually(t, 0, "the restart command to run", func() (bool, string) {
+				_, err := os.Stat(restarted)
+				return err == nil, "no " + restarted
+			})
+			// The restart ran while the store is still down: the bundle is
+			// in --out, pending.
+			if !ship.IsPending(bundle) {
+				t.Fatal("bundle not pending while the store is down")
+			}
+			if down == "stopped" {
+				srv.Start()
+			} else {
+				proxy.mode.Store(proxyPass)
+			}
+			obj := filepath.Join(srv.Root, "fleet", "w", "__HOST__", filepath.Base(bundle))
+			testutil.Eventually(t, 0, "the bundle to reach the store", func() (bool, string) {
+				m, _ := filepath.Glob(filepath.Join(srv.Root, "fleet", "w", "*", filepath.Base(bundle)))
+				if len(m) == 1 && !ship.IsPending(bundle) {
+					obj = m[0]
+					return true, ""
+				}
+				return false, stderr.String()
+			})
+			if got, want := fileSum(t, obj), fileSum(t, bundle); got != want {
+				t.Errorf("stored sha256 %s, bundle %s", got, want)
+			}
+		})
+	}
+}

@@ -1,0 +1,278 @@
+package ship
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/minio/minio-go/v7"
+	"github.com/minio/minio-go/v7/pkg/credentials"
+	"gopkg.in/ini.v1"
+)
+
+// DefaultPartSize is the multipart threshold and part size: a bundle up to
+// this size goes in one PUT, a larger one in parts of this size, read from
+// the file part by part, so memory stays bounded whatever the bundle's size.
+const DefaultPartSize = 16 << 20
+
+// partThreads is how many parts are in flight at once: with the part size,
+// it bounds the upload's memory (the client reads each part through a
+// section of the file, hashing it before it is sent).
+const partThreads = 2
+
+// metaSHA256 is the user metadata (x-amz-meta-snapdiag-sha256) holding the
+// bundle's SHA-256 in hex. It is the object's checksum for every store and
+// every upload, single PUT or multipart: the x-amz-checksum-sha256 header,
+// sent too, is a checksum of part checksums for a multipart object.
+const metaSHA256 = "Snapdiag-Sha256"
+
+// S3Options configure an s3 target's client. Unset fields come from the
+// environment the way the AWS tools read it.
+type S3Options struct {
+	// Endpoint is the store's URL (http://127.0.0.1:9000); empty takes
+	// AWS_ENDPOINT_URL_S3, then AWS_ENDPOINT_URL, then AWS S3 itself.
+	Endpoint string
+	// Region; empty takes AWS_REGION, AWS_DEFAULT_REGION, then the profile's
+	// region in the shared config file, then us-east-1.
+	Region string
+	// PartSize is the multipart threshold and part size (0: DefaultPartSize;
+	// S3's minimum part is 5 MiB).
+	PartSize int64
+	// Getenv reads the environment; nil is os.Getenv.
+	Getenv func(string) string
+	// Transport carries the requests; nil is a clone of
+	// http.DefaultTransport.
+	Transport http.RoundTripper
+}
+
+// S3Store is an s3://BUCKET/PREFIX target.
+type S3Store struct {
+	client   *minio.Client
+	bucket   string
+	partSize int64
+	// keyID is the access key id, named in credential errors (never the
+	// secret).
+	keyID    string
+	endpoint string
+}
+
+// NewS3Store returns the store of target t, an s3 target. Credentials are
+// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the
+// shared credentials file (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials)
+// at AWS_PROFILE's profile. Addressing is path-style for every endpoint but
+// AWS's own, which a self-hosted store (MinIO, Ceph RGW, SeaweedFS) needs.
+func NewS3Store(t Target, o S3Options) (*S3Store, error) {
+	getenv := o.Getenv
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	endpoint := firstNonEmpty(o.Endpoint, getenv("AWS_ENDPOINT_URL_S3"), getenv("AWS_ENDPOINT_URL"), "https://s3.amazonaws.com")
+	u, err := url.Parse(endpoint)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("%w: endpoint %q: want http(s)://HOST[:PORT]", ErrTarget, endpoint)
+	}
+	profile := firstNonEmpty(getenv("AWS_PROFILE"), "default")
+	region := firstNonEmpty(o.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), configRegion(getenv, profile), "us-east-1")
+	// The environment first, then the shared file: the order of the AWS
+	// CLI. An environment with only a key id and no secret is not used.
+	creds := credentials.NewChainCredentials([]credentials.Provider{
+		&envProvider{getenv: getenv},
+		&credentials.FileAWSCredentials{Filename: getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: profile},
+	})
+	tr := o.Transport
+	if tr == nil {
+		tr = http.DefaultTransport.(*http.Transport).Clone()
+	}
+	c, err := minio.New(u.Host, &minio.Options{
+		Creds: creds, Secure: u.Scheme == "https", Region: region,
+		BucketLookup: minio.BucketLookupAuto, Transport: tr,
+		// Our own retries (watch's backoff, the pending spool) take over
+		// from the client's: a store that refuses must not hold an upload
+		// for minutes inside one attempt.
+		MaxRetries: 1,
+		// The SHA-256 checksum goes as a trailer of the streamed body, so
+		// the file is read once per part, not once to hash and again to
+		// send.
+		TrailingHeaders: true,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("s3 client for %s: %w", u.Host, err)
+	}
+	ps := o.PartSize
+	if ps <= 0 {
+		ps = DefaultPartSize
+	}
+	var keyID string
+	if v, err := creds.GetWithContext(nil); err == nil {
+		keyID = v.AccessKeyID
+	}
+	return &S3Store{client: c, bucket: t.Bucket, partSize: ps, keyID: keyID, endpoint: u.Host}, nil
+}
+
+// envProvider is minio's EnvAWS without its MinIO-specific fallbacks:
+// exactly AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN.
+type envProvider struct {
+	getenv func(string) string
+	done   bool
+}
+
+func (p *envProvider) Retrieve() (credentials.Value, error) {
+	return p.RetrieveWithCredContext(nil)
+}
+
+func (p *envProvider) RetrieveWithCredContext(*credentials.CredContext) (credentials.Value, error) {
+	id, secret := p.getenv("AWS_ACCESS_KEY_ID"), p.getenv("AWS_SECRET_ACCESS_KEY")
+	if id == "" || secret == "" {
+		return credentials.Value{}, errors.New("no AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+	}
+	p.done = true
+	return credentials.Value{
+		AccessKeyID: id, SecretAccessKey: secret, SessionToken: p.getenv("AWS_SESSION_TOKEN"),
+		SignerType: credentials.SignatureV4,
+	}, nil
+}
+
+func (p *envProvider) IsExpired() bool { return !p.done }
+
+// configRegion is the region of profile in the shared config file
+// (AWS_CONFIG_FILE, ~/.aws/config), where it is [default] or [profile NAME].
+func configRegion(getenv func(string) string, profile string) string {
+	file := getenv("AWS_CONFIG_FILE")
+	if file == "" {
+		home := getenv("HOME")
+		if home == "" {
+			return ""
+		}
+		file = filepath.Join(home, ".aws", "config")
+	}
+	cfg, err := ini.Load(file)
+	if err != nil {
+		return ""
+	}
+	section := "profile " + profile
+	if profile == "default" {
+		section = "default"
+	}
+	s, err := cfg.GetSection(section)
+	if err != nil {
+		return ""
+	}
+	return s.Key("region").String()
+}
+
+func firstNonEmpty(vals ...string) string {
+	for _, v := range vals {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// Stat heads the object.
+func (s *S3Store) Stat(ctx context.Context, key string) (Object, bool, error) {
+	info, err := s.client.StatObject(ctx, s.bucket, key, minio.StatObjectOptions{})
+	if err != nil {
+		r := minio.ToErrorResponse(err)
+		if r.StatusCode == http.StatusNotFound && r.Code != "NoSuchBucket" {
+			return Object{}, false, nil
+		}
+		return Object{}, false, s.explain("head", key, err)
+	}
+	obj := Object{Size: info.Size}
+	for k, v := range info.UserMetadata {
+		if strings.EqualFold(k, metaSHA256) || strings.EqualFold(k, "X-Amz-Meta-"+metaSHA256) {
+			obj.SHA256 = v
+		}
+	}
+	return obj, true, nil
+}
+
+// Put uploads the object: one PUT up to the part size, multipart above it.
+// Either is atomic for readers: a single PUT's object appears whole, and a
+// multipart object appears only when the upload is completed. Stale
+// multipart uploads of this key (a process killed mid-upload) are aborted
+// first, so their parts stop costing storage.
+func (s *S3Store) Put(ctx context.Context, key string, r io.ReaderAt, size int64, sum string) error {
+	if size > s.partSize {
+		// Best effort: a store without ListMultipartUploads still takes
+		// the upload.
+		_ = s.client.RemoveIncompleteUpload(ctx, s.bucket, key)
+	}
+	_, err := s.client.PutObject(ctx, s.bucket, key, io.NewSectionReader(r, 0, size), size, minio.PutObjectOptions{
+		UserMetadata: map[string]string{metaSHA256: sum, "Snapdiag-Size": sizeString(size)},
+		ContentType:  "application/zstd",
+		Checksum:     minio.ChecksumSHA256,
+		PartSize:     uint64(s.partSize),
+		NumThreads:   partThreads,
+		// The body is sent unsigned (UNSIGNED-PAYLOAD) and its integrity
+		// carried by the x-amz-checksum-sha256 trailer, which the store
+		// checks: signing the payload as well hashes every byte twice, and
+		// versitygw 1.8 refuses the signed-trailer form (BadDigest).
+		DisableContentSha256: true,
+	})
+	if err != nil {
+		return s.explain("put", key, err)
+	}
+	return nil
+}
+
+// explain turns a client error into one line that says what to fix,
+// wrapping one of the Err* kinds.
+func (s *S3Store) explain(op, key string, err error) error {
+	r := minio.ToErrorResponse(err)
+	var certErr *tls.CertificateVerificationError
+	var recErr tls.RecordHeaderError
+	switch {
+	case r.Code == "InvalidAccessKeyId" || r.Code == "SignatureDoesNotMatch" || r.Code == "InvalidToken" || r.Code == "ExpiredToken" ||
+		r.Code == "XAdminUserNotFound" || r.StatusCode == http.StatusUnauthorized:
+		id := s.keyID
+		if id == "" {
+			id = "(none)"
+		}
+		return fmt.Errorf("%w: %s rejected access key id %s (%s)", ErrCredentials, s.endpoint, id, r.Code)
+	case r.Code == "AccessDenied":
+		return fmt.Errorf("%w: %s denied %s of s3://%s/%s to access key id %s", ErrCredentials, s.endpoint, op, s.bucket, key, s.keyID)
+	case r.Code == "NoSuchBucket":
+		return fmt.Errorf("%w: bucket %q does not exist at %s", ErrNoBucket, s.bucket, s.endpoint)
+	case errors.As(err, &certErr) || errors.As(err, &recErr) || strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "tls:") ||
+		strings.Contains(err.Error(), "HTTP response to HTTPS client"):
+		return fmt.Errorf("%w: %s: %s", ErrTLS, s.endpoint, oneLine(rootCause(err).Error()))
+	case r.StatusCode >= 500 || r.StatusCode == http.StatusTooManyRequests || r.Code == "SlowDown":
+		return fmt.Errorf("%w: %s answered %d %s to %s", ErrUnavailable, s.endpoint, r.StatusCode, r.Code, op)
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return fmt.Errorf("%w: %s did not answer %s in time: %w", ErrUnavailable, s.endpoint, op, err)
+	case r.StatusCode == 0:
+		return fmt.Errorf("%w: %s: %s", ErrUnreachable, s.endpoint, oneLine(rootCause(err).Error()))
+	}
+	return fmt.Errorf("%s s3://%s/%s at %s: %d %s: %s", op, s.bucket, key, s.endpoint, r.StatusCode, r.Code, oneLine(r.Message))
+}
+
+// rootCause unwraps err to its innermost error: the url.Error around a
+// refused dial says the URL twice before saying "connection refused".
+func rootCause(err error) error {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err
+		}
+		err = u
+	}
+}
+
+// The kinds of upload failure. Every one keeps the bundle pending.
+var (
+	ErrCredentials = errors.New("credentials refused")
+	ErrNoBucket    = errors.New("no such bucket")
+	ErrTLS         = errors.New("tls failure")
+	ErrUnreachable = errors.New("store unreachable")
+	ErrUnavailable = errors.New("store unavailable")
+	ErrVerify      = errors.New("uploaded object does not match the bundle")
+)

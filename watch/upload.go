@@ -1,0 +1,106 @@
+package watch
+
+import (
+	"context"
+	"math/rand/v2"
+	"path/filepath"
+	"time"
+
+	"github.com/snapdiag/snapdiag/ship"
+)
+
+// Defaults of the upload retries: the first retry after DefaultUploadRetry,
+// each later one twice as late, up to maxUploadRetry.
+const (
+	DefaultUploadRetry = 30 * time.Second
+	maxUploadRetry     = 15 * time.Minute
+)
+
+// retryDelay is the wait before the next attempt after n failed rounds:
+// base doubled n-1 times, capped at max, of which a random half is waited
+// ("equal jitter"), so a fleet whose store came back does not retry in step.
+func retryDelay(base, max time.Duration, n int) time.Duration {
+	d := base
+	for i := 1; i < n && d < max; i++ {
+		d *= 2
+	}
+	d = min(d, max)
+	return d/2 + rand.N(d/2+1)
+}
+
+// markPending marks a bundle just written as pending for the upload target,
+// before anything is sent: a watch killed mid-upload leaves it marked.
+func (w *Watcher) markPending(path string) {
+	p := w.cfg.Upload
+	key, err := p.KeyFor(w.host, path)
+	if err == nil {
+		err = ship.MarkPending(path, p.Target, key, time.Now())
+	}
+	if err != nil {
+		w.log.Error("mark bundle pending for upload", "bundle", path, "error", err.Error())
+	}
+}
+
+// kickUpload wakes the upload loop without waiting for it.
+func (w *Watcher) kickUpload() {
+	select {
+	case w.kick <- struct{}{}:
+	default: // a wake-up is already queued
+	}
+}
+
+// uploadLoop sends the pending bundles of the output directory: at start
+// (those an earlier run left), when a capture kicks it, and after a failure
+// with backoff and jitter until every one is in. It runs beside the checks,
+// so neither the checks nor the restart command ever wait for the store.
+// It returns when ctx ends; a bundle it was sending stays pending.
+func (w *Watcher) uploadLoop(ctx context.Context) {
+	failures := 0
+	for {
+		if w.uploadPending(ctx) == 0 {
+			failures = 0
+		} else {
+			failures++
+		}
+		var retry <-chan time.Time
+		var timer *time.Timer
+		if failures > 0 {
+			d := retryDelay(w.cfg.UploadRetry, maxUploadRetry, failures)
+			w.log.Info("upload retry scheduled", "in", d.Round(time.Millisecond).String(), "round", failures)
+			timer = time.NewTimer(d)
+			retry = timer.C
+		}
+		select {
+		case <-ctx.Done():
+		case <-w.kick:
+		case <-retry:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+		if ctx.Err() != nil {
+			return
+		}
+	}
+}
+
+// uploadPending sends every pending bundle once and returns how many are
+// still pending.
+func (w *Watcher) uploadPending(ctx context.Context) int {
+	failed, err := w.cfg.Upload.PushPending(ctx, w.cfg.Capture.Dir, func(path string, res ship.Result, err error) {
+		name := filepath.Base(path)
+		if err != nil {
+			if ctx.Err() == nil {
+				w.log.Warn("upload failed; bundle kept, pending", "bundle", name, "error", err.Error())
+			}
+			return
+		}
+		w.log.Info("bundle uploaded", "bundle", name, "target", w.cfg.Upload.Target.String(), "key", res.Key,
+			"outcome", string(res.Outcome), "bytes", res.Size, "sha256", res.SHA256)
+	})
+	if err != nil && ctx.Err() == nil {
+		w.log.Error("list pending bundles", "error", err.Error())
+		return 1
+	}
+	return failed
+}
