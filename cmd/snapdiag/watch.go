@@ -57,6 +57,13 @@ type watchFlags struct {
 	logFormat    string
 	logLevel     string
 
+	metrics          string
+	metricsListeners int
+	webhook          string
+	webhookMatch     string
+	webhookTokenFile string
+	webhookThen      bool
+
 	// fillHistory fills the history at start-up (benchmarks).
 	fillHistory bool
 }
@@ -162,6 +169,12 @@ Files:
 	fl.Var(&f.minFree, "min-free", "do not capture when --out's filesystem has less free space (0: no limit)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "least log level: debug, info, warn or error")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (HOST:PORT)")
+	fl.IntVar(&f.metricsListeners, "metrics-listeners", watch.DefaultMetricsListeners, "most listeners in the metrics, the fullest first")
+	fl.StringVar(&f.webhook, "webhook", "", "accept Alertmanager webhooks at http://ADDR"+watch.WebhookPath+" (HOST:PORT; may be the --metrics address)")
+	fl.StringVar(&f.webhookMatch, "webhook-match", "", `alerts that trigger a capture, in Alertmanager's matcher syntax: alertname=~"Snapdiag.*",instance="HOST:PORT" (default: every firing alert)`)
+	fl.StringVar(&f.webhookTokenFile, "webhook-token-file", "", "file holding the bearer token webhook requests must carry (required unless --webhook is on loopback)")
+	fl.BoolVar(&f.webhookThen, "webhook-then", false, "run --then after an alert's capture too")
 	fl.BoolVar(&f.fillHistory, "fill-history", false, "fill the history with back-to-back samples at start (benchmarks)")
 	_ = fl.MarkHidden("fill-history")
 	return cmd
@@ -169,8 +182,16 @@ Files:
 
 func (f watchFlags) validate() error {
 	switch {
-	case len(f.checks) == 0:
-		return usageError{errors.New("watch needs at least one --check")}
+	case len(f.checks) == 0 && f.metrics == "" && f.webhook == "":
+		return usageError{errors.New("watch needs at least one --check, or --metrics or --webhook")}
+	case f.once && (f.metrics != "" || f.webhook != ""):
+		return usageError{errors.New("--once runs one cycle: it serves neither --metrics nor --webhook")}
+	case f.metricsListeners < 1:
+		return usageError{fmt.Errorf("--metrics-listeners must be at least 1, not %d", f.metricsListeners)}
+	case f.webhook == "" && (f.webhookMatch != "" || f.webhookTokenFile != "" || f.webhookThen):
+		return usageError{errors.New("--webhook-match, --webhook-token-file and --webhook-then need --webhook")}
+	case f.webhook != "" && f.webhookTokenFile == "" && !watch.IsLoopback(f.webhook):
+		return usageError{fmt.Errorf("--webhook %s is not on loopback: give --webhook-token-file", f.webhook)}
 	case f.every < minEvery:
 		return usageError{fmt.Errorf("--every must be at least %v, not %v", minEvery, f.every)}
 	case f.timeout <= 0:
@@ -245,7 +266,20 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 			}
 		}
 	}
+	var metrics *watch.Metrics
+	if f.metrics != "" {
+		v, _ := buildInfo()
+		// ListenerLabels: the container and pod of the watch's target
+		// namespace go here once watch can target one.
+		metrics = watch.NewMetrics(watch.MetricsConfig{MaxListeners: f.metricsListeners, Version: v})
+	}
+	hook, err := f.webhookConfig()
+	if err != nil {
+		return err
+	}
 	w, err := watch.New(watch.Config{
+		Metrics:      metrics,
+		Webhook:      hook,
 		Checks:       checks,
 		Every:        f.every,
 		Failures:     f.failures,
@@ -272,6 +306,11 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 			"took", time.Since(start).Round(time.Millisecond).String())
 	}
 	if !f.once {
+		stopServe, err := serveWatch(ctx, f, metrics, w.Webhook(), log)
+		if err != nil {
+			return err
+		}
+		defer stopServe()
 		return w.Run(ctx)
 	}
 	inc := w.Once(ctx)
