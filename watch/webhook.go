@@ -218,6 +218,10 @@ func (h *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	alerts, err := DecodeAlerts(http.MaxBytesReader(rw, r.Body, MaxWebhookBody))
+	if tooLarge := (*http.MaxBytesError)(nil); errors.As(err, &tooLarge) {
+		reply(http.StatusRequestEntityTooLarge, webhookBad, fmt.Sprintf("body larger than %d bytes", MaxWebhookBody))
+		return
+	}
 	if err != nil {
 		reply(http.StatusBadRequest, webhookBad, err.Error())
 		return
