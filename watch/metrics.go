@@ -3,6 +3,7 @@ package watch
 import (
 	"cmp"
 	"errors"
+	"maps"
 	"net/http"
 	"runtime"
 	"slices"
@@ -15,6 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
 )
 
@@ -55,6 +57,9 @@ type Metrics struct {
 	mu      sync.Mutex
 	kernel  analyze.KernelVersion
 	raw     collectors.HistorySample
+	// listeners are raw's listeners as the sampler produced them; nil when
+	// they must be decoded from raw.
+	listeners []bundle.Listener
 	sysctls analyze.Sysctls
 	parsed  *parsedSample // of raw; nil until a scrape parses it
 	checks  []checkState
@@ -180,15 +185,16 @@ func (m *Metrics) setKernel(release string) {
 	m.mu.Unlock()
 }
 
-// observeSample keeps s, and the listen-path sysctls read beside it, as the
+// observeSample keeps s, the listeners in it (nil: decoded from s when a
+// scrape needs them) and the listen-path sysctls read beside it, as the
 // last sample.
-func (m *Metrics) observeSample(s collectors.HistorySample, sysctls map[string]string) {
+func (m *Metrics) observeSample(s collectors.HistorySample, listeners []bundle.Listener, sysctls map[string]string) {
 	if m == nil {
 		return
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.raw, m.sysctls, m.parsed = s, sysctls, nil
+	m.raw, m.listeners, m.sysctls, m.parsed = s, listeners, sysctls, nil
 }
 
 // observeChecks records the checks' last results.
@@ -258,44 +264,68 @@ type parsedSample struct {
 // liveListener is one listener's row of the page.
 type liveListener struct {
 	name, port, process string
+	cookie              uint64
 	recvQ, sendQ        uint32
 	synRecv, synLimit   int
 	drops               *uint32
-	fill                float64
 }
 
 // parse reads m.raw, keeping the m.maxListeners fullest listeners. Called
-// with m.mu held.
+// with m.mu held. Only the listeners kept get their labels built: a host
+// with 10,000 listeners costs a sort of 10,000 small records per scrape.
 func (m *Metrics) parse() *parsedSample {
 	if m.parsed != nil {
 		return m.parsed
 	}
-	s, _ := analyze.ParseSample(m.raw.Files)
-	p := &parsedSample{values: s.Values, total: len(s.Listeners)}
+	files := m.raw.Files
+	ls := m.listeners
+	if ls != nil {
+		files = maps.Clone(files)
+		delete(files, bundle.SampleListeners)
+	}
+	s, _ := analyze.ParseSample(files)
+	if ls == nil {
+		ls = s.Listeners
+	}
 	sys := analyze.Sysctls(m.sysctls)
-	rows := make([]liveListener, len(s.Listeners))
-	for i, l := range s.Listeners {
+	type ranked struct {
+		i     int
+		fill  float64
+		limit int
+	}
+	rank := make([]ranked, len(ls))
+	for i, l := range ls {
 		limit := analyze.SynQueueLimit(m.kernel, sys, l.SendQ)
-		rows[i] = liveListener{
-			name: l.Local, port: strconv.Itoa(l.Port), process: l.Comm,
-			recvQ: l.RecvQ, sendQ: l.SendQ, synRecv: l.SynRecv, synLimit: limit, drops: l.Drops,
-			fill: max(float64(l.RecvQ)/float64(max(l.SendQ, 1)), float64(l.SynRecv)/float64(max(limit, 1))),
+		rank[i] = ranked{i: i, limit: limit,
+			fill: max(float64(l.RecvQ)/float64(max(l.SendQ, 1)), float64(l.SynRecv)/float64(max(limit, 1)))}
+	}
+	slices.SortFunc(rank, func(a, b ranked) int {
+		la, lb := &ls[a.i], &ls[b.i]
+		return cmp.Or(cmp.Compare(b.fill, a.fill), cmp.Compare(lb.RecvQ, la.RecvQ), cmp.Compare(lb.SynRecv, la.SynRecv),
+			cmp.Compare(la.Local, lb.Local), cmp.Compare(la.Cookie, lb.Cookie))
+	})
+	rank = rank[:min(len(rank), m.maxListeners)]
+	p := &parsedSample{values: s.Values, total: len(ls), listeners: make([]liveListener, len(rank))}
+	for k, r := range rank {
+		l := &ls[r.i]
+		p.listeners[k] = liveListener{
+			name: l.Local, port: strconv.Itoa(l.Port), process: l.Comm, cookie: l.Cookie,
+			recvQ: l.RecvQ, sendQ: l.SendQ, synRecv: l.SynRecv, synLimit: r.limit, drops: l.Drops,
 		}
 	}
 	// Sockets of one SO_REUSEPORT group share address, port and often the
 	// process: each after the first gets "#2", "#3"... by socket cookie, so
-	// the series stay distinct and keep their names from scrape to scrape.
-	order := make([]int, len(rows))
+	// the series stay distinct and keep their names while the group stays.
+	order := make([]*liveListener, len(p.listeners))
 	for i := range order {
-		order[i] = i
+		order[i] = &p.listeners[i]
 	}
-	slices.SortFunc(order, func(a, b int) int {
-		return cmp.Or(cmp.Compare(rows[a].name, rows[b].name), cmp.Compare(rows[a].process, rows[b].process),
-			cmp.Compare(s.Listeners[a].Cookie, s.Listeners[b].Cookie))
+	slices.SortFunc(order, func(a, b *liveListener) int {
+		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.process, b.process), cmp.Compare(a.cookie, b.cookie))
 	})
 	n := 1
 	for i := 1; i < len(order); i++ {
-		a, b := &rows[order[i-1]], &rows[order[i]]
+		a, b := order[i-1], order[i]
 		if a.process == b.process && strings.SplitN(a.name, "#", 2)[0] == b.name {
 			n++
 			b.name += "#" + strconv.Itoa(n)
@@ -303,11 +333,6 @@ func (m *Metrics) parse() *parsedSample {
 		}
 		n = 1
 	}
-	slices.SortFunc(rows, func(a, b liveListener) int {
-		return cmp.Or(cmp.Compare(b.fill, a.fill), cmp.Compare(b.recvQ, a.recvQ), cmp.Compare(b.synRecv, a.synRecv),
-			cmp.Compare(a.name, b.name), cmp.Compare(a.process, b.process))
-	})
-	p.listeners = rows[:min(len(rows), m.maxListeners)]
 	m.parsed = p
 	return p
 }

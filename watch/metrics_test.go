@@ -113,7 +113,7 @@ func sampleWithQueue(t *testing.T) (collectors.HistorySample, int, *Metrics) {
 	}
 	m := NewMetrics(MetricsConfig{Version: "v9.9.9"})
 	m.setKernel(collectors.HostFacts(h).KernelRelease)
-	m.observeSample(s, collectors.ReadSysctls(h, analyze.ListenSysctls()))
+	m.observeSample(s, nil, collectors.ReadSysctls(h, analyze.ListenSysctls()))
 	return s, port, m
 }
 
@@ -165,7 +165,7 @@ func TestMetricsListenerBound(t *testing.T) {
 		t.Fatalf("%d listeners on the host, want at least 2", total)
 	}
 	m := NewMetrics(MetricsConfig{MaxListeners: 1})
-	m.observeSample(s, nil)
+	m.observeSample(s, nil, nil)
 	page := gather(t, m)
 	if got := one(t, page, "snapdiag_listeners", nil); got != float64(total) {
 		t.Errorf("listeners %v, want %d", got, total)

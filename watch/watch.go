@@ -360,9 +360,20 @@ func (w *Watcher) sample(ctx context.Context) {
 	if len(s.Files) > 0 {
 		w.hist.Add(s)
 		if w.cfg.Metrics != nil {
-			w.cfg.Metrics.observeSample(s, collectors.ReadSysctls(w.cfg.Capture.Host, analyze.ListenSysctls()))
+			w.cfg.Metrics.observeSample(s, w.lastListeners(), collectors.ReadSysctls(w.cfg.Capture.Host, analyze.ListenSysctls()))
 		}
 	}
+}
+
+// lastListeners returns the listeners of the last sample as the listeners
+// sampler produced them, or nil when the samplers have none.
+func (w *Watcher) lastListeners() []bundle.Listener {
+	for _, s := range w.samplers {
+		if l, ok := s.(*collectors.Listeners); ok {
+			return l.Last()
+		}
+	}
+	return nil
 }
 
 // FillHistory takes samples back to back until the history holds n of them,
