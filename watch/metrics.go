@@ -54,15 +54,15 @@ type Metrics struct {
 	hostDescs    []*prometheus.Desc
 	registry     *prometheus.Registry
 
-	mu      sync.Mutex
-	kernel  analyze.KernelVersion
-	raw     collectors.HistorySample
+	mu     sync.Mutex
+	kernel analyze.KernelVersion
+	raw    collectors.HistorySample
 	// listeners are raw's listeners as the sampler produced them; nil when
 	// they must be decoded from raw.
 	listeners []bundle.Listener
-	sysctls analyze.Sysctls
-	parsed  *parsedSample // of raw; nil until a scrape parses it
-	checks  []checkState
+	sysctls   analyze.Sysctls
+	parsed    *parsedSample // of raw; nil until a scrape parses it
+	checks    []checkState
 	// captures counts capture outcomes by result, triggers by source.
 	captures    map[string]uint64
 	triggers    map[string]uint64
