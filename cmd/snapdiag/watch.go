@@ -101,6 +101,21 @@ finished within its --deadline.
 
 Each bundle's path is printed on stdout; logs go to stderr.
 
+--metrics ADDR serves http://ADDR/metrics for Prometheus, from the samples
+the watch takes anyway: per listener (at most --metrics-listeners, the
+fullest first) its accept queue and limit, SYN-RECV and SYN-queue limit,
+and drops; the host's listen-path TcpExt counters and sysctls; each check's
+up and latency; captures by result. With --metrics, --check is optional.
+
+--webhook ADDR accepts Alertmanager's webhook (version 4) at
+http://ADDR/alertmanager (ADDR may be the --metrics address). A firing alert
+matching --webhook-match (Alertmanager's syntax, alertname=~"Snapdiag.*")
+triggers a capture as a failed check would (same lock and cool-down; --then
+only with --webhook-then), with the alert as the bundle's trigger. Off
+loopback, --webhook-token-file is required: requests carry "Authorization:
+Bearer TOKEN". Bodies over 1 MiB (413), more than one request a second (429)
+and malformed payloads (400) capture nothing; resolved alerts are ignored.
+
 A bundle of this host in --out younger than --cooldown (from an earlier run
 of the watch, or another watchdog's capture) starts the cool-down at
 start-up, so restarting the watch does not capture the same incident twice.
@@ -143,7 +158,9 @@ Files:
 		Example: `  snapdiag watch --check tcp://127.0.0.1:143 --expect '* OK' --port 143 \
       --then 'systemctl restart dovecot'
   snapdiag watch --check https://localhost:8443/healthz --insecure --every 10s --failures 2
-  snapdiag watch --once --check 'exec:pg_isready -q' --then 'systemctl restart postgresql'`,
+  snapdiag watch --once --check 'exec:pg_isready -q' --then 'systemctl restart postgresql'
+  snapdiag watch --metrics 127.0.0.1:9917 --webhook 127.0.0.1:9917 \
+      --webhook-match 'alertname=~"SnapdiagSyn.*"'`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runWatch(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
