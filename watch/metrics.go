@@ -3,7 +3,6 @@ package watch
 import (
 	"cmp"
 	"errors"
-	"maps"
 	"net/http"
 	"runtime"
 	"slices"
@@ -143,7 +142,9 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 		m.hostDescs = append(m.hostDescs, prometheus.NewDesc("snapdiag_"+counterMetric(c)+"_total",
 			"The kernel's "+c.String()+" counter (/proc/net/netstat), cumulative since boot.", nil, nil))
 	}
-	m.registry = prometheus.NewPedanticRegistry()
+	// Not the pedantic registry: it checks every metric of every scrape
+	// against the descriptions, which TestPromtoolCheckMetrics does once.
+	m.registry = prometheus.NewRegistry()
 	m.registry.MustRegister(m)
 	return m
 }
@@ -277,11 +278,12 @@ func (m *Metrics) parse() *parsedSample {
 	if m.parsed != nil {
 		return m.parsed
 	}
-	files := m.raw.Files
+	// The page's host counters are all TcpExt: only /proc/net/netstat is
+	// parsed, and listeners.json only when the sampler's slice is missing.
+	files := map[string][]byte{bundle.SampleNetstat: m.raw.Files[bundle.SampleNetstat]}
 	ls := m.listeners
-	if ls != nil {
-		files = maps.Clone(files)
-		delete(files, bundle.SampleListeners)
+	if ls == nil {
+		files[bundle.SampleListeners] = m.raw.Files[bundle.SampleListeners]
 	}
 	s, _ := analyze.ParseSample(files)
 	if ls == nil {
