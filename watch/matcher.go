@@ -1,189 +1,43 @@
 package watch
 
 import (
-	"errors"
 	"fmt"
-	"regexp"
-	"strings"
+
+	amlabels "github.com/prometheus/alertmanager/pkg/labels"
+	"github.com/prometheus/common/model"
 )
 
-// MatchType is the operator of a label matcher.
-type MatchType string
+// maxMatchersLen bounds a --webhook-match: a person types it.
+const maxMatchersLen = 4096
 
-// The operators of Alertmanager's matchers.
-const (
-	MatchEqual     MatchType = "="
-	MatchNotEqual  MatchType = "!="
-	MatchRegexp    MatchType = "=~"
-	MatchNotRegexp MatchType = "!~"
-)
+// Matchers select alerts by their labels, written in Alertmanager's own
+// matcher syntax (alertname=~"SnapdiagSyn.*",instance="db1:9917", in
+// braces or not) and parsed by Alertmanager's own parser, so a matcher
+// copied from a route or a silence means the same here. Regular
+// expressions are anchored at both ends; a label an alert lacks has the
+// empty value. No matchers match every alert.
+type Matchers struct{ ms amlabels.Matchers }
 
-// Matcher is one label matcher, name OP "value", as Alertmanager writes them
-// in routes and silences.
-type Matcher struct {
-	Name  string
-	Type  MatchType
-	Value string
-	re    *regexp.Regexp
-}
-
-// Matchers match a label set when every one of them does.
-type Matchers []Matcher
-
-// maxMatchers bounds a --webhook-match: a person types them.
-const maxMatchers = 64
-
-// ParseMatchers reads a comma-separated list of matchers in Alertmanager's
-// syntax, optionally in braces: alertname=~"SnapdiagSyn.*",instance="h:9").
-// Values are double-quoted with \" \\ and \n escapes, or bare up to the next
-// comma; regular expressions are anchored at both ends, as Alertmanager's
-// are. An empty list matches every alert.
+// ParseMatchers reads a comma-separated list of matchers.
 func ParseMatchers(s string) (Matchers, error) {
-	s = strings.TrimSpace(s)
-	if strings.HasPrefix(s, "{") {
-		if !strings.HasSuffix(s, "}") {
-			return nil, errors.New("matchers: { without }")
-		}
-		s = strings.TrimSpace(s[1 : len(s)-1])
+	if len(s) > maxMatchersLen {
+		return Matchers{}, fmt.Errorf("matchers: %d bytes, more than %d", len(s), maxMatchersLen)
 	}
-	var out Matchers
-	for s != "" {
-		if len(out) == maxMatchers {
-			return nil, fmt.Errorf("matchers: more than %d", maxMatchers)
-		}
-		m, rest, err := parseMatcher(s)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, m)
-		rest = strings.TrimSpace(rest)
-		if rest == "" {
-			break
-		}
-		if rest[0] != ',' {
-			return nil, fmt.Errorf("matchers: %q after %s: want a comma", rest, m)
-		}
-		s = strings.TrimSpace(rest[1:])
-		if s == "" {
-			// A trailing comma is accepted, as Alertmanager does.
-			break
-		}
+	ms, err := amlabels.ParseMatchers(s)
+	if err != nil {
+		return Matchers{}, fmt.Errorf("matchers: %w", err)
 	}
-	return out, nil
-}
-
-// parseMatcher reads one matcher at the start of s and returns the rest.
-func parseMatcher(s string) (Matcher, string, error) {
-	i := 0
-	for i < len(s) && isLabelChar(s[i], i == 0) {
-		i++
-	}
-	if i == 0 {
-		return Matcher{}, "", fmt.Errorf("matchers: %q: want a label name", s)
-	}
-	m := Matcher{Name: s[:i]}
-	rest := strings.TrimLeft(s[i:], " \t")
-	for _, op := range []MatchType{MatchRegexp, MatchNotRegexp, MatchNotEqual, MatchEqual} {
-		if strings.HasPrefix(rest, string(op)) {
-			m.Type = op
-			rest = rest[len(op):]
-			break
-		}
-	}
-	if m.Type == "" {
-		return Matcher{}, "", fmt.Errorf("matchers: %s: want =, !=, =~ or !~ after the name", m.Name)
-	}
-	rest = strings.TrimLeft(rest, " \t")
-	var err error
-	if strings.HasPrefix(rest, `"`) {
-		m.Value, rest, err = unquote(rest)
-		if err != nil {
-			return Matcher{}, "", fmt.Errorf("matchers: %s: %w", m.Name, err)
-		}
-	} else {
-		end := strings.IndexAny(rest, ",}")
-		if end < 0 {
-			end = len(rest)
-		}
-		m.Value, rest = strings.TrimSpace(rest[:end]), rest[end:]
-	}
-	if m.Type == MatchRegexp || m.Type == MatchNotRegexp {
-		m.re, err = regexp.Compile("^(?:" + m.Value + ")$")
-		if err != nil {
-			return Matcher{}, "", fmt.Errorf("matchers: %s: %w", m.Name, err)
-		}
-	}
-	return m, rest, nil
-}
-
-// unquote reads a double-quoted value at the start of s.
-func unquote(s string) (string, string, error) {
-	var b strings.Builder
-	for i := 1; i < len(s); i++ {
-		switch c := s[i]; c {
-		case '"':
-			return b.String(), s[i+1:], nil
-		case '\\':
-			if i+1 == len(s) {
-				return "", "", errors.New("unterminated quoted value")
-			}
-			i++
-			switch s[i] {
-			case 'n':
-				b.WriteByte('\n')
-			case '"', '\\':
-				b.WriteByte(s[i])
-			default:
-				return "", "", fmt.Errorf("unknown escape \\%c", s[i])
-			}
-		default:
-			b.WriteByte(c)
-		}
-	}
-	return "", "", errors.New("unterminated quoted value")
-}
-
-func isLabelChar(c byte, first bool) bool {
-	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || !first && c >= '0' && c <= '9'
-}
-
-// Matches reports whether the label set matches m; a label the set lacks
-// has the empty value, as in Alertmanager.
-func (m Matcher) Matches(labels map[string]string) bool {
-	v := labels[m.Name]
-	switch m.Type {
-	case MatchEqual:
-		return v == m.Value
-	case MatchNotEqual:
-		return v != m.Value
-	case MatchRegexp:
-		return m.re.MatchString(v)
-	default:
-		return !m.re.MatchString(v)
-	}
-}
-
-// String writes m back in the syntax ParseMatchers reads.
-func (m Matcher) String() string {
-	r := strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
-	return m.Name + string(m.Type) + `"` + r.Replace(m.Value) + `"`
+	return Matchers{ms: ms}, nil
 }
 
 // Matches reports whether every matcher matches labels.
-func (ms Matchers) Matches(labels map[string]string) bool {
-	for _, m := range ms {
-		if !m.Matches(labels) {
-			return false
-		}
+func (m Matchers) Matches(labels map[string]string) bool {
+	set := make(model.LabelSet, len(labels))
+	for k, v := range labels {
+		set[model.LabelName(k)] = model.LabelValue(v)
 	}
-	return true
+	return m.ms.Matches(set)
 }
 
 // String writes the matchers back in the syntax ParseMatchers reads.
-func (ms Matchers) String() string {
-	parts := make([]string, len(ms))
-	for i, m := range ms {
-		parts[i] = m.String()
-	}
-	return strings.Join(parts, ",")
-}
+func (m Matchers) String() string { return m.ms.String() }
