@@ -239,6 +239,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 // which case only the restart command runs. It returns nil when the checks
 // passed.
 func (w *Watcher) Once(ctx context.Context) *Incident {
+	if len(w.cfg.Checks) == 0 {
+		return nil
+	}
 	var last Result
 	for attempt := 1; attempt <= w.cfg.Failures; attempt++ {
 		if attempt > 1 {
