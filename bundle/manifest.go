@@ -172,6 +172,21 @@ type Trigger struct {
 	// Systemd holds SERVICE_RESULT, EXIT_CODE, EXIT_STATUS and the unit name when
 	// the capture was started by systemd (ExecStopPost=, OnFailure=).
 	Systemd map[string]string `json:"systemd,omitempty"`
+	// Alert is the Alertmanager alert that triggered the capture (watch
+	// --webhook).
+	Alert *Alert `json:"alert,omitempty"`
+}
+
+// Alert is an Alertmanager alert as its webhook delivered it.
+type Alert struct {
+	// Name is the alertname label.
+	Name        string            `json:"name"`
+	Labels      map[string]string `json:"labels"`
+	Annotations map[string]string `json:"annotations,omitempty"`
+	// StartsAt is when the alert began firing, RFC 3339.
+	StartsAt     string `json:"starts_at,omitempty"`
+	Fingerprint  string `json:"fingerprint,omitempty"`
+	GeneratorURL string `json:"generator_url,omitempty"`
 }
 
 // Check is the health check whose failure triggered the capture.

@@ -31,6 +31,17 @@ type Listeners struct {
 	// process; pid 0 records a listener whose owner was looked for and not
 	// found, so it is not looked for again.
 	owners map[uint64]owner
+	// last is the listeners of the last sample, for Last.
+	last []bundle.Listener
+}
+
+// Last returns the listeners of the last sample taken, as written into it,
+// so a live view (watch --metrics) shows them without decoding the member
+// again. The slice must not be modified.
+func (l *Listeners) Last() []bundle.Listener {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.last
 }
 
 type owner struct {
@@ -65,6 +76,9 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 		// in this /proc at all: their listeners are found, their owners not.
 		w.Note("owner not found for %d of %d listeners (pid 0): held by processes this capture cannot look into (another user's, without CAP_SYS_PTRACE, or another PID namespace's)", unowned(ls), len(ls))
 	}
+	l.mu.Lock()
+	l.last = ls
+	l.mu.Unlock()
 	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), bundle.EncodeListeners(ls))
 }
 

@@ -106,3 +106,19 @@ func (s *Sysctls) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	}
 	return nil
 }
+
+// ReadSysctls reads the named sysctls (dotted: net.core.somaxconn) under h's
+// proc root, for a live view that shows a few values at every sample rather
+// than the whole tree; a sysctl the kernel lacks, or that cannot be read, is
+// left out. Values are trimmed.
+func ReadSysctls(h Host, names []string) map[string]string {
+	out := make(map[string]string, len(names))
+	for _, name := range names {
+		data, err := readFile(filepath.Join(h.Proc, "sys", strings.ReplaceAll(name, ".", "/")))
+		if err != nil {
+			continue
+		}
+		out[name] = trimNL(data)
+	}
+	return out
+}

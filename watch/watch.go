@@ -22,6 +22,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/ship"
@@ -92,6 +93,12 @@ type Config struct {
 	// with backoff from UploadRetry (0: DefaultUploadRetry) on.
 	Upload      *ship.Pusher
 	UploadRetry time.Duration
+	// Metrics, when set, is given every sample, check result and capture
+	// (watch --metrics). A sample is then taken every cycle even with no
+	// history.
+	Metrics *Metrics
+	// Webhook, when set, configures the Alertmanager webhook (Watcher.Webhook).
+	Webhook *WebhookConfig
 }
 
 // ErrRestartInterrupted is wrapped by the error of a restart command that a
@@ -110,8 +117,10 @@ var ErrRecentBundle = errors.New("a recent bundle exists")
 
 // Incident is what one trigger did.
 type Incident struct {
-	// Failed is the check result that triggered it.
+	// Failed is the check result that triggered it; zero when an alert did.
 	Failed Result
+	// Alert is the Alertmanager alert that triggered it, or nil.
+	Alert *Alert
 	// Bundle is the bundle written, "" when none was.
 	Bundle string
 	// CaptureErr says why no bundle was written (ErrLocked, ErrLowSpace, a
@@ -137,13 +146,16 @@ type Watcher struct {
 	consecutive   int
 	cooldownUntil time.Time
 	healthy       bool // the last cycle passed (for logging transitions)
+	// alerts carries matching alerts from the webhook to Run; one waits,
+	// the webhook refuses more while it does.
+	alerts chan alertRequest
 }
 
 // New checks cfg and returns a Watcher.
 func New(cfg Config) (*Watcher, error) {
 	switch {
-	case len(cfg.Checks) == 0:
-		return nil, errors.New("no checks: give at least one --check")
+	case len(cfg.Checks) == 0 && cfg.Metrics == nil && cfg.Webhook == nil:
+		return nil, errors.New("no checks: give at least one --check, or --metrics or --webhook")
 	case cfg.Every <= 0:
 		return nil, errors.New("check interval must be positive")
 	case cfg.Failures < 1:
@@ -182,11 +194,13 @@ func New(cfg Config) (*Watcher, error) {
 	if cfg.History > 0 {
 		n = int(min((cfg.History+cfg.Every-1)/cfg.Every, maxHistorySamples))
 	}
-	host := collectors.HostFacts(h).Hostname
+	facts := collectors.HostFacts(h)
+	cfg.Metrics.setKernel(facts.KernelRelease)
 	return &Watcher{
-		cfg: cfg, log: log, samplers: samplers, host: host,
+		cfg: cfg, log: log, samplers: samplers, host: facts.Hostname,
 		hist: NewHistory(n, cfg.HistoryBytes), healthy: true,
-		kick: make(chan struct{}, 1),
+		kick:   make(chan struct{}, 1),
+		alerts: make(chan alertRequest, 1),
 	}, nil
 }
 
@@ -230,6 +244,11 @@ func (w *Watcher) Run(ctx context.Context) error {
 			}
 			return nil
 		case <-clock.After(nextTick(start, w.cfg.Every, now).Sub(now)):
+		case req := <-w.alerts:
+			inc = w.alertTrigger(ctx, req.alert)
+			if inc != nil && errors.Is(inc.ThenErr, ErrRestartInterrupted) && ctx.Err() != nil {
+				return inc.ThenErr
+			}
 		}
 	}
 }
@@ -241,6 +260,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 // which case only the restart command runs. It returns nil when the checks
 // passed.
 func (w *Watcher) Once(ctx context.Context) *Incident {
+	if len(w.cfg.Checks) == 0 {
+		return nil
+	}
 	var last Result
 	for attempt := 1; attempt <= w.cfg.Failures; attempt++ {
 		if attempt > 1 {
@@ -266,6 +288,7 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 	if b, _, ok := w.recentBundle(); ok {
 		w.log.Warn("recent bundle within the cool-down: not capturing again", "bundle", b, "cooldown", w.cfg.Cooldown.String())
 		inc = &Incident{Failed: last, CaptureErr: fmt.Errorf("%s is newer than the %v cool-down: %w", b, w.cfg.Cooldown, ErrRecentBundle)}
+		w.cfg.Metrics.observeCapture("", inc.CaptureErr, w.cfg.Clock.Now())
 		w.restart(ctx, inc)
 	} else {
 		inc = w.trigger(ctx, last)
@@ -300,6 +323,10 @@ func (w *Watcher) recentBundle() (string, time.Time, bool) {
 // incident when it triggered one.
 func (w *Watcher) Cycle(ctx context.Context) *Incident {
 	w.sample(ctx)
+	if len(w.cfg.Checks) == 0 {
+		// Metrics and history only (watch --metrics with no --check).
+		return nil
+	}
 	res, ok := w.runChecks(ctx)
 	if ctx.Err() != nil {
 		// Checks cut by the stop signal say nothing about the service.
@@ -352,7 +379,7 @@ func (w *Watcher) logFailure(res Result, consecutive int, cooldown bool) {
 // sample adds one history sample, bounded in time. A failed sample is logged
 // and what it read is kept: a partial sample still shows the counters it has.
 func (w *Watcher) sample(ctx context.Context) {
-	if w.hist.maxSamples == 0 {
+	if w.hist.maxSamples == 0 && w.cfg.Metrics == nil {
 		return
 	}
 	sctx, cancel := context.WithTimeout(ctx, sampleTimeout)
@@ -363,7 +390,21 @@ func (w *Watcher) sample(ctx context.Context) {
 	}
 	if len(s.Files) > 0 {
 		w.hist.Add(s)
+		if w.cfg.Metrics != nil {
+			w.cfg.Metrics.observeSample(s, w.lastListeners(), collectors.ReadSysctls(w.cfg.Capture.Host, analyze.ListenSysctls()))
+		}
 	}
+}
+
+// lastListeners returns the listeners of the last sample as the listeners
+// sampler produced them, or nil when the samplers have none.
+func (w *Watcher) lastListeners() []bundle.Listener {
+	for _, s := range w.samplers {
+		if l, ok := s.(*collectors.Listeners); ok {
+			return l.Last()
+		}
+	}
+	return nil
 }
 
 // FillHistory takes samples back to back until the history holds n of them,
@@ -388,6 +429,7 @@ func (w *Watcher) runChecks(ctx context.Context) (Result, bool) {
 		}
 		wg.Wait()
 	}
+	w.cfg.Metrics.observeChecks(results)
 	best := results[0]
 	for _, r := range results {
 		if !r.OK {
@@ -406,9 +448,10 @@ func (w *Watcher) runChecks(ctx context.Context) (Result, bool) {
 // no bundle could be written: the service's recovery comes first.
 func (w *Watcher) trigger(ctx context.Context, failed Result) *Incident {
 	inc := &Incident{Failed: failed}
+	w.cfg.Metrics.observeTrigger(SourceCheck)
 	w.log.Warn("triggered: capturing", "kind", string(failed.Check.Kind), "target", failed.Check.Target,
 		"error", errString(failed.Err), "history_samples", w.hist.Len(), "history_bytes", w.hist.Bytes())
-	inc.Bundle, inc.CaptureErr = w.capture(context.WithoutCancel(ctx), failed)
+	inc.Bundle, inc.CaptureErr = w.capture(context.WithoutCancel(ctx), bundle.Trigger{Reason: w.reason(failed), Check: failed.Manifest()})
 	if inc.CaptureErr != nil {
 		w.log.Error("no bundle written", "error", inc.CaptureErr.Error())
 	}
@@ -416,9 +459,16 @@ func (w *Watcher) trigger(ctx context.Context, failed Result) *Incident {
 	return inc
 }
 
-// capture writes one bundle under the output directory's lock and applies
-// retention, still under the lock.
-func (w *Watcher) capture(ctx context.Context, failed Result) (string, error) {
+// capture writes one bundle with trigger trig under the output directory's
+// lock and applies retention, still under the lock; the metrics count its
+// outcome.
+func (w *Watcher) capture(ctx context.Context, trig bundle.Trigger) (string, error) {
+	path, err := w.captureLocked(ctx, trig)
+	w.cfg.Metrics.observeCapture(path, err, w.cfg.Clock.Now())
+	return path, err
+}
+
+func (w *Watcher) captureLocked(ctx context.Context, trig bundle.Trigger) (string, error) {
 	dir := w.cfg.Capture.Dir
 	if err := w.cfg.Retention.CheckFree(dir); err != nil {
 		return "", err
@@ -441,7 +491,7 @@ func (w *Watcher) capture(ctx context.Context, failed Result) (string, error) {
 		return "", err
 	}
 	opts := w.cfg.Capture
-	opts.Trigger = bundle.Trigger{Reason: w.reason(failed), Check: failed.Manifest()}
+	opts.Trigger = trig
 	opts.Samplers = w.samplers
 	opts.History = w.hist.Samples()
 	res, err := collectors.Capture(ctx, opts)
@@ -498,11 +548,13 @@ func (w *Watcher) restart(ctx context.Context, inc *Incident) {
 	if out == nil {
 		out = io.Discard
 	}
-	env := append(os.Environ(),
-		"SNAPDIAG_BUNDLE="+inc.Bundle,
-		"SNAPDIAG_CHECK="+inc.Failed.Check.String(),
-		"SNAPDIAG_CHECK_ERROR="+errString(inc.Failed.Err),
-	)
+	env := append(os.Environ(), "SNAPDIAG_BUNDLE="+inc.Bundle)
+	if inc.Failed.Check != nil {
+		env = append(env, "SNAPDIAG_CHECK="+inc.Failed.Check.String(), "SNAPDIAG_CHECK_ERROR="+errString(inc.Failed.Err))
+	}
+	if inc.Alert != nil {
+		env = append(env, "SNAPDIAG_ALERT="+inc.Alert.Labels["alertname"])
+	}
 	// A stop signal ends the restart too: its process group gets SIGTERM,
 	// then SIGKILL after thenGrace. Letting it run to --then-timeout (5 min
 	// by default) would make the watchdog deaf to systemctl stop and to

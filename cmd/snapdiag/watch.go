@@ -59,6 +59,13 @@ type watchFlags struct {
 	logFormat    string
 	logLevel     string
 
+	metrics          string
+	metricsListeners int
+	webhook          string
+	webhookMatch     string
+	webhookTokenFile string
+	webhookThen      bool
+
 	// fillHistory fills the history at start-up (benchmarks).
 	fillHistory bool
 }
@@ -108,6 +115,21 @@ or --max-bytes leave no other choice, logging it. With --once, the upload is
 tried once after the restart; what is left is for snapdiag push --pending.
 Credentials and endpoint: see snapdiag push --help.
 
+--metrics ADDR serves http://ADDR/metrics for Prometheus, from the samples
+the watch takes anyway: per listener (at most --metrics-listeners, the
+fullest first) its accept queue and limit, SYN-RECV and SYN-queue limit,
+and drops; the host's listen-path TcpExt counters and sysctls; each check's
+up and latency; captures by result. With --metrics, --check is optional.
+
+--webhook ADDR accepts Alertmanager's webhook (version 4) at
+http://ADDR/alertmanager (ADDR may be the --metrics address). A firing alert
+matching --webhook-match (Alertmanager's syntax, alertname=~"Snapdiag.*")
+triggers a capture as a failed check would (same lock and cool-down; --then
+only with --webhook-then), with the alert as the bundle's trigger. Off
+loopback, --webhook-token-file is required: requests carry "Authorization:
+Bearer TOKEN". Bodies over 1 MiB (413), more than one request a second (429)
+and malformed payloads (400) capture nothing; resolved alerts are ignored.
+
 A bundle of this host in --out younger than --cooldown (from an earlier run
 of the watch, or another watchdog's capture) starts the cool-down at
 start-up, so restarting the watch does not capture the same incident twice.
@@ -151,7 +173,9 @@ Files:
 		Example: `  snapdiag watch --check tcp://127.0.0.1:143 --expect '* OK' --port 143 \
       --then 'systemctl restart dovecot'
   snapdiag watch --check https://localhost:8443/healthz --insecure --every 10s --failures 2
-  snapdiag watch --once --check 'exec:pg_isready -q' --then 'systemctl restart postgresql'`,
+  snapdiag watch --once --check 'exec:pg_isready -q' --then 'systemctl restart postgresql'
+  snapdiag watch --metrics 127.0.0.1:9917 --webhook 127.0.0.1:9917 \
+      --webhook-match 'alertname=~"SnapdiagSyn.*"'`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runWatch(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -179,6 +203,12 @@ Files:
 	fl.Var(&f.minFree, "min-free", "do not capture when --out's filesystem has less free space (0: no limit)")
 	fl.StringVar(&f.logFormat, "log-format", "text", "log format on stderr: text or json")
 	fl.StringVar(&f.logLevel, "log-level", "info", "least log level: debug, info, warn or error")
+	fl.StringVar(&f.metrics, "metrics", "", "serve Prometheus metrics at http://ADDR/metrics (HOST:PORT)")
+	fl.IntVar(&f.metricsListeners, "metrics-listeners", watch.DefaultMetricsListeners, "most listeners in the metrics, the fullest first")
+	fl.StringVar(&f.webhook, "webhook", "", "accept Alertmanager webhooks at http://ADDR"+watch.WebhookPath+" (HOST:PORT; may be the --metrics address)")
+	fl.StringVar(&f.webhookMatch, "webhook-match", "", `alerts that trigger a capture, in Alertmanager's matcher syntax: alertname=~"Snapdiag.*",instance="HOST:PORT" (default: every firing alert)`)
+	fl.StringVar(&f.webhookTokenFile, "webhook-token-file", "", "file holding the bearer token webhook requests must carry (required unless --webhook is on loopback)")
+	fl.BoolVar(&f.webhookThen, "webhook-then", false, "run --then after an alert's capture too")
 	fl.BoolVar(&f.fillHistory, "fill-history", false, "fill the history with back-to-back samples at start (benchmarks)")
 	_ = fl.MarkHidden("fill-history")
 	return cmd
@@ -186,8 +216,16 @@ Files:
 
 func (f watchFlags) validate() error {
 	switch {
-	case len(f.checks) == 0:
-		return usageError{errors.New("watch needs at least one --check")}
+	case len(f.checks) == 0 && f.metrics == "" && f.webhook == "":
+		return usageError{errors.New("watch needs at least one --check, or --metrics or --webhook")}
+	case f.once && (f.metrics != "" || f.webhook != ""):
+		return usageError{errors.New("--once runs one cycle: it serves neither --metrics nor --webhook")}
+	case f.metricsListeners < 1:
+		return usageError{fmt.Errorf("--metrics-listeners must be at least 1, not %d", f.metricsListeners)}
+	case f.webhook == "" && (f.webhookMatch != "" || f.webhookTokenFile != "" || f.webhookThen):
+		return usageError{errors.New("--webhook-match, --webhook-token-file and --webhook-then need --webhook")}
+	case f.webhook != "" && f.webhookTokenFile == "" && !watch.IsLoopback(f.webhook):
+		return usageError{fmt.Errorf("--webhook %s is not on loopback: give --webhook-token-file", f.webhook)}
 	case f.every < minEvery:
 		return usageError{fmt.Errorf("--every must be at least %v, not %v", minEvery, f.every)}
 	case f.timeout <= 0:
@@ -268,7 +306,20 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 			}
 		}
 	}
+	var metrics *watch.Metrics
+	if f.metrics != "" {
+		v, _ := buildInfo()
+		// ListenerLabels: the container and pod of the watch's target
+		// namespace go here once watch can target one.
+		metrics = watch.NewMetrics(watch.MetricsConfig{MaxListeners: f.metricsListeners, Version: v})
+	}
+	hook, err := f.webhookConfig()
+	if err != nil {
+		return err
+	}
 	w, err := watch.New(watch.Config{
+		Metrics:      metrics,
+		Webhook:      hook,
 		Checks:       checks,
 		Every:        f.every,
 		Failures:     f.failures,
@@ -297,6 +348,11 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 			"took", time.Since(start).Round(time.Millisecond).String())
 	}
 	if !f.once {
+		stopServe, err := serveWatch(ctx, f, metrics, w.Webhook(), log)
+		if err != nil {
+			return err
+		}
+		defer stopServe()
 		return w.Run(ctx)
 	}
 	inc := w.Once(ctx)

@@ -29,3 +29,24 @@ func TestWatchOnceRestartFailed(t *testing.T) {
 		}
 	}
 }
+
+// TestWatchServeUsage: the metrics and webhook flags are checked before the
+// watch starts: a webhook off loopback without a token, a watch with
+// nothing to do, --once with a server and a bad matcher are usage errors
+// (exit 2).
+func TestWatchServeUsage(t *testing.T) {
+	for _, args := range [][]string{
+		{"--webhook", "0.0.0.0:9917"},
+		{"--webhook", ":9917", "--webhook-match", `alertname="x"`},
+		{},
+		{"--once", "--metrics", "127.0.0.1:0", "--check", "exec:true"},
+		{"--webhook", "127.0.0.1:0", "--webhook-match", `alertname=~"("`},
+		{"--metrics", "127.0.0.1:0", "--metrics-listeners", "0"},
+		{"--metrics", "127.0.0.1:0", "--webhook-then"},
+	} {
+		r := snapdiag(t, nil, append([]string{"watch", "--out", t.TempDir()}, args...)...)
+		if r.Code != exitUsage {
+			t.Errorf("watch %q: exit %d, want %d\n%s", args, r.Code, exitUsage, r.Stderr)
+		}
+	}
+}
