@@ -40,6 +40,15 @@ type Snapshot struct {
 	// corrupt after some members; bundle.ErrTruncated, bundle.ErrCorrupt):
 	// the members from the damage on are lost.
 	Damage error
+	// Namespaces are the other network namespaces of a whole-node bundle
+	// (capture --all-netns), in the manifest's order; nil otherwise.
+	Namespaces []*Namespace
+
+	// netns is set on the snapshot of one namespace of a whole-node
+	// bundle, and own then holds the sysctls its folder has (the others
+	// are the host's).
+	netns *bundle.NetNS
+	own   map[string]bool
 
 	kmsgNet bool // the listen-path lines came from system/kmsg_net
 	// names interns the counters' flattened names while loading: 600
@@ -154,6 +163,7 @@ func Load(fsys fs.FS) (*Snapshot, error) {
 	s.loadSockets(fsys)
 	s.loadPackets(fsys)
 	s.loadProcesses(fsys)
+	s.loadNamespaces(fsys)
 	if d, ok := fsys.(damaged); ok && d.Damage() != nil {
 		// Whoever reads the bundle this way (analyze, the tui) sees the
 		// same bundle-incomplete finding.
