@@ -71,6 +71,19 @@ func (s *Snapshot) loadNamespaces(fsys fs.FS) {
 		ents = ents[:maxNamespaces]
 	}
 	seen := make(map[uint64]bool, len(ents))
+	var empty []string
+	defer func() {
+		// One gap for every namespace without samples, not one each: a
+		// capture cut short may leave hundreds.
+		if len(empty) > 0 {
+			msg := fmt.Sprintf("%d namespaces have no counter samples (folder missing or empty): %s",
+				len(empty), strings.Join(empty[:min(len(empty), 5)], ", "))
+			if len(empty) > 5 {
+				msg += ", ..."
+			}
+			s.Gaps = append(s.Gaps, Gap{Path: bundle.DirNetNS, Err: msg, Cause: &nsError{"no samples"}})
+		}
+	}()
 	for _, e := range ents {
 		if err := checkNamespaceDir(e); err != nil {
 			s.Gaps = append(s.Gaps, Gap{Path: bundle.PathManifest, Err: err.Error(), Cause: err})
@@ -89,10 +102,17 @@ func (s *Snapshot) loadNamespaces(fsys fs.FS) {
 			}
 			s.Gaps = append(s.Gaps, Gap{Path: e.Dir, Err: msg, Cause: &nsError{msg}})
 		}
+		if st, err := fs.Stat(fsys, e.Dir); err != nil || !st.IsDir() {
+			empty = append(empty, e.Dir)
+			continue
+		}
 		n, err := s.loadNamespace(fsys, e)
 		if err != nil {
 			s.gap(e.Dir, err)
 			continue
+		}
+		if len(n.Samples) == 0 {
+			empty = append(empty, e.Dir)
 		}
 		s.Namespaces = append(s.Namespaces, &Namespace{Entry: e, Snap: n})
 	}
@@ -124,7 +144,7 @@ func (s *Snapshot) loadNamespace(fsys fs.FS, e bundle.NamespaceEntry) (*Snapshot
 		n.own[k] = true
 	}
 	for k, v := range s.Sysctls {
-		if _, ok := n.Sysctls[k]; !ok {
+		if _, ok := n.Sysctls[k]; !ok && !interfaceSysctl(k) {
 			n.Sysctls[k] = v
 		}
 	}
@@ -145,10 +165,6 @@ func (s *Snapshot) loadNamespace(fsys fs.FS, e bundle.NamespaceEntry) (*Snapshot
 		}
 		g.Path = path.Join(e.Dir, g.Path)
 		s.Gaps = append(s.Gaps, g)
-	}
-	if len(n.Samples) == 0 {
-		s.Gaps = append(s.Gaps, Gap{Path: e.Dir, Err: "no counter samples: the namespace's folder is missing or empty",
-			Cause: &nsError{"no samples"}})
 	}
 	n.Gaps, n.names = nil, nil
 	return n, nil
@@ -326,4 +342,18 @@ func (n *Namespace) inside(rec *Recommendation) {
 		}
 	}
 	rec.Persist = ""
+}
+
+// interfaceSysctl is true for a sysctl of one network interface
+// (net.ipv4.conf.eth0.rp_filter, net.ipv6.neigh.eth0.*): the host's
+// interfaces are not a namespace's, so a namespace does not inherit their
+// settings. The all and default entries are the namespace's defaults, and
+// are inherited like the other sysctls.
+func interfaceSysctl(key string) bool {
+	for _, p := range []string{"net.ipv4.conf.", "net.ipv6.conf.", "net.ipv4.neigh.", "net.ipv6.neigh."} {
+		if rest, ok := strings.CutPrefix(key, p); ok {
+			return !strings.HasPrefix(rest, "all.") && !strings.HasPrefix(rest, "default.")
+		}
+	}
+	return false
 }

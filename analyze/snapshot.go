@@ -279,12 +279,22 @@ func (s *Snapshot) loadSamples(fsys fs.FS) {
 	}
 	sort.Ints(idx)
 	for _, i := range idx {
-		s.Samples = append(s.Samples, loadSample(s, fsys, i))
+		// Each sample holds about the counters of the one before: sizing its
+		// map so keeps a node's thousand samples from holding twice the
+		// slots they use. The first guesses a host's /proc/net, or, in a
+		// namespace of a whole-node bundle, grows to its netstat and snmp.
+		hint := 512
+		if n := len(s.Samples); n > 0 {
+			hint = len(s.Samples[n-1].Values)
+		} else if s.netns != nil {
+			hint = 0
+		}
+		s.Samples = append(s.Samples, loadSample(s, fsys, i, hint))
 	}
 }
 
-func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
-	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: make(map[Counter]int64, 512), Files: map[string]string{}}
+func loadSample(s *Snapshot, fsys fs.FS, i, hint int) Sample {
+	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: make(map[Counter]int64, hint), Files: map[string]string{}}
 	file := func(name string) string { return bundle.SampleFile(i, name) }
 	s.read(fsys, file(bundle.SampleTimeFile), 64<<10, func(r io.Reader) error {
 		t, err := bundle.DecodeSampleTime(r)
