@@ -3,7 +3,6 @@ package tui
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"sync"
 	"testing"
 
@@ -181,23 +180,7 @@ func TestGoldenNode(t *testing.T) {
 				press(m, sc.keys...)
 				got := screen(m)
 				checkFits(t, got, sz[0], sz[1])
-				path := filepath.Join("testdata", "golden", name+".golden")
-				if updating() {
-					if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run with -update to record)", err)
-				}
-				if d := cmp.Diff(string(want), got); d != "" {
-					t.Errorf("render of %s differs (-want +got):\n%s", name, d)
-				}
+				checkGolden(t, name, got, "")
 			})
 		}
 	}
