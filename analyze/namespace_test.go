@@ -1,12 +1,17 @@
 package analyze
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
+	"testing/fstest"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/internal/nodebundle"
 )
 
@@ -164,5 +169,51 @@ func TestSingleBundleHasNoNamespaces(t *testing.T) {
 		if f.NetNS != nil {
 			t.Errorf("finding %s has netns %+v", f.ID, f.NetNS)
 		}
+	}
+}
+
+// A host-wide finding (here the file table, from the kernel log) is
+// reported once, for the host, not once per namespace; a namespace finding
+// names its pod in the markdown heading.
+func TestGlobalFindingsOnce(t *testing.T) {
+	m, members := nodebundle.Build(t, fixHealthy, nodeSpec(20, 3, -1))
+	members[bundle.PathKmsg] = append(slices.Clone(members[bundle.PathKmsg]),
+		"4,9000,5000000000,-;VFS: file-max limit 1048576 reached\n"...)
+	mb, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{bundle.PathManifest: {Data: mb}}
+	for name, data := range members {
+		fsys[name] = &fstest.MapFile{Data: data}
+	}
+	s, err := Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := Analyze(s, "node", Rules())
+	byID := map[string][]*bundle.NetNS{}
+	for _, f := range r.Findings {
+		byID[f.ID] = append(byID[f.ID], f.NetNS)
+	}
+	if got := byID[IDFDExhaustion]; len(got) != 1 || got[0] != nil {
+		t.Errorf("fd-exhaustion findings: %v, want one, the host's", got)
+	}
+	var md bytes.Buffer
+	if err := RenderMarkdown(&md, r); err != nil {
+		t.Fatal(err)
+	}
+	var syn *Finding
+	for i := range r.Findings {
+		if r.Findings[i].ID == IDSynQueueOverflow {
+			syn = &r.Findings[i]
+		}
+	}
+	if syn == nil || syn.NetNS == nil {
+		t.Fatalf("no syn-queue-overflow of a namespace: %v", byID)
+	}
+	heading := "### " + strings.ToUpper(syn.Severity.String()) + " " + mdEscape(syn.NetNS.String()+": "+syn.Title)
+	if !slices.Contains(strings.Split(md.String(), "\n"), heading) {
+		t.Errorf("no heading %q in the markdown report", heading)
 	}
 }
