@@ -56,6 +56,10 @@ func (v *findingsView) cell(row, col int) string {
 	case 2:
 		return cmp.Or(f.Listener, f.Key)
 	}
+	if f.NetNS != nil && v.ctx.Focus == nil {
+		// The whole node: which pod, before what.
+		return f.NetNS.String() + ": " + f.Title
+	}
 	return f.Title
 }
 
@@ -68,7 +72,7 @@ func (v *findingsView) refilter() {
 		if !v.ctx.inFocus(f) {
 			continue
 		}
-		hay := strings.ToLower(f.ID + " " + f.Severity.String() + " " + f.Title + " " + f.Listener + " " + f.Key)
+		hay := strings.ToLower(f.ID + " " + f.Severity.String() + " " + f.Title + " " + f.Listener + " " + f.Key + " " + f.NetNS.String())
 		if q == "" || strings.Contains(hay, q) {
 			v.order = append(v.order, i)
 		}
