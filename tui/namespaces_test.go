@@ -173,7 +173,7 @@ func TestGoldenNode(t *testing.T) {
 		for _, sc := range []struct {
 			name string
 			keys []string
-		}{{"findings", []string{"1"}}, {"namespaces", []string{"9"}}, {"focused", []string{"9", "enter"}}, {"focused-listeners", []string{"9", "enter", "2"}}, {"help", []string{"9", "?"}}} {
+		}{{"findings", []string{"1"}}, {"namespaces", []string{"9"}}, {"focused", []string{"9", "enter"}}, {"focused-listeners", []string{"9", "enter", "2"}}, {"focused-finding", []string{"9", "enter", "enter"}}, {"help", []string{"9", "?"}}} {
 			name := fmt.Sprintf("node/%s-%dx%d", sc.name, sz[0], sz[1])
 			t.Run(name, func(t *testing.T) {
 				m := started(newTestModel(t, nodeBundle(t), nil), sz[0], sz[1])
