@@ -3,6 +3,8 @@ package analyze
 import (
 	"fmt"
 	"strings"
+
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // Severity orders findings: Info < Warning < Critical.
@@ -92,7 +94,11 @@ type Finding struct {
 	Key     string `json:"key"`
 	Summary string `json:"summary"`
 	// Process is the listener's process, when known (an addition to the v1 schema).
-	Process         *Process         `json:"process,omitempty"`
+	Process *Process `json:"process,omitempty"`
+	// NetNS is the network namespace the finding is about, with its
+	// container and pod, for a finding in one namespace of a whole-node
+	// bundle; nil for the host's own (an addition to the v1 schema).
+	NetNS           *bundle.NetNS    `json:"netns,omitempty"`
 	Evidence        []Evidence       `json:"evidence"`
 	Recommendations []Recommendation `json:"recommendations"`
 	// Diagnosis is what the rule found, in typed fields, from which the

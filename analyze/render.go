@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -99,10 +100,17 @@ func RenderText(w io.Writer, r *Report, opt TextOptions) error {
 			writeWrapped(bw, line, width, "  ", "    ")
 		}
 	}
+	if lines := r.namespaceTable(); len(lines) > 0 {
+		fmt.Fprintln(bw)
+		fmt.Fprintln(bw, c(ansiBold, lines[0]))
+		for _, l := range lines[1:] {
+			fmt.Fprintln(bw, "  "+l)
+		}
+	}
 	for _, f := range r.Findings {
 		fmt.Fprintln(bw)
 		label := fmt.Sprintf("[%s] ", strings.ToUpper(f.Severity.String()))
-		writeWrapped(bw, f.Title, width, c(sevColor(f.Severity), label), strings.Repeat(" ", len(label)))
+		writeWrapped(bw, namespaceLabel(f.NetNS)+f.Title, width, c(sevColor(f.Severity), label), strings.Repeat(" ", len(label)))
 		id := "    id " + f.ID
 		if f.Listener != "" {
 			id += " · listener " + f.Listener
@@ -249,8 +257,18 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 		}
 		fmt.Fprintln(bw)
 	}
+	if sick := r.namespacesWithFindings(); len(r.Namespaces) > 0 {
+		fmt.Fprintf(bw, "**%s**\n\n", mdEscape(namespaceHeading(len(r.Namespaces), len(sick))))
+		if len(sick) > 0 {
+			fmt.Fprintf(bw, "| worst | findings | listeners | namespace |\n|---|---:|---:|---|\n")
+			for _, n := range sick {
+				fmt.Fprintf(bw, "| %s | %d | %d | %s |\n", n.Worst, n.Findings, n.Listeners, mdCell(n.NetNS.String()))
+			}
+			fmt.Fprintln(bw)
+		}
+	}
 	for _, f := range r.Findings {
-		fmt.Fprintf(bw, "### %s %s\n\n", strings.ToUpper(f.Severity.String()), mdEscape(f.Title))
+		fmt.Fprintf(bw, "### %s %s\n\n", strings.ToUpper(f.Severity.String()), mdEscape(namespaceLabel(f.NetNS)+f.Title))
 		var meta []string
 		meta = append(meta, mdCode(f.ID))
 		if f.Listener != "" {
@@ -345,4 +363,58 @@ func longestRun(s string, c byte) int {
 
 func mdCell(s string) string {
 	return strings.ReplaceAll(mdEscape(s), "\n", " ")
+}
+
+// namespacesShown bounds the namespaces the text report lists; JSON carries
+// every one.
+const namespacesShown = 20
+
+// namespacesWithFindings are the report's namespaces that have findings,
+// worst first (the host's first among equals, then the manifest's order).
+func (r *Report) namespacesWithFindings() []NamespaceSummary {
+	var out []NamespaceSummary
+	for _, n := range r.Namespaces {
+		if n.Findings > 0 {
+			out = append(out, n)
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return severityRank(out[i].Worst) > severityRank(out[j].Worst) })
+	return out
+}
+
+// severityRank orders a summary's worst severity, "" (no findings) lowest.
+func severityRank(worst string) int {
+	if worst == "" {
+		return -1
+	}
+	s, _ := ParseSeverity(worst)
+	return int(s)
+}
+
+// namespaceHeading is the line above the namespaces table: how many
+// namespaces, how many with findings.
+func namespaceHeading(total, sick int) string {
+	return fmt.Sprintf("Namespaces: %d, %d with findings, %d without", total, sick, total-sick)
+}
+
+// namespaceTable is the text report's table of the namespaces with
+// findings, its heading first; nil for a bundle of one namespace.
+func (r *Report) namespaceTable() []string {
+	if len(r.Namespaces) == 0 {
+		return nil
+	}
+	sick := r.namespacesWithFindings()
+	out := []string{namespaceHeading(len(r.Namespaces), len(sick))}
+	if len(sick) == 0 {
+		return out
+	}
+	out = append(out, fmt.Sprintf("%-8s  %8s  %9s  %s", "WORST", "FINDINGS", "LISTENERS", "NAMESPACE"))
+	for i, n := range sick {
+		if i == namespacesShown {
+			out = append(out, fmt.Sprintf("... %d more with findings in --format json", len(sick)-namespacesShown))
+			break
+		}
+		out = append(out, fmt.Sprintf("%-8s  %8d  %9d  %s", n.Worst, n.Findings, n.Listeners, n.NetNS.String()))
+	}
+	return out
 }

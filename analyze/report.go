@@ -21,6 +21,9 @@ type Report struct {
 	Findings   []Finding         `json:"findings"`
 	Collectors []CollectorReport `json:"collectors"`
 	Timeline   []TimelineEntry   `json:"timeline,omitempty"`
+	// Namespaces summarises each network namespace of a whole-node bundle,
+	// the host's first (an addition to the v1 schema); nil otherwise.
+	Namespaces []NamespaceSummary `json:"namespaces,omitempty"`
 }
 
 // BundleInfo identifies the bundle a report is about.
@@ -79,6 +82,11 @@ func Analyze(s *Snapshot, path string, rules []Rule) *Report {
 		for _, c := range m.Collectors {
 			r.Collectors = append(r.Collectors, CollectorReport{Name: c.Name, Status: string(c.Status), Error: c.Error})
 		}
+	}
+	if len(s.Namespaces) > 0 || (s.Manifest != nil && s.Manifest.Namespaces != nil) {
+		var more []Finding
+		more, r.Namespaces = analyzeNamespaces(s, rules, r.Findings)
+		r.Findings = append(r.Findings, more...)
 	}
 	SortFindings(r.Findings)
 	r.Verdict = verdict(r.Findings, s)
@@ -155,7 +163,7 @@ func verdict(fs []Finding, s *Snapshot) string {
 		}
 		return fmt.Sprintf("No listen-path problem during the capture (%s %s).", count(len(s.Samples), "sample", "samples"), window(s))
 	}
-	v := strings.ToUpper(serious[0].Severity.String()) + ": " + serious[0].Title
+	v := strings.ToUpper(serious[0].Severity.String()) + ": " + namespaceLabel(serious[0].NetNS) + serious[0].Title
 	if n := len(serious) - 1; n > 0 {
 		v += fmt.Sprintf(" (+%d more)", n)
 	}

@@ -12,25 +12,41 @@ type Rule struct {
 	// differ (one rule can tell apart several look-alikes).
 	ID    string
 	Check func(*Snapshot) []Finding
+	// Global is true for a rule about the host as a whole, which runs
+	// once over a whole-node bundle's top level; the others run once per
+	// network namespace too.
+	Global bool
 }
 
 // Rules returns the rule set, in a fixed order.
+//
+// Per namespace are the rules that read what each network namespace has of
+// its own: /proc/net/netstat and snmp (the TcpExt and Tcp counters are
+// per netns), its listeners and their queues, its net.ipv4 sysctls, its
+// socket table and packets. Global are the rules whose evidence is the
+// host's whatever the namespace, and which would otherwise be repeated once
+// per namespace: the conntrack table and its limit (the capture records
+// its statistics only at the top level), TCP memory (tcp_memory_allocated
+// and the orphan count are one kernel-wide pool), the file table
+// (fs.file-nr) and the kernel log, softnet (per CPU, not per namespace),
+// the NICs (the physical ones are in the host's namespace) and the
+// bundle's own completeness.
 func Rules() []Rule {
 	return []Rule{
 		{ID: "synqueue", Check: ruleSynQueue},
 		{ID: "acceptqueue", Check: ruleAcceptQueue},
 		{ID: "halfopen", Check: ruleOf(diagnoseHalfOpen)},
 		{ID: "unreachable", Check: ruleOf(diagnoseUnreachable)},
-		{ID: "conntrack", Check: ruleOf(diagnoseConntrack)},
+		{ID: "conntrack", Check: ruleOf(diagnoseConntrack), Global: true},
 		{ID: "timewait", Check: ruleOf(diagnoseTimeWait)},
 		{ID: "ports", Check: ruleOf(diagnosePorts)},
-		{ID: "memory", Check: ruleOf(diagnoseMemory)},
-		{ID: "fd", Check: ruleFD},
-		{ID: "softnet", Check: ruleOf(diagnoseSoftnet)},
-		{ID: "nicrx", Check: ruleNICRx},
+		{ID: "memory", Check: ruleOf(diagnoseMemory), Global: true},
+		{ID: "fd", Check: ruleFD, Global: true},
+		{ID: "softnet", Check: ruleOf(diagnoseSoftnet), Global: true},
+		{ID: "nicrx", Check: ruleNICRx, Global: true},
 		{ID: "sysctl", Check: ruleSysctl},
 		{ID: "history", Check: ruleOf(diagnoseHistory)},
-		{ID: "bundle", Check: ruleOf(diagnoseBundle)},
+		{ID: "bundle", Check: ruleOf(diagnoseBundle), Global: true},
 	}
 }
 

@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"fmt"
+	"slices"
 	"strconv"
 )
 
@@ -85,7 +86,9 @@ func diagnoseSysctls(s *Snapshot) []*RiskySysctl {
 			add("net.ipv4.tcp_tw_recycle", Info, "")
 		}
 	}
-	return out
+	// A namespace of a whole-node bundle is audited on its own sysctls
+	// only: those it lacks are the host's, audited once at the top level.
+	return slices.DeleteFunc(out, func(d *RiskySysctl) bool { return s.inheritedSysctl(d.Key) })
 }
 
 func (d *RiskySysctl) render(s *Snapshot) Finding {

@@ -40,6 +40,15 @@ type Snapshot struct {
 	// corrupt after some members; bundle.ErrTruncated, bundle.ErrCorrupt):
 	// the members from the damage on are lost.
 	Damage error
+	// Namespaces are the other network namespaces of a whole-node bundle
+	// (capture --all-netns), in the manifest's order; nil otherwise.
+	Namespaces []*Namespace
+
+	// netns is set on the snapshot of one namespace of a whole-node
+	// bundle, and own then holds the sysctls its folder has (the others
+	// are the host's).
+	netns *bundle.NetNS
+	own   map[string]bool
 
 	kmsgNet bool // the listen-path lines came from system/kmsg_net
 	// names interns the counters' flattened names while loading: 600
@@ -154,6 +163,7 @@ func Load(fsys fs.FS) (*Snapshot, error) {
 	s.loadSockets(fsys)
 	s.loadPackets(fsys)
 	s.loadProcesses(fsys)
+	s.loadNamespaces(fsys)
 	if d, ok := fsys.(damaged); ok && d.Damage() != nil {
 		// Whoever reads the bundle this way (analyze, the tui) sees the
 		// same bundle-incomplete finding.
@@ -269,12 +279,22 @@ func (s *Snapshot) loadSamples(fsys fs.FS) {
 	}
 	sort.Ints(idx)
 	for _, i := range idx {
-		s.Samples = append(s.Samples, loadSample(s, fsys, i))
+		// Each sample holds about the counters of the one before: sizing its
+		// map so keeps a node's thousand samples from holding twice the
+		// slots they use. The first guesses a host's /proc/net, or, in a
+		// namespace of a whole-node bundle, grows to its netstat and snmp.
+		hint := 512
+		if n := len(s.Samples); n > 0 {
+			hint = len(s.Samples[n-1].Values)
+		} else if s.netns != nil {
+			hint = 0
+		}
+		s.Samples = append(s.Samples, loadSample(s, fsys, i, hint))
 	}
 }
 
-func loadSample(s *Snapshot, fsys fs.FS, i int) Sample {
-	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: make(map[Counter]int64, 512), Files: map[string]string{}}
+func loadSample(s *Snapshot, fsys fs.FS, i, hint int) Sample {
+	sm := Sample{Index: i, Dir: bundle.SampleDir(i), Values: make(map[Counter]int64, hint), Files: map[string]string{}}
 	file := func(name string) string { return bundle.SampleFile(i, name) }
 	s.read(fsys, file(bundle.SampleTimeFile), 64<<10, func(r io.Reader) error {
 		t, err := bundle.DecodeSampleTime(r)

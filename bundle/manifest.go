@@ -61,6 +61,9 @@ type Manifest struct {
 	// in bundles written before it was recorded, which read the namespace
 	// the capture ran in (Host.NetNSInode).
 	NetNS *NetNS `json:"netns,omitempty"`
+	// Namespaces lists the other network namespaces of a whole-node bundle
+	// (capture --all-netns), each in its folder under netns/; nil otherwise.
+	Namespaces *NamespacesInfo `json:"namespaces,omitempty"`
 }
 
 // Cost is the capture's own use of the host, from its start until the

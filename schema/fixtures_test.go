@@ -14,6 +14,7 @@ import (
 	"github.com/santhosh-tekuri/jsonschema/v6/kind"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/internal/nodebundle"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/schema"
 )
@@ -246,4 +247,34 @@ func TestPublishedAcceptsGrowth(t *testing.T) {
 			t.Errorf("%s: the strict reading accepts a key the schema does not name", name)
 		}
 	}
+}
+
+// TestWholeNodeValidates: a whole-node bundle (capture --all-netns), its
+// namespaces' members and its report, whose findings name their namespace
+// and which summarises every namespace, validate against the schemas.
+func TestWholeNodeValidates(t *testing.T) {
+	healthy := "../fixtures/healthy-busy/bundle.tar.zst"
+	nss := []nodebundle.Namespace{
+		{NetNS: nodebundle.Pod(4026532101, "shop", "web-0", "web"), From: healthy},
+		{NetNS: nodebundle.Pod(4026532102, "shop", "web-1", "web"), From: synflood, Detail: true},
+	}
+	p := nodebundle.Write(t, t.TempDir(), healthy, nss)
+	if n := testutil.ValidateBundle(t, p); n < 3+2*3 {
+		t.Errorf("%d JSON members validated, want the namespaces' listeners too", n)
+	}
+	report := reportOf(t, p)
+	r := decode(t, report)
+	if ns, _ := r["namespaces"].([]any); len(ns) != 3 {
+		t.Fatalf("report namespaces: %v", r["namespaces"])
+	}
+	named := 0
+	for _, f := range r["findings"].([]any) {
+		if _, ok := f.(map[string]any)["netns"]; ok {
+			named++
+		}
+	}
+	if named == 0 {
+		t.Fatal("no finding names its namespace")
+	}
+	testutil.ValidateReport(t, report)
 }

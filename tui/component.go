@@ -5,8 +5,9 @@ import (
 	tea "charm.land/bubbletea/v2"
 )
 
-// ViewID names one of the TUI's views; the number keys 1..8 select them in
-// this order.
+// ViewID names one of the TUI's views; the number keys 1..9 select them in
+// this order. ViewNamespaces shows only for a whole-node bundle (capture
+// --all-netns), last so the other views keep their keys.
 type ViewID int
 
 // The views, in tab order.
@@ -19,7 +20,8 @@ const (
 	ViewPackets
 	ViewFiles
 	ViewManifest
-	numViews = int(ViewManifest) + 1
+	ViewNamespaces
+	numViews = int(ViewNamespaces) + 1
 )
 
 // String is the view's tab title.
@@ -41,6 +43,8 @@ func (v ViewID) String() string {
 		return "Files"
 	case ViewManifest:
 		return "Manifest"
+	case ViewNamespaces:
+		return "Namespaces"
 	}
 	return "?"
 }
@@ -64,6 +68,8 @@ func (v ViewID) short() string {
 		return "File"
 	case ViewManifest:
 		return "Mani"
+	case ViewNamespaces:
+		return "NS"
 	}
 	return "?"
 }
@@ -98,6 +104,7 @@ var (
 	_ filterable = (*packetsView)(nil)
 	_ filterable = (*filesView)(nil)
 	_ filterable = (*manifestView)(nil)
+	_ filterable = (*namespacesView)(nil)
 
 	_ backer = (*findingsView)(nil)
 	_ backer = (*packetsView)(nil)

@@ -76,6 +76,9 @@ func (d *findingDetail) layout() {
 	if f.Key != "" {
 		head = append(head, "key "+f.Key)
 	}
+	if f.NetNS != nil {
+		head = append(head, "netns "+f.NetNS.String())
+	}
 	// A finding that names a listener and its process no longer fits one
 	// line at 80 columns: break between the parts, never inside one.
 	for _, l := range joinWrapped(head, " · ", w-1) {

@@ -13,8 +13,30 @@ import (
 // counters view filtered to it, a sysctl the sysctls view at its row, the
 // packet sample the packets view, the socket table the sockets view, the
 // manifest its view, and any other member of the bundle the files view.
+//
+// Evidence of a namespace of a whole-node bundle (netns/<inode>/...) leads
+// to the same views, with that namespace in focus.
 func evidenceTarget(e analyze.Evidence) (Target, bool) {
-	src, metric := e.Source, e.Metric
+	dir, src := "", e.Source
+	if rest, ok := strings.CutPrefix(src, bundle.DirNetNS+"/"); ok {
+		if ino, member, ok := strings.Cut(rest, "/"); ok {
+			dir, src = bundle.DirNetNS+"/"+ino, member
+		}
+	}
+	t, ok := memberTarget(src, e.Metric)
+	if ok && dir != "" {
+		t.Dir = dir
+		if t.View == ViewFiles {
+			// The files view lists the whole bundle's members.
+			t.Key, t.Filter = e.Source, ""
+		}
+	}
+	return t, ok
+}
+
+// memberTarget is the view and row of evidence from member src, as a
+// bundle of one namespace names its members.
+func memberTarget(src, metric string) (Target, bool) {
 	if rest, ok := strings.CutPrefix(metric, "listener "); ok {
 		local, _, _ := strings.Cut(rest, " ")
 		return Target{View: ViewListeners, Key: local}, true

@@ -1,6 +1,10 @@
 package tui
 
-import "charm.land/bubbles/v2/key"
+import (
+	"fmt"
+
+	"charm.land/bubbles/v2/key"
+)
 
 // KeyMap holds every key the TUI answers to. Components match key presses
 // against these bindings, never against raw strings, and show them as their
@@ -16,7 +20,7 @@ type KeyMap struct {
 	Back     key.Binding
 	NextTab  key.Binding
 	PrevTab  key.Binding
-	// Views are the number keys 1..8, one per view in tab order.
+	// Views are the number keys 1..9, one per view in tab order.
 	Views  []key.Binding
 	Filter key.Binding
 	Help   key.Binding
@@ -66,8 +70,9 @@ func (k KeyMap) navHelp() []key.Binding {
 	return []key.Binding{k.Up, k.Down, k.PageUp, k.PageDown, k.Home, k.End}
 }
 
-// globalHelp is the keys that work in every view.
-func (k KeyMap) globalHelp() []key.Binding {
-	views := key.NewBinding(key.WithKeys("1"), key.WithHelp("1-8", "go to view"))
+// globalHelp is the keys that work in every view, of a TUI showing n
+// views.
+func (k KeyMap) globalHelp(n int) []key.Binding {
+	views := key.NewBinding(key.WithKeys("1"), key.WithHelp(fmt.Sprintf("1-%d", n), "go to view"))
 	return []key.Binding{k.NextTab, k.PrevTab, views, k.Filter, k.Help, k.Quit}
 }

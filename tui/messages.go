@@ -13,6 +13,9 @@ type Target struct {
 	Key string
 	// Filter, when set, is applied to the view.
 	Filter string
+	// Dir is the folder of the namespace of a whole-node bundle the
+	// evidence is of ("" for the top level's); the jump puts it in focus.
+	Dir string
 }
 
 // JumpMsg asks the root model to show Target.
@@ -24,10 +27,19 @@ type snapshotMsg struct {
 	snap *analyze.Snapshot
 }
 
+// focusMsg puts a namespace of a whole-node bundle in focus; nil puts the
+// whole node back.
+type focusMsg struct {
+	ns *analyze.NamespaceSummary
+}
+
 // socketsMsg carries the socket table, parsed off the UI goroutine.
 type socketsMsg struct {
 	table *socketTable
 	err   error
+	// dir is the folder of the namespace the table is of ("" for the top
+	// level): a table that arrives after the focus moved is dropped.
+	dir string
 }
 
 // socketsViewMsg carries the rows of the socket table that pass a filter,

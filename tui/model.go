@@ -71,14 +71,15 @@ func New(rep *analyze.Report, snap *analyze.Snapshot, fsys fs.FS, opts Options) 
 	ctx.Clipboard = opts.Clipboard
 	m := &Model{ctx: ctx, snap: snap}
 	m.views = [numViews]Component{
-		ViewFindings:  newFindingsView(ctx),
-		ViewListeners: newListenersView(ctx),
-		ViewCounters:  newCountersView(ctx),
-		ViewSysctls:   newSysctlsView(ctx),
-		ViewSockets:   newSocketsView(ctx),
-		ViewPackets:   newPacketsView(ctx),
-		ViewFiles:     newFilesView(ctx),
-		ViewManifest:  newManifestView(ctx),
+		ViewFindings:   newFindingsView(ctx),
+		ViewListeners:  newListenersView(ctx),
+		ViewCounters:   newCountersView(ctx),
+		ViewSysctls:    newSysctlsView(ctx),
+		ViewSockets:    newSocketsView(ctx),
+		ViewPackets:    newPacketsView(ctx),
+		ViewFiles:      newFilesView(ctx),
+		ViewManifest:   newManifestView(ctx),
+		ViewNamespaces: newNamespacesView(ctx),
 	}
 	m.help = help.New()
 	m.help.Styles = ctx.Styles.Help
@@ -142,6 +143,17 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 	case statusMsg:
 		m.setStatus(string(msg), false)
 		return nil
+	case focusMsg:
+		return m.focus(msg)
+	case snapshotMsg:
+		// Init's snapshot may arrive after a namespace was put in focus:
+		// the views get the one in focus.
+		msg = snapshotMsg{snap: m.focusedSnap()}
+		var cmds []tea.Cmd
+		for _, v := range m.views {
+			cmds = append(cmds, v.Update(msg))
+		}
+		return tea.Batch(cmds...)
 	}
 	// Data messages go to every view: each takes what it is waiting for.
 	var cmds []tea.Cmd
@@ -201,10 +213,13 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 		m.resize(m.ctx.Width, m.ctx.Height)
 		return nil
 	case key.Matches(msg, k.NextTab):
-		return m.switchTo(ViewID((int(m.active) + 1) % numViews))
+		return m.switchTo(m.nextTab(1))
 	case key.Matches(msg, k.PrevTab):
-		return m.switchTo(ViewID((int(m.active) + numViews - 1) % numViews))
+		return m.switchTo(m.nextTab(-1))
 	case key.Matches(msg, k.Back):
+		if m.active == ViewNamespaces && m.ctx.Focus != nil && m.filter() == "" {
+			return m.focus(focusMsg{})
+		}
 		if b, ok := m.view().(backer); ok && b.Back() {
 			return nil
 		}
@@ -215,6 +230,9 @@ func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	}
 	for i, b := range k.Views {
 		if key.Matches(msg, b) {
+			if !m.shows(ViewID(i)) {
+				return nil
+			}
 			return m.switchTo(ViewID(i))
 		}
 	}
@@ -249,7 +267,15 @@ func (m *Model) switchTo(v ViewID) tea.Cmd {
 // jump shows the view and row a piece of evidence points at; a view that
 // cannot jump to a row just shows.
 func (m *Model) jump(t Target) tea.Cmd {
-	act := m.switchTo(t.View)
+	var refocus tea.Cmd
+	if t.Dir != "" && t.Dir != m.ctx.focusDir() {
+		for i := range m.ctx.Report.Namespaces {
+			if ns := &m.ctx.Report.Namespaces[i]; ns.Dir == t.Dir {
+				refocus = m.setFocus(ns)
+			}
+		}
+	}
+	act := tea.Batch(refocus, m.switchTo(t.View))
 	if j, ok := m.view().(jumper); ok {
 		return tea.Batch(act, j.Jump(t))
 	}
@@ -343,6 +369,14 @@ func (m *Model) headerText() string {
 	if bi.Reason != "" {
 		parts = append(parts, "reason: "+bi.Reason)
 	}
+	if n := len(m.ctx.Report.Namespaces); n > 0 {
+		// The namespace in focus leads: it is what every view now shows.
+		focus := fmt.Sprintf("node: all %d namespaces", n)
+		if f := m.ctx.Focus; f != nil {
+			focus = "netns: " + namespaceName(f)
+		}
+		parts = append([]string{parts[0], focus}, parts[1:]...)
+	}
 	return strings.Join(parts, " · ")
 }
 
@@ -352,13 +386,12 @@ func (m *Model) tabs() string {
 	for _, short := range []bool{false, true} {
 		var parts []string
 		width := 0
-		for i := range numViews {
-			v := ViewID(i)
+		for _, v := range m.shown() {
 			title := v.String()
 			if short {
 				title = v.short()
 			}
-			t := fmt.Sprintf("%d %s", i+1, title)
+			t := fmt.Sprintf("%d %s", int(v)+1, title)
 			width += lipgloss.Width(t) + 2
 			if v == m.active {
 				parts = append(parts, "["+st.ActiveTab.Render(t)+"]")
@@ -371,11 +404,11 @@ func (m *Model) tabs() string {
 			if lipgloss.Width(line) > m.ctx.Width {
 				// Narrower than 80 columns: numbers only, the active title.
 				parts = parts[:0]
-				for i := range numViews {
-					if ViewID(i) == m.active {
-						parts = append(parts, fmt.Sprintf("[%d %s]", i+1, ViewID(i).short()))
+				for _, v := range m.shown() {
+					if v == m.active {
+						parts = append(parts, fmt.Sprintf("[%d %s]", int(v)+1, v.short()))
 					} else {
-						parts = append(parts, fmt.Sprintf(" %d ", i+1))
+						parts = append(parts, fmt.Sprintf(" %d ", int(v)+1))
 					}
 				}
 				line = strings.Join(parts, "")
@@ -410,9 +443,85 @@ func (m *Model) footer() string {
 }
 
 func (m *Model) fullHelp(h int) string {
-	groups := append(m.view().FullHelp(), m.ctx.Keys.globalHelp())
+	groups := append(m.view().FullHelp(), m.ctx.Keys.globalHelp(len(m.shown())))
 	title := m.ctx.Styles.Title.Render("Keys: " + m.active.String())
 	lines := append([]string{title, ""}, strings.Split(m.help.FullHelpView(groups), "\n")...)
 	lines = append(lines, "", m.ctx.Styles.Muted.Render("any key closes this help"))
 	return block(lines, h)
+}
+
+// shows is true when view v has a tab: the namespaces view only for a
+// whole-node bundle.
+func (m *Model) shows(v ViewID) bool {
+	return v != ViewNamespaces || len(m.ctx.Report.Namespaces) > 0
+}
+
+// shown are the views with a tab, in tab order.
+func (m *Model) shown() []ViewID {
+	out := make([]ViewID, 0, numViews)
+	for i := range numViews {
+		if m.shows(ViewID(i)) {
+			out = append(out, ViewID(i))
+		}
+	}
+	return out
+}
+
+// nextTab is the view step tabs after the active one, wrapping around.
+func (m *Model) nextTab(step int) ViewID {
+	vs := m.shown()
+	i := 0
+	for j, v := range vs {
+		if v == m.active {
+			i = j
+		}
+	}
+	return vs[(i+step+len(vs))%len(vs)]
+}
+
+// focus puts a namespace of a whole-node bundle in focus (nil: the whole
+// node): every view is handed the namespace's snapshot, the findings view
+// keeps its findings, and the findings show.
+func (m *Model) focus(msg focusMsg) tea.Cmd {
+	cmd := m.setFocus(msg.ns)
+	if m.ctx.Focus != msg.ns {
+		return cmd // not in the bundle: the status says so
+	}
+	cmds := []tea.Cmd{cmd}
+	if msg.ns != nil {
+		cmds = append(cmds, m.switchTo(ViewFindings))
+		m.setStatus("focus: "+namespaceName(msg.ns)+" (esc in the namespaces view shows the whole node)", false)
+	} else {
+		m.setStatus("focus: the whole node", false)
+	}
+	return tea.Batch(cmds...)
+}
+
+// setFocus puts ns in focus (nil: the whole node) and hands every view the
+// snapshot it now shows.
+func (m *Model) setFocus(ns *analyze.NamespaceSummary) tea.Cmd {
+	if ns != nil && ns.Dir != "" && m.snap.Namespace(ns.NetNS.Inode) == nil {
+		m.setStatus("namespace "+namespaceName(ns)+" is not in the bundle", true)
+		return nil
+	}
+	m.ctx.Focus = ns
+	snap := m.focusedSnap()
+	msg := focusMsg{ns: ns}
+	var cmds []tea.Cmd
+	for _, v := range m.views {
+		cmds = append(cmds, v.Update(msg), v.Update(snapshotMsg{snap: snap}))
+	}
+	m.resize(m.ctx.Width, m.ctx.Height)
+	return tea.Batch(cmds...)
+}
+
+// focusedSnap is the snapshot of the namespace in focus: the bundle's top
+// level for the whole node and the host's namespace.
+func (m *Model) focusedSnap() *analyze.Snapshot {
+	if f := m.ctx.Focus; f != nil && f.Dir != "" {
+		if n := m.snap.Namespace(f.NetNS.Inode); n != nil {
+			return n.Snap
+		}
+	}
+	return m.snap
 }

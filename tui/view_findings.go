@@ -2,6 +2,7 @@ package tui
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strings"
 
@@ -55,6 +56,10 @@ func (v *findingsView) cell(row, col int) string {
 	case 2:
 		return cmp.Or(f.Listener, f.Key)
 	}
+	if f.NetNS != nil && v.ctx.Focus == nil {
+		// The whole node: which pod, before what.
+		return f.NetNS.String() + ": " + f.Title
+	}
 	return f.Title
 }
 
@@ -64,7 +69,10 @@ func (v *findingsView) refilter() {
 	v.order = v.order[:0]
 	for i := range fs {
 		f := &fs[i]
-		hay := strings.ToLower(f.ID + " " + f.Severity.String() + " " + f.Title + " " + f.Listener + " " + f.Key)
+		if !v.ctx.inFocus(f) {
+			continue
+		}
+		hay := strings.ToLower(f.ID + " " + f.Severity.String() + " " + f.Title + " " + f.Listener + " " + f.Key + " " + f.NetNS.String())
 		if q == "" || strings.Contains(hay, q) {
 			v.order = append(v.order, i)
 		}
@@ -96,12 +104,23 @@ func (v *findingsView) verdictLines() []string {
 	if text == "" {
 		text = "No verdict in this report."
 	}
+	sev, worst := rep.Worst()
+	if f := v.ctx.Focus; f != nil {
+		// The verdict of the namespace in focus: the report's is the
+		// node's.
+		text = namespaceName(f) + ": no findings."
+		worst = f.Findings > 0
+		if worst {
+			sev, _ = analyze.ParseSeverity(f.Worst)
+			text = fmt.Sprintf("%s: %s, the worst %s.", namespaceName(f), countOf(f.Findings, "finding", "findings"), f.Worst)
+		}
+	}
 	lines := wrap(text, max(v.width-2, 8))
 	if len(lines) > 3 {
 		lines = append(lines[:2], strings.TrimSpace(lines[2])+" …")
 	}
 	st := v.ctx.Styles.OK
-	if sev, ok := rep.Worst(); ok && sev > analyze.Info {
+	if worst && sev > analyze.Info {
 		st = v.ctx.Styles.Severity(sev)
 	}
 	out := make([]string, 0, len(lines)+1)
@@ -120,6 +139,15 @@ func (v *findingsView) Selected() *analyze.Finding {
 }
 
 func (v *findingsView) Update(msg tea.Msg) tea.Cmd {
+	if _, ok := msg.(focusMsg); ok {
+		// The root model has moved the focus: the list is the new
+		// namespace's findings, from the top.
+		v.detail = nil
+		v.refilter()
+		v.list.setCursor(0)
+		v.SetSize(v.width, v.height)
+		return nil
+	}
 	km, ok := msg.(tea.KeyPressMsg)
 	if !ok {
 		return nil

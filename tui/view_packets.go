@@ -251,6 +251,10 @@ func (v *packetsView) Jump(Target) tea.Cmd {
 
 func (v *packetsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
+	case focusMsg:
+		// Another namespace's packets, from the snapshot that follows
+		// (the root model sizes the new view).
+		*v = *newPacketsView(v.ctx)
 	case snapshotMsg:
 		if msg.snap.Packets == nil {
 			v.missing, v.list.empty = whyMissing(msg.snap, bundle.PathPackets, "packets",

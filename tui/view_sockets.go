@@ -120,7 +120,12 @@ func (v *socketsView) Activate() tea.Cmd {
 		return nil
 	}
 	v.started = true
-	return loadSockets(v.ctx.FS)
+	dir, load := v.ctx.focusDir(), loadSockets(v.ctx.nsFS())
+	return func() tea.Msg {
+		msg, _ := load().(socketsMsg)
+		msg.dir = dir
+		return msg
+	}
 }
 
 func (v *socketsView) SetSize(w, h int) {
@@ -153,7 +158,14 @@ func (v *socketsView) Update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
 	case snapshotMsg:
 		v.snap = msg.snap
+	case focusMsg:
+		// Another namespace's socket table: loaded again when the view
+		// next shows (the root model sizes the new view).
+		*v = *newSocketsView(v.ctx)
 	case socketsMsg:
+		if msg.dir != v.ctx.focusDir() {
+			return nil // of the namespace that was in focus before
+		}
 		if msg.err != nil {
 			v.err = msg.err
 			v.list.empty = "could not read the socket table: " + msg.err.Error()

@@ -29,13 +29,19 @@ A bundle is untrusted: only regular files are read (a named pipe or a device
 is refused at once), and control characters in its strings are shown made
 visible (\x1b) in the text and markdown reports.
 
+A whole-node bundle (capture --all-netns) is analyzed per network namespace:
+each namespace's findings name its pod or container, the host-wide rules
+(conntrack, TCP memory, file descriptors, softnet, NIC) run once, and the
+report lists every namespace with its worst finding.
+
 Exit status:
   0  nothing above info was found
   3  the worst finding is a warning
   4  the worst finding is critical
   1  a bundle could not be read
   2  usage error
-The exit code always reflects every finding, whatever --min-severity hides.
+The exit code always reflects every finding, whatever --min-severity hides,
+in every namespace of a whole-node bundle.
 With several bundles, one that could not be read makes it 1 whatever the
 others found (the others' reports are still printed): a verdict that missed a
 bundle is not a verdict.

@@ -33,6 +33,10 @@ evidence leads to the listener, counter, sysctl, socket, packet or file it came
 from. With no BUNDLE it opens the newest bundle in /var/lib/snapdiag, else in
 the current directory. NO_COLOR turns colours off.
 
+A whole-node bundle (capture --all-netns) has a namespaces view (key 9): every
+namespace, the worst first; Enter focuses all views on one namespace, esc in
+that view shows the whole node again.
+
 Exit status:
   0  the browser was quit
   1  the bundle could not be read, or stdin or stdout is not a terminal
