@@ -62,7 +62,7 @@ func ParseSample(files map[string][]byte) (Sample, []Gap) {
 	for name, data := range files {
 		fsys[bundle.SampleFile(0, name)] = data
 	}
-	return loadSample(&s, fsys, 0), s.Gaps
+	return loadSample(&s, fsys, 0, 0), s.Gaps
 }
 
 // memFS is a read-only fs.FS of whole files in memory, keyed by path: just
