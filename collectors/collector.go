@@ -27,6 +27,14 @@ type Host struct {
 	// listeners' processes (socket inodes are the same in every
 	// namespace) are the host's. The caller owns the Thread and closes it.
 	NS *netns.Thread
+	// NSProc, set with NS nil, is the /proc/PID of a process in a namespace
+	// to read that this process could not enter, and NSErr says why
+	// (setns(2) needs CAP_SYS_ADMIN): /proc/net is read through NSProc/net,
+	// which needs only the right to read that process's /proc, and what
+	// only a thread inside the namespace can read (the net.* sysctls, the
+	// socket table and listeners, the packet sample) fails with NSErr.
+	NSProc string
+	NSErr  error
 
 	// Ports are the service ports to focus on (--port).
 	Ports []int

@@ -16,6 +16,9 @@ import (
 // reader) and can be read from any thread.
 func (h Host) netRoot() string {
 	if h.NS == nil {
+		if h.NSProc != "" {
+			return h.NSProc
+		}
 		return h.Proc
 	}
 	return filepath.Dir(h.NS.ProcNet(h.Proc))
@@ -28,6 +31,9 @@ func (h Host) netRoot() string {
 // uses current->nsproxy->net_ns), whichever /proc path leads to it.
 func (h Host) readNet(rel string) ([]byte, error) {
 	if h.NS == nil || !strings.HasPrefix(rel, "sys/") {
+		if h.NSProc != "" && strings.HasPrefix(rel, "sys/") {
+			return nil, h.notEntered(filepath.Join(h.Proc, rel))
+		}
 		return readFile(filepath.Join(h.netRoot(), rel))
 	}
 	var (
@@ -52,6 +58,9 @@ func (h Host) copyNet(w *bundle.Writer, rel, name string) error {
 
 // socket opens a socket in the namespace h reads.
 func (h Host) socket(domain, typ, proto int) (int, error) {
+	if h.NS == nil && h.NSProc != "" {
+		return -1, h.notEntered("socket")
+	}
 	if h.NS == nil {
 		return unix.Socket(domain, typ, proto)
 	}
@@ -61,8 +70,30 @@ func (h Host) socket(domain, typ, proto int) (int, error) {
 // opener is the sock_diag socket opener for h: nil, the default, for the
 // process's own namespace.
 func (h Host) opener() sockdiag.Opener {
-	if h.NS == nil {
-		return nil
+	switch {
+	case h.NS != nil:
+		return h.NS.Socket
+	case h.NSProc != "":
+		return h.socket
 	}
-	return h.NS.Socket
+	return nil
+}
+
+// notEnteredError is what a read that needs a thread inside the namespace
+// returns when the namespace could not be entered.
+type notEnteredError struct {
+	what string
+	err  error
+}
+
+func (e *notEnteredError) Error() string {
+	return e.what + ": not read inside the target network namespace: " + e.err.Error()
+}
+
+func (e *notEnteredError) Unwrap() error { return e.err }
+
+// notEntered is the error of a read of what, which needs a thread inside
+// the namespace h could not enter.
+func (h Host) notEntered(what string) error {
+	return &notEnteredError{what: what, err: h.NSErr}
 }

@@ -231,7 +231,10 @@ func openPacketSocket(h Host, f *packetFilter) (_ *packetRing, err error) {
 		return nil, err
 	}
 	fd, err := h.socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	var notIn *notEnteredError
 	switch {
+	case errors.As(err, &notIn):
+		return nil, fmt.Errorf("open packet socket: %w", err)
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		// packet_create(): !ns_capable(net->user_ns, CAP_NET_RAW).
 		return nil, fmt.Errorf("packet capture needs CAP_NET_RAW (run as root): %w", err)

@@ -121,11 +121,16 @@ func (s *sysctlWalk) storeReadable(rel string, d fs.DirEntry) error {
 func (s *Sysctls) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	sw := &sysctlWalk{w: w, root: filepath.Join(h.Proc, "sys")}
 	var hostKeys []string
-	if h.NS == nil {
+	var notIn error
+	switch {
+	case h.NS == nil && h.NSProc != "":
+		// The fs.* keys below are still the host's and worth having.
+		notIn = h.notEntered("net.* sysctls")
+	case h.NS == nil:
 		if err := sw.walk(ctx, sw.storeReadable); err != nil {
 			return err
 		}
-	} else {
+	default:
 		// /proc/sys/net is the opening thread's namespace's
 		// (net_ctl_header_lookup() uses current's), so the namespace's
 		// keys are walked and read on its thread.
@@ -164,6 +169,9 @@ func (s *Sysctls) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 			list += fmt.Sprintf(" and %d more", more)
 		}
 		w.Note("%d of %d sysctls unreadable: %s", len(unreadable), sw.read+len(unreadable), list)
+	}
+	if notIn != nil {
+		return notIn
 	}
 	if len(hostKeys) > 0 {
 		w.Note("%d net.* sysctls are global, not per namespace, and were read from the host (manifest sysctls.from_host_keys)", len(hostKeys))

@@ -141,12 +141,21 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	f.deadline = max(f.deadline-time.Since(start), f.deadline/2)
 
 	opts := f.options(dir)
+	target, err := openTarget(f.captureFlags, &opts, stderr)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
 	opts.Trigger = trigger(f.reason)
 	opts.Filter = filter
 	opts.Priority = prio
 	progress := !f.quiet && isTerminal(stderr)
 	if progress {
-		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, asked)
+		if target != nil {
+			fmt.Fprintf(stderr, "snapdiag: capturing %s (netns %d) into %s (deadline %s)\n", target.NetNS.String(), target.NetNS.Inode, dir, asked)
+		} else {
+			fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, asked)
+		}
 		opts.Progress = func(st bundle.CollectorStatus) {
 			line := fmt.Sprintf("  %-8s %-10s %7.0fms", st.Status, st.Name, st.DurationMS)
 			if st.Error != "" {
