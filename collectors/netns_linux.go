@@ -59,7 +59,7 @@ func (h Host) copyNet(w *bundle.Writer, rel, name string) error {
 // socket opens a socket in the namespace h reads.
 func (h Host) socket(domain, typ, proto int) (int, error) {
 	if h.NS == nil && h.NSProc != "" {
-		return -1, h.notEntered("socket")
+		return -1, h.notEntered("")
 	}
 	if h.NS == nil {
 		return unix.Socket(domain, typ, proto)
@@ -87,7 +87,11 @@ type notEnteredError struct {
 }
 
 func (e *notEnteredError) Error() string {
-	return e.what + ": not read inside the target network namespace: " + e.err.Error()
+	msg := "not inside the target network namespace (" + e.err.Error() + ")"
+	if e.what == "" {
+		return msg
+	}
+	return e.what + ": " + msg
 }
 
 func (e *notEnteredError) Unwrap() error { return e.err }

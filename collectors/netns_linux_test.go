@@ -3,8 +3,13 @@ package collectors
 import (
 	"bytes"
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net/netip"
+	"os"
 	"path/filepath"
+	"strconv"
 	"slices"
 	"strings"
 	"testing"
@@ -137,4 +142,90 @@ func devNames(dev []byte) []string {
 	}
 	slices.Sort(names)
 	return names
+}
+
+// TestNamespaceThreadServesNothingElse: throughout a capture of another
+// namespace, every thread of this process but the one that entered it stays
+// in the process's own namespace, and once the namespace is closed that
+// thread is gone: no goroutine of the capture, nor of anything else, ever
+// runs in the wrong namespace.
+func TestNamespaceThreadServesNothingElse(t *testing.T) {
+	testutil.NeedRoot(t, "entering a network namespace needs CAP_SYS_ADMIN")
+	l := lab.New(t, lab.Options{})
+	own, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	th, err := netns.Enter(filepath.Join(netns.RunDir, l.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tid := strconv.Itoa(th.TID())
+
+	// tasksElsewhere lists the threads not in this process's namespace.
+	tasksElsewhere := func() []string {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			t.Error(err)
+			return nil
+		}
+		var out []string
+		for _, e := range ents {
+			ns, err := os.Readlink(filepath.Join("/proc/self/task", e.Name(), "ns/net"))
+			if err != nil {
+				continue // the thread ended while listed
+			}
+			if ns != own {
+				out = append(out, e.Name())
+			}
+		}
+		return out
+	}
+	stop := make(chan struct{})
+	type result struct {
+		rounds int
+		wrong  []string
+	}
+	done := make(chan result)
+	go func() {
+		var r result
+		for {
+			for _, task := range tasksElsewhere() {
+				if task != tid && !slices.Contains(r.wrong, task) {
+					r.wrong = append(r.wrong, task)
+				}
+			}
+			r.rounds++
+			select {
+			case <-stop:
+				done <- r
+				return
+			default:
+			}
+		}
+	}()
+	_, err = Capture(context.Background(), Options{
+		Dir: t.TempDir(), Samples: 3, Interval: 50 * time.Millisecond, Deadline: 10 * time.Second,
+		Host: Host{NS: th, PacketWindow: 100 * time.Millisecond},
+	})
+	close(stop)
+	r := <-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(r.wrong) > 0 {
+		t.Errorf("threads %v other than the namespace's (%s) were in another namespace during the capture", r.wrong, tid)
+	}
+	if got := tasksElsewhere(); !slices.Equal(got, []string{tid}) {
+		t.Errorf("threads in another namespace after the capture: %v, want only %s", got, tid)
+	}
+	t.Logf("%d looks at every thread during the capture", r.rounds)
+	th.Close()
+	testutil.Eventually(t, 5*time.Second, "the namespace's thread to end", func() (bool, string) {
+		_, err := os.Stat(filepath.Join("/proc/self/task", tid))
+		return errors.Is(err, fs.ErrNotExist), fmt.Sprintf("threads elsewhere %v", tasksElsewhere())
+	})
+	if got := tasksElsewhere(); len(got) > 0 {
+		t.Errorf("threads %v still in another namespace after Close", got)
+	}
 }

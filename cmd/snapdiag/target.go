@@ -34,7 +34,15 @@ func openTarget(f captureFlags, opts *collectors.Options, stderr io.Writer) (*ne
 	}
 	t, err := netns.Open(f.procRoot, f.target)
 	if err != nil {
-		hint := "ip netns list names the namespaces; lsns -t net shows each one's processes"
+		var hint string
+		switch {
+		case f.target.Container != "":
+			hint = "docker ps or crictl ps show the running containers' ids; snapdiag capture --container <TAB> completes them"
+		case f.target.PID != 0:
+			hint = "--pid needs a running process; lsns -t net lists each namespace's processes"
+		default:
+			hint = "ip netns list names the namespaces; lsns -t net shows each one's processes"
+		}
 		if errors.Is(err, fs.ErrPermission) {
 			hint = "run as root: another user's namespace file can be opened only with CAP_SYS_PTRACE (and /run/netns only by root)"
 		}
