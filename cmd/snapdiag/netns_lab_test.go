@@ -3,12 +3,8 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -63,7 +59,7 @@ func TestCaptureTargetNamespace(t *testing.T) {
 		t.Fatalf("inside the namespace: findings %+v, want %s", want, analyze.IDAcceptQueueOverflow)
 	}
 
-	containerID := fakeContainer(t, pid)
+	containerID := testutil.FakeContainer(t, pid).ID
 	for _, tc := range []struct {
 		flag, value string
 		named       string
@@ -163,94 +159,6 @@ func inodeOf(t *testing.T, path string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
-}
-
-// cgroup2Root is where the unified cgroup hierarchy is mounted, from
-// /proc/self/mountinfo: /sys/fs/cgroup on most systems, /sys/fs/cgroup/unified
-// on hybrid ones.
-func cgroup2Root() (string, error) {
-	f, err := os.Open("/proc/self/mountinfo")
-	if err != nil {
-		return "", err
-	}
-	defer f.Close()
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// ID PARENT MAJ:MIN ROOT MOUNTPOINT OPTIONS [OPTIONAL...] - FSTYPE SOURCE SUPER
-		pre, post, ok := strings.Cut(sc.Text(), " - ")
-		fields := strings.Fields(pre)
-		if ok && strings.HasPrefix(post, "cgroup2 ") && len(fields) >= 5 && fields[3] == "/" {
-			return fields[4], nil
-		}
-	}
-	return "", errors.New("no cgroup2 mount in /proc/self/mountinfo")
-}
-
-// fakeContainer moves process pid into a cgroup laid out as containerd's
-// under Kubernetes (a burstable pod's slice, a cri-containerd scope) and
-// returns the container id. The process is moved back and
-// the cgroups removed when the test ends. It skips the test when there is
-// no writable cgroup2 hierarchy.
-func fakeContainer(t *testing.T, pid int) (id string) {
-	t.Helper()
-	root, err := cgroup2Root()
-	if err != nil {
-		t.Skipf("no cgroup2 hierarchy to put a fake container in: %v", err)
-	}
-	b := make([]byte, 32)
-	rand.Read(b)
-	id = hex.EncodeToString(b)
-	podUID := fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
-	orig, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "cgroup"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var origPath string
-	for line := range strings.Lines(string(orig)) {
-		if p, ok := strings.CutPrefix(strings.TrimSpace(line), "0::"); ok {
-			origPath = p
-		}
-	}
-	dirs := []string{
-		"kubepods.slice",
-		"kubepods.slice/kubepods-burstable.slice",
-		"kubepods.slice/kubepods-burstable.slice/kubepods-burstable-pod" + strings.ReplaceAll(podUID, "-", "_") + ".slice",
-	}
-	dirs = append(dirs, dirs[2]+"/cri-containerd-"+id+".scope")
-	var made []string
-	t.Cleanup(func() {
-		if origPath != "" {
-			if err := os.WriteFile(filepath.Join(root, origPath, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil && !errors.Is(err, unix.ESRCH) {
-				t.Errorf("move %d back to %s: %v", pid, origPath, err)
-			}
-		}
-		for _, d := range slices.Backward(made) {
-			if err := os.Remove(d); err != nil {
-				t.Errorf("remove cgroup %s: %v", d, err)
-			}
-		}
-	})
-	for _, d := range dirs {
-		p := filepath.Join(root, d)
-		err := os.Mkdir(p, 0o755)
-		switch {
-		case err == nil:
-			made = append(made, p)
-		case errors.Is(err, fs.ErrExist):
-		case errors.Is(err, fs.ErrPermission), errors.Is(err, unix.EROFS):
-			t.Skipf("cgroup2 at %s is not writable: %v", root, err)
-		default:
-			t.Fatal(err)
-		}
-	}
-	if origPath == "" {
-		t.Skipf("process %d has no cgroup2 path to return to", pid)
-	}
-	leaf := filepath.Join(root, dirs[3], "cgroup.procs")
-	if err := os.WriteFile(leaf, []byte(strconv.Itoa(pid)), 0); err != nil {
-		t.Skipf("cannot move a process into a cgroup2 cgroup (%v)", err)
-	}
-	return id
 }
 
 // TestCaptureTargetWithoutSysAdmin: root without CAP_SYS_ADMIN cannot enter

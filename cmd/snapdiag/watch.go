@@ -261,10 +261,16 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 		Logger:       log,
 		Bundles:      stdout,
 		ThenOutput:   stderr,
+		Target:       f.target,
 	})
-	if err != nil {
+	var terr *watch.TargetError
+	switch {
+	case errors.As(err, &terr):
+		return hintError{err, "run as root (watch enters the namespace with CAP_SYS_ADMIN); ip netns list, lsns -t net and crictl ps name the namespaces and containers"}
+	case err != nil:
 		return usageError{err}
 	}
+	defer w.Close()
 	if f.fillHistory {
 		start := time.Now()
 		w.FillHistory(ctx, int(max(f.history/f.every, 1)))
