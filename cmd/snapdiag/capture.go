@@ -55,6 +55,14 @@ It lowers its own priority first (nice 10, best-effort disk level 7; --priority
 normal keeps the one it was started with) and records in the manifest the
 priority it ran at, its CPU time and its peak memory.
 
+--netns NAME|PATH, --pid PID or --container ID capture another network
+namespace (a container's, from the node): its listeners, queues, counters,
+net.* sysctls, socket table and packets, read from a thread of snapdiag's
+that enters it (CAP_SYS_ADMIN). The kernel log, system files and fs.* stay
+the host's. Without CAP_SYS_ADMIN, --pid and --container still capture the
+namespace's counters and /proc/net files, through /proc/PID/net, and say
+what the bundle lacks.
+
 Exit status:
   0  a bundle was written, even a partial one
   1  no bundle could be written
@@ -75,7 +83,8 @@ Files:
   sockets/tcp.jsonl      the TCP socket table, up to --socket-cap rows
   packets/sample.pcap    the packet sample, headers only unless --payload`,
 		Example: `  snapdiag capture --port 143 --reason "imap health check failed"
-  snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0`,
+  snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0
+  snapdiag capture --container 3f2a9c1b7d4e --port 8080`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCapture(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},

@@ -103,6 +103,13 @@ start-up, so restarting the watch does not capture the same incident twice.
 judged by the newest bundle in --out: within it, the restart runs but no new
 bundle is written.
 
+--netns NAME|PATH, --pid PID or --container ID watch another network
+namespace from the node: the checks run inside it (tcp://127.0.0.1:8080 is
+its loopback, an exec: command starts in it), the samples and captures read
+it, and a restarted container's new namespace is entered before the next
+cycle ("watched namespace moved" in the log). It needs CAP_SYS_ADMIN; the
+restart command runs on the host.
+
 While --then runs, checks pause. --then-timeout bounds it (it must be
 positive: there is no "no limit"); at the timeout its process group gets
 SIGTERM, then SIGKILL 5s later. A stop signal (SIGTERM, SIGINT) stops a
@@ -136,7 +143,8 @@ Files:
 		Example: `  snapdiag watch --check tcp://127.0.0.1:143 --expect '* OK' --port 143 \
       --then 'systemctl restart dovecot'
   snapdiag watch --check https://localhost:8443/healthz --insecure --every 10s --failures 2
-  snapdiag watch --once --check 'exec:pg_isready -q' --then 'systemctl restart postgresql'`,
+  snapdiag watch --once --check 'exec:pg_isready -q' --then 'systemctl restart postgresql'
+  snapdiag watch --container 3f2a9c1b7d4e --check tcp://127.0.0.1:8080 --port 8080`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runWatch(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
