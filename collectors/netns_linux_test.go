@@ -82,7 +82,7 @@ func TestCaptureOtherNamespace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := devNames(members[bundle.SampleFile(0, bundle.SampleDev)]), devNames(inside); !slices.Equal(got, want) {
+	if got, want := testutil.DevNames(members[bundle.SampleFile(0, bundle.SampleDev)]), testutil.DevNames(inside); !slices.Equal(got, want) {
 		t.Errorf("sampled /proc/net/dev lists %v, the namespace has %v", got, want)
 	}
 	si := res.Manifest.Sysctls
@@ -130,18 +130,6 @@ func TestCaptureOtherNamespace(t *testing.T) {
 	if got, want := []uint64{nsOf(ring.fd), nsOf(diag)}, []uint64{th.Inode(), th.Inode()}; !slices.Equal(got, want) {
 		t.Errorf("packet and sock_diag sockets in namespaces %v, want %v", got, want)
 	}
-}
-
-// devNames lists the interfaces of a /proc/net/dev, sorted.
-func devNames(dev []byte) []string {
-	var names []string
-	for line := range strings.Lines(string(dev)) {
-		if name, _, ok := strings.Cut(line, ":"); ok {
-			names = append(names, strings.TrimSpace(name))
-		}
-	}
-	slices.Sort(names)
-	return names
 }
 
 // TestNamespaceThreadServesNothingElse: throughout a capture of another

@@ -15,7 +15,6 @@ import (
 	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
-	"golang.org/x/sys/unix"
 )
 
 // TestWatchInsideContainer: watch --container runs its checks inside the
@@ -66,7 +65,7 @@ func TestWatchInsideContainer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	serverIno := inodeOf(t, filepath.Join(netns.RunDir, l.Server))
+	serverIno := testutil.Inode(t, filepath.Join(netns.RunDir, l.Server))
 	if n := w.cfg.Capture.NetNS; n == nil || n.Inode != serverIno || n.Owner == nil || n.Owner.ContainerID != ctr.ID {
 		t.Fatalf("watching %+v, want the server namespace (inode %d) of container %s", n, serverIno, ctr.ID)
 	}
@@ -95,7 +94,7 @@ func TestWatchInsideContainer(t *testing.T) {
 		t.Errorf("the log does not say once that the namespace moved:\n%s", logs.String())
 	}
 	m := manifestOf(t, testutil.ReadBundle(t, inc.Bundle))
-	clientIno := inodeOf(t, filepath.Join(netns.RunDir, l.Client))
+	clientIno := testutil.Inode(t, filepath.Join(netns.RunDir, l.Client))
 	if n := m.NetNS; n == nil || n.Inode != clientIno || n.PID != second.Pid() || n.NamedBy != bundle.NamedByContainer {
 		t.Errorf("bundle of namespace %+v, want the client namespace (inode %d) of pid %d", n, clientIno, second.Pid())
 	}
@@ -104,13 +103,4 @@ func TestWatchInsideContainer(t *testing.T) {
 	if inc.Failed.Check != tcp || m.Trigger.Check == nil || m.Trigger.Check.Target != tcp.Target {
 		t.Errorf("failed check %v, trigger %+v: want %v", inc.Failed.Check, m.Trigger.Check, tcp)
 	}
-}
-
-func inodeOf(t *testing.T, path string) uint64 {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Ino
 }

@@ -21,7 +21,6 @@ import (
 	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
-	"golang.org/x/sys/unix"
 )
 
 // TestCaptureTargetNamespace: an accept queue that is never drained, in a
@@ -44,7 +43,7 @@ func TestCaptureTargetNamespace(t *testing.T) {
 	if hostListens(t, port) {
 		t.Fatalf("the root namespace's /proc/net/tcp shows a listener on %d: the incident is not hidden from it", port)
 	}
-	nsIno := inodeOf(t, filepath.Join(netns.RunDir, l.Server))
+	nsIno := testutil.Inode(t, filepath.Join(netns.RunDir, l.Server))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
@@ -152,15 +151,6 @@ func hostListens(t *testing.T, port int) bool {
 	return false
 }
 
-func inodeOf(t *testing.T, path string) uint64 {
-	t.Helper()
-	var st unix.Stat_t
-	if err := unix.Stat(path, &st); err != nil {
-		t.Fatal(err)
-	}
-	return st.Ino
-}
-
 // TestCaptureTargetWithoutSysAdmin: root without CAP_SYS_ADMIN cannot enter
 // a namespace, but may read a process's /proc/PID/net: capture --pid still
 // writes a bundle holding the namespace's counters and /proc/net files, and
@@ -208,22 +198,10 @@ func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	dev := testutil.ReadMember(t, path, bundle.SampleFile(0, bundle.SampleDev))
-	if got, want := devNames(dev), devNames(inside); !slices.Equal(got, want) {
+	if got, want := testutil.DevNames(dev), testutil.DevNames(inside); !slices.Equal(got, want) {
 		t.Errorf("sampled /proc/net/dev lists %v, the namespace has %v", got, want)
 	}
 	if n := m.NetNS; n == nil || n.PID != svc.Pid() || n.NamedBy != bundle.NamedByPID {
 		t.Errorf("manifest netns %+v, want pid %d", n, svc.Pid())
 	}
-}
-
-// devNames lists the interfaces of a /proc/net/dev, sorted.
-func devNames(dev []byte) []string {
-	var names []string
-	for line := range strings.Lines(string(dev)) {
-		if name, _, ok := strings.Cut(line, ":"); ok {
-			names = append(names, strings.TrimSpace(name))
-		}
-	}
-	slices.Sort(names)
-	return names
 }
