@@ -21,6 +21,7 @@ import (
 	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
+	"github.com/spf13/cobra"
 )
 
 // TestCaptureTargetNamespace: an accept queue that is never drained, in a
@@ -203,5 +204,37 @@ func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 	}
 	if n := m.NetNS; n == nil || n.PID != svc.Pid() || n.NamedBy != bundle.NamedByPID {
 		t.Errorf("manifest netns %+v, want pid %d", n, svc.Pid())
+	}
+}
+
+// TestTargetCompletion: --netns completes the ip netns names, or as a file
+// once a slash is typed, and --container the short ids of the containers
+// running, found from their cgroups.
+func TestTargetCompletion(t *testing.T) {
+	l := lab.New(t, lab.Options{})
+	p, err := l.Start(context.Background(), l.Server, "sleep", "60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	ctr := testutil.FakeContainer(t, p.Pid())
+	words := func(cs []cobra.Completion) []string {
+		var out []string
+		for _, c := range cs {
+			w, _, _ := strings.Cut(c, "\t")
+			out = append(out, w)
+		}
+		return out
+	}
+	names, dir := completeNetns(nil, nil, l.Server[:len(l.Server)-2])
+	if !slices.Contains(words(names), l.Server) || dir != cobra.ShellCompDirectiveNoFileComp {
+		t.Errorf("--netns completes to %v (directive %d), want %s among them", names, dir, l.Server)
+	}
+	if _, dir := completeNetns(nil, nil, "/proc/"); dir != cobra.ShellCompDirectiveDefault {
+		t.Errorf("--netns /proc/ completes with directive %d, want files", dir)
+	}
+	ids, _ := completeContainers(nil, nil, ctr.ID[:6])
+	if got := words(ids); !slices.Equal(got, []string{bundle.ShortID(ctr.ID)}) {
+		t.Errorf("--container %s completes to %v, want %s", ctr.ID[:6], got, bundle.ShortID(ctr.ID))
 	}
 }
