@@ -82,41 +82,41 @@ func dialIn(ctx context.Context, th *netns.Thread, addr string) (net.Conn, error
 	}
 	stop := context.AfterFunc(ctx, func() { f.SetWriteDeadline(time.Unix(1, 0)) })
 	defer stop()
+	// The connect is made inside Write's function, after Write has
+	// cleared the descriptor's readiness (poll.FD.RawWrite resets it
+	// before calling): an EPOLLOUT edge from a connect that completes at
+	// once then wakes the wait below instead of being cleared with it. As
+	// net's own connect, the socket being writable ends the wait, and
+	// SO_ERROR says how the handshake ended.
 	var cerr error
-	if err := rc.Control(func(fd uintptr) { cerr = unix.Connect(int(fd), sa) }); err != nil {
-		return nil, err
-	}
-	if errors.Is(cerr, unix.EINPROGRESS) {
-		// As net's own connect: wait until the socket is writable, then
-		// SO_ERROR says how the handshake ended.
-		waited := false
-		werr := rc.Write(func(fd uintptr) bool {
-			if !waited {
-				waited = true
-				return false
-			}
-			v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
-			switch {
-			case err != nil:
-				cerr = err
-			case v == int(unix.EINPROGRESS) || v == int(unix.EALREADY) || v == int(unix.EINTR):
-				return false
-			case v != 0:
-				cerr = unix.Errno(v)
-			default:
-				if _, err := unix.Getpeername(int(fd)); errors.Is(err, unix.ENOTCONN) {
-					return false
-				}
-				cerr = nil
-			}
-			return true
-		})
-		if werr != nil {
-			if ctx.Err() != nil {
-				return nil, ctx.Err()
-			}
-			return nil, werr
+	connecting := false
+	werr := rc.Write(func(fd uintptr) bool {
+		if !connecting {
+			connecting = true
+			cerr = unix.Connect(int(fd), sa)
+			return !errors.Is(cerr, unix.EINPROGRESS)
 		}
+		v, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_ERROR)
+		switch {
+		case err != nil:
+			cerr = err
+		case v == int(unix.EINPROGRESS) || v == int(unix.EALREADY) || v == int(unix.EINTR):
+			return false
+		case v != 0:
+			cerr = unix.Errno(v)
+		default:
+			if _, err := unix.Getpeername(int(fd)); errors.Is(err, unix.ENOTCONN) {
+				return false
+			}
+			cerr = nil
+		}
+		return true
+	})
+	if werr != nil {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, werr
 	}
 	if cerr != nil {
 		return nil, &net.OpError{Op: "dial", Net: "tcp", Addr: net.TCPAddrFromAddrPort(netip.AddrPortFrom(ip, uint16(port))), Err: os.NewSyscallError("connect", cerr)}

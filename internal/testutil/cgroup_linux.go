@@ -82,6 +82,13 @@ func FakeContainer(t testing.TB, pid int) *Container {
 				}
 			}
 		}
+		// A process that was exiting as it was listed stays in the
+		// cgroup until it is reaped (by whoever started it): rmdir is
+		// EBUSY until cgroup.events says "populated 0".
+		Eventually(t, 0, "cgroup "+c.Path+" to empty", func() (bool, string) {
+			ev, err := os.ReadFile(filepath.Join(root, c.Path, "cgroup.events"))
+			return err != nil || strings.Contains(string(ev), "populated 0"), string(ev)
+		})
 		for _, d := range slices.Backward(made) {
 			if err := os.Remove(d); err != nil {
 				t.Errorf("remove cgroup %s: %v", d, err)
