@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strings"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -38,16 +37,22 @@ func (Counters) Name() string { return "counters" }
 
 // Sample implements Sampler.
 func (Counters) Sample(ctx context.Context, h Host, i int, w *bundle.Writer) error {
-	var missing, failed []string
+	var missing, failed, outside []string
 	for _, f := range counterFiles {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		// proc/net/... is read under the proc root; "proc/" is the member prefix.
-		src := filepath.Join(h.Proc, strings.TrimPrefix(f.name, "proc/"))
-		err := copyFile(w, src, bundle.SampleFile(i, f.name))
+		err := h.copyNet(w, strings.TrimPrefix(f.name, "proc/"), bundle.SampleFile(i, f.name))
+		var notIn *notEnteredError
 		switch {
 		case err == nil:
+		case errors.As(err, &notIn) && !f.required:
+			// nf_conntrack_count is a sysctl, readable only inside the
+			// namespace; the sample is whole without it.
+			if i == 0 {
+				outside = append(outside, f.name)
+			}
 		case errors.Is(err, fs.ErrNotExist) && !f.required:
 			if i == 0 {
 				missing = append(missing, f.name)
@@ -60,6 +65,9 @@ func (Counters) Sample(ctx context.Context, h Host, i int, w *bundle.Writer) err
 	}
 	if len(missing) > 0 {
 		w.Note("not on this kernel: %s", strings.Join(missing, ", "))
+	}
+	if len(outside) > 0 {
+		w.Note("not read, the namespace could not be entered: %s", strings.Join(outside, ", "))
 	}
 	if len(failed) > 0 {
 		return fmt.Errorf("sample %d: %s", i, strings.Join(failed, "; "))

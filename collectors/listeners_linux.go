@@ -82,12 +82,14 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), bundle.EncodeListeners(ls))
 }
 
-// readListeners dumps every TCP listener of both families with its queues
-// and the half-open requests attributed to it. One dump asks for LISTEN and
+// readListeners dumps every TCP listener of both families of the namespace h
+// reads, with its queues and the half-open requests attributed to it,
+// through h's Dumper (the capture's, which counts its requests). One dump asks for LISTEN and
 // SYN_RECV sockets together: the kernel walks its listening hash, then its
 // established hash for the requests, and a second dump would walk both again.
-func readListeners(ctx context.Context, d *sockdiag.Dumper) ([]bundle.Listener, error) {
-	t := newListenerTable(newZoner())
+func readListeners(ctx context.Context, h Host) ([]bundle.Listener, error) {
+	d := h.dumper()
+	t := newListenerTable(h.zoner())
 	// INET_DIAG_SKMEMINFO carries the listener's own drop counter; request
 	// sockets get no attributes whatever is asked (inet_req_diag_fill()).
 	if err := d.Dump(ctx, sockdiag.StatesListen|sockdiag.StatesSynRecv, sockdiag.ExtSkMemInfo, t.add); err != nil {

@@ -227,8 +227,8 @@ func countEntries(ctx context.Context, dir string, limit int) (int, bool, error)
 	return limit, true, nil
 }
 
-// listTasks returns the lowest limit thread ids of proc/PID/task, ascending,
-// and how many threads it lists (at most maxTaskList are looked at).
+// listTasks returns limit thread ids of proc/PID/task, the main thread's
+// and then the lowest, and how many threads it lists (at most maxTaskList are looked at).
 func listTasks(dir string, limit int) ([]int, int, error) {
 	f, err := os.Open(dir)
 	if err != nil {
@@ -250,6 +250,19 @@ func listTasks(dir string, limit int) ([]int, int, error) {
 			return nil, 0, fmt.Errorf("read %s: %w", dir, err)
 		}
 	}
-	slices.Sort(tids)
+	// The main thread (tid = pid) first, then ascending: once thread ids
+	// wrap around pid_max, the main thread is not the lowest.
+	main, _ := strconv.Atoi(filepath.Base(filepath.Dir(dir)))
+	slices.SortFunc(tids, func(a, b int) int {
+		switch {
+		case a == b:
+			return 0
+		case a == main:
+			return -1
+		case b == main:
+			return 1
+		}
+		return cmp.Compare(a, b)
+	})
 	return tids[:min(len(tids), limit)], len(tids), nil
 }

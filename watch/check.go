@@ -68,6 +68,9 @@ type Check struct {
 
 	spec   string
 	client *http.Client
+	// ns is the namespace the check runs in, set by the Watcher of a
+	// watch --netns, --pid or --container; nil runs it in this process's.
+	ns *nsRef
 }
 
 // ParseCheck parses a --check spec: tcp://HOST:PORT, http://..., https://...
@@ -101,7 +104,7 @@ func ParseCheck(spec string, opts CheckOptions) (*Check, error) {
 			return nil, fmt.Errorf("check %q: no host", spec)
 		}
 		c.Kind, c.Target = Kind(u.Scheme), u.Redacted()
-		c.client = newHTTPClient(opts)
+		c.client = newHTTPClient(opts, c.dial)
 	default:
 		return nil, fmt.Errorf("check %q: want tcp://HOST:PORT, http://URL, https://URL or exec:CMD", spec)
 	}
@@ -117,7 +120,7 @@ func ParseCheck(spec string, opts CheckOptions) (*Check, error) {
 // accepts), no proxy from the environment (the check is about this host's
 // service, not the proxy), no redirects followed (a 3xx is an answer, and
 // below 400), and normal certificate verification unless Insecure.
-func newHTTPClient(opts CheckOptions) *http.Client {
+func newHTTPClient(opts CheckOptions, dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Client {
 	tr := &http.Transport{
 		Proxy:               nil,
 		DisableKeepAlives:   true,
@@ -126,7 +129,7 @@ func newHTTPClient(opts CheckOptions) *http.Client {
 		MaxIdleConns:        -1,
 		ForceAttemptHTTP2:   false,
 		TLSClientConfig:     &tls.Config{InsecureSkipVerify: opts.Insecure}, //nolint:gosec // --insecure asks for it
-		DialContext:         (&net.Dialer{Timeout: opts.Timeout}).DialContext,
+		DialContext:         dial,
 	}
 	return &http.Client{
 		Transport:     tr,
@@ -214,9 +217,18 @@ func (c *Check) Run(ctx context.Context) Result {
 	return Result{Check: c, OK: err == nil, Err: err, Latency: time.Since(start), Detail: detail}
 }
 
+// dial connects to addr over TCP, from inside the check's namespace when it
+// has one.
+func (c *Check) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if th := c.ns.thread(); th != nil {
+		return dialIn(ctx, th, addr)
+	}
+	d := net.Dialer{Timeout: c.Opts.Timeout}
+	return d.DialContext(ctx, network, addr)
+}
+
 func (c *Check) runTCP(ctx context.Context) (string, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", c.Target)
+	conn, err := c.dial(ctx, "tcp", c.Target)
 	if err != nil {
 		return "", fmt.Errorf("connect %s: %w", c.Target, err)
 	}
@@ -276,7 +288,7 @@ func (c *Check) runHTTP(ctx context.Context) (string, error) {
 
 func (c *Check) runExec(ctx context.Context) (string, error) {
 	out := &tailBuffer{max: outputTail}
-	err := runShell(ctx, c.Target, 0, nil, out, out)
+	err := runShellIn(ctx, c.ns.thread(), c.Target, 0, nil, out, out)
 	if err != nil {
 		if tail := strings.TrimSpace(out.String()); tail != "" {
 			return "", fmt.Errorf("%w: %s", err, tail)

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/snapdiag/snapdiag/internal/netns"
 	"golang.org/x/sys/unix"
 )
 
@@ -34,6 +35,13 @@ const waitDelay = time.Second
 // children can undo what they started. Processes the command leaves
 // behind after a normal exit (a daemon it started) are not touched.
 func runShell(ctx context.Context, cmd string, grace time.Duration, env []string, stdout, stderr io.Writer) error {
+	return runShellIn(ctx, nil, cmd, grace, env, stdout, stderr)
+}
+
+// runShellIn is runShell with the shell forked inside the network namespace
+// th is in (nil: this process's own): a child is a copy of the thread that
+// forks it, namespaces included, so the fork runs on th's thread.
+func runShellIn(ctx context.Context, th *netns.Thread, cmd string, grace time.Duration, env []string, stdout, stderr io.Writer) error {
 	c := exec.Command(shell, "-c", cmd)
 	c.Stdout, c.Stderr = stdout, stderr
 	if env != nil {
@@ -41,7 +49,7 @@ func runShell(ctx context.Context, cmd string, grace time.Duration, env []string
 	}
 	c.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	c.WaitDelay = waitDelay
-	if err := c.Start(); err != nil {
+	if err := start(th, c); err != nil {
 		return fmt.Errorf("start %s -c %q: %w", shell, cmd, err)
 	}
 	pid := c.Process.Pid
@@ -89,6 +97,18 @@ func runShell(ctx context.Context, cmd string, grace time.Duration, env []string
 // groupPoll is how often waitGroup looks for the process group's members
 // once the shell is gone.
 const groupPoll = 50 * time.Millisecond
+
+// start starts c, on th's thread when th is not nil.
+func start(th *netns.Thread, c *exec.Cmd) error {
+	if th == nil {
+		return c.Start()
+	}
+	var err error
+	if derr := th.Do(func() { err = c.Start() }); derr != nil {
+		return derr
+	}
+	return err
+}
 
 // waitGroup waits until the shell (pid, the group's leader) exited and no
 // other process is left in its group, or until over fires. A

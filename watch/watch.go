@@ -25,6 +25,7 @@ import (
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/ship"
 )
 
@@ -99,6 +100,14 @@ type Config struct {
 	Metrics *Metrics
 	// Webhook, when set, configures the Alertmanager webhook (Watcher.Webhook).
 	Webhook *WebhookConfig
+	// Target is the network namespace to watch (watch --netns, --pid,
+	// --container), read under Capture.Host.Proc; zero watches the
+	// watcher's own. The checks run inside it (tcp://127.0.0.1:8080 is its
+	// loopback; an exec check's command is started in it), the samples and
+	// captures read it, and it is followed: when the namespace named is
+	// no longer the one held (a container restarted), the new one is
+	// entered, the log says so, and the history starts afresh.
+	Target netns.Spec
 }
 
 // ErrRestartInterrupted is wrapped by the error of a restart command that a
@@ -139,6 +148,8 @@ type Watcher struct {
 	samplers []collectors.Sampler
 	hist     *History
 	host     string
+	// follow holds the watched namespace; nil watches the process's own.
+	follow *follower
 
 	// kick wakes the upload loop when a bundle was written.
 	kick chan struct{}
@@ -182,6 +193,18 @@ func New(cfg Config) (*Watcher, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	h := cfg.Capture.Host.WithDefaults()
+	var follow *follower
+	if !cfg.Target.IsZero() {
+		f, err := openFollower(h.Proc, cfg.Target, log)
+		if err != nil {
+			return nil, &TargetError{Err: err}
+		}
+		follow = f
+		h.NS, cfg.Capture.NetNS = f.ref.thread(), f.netNS()
+		for _, c := range cfg.Checks {
+			c.ns = f.ref
+		}
+	}
 	cfg.Capture.Host = h
 	// The samplers live as long as the watcher: the history and every
 	// capture use the same values, so their caches (listener owners) carry
@@ -195,13 +218,41 @@ func New(cfg Config) (*Watcher, error) {
 		n = int(min((cfg.History+cfg.Every-1)/cfg.Every, maxHistorySamples))
 	}
 	facts := collectors.HostFacts(h)
+	host := facts.Hostname
 	cfg.Metrics.setKernel(facts.KernelRelease)
 	return &Watcher{
-		cfg: cfg, log: log, samplers: samplers, host: facts.Hostname,
+		cfg: cfg, log: log, samplers: samplers, host: host, follow: follow,
 		hist: NewHistory(n, cfg.HistoryBytes), healthy: true,
 		kick:   make(chan struct{}, 1),
 		alerts: make(chan alertRequest, 1),
 	}, nil
+}
+
+// TargetError is New's error when the namespace to watch could not be
+// found or entered: not a mistake in the configuration, but the host's state
+// or the watcher's privileges.
+type TargetError struct{ Err error }
+
+func (e *TargetError) Error() string { return "namespace to watch: " + e.Err.Error() }
+
+func (e *TargetError) Unwrap() error { return e.Err }
+
+// Close leaves the watched namespace. The Watcher is not usable after it.
+func (w *Watcher) Close() { w.follow.close() }
+
+// followTarget enters the watched namespace anew when it moved, and points
+// the samples and captures at it. The history, of the namespace left, is
+// dropped: its counters are another namespace's, and their differences
+// with the new one's would be nonsense.
+func (w *Watcher) followTarget() {
+	if w.follow == nil || !w.follow.refresh() {
+		return
+	}
+	w.cfg.Capture.Host.NS, w.cfg.Capture.NetNS = w.follow.ref.thread(), w.follow.netNS()
+	if w.cfg.Capture.Samplers == nil {
+		_, w.samplers = collectors.DefaultSet(w.cfg.Capture.Host)
+	}
+	w.hist = NewHistory(w.hist.maxSamples, w.cfg.HistoryBytes)
 }
 
 // History is the watcher's in-memory history.
@@ -217,6 +268,9 @@ func (w *Watcher) Run(ctx context.Context) error {
 	w.log.Info("watching", "checks", w.checkNames(), "every", w.cfg.Every.String(),
 		"failures", w.cfg.Failures, "cooldown", w.cfg.Cooldown.String(),
 		"history_samples", w.hist.maxSamples, "out", w.cfg.Capture.Dir)
+	if n := w.cfg.Capture.NetNS; w.follow != nil {
+		w.log.Info("watching inside a network namespace", "netns", n.String(), "inode", n.Inode, "path", n.Path, "pid", n.PID)
+	}
 	// A bundle written shortly before this watcher started (its previous run,
 	// restarted with the service, or another watchdog's capture) starts the
 	// cool-down: the first bundle of an incident is the valuable one.
@@ -272,6 +326,7 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 			case <-w.cfg.Clock.After(w.cfg.Every):
 			}
 		}
+		w.followTarget()
 		w.sample(ctx)
 		res, ok := w.runChecks(ctx)
 		if ctx.Err() != nil {
@@ -322,6 +377,7 @@ func (w *Watcher) recentBundle() (string, time.Time, bool) {
 // trigger when the failures add up outside a cool-down. It returns the
 // incident when it triggered one.
 func (w *Watcher) Cycle(ctx context.Context) *Incident {
+	w.followTarget()
 	w.sample(ctx)
 	if len(w.cfg.Checks) == 0 {
 		// Metrics and history only (watch --metrics with no --check).

@@ -81,3 +81,27 @@ func TestUnknownCommandIsUsage(t *testing.T) {
 		t.Errorf("snapdiag: exit %d, want %d", code, exitOK)
 	}
 }
+
+// TestTargetUsage: two ways of naming a namespace at once, or a negative
+// pid, are usage errors (exit 2) for capture and watch, before anything is
+// captured; a name that finds nothing is exit 1.
+func TestTargetUsage(t *testing.T) {
+	for _, cmd := range [][]string{
+		{"capture", "--out", t.TempDir()},
+		{"watch", "--once", "--check", "exec:true", "--out", t.TempDir()},
+	} {
+		for _, args := range [][]string{
+			{"--netns", "blue", "--pid", "1"},
+			{"--pid", "1", "--container", "3f2a9c1b"},
+			{"--pid", "-4"},
+		} {
+			if code := Main(append(append([]string{}, cmd...), args...), io.Discard, io.Discard); code != exitUsage {
+				t.Errorf("%s %v: exit %d, want %d", cmd[0], args, code, exitUsage)
+			}
+		}
+		missing := []string{"--netns", "snapdiag-no-such-netns"}
+		if code := Main(append(append([]string{}, cmd...), missing...), io.Discard, io.Discard); code != exitError {
+			t.Errorf("%s %v: exit %d, want %d", cmd[0], missing, code, exitError)
+		}
+	}
+}

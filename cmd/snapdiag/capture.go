@@ -62,6 +62,14 @@ bundle the store did not take stays in --out, marked pending (BUNDLE.pending,
 for snapdiag push --pending), and one line on stderr says why; the exit
 status is still 0, since the bundle was written.
 
+--netns NAME|PATH, --pid PID or --container ID capture another network
+namespace (a container's, from the node): its listeners, queues, counters,
+net.* sysctls, socket table and packets, read from a thread of snapdiag's
+that enters it (CAP_SYS_ADMIN). The kernel log, system files and fs.* stay
+the host's. Without CAP_SYS_ADMIN, --pid and --container still capture the
+namespace's counters and /proc/net files, through /proc/PID/net, and say
+what the bundle lacks.
+
 Exit status:
   0  a bundle was written, even a partial one
   1  no bundle could be written
@@ -82,7 +90,8 @@ Files:
   sockets/tcp.jsonl      the TCP socket table, up to --socket-cap rows
   packets/sample.pcap    the packet sample, headers only unless --payload`,
 		Example: `  snapdiag capture --port 143 --reason "imap health check failed"
-  snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0`,
+  snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0
+  snapdiag capture --container 3f2a9c1b7d4e --port 8080`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCapture(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -153,12 +162,21 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	f.deadline = max(f.deadline-time.Since(start), f.deadline/2)
 
 	opts := f.options(dir)
+	target, err := openTarget(f.captureFlags, &opts, stderr)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
 	opts.Trigger = trigger(f.reason)
 	opts.Filter = filter
 	opts.Priority = prio
 	progress := !f.quiet && isTerminal(stderr)
 	if progress {
-		fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, asked)
+		if target != nil {
+			fmt.Fprintf(stderr, "snapdiag: capturing %s (netns %d) into %s (deadline %s)\n", target.NetNS.String(), target.NetNS.Inode, dir, asked)
+		} else {
+			fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, asked)
+		}
 		opts.Progress = func(st bundle.CollectorStatus) {
 			line := fmt.Sprintf("  %-8s %-10s %7.0fms", st.Status, st.Name, st.DurationMS)
 			if st.Error != "" {

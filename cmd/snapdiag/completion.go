@@ -56,6 +56,8 @@ var flagCompletions = []flagCompletion{
 	{"capture", "out", completeDirs},
 	{"capture", "key-file", completeFiles},
 	{"capture", "reason", cobra.NoFileCompletions},
+	{"capture", "netns", completeNetns},
+	{"capture", "container", completeContainers},
 	{"watch", "log-format", oneOf(logFormats)},
 	{"watch", "log-level", oneOf(logLevels)},
 	{"watch", "out", completeDirs},
@@ -67,6 +69,9 @@ var flagCompletions = []flagCompletion{
 	{"watch", "webhook", cobra.NoFileCompletions},
 	{"watch", "webhook-match", cobra.NoFileCompletions},
 	{"watch", "webhook-token-file", completeFiles},
+
+	{"watch", "netns", completeNetns},
+	{"watch", "container", completeContainers},
 	{"redact", "key-file", completeFiles},
 	{"capture", "upload", cobra.NoFileCompletions},
 	{"capture", "endpoint", cobra.NoFileCompletions},

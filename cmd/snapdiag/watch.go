@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -13,6 +14,8 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/cobra"
 )
@@ -139,6 +142,13 @@ start-up, so restarting the watch does not capture the same incident twice.
 judged by the newest bundle in --out: within it, the restart runs but no new
 bundle is written.
 
+--netns NAME|PATH, --pid PID or --container ID watch another network
+namespace from the node: the checks run inside it (tcp://127.0.0.1:8080 is
+its loopback, an exec: command starts in it), the samples and captures read
+it, and a restarted container's new namespace is entered before the next
+cycle ("watched namespace moved" in the log). It needs CAP_SYS_ADMIN; the
+restart command runs on the host.
+
 While --then runs, checks pause. --then-timeout bounds it (it must be
 positive: there is no "no limit"); at the timeout its process group gets
 SIGTERM, then SIGKILL 5s later. A stop signal (SIGTERM, SIGINT) stops a
@@ -175,7 +185,8 @@ Files:
   snapdiag watch --check https://localhost:8443/healthz --insecure --every 10s --failures 2
   snapdiag watch --once --check 'exec:pg_isready -q' --then 'systemctl restart postgresql'
   snapdiag watch --metrics 127.0.0.1:9917 --webhook 127.0.0.1:9917 \
-      --webhook-match 'alertname=~"SnapdiagSyn.*"'`,
+      --webhook-match 'alertname=~"SnapdiagSyn.*"'
+  snapdiag watch --container 3f2a9c1b7d4e --check tcp://127.0.0.1:8080 --port 8080`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runWatch(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -309,9 +320,7 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 	var metrics *watch.Metrics
 	if f.metrics != "" {
 		v, _ := buildInfo()
-		// ListenerLabels: the container and pod of the watch's target
-		// namespace go here once watch can target one.
-		metrics = watch.NewMetrics(watch.MetricsConfig{MaxListeners: f.metricsListeners, Version: v})
+		metrics = watch.NewMetrics(watch.MetricsConfig{MaxListeners: f.metricsListeners, Version: v, ListenerLabels: targetLabels(f.target)})
 	}
 	hook, err := f.webhookConfig()
 	if err != nil {
@@ -337,10 +346,16 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 		ThenOutput:   stderr,
 		Upload:       pusher,
 		UploadRetry:  f.uploadRetry,
+		Target:       f.target,
 	})
-	if err != nil {
+	var terr *watch.TargetError
+	switch {
+	case errors.As(err, &terr):
+		return hintError{err, "run as root (watch enters the namespace with CAP_SYS_ADMIN); ip netns list, lsns -t net and crictl ps name the namespaces and containers"}
+	case err != nil:
 		return usageError{err}
 	}
+	defer w.Close()
 	if f.fillHistory {
 		start := time.Now()
 		w.FillHistory(ctx, int(max(f.history/f.every, 1)))
@@ -410,4 +425,26 @@ func analyzeBundle(path string) (*analyze.Report, error) {
 		return nil, err
 	}
 	return analyze.Analyze(s, path, analyze.Rules()), nil
+}
+
+// targetLabels are the per-listener metric labels that name the watch's
+// target namespace: the container and the Kubernetes pod that own it, or
+// the namespace as named. Nil when the watch reads its own namespace, or
+// when the target cannot be resolved (watch.New then says why).
+func targetLabels(spec netns.Spec) map[string]string {
+	if spec.IsZero() {
+		return nil
+	}
+	n, err := netns.Resolve("/proc", spec)
+	if err != nil {
+		return nil
+	}
+	labels := map[string]string{"netns": n.String()}
+	if o := n.Owner; o != nil {
+		labels["container"] = cmp.Or(o.Name, bundle.ShortID(o.ContainerID))
+		if p := o.Pod; p != nil {
+			labels["pod"], labels["namespace"] = p.Name, p.Namespace
+		}
+	}
+	return labels
 }

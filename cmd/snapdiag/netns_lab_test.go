@@ -1,0 +1,240 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/netns"
+	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/lab"
+	"github.com/spf13/cobra"
+)
+
+// TestCaptureTargetNamespace: an accept queue that is never drained, in a
+// namespace whose listeners the root namespace's /proc/net does not show, is
+// captured from the root namespace by --netns, --pid and --container, and
+// each bundle is diagnosed as the capture taken inside the namespace is:
+// the same findings, on the same listener, of the same process. Each names
+// the namespace in its manifest and report.
+func TestCaptureTargetNamespace(t *testing.T) {
+	l := lab.New(t, lab.Options{ServiceListeners: true})
+	const port = 8081
+	// Backlog+1 clients fill the queue and no more: a client whose SYN was
+	// dropped would retry during one capture and not another, and the
+	// captures would rightly differ.
+	aq, err := lab.AcceptQueueFull(l, lab.AcceptQueueOpts{Port: port, Backlog: 8, Clients: 9})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := aq.Service.Pid()
+	if hostListens(t, port) {
+		t.Fatalf("the root namespace's /proc/net/tcp shows a listener on %d: the incident is not hidden from it", port)
+	}
+	nsIno := testutil.Inode(t, filepath.Join(netns.RunDir, l.Server))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	args := []string{"capture", "--quiet", "--samples", "2", "--interval", "300ms", "--sample", "300ms"}
+	out, err := l.Exec(ctx, l.Server, testutil.Snapdiag(t), append(args, "--out", t.TempDir())...)
+	if err != nil {
+		t.Fatalf("capture inside the namespace: %v", err)
+	}
+	inside := analyzeJSON(t, lastLine(string(out.Stdout)))
+	want := findingKeys(inside)
+	if !slices.ContainsFunc(want, func(k findingKey) bool { return k.ID == analyze.IDAcceptQueueOverflow }) {
+		t.Fatalf("inside the namespace: findings %+v, want %s", want, analyze.IDAcceptQueueOverflow)
+	}
+
+	containerID := testutil.FakeContainer(t, pid).ID
+	for _, tc := range []struct {
+		flag, value string
+		named       string
+	}{
+		{"--netns", l.Server, bundle.NamedByNetNS},
+		{"--pid", strconv.Itoa(pid), bundle.NamedByPID},
+		{"--container", containerID[:12], bundle.NamedByContainer},
+	} {
+		r := snapdiag(t, nil, append(args, tc.flag, tc.value, "--out", t.TempDir())...)
+		if r.Code != exitOK {
+			t.Fatalf("capture %s %s: exit %d\n%s", tc.flag, tc.value, r.Code, r.Stderr)
+		}
+		path := lastLine(r.Stdout)
+		m := openBundle(t, path).Manifest()
+		for _, st := range m.Collectors {
+			if st.Status != bundle.StatusOK && st.Status != bundle.StatusAbsent {
+				t.Errorf("%s: collector %s %s: %s", tc.flag, st.Name, st.Status, st.Error)
+			}
+		}
+		rep := analyzeJSON(t, path)
+		if diff := cmp.Diff(want, findingKeys(rep)); diff != "" {
+			t.Errorf("capture %s: findings differ from the capture inside (-inside +%s):\n%s", tc.flag, tc.flag, diff)
+		}
+		n := rep.Bundle.NetNS
+		if n == nil || n.Inode != nsIno || n.NamedBy != tc.named || n.HostNS {
+			t.Errorf("capture %s: report names namespace %+v, want inode %d named by %s", tc.flag, n, nsIno, tc.named)
+			continue
+		}
+		if tc.named == bundle.NamedByContainer {
+			// The pod's own fields are netns.OwnerOf's, tested beside it.
+			if o := n.Owner; o == nil || o.ContainerID != containerID {
+				t.Errorf("capture --container: owner %+v, want container %s", o, containerID)
+			}
+		}
+	}
+}
+
+// findingKey is what must agree between two diagnoses of one incident.
+type findingKey struct {
+	ID, Listener string
+	PID          int
+}
+
+func findingKeys(r analyze.Report) []findingKey {
+	var out []findingKey
+	for _, f := range r.Findings {
+		k := findingKey{ID: f.ID, Listener: f.Listener}
+		if f.Process != nil {
+			k.PID = f.Process.PID
+		}
+		out = append(out, k)
+	}
+	slices.SortFunc(out, func(a, b findingKey) int { return strings.Compare(a.ID+a.Listener, b.ID+b.Listener) })
+	return out
+}
+
+// analyzeJSON runs snapdiag analyze --format json on path.
+func analyzeJSON(t *testing.T, path string) analyze.Report {
+	t.Helper()
+	r := snapdiag(t, nil, "analyze", "--format", "json", path)
+	if r.Code != exitOK && r.Code != analyze.ExitWarning && r.Code != analyze.ExitCritical {
+		t.Fatalf("analyze %s: exit %d\n%s", path, r.Code, r.Stderr)
+	}
+	testutil.ValidateReport(t, []byte(r.Stdout))
+	var rep analyze.Report
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatalf("analyze %s: %v", path, err)
+	}
+	return rep
+}
+
+// hostListens reports whether the root namespace's /proc/net/tcp lists a
+// listener on port.
+func hostListens(t *testing.T, port int) bool {
+	t.Helper()
+	f, err := os.Open("/proc/1/net/tcp")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	suffix := fmt.Sprintf(":%04X", port)
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		fields := strings.Fields(sc.Text())
+		// sl local_address rem_address st: 0A is TCP_LISTEN.
+		if len(fields) > 3 && strings.HasSuffix(fields[1], suffix) && fields[3] == "0A" {
+			return true
+		}
+	}
+	return false
+}
+
+// TestCaptureTargetWithoutSysAdmin: root without CAP_SYS_ADMIN cannot enter
+// a namespace, but may read a process's /proc/PID/net: capture --pid still
+// writes a bundle holding the namespace's counters and /proc/net files, and
+// marks failed, each with its reason, what only a thread inside it could
+// read.
+func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
+	testutil.NeedRoot(t, "dropping one capability of root")
+	setpriv, err := exec.LookPath("setpriv")
+	if err != nil {
+		t.Skip("setpriv (util-linux) is not installed")
+	}
+	l := lab.New(t, lab.Options{ServiceListeners: true})
+	svc, err := l.Service(context.Background(), netip.AddrPortFrom(l.ServerIP, 8082), 16, lab.NeverAccept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	r := testutil.Run(t, runLimit, "", nil, setpriv, "--bounding-set", "-sys_admin", "--inh-caps", "-all", "--",
+		testutil.Snapdiag(t), "capture", "--quiet", "--out", t.TempDir(), "--samples", "1", "--sample", "200ms",
+		"--pid", strconv.Itoa(svc.Pid()))
+	if r.Code != exitOK {
+		t.Fatalf("capture --pid without CAP_SYS_ADMIN: exit %d\n%s", r.Code, r.Stderr)
+	}
+	path := lastLine(r.Stdout)
+	m := openBundle(t, path).Manifest()
+	got := map[string]bundle.Status{}
+	for _, st := range m.Collectors {
+		got[st.Name] = st.Status
+		if st.Status == bundle.StatusFailed && st.Error == "" {
+			t.Errorf("collector %s failed without saying why", st.Name)
+		}
+	}
+	want := map[string]bundle.Status{
+		"counters": bundle.StatusOK, "proc-net": bundle.StatusOK, "system": bundle.StatusOK,
+		"sysctls": bundle.StatusFailed, "sockets": bundle.StatusFailed, "listeners": bundle.StatusFailed,
+		"processes": bundle.StatusFailed, "packets": bundle.StatusFailed,
+	}
+	for name, st := range want {
+		if got[name] != st {
+			t.Errorf("collector %s: %s, want %s", name, got[name], st)
+		}
+	}
+	inside, err := l.ReadNet(l.Server, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dev := testutil.ReadMember(t, path, bundle.SampleFile(0, bundle.SampleDev))
+	if got, want := testutil.DevNames(dev), testutil.DevNames(inside); !slices.Equal(got, want) {
+		t.Errorf("sampled /proc/net/dev lists %v, the namespace has %v", got, want)
+	}
+	if n := m.NetNS; n == nil || n.PID != svc.Pid() || n.NamedBy != bundle.NamedByPID {
+		t.Errorf("manifest netns %+v, want pid %d", n, svc.Pid())
+	}
+}
+
+// TestTargetCompletion: --netns completes the ip netns names, or as a file
+// once a slash is typed, and --container the short ids of the containers
+// running, found from their cgroups.
+func TestTargetCompletion(t *testing.T) {
+	l := lab.New(t, lab.Options{})
+	p, err := l.Start(context.Background(), l.Server, "sleep", "60")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Stop()
+	ctr := testutil.FakeContainer(t, p.Pid())
+	words := func(cs []cobra.Completion) []string {
+		var out []string
+		for _, c := range cs {
+			w, _, _ := strings.Cut(c, "\t")
+			out = append(out, w)
+		}
+		return out
+	}
+	names, dir := completeNetns(nil, nil, l.Server[:len(l.Server)-2])
+	if !slices.Contains(words(names), l.Server) || dir != cobra.ShellCompDirectiveNoFileComp {
+		t.Errorf("--netns completes to %v (directive %d), want %s among them", names, dir, l.Server)
+	}
+	if _, dir := completeNetns(nil, nil, "/proc/"); dir != cobra.ShellCompDirectiveDefault {
+		t.Errorf("--netns /proc/ completes with directive %d, want files", dir)
+	}
+	ids, _ := completeContainers(nil, nil, ctr.ID[:6])
+	if got := words(ids); !slices.Equal(got, []string{bundle.ShortID(ctr.ID)}) {
+		t.Errorf("--container %s completes to %v, want %s", ctr.ID[:6], got, bundle.ShortID(ctr.ID))
+	}
+}

@@ -1,0 +1,39 @@
+package netns
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/lab"
+)
+
+// TestEnterNeverTakesTheMainThread: the runtime never ends the main thread,
+// and /proc/net shows the main thread's namespace, so a Thread must never be
+// the main thread. Entered many times, with the main thread as free to run
+// goroutines as any, it never is, and after each Close the process's
+// /proc/self/ns/net is its own again.
+func TestEnterNeverTakesTheMainThread(t *testing.T) {
+	testutil.NeedRoot(t, "entering a network namespace needs CAP_SYS_ADMIN")
+	l := lab.New(t, lab.Options{})
+	own, err := os.Readlink("/proc/self/ns/net")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(RunDir, l.Server)
+	for i := range 200 {
+		th, err := Enter(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tid := th.TID()
+		th.Close()
+		if tid == os.Getpid() {
+			t.Fatalf("entry %d entered the namespace on the main thread", i)
+		}
+		if got, err := os.Readlink("/proc/self/ns/net"); err != nil || got != own {
+			t.Fatalf("after entry %d, /proc/self/ns/net is %s (%v), want %s", i, got, err, own)
+		}
+	}
+}
