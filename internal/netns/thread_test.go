@@ -1,10 +1,11 @@
-package netns
+package netns_test
 
 import (
 	"os"
 	"path/filepath"
 	"testing"
 
+	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
 )
@@ -21,9 +22,9 @@ func TestEnterNeverTakesTheMainThread(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join(RunDir, l.Server)
+	path := filepath.Join(netns.RunDir, l.Server)
 	for i := range 200 {
-		th, err := Enter(path)
+		th, err := netns.Enter(path)
 		if err != nil {
 			t.Fatal(err)
 		}
