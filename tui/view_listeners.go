@@ -10,7 +10,6 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
-	"github.com/mattn/go-runewidth"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
@@ -83,16 +82,7 @@ func (v *listenersView) cell(r, c int) string {
 		}
 		return s
 	case 1:
-		if l.Comm == "" {
-			return "—"
-		}
-		// The pid is what an operator acts on: cut the name, not the pid.
-		pid := "/" + strconv.Itoa(l.PID)
-		comm := l.Comm
-		if w := v.list.widths()[1]; w > 0 && runewidth.StringWidth(comm+pid) > w {
-			comm = runewidth.Truncate(comm, max(w-len(pid), 2), "…")
-		}
-		return comm + pid
+		return processCell(l.Comm, l.PID, v.list.widths()[1])
 	case 2:
 		return strconv.FormatUint(uint64(l.SendQ), 10)
 	case 3:

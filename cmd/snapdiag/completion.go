@@ -63,6 +63,7 @@ var flagCompletions = []flagCompletion{
 	{"watch", "expect", cobra.NoFileCompletions},
 	{"watch", "then", cobra.NoFileCompletions},
 	{"watch", "reason", cobra.NoFileCompletions},
+	{"top", "out", completeDirs},
 	{"redact", "key-file", completeFiles},
 	{"selftest", "format", oneOf(selftestFormats)},
 	{"selftest", "incident", oneOf(selftest.Names())},
@@ -78,6 +79,7 @@ var selftestFormats = []cobra.Completion{
 var argCompletions = map[string]cobra.CompletionFunc{
 	"analyze":  completeBundles(-1),
 	"tui":      completeBundles(1),
+	"top":      cobra.NoFileCompletions,
 	"redact":   completeRedactArgs,
 	"capture":  cobra.NoFileCompletions,
 	"watch":    cobra.NoFileCompletions,

@@ -126,6 +126,7 @@ Environment:
 		newWatchCmd(),
 		newVersionCmd(),
 		newTUICmd(),
+		newTopCmd(),
 		newRedactCmd(),
 		newSelftestCmd(),
 		newSelftestServiceCmd(),
