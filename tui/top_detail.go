@@ -22,9 +22,11 @@ type topHost struct {
 	spark []float64
 }
 
-// topCounters are the counters the line shows, with their short names.
-var topCounters = [...]struct{ name string }{
-	{"ListenDrops"}, {"ListenOverflows"}, {"ReqQFullDrop"}, {"ReqQFullDoCookies"}, {"SyncookiesSent"},
+// topCounters are the counters the line shows: the kernel's names, and
+// short ones for a narrow window.
+var topCounters = [...]struct{ name, short string }{
+	{"ListenDrops", "drops"}, {"ListenOverflows", "overflows"}, {"ReqQFullDrop", "reqqfull"},
+	{"ReqQFullDoCookies", "docookies"}, {"SyncookiesSent", "cookies"},
 }
 
 func (h *topHost) apply(prev, r TopReading, hasPrev bool, dt float64) {
@@ -49,16 +51,25 @@ func (h *topHost) line(ctx *Context, w int) string {
 	if !h.known {
 		return st.Muted.Render("host: counters per second after the second reading")
 	}
-	parts := []string{"host/s"}
-	for i, c := range topCounters {
-		s := c.name + " " + rate(h.rates[i])
-		if h.rates[i] > 0 {
-			s = st.Warning.Render(s)
+	var line string
+	for _, short := range []bool{false, true} {
+		parts := []string{"host/s"}
+		for i, c := range topCounters {
+			name := c.name
+			if short {
+				name = c.short
+			}
+			s := name + " " + rate(h.rates[i])
+			if h.rates[i] > 0 {
+				s = st.Warning.Render(s)
+			}
+			parts = append(parts, s)
 		}
-		parts = append(parts, s)
+		if line = strings.Join(parts, " · "); ansi.StringWidth(line) <= w {
+			break
+		}
 	}
 	h.spark = h.drops.values(h.spark)
-	line := strings.Join(parts, " · ")
 	if room := w - ansi.StringWidth(line) - 3; room >= 8 {
 		line += " " + sparkline(h.spark, 0, room)
 	}

@@ -93,16 +93,19 @@ type topList struct {
 func newTopList(ctx *Context) *topList {
 	v := &topList{ctx: ctx, byKey: map[string]*topRow{}}
 	v.list = newTable(ctx, []column{
-		{title: "LISTENER", width: 21, flex: 2, addr: true},
+		{title: "LISTENER", width: 18, flex: 2, addr: true},
 		{title: "PROCESS", width: 16, minWindow: 110},
 		{title: "BACKLOG", width: 7, right: true},
 		{title: "ACCEPTQ", width: 7, right: true},
 		{title: "SYN-RECV", width: 8, right: true},
 		{title: "FILL", width: 5, right: true},
-		{title: "DROP/S", width: 7, right: true},
-		{title: "ACCEPTQ ▁▄█", width: 11, flex: 1},
-		{title: "SYN-RECV ▁▄█", width: 12, flex: 1},
-		{title: "DROP/S ▁▄█", width: 10, flex: 1, minWindow: 100},
+		{title: "DROP/S", width: 6, right: true},
+		// A sparkline for each of the three: an accept-queue incident shows
+		// only in the first, a SYN flood in the second, a queue that fills
+		// between readings only in the drops.
+		{title: "ACC ▁▄█", width: 10, flex: 1},
+		{title: "SYN ▁▄█", width: 10, flex: 1},
+		{title: "DROP ▁▄█", width: 10, flex: 1, minWindow: 100},
 	})
 	v.list.cell = v.cell
 	v.list.rowStyle = func(r int) (lipgloss.Style, bool) {
