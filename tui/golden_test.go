@@ -54,24 +54,8 @@ func TestGolden(t *testing.T) {
 					got := screen(m)
 					checkFits(t, got, sz[0], sz[1])
 					path := filepath.Join("testdata", "golden", name+".golden")
-					if updating() {
-						if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-							t.Fatal(err)
-						}
-						if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-							t.Fatal(err)
-						}
-						return
-					}
-					want, err := os.ReadFile(path)
-					if os.IsNotExist(err) && !fx.own {
+					if !compareGolden(t, path, got, fx.own) {
 						t.Skipf("no golden for the lab fixture %s yet: run go test ./tui -run TestGolden -update", fx.path)
-					}
-					if err != nil {
-						t.Fatalf("%v (run with -update to record)", err)
-					}
-					if diff := cmp.Diff(string(want), got); diff != "" {
-						t.Errorf("render of %s differs (-want +got):\n%s", name, diff)
 					}
 				})
 			}
@@ -152,4 +136,31 @@ func TestFitsEverySize(t *testing.T) {
 			}
 		})
 	}
+}
+
+// compareGolden compares got with the golden render at path, or writes it
+// there under -update. A missing file fails the test when must is set, and
+// otherwise makes compareGolden report false, for the caller to skip.
+func compareGolden(t *testing.T, path, got string, must bool) bool {
+	t.Helper()
+	if updating() {
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return true
+	}
+	want, err := os.ReadFile(path)
+	if os.IsNotExist(err) && !must {
+		return false
+	}
+	if err != nil {
+		t.Fatalf("%v (run with -update to record)", err)
+	}
+	if diff := cmp.Diff(string(want), got); diff != "" {
+		t.Errorf("render of %s differs (-want +got):\n%s", path, diff)
+	}
+	return true
 }

@@ -11,7 +11,6 @@ import (
 	"charm.land/bubbles/v2/help"
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
-	"charm.land/lipgloss/v2"
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
@@ -129,10 +128,13 @@ func NewTop(src TopSource, opts TopOptions) *Top {
 	return m
 }
 
+// TopReadingMsg carries a reading to the Top model: the model's own
+// commands read its source and send it, off the UI goroutine; a benchmark
+// or a replay may send its own.
+type TopReadingMsg struct{ Reading TopReading }
+
 // Messages of the Top model.
 type (
-	// topReadingMsg carries a reading, taken off the UI goroutine.
-	topReadingMsg struct{ r TopReading }
 	// topTickMsg asks for the next reading.
 	topTickMsg struct{}
 	// topHalfOpenMsg carries a listener's half-open sources.
@@ -159,7 +161,7 @@ func (m *Top) read() tea.Cmd {
 	return func() tea.Msg {
 		ctx, cancel := context.WithTimeout(context.Background(), limit)
 		defer cancel()
-		return topReadingMsg{src.Read(ctx)}
+		return TopReadingMsg{src.Read(ctx)}
 	}
 }
 
@@ -196,8 +198,12 @@ func (m *Top) Detail() *bundle.Listener {
 	return &m.detail.row.l
 }
 
-// Update handles a message.
+// Update handles a message. The body is laid out again after every one:
+// a note, a filter line or the detail may have come or gone.
 func (m *Top) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
+	if size, ok := msg.(tea.WindowSizeMsg); ok {
+		m.ctx.Width, m.ctx.Height = size.Width, size.Height
+	}
 	cmd := m.update(msg)
 	m.resize(m.ctx.Width, m.ctx.Height)
 	return m, cmd
@@ -205,15 +211,12 @@ func (m *Top) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 
 func (m *Top) update(msg tea.Msg) tea.Cmd {
 	switch msg := msg.(type) {
-	case tea.WindowSizeMsg:
-		m.resize(msg.Width, msg.Height)
 	case tea.BackgroundColorMsg:
-		m.ctx.Styles = NewStyles(msg.IsDark())
-		m.help.Styles = m.ctx.Styles.Help
+		restyle(m.ctx, &m.help, msg.IsDark())
 	case tea.KeyPressMsg:
 		return m.key(msg)
-	case topReadingMsg:
-		m.apply(msg.r)
+	case TopReadingMsg:
+		m.apply(msg.Reading)
 		next := tea.Tick(m.opts.Every, func(time.Time) tea.Msg { return topTickMsg{} })
 		if m.detail != nil {
 			// The half-open sources are read again with every reading.
@@ -266,26 +269,15 @@ func (m *Top) setStatus(s string, isErr bool) { m.status, m.statusErr = s, isErr
 func (m *Top) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.ctx.Keys
 	if m.filtering {
-		switch {
-		case key.Matches(msg, k.KeepFilter):
-			m.filtering = false
-		case key.Matches(msg, k.ClearFilter):
-			m.filtering = false
-			m.input.value = ""
-			m.list.setFilter("")
-		default:
-			if m.input.update(msg) {
-				m.list.setFilter(m.input.value)
-			}
+		closed, changed := filterKey(k, &m.input, msg)
+		m.filtering = !closed
+		if changed {
+			m.list.setFilter(m.input.value)
 		}
 		return nil
 	}
 	if m.showHelp {
-		if key.Matches(msg, k.Quit) {
-			return tea.Quit
-		}
-		m.showHelp = false
-		return nil
+		return closeHelp(k, msg, &m.showHelp)
 	}
 	if !m.capturing {
 		m.status = ""
@@ -392,52 +384,37 @@ func (m *Top) notes() []string {
 }
 
 func (m *Top) filterLine() string {
-	switch {
-	case m.filtering:
-		return m.input.view(m.ctx, m.ctx.Width)
-	case m.list.filter != "" && m.detail == nil:
-		return m.ctx.Styles.Status.Render("/"+m.list.filter) + m.ctx.Styles.Muted.Render("  (esc clears)")
+	filter := m.list.filter
+	if m.detail != nil {
+		filter = ""
 	}
-	return ""
+	return filterLine(m.ctx, &m.input, m.filtering, filter)
 }
 
 // View implements tea.Model: the screen Render draws, on the alternate
 // screen.
-func (m *Top) View() tea.View {
-	v := tea.NewView(m.Render())
-	v.AltScreen = true
-	return v
-}
+func (m *Top) View() tea.View { return altScreen(m.Render()) }
 
 // Render draws the whole screen as styled text.
 func (m *Top) Render() string {
 	w, h := m.ctx.Width, m.ctx.Height
-	st := m.ctx.Styles
 	if w < 20 || h < 8 {
 		return "window too small"
 	}
-	bh := max(h-m.chrome(), 1)
-	var b strings.Builder
-	b.WriteString(st.Header.Render(fit(m.headerText(), w)))
-	b.WriteString("\n" + fit(m.host.line(m.ctx, w), w))
-	b.WriteString("\n" + st.Rule.Render(strings.Repeat("─", w)))
-	for _, n := range m.notes() {
-		b.WriteString("\n" + st.Warning.Render(fit(n, w)))
-	}
-	b.WriteString("\n")
+	var body string
 	switch {
 	case m.showHelp:
-		b.WriteString(m.fullHelp(bh))
+		body = m.fullHelp(max(h-m.chrome(), 1))
 	case m.detail != nil:
-		b.WriteString(m.detail.view())
+		body = m.detail.view()
 	default:
-		b.WriteString(m.list.list.View())
+		body = m.list.list.View()
 	}
-	if fl := m.filterLine(); fl != "" {
-		b.WriteString("\n" + fit(fl, w))
+	var notes []string
+	for _, n := range m.notes() {
+		notes = append(notes, m.ctx.Styles.Warning.Render(fit(n, w)))
 	}
-	b.WriteString("\n" + m.footer())
-	return safetext.Terminal(b.String())
+	return screenFrame(m.ctx, m.headerText(), fit(m.host.line(m.ctx, w), w), notes, body, m.filterLine(), m.footer())
 }
 
 func (m *Top) headerText() string {
@@ -470,25 +447,7 @@ func (m *Top) keys() []key.Binding {
 }
 
 func (m *Top) footer() string {
-	st := m.ctx.Styles
-	w := m.ctx.Width
-	if m.status != "" {
-		s := st.Status
-		if m.statusErr {
-			s = st.Error
-		}
-		return s.Render(fit(m.status, w))
-	}
-	if m.filtering {
-		return st.Muted.Render(fit("enter keeps the filter · esc clears it", w))
-	}
-	vk := m.keys()
-	for n := len(vk); ; n-- {
-		line := m.help.ShortHelpView(append(vk[:n:n], m.ctx.Keys.Help, m.ctx.Keys.Quit))
-		if lipgloss.Width(line) <= w || n == 0 {
-			return fit(line, w)
-		}
-	}
+	return footer(m.ctx, &m.help, m.status, m.statusErr, m.filtering, m.keys())
 }
 
 func (m *Top) fullHelp(h int) string {

@@ -92,21 +92,19 @@ type topList struct {
 
 func newTopList(ctx *Context) *topList {
 	v := &topList{ctx: ctx, byKey: map[string]*topRow{}}
-	v.list = newTable(ctx, []column{
+	cols := append([]column{
 		{title: "LISTENER", width: 18, flex: 2, addr: true},
 		{title: "PROCESS", width: 16, minWindow: 110},
-		{title: "BACKLOG", width: 7, right: true},
-		{title: "ACCEPTQ", width: 7, right: true},
-		{title: "SYN-RECV", width: 8, right: true},
-		{title: "FILL", width: 5, right: true},
-		{title: "DROP/S", width: 6, right: true},
+	}, queueColumns()...)
+	v.list = newTable(ctx, append(cols,
+		column{title: "DROP/S", width: 6, right: true},
 		// A sparkline for each of the three: an accept-queue incident shows
 		// only in the first, a SYN flood in the second, a queue that fills
 		// between readings only in the drops.
-		{title: "ACC ▁▄█", width: 10, flex: 1},
-		{title: "SYN ▁▄█", width: 10, flex: 1},
-		{title: "DROP ▁▄█", width: 10, flex: 1, minWindow: 100},
-	})
+		column{title: "ACC ▁▄█", width: 10, flex: 1},
+		column{title: "SYN ▁▄█", width: 10, flex: 1},
+		column{title: "DROP ▁▄█", width: 10, flex: 1, minWindow: 100},
+	))
 	v.list.cell = v.cell
 	v.list.rowStyle = func(r int) (lipgloss.Style, bool) {
 		row := v.rows[r]
@@ -237,6 +235,17 @@ func (v *topList) cell(r, c int) string {
 		return sparkline(v.spark, 0, 60)
 	}
 	return ""
+}
+
+// queueColumns are a listener's backlog, accept queue, SYN-RECV count and
+// fill, as both listener tables (a bundle's, the live one) show them.
+func queueColumns() []column {
+	return []column{
+		{title: "BACKLOG", width: 7, right: true},
+		{title: "ACCEPTQ", width: 7, right: true},
+		{title: "SYN-RECV", width: 8, right: true},
+		{title: "FILL", width: 5, right: true},
+	}
 }
 
 // processCell is "comm/pid" in w cells, cutting the name, not the pid,

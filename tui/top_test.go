@@ -3,7 +3,6 @@ package tui
 import (
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -84,7 +83,7 @@ func topScreen(m *Top) string { return ansi.Strip(m.Render()) }
 func readTop(m *Top, src TopSource, n, w, h int) {
 	m.Update(tea.WindowSizeMsg{Width: w, Height: h})
 	for range n {
-		m.Update(topReadingMsg{src.Read(context.Background())})
+		m.Update(TopReadingMsg{src.Read(context.Background())})
 	}
 }
 
@@ -130,23 +129,7 @@ func TestTopGolden(t *testing.T) {
 				topPress(m, sc.keys...)
 				got := topScreen(m)
 				checkFits(t, got, sz[0], sz[1])
-				path := filepath.Join("testdata", "golden", "top", name+".golden")
-				if updating() {
-					if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-						t.Fatal(err)
-					}
-					if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-						t.Fatal(err)
-					}
-					return
-				}
-				want, err := os.ReadFile(path)
-				if err != nil {
-					t.Fatalf("%v (run with -update to record)", err)
-				}
-				if diff := cmp.Diff(string(want), got); diff != "" {
-					t.Errorf("render of %s differs (-want +got):\n%s", name, diff)
-				}
+				compareGolden(t, filepath.Join("testdata", "golden", "top", name+".golden"), got, true)
 			})
 		}
 	}

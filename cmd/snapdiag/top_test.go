@@ -1,10 +1,10 @@
 package main
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -29,13 +29,9 @@ func parseTopRow(line string) (topRow, bool) {
 	if len(f) < 4 {
 		return topRow{}, false
 	}
-	var r topRow
-	var err [3]error
-	r.local = f[0]
-	r.backlog, err[0] = strconv.Atoi(f[1])
-	r.acceptQ, err[1] = strconv.Atoi(f[2])
-	r.synRQ, err[2] = strconv.Atoi(f[3])
-	return r, err[0] == nil && err[1] == nil && err[2] == nil
+	r := topRow{local: f[0]}
+	_, err := fmt.Sscan(strings.Join(f[1:4], " "), &r.backlog, &r.acceptQ, &r.synRQ)
+	return r, err == nil
 }
 
 // shortTempDir is a directory with a short path, so a bundle's path fits
@@ -142,9 +138,9 @@ func TestTopPtyNonRoot(t *testing.T) {
 		}
 	}
 	cred := &syscall.Credential{Uid: nobody, Gid: nobody}
-	tm := newTmuxAs(t, cred, 100, 30, bin, "top", "--port", strconv.Itoa(port),
+	tm := newTmuxAs(t, cred, 100, 30, bin, "top", "--port", fmt.Sprint(port),
 		"--samples", "1", "--sample", "500ms", "--out", out)
-	local := "127.0.0.1:" + strconv.Itoa(port)
+	local := "127.0.0.1:" + fmt.Sprint(port)
 	scr := tm.waitFor("root's listener", func(s string) bool {
 		r, ok := parseTopRow(selectedLine(s))
 		return ok && r.local == local && r.acceptQ == 1
