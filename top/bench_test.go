@@ -2,7 +2,6 @@ package top
 
 import (
 	"context"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -133,8 +132,8 @@ func BenchmarkRefresh(b *testing.B) {
 	b.ReportMetric(ms(toolCPU), "ss+nstat-cpu-ms/refresh")
 	b.ReportMetric(float64(topWall)/float64(toolWall), "wall-ratio")
 	b.ReportMetric(float64(topCPU)/float64(max(toolCPU, 1)), "cpu-ratio")
-	b.Log(fmt.Sprintf("%d listeners: top %.1f ms (%.1f ms CPU), ss -ltn + nstat %.1f ms (%.1f ms CPU) per refresh",
-		benchListeners, ms(topWall), ms(topCPU), ms(toolWall), ms(toolCPU)))
+	b.Logf("%d listeners: top %.1f ms (%.1f ms CPU), ss -ltn + nstat %.1f ms (%.1f ms CPU) per refresh",
+		benchListeners, ms(topWall), ms(topCPU), ms(toolWall), ms(toolCPU))
 }
 
 // threadCPU is the calling thread's CPU time, user and system.
