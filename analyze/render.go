@@ -81,6 +81,9 @@ func RenderText(w io.Writer, r *Report, opt TextOptions) error {
 	if r.Bundle.Host != "" {
 		meta = append(meta, "host "+r.Bundle.Host)
 	}
+	if r.Bundle.NamesNetNS() {
+		meta = append(meta, r.Bundle.NetNS.String())
+	}
 	meta = append(meta, "kernel "+r.Bundle.Kernel)
 	if r.Bundle.CapturedAt != "" {
 		meta = append(meta, r.Bundle.CapturedAt)
@@ -240,8 +243,13 @@ func RenderMarkdown(w io.Writer, r *Report) error {
 	}
 	fmt.Fprintf(bw, "## snapdiag: %s\n\n", mdEscape(name))
 	fmt.Fprintf(bw, "**%s**\n\n", mdEscape(r.Verdict))
-	fmt.Fprintf(bw, "| host | kernel | captured | reason |\n|---|---|---|---|\n| %s | %s | %s | %s |\n\n",
-		mdCell(r.Bundle.Host), mdCell(r.Bundle.Kernel), mdCell(r.Bundle.CapturedAt), mdCell(r.Bundle.Reason))
+	if r.Bundle.NamesNetNS() {
+		fmt.Fprintf(bw, "| host | network namespace | kernel | captured | reason |\n|---|---|---|---|---|\n| %s | %s | %s | %s | %s |\n\n",
+			mdCell(r.Bundle.Host), mdCell(r.Bundle.NetNS.String()), mdCell(r.Bundle.Kernel), mdCell(r.Bundle.CapturedAt), mdCell(r.Bundle.Reason))
+	} else {
+		fmt.Fprintf(bw, "| host | kernel | captured | reason |\n|---|---|---|---|\n| %s | %s | %s | %s |\n\n",
+			mdCell(r.Bundle.Host), mdCell(r.Bundle.Kernel), mdCell(r.Bundle.CapturedAt), mdCell(r.Bundle.Reason))
+	}
 	if tl := r.TimelineSummary(); len(tl) > 0 {
 		fmt.Fprintf(bw, "**Timeline**\n\n")
 		for _, line := range tl {

@@ -40,6 +40,18 @@ type BundleInfo struct {
 	// memory and priority), as the manifest records it; nil for bundles
 	// written before it was recorded.
 	CaptureCost *bundle.Cost `json:"capture_cost,omitempty"`
+	// NetNS is the network namespace the capture read and who owns it, as
+	// the manifest records it; nil for bundles written before it was.
+	NetNS *bundle.NetNS `json:"netns,omitempty"`
+}
+
+// NamesNetNS reports whether the report's header names the namespace: when
+// the capture was pointed at one, or ran in a namespace other than the
+// host's (a sidecar). A capture of the host's own is the default, and
+// saying so on every report would be noise.
+func (b BundleInfo) NamesNetNS() bool {
+	n := b.NetNS
+	return n != nil && (n.NamedBy != bundle.NamedBySelf || !n.HostNS)
 }
 
 // CollectorReport is one collector's status as the manifest records it.
@@ -76,6 +88,7 @@ func Analyze(s *Snapshot, path string, rules []Rule) *Report {
 		r.Bundle.Reason = m.Trigger.Reason
 		r.Bundle.History = m.Options.History
 		r.Bundle.CaptureCost = m.Cost
+		r.Bundle.NetNS = m.NetNS
 		for _, c := range m.Collectors {
 			r.Collectors = append(r.Collectors, CollectorReport{Name: c.Name, Status: string(c.Status), Error: c.Error})
 		}

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
@@ -18,7 +19,13 @@ import (
 // is looked for once per listener, not once per refresh. Owners are looked
 // for under h.Proc.
 func (l *Listeners) Read(ctx context.Context, h Host) ([]bundle.Listener, error) {
-	ls, err := readListeners(ctx, h.dumper())
+	if err := h.liveNS(); err != nil {
+		return nil, err
+	}
+	l.mu.Lock()
+	n := len(l.owners) // the listeners of the last read
+	l.mu.Unlock()
+	ls, err := readListenersSized(ctx, h, n+n/8)
 	if err != nil {
 		return nil, err
 	}
@@ -71,16 +78,20 @@ type halfOpenCount struct {
 	retrans uint8
 }
 
-// ReadHalfOpen dumps the listeners and the SYN_RECV request sockets now and
-// returns the requests held by the listener whose Local is local (as Read
-// writes it), by remote address, at most limit sources. Requests are
-// attributed to listeners as the listeners' SYN-RECV counts are, so the
-// total matches the listener's count of the same moment. A listener that is
-// no longer there is an error wrapping fs.ErrNotExist.
-func ReadHalfOpen(ctx context.Context, local string, limit int) (HalfOpen, error) {
-	t := newListenerTable(newZoner())
+// ReadHalfOpen dumps the listeners and the SYN_RECV request sockets of the
+// namespace h reads, now, and returns the requests held by the listener
+// whose Local is local (as Read writes it), by remote address, at most
+// limit sources. Requests are attributed to listeners as the listeners'
+// SYN-RECV counts are, so the total matches the listener's count of the
+// same moment. A listener that is no longer there is an error wrapping
+// fs.ErrNotExist.
+func ReadHalfOpen(ctx context.Context, h Host, local string, limit int) (HalfOpen, error) {
+	if err := h.liveNS(); err != nil {
+		return HalfOpen{}, err
+	}
+	t := newListenerTable(h.zoner())
 	keyed := map[halfOpenKey]halfOpenCount{}
-	err := (*sockdiag.Dumper)(nil).Dump(ctx, sockdiag.StatesListen|sockdiag.StatesSynRecv, 0, func(m *sockdiag.Msg) error {
+	err := h.dumper().Dump(ctx, sockdiag.StatesListen|sockdiag.StatesSynRecv, 0, func(m *sockdiag.Msg) error {
 		switch {
 		case m.State == sockdiag.StateListen:
 			return t.addListener(m)
@@ -139,4 +150,28 @@ func ReadHalfOpen(ctx context.Context, local string, limit int) (HalfOpen, error
 		out.Sources = out.Sources[:limit]
 	}
 	return out, nil
+}
+
+// maxNetstat bounds one read of /proc/net/netstat, some 4 KiB on a 6.18
+// kernel.
+const maxNetstat = 1 << 20
+
+// ReadNetstat reads /proc/net/netstat of the namespace h reads, as the
+// counter samples store it, for a live view to parse.
+func ReadNetstat(h Host) ([]byte, error) {
+	data, err := h.readNet(strings.TrimPrefix(bundle.SampleNetstat, "proc/"))
+	if err == nil && len(data) > maxNetstat {
+		return nil, fmt.Errorf("read netstat: larger than %d bytes", maxNetstat)
+	}
+	return data, err
+}
+
+// liveNS refuses a read outside a capture that must happen inside a
+// namespace h could not enter: the Dumper of a Host without a Shared would
+// otherwise read the process's own namespace.
+func (h Host) liveNS() error {
+	if h.NS == nil && h.NSProc != "" {
+		return h.notEntered("listeners")
+	}
+	return nil
 }

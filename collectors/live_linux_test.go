@@ -56,7 +56,7 @@ func TestReadHalfOpen(t *testing.T) {
 	ignoreRetrans := cmp.Options{cmpopts.IgnoreFields(HalfOpenSource{}, "MaxRetrans"), cmpopts.EquateComparable(netip.Addr{})}
 	var ln Listeners
 	testutil.Eventually(t, 5*time.Second, "the half-open sources (-want +got)", func() (bool, string) {
-		got, err := ReadHalfOpen(context.Background(), local, 10)
+		got, err := ReadHalfOpen(context.Background(), Host{Proc: "/proc"}, local, 10)
 		if err != nil {
 			t.Fatalf("ReadHalfOpen: %v", err)
 		}
@@ -81,7 +81,7 @@ func TestReadHalfOpen(t *testing.T) {
 	}
 
 	// A limit keeps the busiest source and counts the others.
-	got, err := ReadHalfOpen(context.Background(), local, 1)
+	got, err := ReadHalfOpen(context.Background(), Host{Proc: "/proc"}, local, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,11 +95,11 @@ func TestReadHalfOpen(t *testing.T) {
 func TestReadHalfOpenGone(t *testing.T) {
 	fd, port := testutil.Listen(t, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), 0), 4)
 	local := "127.0.0.1:" + strconv.Itoa(port)
-	if _, err := ReadHalfOpen(context.Background(), local, 10); err != nil {
+	if _, err := ReadHalfOpen(context.Background(), Host{Proc: "/proc"}, local, 10); err != nil {
 		t.Fatalf("open listener: %v", err)
 	}
 	unix.Close(fd)
-	_, err := ReadHalfOpen(context.Background(), local, 10)
+	_, err := ReadHalfOpen(context.Background(), Host{Proc: "/proc"}, local, 10)
 	if !errors.Is(err, fs.ErrNotExist) {
 		t.Fatalf("closed listener: err %v, want fs.ErrNotExist", err)
 	}

@@ -314,3 +314,17 @@ func TestEnumsMatchCode(t *testing.T) {
 		t.Errorf("report $defs/cost differs from the manifest's (-manifest +report):\n%s", diff)
 	}
 }
+
+// TestReportNetNSIsManifests: the report carries the manifest's netns as it
+// is, so its schema describes it with the manifest's definitions, copied;
+// this fails when one copy changes without the other.
+func TestReportNetNSIsManifests(t *testing.T) {
+	report, manifest := published(t, schema.Report), published(t, schema.Manifest)
+	rdefs, _ := report["$defs"].(map[string]any)
+	mdefs, _ := manifest["$defs"].(map[string]any)
+	for _, def := range []string{"netns", "owner"} {
+		if diff := cmp.Diff(mdefs[def], rdefs[def]); diff != "" {
+			t.Errorf("report $defs/%s differs from the manifest's (-manifest +report):\n%s", def, diff)
+		}
+	}
+}

@@ -70,8 +70,9 @@ func BenchmarkRefresh(b *testing.B) {
 	defer devnull.Close()
 	hist := filepath.Join(b.TempDir(), "nstat.history")
 
-	// The thread's own /proc/net is the namespace's.
-	src := New(collectors.Host{Proc: "/proc/thread-self"}, nil)
+	// The Source reads the namespace through the thread, as top --netns
+	// does.
+	src := New(collectors.Host{Proc: "/proc", NS: th}, nil)
 	m := tui.NewTop(src, tui.TopOptions{})
 	m.Update(tea.WindowSizeMsg{Width: 160, Height: 48})
 	refresh := func() {
@@ -98,31 +99,30 @@ func BenchmarkRefresh(b *testing.B) {
 	}
 	// The first refresh looks for the listeners' owners; later ones only
 	// dump. nstat's first run writes its history.
-	th.Do(func() { refresh(); tools() })
+	refresh()
+	th.Do(func() { tools() })
 
 	var topWall, topCPU, toolWall, toolCPU time.Duration
+	runTop := func() {
+		start, c0 := time.Now(), processCPU()
+		refresh()
+		topWall += time.Since(start)
+		topCPU += processCPU() - c0
+	}
+	runTools := func() {
+		start := time.Now()
+		th.Do(func() { toolCPU += tools() })
+		toolWall += time.Since(start)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		th.Do(func() {
-			first := []func(){
-				func() {
-					start, c0 := time.Now(), threadCPU()
-					refresh()
-					topWall += time.Since(start)
-					topCPU += threadCPU() - c0
-				},
-				func() {
-					start := time.Now()
-					toolCPU += tools()
-					toolWall += time.Since(start)
-				},
-			}
-			if i%2 == 1 {
-				first[0], first[1] = first[1], first[0]
-			}
-			first[0]()
-			first[1]()
-		})
+		if i%2 == 0 {
+			runTop()
+			runTools()
+		} else {
+			runTools()
+			runTop()
+		}
 	}
 	n := float64(b.N)
 	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / n }
@@ -136,10 +136,10 @@ func BenchmarkRefresh(b *testing.B) {
 		benchListeners, ms(topWall), ms(topCPU), ms(toolWall), ms(toolCPU))
 }
 
-// threadCPU is the calling thread's CPU time, user and system.
-func threadCPU() time.Duration {
+// processCPU is this process's CPU time, user and system, all threads.
+func processCPU() time.Duration {
 	var ru unix.Rusage
-	if err := unix.Getrusage(unix.RUSAGE_THREAD, &ru); err != nil {
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())

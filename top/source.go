@@ -5,10 +5,9 @@
 package top
 
 import (
+	"bytes"
 	"context"
 	"errors"
-	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -20,10 +19,6 @@ import (
 	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/tui"
 )
-
-// maxNetstat bounds one read of /proc/net/netstat, some 4 KiB on a 6.18
-// kernel.
-const maxNetstat = 1 << 20
 
 // MaxSources bounds the half-open sources one read lists; the requests of
 // the others are counted together.
@@ -60,28 +55,23 @@ func (s *Source) Read(ctx context.Context) tui.TopReading {
 		ls = slices.DeleteFunc(ls, func(l bundle.Listener) bool { return !slices.Contains(s.ports, l.Port) })
 	}
 	r.Listeners, r.ListenersErr = ls, err
-	r.Counters, r.CountersErr = readListenPath(filepath.Join(s.host.Proc, "net", "netstat"))
+	r.Counters, r.CountersErr = readListenPath(s.host)
 	return r
 }
 
-// readListenPath reads the listen-path counters from a netstat file.
-func readListenPath(path string) (analyze.ListenPath, error) {
-	f, err := os.Open(path)
+// readListenPath reads the listen-path counters of the namespace h reads.
+func readListenPath(h collectors.Host) (analyze.ListenPath, error) {
+	data, err := collectors.ReadNetstat(h)
 	if err != nil {
-		return analyze.ListenPath{}, fmt.Errorf("read %s: %w", path, err)
+		return analyze.ListenPath{}, err
 	}
-	defer f.Close()
-	c, err := analyze.ParseListenPath(io.LimitReader(f, maxNetstat))
-	if err != nil {
-		return c, fmt.Errorf("read %s: %w", path, err)
-	}
-	return c, nil
+	return analyze.ParseListenPath(bytes.NewReader(data))
 }
 
 // HalfOpen implements tui.TopSource from the socket table: the listener's
 // SYN_RECV request sockets grouped by remote address.
 func (s *Source) HalfOpen(ctx context.Context, local string) (tui.TopHalfOpen, error) {
-	h, err := collectors.ReadHalfOpen(ctx, local, MaxSources)
+	h, err := collectors.ReadHalfOpen(ctx, s.host, local, MaxSources)
 	if err != nil {
 		return tui.TopHalfOpen{}, err
 	}

@@ -294,6 +294,9 @@ func (m *Model) headerText() string {
 	if bi.Host != "" {
 		parts = append(parts, bi.Host)
 	}
+	if bi.NamesNetNS() {
+		parts = append(parts, bi.NetNS.String())
+	}
 	if bi.Kernel != "" {
 		parts = append(parts, "kernel "+bi.Kernel)
 	}

@@ -94,6 +94,10 @@ func manifestLines(ctx *Context, s *analyze.Snapshot) []string {
 		case m.DeadlineHit:
 			out = append(out, "   "+st.Warning.Render("the capture deadline cut at least one collector"))
 		}
+		if n := m.NetNS; n != nil {
+			section("Network namespace")
+			netnsLines(n, add)
+		}
 		section("Trigger")
 		add("   reason      %s", cmpDash(m.Trigger.Reason))
 		if c := m.Trigger.Check; c != nil {
@@ -165,4 +169,42 @@ func fmtTime(t time.Time) string {
 		return "—"
 	}
 	return t.UTC().Format("2006-01-02 15:04:05.000Z")
+}
+
+// netnsLines describes the namespace a capture read and its owner, one add
+// per line.
+func netnsLines(n *bundle.NetNS, add func(format string, args ...any)) {
+	named := n.NamedBy
+	if n.Name != "" {
+		named += " " + n.Name
+	}
+	host := ""
+	if n.HostNS {
+		host = ", the host's"
+	}
+	add("   read        %s (inode %d%s)", n.String(), n.Inode, host)
+	add("   named by    %s", named)
+	if n.Path != "" {
+		add("   file        %s", n.Path)
+	}
+	if n.PID != 0 {
+		add("   process     %d %s", n.PID, n.Comm)
+	}
+	o := n.Owner
+	if o == nil {
+		return
+	}
+	add("   container   %s %s", cmpDash(o.ContainerID), o.Runtime)
+	if o.Name != "" {
+		add("   name        %s", o.Name)
+	}
+	if o.Image != "" {
+		add("   image       %s", o.Image)
+	}
+	if p := o.Pod; p != nil {
+		add("   pod         %s/%s %s", p.Namespace, p.Name, p.UID)
+	}
+	if o.Cgroup != "" {
+		add("   cgroup      %s", o.Cgroup)
+	}
 }

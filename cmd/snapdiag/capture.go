@@ -14,6 +14,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -123,12 +124,16 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 
 	asked := f.deadline
 	progress := !f.quiet && isTerminal(stderr)
-	res, err := captureLocked(ctx, f.captureFlags, func(opts *collectors.Options) {
+	res, err := captureLocked(ctx, f.captureFlags, stderr, func(opts *collectors.Options, target *netns.Target) {
 		opts.Trigger = trigger(f.reason)
 		opts.Filter = filter
 		opts.Priority = prio
 		if progress {
-			fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", opts.Dir, asked)
+			if target != nil {
+				fmt.Fprintf(stderr, "snapdiag: capturing %s (netns %d) into %s (deadline %s)\n", target.NetNS.String(), target.NetNS.Inode, opts.Dir, asked)
+			} else {
+				fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", opts.Dir, asked)
+			}
 			opts.Progress = func(st bundle.CollectorStatus) {
 				line := fmt.Sprintf("  %-8s %-10s %7.0fms", st.Status, st.Name, st.DurationMS)
 				if st.Error != "" {
@@ -167,9 +172,12 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 // captureLocked runs one capture the way snapdiag capture does, for capture
 // and for top's 'c': into --out (or the default directory), holding the
 // directory's lock, within --deadline (the wait for the lock counts against
-// it). set adds what the caller decides (trigger, filter, progress) to the
-// options the flags describe. Errors carry the hint the operator needs.
-func captureLocked(ctx context.Context, f captureFlags, set func(*collectors.Options)) (collectors.Result, error) {
+// it), in the namespace the flags name (openTarget, which tells stderr what
+// it cannot read). set adds what the caller decides (trigger, filter,
+// progress) to the options the flags describe; target is the namespace
+// entered, nil for the process's own. Errors carry the hint the operator
+// needs.
+func captureLocked(ctx context.Context, f captureFlags, stderr io.Writer, set func(*collectors.Options, *netns.Target)) (collectors.Result, error) {
 	dir, err := outputDir(f.out)
 	if err != nil {
 		return collectors.Result{}, err
@@ -189,7 +197,12 @@ func captureLocked(ctx context.Context, f captureFlags, set func(*collectors.Opt
 	// positive (a zero deadline would mean the default).
 	f.deadline = max(f.deadline-time.Since(start), f.deadline/2)
 	opts := f.options(dir)
-	set(&opts)
+	target, err := openTarget(f, &opts, stderr)
+	if err != nil {
+		return collectors.Result{}, err
+	}
+	defer target.Close()
+	set(&opts, target)
 	res, err := collectors.Capture(ctx, opts)
 	switch {
 	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):

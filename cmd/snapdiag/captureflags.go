@@ -8,6 +8,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/pflag"
 )
@@ -36,6 +37,9 @@ type captureFlags struct {
 	payload    bool
 	stageBytes watch.ByteSize
 	procRoot   string
+	// target is the network namespace to capture (--netns, --pid,
+	// --container); zero for the process's own.
+	target netns.Spec
 }
 
 // portList is --port: TCP port numbers, repeatable or comma-separated. Its
@@ -82,6 +86,9 @@ func (f *captureFlags) register(fl *pflag.FlagSet) {
 	fl.IntVar(&f.maxPackets, "max-packets", collectors.DefaultPacketLimit, "most packets in the packet sample, shared equally between its seconds, at least 1 (--sample 0 for none)")
 	fl.BoolVar(&f.payload, "payload", false, "keep packet payloads (default: headers only)")
 	fl.Var(&f.stageBytes, "stage-bytes", "most bytes one capture may stage on disk")
+	fl.StringVar(&f.target.NetNS, "netns", "", "capture this network namespace: an ip netns name, or a namespace file (/proc/PID/ns/net, a bind mount)")
+	fl.IntVar(&f.target.PID, "pid", 0, "capture the network namespace of this process")
+	fl.StringVar(&f.target.Container, "container", "", "capture the network namespace of this container: a Docker, containerd, CRI-O or Podman id, or a unique prefix of one")
 	fl.StringVar(&f.procRoot, "proc", "/proc", "proc root to read (for tests)")
 	_ = fl.MarkHidden("proc")
 }
@@ -104,6 +111,9 @@ func (f captureFlags) validate() error {
 		return usageError{fmt.Errorf("--max-packets must be at least 1, not %d (--sample 0 captures no packets)", f.maxPackets)}
 	case f.stageBytes <= 0:
 		return usageError{fmt.Errorf("--stage-bytes must be positive")}
+	}
+	if err := f.target.Validate(); err != nil {
+		return usageError{err}
 	}
 	for _, p := range f.ports {
 		if p < 1 || p > 65535 {

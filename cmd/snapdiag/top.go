@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/top"
 	"github.com/snapdiag/snapdiag/tui"
 )
@@ -42,6 +44,10 @@ first), esc goes back, / filters, ? lists the keys, q quits. c captures a
 bundle now, as snapdiag capture would with the same flags, in the background:
 the view stays live and the footer says where the bundle went.
 
+--netns, --pid or --container watch another network namespace (entering it
+needs CAP_SYS_ADMIN; without, only its counters can be read, and the screen
+says so).
+
 Without root it shows what it can (listeners, queues, drops and counters need
 no privilege) and says what it cannot: other users' processes, and in a
 bundle from c the packet sample and the kernel log.
@@ -59,9 +65,6 @@ Exit status:
 	fl := cmd.Flags()
 	f.register(fl)
 	fl.DurationVar(&f.every, "every", time.Second, "time between readings, at least 100ms")
-	// --netns, --pid and --container will name the namespace to watch once
-	// capture and watch take them: the Source reads through a
-	// collectors.Host, which is where a namespace's thread goes.
 	return cmd
 }
 
@@ -75,19 +78,34 @@ func runTop(f topFlags) error {
 	if !isatty.IsTerminal(os.Stdout.Fd()) || !isatty.IsTerminal(os.Stdin.Fd()) {
 		return hintError{errors.New("snapdiag top needs a terminal"), "use 'snapdiag capture' for a bundle from a script"}
 	}
-	h := f.host()
+	// The namespace the flags name is entered once for the readings; each
+	// capture enters it again for itself, as snapdiag capture does.
+	var opts collectors.Options
+	opts.Host = f.host()
+	target, err := openTarget(f.captureFlags, &opts, os.Stderr)
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	h := opts.Host
 	facts := collectors.HostFacts(h)
+	title := facts.Hostname
+	if target != nil {
+		title += " · " + target.NetNS.String()
+	}
 	m := tui.NewTop(top.New(h, f.ports), tui.TopOptions{
 		Every: f.every,
-		Title: facts.Hostname,
+		Title: title,
 		Blind: top.Blind(facts, h.Proc),
 		Capture: func(ctx context.Context) (string, error) {
-			res, err := captureLocked(ctx, f.captureFlags, func(o *collectors.Options) {
+			// What the capture cannot read is in its manifest; its line
+			// on stderr would break the screen.
+			res, err := captureLocked(ctx, f.captureFlags, io.Discard, func(o *collectors.Options, _ *netns.Target) {
 				o.Trigger = trigger("snapdiag top: capture key")
 			})
 			return res.Path, err
 		},
 	})
-	_, err := tea.NewProgram(m).Run()
+	_, err = tea.NewProgram(m).Run()
 	return err
 }

@@ -33,15 +33,20 @@ const dumpSeq = 1
 // Dump returns fn's error as it is, ctx's error when ctx ends the dump, and
 // an error wrapping fs.ErrNotExist when the kernel has no sock_diag for TCP.
 func Dump(ctx context.Context, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
+	return dumpFamily(ctx, unix.Socket, family, states, ext, fn)
+}
+
+// dumpFamily is Dump with its netlink socket opened by open.
+func dumpFamily(ctx context.Context, open Opener, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
 	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext)
-	return dumpMsgs(ctx, req, fn)
+	return dumpMsgs(ctx, open, req, fn)
 }
 
 // dumpMsgs sends the dump request req and calls fn with every socket of the
 // reply.
-func dumpMsgs(ctx context.Context, req []byte, fn func(m *Msg) error) error {
+func dumpMsgs(ctx context.Context, open Opener, req []byte, fn func(m *Msg) error) error {
 	var m Msg
-	return dumpReq(ctx, req, func(datagram []byte) (bool, error) {
+	return dumpReq(ctx, open, req, func(datagram []byte) (bool, error) {
 		return parseDatagram(datagram, dumpSeq, func(payload []byte) error {
 			if err := DecodeMsg(payload, &m); err != nil {
 				return fmt.Errorf("decode sock_diag reply: %w", err)
@@ -51,11 +56,21 @@ func dumpMsgs(ctx context.Context, req []byte, fn func(m *Msg) error) error {
 	})
 }
 
+// Opener opens a socket, as unix.Socket does. A sock_diag socket answers
+// about the sockets of the network namespace it was created in
+// (sock_diag_rcv_msg() looks up sock_net() of the netlink socket), so the
+// opener decides whose sockets a dump lists.
+type Opener func(domain, typ, proto int) (int, error)
+
 // Dumper dumps the TCP sockets of both families and counts the dump requests
 // it sends to the kernel, so a capture can show (and a test can check) how
 // many walks of the kernel's socket tables it cost. The zero Dumper is ready;
 // a nil *Dumper dumps without counting. It is safe for concurrent use.
 type Dumper struct {
+	// Open opens the netlink socket of every dump; nil opens it in the
+	// calling thread's namespace. Set it before the first dump.
+	Open Opener
+
 	requests atomic.Int64
 	// perFamily is set once the kernel refused a request for both families
 	// at once: later dumps ask for each family on its own.
@@ -75,11 +90,15 @@ func (d *Dumper) Requests() int64 {
 // kernel takes it (TCPDIAG_GETSOCK with AF_UNSPEC), else one request per
 // family. The sockets of the two families may arrive interleaved.
 func (d *Dumper) Dump(ctx context.Context, states uint32, ext uint8, fn func(m *Msg) error) error {
+	open := Opener(unix.Socket)
+	if d != nil && d.Open != nil {
+		open = d.Open
+	}
 	if d == nil || !d.perFamily.Load() {
 		d.count()
 		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), dumpSeq, states, ext)
 		delivered := false
-		err := dumpMsgs(ctx, req, func(m *Msg) error {
+		err := dumpMsgs(ctx, open, req, func(m *Msg) error {
 			delivered = true
 			return fn(m)
 		})
@@ -94,7 +113,7 @@ func (d *Dumper) Dump(ctx context.Context, states uint32, ext uint8, fn func(m *
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
 		d.count()
-		if err := Dump(ctx, family, states, ext, fn); err != nil {
+		if err := dumpFamily(ctx, open, family, states, ext, fn); err != nil {
 			return err
 		}
 	}
@@ -118,7 +137,7 @@ func refused(err error) bool {
 // datagram received, until fn reports the dump done or fails. It is apart
 // from Dump so tests can record the kernel's bytes.
 func dumpRaw(ctx context.Context, family uint8, states uint32, ext uint8, fn func(datagram []byte) (done bool, err error)) error {
-	return dumpReq(ctx, appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext), fn)
+	return dumpReq(ctx, unix.Socket, appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext), fn)
 }
 
 // sent counts the dump requests this process sent, whoever sent them.
@@ -129,8 +148,9 @@ var sent atomic.Int64
 func Sent() int64 { return sent.Load() }
 
 // dumpReq sends the dump request req and calls fn with every datagram
-// received, until fn reports the dump done or fails.
-func dumpReq(ctx context.Context, req []byte, fn func(datagram []byte) (done bool, err error)) error {
+// received, until fn reports the dump done or fails. open opens the netlink
+// socket.
+func dumpReq(ctx context.Context, open Opener, req []byte, fn func(datagram []byte) (done bool, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -138,7 +158,7 @@ func dumpReq(ctx context.Context, req []byte, fn func(datagram []byte) (done boo
 	// A non-blocking socket wrapped in an os.File is registered with the
 	// runtime's poller, so a read deadline, set from ctx, interrupts a
 	// receive that waits on the kernel.
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
+	fd, err := open(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.EAFNOSUPPORT) {
 			return fmt.Errorf("open sock_diag netlink socket: %w: %w", fs.ErrNotExist, err)
