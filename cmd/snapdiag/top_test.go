@@ -56,11 +56,12 @@ func footerPath(screen string) string {
 }
 
 // TestTopPtyAcceptQueueFull runs the real binary under a pseudo-terminal
-// (tmux) in a lab namespace where one listener never accepts and its accept
+// (tmux) on a lab namespace (--netns) where one listener never accepts and its accept
 // queue is full, beside an idle one: the first row, where the cursor
 // starts, is the full listener with the queue ss would show. Enter shows
-// its half-open sources, and 'c' writes a bundle whose path the footer
-// gives, with the trigger top sets, while the view stays up.
+// its half-open sources, and 'c' writes a bundle of that namespace whose
+// path the footer gives, with the trigger top sets, while the view stays
+// up.
 func TestTopPtyAcceptQueueFull(t *testing.T) {
 	l := lab.New(t, lab.Options{})
 	aq, err := lab.AcceptQueueFull(l, lab.AcceptQueueOpts{Port: 8081, Backlog: 8})
@@ -73,7 +74,9 @@ func TestTopPtyAcceptQueueFull(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := shortTempDir(t)
-	tm := newTmux(t, 100, 30, "ip", "netns", "exec", l.Server, testutil.Snapdiag(t), "top",
+	// --netns: top reads the namespace from a thread of its own, and c
+	// captures it.
+	tm := newTmux(t, 100, 30, testutil.Snapdiag(t), "top", "--netns", l.Server,
 		"--sample", "0", "--samples", "1", "--out", out)
 	full := netip.AddrPortFrom(l.ServerIP, 8081).String()
 	scr := tm.waitFor("the full listener on the first row", func(s string) bool {
@@ -100,8 +103,12 @@ func TestTopPtyAcceptQueueFull(t *testing.T) {
 	}
 	b := openBundle(t, path)
 	defer b.Close()
-	if got := b.Manifest().Trigger.Reason; got != "snapdiag top: capture key" {
+	m := b.Manifest()
+	if got := m.Trigger.Reason; got != "snapdiag top: capture key" {
 		t.Errorf("bundle trigger %q", got)
+	}
+	if m.NetNS == nil || m.NetNS.Name != l.Server {
+		t.Errorf("bundle of namespace %+v, want %s", m.NetNS, l.Server)
 	}
 	// The view is still up after the capture: the quit key ends it.
 	if _, ok := parseTopRow(selectedLine(scr)); !ok {
