@@ -88,8 +88,16 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 // SYN_RECV sockets together: the kernel walks its listening hash, then its
 // established hash for the requests, and a second dump would walk both again.
 func readListeners(ctx context.Context, h Host) ([]bundle.Listener, error) {
+	return readListenersSized(ctx, h, 0)
+}
+
+// readListenersSized is readListeners with room made for about n listeners
+// up front: a live view that reads the same listeners every second does not
+// grow its table and maps again each time.
+func readListenersSized(ctx context.Context, h Host, n int) ([]bundle.Listener, error) {
 	d := h.dumper()
 	t := newListenerTable(h.zoner())
+	t.reserve(n)
 	// INET_DIAG_SKMEMINFO carries the listener's own drop counter; request
 	// sockets get no attributes whatever is asked (inet_req_diag_fill()).
 	if err := d.Dump(ctx, sockdiag.StatesListen|sockdiag.StatesSynRecv, sockdiag.ExtSkMemInfo, t.add); err != nil {
@@ -169,6 +177,16 @@ func newListenerTable(z *zoner) *listenerTable {
 		dualStack: map[uint16]int{},
 		pending:   map[requestKey]int{},
 	}
+}
+
+// reserve makes room for n listeners.
+func (t *listenerTable) reserve(n int) {
+	if n <= 0 {
+		return
+	}
+	t.entries = make([]listenerEntry, 0, n)
+	t.groups = make(map[groupKey]int, n)
+	t.exact = make(map[netip.AddrPort]int, n)
 }
 
 // add is the sockdiag.Dump callback of a combined LISTEN and SYN_RECV dump:

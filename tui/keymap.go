@@ -26,8 +26,10 @@ type KeyMap struct {
 	Help   key.Binding
 	Quit   key.Binding
 	Copy   key.Binding
-	Sort   key.Binding
-	Order  key.Binding
+	// Capture writes a bundle now (snapdiag top).
+	Capture key.Binding
+	Sort    key.Binding
+	Order   key.Binding
 
 	// KeepFilter closes the filter line keeping what was typed;
 	// ClearFilter closes it and clears the filter.
@@ -52,6 +54,7 @@ func DefaultKeyMap() KeyMap {
 		Help:     key.NewBinding(key.WithKeys("?"), key.WithHelp("?", "keys")),
 		Quit:     key.NewBinding(key.WithKeys("q", "ctrl+c"), key.WithHelp("q", "quit")),
 		Copy:     key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "copy command")),
+		Capture:  key.NewBinding(key.WithKeys("c"), key.WithHelp("c", "capture a bundle")),
 		Sort:     key.NewBinding(key.WithKeys("s"), key.WithHelp("s", "sort by next column")),
 		Order:    key.NewBinding(key.WithKeys("r"), key.WithHelp("r", "reverse order")),
 

@@ -120,8 +120,7 @@ func (m *Model) update(msg tea.Msg) tea.Cmd {
 		m.resize(msg.Width, msg.Height)
 		return nil
 	case tea.BackgroundColorMsg:
-		m.ctx.Styles = NewStyles(msg.IsDark())
-		m.help.Styles = m.ctx.Styles.Help
+		restyle(m.ctx, &m.help, msg.IsDark())
 		// The manifest view lays its lines out, styled, once: again with
 		// the new styles.
 		if v, ok := m.views[ViewManifest].(*manifestView); ok && v.pager.lines != nil {
@@ -174,28 +173,18 @@ func (m *Model) view() Component { return m.views[m.active] }
 func (m *Model) key(msg tea.KeyPressMsg) tea.Cmd {
 	k := m.ctx.Keys
 	if m.filtering {
-		switch {
-		case key.Matches(msg, k.KeepFilter):
+		closed, changed := filterKey(k, &m.input, msg)
+		if closed {
 			m.filtering = false
 			m.resize(m.ctx.Width, m.ctx.Height)
-			return nil
-		case key.Matches(msg, k.ClearFilter):
-			m.filtering = false
-			m.input.value = ""
-			m.resize(m.ctx.Width, m.ctx.Height)
-			return m.setFilter("")
 		}
-		if m.input.update(msg) {
+		if changed {
 			return m.setFilter(m.input.value)
 		}
 		return nil
 	}
 	if m.showHelp {
-		if key.Matches(msg, k.Quit) {
-			return tea.Quit
-		}
-		m.showHelp = false
-		return nil
+		return closeHelp(k, msg, &m.showHelp)
 	}
 	m.status = ""
 	switch {
@@ -292,15 +281,7 @@ func (m *Model) chrome() int {
 	return n
 }
 
-func (m *Model) filterLine() string {
-	switch {
-	case m.filtering:
-		return m.input.view(m.ctx, m.ctx.Width)
-	case m.filter() != "":
-		return m.ctx.Styles.Status.Render("/"+m.filter()) + m.ctx.Styles.Muted.Render("  (esc clears)")
-	}
-	return ""
-}
+func (m *Model) filterLine() string { return filterLine(m.ctx, &m.input, m.filtering, m.filter()) }
 
 func (m *Model) resize(w, h int) {
 	m.ctx.Width, m.ctx.Height = w, h
@@ -315,37 +296,22 @@ func (m *Model) resize(w, h int) {
 // View draws the whole window.
 // View implements tea.Model: the screen Render draws, on the alternate
 // screen.
-func (m *Model) View() tea.View {
-	v := tea.NewView(m.Render())
-	v.AltScreen = true
-	return v
-}
+func (m *Model) View() tea.View { return altScreen(m.Render()) }
 
 // Render draws the whole screen as styled text.
 func (m *Model) Render() string {
 	w, h := m.ctx.Width, m.ctx.Height
-	st := m.ctx.Styles
 	if w < 20 || h < 6 {
 		return "window too small"
 	}
 	// The body's size depends on whether a filter line shows.
-	bh := max(h-m.chrome(), 1)
-	var b strings.Builder
-	b.WriteString(st.Header.Render(fit(m.headerText(), w)))
-	b.WriteString("\n" + m.tabs())
-	b.WriteString("\n" + st.Rule.Render(strings.Repeat("─", w)))
-	b.WriteString("\n")
+	body := ""
 	if m.showHelp {
-		b.WriteString(m.fullHelp(bh))
+		body = m.fullHelp(max(h-m.chrome(), 1))
 	} else {
-		b.WriteString(m.view().View())
+		body = m.view().View()
 	}
-	if fl := m.filterLine(); fl != "" {
-		// A long filter is cut, not wrapped: the body was sized for one line.
-		b.WriteString("\n" + fit(fl, w))
-	}
-	b.WriteString("\n" + m.footer())
-	return safetext.Terminal(b.String())
+	return screenFrame(m.ctx, m.headerText(), m.tabs(), nil, body, m.filterLine(), m.footer())
 }
 
 func (m *Model) headerText() string {
@@ -423,26 +389,7 @@ func (m *Model) tabs() string {
 }
 
 func (m *Model) footer() string {
-	st := m.ctx.Styles
-	w := m.ctx.Width
-	if m.status != "" {
-		s := st.Status
-		if m.statusErr {
-			s = st.Error
-		}
-		return s.Render(fit(m.status, w))
-	}
-	if m.filtering {
-		return st.Muted.Render(fit("enter keeps the filter · esc clears it", w))
-	}
-	// Drop the view's last keys until the line fits; '?' and 'q' stay.
-	vk := m.view().ShortHelp()
-	for n := len(vk); ; n-- {
-		line := m.help.ShortHelpView(append(vk[:n:n], m.ctx.Keys.Help, m.ctx.Keys.Quit))
-		if lipgloss.Width(line) <= w || n == 0 {
-			return fit(line, w)
-		}
-	}
+	return footer(m.ctx, &m.help, m.status, m.statusErr, m.filtering, m.view().ShortHelp())
 }
 
 func (m *Model) fullHelp(h int) string {

@@ -10,7 +10,6 @@ import (
 	"charm.land/bubbles/v2/key"
 	tea "charm.land/bubbletea/v2"
 	"charm.land/lipgloss/v2"
-	"github.com/mattn/go-runewidth"
 
 	"github.com/snapdiag/snapdiag/analyze"
 )
@@ -30,22 +29,20 @@ type listenersView struct {
 
 func newListenersView(ctx *Context) *listenersView {
 	v := &listenersView{ctx: ctx}
-	v.list = newTable(ctx, []column{
+	cols := []column{
 		{title: "LISTENER", width: 21, flex: 2, addr: true},
 		{title: "PROCESS", width: 18, minWindow: 100},
-		{title: "BACKLOG", width: 7, right: true},
-		{title: "ACCEPTQ", width: 7, right: true},
-		{title: "SYN-RECV", width: 8, right: true},
-		{title: "FILL", width: 5, right: true},
+	}
+	v.list = newTable(ctx, append(append(cols, queueColumns()...),
 		// The socket's own drops during the capture (sk_drops): a queue
 		// that filled between samples shows here, not in the counts.
-		{title: "DROPS", width: 7, right: true, minWindow: 100},
+		column{title: "DROPS", width: 7, right: true, minWindow: 100},
 		// Both charts at every width: an accept-queue incident shows only
 		// in the first, a SYN flood only in the second. The titles are the
 		// count columns' with a sparkline, to fit both in 80 columns.
-		{title: "ACCEPTQ ▁▄█", width: 12, flex: 1},
-		{title: "SYN-RECV ▁▄█", width: 12, flex: 1},
-	})
+		column{title: "ACCEPTQ ▁▄█", width: 12, flex: 1},
+		column{title: "SYN-RECV ▁▄█", width: 12, flex: 1},
+	))
 	v.list.cell = v.cell
 	v.list.rowStyle = func(r int) (lipgloss.Style, bool) {
 		switch f := fill(v.rows[r]); {
@@ -83,16 +80,7 @@ func (v *listenersView) cell(r, c int) string {
 		}
 		return s
 	case 1:
-		if l.Comm == "" {
-			return "—"
-		}
-		// The pid is what an operator acts on: cut the name, not the pid.
-		pid := "/" + strconv.Itoa(l.PID)
-		comm := l.Comm
-		if w := v.list.widths()[1]; w > 0 && runewidth.StringWidth(comm+pid) > w {
-			comm = runewidth.Truncate(comm, max(w-len(pid), 2), "…")
-		}
-		return comm + pid
+		return processCell(l.Comm, l.PID, v.list.widths()[1])
 	case 2:
 		return strconv.FormatUint(uint64(l.SendQ), 10)
 	case 3:

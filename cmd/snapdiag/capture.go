@@ -14,6 +14,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
+	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -142,55 +143,29 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	ctx, stop := stopOnSignal(ctx)
 	defer stop()
 
-	dir, err := outputDir(f.out)
-	if err != nil {
-		return err
-	}
-	// One capture at a time per directory, shared with snapdiag watch: a
-	// systemd ExecStopPost= capture and a watchdog's capture of the same
-	// incident must not both write at once. Waiting counts against the
-	// deadline, at most half of it.
-	start, asked := time.Now(), f.deadline
-	lock, err := watch.AcquireLock(ctx, dir, f.deadline/2)
-	if err != nil {
-		_, hint := lockHint(dir, err)
-		return hintError{err, hint}
-	}
-	defer lock.Release()
-	// The wait is at most half the deadline, so what is left stays
-	// positive (a zero deadline would mean the default).
-	f.deadline = max(f.deadline-time.Since(start), f.deadline/2)
-
-	opts := f.options(dir)
-	target, err := openTarget(f.captureFlags, &opts, stderr)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	opts.Trigger = trigger(f.reason)
-	opts.Filter = filter
-	opts.Priority = prio
+	asked := f.deadline
 	progress := !f.quiet && isTerminal(stderr)
-	if progress {
-		if target != nil {
-			fmt.Fprintf(stderr, "snapdiag: capturing %s (netns %d) into %s (deadline %s)\n", target.NetNS.String(), target.NetNS.Inode, dir, asked)
-		} else {
-			fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", dir, asked)
-		}
-		opts.Progress = func(st bundle.CollectorStatus) {
-			line := fmt.Sprintf("  %-8s %-10s %7.0fms", st.Status, st.Name, st.DurationMS)
-			if st.Error != "" {
-				line += "  " + st.Error
+	res, err := captureLocked(ctx, f.captureFlags, stderr, func(opts *collectors.Options, target *netns.Target) {
+		opts.Trigger = trigger(f.reason)
+		opts.Filter = filter
+		opts.Priority = prio
+		if progress {
+			if target != nil {
+				fmt.Fprintf(stderr, "snapdiag: capturing %s (netns %d) into %s (deadline %s)\n", target.NetNS.String(), target.NetNS.Inode, opts.Dir, asked)
+			} else {
+				fmt.Fprintf(stderr, "snapdiag: capturing into %s (deadline %s)\n", opts.Dir, asked)
 			}
-			fmt.Fprintln(stderr, line)
+			opts.Progress = func(st bundle.CollectorStatus) {
+				line := fmt.Sprintf("  %-8s %-10s %7.0fms", st.Status, st.Name, st.DurationMS)
+				if st.Error != "" {
+					line += "  " + st.Error
+				}
+				fmt.Fprintln(stderr, line)
+			}
 		}
-	}
-	res, err := collectors.Capture(ctx, opts)
-	switch {
-	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
-		return hintError{err, "the filesystem of " + dir + " is full, even for a bundle without the socket table and packets: free space or capture into another --out"}
-	case err != nil:
-		return hintError{err, "check that --out is a writable directory with free space"}
+	})
+	if err != nil {
+		return err
 	}
 	m := res.Manifest
 	var failed int
@@ -213,13 +188,57 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	}
 	fmt.Fprintln(stdout, res.Path)
 	if pusher != nil {
-		// The bundle is committed and its path printed; the directory is
-		// free for the next capture while this one travels, under its own
-		// deadline. The outcome goes to stderr: stdout holds only the path.
-		_ = lock.Release()
+		// The bundle is committed and its path printed; captureLocked has
+		// freed the directory for the next capture while this one travels,
+		// under its own deadline. The outcome goes to stderr: stdout holds
+		// only the path.
 		_ = uploadAfter(ctx, pusher, res.Path, m.Host.Hostname, stderr, stderr)
 	}
 	return nil
+}
+
+// captureLocked runs one capture the way snapdiag capture does, for capture
+// and for top's 'c': into --out (or the default directory), holding the
+// directory's lock, within --deadline (the wait for the lock counts against
+// it), in the namespace the flags name (openTarget, which tells stderr what
+// it cannot read). set adds what the caller decides (trigger, filter,
+// progress) to the options the flags describe; target is the namespace
+// entered, nil for the process's own. Errors carry the hint the operator
+// needs.
+func captureLocked(ctx context.Context, f captureFlags, stderr io.Writer, set func(*collectors.Options, *netns.Target)) (collectors.Result, error) {
+	dir, err := outputDir(f.out)
+	if err != nil {
+		return collectors.Result{}, err
+	}
+	// One capture at a time per directory, shared with snapdiag watch: a
+	// systemd ExecStopPost= capture and a watchdog's capture of the same
+	// incident must not both write at once. Waiting counts against the
+	// deadline, at most half of it.
+	start := time.Now()
+	lock, err := watch.AcquireLock(ctx, dir, f.deadline/2)
+	if err != nil {
+		_, hint := lockHint(dir, err)
+		return collectors.Result{}, hintError{err, hint}
+	}
+	defer lock.Release()
+	// The wait is at most half the deadline, so what is left stays
+	// positive (a zero deadline would mean the default).
+	f.deadline = max(f.deadline-time.Since(start), f.deadline/2)
+	opts := f.options(dir)
+	target, err := openTarget(f, &opts, stderr)
+	if err != nil {
+		return collectors.Result{}, err
+	}
+	defer target.Close()
+	set(&opts, target)
+	res, err := collectors.Capture(ctx, opts)
+	switch {
+	case errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT):
+		return res, hintError{err, "the filesystem of " + dir + " is full, even for a bundle without the socket table and packets: free space or capture into another --out"}
+	case err != nil:
+		return res, hintError{err, "check that --out is a writable directory with free space"}
+	}
+	return res, nil
 }
 
 // lockTrouble is what kept a capture from its directory's lock.

@@ -72,6 +72,9 @@ var flagCompletions = []flagCompletion{
 
 	{"watch", "netns", completeNetns},
 	{"watch", "container", completeContainers},
+	{"top", "out", completeDirs},
+	{"top", "netns", completeNetns},
+	{"top", "container", completeContainers},
 	{"redact", "key-file", completeFiles},
 	{"capture", "upload", cobra.NoFileCompletions},
 	{"capture", "endpoint", cobra.NoFileCompletions},
@@ -95,6 +98,8 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"analyze":  completeBundles(-1),
 	"tui":      completeBundles(1),
 	"push":     completeBundles(-1),
+
+	"top":      cobra.NoFileCompletions,
 	"redact":   completeRedactArgs,
 	"capture":  cobra.NoFileCompletions,
 	"watch":    cobra.NoFileCompletions,

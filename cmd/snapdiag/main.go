@@ -132,6 +132,7 @@ Environment:
 		newPushCmd(),
 		newVersionCmd(),
 		newTUICmd(),
+		newTopCmd(),
 		newRedactCmd(),
 		newSelftestCmd(),
 		newSelftestServiceCmd(),

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,23 +21,43 @@ import (
 type tmuxSession struct {
 	t      *testing.T
 	socket string
+	// cred, when set, runs tmux (its server, so the command too) as
+	// another user.
+	cred *syscall.Credential
 }
 
 func newTmux(t *testing.T, w, h int, argv ...string) *tmuxSession {
 	t.Helper()
+	return newTmuxAs(t, nil, w, h, argv...)
+}
+
+// newTmuxAs is newTmux with tmux and the command run with cred.
+func newTmuxAs(t *testing.T, cred *syscall.Credential, w, h int, argv ...string) *tmuxSession {
+	t.Helper()
 	if _, err := exec.LookPath("tmux"); err != nil {
 		t.Skip("tmux not installed (CI's .ci/run installs it): no pseudo-terminal for the TUI smoke test")
 	}
-	s := &tmuxSession{t: t, socket: fmt.Sprintf("snapdiag-smoke-%d", os.Getpid())}
+	s := &tmuxSession{t: t, socket: fmt.Sprintf("snapdiag-smoke-%d", os.Getpid()), cred: cred}
 	cmd := strings.Join(argv, " ")
 	s.run("new-session", "-d", "-s", "smoke", "-x", fmt.Sprint(w), "-y", fmt.Sprint(h), cmd+"; sleep 60")
-	t.Cleanup(func() { exec.Command("tmux", "-L", s.socket, "kill-server").Run() })
+	t.Cleanup(func() { s.command("kill-server").Run() })
 	return s
+}
+
+func (s *tmuxSession) command(args ...string) *exec.Cmd {
+	cmd := exec.Command("tmux", append([]string{"-L", s.socket}, args...)...)
+	if s.cred != nil {
+		// A user whose login shell is nologin: tmux runs the command
+		// with $SHELL.
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred}
+		cmd.Env = append(os.Environ(), "SHELL=/bin/sh", "HOME=/")
+	}
+	return cmd
 }
 
 func (s *tmuxSession) run(args ...string) string {
 	s.t.Helper()
-	out, err := exec.Command("tmux", append([]string{"-L", s.socket}, args...)...).CombinedOutput()
+	out, err := s.command(args...).CombinedOutput()
 	if err != nil {
 		s.t.Fatalf("tmux %v: %v\n%s", args, err, out)
 	}
