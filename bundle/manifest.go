@@ -61,6 +61,9 @@ type Manifest struct {
 	// in bundles written before it was recorded, which read the namespace
 	// the capture ran in (Host.NetNSInode).
 	NetNS *NetNS `json:"netns,omitempty"`
+	// Namespaces is set by capture --all-netns: the other namespaces of the
+	// host, each in its folder under netns/.
+	Namespaces *NamespacesInfo `json:"namespaces,omitempty"`
 }
 
 // Cost is the capture's own use of the host, from its start until the

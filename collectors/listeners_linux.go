@@ -73,10 +73,17 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 // SYN_RECV sockets together: the kernel walks its listening hash, then its
 // established hash for the requests, and a second dump would walk both again.
 func readListeners(ctx context.Context, d *sockdiag.Dumper) ([]bundle.Listener, error) {
-	t := newListenerTable(newZoner())
+	return readListenersOn(ctx, d, nil, sockdiag.StatesListen|sockdiag.StatesSynRecv, newZoner())
+}
+
+// readListenersOn is readListeners on the socket c (of another namespace;
+// nil: a socket of the dump's own), for the states given: without
+// StatesSynRecv the listeners' SynRecv stay 0.
+func readListenersOn(ctx context.Context, d *sockdiag.Dumper, c *sockdiag.Conn, states uint32, z *zoner) ([]bundle.Listener, error) {
+	t := newListenerTable(z)
 	// INET_DIAG_SKMEMINFO carries the listener's own drop counter; request
 	// sockets get no attributes whatever is asked (inet_req_diag_fill()).
-	if err := d.Dump(ctx, sockdiag.StatesListen|sockdiag.StatesSynRecv, sockdiag.ExtSkMemInfo, t.add); err != nil {
+	if err := d.DumpOn(ctx, c, states, sockdiag.ExtSkMemInfo, t.add); err != nil {
 		return nil, fmt.Errorf("read tcp listeners and SYN-RECV sockets: %w", err)
 	}
 	t.attributePending()

@@ -33,22 +33,33 @@ const dumpSeq = 1
 // Dump returns fn's error as it is, ctx's error when ctx ends the dump, and
 // an error wrapping fs.ErrNotExist when the kernel has no sock_diag for TCP.
 func Dump(ctx context.Context, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
-	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext)
-	return dumpMsgs(ctx, req, fn)
+	return dumpFamily(ctx, nil, family, states, ext, fn)
 }
 
-// dumpMsgs sends the dump request req and calls fn with every socket of the
-// reply.
-func dumpMsgs(ctx context.Context, req []byte, fn func(m *Msg) error) error {
+// dumpFamily is Dump on the socket c, or on a socket of its own when c is
+// nil.
+func dumpFamily(ctx context.Context, c *Conn, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
+	seq := c.nextSeq()
+	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), seq, family, states, ext)
+	return dumpMsgs(ctx, c, seq, req, fn)
+}
+
+// dumpMsgs sends the dump request req, numbered seq, on c (on a socket of
+// its own when c is nil) and calls fn with every socket of the reply.
+func dumpMsgs(ctx context.Context, c *Conn, seq uint32, req []byte, fn func(m *Msg) error) error {
 	var m Msg
-	return dumpReq(ctx, req, func(datagram []byte) (bool, error) {
-		return parseDatagram(datagram, dumpSeq, func(payload []byte) error {
+	parse := func(datagram []byte) (bool, error) {
+		return parseDatagram(datagram, seq, func(payload []byte) error {
 			if err := DecodeMsg(payload, &m); err != nil {
 				return fmt.Errorf("decode sock_diag reply: %w", err)
 			}
 			return fn(&m)
 		})
-	})
+	}
+	if c != nil {
+		return c.exchange(ctx, req, parse)
+	}
+	return dumpReq(ctx, req, parse)
 }
 
 // Dumper dumps the TCP sockets of both families and counts the dump requests
@@ -75,11 +86,18 @@ func (d *Dumper) Requests() int64 {
 // kernel takes it (TCPDIAG_GETSOCK with AF_UNSPEC), else one request per
 // family. The sockets of the two families may arrive interleaved.
 func (d *Dumper) Dump(ctx context.Context, states uint32, ext uint8, fn func(m *Msg) error) error {
+	return d.DumpOn(ctx, nil, states, ext, fn)
+}
+
+// DumpOn is Dump on the netlink socket c, which may have been opened in
+// another network namespace (NewConn); c nil is Dump.
+func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, fn func(m *Msg) error) error {
 	if d == nil || !d.perFamily.Load() {
 		d.count()
-		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), dumpSeq, states, ext)
+		seq := c.nextSeq()
+		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), seq, states, ext)
 		delivered := false
-		err := dumpMsgs(ctx, req, func(m *Msg) error {
+		err := dumpMsgs(ctx, c, seq, req, func(m *Msg) error {
 			delivered = true
 			return fn(m)
 		})
@@ -94,7 +112,7 @@ func (d *Dumper) Dump(ctx context.Context, states uint32, ext uint8, fn func(m *
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
 		d.count()
-		if err := Dump(ctx, family, states, ext, fn); err != nil {
+		if err := dumpFamily(ctx, c, family, states, ext, fn); err != nil {
 			return err
 		}
 	}
@@ -150,6 +168,13 @@ func dumpReq(ctx context.Context, req []byte, fn func(datagram []byte) (done boo
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("bind sock_diag netlink socket: %w", err)
 	}
+	return exchange(ctx, f, req, fn)
+}
+
+// exchange sends the dump request req on the bound netlink socket f and
+// calls fn with every datagram received, until fn reports the dump done or
+// fails. It leaves f open.
+func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []byte) (done bool, err error)) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("sock_diag netlink socket: %w", err)
