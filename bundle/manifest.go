@@ -262,7 +262,20 @@ type SysctlsInfo struct {
 	// UnreadableKeys names the unreadable ones (their paths under
 	// proc/sys), the first MaxUnreadableKeys of them.
 	UnreadableKeys []string `json:"unreadable_keys,omitempty"`
+	// FromHost counts the net.* keys of a capture of another namespace
+	// that the namespace does not show, read from the capturing process's
+	// namespace instead: the kernel's global ones (net.core.netdev_max_backlog,
+	// net.ipv4.tcp_mem), which hold for every namespace. 0 when the
+	// capture read its own namespace.
+	FromHost int `json:"from_host,omitempty"`
+	// FromHostKeys names them (their paths under proc/sys), the first
+	// MaxFromHostKeys.
+	FromHostKeys []string `json:"from_host_keys,omitempty"`
 }
+
+// MaxFromHostKeys bounds SysctlsInfo.FromHostKeys: a kernel has about a
+// hundred global net.* keys.
+const MaxFromHostKeys = 256
 
 // MaxUnreadableKeys bounds SysctlsInfo.UnreadableKeys: a broken proc copy
 // may refuse thousands.

@@ -481,18 +481,17 @@ func (n *nsCapture) takeDetail(ctx context.Context, h Host, w *bundle.Writer) er
 	if t.Inode() != n.entry.NetNS.Inode {
 		return fmt.Errorf("network namespace %d is gone: %s is now namespace %d", n.entry.NetNS.Inode, n.entry.NetNS.Path, t.Inode())
 	}
-	var sockErr, sysErr error
-	// The collectors run on the thread, in the namespace: the socket they
-	// dump on, the /proc/sys/net they walk and the interface names they
-	// look up are the namespace's.
-	err = t.Do(func() {
-		sysErr = (&Sysctls{}).Collect(ctx, h, w)
-		if sysErr == nil {
-			n.entry.Detail = true
-		}
-		sockErr = (&Sockets{}).Collect(ctx, h, w)
-	})
-	return errors.Join(err, sysErr, sockErr)
+	// A Host in the namespace: the socket the collectors dump on and the
+	// /proc/sys/net they walk are the namespace's. It has no Shared: the
+	// capture's shares the top level's listener snapshot and socket opener.
+	hn := h
+	hn.NS, hn.Shared = t, nil
+	sysErr := (&Sysctls{}).Collect(ctx, hn, w)
+	if sysErr == nil {
+		n.entry.Detail = true
+	}
+	sockErr := (&Sockets{}).Collect(ctx, hn, w)
+	return errors.Join(sysErr, sockErr)
 }
 
 // closeLocked closes every namespace's descriptors. a.mu must be held.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/netns"
 )
 
 // Defaults for a capture, used where a flag or an Options field is not set.
@@ -49,6 +50,10 @@ type Options struct {
 	// Filter, when set, rewrites every member as it is written, and the
 	// manifest and name at commit (capture --redact).
 	Filter bundle.Filter
+	// NetNS names the namespace the capture reads (Host.NS's, or the
+	// process's own), for the manifest. Nil records the process's own
+	// namespace as NamedBySelf, or Host.NS's inode alone.
+	NetNS *bundle.NetNS
 	// Priority is set when the process lowered its priority for the capture
 	// (LowerPriority): the manifest records it, and the capture restores the
 	// starting priority when collecting ends, to write the bundle in time.
@@ -243,6 +248,7 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	} else if m.DeadlineHit {
 		m.StoppedBy = bundle.StoppedByDeadline
 	}
+	m.NetNS = manifestNetNS(opts.NetNS, h)
 	for _, a := range anns {
 		a.Annotate(m)
 	}
@@ -253,6 +259,24 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		return Result{}, fmt.Errorf("write bundle: %w", err)
 	}
 	return Result{Path: path, Manifest: m}, nil
+}
+
+// manifestNetNS is the namespace the manifest names: the caller's, else
+// the one h reads.
+func manifestNetNS(given *bundle.NetNS, h Host) *bundle.NetNS {
+	switch {
+	case given != nil:
+		n := *given
+		return &n
+	case h.NS != nil:
+		return &bundle.NetNS{Inode: h.NS.Inode(), NamedBy: bundle.NamedByNetNS}
+	}
+	n, err := netns.Resolve(h.Proc, netns.Spec{})
+	if err != nil {
+		// A copy of /proc in a test has no namespace files.
+		return nil
+	}
+	return &n
 }
 
 func anyTimeout(sts []bundle.CollectorStatus) bool {

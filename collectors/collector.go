@@ -9,15 +9,24 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/netns"
 )
 
-// Host says where the live system's files are. Tests point it at a copy;
-// captures use the defaults. The network namespace is the one the capturing
-// process runs in.
+// Host says where the live system's files are, and which network namespace
+// to read. Tests point it at a copy; captures use the defaults.
 type Host struct {
 	Proc string // "/proc"
 	Sys  string // "/sys"
 	Dev  string // "/dev", for /dev/kmsg
+
+	// NS is the network namespace to read, entered on a thread of its own;
+	// nil reads the namespace the capturing process runs in. Everything
+	// per namespace comes from it: /proc/net (through the thread's
+	// /proc/PID/task/TID/net), the net.* sysctls, the sock_diag and packet
+	// sockets. The kernel log, the system files, the fs.* sysctls and the
+	// listeners' processes (socket inodes are the same in every
+	// namespace) are the host's. The caller owns the Thread and closes it.
+	NS *netns.Thread
 
 	// Ports are the service ports to focus on (--port).
 	Ports []int

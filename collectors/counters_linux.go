@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strings"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -44,8 +43,7 @@ func (Counters) Sample(ctx context.Context, h Host, i int, w *bundle.Writer) err
 			return ctx.Err()
 		}
 		// proc/net/... is read under the proc root; "proc/" is the member prefix.
-		src := filepath.Join(h.Proc, strings.TrimPrefix(f.name, "proc/"))
-		err := copyFile(w, src, bundle.SampleFile(i, f.name))
+		err := h.copyNet(w, strings.TrimPrefix(f.name, "proc/"), bundle.SampleFile(i, f.name))
 		switch {
 		case err == nil:
 		case errors.Is(err, fs.ErrNotExist) && !f.required:

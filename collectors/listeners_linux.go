@@ -68,16 +68,17 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 	return w.WriteFile(bundle.SampleFile(i, bundle.SampleListeners), bundle.EncodeListeners(ls))
 }
 
-// readListeners dumps every TCP listener of both families with its queues
-// and the half-open requests attributed to it. One dump asks for LISTEN and
+// readListeners dumps every TCP listener of both families of the namespace h
+// reads, with its queues and the half-open requests attributed to it,
+// through h's Dumper (the capture's, which counts its requests). One dump asks for LISTEN and
 // SYN_RECV sockets together: the kernel walks its listening hash, then its
 // established hash for the requests, and a second dump would walk both again.
-func readListeners(ctx context.Context, d *sockdiag.Dumper) ([]bundle.Listener, error) {
-	return readListenersOn(ctx, d, nil, sockdiag.StatesListen|sockdiag.StatesSynRecv, newZoner())
+func readListeners(ctx context.Context, h Host) ([]bundle.Listener, error) {
+	return readListenersOn(ctx, h.dumper(), nil, sockdiag.StatesListen|sockdiag.StatesSynRecv, h.zoner())
 }
 
-// readListenersOn is readListeners on the socket c (of another namespace;
-// nil: a socket of the dump's own), for the states given: without
+// readListenersOn is readListeners through d on the socket c (of another
+// namespace; nil: a socket d opens), for the states given: without
 // StatesSynRecv the listeners' SynRecv stay 0.
 func readListenersOn(ctx context.Context, d *sockdiag.Dumper, c *sockdiag.Conn, states uint32, z *zoner) ([]bundle.Listener, error) {
 	t := newListenerTable(z)

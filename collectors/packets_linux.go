@@ -75,7 +75,7 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	if err != nil {
 		return err
 	}
-	sock, err := openPacketSocket(cfg.filter)
+	sock, err := openPacketSocket(h, cfg.filter)
 	if err != nil {
 		return err
 	}
@@ -219,17 +219,18 @@ type packetRing struct {
 // so nothing is queued until bind(); the filter and the ring are set up
 // before bind() sets the protocol to ETH_P_ALL. Every packet in the ring has
 // therefore passed the filter, and there is nothing unfiltered to drain.
-// Binding with ifindex 0 captures on all interfaces of the namespace.
+// Binding with ifindex 0 captures on all interfaces of the namespace the
+// socket was created in (h's): packet_rcv() hooks belong to that namespace.
 //
 // TPACKET_V3 is in every kernel since 3.2 (2012), older than any snapdiag
 // supports, so there is no per-packet recvmsg fallback: a kernel that
 // refuses the ring fails the collector, and the manifest says why.
-func openPacketSocket(f *packetFilter) (_ *packetRing, err error) {
+func openPacketSocket(h Host, f *packetFilter) (_ *packetRing, err error) {
 	raw, err := f.raw()
 	if err != nil {
 		return nil, err
 	}
-	fd, err := unix.Socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	fd, err := h.socket(unix.AF_PACKET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
 	switch {
 	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES):
 		// packet_create(): !ns_capable(net->user_ns, CAP_NET_RAW).

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"path/filepath"
 	"strings"
 
 	"github.com/snapdiag/snapdiag/bundle"
@@ -42,7 +41,7 @@ func (ProcNet) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		err := copyFile(w, filepath.Join(h.Proc, rel), "proc/"+rel)
+		err := h.copyNet(w, rel, "proc/"+rel)
 		switch {
 		case err == nil:
 		case errors.Is(err, fs.ErrNotExist):

@@ -17,6 +17,9 @@ import (
 // serves one capture; its zero value is ready.
 type Shared struct {
 	diag sockdiag.Dumper
+	// bind sets diag's socket opener from the Host of the capture's first
+	// dump: a Shared serves one capture, so one namespace.
+	bind sync.Once
 
 	mu sync.Mutex
 	// first is the first listener snapshot, once taken without error.
@@ -27,12 +30,16 @@ type Shared struct {
 	samplerTook bool
 }
 
-// dumper returns the capture's sock_diag Dumper; nil (dumps not counted)
-// outside a capture.
+// dumper returns the capture's sock_diag Dumper; outside a capture, nil
+// (dumps not counted) or, to read another namespace, a Dumper of its own.
 func (h Host) dumper() *sockdiag.Dumper {
 	if h.Shared == nil {
-		return nil
+		if h.NS == nil {
+			return nil
+		}
+		return &sockdiag.Dumper{Open: h.opener()}
 	}
+	h.Shared.bind.Do(func() { h.Shared.diag.Open = h.opener() })
 	return &h.Shared.diag
 }
 
@@ -51,7 +58,7 @@ func (s *Shared) DumpRequests() int64 {
 func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
 	s := h.Shared
 	if s == nil {
-		return readListeners(ctx, nil)
+		return readListeners(ctx, h)
 	}
 	// The lock is held through the dump: a collector that asks while the
 	// snapshot is being taken waits for it rather than dumping again. The
@@ -59,7 +66,7 @@ func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.firstSet {
-		ls, err := readListeners(ctx, &s.diag)
+		ls, err := readListeners(ctx, h)
 		if err != nil {
 			return nil, err // the next caller tries again
 		}
@@ -81,5 +88,5 @@ func (h Host) sampleListeners(ctx context.Context) ([]bundle.Listener, error) {
 			return h.firstListeners(ctx)
 		}
 	}
-	return readListeners(ctx, h.dumper())
+	return readListeners(ctx, h)
 }

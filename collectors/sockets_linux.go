@@ -62,7 +62,7 @@ func (s *Sockets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	if err != nil {
 		return err
 	}
-	t := newSocketTable(f, limit, newZoner())
+	t := newSocketTable(f, limit, h.zoner())
 	// One dump for both families: one walk of the kernel's hash tables.
 	// Rows are encoded as they arrive, while the dump's receiver has the
 	// kernel fill the next datagram and f's compressor works on the rows
@@ -266,13 +266,25 @@ type zoner struct {
 	names  map[uint32]string
 }
 
-func newZoner() *zoner {
-	return &zoner{lookup: func(index int) (string, error) {
+// zoner returns a zoner naming the interfaces of the namespace h reads: the
+// lookup asks rtnetlink, which answers for the namespace of the socket it
+// asks through, so with a namespace it runs on the namespace's thread.
+func (h Host) zoner() *zoner {
+	byIndex := func(index int) (string, error) {
 		ifi, err := net.InterfaceByIndex(index)
 		if err != nil {
 			return "", err
 		}
 		return ifi.Name, nil
+	}
+	if h.NS == nil {
+		return &zoner{lookup: byIndex}
+	}
+	return &zoner{lookup: func(index int) (name string, err error) {
+		if derr := h.NS.Do(func() { name, err = byIndex(index) }); derr != nil {
+			return "", derr
+		}
+		return name, err
 	}}
 }
 

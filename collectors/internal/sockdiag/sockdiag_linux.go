@@ -33,20 +33,21 @@ const dumpSeq = 1
 // Dump returns fn's error as it is, ctx's error when ctx ends the dump, and
 // an error wrapping fs.ErrNotExist when the kernel has no sock_diag for TCP.
 func Dump(ctx context.Context, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
-	return dumpFamily(ctx, nil, family, states, ext, fn)
+	return dumpFamily(ctx, nil, unix.Socket, family, states, ext, fn)
 }
 
-// dumpFamily is Dump on the socket c, or on a socket of its own when c is
-// nil.
-func dumpFamily(ctx context.Context, c *Conn, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
+// dumpFamily is Dump on the socket c, or, when c is nil, on a socket of its
+// own opened by open.
+func dumpFamily(ctx context.Context, c *Conn, open Opener, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
 	seq := c.nextSeq()
 	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), seq, family, states, ext)
-	return dumpMsgs(ctx, c, seq, req, fn)
+	return dumpMsgs(ctx, c, open, seq, req, fn)
 }
 
 // dumpMsgs sends the dump request req, numbered seq, on c (on a socket of
-// its own when c is nil) and calls fn with every socket of the reply.
-func dumpMsgs(ctx context.Context, c *Conn, seq uint32, req []byte, fn func(m *Msg) error) error {
+// its own opened by open when c is nil) and calls fn with every socket of
+// the reply.
+func dumpMsgs(ctx context.Context, c *Conn, open Opener, seq uint32, req []byte, fn func(m *Msg) error) error {
 	var m Msg
 	parse := func(datagram []byte) (bool, error) {
 		return parseDatagram(datagram, seq, func(payload []byte) error {
@@ -59,14 +60,24 @@ func dumpMsgs(ctx context.Context, c *Conn, seq uint32, req []byte, fn func(m *M
 	if c != nil {
 		return c.exchange(ctx, req, parse)
 	}
-	return dumpReq(ctx, req, parse)
+	return dumpReq(ctx, open, req, parse)
 }
+
+// Opener opens a socket, as unix.Socket does. A sock_diag socket answers
+// about the sockets of the network namespace it was created in
+// (sock_diag_rcv_msg() looks up sock_net() of the netlink socket), so the
+// opener decides whose sockets a dump lists.
+type Opener func(domain, typ, proto int) (int, error)
 
 // Dumper dumps the TCP sockets of both families and counts the dump requests
 // it sends to the kernel, so a capture can show (and a test can check) how
 // many walks of the kernel's socket tables it cost. The zero Dumper is ready;
 // a nil *Dumper dumps without counting. It is safe for concurrent use.
 type Dumper struct {
+	// Open opens the netlink socket of every dump; nil opens it in the
+	// calling thread's namespace. Set it before the first dump.
+	Open Opener
+
 	requests atomic.Int64
 	// perFamily is set once the kernel refused a request for both families
 	// at once: later dumps ask for each family on its own.
@@ -90,14 +101,18 @@ func (d *Dumper) Dump(ctx context.Context, states uint32, ext uint8, fn func(m *
 }
 
 // DumpOn is Dump on the netlink socket c, which may have been opened in
-// another network namespace (NewConn); c nil is Dump.
+// another network namespace (OpenConn on a thread there); c nil is Dump.
 func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, fn func(m *Msg) error) error {
+	open := Opener(unix.Socket)
+	if d != nil && d.Open != nil {
+		open = d.Open
+	}
 	if d == nil || !d.perFamily.Load() {
 		d.count()
 		seq := c.nextSeq()
 		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), seq, states, ext)
 		delivered := false
-		err := dumpMsgs(ctx, c, seq, req, func(m *Msg) error {
+		err := dumpMsgs(ctx, c, open, seq, req, func(m *Msg) error {
 			delivered = true
 			return fn(m)
 		})
@@ -112,7 +127,7 @@ func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, 
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
 		d.count()
-		if err := dumpFamily(ctx, c, family, states, ext, fn); err != nil {
+		if err := dumpFamily(ctx, c, open, family, states, ext, fn); err != nil {
 			return err
 		}
 	}
@@ -136,7 +151,7 @@ func refused(err error) bool {
 // datagram received, until fn reports the dump done or fails. It is apart
 // from Dump so tests can record the kernel's bytes.
 func dumpRaw(ctx context.Context, family uint8, states uint32, ext uint8, fn func(datagram []byte) (done bool, err error)) error {
-	return dumpReq(ctx, appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext), fn)
+	return dumpReq(ctx, unix.Socket, appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext), fn)
 }
 
 // sent counts the dump requests this process sent, whoever sent them.
@@ -147,8 +162,9 @@ var sent atomic.Int64
 func Sent() int64 { return sent.Load() }
 
 // dumpReq sends the dump request req and calls fn with every datagram
-// received, until fn reports the dump done or fails.
-func dumpReq(ctx context.Context, req []byte, fn func(datagram []byte) (done bool, err error)) error {
+// received, until fn reports the dump done or fails. open opens the netlink
+// socket.
+func dumpReq(ctx context.Context, open Opener, req []byte, fn func(datagram []byte) (done bool, err error)) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -156,7 +172,7 @@ func dumpReq(ctx context.Context, req []byte, fn func(datagram []byte) (done boo
 	// A non-blocking socket wrapped in an os.File is registered with the
 	// runtime's poller, so a read deadline, set from ctx, interrupts a
 	// receive that waits on the kernel.
-	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
+	fd, err := open(unix.AF_NETLINK, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_SOCK_DIAG)
 	if err != nil {
 		if errors.Is(err, unix.EPROTONOSUPPORT) || errors.Is(err, unix.EAFNOSUPPORT) {
 			return fmt.Errorf("open sock_diag netlink socket: %w: %w", fs.ErrNotExist, err)
