@@ -87,6 +87,13 @@ func OpenMany(o ManyOpts) (*Many, error) {
 		// Locked and never unlocked: the thread ends in the last namespace
 		// it made, with the goroutine.
 		runtime.LockOSThread()
+		// Back to the process's namespace at the end: on the main thread,
+		// which the runtime parks instead of ending, the last namespace
+		// would otherwise become the one /proc/PID/ns/net shows.
+		if orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			defer unix.Close(orig)
+			defer unix.Setns(orig, unix.CLONE_NEWNET)
+		}
 		for i := range o.N {
 			name := fmt.Sprintf("%s%d-%d-many-%d", Prefix, os.Getpid(), id, i)
 			if err := m.makeOne(name, o); err != nil {

@@ -122,6 +122,15 @@ func Visit(ctx context.Context, paths []string, inos []uint64, fn func(i int) er
 		// not the process's.
 		runtime.LockOSThread()
 		defer close(done)
+		// The thread goes back to its own namespace at the end all the
+		// same: when the goroutine happens to run on the process's main
+		// thread, the runtime cannot end that thread and parks it instead,
+		// and the main thread's namespace is the one /proc/PID/ns/net shows
+		// for the whole process.
+		if orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
+			defer unix.Close(orig)
+			defer unix.Setns(orig, unix.CLONE_NEWNET)
+		}
 		for i, path := range paths {
 			if err := ctx.Err(); err != nil {
 				errs[i] = fmt.Errorf("enter network namespace %s: %w", path, err)
