@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -199,11 +200,33 @@ func (n *nsCapture) openInside(proc string) error {
 		*f.fd = fd
 	}
 	// /proc/sys/net resolves to the namespace of the thread that looks it
-	// up (net_ctl_header_lookup() uses current's).
+	// up (net_ctl_header_lookup() uses current's). Every namespace has its
+	// own dentries for the same names under the same parent, which
+	// proc_sys_compare() tells apart one by one: a lookup by full path
+	// costs as many compares as there are namespaces. So each folder is
+	// looked up once, and its files through the open folder
+	// (/proc/self/fd/N/NAME), whose children are this namespace's alone.
 	n.sysctls = map[string][]byte{}
+	dirs := map[string]int{}
+	defer func() {
+		for _, fd := range dirs {
+			if fd >= 0 {
+				unix.Close(fd)
+			}
+		}
+	}()
 	for _, name := range bundle.ListenPathSysctls {
-		path := filepath.Join(proc, "sys", strings.ReplaceAll(name, ".", "/"))
-		if data, err := readFile(path); err == nil {
+		rel := strings.ReplaceAll(name, ".", "/")
+		dir, base := filepath.Split(rel)
+		fd, ok := dirs[dir]
+		if !ok {
+			fd, _ = unix.Open(filepath.Join(proc, "sys", dir), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+			dirs[dir] = fd
+		}
+		if fd < 0 {
+			continue
+		}
+		if data, err := readFile(filepath.Join(proc, "self/fd", strconv.Itoa(fd), base)); err == nil {
 			n.sysctls[name] = data
 		}
 	}

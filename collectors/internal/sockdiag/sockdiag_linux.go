@@ -222,10 +222,12 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 	// a goroutine of its own lets the kernel fill one datagram while fn
 	// works through the one before: on a machine with two CPUs the dump
 	// takes about the longer of the two, not their sum. A few buffers
-	// cycle between the two goroutines, so memory stays bounded.
+	// cycle between the two goroutines, so memory stays bounded. They come
+	// from a pool: capture --all-netns dumps hundreds of small namespaces
+	// per sample, and fresh buffers for each cost more than the dump.
 	free := make(chan []byte, recvBuffers)
 	for range recvBuffers {
-		free <- make([]byte, recvBufSize)
+		free <- recvPool.Get().(*[recvBufSize]byte)[:]
 	}
 	filled := make(chan datagram, recvBuffers)
 	quit := make(chan struct{})
@@ -258,6 +260,13 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 		close(quit)
 		f.SetReadDeadline(time.Unix(1, 0))
 		wg.Wait()
+		// The receiver has closed filled; fn is done with every buffer.
+		for d := range filled {
+			recvPool.Put((*[recvBufSize]byte)(d.buf))
+		}
+		for len(free) > 0 {
+			recvPool.Put((*[recvBufSize]byte)(<-free))
+		}
 	}()
 
 	for d := range filled {
@@ -288,6 +297,9 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 // recvBuffers is how many receive buffers cycle between the receiving
 // goroutine and the decoding one.
 const recvBuffers = 4
+
+// recvPool holds receive buffers of recvBufSize bytes between dumps.
+var recvPool = sync.Pool{New: func() any { return new([recvBufSize]byte) }}
 
 // datagram is one received netlink datagram, or the error that ended
 // receiving.
