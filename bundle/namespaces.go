@@ -64,6 +64,10 @@ type NamespaceEntry struct {
 	// requests (syn_recv): the samples of a namespace dump LISTEN sockets
 	// only, until it is chosen for detail. Nil when none does.
 	SynRecvFrom *int `json:"syn_recv_from,omitempty"`
+	// Packets describes the namespace's packet sample
+	// (NetNSFile(inode, PathPackets)), taken from the sample that chose it
+	// for detail; nil when none was taken.
+	Packets *PacketsInfo `json:"packets,omitempty"`
 	// Errors has one line per thing not captured in this namespace.
 	Errors []string `json:"errors,omitempty"`
 }

@@ -80,6 +80,12 @@ type nsCapture struct {
 	err           error             // this sample's
 	counterReason string            // this sample's
 	chosen        bool
+	// thread is in the namespace from when it was chosen for detail, for
+	// the packet sample and the detail.
+	thread *netns.Thread
+	pkts   *Packets
+	// pktDone gets the packet sample's outcome; nil when none was started.
+	pktDone chan error
 }
 
 // Name implements Sampler.
@@ -282,6 +288,7 @@ func (a *AllNetNS) sample(ctx context.Context, h Host, i int, w *bundle.Writer) 
 			if a.chosen < a.info.DetailCap {
 				a.chosen++
 				n.chosen = true
+				n.startPackets(ctx, h, w.Under(n.entry.Dir))
 			} else {
 				n.entry.DetailReason += fmt.Sprintf("; not detailed: over the cap of %d namespaces", a.info.DetailCap)
 			}
@@ -493,17 +500,59 @@ func (a *AllNetNS) detail(ctx context.Context, h Host, w *bundle.Writer) {
 	}
 }
 
-// takeDetail runs the sockets and sysctls collectors inside the namespace,
-// writing through w (its folder).
-func (n *nsCapture) takeDetail(ctx context.Context, h Host, w *bundle.Writer) error {
+// enter starts the namespace's thread, once.
+func (n *nsCapture) enter() (*netns.Thread, error) {
+	if n.thread != nil {
+		return n.thread, nil
+	}
 	t, err := netns.Enter(n.entry.NetNS.Path)
 	if err != nil {
-		return err
+		return nil, err
+	}
+	if t.Inode() != n.entry.NetNS.Inode {
+		t.Close()
+		return nil, fmt.Errorf("network namespace %d is gone: %s is now namespace %d", n.entry.NetNS.Inode, n.entry.NetNS.Path, t.Inode())
+	}
+	n.thread = t
+	return t, nil
+}
+
+// startPackets starts the namespace's packet sample, from the sample
+// that chose it for detail, for the capture's packet window (or until
+// ctx ends); takeDetail waits for it.
+func (n *nsCapture) startPackets(ctx context.Context, h Host, w *bundle.Writer) {
+	if h.PacketWindow <= 0 {
+		return
+	}
+	t, err := n.enter()
+	if err != nil {
+		n.entry.Errors = append(n.entry.Errors, "packets: "+err.Error())
+		return
+	}
+	// The AF_PACKET socket and the listener dump that picks the ports to
+	// follow are opened on the thread, in the namespace.
+	hn := h
+	hn.NS, hn.Shared = t, nil
+	n.pkts, n.pktDone = &Packets{}, make(chan error, 1)
+	go func() { n.pktDone <- n.pkts.Collect(ctx, hn, w) }()
+}
+
+// takeDetail runs the sockets and sysctls collectors inside the namespace,
+// writing through w (its folder), and waits for its packet sample.
+func (n *nsCapture) takeDetail(ctx context.Context, h Host, w *bundle.Writer) error {
+	var pktErr error
+	if n.pktDone != nil {
+		// The sample ends at its window or with ctx.
+		if err := <-n.pktDone; err != nil {
+			pktErr = fmt.Errorf("packets: %w", err)
+		}
+		n.entry.Packets = n.pkts.Info()
+	}
+	t, err := n.enter()
+	if err != nil {
+		return errors.Join(pktErr, err)
 	}
 	defer t.Close()
-	if t.Inode() != n.entry.NetNS.Inode {
-		return fmt.Errorf("network namespace %d is gone: %s is now namespace %d", n.entry.NetNS.Inode, n.entry.NetNS.Path, t.Inode())
-	}
 	// A Host in the namespace: the socket the collectors dump on and the
 	// /proc/sys/net they walk are the namespace's. It has no Shared: the
 	// capture's shares the top level's listener snapshot and socket opener.
@@ -514,7 +563,7 @@ func (n *nsCapture) takeDetail(ctx context.Context, h Host, w *bundle.Writer) er
 		n.entry.Detail = true
 	}
 	sockErr := (&Sockets{}).Collect(ctx, hn, w)
-	return errors.Join(sysErr, sockErr)
+	return errors.Join(pktErr, sysErr, sockErr)
 }
 
 // closeLocked closes every namespace's descriptors. a.mu must be held.
@@ -524,6 +573,9 @@ func (a *AllNetNS) closeLocked() {
 	}
 	a.closed = true
 	for _, n := range a.nss {
+		if n.thread != nil {
+			n.thread.Close()
+		}
 		if n.conn != nil {
 			n.conn.Close()
 		}

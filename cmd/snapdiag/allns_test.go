@@ -24,7 +24,8 @@ import (
 // overflows under a sustained flood (cookies off), and a lab whose listener
 // never accepts (its accept queue full), each lab a server and a client
 // namespace. Every one must be in the bundle with its listeners, counters
-// and sysctls, and full detail must be taken for exactly the two sick ones.
+// and sysctls, and full detail (socket table, net.* tree, packet sample)
+// must be taken for exactly the two sick ones.
 func TestAllNetNSFindsTheTwoSick(t *testing.T) {
 	testutil.NeedRoot(t, "capture --all-netns enters network namespaces")
 	bin := testutil.Snapdiag(t) // built first: building is not the capture's time
@@ -59,7 +60,7 @@ func TestAllNetNSFindsTheTwoSick(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "capture", "--all-netns", "--out", dir, "--sample", "0", "-q").Output()
+	out, err := exec.CommandContext(ctx, bin, "capture", "--all-netns", "--out", dir, "-q").Output()
 	if err != nil {
 		t.Fatalf("capture: %v", err)
 	}
@@ -111,7 +112,10 @@ func TestAllNetNSFindsTheTwoSick(t *testing.T) {
 			continue
 		}
 		t.Logf("%s: %s: %s", what, e.NetNS.String(), e.DetailReason)
-		for _, name := range []string{bundle.PathSocketsTCP, bundle.PathSocketsSummary, bundle.SysctlPath("net.ipv4.tcp_rmem")} {
+		if e.Packets == nil {
+			t.Errorf("detail namespace %s: no packet sample in the manifest", e.NetNS.String())
+		}
+		for _, name := range []string{bundle.PathSocketsTCP, bundle.PathSocketsSummary, bundle.SysctlPath("net.ipv4.tcp_rmem"), bundle.PathPackets} {
 			if _, err := b.ReadFile(bundle.NetNSFile(e.NetNS.Inode, name)); err != nil {
 				t.Errorf("detail namespace %s: %v", e.NetNS.String(), err)
 			}

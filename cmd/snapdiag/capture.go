@@ -78,10 +78,11 @@ Files:
   packets/sample.pcap    the packet sample, headers only unless --payload
   netns/INODE/           with --all-netns, each other network namespace of the
                          host: samples/NNN/ (netstat, snmp, listeners.json) and
-                         its listen-path sysctls; the whole net.* tree and
-                         sockets/ for the few (at most 8) where a listen-path
-                         problem showed or a --port listener is. The
-                         manifest's "namespaces" lists them with their owners.`,
+                         its listen-path sysctls; the whole net.* tree,
+                         sockets/ and packets/ for the few (at most 8) where
+                         a listen-path problem showed or a --port listener
+                         is. The manifest's "namespaces" lists them with
+                         their owners.`,
 		Example: `  snapdiag capture --port 143 --reason "imap health check failed"
   snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0
   snapdiag capture --all-netns --reason "which pod is dropping SYNs?"`,
