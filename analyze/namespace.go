@@ -48,7 +48,7 @@ func checkNamespaceDir(e bundle.NamespaceEntry) error {
 	if e.NetNS.Inode == 0 {
 		return &nsError{"namespace entry without an inode"}
 	}
-	want := bundle.NamespaceDir(e.NetNS.Inode)
+	want := bundle.NetNSDir(e.NetNS.Inode)
 	if e.Dir != want || !fs.ValidPath(e.Dir) {
 		return &nsError{fmt.Sprintf("namespace %d: dir %q is not %s", e.NetNS.Inode, e.Dir, want)}
 	}

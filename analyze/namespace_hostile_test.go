@@ -89,11 +89,11 @@ func checkContained(t testing.TB, w *watchedFS, s *Snapshot, entries []bundle.Na
 	ok := map[string]bool{}
 	for _, e := range entries {
 		if e.NetNS.Inode != 0 {
-			ok[bundle.NamespaceDir(e.NetNS.Inode)] = true
+			ok[bundle.NetNSDir(e.NetNS.Inode)] = true
 		}
 	}
 	for _, n := range s.Namespaces {
-		if n.Entry.Dir != bundle.NamespaceDir(n.Entry.NetNS.Inode) {
+		if n.Entry.Dir != bundle.NetNSDir(n.Entry.NetNS.Inode) {
 			t.Errorf("loaded namespace %d from %q", n.Entry.NetNS.Inode, n.Entry.Dir)
 		}
 	}
@@ -120,7 +120,7 @@ func TestHostileNamespaceEntries(t *testing.T) {
 	}
 	many := make([]bundle.NamespaceEntry, maxNamespaces+1000)
 	for i := range many {
-		many[i] = ns(uint64(i+1), bundle.NamespaceDir(uint64(i+1)))
+		many[i] = ns(uint64(i+1), bundle.NetNSDir(uint64(i+1)))
 	}
 	for _, tc := range []struct {
 		name    string

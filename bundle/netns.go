@@ -33,7 +33,8 @@ type NetNS struct {
 	// NamedByPID, NamedByContainer or NamedByScan.
 	NamedBy string `json:"named_by"`
 	// Name is what the operator gave (an ip netns name, a path, a pid, a
-	// container id or prefix); empty for NamedBySelf and NamedByScan.
+	// container id or prefix); for NamedByScan, the namespace's ip netns
+	// name when it has one; empty for NamedBySelf.
 	Name string `json:"name,omitempty"`
 	// Path is the namespace file snapdiag opened: /run/netns/NAME,
 	// /proc/PID/ns/net, or a bind mount.
@@ -106,7 +107,7 @@ func (n *NetNS) String() string {
 		}
 	}
 	switch {
-	case n.NamedBy == NamedByNetNS && n.Name != "":
+	case (n.NamedBy == NamedByNetNS || n.NamedBy == NamedByScan) && n.Name != "":
 		return "netns " + n.Name
 	case n.PID != 0 && n.Comm != "":
 		return "pid " + strconv.Itoa(n.PID) + " (" + n.Comm + ")"

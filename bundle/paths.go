@@ -92,6 +92,13 @@ func ValidName(name string) bool {
 // members last, so a damaged bundle keeps the manifest and the counters and a
 // reader can stop early.
 func rank(name string) int {
+	// A namespace's members rank as the top level's members of the same
+	// kind: netns/<inode>/sockets/tcp.jsonl is large too.
+	if rest, ok := strings.CutPrefix(name, DirNetNS+"/"); ok {
+		if _, inner, ok := strings.Cut(rest, "/"); ok && inner != PathManifest {
+			return rank(inner)
+		}
+	}
 	switch {
 	case name == PathManifest:
 		return 0

@@ -47,6 +47,8 @@ var ErrTooLarge = errors.New("bundle size limit reached")
 type Writer struct {
 	st    *state
 	owner string
+	// prefix is put before every member name given (Under).
+	prefix string
 }
 
 type state struct {
@@ -158,10 +160,18 @@ func (f *filterFile) discard() {
 
 // For returns a view of w whose members are attributed to owner (a collector's
 // name), so the manifest can list the files of each collector.
-func (w *Writer) For(owner string) *Writer { return &Writer{st: w.st, owner: owner} }
+func (w *Writer) For(owner string) *Writer { return &Writer{st: w.st, owner: owner, prefix: w.prefix} }
+
+// Under returns a view of w whose member names are inside folder dir
+// (NetNSDir): a collector writing PathSocketsTCP through it writes
+// dir/sockets/tcp.jsonl. Views nest.
+func (w *Writer) Under(dir string) *Writer {
+	return &Writer{st: w.st, owner: w.owner, prefix: w.prefix + dir + "/"}
+}
 
 // WriteFile stores one complete member. The Writer keeps its own copy of data.
 func (w *Writer) WriteFile(name string, data []byte) error {
+	name = w.prefix + name
 	if f := w.filter(); f != nil {
 		var buf bytes.Buffer
 		fw := f.Member(name, &buf)
@@ -226,6 +236,7 @@ func (w *Writer) writeMem(name string, data []byte) (bool, error) {
 // Create starts a member that is written as a stream. The member is in the
 // bundle only if Close returns nil.
 func (w *Writer) Create(name string) (io.WriteCloser, error) {
+	name = w.prefix + name
 	inner, err := w.create(name)
 	if err != nil {
 		return nil, err

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,9 @@ type Options struct {
 	// Nil when it runs at the priority it was started with, which the
 	// manifest then records as found.
 	Priority *LowPriority
+	// AllNetNS adds the other network namespaces of the host to the bundle
+	// (capture --all-netns): an AllNetNS sampler beside the others.
+	AllNetNS bool
 }
 
 // Result is what a capture produced.
@@ -167,6 +171,9 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	}
 	if ss == nil {
 		ss = defSs
+	}
+	if opts.AllNetNS {
+		ss = append(slices.Clip(ss), &AllNetNS{LastSample: len(opts.History) + opts.Samples - 1})
 	}
 	var histErr error
 	if len(opts.History) > 0 {

@@ -95,12 +95,18 @@ func readListeners(ctx context.Context, h Host) ([]bundle.Listener, error) {
 // up front: a live view that reads the same listeners every second does not
 // grow its table and maps again each time.
 func readListenersSized(ctx context.Context, h Host, n int) ([]bundle.Listener, error) {
-	d := h.dumper()
-	t := newListenerTable(h.zoner())
+	return readListenersOn(ctx, h.dumper(), nil, sockdiag.StatesListen|sockdiag.StatesSynRecv, h.zoner(), n)
+}
+
+// readListenersOn is readListeners through d on the socket c (of another
+// namespace; nil: a socket d opens), for the states given, with room for
+// about n listeners: without StatesSynRecv the listeners' SynRecv stay 0.
+func readListenersOn(ctx context.Context, d *sockdiag.Dumper, c *sockdiag.Conn, states uint32, z *zoner, n int) ([]bundle.Listener, error) {
+	t := newListenerTable(z)
 	t.reserve(n)
 	// INET_DIAG_SKMEMINFO carries the listener's own drop counter; request
 	// sockets get no attributes whatever is asked (inet_req_diag_fill()).
-	if err := d.Dump(ctx, sockdiag.StatesListen|sockdiag.StatesSynRecv, sockdiag.ExtSkMemInfo, t.add); err != nil {
+	if err := d.DumpOn(ctx, c, states, sockdiag.ExtSkMemInfo, t.add); err != nil {
 		return nil, fmt.Errorf("read tcp listeners and SYN-RECV sockets: %w", err)
 	}
 	t.attributePending()

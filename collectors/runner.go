@@ -251,6 +251,9 @@ func (r *Runner) sampleLoop(ctx context.Context, h Host, w *bundle.Writer, resul
 		}
 		st.Error = strings.Join(errs[j], "; ")
 		res.done = true
+		if a, ok := r.Samplers[j].(Annotator); ok {
+			res.ann = a
+		}
 	}
 }
 

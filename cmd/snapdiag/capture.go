@@ -41,6 +41,8 @@ type captureCmdFlags struct {
 	// priority is "low" (lower the process's own priority first thing) or
 	// "normal" (keep the one it was started with).
 	priority string
+	// allNetNS adds every other network namespace of the host.
+	allNetNS bool
 }
 
 func newCaptureCmd() *cobra.Command {
@@ -89,10 +91,18 @@ Files:
   system/                uname, uptime, loadavg, meminfo, the kernel log's tail
   sockets/summary.json   socket counts by state, port and peer (never capped)
   sockets/tcp.jsonl      the TCP socket table, up to --socket-cap rows
-  packets/sample.pcap    the packet sample, headers only unless --payload`,
+  packets/sample.pcap    the packet sample, headers only unless --payload
+  netns/INODE/           with --all-netns, each other network namespace of the
+                         host: samples/NNN/ (netstat, snmp, listeners.json) and
+                         its listen-path sysctls; the whole net.* tree,
+                         sockets/ and packets/ for the few (at most 8) where
+                         a listen-path problem showed or a --port listener
+                         is. The manifest's "namespaces" lists them with
+                         their owners.`,
 		Example: `  snapdiag capture --port 143 --reason "imap health check failed"
   snapdiag capture --out /tmp --samples 5 --interval 500ms --sample 0
-  snapdiag capture --container 3f2a9c1b7d4e --port 8080`,
+  snapdiag capture --container 3f2a9c1b7d4e --port 8080
+  snapdiag capture --all-netns --reason "which pod is dropping SYNs?"`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runCapture(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -110,6 +120,17 @@ Files:
 	fl.BoolVar(&f.redact, "redact", false, "pseudonymise addresses and host names (as snapdiag redact) as members are written: nothing unredacted ever reaches the disk")
 	fl.StringVar(&f.keyFile, "key-file", defaultKeyFile(), "with --redact, the redaction key (created, mode 0600, when missing)")
 	fl.StringVar(&f.priority, "priority", "low", "low: run at nice 10 and the last best-effort disk level, so as not to compete with the service; normal: keep the priority snapdiag was started with")
+	fl.BoolVar(&f.allNetNS, "all-netns", false, "also capture every other network namespace of the host (containers, pods, ip netns): listeners, counters and listen-path sysctls of each, full detail where a listen-path problem shows; needs root")
+	// --all-netns is every namespace; a flag naming one contradicts it.
+	group := []string{"all-netns"}
+	for _, name := range []string{"netns", "pid", "container"} {
+		if fl.Lookup(name) != nil {
+			group = append(group, name)
+		}
+	}
+	if len(group) > 1 {
+		cmd.MarkFlagsMutuallyExclusive(group...)
+	}
 	return cmd
 }
 
@@ -149,6 +170,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		opts.Trigger = trigger(f.reason)
 		opts.Filter = filter
 		opts.Priority = prio
+		opts.AllNetNS = f.allNetNS
 		if progress {
 			if target != nil {
 				fmt.Fprintf(stderr, "snapdiag: capturing %s (netns %d) into %s (deadline %s)\n", target.NetNS.String(), target.NetNS.Inode, opts.Dir, asked)

@@ -89,7 +89,7 @@ func Build(t testing.TB, top string, nss []Namespace) (*bundle.Manifest, map[str
 		listen[bundle.SysctlPath(k)] = true
 	}
 	for _, n := range nss {
-		dir := bundle.NamespaceDir(n.NetNS.Inode)
+		dir := bundle.NetNSDir(n.NetNS.Inode)
 		e := bundle.NamespaceEntry{NetNS: n.NetNS, Dir: dir, Detail: n.Detail}
 		if n.Detail {
 			e.DetailReason = "listen-path drops during the window"

@@ -33,27 +33,34 @@ const dumpSeq = 1
 // Dump returns fn's error as it is, ctx's error when ctx ends the dump, and
 // an error wrapping fs.ErrNotExist when the kernel has no sock_diag for TCP.
 func Dump(ctx context.Context, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
-	return dumpFamily(ctx, unix.Socket, family, states, ext, fn)
+	return dumpFamily(ctx, nil, unix.Socket, family, states, ext, fn)
 }
 
-// dumpFamily is Dump with its netlink socket opened by open.
-func dumpFamily(ctx context.Context, open Opener, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
-	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), dumpSeq, family, states, ext)
-	return dumpMsgs(ctx, open, req, fn)
+// dumpFamily is Dump on the socket c, or, when c is nil, on a socket of its
+// own opened by open.
+func dumpFamily(ctx context.Context, c *Conn, open Opener, family uint8, states uint32, ext uint8, fn func(m *Msg) error) error {
+	seq := c.nextSeq()
+	req := appendRequest(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqV2), seq, family, states, ext)
+	return dumpMsgs(ctx, c, open, seq, req, fn)
 }
 
-// dumpMsgs sends the dump request req and calls fn with every socket of the
-// reply.
-func dumpMsgs(ctx context.Context, open Opener, req []byte, fn func(m *Msg) error) error {
+// dumpMsgs sends the dump request req, numbered seq, on c (on a socket of
+// its own opened by open when c is nil) and calls fn with every socket of
+// the reply.
+func dumpMsgs(ctx context.Context, c *Conn, open Opener, seq uint32, req []byte, fn func(m *Msg) error) error {
 	var m Msg
-	return dumpReq(ctx, open, req, func(datagram []byte) (bool, error) {
-		return parseDatagram(datagram, dumpSeq, func(payload []byte) error {
+	parse := func(datagram []byte) (bool, error) {
+		return parseDatagram(datagram, seq, func(payload []byte) error {
 			if err := DecodeMsg(payload, &m); err != nil {
 				return fmt.Errorf("decode sock_diag reply: %w", err)
 			}
 			return fn(&m)
 		})
-	})
+	}
+	if c != nil {
+		return c.exchange(ctx, req, parse)
+	}
+	return dumpReq(ctx, open, req, parse)
 }
 
 // Opener opens a socket, as unix.Socket does. A sock_diag socket answers
@@ -90,15 +97,22 @@ func (d *Dumper) Requests() int64 {
 // kernel takes it (TCPDIAG_GETSOCK with AF_UNSPEC), else one request per
 // family. The sockets of the two families may arrive interleaved.
 func (d *Dumper) Dump(ctx context.Context, states uint32, ext uint8, fn func(m *Msg) error) error {
+	return d.DumpOn(ctx, nil, states, ext, fn)
+}
+
+// DumpOn is Dump on the netlink socket c, which may have been opened in
+// another network namespace (OpenConn on a thread there); c nil is Dump.
+func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, fn func(m *Msg) error) error {
 	open := Opener(unix.Socket)
 	if d != nil && d.Open != nil {
 		open = d.Open
 	}
 	if d == nil || !d.perFamily.Load() {
 		d.count()
-		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), dumpSeq, states, ext)
+		seq := c.nextSeq()
+		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), seq, states, ext)
 		delivered := false
-		err := dumpMsgs(ctx, open, req, func(m *Msg) error {
+		err := dumpMsgs(ctx, c, open, seq, req, func(m *Msg) error {
 			delivered = true
 			return fn(m)
 		})
@@ -113,7 +127,7 @@ func (d *Dumper) Dump(ctx context.Context, states uint32, ext uint8, fn func(m *
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
 		d.count()
-		if err := dumpFamily(ctx, open, family, states, ext, fn); err != nil {
+		if err := dumpFamily(ctx, c, open, family, states, ext, fn); err != nil {
 			return err
 		}
 	}
@@ -170,6 +184,13 @@ func dumpReq(ctx context.Context, open Opener, req []byte, fn func(datagram []by
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return fmt.Errorf("bind sock_diag netlink socket: %w", err)
 	}
+	return exchange(ctx, f, req, fn)
+}
+
+// exchange sends the dump request req on the bound netlink socket f and
+// calls fn with every datagram received, until fn reports the dump done or
+// fails. It leaves f open.
+func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []byte) (done bool, err error)) error {
 	rc, err := f.SyscallConn()
 	if err != nil {
 		return fmt.Errorf("sock_diag netlink socket: %w", err)
@@ -201,10 +222,12 @@ func dumpReq(ctx context.Context, open Opener, req []byte, fn func(datagram []by
 	// a goroutine of its own lets the kernel fill one datagram while fn
 	// works through the one before: on a machine with two CPUs the dump
 	// takes about the longer of the two, not their sum. A few buffers
-	// cycle between the two goroutines, so memory stays bounded.
+	// cycle between the two goroutines, so memory stays bounded. They come
+	// from a pool: capture --all-netns dumps hundreds of small namespaces
+	// per sample, and fresh buffers for each cost more than the dump.
 	free := make(chan []byte, recvBuffers)
 	for range recvBuffers {
-		free <- make([]byte, recvBufSize)
+		free <- recvPool.Get().(*[recvBufSize]byte)[:]
 	}
 	filled := make(chan datagram, recvBuffers)
 	quit := make(chan struct{})
@@ -237,6 +260,13 @@ func dumpReq(ctx context.Context, open Opener, req []byte, fn func(datagram []by
 		close(quit)
 		f.SetReadDeadline(time.Unix(1, 0))
 		wg.Wait()
+		// The receiver has closed filled; fn is done with every buffer.
+		for d := range filled {
+			recvPool.Put((*[recvBufSize]byte)(d.buf))
+		}
+		for len(free) > 0 {
+			recvPool.Put((*[recvBufSize]byte)(<-free))
+		}
 	}()
 
 	for d := range filled {
@@ -267,6 +297,9 @@ func dumpReq(ctx context.Context, open Opener, req []byte, fn func(datagram []by
 // recvBuffers is how many receive buffers cycle between the receiving
 // goroutine and the decoding one.
 const recvBuffers = 4
+
+// recvPool holds receive buffers of recvBufSize bytes between dumps.
+var recvPool = sync.Pool{New: func() any { return new([recvBufSize]byte) }}
 
 // datagram is one received netlink datagram, or the error that ended
 // receiving.
