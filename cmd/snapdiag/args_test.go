@@ -82,9 +82,10 @@ func TestUnknownCommandIsUsage(t *testing.T) {
 	}
 }
 
-// TestTargetUsage: two ways of naming a namespace at once, or a negative
-// pid, are usage errors (exit 2) for capture and watch, before anything is
-// captured; a name that finds nothing is exit 1.
+// TestTargetUsage: two ways of naming a namespace at once, a negative pid,
+// or --all-netns beside a named namespace, are usage errors (exit 2) for
+// capture and watch, before anything is captured; a name that finds
+// nothing is exit 1.
 func TestTargetUsage(t *testing.T) {
 	for _, cmd := range [][]string{
 		{"capture", "--out", t.TempDir()},
@@ -102,6 +103,17 @@ func TestTargetUsage(t *testing.T) {
 		missing := []string{"--netns", "snapdiag-no-such-netns"}
 		if code := Main(append(append([]string{}, cmd...), missing...), io.Discard, io.Discard); code != exitError {
 			t.Errorf("%s %v: exit %d, want %d", cmd[0], missing, code, exitError)
+		}
+	}
+	// --all-netns is every namespace: naming one beside it is a usage error.
+	for _, args := range [][]string{
+		{"--all-netns", "--netns", "blue"},
+		{"--all-netns", "--pid", "1"},
+		{"--container", "3f2a9c1b", "--all-netns"},
+	} {
+		full := append([]string{"capture", "--out", t.TempDir()}, args...)
+		if code := Main(full, io.Discard, io.Discard); code != exitUsage {
+			t.Errorf("capture %v: exit %d, want %d", args, code, exitUsage)
 		}
 	}
 }

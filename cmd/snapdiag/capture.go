@@ -121,22 +121,16 @@ Files:
 	fl.StringVar(&f.keyFile, "key-file", defaultKeyFile(), "with --redact, the redaction key (created, mode 0600, when missing)")
 	fl.StringVar(&f.priority, "priority", "low", "low: run at nice 10 and the last best-effort disk level, so as not to compete with the service; normal: keep the priority snapdiag was started with")
 	fl.BoolVar(&f.allNetNS, "all-netns", false, "also capture every other network namespace of the host (containers, pods, ip netns): listeners, counters and listen-path sysctls of each, full detail where a listen-path problem shows; needs root")
-	// --all-netns is every namespace; a flag naming one contradicts it.
-	group := []string{"all-netns"}
-	for _, name := range []string{"netns", "pid", "container"} {
-		if fl.Lookup(name) != nil {
-			group = append(group, name)
-		}
-	}
-	if len(group) > 1 {
-		cmd.MarkFlagsMutuallyExclusive(group...)
-	}
 	return cmd
 }
 
 func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer) error {
 	if err := f.captureFlags.validate(); err != nil {
 		return err
+	}
+	if f.allNetNS && !f.target.IsZero() {
+		// --all-netns is every namespace; a flag naming one contradicts it.
+		return usageError{errors.New("--all-netns captures every namespace: drop --netns, --pid or --container, or drop --all-netns")}
 	}
 	pusher, err := f.uploadFlags.validate()
 	if err != nil {
