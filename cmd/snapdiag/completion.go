@@ -98,7 +98,6 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"analyze":  completeBundles(-1),
 	"tui":      completeBundles(1),
 	"push":     completeBundles(-1),
-
 	"top":      cobra.NoFileCompletions,
 	"redact":   completeRedactArgs,
 	"capture":  cobra.NoFileCompletions,
