@@ -67,6 +67,11 @@ type Metrics struct {
 	triggers    map[string]uint64
 	lastCapture time.Time
 	webhook     map[string]uint64
+	// pending is how many bundles of the output directory wait for the
+	// upload; pendingKnown is false until the watch has counted them (or
+	// when it uploads nowhere).
+	pending      int
+	pendingKnown bool
 }
 
 // MetricsConfig configures NewMetrics.
@@ -96,7 +101,7 @@ type listenerDescs struct {
 
 type otherDescs struct {
 	listeners, omitted, sampleTime, sysctl, checkUp, checkLatency,
-	captures, triggers, lastCapture, buildInfo, webhook *prometheus.Desc
+	captures, triggers, lastCapture, buildInfo, webhook, pending *prometheus.Desc
 }
 
 // NewMetrics returns the metrics of a watcher; pass it in Config.Metrics.
@@ -133,6 +138,7 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 			lastCapture:  prometheus.NewDesc("snapdiag_last_capture_timestamp_seconds", "When the last bundle was written, Unix time.", nil, nil),
 			buildInfo:    prometheus.NewDesc("snapdiag_build_info", "Always 1; the labels say which snapdiag runs.", []string{"version", "goversion"}, nil),
 			webhook:      prometheus.NewDesc("snapdiag_webhook_requests_total", "Alertmanager webhook requests, by what became of them.", []string{"result"}, nil),
+			pending:      prometheus.NewDesc("snapdiag_bundles_pending_upload", "Bundles in the output directory not yet in the --upload store (pending sidecar present).", nil, nil),
 		},
 		captures: map[string]uint64{},
 		triggers: map[string]uint64{},
@@ -255,6 +261,16 @@ func (m *Metrics) observeWebhook(result string) {
 	m.webhook[result]++
 }
 
+// observePending records how many bundles wait for the upload.
+func (m *Metrics) observePending(n int) {
+	if m == nil {
+		return
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.pending, m.pendingKnown = n, true
+}
+
 // parsedSample is the last sample as a scrape shows it.
 type parsedSample struct {
 	values    map[analyze.Counter]int64
@@ -347,7 +363,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	}
 	o := m.descs
 	for _, x := range []*prometheus.Desc{o.listeners, o.omitted, o.sampleTime, o.sysctl, o.checkUp, o.checkLatency,
-		o.captures, o.triggers, o.lastCapture, o.buildInfo, o.webhook} {
+		o.captures, o.triggers, o.lastCapture, o.buildInfo, o.webhook, o.pending} {
 		ch <- x
 	}
 	for _, x := range m.hostDescs {
@@ -375,6 +391,9 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, r := range webhookResults {
 		counter(o.webhook, float64(m.webhook[r]), r)
+	}
+	if m.pendingKnown {
+		gauge(o.pending, float64(m.pending))
 	}
 	if !m.lastCapture.IsZero() {
 		gauge(o.lastCapture, float64(m.lastCapture.UnixNano())/1e9)

@@ -25,6 +25,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/ship"
 )
 
 func TestCounterMetric(t *testing.T) {
@@ -266,4 +267,39 @@ func describedNames(m *Metrics) []string {
 		}
 	}
 	return out
+}
+
+// TestMetricsBundlesPendingUpload: with --upload, the page says how many
+// bundles of the output directory wait for the store: one while the store
+// refuses it, none once it is in.
+func TestMetricsBundlesPendingUpload(t *testing.T) {
+	out, store := t.TempDir(), t.TempDir()
+	// A regular file where the store's directory should be: every Put
+	// fails, as with a store that is down.
+	blocked := filepath.Join(t.TempDir(), "not-a-dir")
+	put(t, filepath.Dir(blocked), filepath.Base(blocked), 1)
+	target := ship.Target{Scheme: ship.SchemeFile, Dir: store}
+	pusher := &ship.Pusher{Target: target, Store: ship.NewFileStore(blocked)}
+	m := NewMetrics(MetricsConfig{})
+	check, _ := flagCheck(t)
+	w := newWatcher(t, Config{Checks: []*Check{check}, Every: time.Second, Failures: 1, Capture: quickCapture(out),
+		Upload: pusher, Metrics: m})
+	if got := gather(t, m)["snapdiag_bundles_pending_upload"]; len(got) != 0 {
+		t.Fatalf("before the first upload round: %v, want no series", got)
+	}
+	path := filepath.Join(out, bundle.FileName(w.host, time.Now()))
+	put(t, out, filepath.Base(path), 100)
+	w.markPending(path)
+	if got := one(t, gather(t, m), "snapdiag_bundles_pending_upload", nil); got != 1 {
+		t.Errorf("marked pending: %v, want 1", got)
+	}
+	w.uploadPending(context.Background())
+	if got := one(t, gather(t, m), "snapdiag_bundles_pending_upload", nil); got != 1 {
+		t.Errorf("store refusing: %v, want 1", got)
+	}
+	pusher.Store = ship.NewFileStore(store)
+	w.uploadPending(context.Background())
+	if got := one(t, gather(t, m), "snapdiag_bundles_pending_upload", nil); got != 0 {
+		t.Errorf("uploaded: %v, want 0", got)
+	}
 }

@@ -39,6 +39,22 @@ func (w *Watcher) markPending(path string) {
 	if err != nil {
 		w.log.Error("mark bundle pending for upload", "bundle", path, "error", err.Error())
 	}
+	w.countPending()
+}
+
+// countPending sets snapdiag_bundles_pending_upload from the sidecars in
+// the output directory: every bundle there still waiting for a store,
+// including those an earlier run or another target left.
+func (w *Watcher) countPending() {
+	if w.cfg.Metrics == nil {
+		return
+	}
+	paths, err := ship.ListPending(w.cfg.Capture.Dir)
+	if err != nil {
+		w.log.Warn("count pending bundles", "error", err.Error())
+		return
+	}
+	w.cfg.Metrics.observePending(len(paths))
 }
 
 // kickUpload wakes the upload loop without waiting for it.
@@ -98,6 +114,7 @@ func (w *Watcher) uploadPending(ctx context.Context) int {
 		w.log.Info("bundle uploaded", "bundle", name, "target", w.cfg.Upload.Target.String(), "key", res.Key,
 			"outcome", string(res.Outcome), "bytes", res.Size, "sha256", res.SHA256)
 	})
+	w.countPending()
 	if err != nil && ctx.Err() == nil {
 		w.log.Error("list pending bundles", "error", err.Error())
 		return 1
