@@ -303,3 +303,27 @@ func TestMetricsBundlesPendingUpload(t *testing.T) {
 		t.Errorf("uploaded: %v, want 0", got)
 	}
 }
+
+// TestUploadLogSchema: the upload's log lines (a refused upload, then one
+// that goes in) are messages schema/watch-log.schema.json lists, so a log
+// pipeline matching on them sees them.
+func TestUploadLogSchema(t *testing.T) {
+	out, store := t.TempDir(), t.TempDir()
+	blocked := filepath.Join(t.TempDir(), "not-a-dir")
+	put(t, filepath.Dir(blocked), filepath.Base(blocked), 1)
+	pusher := &ship.Pusher{Target: ship.Target{Scheme: ship.SchemeFile, Dir: store}, Store: ship.NewFileStore(blocked)}
+	check, _ := flagCheck(t)
+	log, _ := testLogger(t) // validates every line against the schema
+	w := newWatcher(t, Config{Checks: []*Check{check}, Every: time.Second, Failures: 1, Capture: quickCapture(out),
+		Upload: pusher, Logger: log})
+	path := filepath.Join(out, bundle.FileName(w.host, time.Now()))
+	put(t, out, filepath.Base(path), 100)
+	w.markPending(path)
+	if n := w.uploadPending(context.Background()); n != 1 {
+		t.Fatalf("store refusing: %d pending, want 1", n)
+	}
+	pusher.Store = ship.NewFileStore(store)
+	if n := w.uploadPending(context.Background()); n != 0 {
+		t.Fatalf("store back: %d pending, want 0", n)
+	}
+}
