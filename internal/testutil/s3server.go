@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -32,7 +33,7 @@ type S3Server struct {
 	cmd  *exec.Cmd
 	t    testing.TB
 	// stderr collects the server's messages, shown when it does not start.
-	stderr bytes.Buffer
+	stderr syncBuffer
 }
 
 // versitygwBin finds versitygw: on PATH, else where go install puts it.
@@ -58,6 +59,25 @@ func goPath() string {
 	}
 	home, _ := os.UserHomeDir()
 	return filepath.Join(home, "go")
+}
+
+// syncBuffer is a bytes.Buffer safe for a process's output copier writing
+// while a test reads it.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
 
 // StartS3 starts versitygw on a free loopback port with a fresh root and
