@@ -64,6 +64,10 @@ SNAPDIAG_BIN=build/snapdiag VERSION=$version GOARCH=$(go env GOARCH) \
 deb=$(ls build/snapdiag_*.deb)
 # snapdiag selftest creates its namespaces with iproute2's ip.
 [[ "$(dpkg-deb -f "$deb" Recommends)" == *iproute2* ]] || fail "$deb does not recommend iproute2 (snapdiag selftest runs ip)"
+# The shipped alert rules, where a Prometheus config's rule_files can name
+# them.
+rules=/usr/share/snapdiag/prometheus/snapdiag.rules.yml
+dpkg-deb -c "$deb" | grep -q " \.$rules\$" || fail "$deb does not install $rules"
 if [ "$build_only" = yes ]; then
   echo "$deb"
   exit 0
@@ -104,7 +108,10 @@ printf '[Service]\nExecStart=/bin/true\n' >"$tmp/demo.service"
 cp /usr/share/doc/snapdiag/examples/*.conf "$tmp/demo.service.d/"
 SYSTEMD_UNIT_PATH="$tmp:/usr/lib/systemd/system:" verify --man=no "$tmp/demo.service"
 
-step "installed: state directory, completions, man pages"
+step "installed: state directory, completions, man pages, alert rules"
+if command -v promtool >/dev/null; then
+  promtool check rules "$rules" >/dev/null || fail "promtool check rules $rules"
+fi
 [ "$(stat -c '%a %U' /var/lib/snapdiag)" = "700 root" ] ||
   fail "/var/lib/snapdiag is $(stat -c '%a %U' /var/lib/snapdiag), want 700 root"
 bash -c 'source /usr/share/bash-completion/completions/snapdiag && complete -p snapdiag' >/dev/null ||

@@ -3,7 +3,8 @@
 #
 # Lays out under build/root (relative to the repository) every file the
 # snapdiag packages install except the binary itself: the systemd units, the
-# examples, the licence, the man pages and the shell completions. Both
+# examples, the licence, the alert rules, the man pages and the shell
+# completions. Both
 # deploy/nfpm.yaml and .goreleaser.yaml package that tree as it is, so this
 # script is the one list of what goes where.
 #
@@ -43,6 +44,8 @@ for f in "$repo"/deploy/systemd/examples/*; do
 	put 0644 "$f" "$doc/examples/$(basename "$f")"
 done
 put 0644 "$repo/LICENSE" "$doc/LICENSE"
+# The alert rules, for a Prometheus config's rule_files.
+put 0644 "$repo/deploy/prometheus/snapdiag.rules.yml" usr/share/snapdiag/prometheus/snapdiag.rules.yml
 put 0644 "$repo/README.md" "$doc/README.md"
 
 # Completions from cobra's completion command, where each shell looks for
