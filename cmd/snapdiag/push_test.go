@@ -329,7 +329,7 @@ func TestWatchUploadStoreDown(t *testing.T) {
 			}
 			out := t.TempDir()
 			restarted := filepath.Join(t.TempDir(), "restarted")
-			var stderr bytes.Buffer
+			var stderr testutil.SyncBuffer // written by exec while the test reads it
 			cmd := exec.Command(testutil.Snapdiag(t), "watch", "--check", "tcp://127.0.0.1:1", "--failures", "1",
 				"--every", "200ms", "--timeout", "100ms", "--out", out, "--samples", "1", "--sample", "0", "--history", "0",
 				"--then", "touch "+restarted, "--upload", "s3://fleet/w", "--upload-timeout", "2s", "--upload-retry", "200ms")

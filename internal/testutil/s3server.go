@@ -33,7 +33,7 @@ type S3Server struct {
 	cmd  *exec.Cmd
 	t    testing.TB
 	// stderr collects the server's messages, shown when it does not start.
-	stderr syncBuffer
+	stderr SyncBuffer
 }
 
 // versitygwBin finds versitygw: on PATH, else where go install puts it.
@@ -61,20 +61,22 @@ func goPath() string {
 	return filepath.Join(home, "go")
 }
 
-// syncBuffer is a bytes.Buffer safe for a process's output copier writing
+// SyncBuffer is a bytes.Buffer safe for a process's output copier writing
 // while a test reads it.
-type syncBuffer struct {
+type SyncBuffer struct {
 	mu  sync.Mutex
 	buf bytes.Buffer
 }
 
-func (b *syncBuffer) Write(p []byte) (int, error) {
+// Write appends p.
+func (b *SyncBuffer) Write(p []byte) (int, error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.Write(p)
 }
 
-func (b *syncBuffer) String() string {
+// String is what was written so far.
+func (b *SyncBuffer) String() string {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return b.buf.String()
