@@ -72,6 +72,9 @@ type Metrics struct {
 	// when it uploads nowhere).
 	pending      int
 	pendingKnown bool
+	// slots holds the "#N" of each SO_REUSEPORT group's sockets on the
+	// last page, by socket cookie (nameGroups).
+	slots map[groupKey]map[uint64]int
 }
 
 // MetricsConfig configures NewMetrics.
@@ -331,28 +334,58 @@ func (m *Metrics) parse() *parsedSample {
 			recvQ: l.RecvQ, sendQ: l.SendQ, synRecv: l.SynRecv, synLimit: r.limit, drops: l.Drops,
 		}
 	}
-	// Sockets of one SO_REUSEPORT group share address, port and often the
-	// process: each after the first gets "#2", "#3"... by socket cookie, so
-	// the series stay distinct and keep their names while the group stays.
-	order := make([]*liveListener, len(p.listeners))
-	for i := range order {
-		order[i] = &p.listeners[i]
-	}
-	slices.SortFunc(order, func(a, b *liveListener) int {
-		return cmp.Or(cmp.Compare(a.name, b.name), cmp.Compare(a.process, b.process), cmp.Compare(a.cookie, b.cookie))
-	})
-	n := 1
-	for i := 1; i < len(order); i++ {
-		a, b := order[i-1], order[i]
-		if a.process == b.process && strings.SplitN(a.name, "#", 2)[0] == b.name {
-			n++
-			b.name += "#" + strconv.Itoa(n)
-			continue
-		}
-		n = 1
-	}
+	m.nameGroups(p.listeners)
 	m.parsed = p
 	return p
+}
+
+// groupKey is a listener's labels before a group's "#N".
+type groupKey struct{ name, process string }
+
+// nameGroups names the sockets of one SO_REUSEPORT group, which share
+// address, port and often the process: the first keeps the plain name, each
+// other gets "#2", "#3"... A socket keeps its number for as long as it is on
+// the page (remembered by socket cookie from scrape to scrape), so when one
+// closes the others' series, drops_total among them, do not move to another
+// socket; a new socket takes the lowest free number. Called with m.mu held.
+func (m *Metrics) nameGroups(ls []liveListener) {
+	groups := map[groupKey][]*liveListener{}
+	for i := range ls {
+		k := groupKey{ls[i].name, ls[i].process}
+		groups[k] = append(groups[k], &ls[i])
+	}
+	next := make(map[groupKey]map[uint64]int, len(groups))
+	for k, members := range groups {
+		old := m.slots[k]
+		cur := make(map[uint64]int, len(members))
+		used := map[int]bool{}
+		// A socket without a cookie (none reported) cannot be followed:
+		// it takes a free number each time.
+		for _, l := range members {
+			if s, ok := old[l.cookie]; ok && l.cookie != 0 {
+				cur[l.cookie], used[s] = s, true
+			}
+		}
+		slices.SortFunc(members, func(a, b *liveListener) int { return cmp.Compare(a.cookie, b.cookie) })
+		slot := 1
+		for _, l := range members {
+			s, ok := cur[l.cookie]
+			if !ok || l.cookie == 0 {
+				for used[slot] {
+					slot++
+				}
+				s, used[slot] = slot, true
+				if l.cookie != 0 {
+					cur[l.cookie] = s
+				}
+			}
+			if s > 1 {
+				l.name += "#" + strconv.Itoa(s)
+			}
+		}
+		next[k] = cur
+	}
+	m.slots = next
 }
 
 // Describe implements prometheus.Collector.

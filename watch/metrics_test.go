@@ -20,6 +20,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"golang.org/x/sys/unix"
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
@@ -325,5 +326,62 @@ func TestUploadLogSchema(t *testing.T) {
 	pusher.Store = ship.NewFileStore(store)
 	if n := w.uploadPending(context.Background()); n != 0 {
 		t.Fatalf("store back: %d pending, want 0", n)
+	}
+}
+
+// TestMetricsReusePortLabelsStable: the sockets of an SO_REUSEPORT group
+// keep their series while they live. When one closes, the others must not
+// take its name: its drops_total counter would jump to another socket's
+// count, a false increase (or a false reset) to rate().
+func TestMetricsReusePortLabelsStable(t *testing.T) {
+	fds := map[int]int{} // backlog: fd
+	var port int
+	for _, backlog := range []int{5, 6, 7} {
+		ap := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(port))
+		fds[backlog], port = testutil.Listen(t, ap, backlog, testutil.ReusePort)
+	}
+	h := collectors.DefaultHost()
+	_, samplers := collectors.DefaultSet(h)
+	m := NewMetrics(MetricsConfig{})
+	// names returns the group's listener label by backlog.
+	names := func() map[int]string {
+		s, err := collectors.TakeSample(context.Background(), h, samplers)
+		if err != nil {
+			t.Logf("sample: %v", err)
+		}
+		m.observeSample(s, nil, nil)
+		out := map[int]string{}
+		for _, x := range gather(t, m)["snapdiag_listener_accept_queue_limit"] {
+			if x.labels["port"] == strconv.Itoa(port) {
+				out[int(x.value)] = x.labels["listener"]
+			}
+		}
+		return out
+	}
+	before := names()
+	if len(before) != 3 {
+		t.Fatalf("group on the page: %v, want 3 sockets", before)
+	}
+	first := 0
+	for backlog, name := range before {
+		if !strings.Contains(name, "#") {
+			first = backlog
+		}
+	}
+	if first == 0 {
+		t.Fatalf("no socket of %v has the plain name", before)
+	}
+	// Out of LISTEN without closing the descriptor Listen's cleanup closes.
+	if err := unix.Shutdown(fds[first], unix.SHUT_RDWR); err != nil {
+		t.Fatal(err)
+	}
+	after := names()
+	if len(after) != 2 {
+		t.Fatalf("group after one closed: %v, want 2 sockets", after)
+	}
+	for backlog, name := range after {
+		if name != before[backlog] {
+			t.Errorf("socket with backlog %d: listener %q, was %q", backlog, name, before[backlog])
+		}
 	}
 }
