@@ -198,7 +198,7 @@ func (h *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if len(h.cfg.Token) > 0 {
-		got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		got, ok := bearerToken(r.Header.Get("Authorization"))
 		// The token never reaches the log, only whether it matched.
 		if !ok || subtle.ConstantTimeCompare([]byte(got), h.cfg.Token) != 1 {
 			reply(http.StatusUnauthorized, webhookUnauthorized, "missing or wrong bearer token")
@@ -240,6 +240,18 @@ func (h *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	reply(http.StatusOK, webhookNoMatch, "no firing alert matches")
+}
+
+// bearerToken returns the token of an Authorization header of the Bearer
+// scheme. HTTP's scheme names are case-insensitive, and spaces may separate
+// the scheme from its token: an Alertmanager configured with the type
+// "bearer" sends it in lower case.
+func bearerToken(header string) (string, bool) {
+	scheme, token, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return "", false
+	}
+	return strings.TrimLeft(token, " "), true
 }
 
 // IsLoopback reports whether a listen address (HOST:PORT) binds only the

@@ -214,3 +214,30 @@ func FuzzDecodeAlerts(f *testing.F) {
 		}
 	})
 }
+
+// TestWebhookBearerScheme: the authentication scheme is case-insensitive
+// (an Alertmanager whose authorization type is written "bearer" sends it
+// so); the token itself is not.
+func TestWebhookBearerScheme(t *testing.T) {
+	body := payload(t, alert("firing", "SnapdiagSynQueueNearLimit"))
+	for _, tc := range []struct {
+		header string
+		want   int
+	}{
+		{"bearer secret", http.StatusAccepted},
+		{"BEARER secret", http.StatusAccepted},
+		{"Bearer  secret", http.StatusAccepted},
+		{"Bearer SECRET", http.StatusUnauthorized},
+		{"Basic secret", http.StatusUnauthorized},
+		{"Bearersecret", http.StatusUnauthorized},
+	} {
+		w := webhookWatcher(t, WebhookConfig{Token: []byte("secret")}, t.TempDir())
+		req := httptest.NewRequest(http.MethodPost, WebhookPath, bytes.NewReader(body))
+		req.Header.Set("Authorization", tc.header)
+		rec := httptest.NewRecorder()
+		w.Webhook().ServeHTTP(rec, req)
+		if rec.Code != tc.want {
+			t.Errorf("Authorization %q: status %d, want %d", tc.header, rec.Code, tc.want)
+		}
+	}
+}
