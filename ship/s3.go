@@ -75,7 +75,17 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	}
 	endpoint := firstNonEmpty(o.Endpoint, getenv("AWS_ENDPOINT_URL_S3"), getenv("AWS_ENDPOINT_URL"), "https://s3.amazonaws.com")
 	u, err := url.Parse(endpoint)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+	if err != nil {
+		// url's error quotes the whole input, which may hold a password.
+		return nil, fmt.Errorf("%w: endpoint: not a URL: want http(s)://HOST[:PORT]", ErrTarget)
+	}
+	if u.User != nil {
+		// Credentials in the endpoint would be ignored (they come from
+		// AWS_* and the shared file) and then printed in every log line
+		// naming the endpoint: refuse them, never echoing them.
+		return nil, fmt.Errorf("%w: endpoint %q holds credentials: put them in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY", ErrTarget, u.Redacted())
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("%w: endpoint %q: want http(s)://HOST[:PORT]", ErrTarget, endpoint)
 	}
 	profile := firstNonEmpty(getenv("AWS_PROFILE"), "default")

@@ -265,3 +265,27 @@ func TestPutAbortsStaleUploads(t *testing.T) {
 		t.Errorf("%d incomplete uploads after the push, want 0", n)
 	}
 }
+
+// TestEndpointSecretNotEchoed: an endpoint URL carrying credentials is
+// refused (they would be ignored: credentials come from AWS_* and the
+// shared file), and the refusal never prints the password.
+func TestEndpointSecretNotEchoed(t *testing.T) {
+	target := Target{Scheme: SchemeS3, Bucket: "fleet"}
+	for _, endpoint := range []string{
+		"http://AKID:hunter2secret@127.0.0.1:9000",
+		"ftp://AKID:hunter2secret@127.0.0.1:9000",
+		"https://AKID:hunter2secret@s3.example.com",
+	} {
+		_, err := NewS3Store(target, S3Options{Endpoint: endpoint, Getenv: func(string) string { return "" }})
+		if err == nil {
+			t.Errorf("endpoint %s: accepted, want refused", endpoint)
+			continue
+		}
+		if !errors.Is(err, ErrTarget) {
+			t.Errorf("endpoint %s: %v, want ErrTarget", endpoint, err)
+		}
+		if strings.Contains(err.Error(), "hunter2secret") {
+			t.Errorf("endpoint error prints the password: %v", err)
+		}
+	}
+}
