@@ -57,6 +57,23 @@ func (w *Watcher) countPending() {
 	w.cfg.Metrics.observePending(len(paths))
 }
 
+// markNewest marks this host's newest bundle pending when it has no
+// sidecar. A watch killed between writing a bundle and marking it (a
+// moment, but a crash during an incident is when it happens) would
+// otherwise never send it. An object already in the store with the same
+// checksum is not sent again, so a bundle that went in costs one read and
+// one look-up per start.
+func (w *Watcher) markNewest() {
+	files, err := ListBundles(w.cfg.Capture.Dir, w.host)
+	if err != nil || len(files) == 0 {
+		return
+	}
+	path := filepath.Join(w.cfg.Capture.Dir, files[0].Name)
+	if !ship.IsPending(path) {
+		w.markPending(path)
+	}
+}
+
 // kickUpload wakes the upload loop without waiting for it.
 func (w *Watcher) kickUpload() {
 	select {

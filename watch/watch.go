@@ -279,6 +279,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.log.Info("cool-down from a recent bundle", "bundle", b, "until", w.cooldownUntil.UTC().Format(time.RFC3339))
 	}
 	if w.cfg.Upload != nil {
+		w.markNewest()
 		uctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() { w.uploadLoop(uctx) })
@@ -351,6 +352,7 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 	if w.cfg.Upload != nil && ctx.Err() == nil {
 		// After the restart, one round: what is not sent stays pending
 		// for the next run or snapdiag push --pending.
+		w.markNewest()
 		w.uploadPending(ctx)
 	}
 	return inc
