@@ -27,8 +27,8 @@ const (
 	maxLabelBytes = 16 << 10
 	// DefaultWebhookEvery is the least time between two accepted requests:
 	// Alertmanager resends a firing group every group_interval (5m by
-	// default), so one a second is generous, and a flood is refused before
-	// its body is read.
+	// default) and retries a refused one within seconds, so one a second
+	// is generous, and a flood is refused before its body is read.
 	DefaultWebhookEvery = time.Second
 )
 
@@ -160,7 +160,7 @@ type alertRequest struct{ alert Alert }
 // cfg.Then); the handler answers 202 without waiting. Resolved alerts do
 // nothing. A malformed payload is a 400 with a one-line reason, a missing
 // or wrong token 401, a request sooner than cfg.Every after the last
-// accepted one 429.
+// accepted one 503 with Retry-After (which Alertmanager retries).
 // It is nil when Config.Webhook is.
 func (w *Watcher) Webhook() http.Handler {
 	if w.cfg.Webhook == nil {
@@ -213,8 +213,12 @@ func (h *webhook) ServeHTTP(rw http.ResponseWriter, r *http.Request) {
 	}
 	h.mu.Unlock()
 	if limited {
+		// 503, not 429: Alertmanager's webhook notifier retries a 5xx
+		// with backoff but drops a 4xx until the group's next
+		// notification (group_interval, 5m by default), and two groups
+		// firing together must both reach the watch.
 		rw.Header().Set("Retry-After", "1")
-		reply(http.StatusTooManyRequests, webhookLimited, "too many requests")
+		reply(http.StatusServiceUnavailable, webhookLimited, "too many requests; retry")
 		return
 	}
 	alerts, err := DecodeAlerts(http.MaxBytesReader(rw, r.Body, MaxWebhookBody))

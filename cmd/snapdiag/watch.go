@@ -130,8 +130,9 @@ matching --webhook-match (Alertmanager's syntax, alertname=~"Snapdiag.*")
 triggers a capture as a failed check would (same lock and cool-down; --then
 only with --webhook-then), with the alert as the bundle's trigger. Off
 loopback, --webhook-token-file is required: requests carry "Authorization:
-Bearer TOKEN". Bodies over 1 MiB (413), more than one request a second (429)
-and malformed payloads (400) capture nothing; resolved alerts are ignored.
+Bearer TOKEN". Bodies over 1 MiB (413), more than one request a second
+(503, which Alertmanager retries) and malformed payloads (400) capture
+nothing; resolved alerts are ignored.
 
 A bundle of this host in --out younger than --cooldown (from an earlier run
 of the watch, or another watchdog's capture) starts the cool-down at
