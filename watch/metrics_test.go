@@ -225,6 +225,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 	m.observeChecks([]Result{{Check: c, OK: false, Latency: time.Millisecond}})
 	m.observeCapture("x.tar.zst", nil, time.Now())
 	m.observeWebhook(webhookTriggered)
+	m.observePending(2)
 	page := scrape(t, m)
 	cmd := exec.Command(tool, "check", "metrics")
 	cmd.Stdin = bytes.NewReader(page)
