@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/internal/netns"
@@ -31,7 +32,13 @@ import (
 // the same findings, on the same listener, of the same process. Each names
 // the namespace in its manifest and report.
 func TestCaptureTargetNamespace(t *testing.T) {
-	l := lab.New(t, lab.Options{ServiceListeners: true})
+	// The service runs as a pod's container does: in a cgroup named as
+	// the kubelet and containerd name it, with containerd's task bundle
+	// and a pod's environment (env execs labsvc: the pid is the service's).
+	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{Name: "imapd", Image: "registry.example/imapd:2.3",
+		PodName: "mail-5c8f7b9d4-q7w2z", PodNamespace: "mail"})
+	svc := slices.Concat([]string{"env"}, fc.Env(), []string{lab.Build(t, lab.ServicePackage)})
+	l := lab.New(t, lab.Options{ServiceListeners: true, ServiceCommand: svc})
 	const port = 8081
 	// Backlog+1 clients fill the queue and no more: a client whose SYN was
 	// dropped would retry during one capture and not another, and the
@@ -59,16 +66,20 @@ func TestCaptureTargetNamespace(t *testing.T) {
 		t.Fatalf("inside the namespace: findings %+v, want %s", want, analyze.IDAcceptQueueOverflow)
 	}
 
-	containerID := testutil.FakeContainer(t, pid).ID
+	fc.Add(pid)
+	owner := &bundle.Owner{ContainerID: fc.ID, Runtime: "containerd", Name: fc.Name, Image: fc.Image,
+		Pod: &bundle.Pod{Name: fc.PodName, Namespace: fc.PodNamespace, UID: fc.PodUID}}
 	for _, tc := range []struct {
 		flag, value string
 		named       string
 	}{
 		{"--netns", l.Server, bundle.NamedByNetNS},
 		{"--pid", strconv.Itoa(pid), bundle.NamedByPID},
-		{"--container", containerID[:12], bundle.NamedByContainer},
+		{"--container", fc.ID[:12], bundle.NamedByContainer},
+		{"--container", fc.Name, bundle.NamedByContainer},
+		{"--container", fc.PodName + "/" + fc.Name, bundle.NamedByContainer},
 	} {
-		r := snapdiag(t, nil, append(args, tc.flag, tc.value, "--out", t.TempDir())...)
+		r := snapdiag(t, fc.RunEnv(), append(args, tc.flag, tc.value, "--out", t.TempDir())...)
 		if r.Code != exitOK {
 			t.Fatalf("capture %s %s: exit %d\n%s", tc.flag, tc.value, r.Code, r.Stderr)
 		}
@@ -79,6 +90,11 @@ func TestCaptureTargetNamespace(t *testing.T) {
 				t.Errorf("%s: collector %s %s: %s", tc.flag, st.Name, st.Status, st.Error)
 			}
 		}
+		if m.NetNS == nil {
+			t.Errorf("capture %s %s: the manifest names no namespace", tc.flag, tc.value)
+		} else if diff := cmp.Diff(owner, m.NetNS.Owner, cmpopts.IgnoreFields(bundle.Owner{}, "Cgroup")); diff != "" {
+			t.Errorf("capture %s %s: manifest's netns.owner (-want +got):\n%s", tc.flag, tc.value, diff)
+		}
 		rep := analyzeJSON(t, path)
 		if diff := cmp.Diff(want, findingKeys(rep)); diff != "" {
 			t.Errorf("capture %s: findings differ from the capture inside (-inside +%s):\n%s", tc.flag, tc.flag, diff)
@@ -88,11 +104,8 @@ func TestCaptureTargetNamespace(t *testing.T) {
 			t.Errorf("capture %s: report names namespace %+v, want inode %d named by %s", tc.flag, n, nsIno, tc.named)
 			continue
 		}
-		if tc.named == bundle.NamedByContainer {
-			// The pod's own fields are netns.OwnerOf's, tested beside it.
-			if o := n.Owner; o == nil || o.ContainerID != containerID {
-				t.Errorf("capture --container: owner %+v, want container %s", o, containerID)
-			}
+		if diff := cmp.Diff(owner, n.Owner, cmpopts.IgnoreFields(bundle.Owner{}, "Cgroup")); diff != "" {
+			t.Errorf("capture %s %s: report's bundle.netns.owner (-want +got):\n%s", tc.flag, tc.value, diff)
 		}
 	}
 }
@@ -217,7 +230,8 @@ func TestTargetCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop()
-	ctr := testutil.FakeContainer(t, p.Pid())
+	ctr := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
+	ctr.Add(p.Pid())
 	words := func(cs []cobra.Completion) []string {
 		var out []string
 		for _, c := range cs {
