@@ -92,8 +92,26 @@ func Resolve(proc string, s Spec) (bundle.NetNS, error) {
 	if n.PID != 0 {
 		n.Comm = comm(proc, n.PID)
 		n.Owner = OwnerOf(proc, n.PID)
+	} else if !n.HostNS {
+		// A namespace named by its file says nothing of who runs in it:
+		// its processes do (a pod's sandbox and containers).
+		n.Owner = HostRoots(proc).NamespaceOwner(pidsIn(proc, ino))
 	}
 	return n, nil
+}
+
+// pidsIn lists the processes under proc whose network namespace is inode
+// ino; those that cannot be looked at (another user's, without
+// CAP_SYS_PTRACE) are left out.
+func pidsIn(proc string, ino uint64) []int {
+	var out []int
+	for _, pid := range pids(proc) {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(proc, strconv.Itoa(pid), "ns/net"), &st); err == nil && st.Ino == ino {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // inode checks that path is a network namespace file and returns the
