@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
@@ -31,16 +33,29 @@ func TestAllNetNSFindsTheTwoSick(t *testing.T) {
 	bin := testutil.Snapdiag(t) // built first: building is not the capture's time
 	const healthy = 196
 	many := lab.NewMany(t, lab.ManyOpts{N: healthy, Port: 8080})
-	fl := lab.New(t, lab.Options{})
+	// Each sick listener is a pod's container (cgroup, environment,
+	// containerd's task bundle in one state tree the capture reads), so
+	// that its findings can name the pod.
+	floodPod := lab.NewFakeContainer(t, lab.FakeContainerOptions{Name: "gateway", PodName: "gateway-6b7c9d5f8-k2j4x", PodNamespace: "edge"})
+	stuckPod := lab.NewFakeContainer(t, lab.FakeContainerOptions{Name: "imapd", PodName: "mail-5c8f7b9d4-q7w2z",
+		PodNamespace: "mail", Run: floodPod.Run})
+	svcBin := lab.Build(t, lab.ServicePackage)
+	inPod := func(fc *lab.FakeContainer) lab.Options {
+		return lab.Options{ServiceListeners: true, ServiceCommand: slices.Concat([]string{"env"}, fc.Env(), []string{svcBin})}
+	}
+	fl := lab.New(t, inPod(floodPod))
 	flood, err := lab.SYNFlood(fl, lab.SYNFloodOpts{Port: 8080, Backlog: 16, Sustain: 30 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer flood.Stop()
-	al := lab.New(t, lab.Options{})
-	if _, err := lab.AcceptQueueFull(al, lab.AcceptQueueOpts{Port: 8081, Backlog: 8, Clients: 20}); err != nil {
+	floodPod.Add(flood.Service.Pid())
+	al := lab.New(t, inPod(stuckPod))
+	stuck, err := lab.AcceptQueueFull(al, lab.AcceptQueueOpts{Port: 8081, Backlog: 8, Clients: 20})
+	if err != nil {
 		t.Fatal(err)
 	}
+	stuckPod.Add(stuck.Service.Pid())
 	ino := func(name string) uint64 {
 		var st unix.Stat_t
 		if err := unix.Stat(filepath.Join(lab.NetnsDir, name), &st); err != nil {
@@ -60,11 +75,20 @@ func TestAllNetNSFindsTheTwoSick(t *testing.T) {
 	dir := t.TempDir()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	out, err := exec.CommandContext(ctx, bin, "capture", "--all-netns", "--out", dir, "-q").Output()
+	capture := exec.CommandContext(ctx, bin, "capture", "--all-netns", "--out", dir, "-q")
+	capture.Env = append(os.Environ(), floodPod.RunEnv()...)
+	out, err := capture.Output()
 	if err != nil {
 		t.Fatalf("capture: %v", err)
 	}
-	b := openBundle(t, lastLine(string(out)))
+	path := lastLine(string(out))
+	t.Run("analyze", func(t *testing.T) {
+		analyzeTheTwoSick(t, path, listeners, map[uint64]sickNS{
+			ino(fl.Server): {pod: floodPod, ids: []string{analyze.IDSynQueueOverflow, analyze.IDSyncookiesActive}, listener: flood.Target.String()},
+			ino(al.Server): {pod: stuckPod, ids: []string{analyze.IDAcceptQueueOverflow}, listener: netip.AddrPortFrom(al.ServerIP, 8081).String()},
+		})
+	})
+	b := openBundle(t, path)
 	m := b.Manifest()
 	if st := m.Collector("all-netns"); st == nil || st.Status != bundle.StatusOK {
 		t.Fatalf("all-netns collector: %+v", st)
@@ -127,6 +151,64 @@ func TestAllNetNSFindsTheTwoSick(t *testing.T) {
 	// The host's own namespace is the top level, not repeated.
 	if slices.ContainsFunc(ns.Entries, func(e bundle.NamespaceEntry) bool { return e.NetNS.Inode == m.Host.NetNSInode }) {
 		t.Errorf("the capture's own namespace %d is among the entries", m.Host.NetNSInode)
+	}
+}
+
+// sickNS is what analyze must say of a sick namespace: its pod, the
+// finding ids of which at least one is raised (beside what comes with the
+// incident: a flood's half-open clients, cookies off as a risky sysctl),
+// and the listener they name.
+type sickNS struct {
+	pod      *lab.FakeContainer
+	ids      []string
+	listener string
+}
+
+// analyzeTheTwoSick runs analyze --format json on the whole-node bundle at
+// path: of the lab's namespaces (ours, by inode), exactly the sick ones have
+// findings, on their listener and naming their pod; no finding of the
+// host's own namespace is about a lab listener.
+func analyzeTheTwoSick(t *testing.T, path string, ours map[uint64]int, sick map[uint64]sickNS) {
+	rep := analyzeJSON(t, path)
+	got := map[uint64][]string{}
+	for _, f := range rep.Findings {
+		if f.NetNS == nil {
+			for _, s := range sick {
+				if f.Listener != "" && f.Listener == s.listener {
+					t.Errorf("the host's namespace has finding %s on the lab's listener %s", f.ID, f.Listener)
+				}
+			}
+			continue
+		}
+		ino := f.NetNS.Inode
+		if _, lab := ours[ino]; !lab {
+			continue // another test's namespace, or the host's containers
+		}
+		got[ino] = append(got[ino], f.ID)
+		s, isSick := sick[ino]
+		if !isSick {
+			t.Errorf("healthy namespace %s: finding %s (%s)", f.NetNS.String(), f.ID, f.Title)
+			continue
+		}
+		if f.Listener != "" && f.Listener != s.listener {
+			t.Errorf("namespace %s: finding %s on listener %s, want %s", f.NetNS.String(), f.ID, f.Listener, s.listener)
+		}
+		o := f.NetNS.Owner
+		if o == nil || o.ContainerID != s.pod.ID || o.Name != s.pod.Name || o.Pod == nil ||
+			o.Pod.Name != s.pod.PodName || o.Pod.Namespace != s.pod.PodNamespace || o.Pod.UID != s.pod.PodUID {
+			t.Errorf("namespace %d: finding %s names owner %+v, want container %s of pod %s/%s", ino, f.ID, o, s.pod.Name, s.pod.PodNamespace, s.pod.PodName)
+		}
+	}
+	for ino, s := range sick {
+		t.Logf("namespace %d (pod %s): findings %v", ino, s.pod.PodName, got[ino])
+		if !slices.ContainsFunc(got[ino], func(id string) bool { return slices.Contains(s.ids, id) }) {
+			t.Errorf("sick namespace %d (pod %s): findings %v, want one of %v", ino, s.pod.PodName, got[ino], s.ids)
+		}
+	}
+	for _, n := range rep.Namespaces {
+		if _, isSick := sick[n.NetNS.Inode]; !isSick && n.Findings > 0 && ours[n.NetNS.Inode] > 0 {
+			t.Errorf("namespace summary %s: %d findings, want none", n.NetNS.String(), n.Findings)
+		}
 	}
 }
 
