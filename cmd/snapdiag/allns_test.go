@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -88,6 +89,7 @@ func TestAllNetNSFindsTheTwoSick(t *testing.T) {
 			ino(al.Server): {pod: stuckPod, ids: []string{analyze.IDAcceptQueueOverflow}, listener: netip.AddrPortFrom(al.ServerIP, 8081).String()},
 		})
 	})
+	t.Run("tui", func(t *testing.T) { tuiNamespacesSickFirst(t, bin, path, floodPod, stuckPod) })
 	b := openBundle(t, path)
 	m := b.Manifest()
 	if st := m.Collector("all-netns"); st == nil || st.Status != bundle.StatusOK {
@@ -210,6 +212,37 @@ func analyzeTheTwoSick(t *testing.T, path string, ours map[uint64]int, sick map[
 			t.Errorf("namespace summary %s: %d findings, want none", n.NetNS.String(), n.Findings)
 		}
 	}
+}
+
+// tuiNamespacesSickFirst runs snapdiag tui on the whole-node bundle at
+// path in a pseudo-terminal: the namespaces view (key 9) lists the sick
+// pods' namespaces above every namespace without findings, and Enter puts
+// the first in focus.
+func tuiNamespacesSickFirst(t *testing.T, bin, path string, pods ...*lab.FakeContainer) {
+	tm := newTmux(t, 160, 48, bin, "tui", path)
+	tm.waitFor("the findings view", func(s string) bool { return strings.Contains(s, "Findings") })
+	tm.keys("9")
+	scr := tm.waitFor("the namespaces view", func(s string) bool { return strings.Contains(s, "LISTENERS") })
+	lines := strings.Split(scr, "\n")
+	firstHealthy := slices.IndexFunc(lines, func(l string) bool {
+		f := strings.Fields(strings.Trim(l, "│▌> "))
+		return len(f) > 3 && f[0] == "-"
+	})
+	if firstHealthy < 0 {
+		t.Fatalf("no namespace without findings listed:\n%s", scr)
+	}
+	for _, p := range pods {
+		row := slices.IndexFunc(lines, func(l string) bool { return strings.Contains(l, p.PodName) })
+		if row < 0 || row > firstHealthy {
+			t.Errorf("pod %s is on line %d, the first namespace without findings on %d:\n%s", p.PodName, row, firstHealthy, scr)
+		}
+	}
+	tm.keys("Enter")
+	tm.waitFor("a sick pod in focus", func(s string) bool {
+		return slices.ContainsFunc(pods, func(p *lab.FakeContainer) bool {
+			return strings.Contains(s, "focus: pod "+p.PodNamespace+"/"+p.PodName)
+		})
+	})
 }
 
 // TestAllNetNSNotRoot: a capture that may not enter the namespaces says so
