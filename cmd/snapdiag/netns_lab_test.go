@@ -166,10 +166,10 @@ func hostListens(t *testing.T, port int) bool {
 }
 
 // TestCaptureTargetWithoutSysAdmin: root without CAP_SYS_ADMIN cannot enter
-// a namespace, but may read a process's /proc/PID/net: capture --pid still
-// writes a bundle holding the namespace's counters and /proc/net files, and
-// marks failed, each with its reason, what only a thread inside it could
-// read.
+// a namespace, but may read a process's /proc/PID/net: capture --pid,
+// --container and --netns (through a process found in it) still write a
+// bundle holding the namespace's counters and /proc/net files, and mark
+// failed, each with its reason, what only a thread inside it could read.
 func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 	testutil.NeedRoot(t, "dropping one capability of root")
 	setpriv, err := exec.LookPath("setpriv")
@@ -182,41 +182,53 @@ func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Stop()
-	r := testutil.Run(t, runLimit, "", nil, setpriv, "--bounding-set", "-sys_admin", "--inh-caps", "-all", "--",
-		testutil.Snapdiag(t), "capture", "--quiet", "--out", t.TempDir(), "--samples", "1", "--sample", "200ms",
-		"--pid", strconv.Itoa(svc.Pid()))
-	if r.Code != exitOK {
-		t.Fatalf("capture --pid without CAP_SYS_ADMIN: exit %d\n%s", r.Code, r.Stderr)
-	}
-	path := lastLine(r.Stdout)
-	m := openBundle(t, path).Manifest()
-	got := map[string]bundle.Status{}
-	for _, st := range m.Collectors {
-		got[st.Name] = st.Status
-		if st.Status == bundle.StatusFailed && st.Error == "" {
-			t.Errorf("collector %s failed without saying why", st.Name)
-		}
-	}
-	want := map[string]bundle.Status{
-		"counters": bundle.StatusOK, "proc-net": bundle.StatusOK, "system": bundle.StatusOK,
-		"sysctls": bundle.StatusFailed, "sockets": bundle.StatusFailed, "listeners": bundle.StatusFailed,
-		"processes": bundle.StatusFailed, "packets": bundle.StatusFailed,
-	}
-	for name, st := range want {
-		if got[name] != st {
-			t.Errorf("collector %s: %s, want %s", name, got[name], st)
-		}
-	}
+	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
+	fc.Add(svc.Pid())
 	inside, err := l.ReadNet(l.Server, "dev")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev := testutil.ReadMember(t, path, bundle.SampleFile(0, bundle.SampleDev))
-	if got, want := testutil.DevNames(dev), testutil.DevNames(inside); !slices.Equal(got, want) {
-		t.Errorf("sampled /proc/net/dev lists %v, the namespace has %v", got, want)
-	}
-	if n := m.NetNS; n == nil || n.PID != svc.Pid() || n.NamedBy != bundle.NamedByPID {
-		t.Errorf("manifest netns %+v, want pid %d", n, svc.Pid())
+	for _, tc := range []struct {
+		flag, value, named string
+		pid                int // the manifest's netns.pid
+	}{
+		{"--pid", strconv.Itoa(svc.Pid()), bundle.NamedByPID, svc.Pid()},
+		{"--container", fc.ID[:12], bundle.NamedByContainer, svc.Pid()},
+		{"--netns", l.Server, bundle.NamedByNetNS, 0},
+	} {
+		r := testutil.Run(t, runLimit, "", fc.RunEnv(), setpriv, "--bounding-set", "-sys_admin", "--inh-caps", "-all", "--",
+			testutil.Snapdiag(t), "capture", "--quiet", "--out", t.TempDir(), "--samples", "1", "--sample", "200ms",
+			tc.flag, tc.value)
+		if r.Code != exitOK {
+			t.Errorf("capture %s without CAP_SYS_ADMIN: exit %d\n%s", tc.flag, r.Code, r.Stderr)
+			continue
+		}
+		path := lastLine(r.Stdout)
+		m := openBundle(t, path).Manifest()
+		got := map[string]bundle.Status{}
+		for _, st := range m.Collectors {
+			got[st.Name] = st.Status
+			if st.Status == bundle.StatusFailed && st.Error == "" {
+				t.Errorf("%s: collector %s failed without saying why", tc.flag, st.Name)
+			}
+		}
+		want := map[string]bundle.Status{
+			"counters": bundle.StatusOK, "proc-net": bundle.StatusOK, "system": bundle.StatusOK,
+			"sysctls": bundle.StatusFailed, "sockets": bundle.StatusFailed, "listeners": bundle.StatusFailed,
+			"processes": bundle.StatusFailed, "packets": bundle.StatusFailed,
+		}
+		for name, st := range want {
+			if got[name] != st {
+				t.Errorf("%s: collector %s: %s, want %s", tc.flag, name, got[name], st)
+			}
+		}
+		dev := testutil.ReadMember(t, path, bundle.SampleFile(0, bundle.SampleDev))
+		if got, want := testutil.DevNames(dev), testutil.DevNames(inside); !slices.Equal(got, want) {
+			t.Errorf("%s: sampled /proc/net/dev lists %v, the namespace has %v", tc.flag, got, want)
+		}
+		if n := m.NetNS; n == nil || n.PID != tc.pid || n.NamedBy != tc.named || n.Owner == nil || n.Owner.ContainerID != fc.ID {
+			t.Errorf("%s: manifest netns %+v, want pid %d named by %s, owned by container %s", tc.flag, n, tc.pid, tc.named, fc.ID)
+		}
 	}
 }
 

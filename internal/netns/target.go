@@ -1,6 +1,7 @@
 package netns
 
 import (
+	"cmp"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -19,6 +20,9 @@ type Target struct {
 	// CAP_SYS_ADMIN): only what /proc/PID/net shows of it can be read, and
 	// only when a process in it is known (ProcDir).
 	EnterErr error
+	// inPID is a process found in a namespace named by its file, when it
+	// could not be entered: ProcDir reads the namespace through it.
+	inPID int
 }
 
 // Open resolves s under the proc root given and enters the namespace. It
@@ -37,6 +41,13 @@ func Open(proc string, s Spec) (*Target, error) {
 	th, err := Enter(n.Path)
 	if err != nil {
 		t.EnterErr = err
+		if n.PID == 0 && !n.HostNS {
+			// A namespace named by its file has no process of its own,
+			// but any process in it shows it in /proc/PID/net.
+			if pids := pidsIn(proc, n.Inode); len(pids) > 0 {
+				t.inPID = pids[0]
+			}
+		}
 		return t, nil
 	}
 	if th.Inode() != n.Inode {
@@ -51,12 +62,14 @@ func Open(proc string, s Spec) (*Target, error) {
 
 // ProcDir is the /proc/PID directory of a process in the namespace, whose
 // net/ shows the namespace without entering it; "" when no process is known
-// (a namespace named by an ip netns name or a bind mount).
+// (a namespace named by an ip netns name or a bind mount, that no process
+// is in).
 func (t *Target) ProcDir(proc string) string {
-	if t.NetNS.PID == 0 {
+	pid := cmp.Or(t.NetNS.PID, t.inPID)
+	if pid == 0 {
 		return ""
 	}
-	return filepath.Join(proc, strconv.Itoa(t.NetNS.PID))
+	return filepath.Join(proc, strconv.Itoa(pid))
 }
 
 // Close leaves the namespace: the thread ends. It is safe on a nil Target.
