@@ -251,26 +251,7 @@ func tuiNamespacesSickFirst(t *testing.T, bin, path string, pods ...*lab.FakeCon
 func TestAllNetNSNotRoot(t *testing.T) {
 	testutil.NeedRoot(t, "the test makes a namespace, then captures as nobody")
 	many := lab.NewMany(t, lab.ManyOpts{N: 2, Port: 8080})
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	// nobody must be able to reach the binary: a copy in a folder of its
-	// own, open to all.
-	binDir := t.TempDir()
-	data, err := os.ReadFile(testutil.Snapdiag(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(binDir, "snapdiag")
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	for _, d := range []string{binDir, filepath.Dir(binDir), filepath.Dir(dir)} {
-		if err := os.Chmod(d, 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bin, dir := binaryForNobody(t)
 	cmd := exec.Command(bin, "capture", "--all-netns", "--out", dir, "--samples", "1", "--sample", "0", "-q")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.Output()
@@ -299,4 +280,30 @@ func TestAllNetNSNotRoot(t *testing.T) {
 		}
 	}
 	t.Errorf("namespace %s (inode %s) not listed", many.Names[0], strconv.FormatUint(st0.Ino, 10))
+}
+
+// binaryForNobody returns a copy of the snapdiag binary, and a folder to
+// write bundles in, that user nobody can reach: each in a folder of its
+// own, open to all.
+func binaryForNobody(t *testing.T) (bin, out string) {
+	t.Helper()
+	out = t.TempDir()
+	if err := os.Chmod(out, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	binDir := t.TempDir()
+	data, err := os.ReadFile(testutil.Snapdiag(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(binDir, "snapdiag")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []string{binDir, filepath.Dir(binDir), filepath.Dir(out)} {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return bin, out
 }

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -229,6 +230,75 @@ func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 		if n := m.NetNS; n == nil || n.PID != tc.pid || n.NamedBy != tc.named || n.Owner == nil || n.Owner.ContainerID != fc.ID {
 			t.Errorf("%s: manifest netns %+v, want pid %d named by %s, owned by container %s", tc.flag, n, tc.pid, tc.named, fc.ID)
 		}
+	}
+}
+
+// TestCaptureTargetNotRoot: a user who may not open root's namespace files
+// (no CAP_SYS_PTRACE) may still read a root process's /proc/PID/net:
+// capture --pid and --container write a bundle of the namespace's counters
+// and /proc/net files, each collector that needed the inside failed with
+// its reason. --netns NAME, whose processes it cannot tell, writes none and
+// says why (exit 1).
+func TestCaptureTargetNotRoot(t *testing.T) {
+	testutil.NeedRoot(t, "the test makes a namespace, then captures as nobody")
+	l := lab.New(t, lab.Options{ServiceListeners: true})
+	svc, err := l.Service(context.Background(), netip.AddrPortFrom(l.ServerIP, 8083), 16, lab.NeverAccept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
+	fc.Add(svc.Pid())
+	inside, err := l.ReadNet(l.Server, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, dir := binaryForNobody(t)
+	nobody := func(args ...string) testutil.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"capture", "--quiet", "--out", dir, "--samples", "1", "--sample", "0"}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := cmd.ProcessState.ExitCode()
+		if err != nil && code < 0 {
+			t.Fatalf("capture %v as nobody: %v", args, err)
+		}
+		return testutil.Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
+	}
+	for _, tc := range []struct{ flag, value string }{
+		{"--pid", strconv.Itoa(svc.Pid())},
+		{"--container", fc.ID[:12]},
+	} {
+		r := nobody(tc.flag, tc.value)
+		if r.Code != exitOK {
+			t.Errorf("capture %s as nobody: exit %d\n%s", tc.flag, r.Code, r.Stderr)
+			continue
+		}
+		path := lastLine(r.Stdout)
+		m := openBundle(t, path).Manifest()
+		for _, name := range []string{"counters", "proc-net"} {
+			if st := m.Collector(name); st == nil || st.Status != bundle.StatusOK {
+				t.Errorf("%s: collector %s: %+v, want ok", tc.flag, name, st)
+			}
+		}
+		for _, name := range []string{"sysctls", "sockets", "listeners"} {
+			if st := m.Collector(name); st == nil || st.Status != bundle.StatusFailed || st.Error == "" {
+				t.Errorf("%s: collector %s: %+v, want failed with its reason", tc.flag, name, st)
+			}
+		}
+		dev := testutil.ReadMember(t, path, bundle.SampleFile(0, bundle.SampleDev))
+		if got, want := testutil.DevNames(dev), testutil.DevNames(inside); !slices.Equal(got, want) {
+			t.Errorf("%s: sampled /proc/net/dev lists %v, the namespace has %v", tc.flag, got, want)
+		}
+		if n := m.NetNS; n == nil || n.PID != svc.Pid() || n.Owner == nil || n.Owner.ContainerID != fc.ID {
+			t.Errorf("%s: manifest netns %+v, want pid %d of container %s", tc.flag, n, svc.Pid(), fc.ID)
+		}
+	}
+	if r := nobody("--netns", l.Server); r.Code != exitError || r.Stderr == "" {
+		t.Errorf("capture --netns as nobody: exit %d, stderr %q; want exit %d and why", r.Code, r.Stderr, exitError)
 	}
 }
 

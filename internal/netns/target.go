@@ -2,7 +2,9 @@ package netns
 
 import (
 	"cmp"
+	"errors"
 	"fmt"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 
@@ -28,12 +30,17 @@ type Target struct {
 // Open resolves s under the proc root given and enters the namespace. It
 // fails when the namespace cannot be found or named; a namespace found but
 // not entered is returned with EnterErr set, so the caller can read what it
-// still may. The zero Spec is not a target: Open refuses it.
+// still may; so is a process's namespace whose file may not be opened
+// (another user's, without CAP_SYS_PTRACE), its inode left 0. The zero Spec is not a target: Open refuses it.
 func Open(proc string, s Spec) (*Target, error) {
 	if s.IsZero() {
 		return nil, fmt.Errorf("no network namespace named (--netns, --pid or --container)")
 	}
 	n, err := Resolve(proc, s)
+	if err != nil && n.PID != 0 && errors.Is(err, fs.ErrPermission) {
+		// Not entered, but readable through /proc/PID/net (ProcDir).
+		return &Target{NetNS: n, EnterErr: err}, nil
+	}
 	if err != nil {
 		return nil, err
 	}
