@@ -52,6 +52,14 @@ func TestAllNetNSFindsTheTwoSick(t *testing.T) {
 	defer flood.Stop()
 	floodPod.Add(flood.Service.Pid())
 	al := lab.New(t, inPod(stuckPod))
+	// A pod's namespace is made for its sandbox (pause) container, which
+	// has no name and the lowest pid: the pod is still named by its
+	// container.
+	pause, err := al.Start(context.Background(), al.Server, "sleep", "120")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lab.NewFakeContainer(t, lab.FakeContainerOptions{NoState: true, PodName: stuckPod.PodName}).Add(pause.Pid())
 	stuck, err := lab.AcceptQueueFull(al, lab.AcceptQueueOpts{Port: 8081, Backlog: 8, Clients: 20})
 	if err != nil {
 		t.Fatal(err)
