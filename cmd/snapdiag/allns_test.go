@@ -253,41 +253,52 @@ func tuiNamespacesSickFirst(t *testing.T, bin, path string, pods ...*lab.FakeCon
 	})
 }
 
-// TestAllNetNSNotRoot: a capture that may not enter the namespaces says so
-// in one line, names what it missed in each entry, and still captures its
-// own namespace.
+// TestAllNetNSNotRoot: a capture that may not enter the namespaces (as
+// nobody, or as root without CAP_SYS_ADMIN) says so in one line, names
+// what it missed in each entry, and still captures its own namespace.
 func TestAllNetNSNotRoot(t *testing.T) {
 	testutil.NeedRoot(t, "the test makes a namespace, then captures as nobody")
 	many := lab.NewMany(t, lab.ManyOpts{N: 2, Port: 8080})
-	bin, dir := binaryForNobody(t)
-	cmd := exec.Command(bin, "capture", "--all-netns", "--out", dir, "--samples", "1", "--sample", "0", "-q")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("capture as nobody: %v", err)
-	}
-	b := openBundle(t, lastLine(string(out)))
-	m := b.Manifest()
-	st := m.Collector("all-netns")
-	if st == nil || st.Status != bundle.StatusFailed || st.Error == "" {
-		t.Fatalf("all-netns collector: %+v, want failed with one line", st)
-	}
-	if _, err := b.ReadFile(bundle.SampleFile(0, bundle.SampleNetstat)); err != nil {
-		t.Errorf("own namespace not captured: %v", err)
-	}
 	var st0 unix.Stat_t
 	if err := unix.Stat(many.Paths[0], &st0); err != nil {
 		t.Fatal(err)
 	}
-	for _, e := range m.Namespaces.Entries {
-		if e.NetNS.Inode == st0.Ino {
-			if len(e.Errors) == 0 || e.Detail {
-				t.Errorf("entry %s: errors %q detail %v, want what was missed", e.NetNS.String(), e.Errors, e.Detail)
-			}
-			return
+	bin, dir := binaryForNobody(t)
+	args := []string{"capture", "--all-netns", "--out", dir, "--samples", "1", "--sample", "0", "-q"}
+	nobody := exec.Command(bin, args...)
+	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	cmds := map[string]*exec.Cmd{"nobody": nobody}
+	if setpriv, err := exec.LookPath("setpriv"); err == nil {
+		cmds["root without CAP_SYS_ADMIN"] = exec.Command(setpriv, slices.Concat(
+			[]string{"--bounding-set", "-sys_admin", "--inh-caps", "-all", "--", bin}, args)...)
+	} else {
+		t.Log("setpriv (util-linux) is not installed: root without CAP_SYS_ADMIN not tried")
+	}
+	for who, cmd := range cmds {
+		out, err := cmd.Output()
+		if err != nil {
+			t.Errorf("capture as %s: %v", who, err)
+			continue
+		}
+		b := openBundle(t, lastLine(string(out)))
+		m := b.Manifest()
+		st := m.Collector("all-netns")
+		if st == nil || st.Status != bundle.StatusFailed || st.Error == "" {
+			t.Errorf("%s: all-netns collector: %+v, want failed with one line", who, st)
+			continue
+		}
+		if _, err := b.ReadFile(bundle.SampleFile(0, bundle.SampleNetstat)); err != nil {
+			t.Errorf("%s: own namespace not captured: %v", who, err)
+		}
+		i := slices.IndexFunc(m.Namespaces.Entries, func(e bundle.NamespaceEntry) bool { return e.NetNS.Inode == st0.Ino })
+		if i < 0 {
+			t.Errorf("%s: namespace %s (inode %s) not listed", who, many.Names[0], strconv.FormatUint(st0.Ino, 10))
+			continue
+		}
+		if e := m.Namespaces.Entries[i]; len(e.Errors) == 0 || e.Detail {
+			t.Errorf("%s: entry %s: errors %q detail %v, want what was missed", who, e.NetNS.String(), e.Errors, e.Detail)
 		}
 	}
-	t.Errorf("namespace %s (inode %s) not listed", many.Names[0], strconv.FormatUint(st0.Ino, 10))
 }
 
 // binaryForNobody returns a copy of the snapdiag binary, and a folder to
