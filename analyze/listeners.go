@@ -17,13 +17,15 @@ import (
 type ListenerState struct {
 	// Listener is the listener as the last sample that has it shows it.
 	bundle.Listener
-	// RecvQs and SynRecvs are its readings, one per sample that has it.
-	// For a socket of an SO_REUSEPORT group SynRecvs is the group's count:
-	// request sockets do not say which socket of the group holds them.
+	// RecvQs and SynRecvs are its readings, one per sample that has it;
+	// SynRecvs leaves out the samples that did not count SYN-RECV
+	// (Sample.NoSynRecv). For a socket of an SO_REUSEPORT group SynRecvs is
+	// the group's count: request sockets do not say which socket of the
+	// group holds them.
 	RecvQs   []uint32
 	SynRecvs []int
 	// GroupSizes is how many sockets shared its address and port, per
-	// reading: 1 but for SO_REUSEPORT groups.
+	// SynRecvs reading: 1 but for SO_REUSEPORT groups.
 	GroupSizes []int
 	// DropReadings are its own drop counter (sk_drops), one per sample
 	// that has it; nil where the sample did not report the counter (a
@@ -184,8 +186,10 @@ func (s *Snapshot) Listeners() []*ListenerState {
 				st.Local = fmt.Sprintf("%s:%d", l.Addr, l.Port)
 			}
 			st.RecvQs = append(st.RecvQs, l.RecvQ)
-			st.SynRecvs = append(st.SynRecvs, l.SynRecv)
-			st.GroupSizes = append(st.GroupSizes, group[l.Family+" "+l.Local])
+			if !sm.NoSynRecv {
+				st.SynRecvs = append(st.SynRecvs, l.SynRecv)
+				st.GroupSizes = append(st.GroupSizes, group[l.Family+" "+l.Local])
+			}
 			st.DropReadings = append(st.DropReadings, l.Drops)
 			st.samples = append(st.samples, i)
 			st.InSamples++

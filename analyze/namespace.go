@@ -149,6 +149,10 @@ func (s *Snapshot) loadNamespace(fsys fs.FS, e bundle.NamespaceEntry) (*Snapshot
 		}
 	}
 	n.loadSamples(sub)
+	for i := range n.Samples {
+		from := e.SynRecvFrom
+		n.Samples[i].NoSynRecv = from == nil || n.Samples[i].Index < *from
+	}
 	// The namespace's samples are taken at the host's moments, samples/NNN
 	// beside netns/<inode>/samples/NNN, and carry no clock of their own.
 	for i := range n.Samples {

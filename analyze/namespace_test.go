@@ -179,18 +179,7 @@ func TestGlobalFindingsOnce(t *testing.T) {
 	m, members := nodebundle.Build(t, fixHealthy, nodeSpec(20, 3, -1))
 	members[bundle.PathKmsg] = append(slices.Clone(members[bundle.PathKmsg]),
 		"4,9000,5000000000,-;VFS: file-max limit 1048576 reached\n"...)
-	mb, err := json.Marshal(m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fsys := fstest.MapFS{bundle.PathManifest: {Data: mb}}
-	for name, data := range members {
-		fsys[name] = &fstest.MapFile{Data: data}
-	}
-	s, err := Load(fsys)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := loadBuilt(t, m, members)
 	r := Analyze(s, "node", Rules())
 	byID := map[string][]*bundle.NetNS{}
 	for _, f := range r.Findings {
@@ -216,4 +205,59 @@ func TestGlobalFindingsOnce(t *testing.T) {
 	if !slices.Contains(strings.Split(md.String(), "\n"), heading) {
 		t.Errorf("no heading %q in the markdown report", heading)
 	}
+}
+
+// TestSynRecvFromLeavesOutUncountedSamples: a namespace of a whole-node
+// capture dumps LISTEN sockets only until it is chosen for detail
+// (syn_recv_from), so the syn_recv of its earlier samples are no readings:
+// the listener's SYN-RECV series starts at syn_recv_from, and a namespace
+// never chosen has none.
+func TestSynRecvFromLeavesOutUncountedSamples(t *testing.T) {
+	spec := nodeSpec(2, 0, -1)
+	spec[1].From = fixSYN // the same flood, never chosen for detail
+	m, members := nodebundle.Build(t, fixHealthy, spec)
+	top, err := LoadPath(fixSYN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := top.Samples[len(top.Samples)-1].Index
+	m.Namespaces.Entries[0].SynRecvFrom = &last
+	s := loadBuilt(t, m, members)
+	for _, tc := range []struct {
+		ino  uint64
+		want int // SYN-RECV readings of the flooded listener
+	}{{spec[0].NetNS.Inode, 1}, {spec[1].NetNS.Inode, 0}} {
+		n := s.Namespace(tc.ino)
+		if n == nil {
+			t.Fatalf("namespace %d not loaded", tc.ino)
+		}
+		for _, l := range n.Snap.Listeners() {
+			if l.Port != 8080 {
+				continue
+			}
+			if len(l.SynRecvs) != tc.want || len(l.GroupSizes) != tc.want {
+				t.Errorf("namespace %d: listener %s has %d SYN-RECV readings (%d group sizes) over %d samples, want %d",
+					tc.ino, l.Local, len(l.SynRecvs), len(l.GroupSizes), len(n.Snap.Samples), tc.want)
+			}
+		}
+	}
+}
+
+// loadBuilt loads the whole-node bundle nodebundle.Build made (m and its
+// members), as edited by the test.
+func loadBuilt(t *testing.T, m *bundle.Manifest, members map[string][]byte) *Snapshot {
+	t.Helper()
+	mb, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fsys := fstest.MapFS{bundle.PathManifest: {Data: mb}}
+	for name, data := range members {
+		fsys[name] = &fstest.MapFile{Data: data}
+	}
+	s, err := Load(fsys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }

@@ -102,6 +102,10 @@ type Sample struct {
 	Listeners []bundle.Listener
 	// HasListeners is true when listeners.json was read, even if empty.
 	HasListeners bool
+	// NoSynRecv is true when the listeners' syn_recv are not counts: a
+	// namespace of a whole-node bundle dumps LISTEN sockets only until it
+	// is chosen for detail (NamespaceEntry.SynRecvFrom).
+	NoSynRecv bool
 }
 
 // Value returns counter c of the sample.

@@ -29,6 +29,10 @@ type FakeContainerOptions struct {
 	// NoState leaves out containerd's task bundle, so that only the cgroup
 	// path and the environment say who the container is.
 	NoState bool
+	// Run is the fake host /run to write containerd's task bundle in;
+	// empty, a new one. Containers that one snapdiag must name all share
+	// one (it reads a single $SNAPDIAG_HOST_RUN).
+	Run string
 }
 
 // FakeContainer makes processes look, to anything that reads /proc and
@@ -81,7 +85,7 @@ func NewFakeContainer(tb TB, opts FakeContainerOptions) *FakeContainer {
 		Image:        cmp.Or(opts.Image, "registry.example/app:1.0"),
 		PodName:      cmp.Or(opts.PodName, "app-7d9f8c6b5-x2x4q"),
 		PodNamespace: cmp.Or(opts.PodNamespace, "default"),
-		Run:          filepath.Join(tb.TempDir(), "run"),
+		Run:          cmp.Or(opts.Run, filepath.Join(tb.TempDir(), "run")),
 		tb:           tb,
 	}
 	top := filepath.Join(mnt, fmt.Sprintf("snapdiag-fake-%d-%d", os.Getpid(), fakeSeq.Add(1)))
@@ -121,6 +125,16 @@ func (fc *FakeContainer) RunEnv() []string {
 	return []string{netns.EnvHostRun + "=" + fc.Run}
 }
 
+// Add moves process pid into the container's cgroup, as a runtime starts
+// a container's process (again, after a restart); it fails tb if it
+// cannot.
+func (fc *FakeContainer) Add(pid int) {
+	fc.tb.Helper()
+	if err := fc.Adopt(pid); err != nil {
+		fc.tb.Fatalf("lab: %v", err)
+	}
+}
+
 // Adopt moves process pid into the container's cgroup.
 func (fc *FakeContainer) Adopt(pid int) error {
 	if err := os.WriteFile(filepath.Join(fc.Dir, "cgroup.procs"), []byte(strconv.Itoa(pid)), 0); err != nil {
@@ -150,6 +164,16 @@ func (fc *FakeContainer) Release() error {
 func (fc *FakeContainer) remove(top string) {
 	if _, err := os.Stat(fc.Dir); err == nil {
 		if err := fc.Release(); err != nil {
+			fc.tb.Errorf("lab: fake container: %v", err)
+		}
+		// A process that was exiting as it was listed stays in the
+		// cgroup until whoever started it reaps it, and rmdir is EBUSY
+		// until cgroup.events says "populated 0".
+		err := WaitFor(nil, DefaultExecTimeout, pollEvery, "fake container cgroup to empty", func() (bool, string, error) {
+			ev, err := os.ReadFile(filepath.Join(fc.Dir, "cgroup.events"))
+			return err != nil || strings.Contains(string(ev), "populated 0"), string(ev), nil
+		})
+		if err != nil {
 			fc.tb.Errorf("lab: fake container: %v", err)
 		}
 	}

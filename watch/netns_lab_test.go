@@ -43,7 +43,8 @@ func TestWatchInsideContainer(t *testing.T) {
 	serverIno := testutil.Inode(t, filepath.Join(netns.RunDir, l.Server))
 	clientIno := testutil.Inode(t, filepath.Join(netns.RunDir, l.Client))
 	first := startIn(ctx, t, l, l.Server, serverIno)
-	ctr := testutil.FakeContainer(t, first.Pid())
+	ctr := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
+	ctr.Add(first.Pid())
 
 	tcp, err := ParseCheck("tcp://127.0.0.1:"+strconv.Itoa(port), CheckOptions{Timeout: 2 * time.Second})
 	if err != nil {

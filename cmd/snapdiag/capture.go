@@ -69,9 +69,9 @@ status is still 0, since the bundle was written.
 namespace (a container's, from the node): its listeners, queues, counters,
 net.* sysctls, socket table and packets, read from a thread of snapdiag's
 that enters it (CAP_SYS_ADMIN). The kernel log, system files and fs.* stay
-the host's. Without CAP_SYS_ADMIN, --pid and --container still capture the
-namespace's counters and /proc/net files, through /proc/PID/net, and say
-what the bundle lacks.
+the host's. Without CAP_SYS_ADMIN, --pid, --container and --netns (when a
+process is in it) still capture the namespace's counters and /proc/net
+files, through /proc/PID/net, and say what the bundle lacks.
 
 Exit status:
   0  a bundle was written, even a partial one

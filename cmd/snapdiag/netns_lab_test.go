@@ -12,10 +12,12 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/internal/netns"
@@ -31,7 +33,13 @@ import (
 // the same findings, on the same listener, of the same process. Each names
 // the namespace in its manifest and report.
 func TestCaptureTargetNamespace(t *testing.T) {
-	l := lab.New(t, lab.Options{ServiceListeners: true})
+	// The service runs as a pod's container does: in a cgroup named as
+	// the kubelet and containerd name it, with containerd's task bundle
+	// and a pod's environment (env execs labsvc: the pid is the service's).
+	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{Name: "imapd", Image: "registry.example/imapd:2.3",
+		PodName: "mail-5c8f7b9d4-q7w2z", PodNamespace: "mail"})
+	svc := slices.Concat([]string{"env"}, fc.Env(), []string{lab.Build(t, lab.ServicePackage)})
+	l := lab.New(t, lab.Options{ServiceListeners: true, ServiceCommand: svc})
 	const port = 8081
 	// Backlog+1 clients fill the queue and no more: a client whose SYN was
 	// dropped would retry during one capture and not another, and the
@@ -59,16 +67,20 @@ func TestCaptureTargetNamespace(t *testing.T) {
 		t.Fatalf("inside the namespace: findings %+v, want %s", want, analyze.IDAcceptQueueOverflow)
 	}
 
-	containerID := testutil.FakeContainer(t, pid).ID
+	fc.Add(pid)
+	owner := &bundle.Owner{ContainerID: fc.ID, Runtime: "containerd", Name: fc.Name, Image: fc.Image,
+		Pod: &bundle.Pod{Name: fc.PodName, Namespace: fc.PodNamespace, UID: fc.PodUID}}
 	for _, tc := range []struct {
 		flag, value string
 		named       string
 	}{
 		{"--netns", l.Server, bundle.NamedByNetNS},
 		{"--pid", strconv.Itoa(pid), bundle.NamedByPID},
-		{"--container", containerID[:12], bundle.NamedByContainer},
+		{"--container", fc.ID[:12], bundle.NamedByContainer},
+		{"--container", fc.Name, bundle.NamedByContainer},
+		{"--container", fc.PodName + "/" + fc.Name, bundle.NamedByContainer},
 	} {
-		r := snapdiag(t, nil, append(args, tc.flag, tc.value, "--out", t.TempDir())...)
+		r := snapdiag(t, fc.RunEnv(), append(args, tc.flag, tc.value, "--out", t.TempDir())...)
 		if r.Code != exitOK {
 			t.Fatalf("capture %s %s: exit %d\n%s", tc.flag, tc.value, r.Code, r.Stderr)
 		}
@@ -79,6 +91,11 @@ func TestCaptureTargetNamespace(t *testing.T) {
 				t.Errorf("%s: collector %s %s: %s", tc.flag, st.Name, st.Status, st.Error)
 			}
 		}
+		if m.NetNS == nil {
+			t.Errorf("capture %s %s: the manifest names no namespace", tc.flag, tc.value)
+		} else if diff := cmp.Diff(owner, m.NetNS.Owner, cmpopts.IgnoreFields(bundle.Owner{}, "Cgroup")); diff != "" {
+			t.Errorf("capture %s %s: manifest's netns.owner (-want +got):\n%s", tc.flag, tc.value, diff)
+		}
 		rep := analyzeJSON(t, path)
 		if diff := cmp.Diff(want, findingKeys(rep)); diff != "" {
 			t.Errorf("capture %s: findings differ from the capture inside (-inside +%s):\n%s", tc.flag, tc.flag, diff)
@@ -88,11 +105,8 @@ func TestCaptureTargetNamespace(t *testing.T) {
 			t.Errorf("capture %s: report names namespace %+v, want inode %d named by %s", tc.flag, n, nsIno, tc.named)
 			continue
 		}
-		if tc.named == bundle.NamedByContainer {
-			// The pod's own fields are netns.OwnerOf's, tested beside it.
-			if o := n.Owner; o == nil || o.ContainerID != containerID {
-				t.Errorf("capture --container: owner %+v, want container %s", o, containerID)
-			}
+		if diff := cmp.Diff(owner, n.Owner, cmpopts.IgnoreFields(bundle.Owner{}, "Cgroup")); diff != "" {
+			t.Errorf("capture %s %s: report's bundle.netns.owner (-want +got):\n%s", tc.flag, tc.value, diff)
 		}
 	}
 }
@@ -153,10 +167,10 @@ func hostListens(t *testing.T, port int) bool {
 }
 
 // TestCaptureTargetWithoutSysAdmin: root without CAP_SYS_ADMIN cannot enter
-// a namespace, but may read a process's /proc/PID/net: capture --pid still
-// writes a bundle holding the namespace's counters and /proc/net files, and
-// marks failed, each with its reason, what only a thread inside it could
-// read.
+// a namespace, but may read a process's /proc/PID/net: capture --pid,
+// --container and --netns (through a process found in it) still write a
+// bundle holding the namespace's counters and /proc/net files, and mark
+// failed, each with its reason, what only a thread inside it could read.
 func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 	testutil.NeedRoot(t, "dropping one capability of root")
 	setpriv, err := exec.LookPath("setpriv")
@@ -169,41 +183,122 @@ func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer svc.Stop()
-	r := testutil.Run(t, runLimit, "", nil, setpriv, "--bounding-set", "-sys_admin", "--inh-caps", "-all", "--",
-		testutil.Snapdiag(t), "capture", "--quiet", "--out", t.TempDir(), "--samples", "1", "--sample", "200ms",
-		"--pid", strconv.Itoa(svc.Pid()))
-	if r.Code != exitOK {
-		t.Fatalf("capture --pid without CAP_SYS_ADMIN: exit %d\n%s", r.Code, r.Stderr)
-	}
-	path := lastLine(r.Stdout)
-	m := openBundle(t, path).Manifest()
-	got := map[string]bundle.Status{}
-	for _, st := range m.Collectors {
-		got[st.Name] = st.Status
-		if st.Status == bundle.StatusFailed && st.Error == "" {
-			t.Errorf("collector %s failed without saying why", st.Name)
-		}
-	}
-	want := map[string]bundle.Status{
-		"counters": bundle.StatusOK, "proc-net": bundle.StatusOK, "system": bundle.StatusOK,
-		"sysctls": bundle.StatusFailed, "sockets": bundle.StatusFailed, "listeners": bundle.StatusFailed,
-		"processes": bundle.StatusFailed, "packets": bundle.StatusFailed,
-	}
-	for name, st := range want {
-		if got[name] != st {
-			t.Errorf("collector %s: %s, want %s", name, got[name], st)
-		}
-	}
+	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
+	fc.Add(svc.Pid())
 	inside, err := l.ReadNet(l.Server, "dev")
 	if err != nil {
 		t.Fatal(err)
 	}
-	dev := testutil.ReadMember(t, path, bundle.SampleFile(0, bundle.SampleDev))
-	if got, want := testutil.DevNames(dev), testutil.DevNames(inside); !slices.Equal(got, want) {
-		t.Errorf("sampled /proc/net/dev lists %v, the namespace has %v", got, want)
+	for _, tc := range []struct {
+		flag, value, named string
+		pid                int // the manifest's netns.pid
+	}{
+		{"--pid", strconv.Itoa(svc.Pid()), bundle.NamedByPID, svc.Pid()},
+		{"--container", fc.ID[:12], bundle.NamedByContainer, svc.Pid()},
+		{"--netns", l.Server, bundle.NamedByNetNS, 0},
+	} {
+		r := testutil.Run(t, runLimit, "", fc.RunEnv(), setpriv, "--bounding-set", "-sys_admin", "--inh-caps", "-all", "--",
+			testutil.Snapdiag(t), "capture", "--quiet", "--out", t.TempDir(), "--samples", "1", "--sample", "200ms",
+			tc.flag, tc.value)
+		if r.Code != exitOK {
+			t.Errorf("capture %s without CAP_SYS_ADMIN: exit %d\n%s", tc.flag, r.Code, r.Stderr)
+			continue
+		}
+		path := lastLine(r.Stdout)
+		m := openBundle(t, path).Manifest()
+		got := map[string]bundle.Status{}
+		for _, st := range m.Collectors {
+			got[st.Name] = st.Status
+			if st.Status == bundle.StatusFailed && st.Error == "" {
+				t.Errorf("%s: collector %s failed without saying why", tc.flag, st.Name)
+			}
+		}
+		want := map[string]bundle.Status{
+			"counters": bundle.StatusOK, "proc-net": bundle.StatusOK, "system": bundle.StatusOK,
+			"sysctls": bundle.StatusFailed, "sockets": bundle.StatusFailed, "listeners": bundle.StatusFailed,
+			"processes": bundle.StatusFailed, "packets": bundle.StatusFailed,
+		}
+		for name, st := range want {
+			if got[name] != st {
+				t.Errorf("%s: collector %s: %s, want %s", tc.flag, name, got[name], st)
+			}
+		}
+		dev := testutil.ReadMember(t, path, bundle.SampleFile(0, bundle.SampleDev))
+		if got, want := testutil.DevNames(dev), testutil.DevNames(inside); !slices.Equal(got, want) {
+			t.Errorf("%s: sampled /proc/net/dev lists %v, the namespace has %v", tc.flag, got, want)
+		}
+		if n := m.NetNS; n == nil || n.PID != tc.pid || n.NamedBy != tc.named || n.Owner == nil || n.Owner.ContainerID != fc.ID {
+			t.Errorf("%s: manifest netns %+v, want pid %d named by %s, owned by container %s", tc.flag, n, tc.pid, tc.named, fc.ID)
+		}
 	}
-	if n := m.NetNS; n == nil || n.PID != svc.Pid() || n.NamedBy != bundle.NamedByPID {
-		t.Errorf("manifest netns %+v, want pid %d", n, svc.Pid())
+}
+
+// TestCaptureTargetNotRoot: a user who may not open root's namespace files
+// (no CAP_SYS_PTRACE) may still read a root process's /proc/PID/net:
+// capture --pid and --container write a bundle of the namespace's counters
+// and /proc/net files, each collector that needed the inside failed with
+// its reason. --netns NAME, whose processes it cannot tell, writes none and
+// says why (exit 1).
+func TestCaptureTargetNotRoot(t *testing.T) {
+	testutil.NeedRoot(t, "the test makes a namespace, then captures as nobody")
+	l := lab.New(t, lab.Options{ServiceListeners: true})
+	svc, err := l.Service(context.Background(), netip.AddrPortFrom(l.ServerIP, 8083), 16, lab.NeverAccept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
+	fc.Add(svc.Pid())
+	inside, err := l.ReadNet(l.Server, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin, dir := binaryForNobody(t)
+	nobody := func(args ...string) testutil.Result {
+		ctx, cancel := context.WithTimeout(context.Background(), runLimit)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, append([]string{"capture", "--quiet", "--out", dir, "--samples", "1", "--sample", "0"}, args...)...)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		var stdout, stderr strings.Builder
+		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		err := cmd.Run()
+		code := cmd.ProcessState.ExitCode()
+		if err != nil && code < 0 {
+			t.Fatalf("capture %v as nobody: %v", args, err)
+		}
+		return testutil.Result{Code: code, Stdout: stdout.String(), Stderr: stderr.String()}
+	}
+	for _, tc := range []struct{ flag, value string }{
+		{"--pid", strconv.Itoa(svc.Pid())},
+		{"--container", fc.ID[:12]},
+	} {
+		r := nobody(tc.flag, tc.value)
+		if r.Code != exitOK {
+			t.Errorf("capture %s as nobody: exit %d\n%s", tc.flag, r.Code, r.Stderr)
+			continue
+		}
+		path := lastLine(r.Stdout)
+		m := openBundle(t, path).Manifest()
+		for _, name := range []string{"counters", "proc-net"} {
+			if st := m.Collector(name); st == nil || st.Status != bundle.StatusOK {
+				t.Errorf("%s: collector %s: %+v, want ok", tc.flag, name, st)
+			}
+		}
+		for _, name := range []string{"sysctls", "sockets", "listeners"} {
+			if st := m.Collector(name); st == nil || st.Status != bundle.StatusFailed || st.Error == "" {
+				t.Errorf("%s: collector %s: %+v, want failed with its reason", tc.flag, name, st)
+			}
+		}
+		dev := testutil.ReadMember(t, path, bundle.SampleFile(0, bundle.SampleDev))
+		if got, want := testutil.DevNames(dev), testutil.DevNames(inside); !slices.Equal(got, want) {
+			t.Errorf("%s: sampled /proc/net/dev lists %v, the namespace has %v", tc.flag, got, want)
+		}
+		if n := m.NetNS; n == nil || n.PID != svc.Pid() || n.Owner == nil || n.Owner.ContainerID != fc.ID {
+			t.Errorf("%s: manifest netns %+v, want pid %d of container %s", tc.flag, n, svc.Pid(), fc.ID)
+		}
+	}
+	if r := nobody("--netns", l.Server); r.Code != exitError || r.Stderr == "" {
+		t.Errorf("capture --netns as nobody: exit %d, stderr %q; want exit %d and why", r.Code, r.Stderr, exitError)
 	}
 }
 
@@ -217,7 +312,8 @@ func TestTargetCompletion(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer p.Stop()
-	ctr := testutil.FakeContainer(t, p.Pid())
+	ctr := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
+	ctr.Add(p.Pid())
 	words := func(cs []cobra.Completion) []string {
 		var out []string
 		for _, c := range cs {

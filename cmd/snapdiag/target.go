@@ -27,7 +27,8 @@ import (
 // does not wait for someone to come back as root. stderr is told, in one
 // line, what the bundle then holds; each collector that could not read gets
 // its own line from the capture. A namespace named only by a file (--netns)
-// has no /proc/PID/net: nothing of it could be read, and the capture fails.
+// is read through the /proc/PID/net of a process in it; with none, nothing
+// of it could be read, and the capture fails.
 func openTarget(f captureFlags, opts *collectors.Options, stderr io.Writer) (*netns.Target, error) {
 	if f.target.IsZero() {
 		return nil, nil
@@ -54,7 +55,7 @@ func openTarget(f captureFlags, opts *collectors.Options, stderr io.Writer) (*ne
 	case t.Thread != nil:
 		opts.Host.NS = t.Thread
 	case dir == "":
-		return nil, hintError{t.EnterErr, "run as root, or grant CAP_SYS_ADMIN: nothing of a namespace named by its file can be read without entering it"}
+		return nil, hintError{t.EnterErr, "run as root, or grant CAP_SYS_ADMIN: nothing of a namespace named by its file that no process is in can be read without entering it"}
 	default:
 		opts.Host.NSProc, opts.Host.NSErr = dir, t.EnterErr
 		fmt.Fprintf(stderr, "snapdiag: cannot enter the network namespace of %s (%v): the bundle holds its /proc/net counters and tables, read through %s/net, and the host's kernel log and system files, but not its listeners, socket table, net.* sysctls or packets (run as root, or grant CAP_SYS_ADMIN, for those)\n",

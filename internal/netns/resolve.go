@@ -3,6 +3,7 @@ package netns
 import (
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -47,7 +48,9 @@ func (s Spec) Validate() error {
 const nsfsMagic = 0x6e736673
 
 // Resolve finds the namespace file s names, under the proc root given
-// ("/proc"), and what is known of its owner. It does not enter it.
+// ("/proc"), and what is known of its owner. It does not enter it. A
+// process's namespace file that may not be opened (another user's) is an
+// fs.ErrPermission, returned with the NetNS that names the process.
 func Resolve(proc string, s Spec) (bundle.NetNS, error) {
 	if err := s.Validate(); err != nil {
 		return bundle.NetNS{}, err
@@ -83,6 +86,13 @@ func Resolve(proc string, s Spec) (bundle.NetNS, error) {
 	}
 	ino, err := inode(n.Path)
 	if err != nil {
+		if n.PID != 0 && errors.Is(err, fs.ErrPermission) {
+			// Another user's process: ptrace_may_access() guards its
+			// ns/ files (CAP_SYS_PTRACE), but not its /proc/PID/net,
+			// which still shows the namespace. Its inode stays unknown.
+			n.Comm = comm(proc, n.PID)
+			n.Owner = OwnerOf(proc, n.PID)
+		}
 		return n, err
 	}
 	n.Inode = ino
@@ -92,8 +102,26 @@ func Resolve(proc string, s Spec) (bundle.NetNS, error) {
 	if n.PID != 0 {
 		n.Comm = comm(proc, n.PID)
 		n.Owner = OwnerOf(proc, n.PID)
+	} else if !n.HostNS {
+		// A namespace named by its file says nothing of who runs in it:
+		// its processes do (a pod's sandbox and containers).
+		n.Owner = HostRoots(proc).NamespaceOwner(pidsIn(proc, ino))
 	}
 	return n, nil
+}
+
+// pidsIn lists the processes under proc whose network namespace is inode
+// ino; those that cannot be looked at (another user's, without
+// CAP_SYS_PTRACE) are left out.
+func pidsIn(proc string, ino uint64) []int {
+	var out []int
+	for _, pid := range pids(proc) {
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(proc, strconv.Itoa(pid), "ns/net"), &st); err == nil && st.Ino == ino {
+			out = append(out, pid)
+		}
+	}
+	return out
 }
 
 // inode checks that path is a network namespace file and returns the

@@ -29,11 +29,13 @@ type ScanResult struct {
 
 // Scan finds every network namespace of the host besides skip (the
 // capture's own, by inode): those of the processes under the proc root
-// given, each named by its lowest pid with that process's command and
-// owner, and those named by a bind mount under dir (RunDir), which may hold
-// no process at all. It keeps at most limit of them, the lowest inodes.
+// given, each named by its lowest pid with that process's command and by
+// its owner (its first named container, as NamespaceOwner), and those named
+// by a bind mount under dir (RunDir), which may hold no process at all. It
+// keeps at most limit of them, the lowest inodes.
 func Scan(proc, dir string, skip uint64, limit int) ScanResult {
 	byIno := map[uint64]*bundle.NetNS{}
+	in := map[uint64][]int{} // the processes of each namespace, ascending
 	var res ScanResult
 	for _, pid := range pids(proc) {
 		path := filepath.Join(proc, strconv.Itoa(pid), "ns/net")
@@ -50,6 +52,7 @@ func Scan(proc, dir string, skip uint64, limit int) ScanResult {
 		if st.Ino == skip {
 			continue
 		}
+		in[st.Ino] = append(in[st.Ino], pid)
 		if n, ok := byIno[st.Ino]; ok {
 			if n.PID == 0 || pid < n.PID {
 				n.PID, n.Path = pid, path
@@ -79,10 +82,13 @@ func Scan(proc, dir string, skip uint64, limit int) ScanResult {
 		all = append(all, n)
 	}
 	slices.SortFunc(all, func(a, b *bundle.NetNS) int { return cmp.Compare(a.Inode, b.Inode) })
+	roots := HostRoots(proc)
 	for _, n := range all[:min(len(all), max(limit, 0))] {
 		if n.PID != 0 {
 			n.Comm = comm(proc, n.PID)
-			n.Owner = OwnerOf(proc, n.PID)
+			// A pod's lowest pid is its sandbox (pause), which has no
+			// name: the namespace's first named container names it.
+			n.Owner = roots.NamespaceOwner(in[n.Inode])
 		}
 		res.Found = append(res.Found, *n)
 	}

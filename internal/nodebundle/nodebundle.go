@@ -92,7 +92,9 @@ func Build(t testing.TB, top string, nss []Namespace) (*bundle.Manifest, map[str
 		dir := bundle.NetNSDir(n.NetNS.Inode)
 		e := bundle.NamespaceEntry{NetNS: n.NetNS, Dir: dir, Detail: n.Detail}
 		if n.Detail {
+			// Chosen at the first sample: every sample counts SYN-RECV.
 			e.DetailReason = "listen-path drops during the window"
+			e.SynRecvFrom = new(0)
 		}
 		var last string
 		for name, data := range members(t, n.From) {
