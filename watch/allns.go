@@ -100,11 +100,20 @@ func (w *Watcher) discover(ctx context.Context) {
 	for _, n := range d.New {
 		w.log.Debug("namespace found", nsAttrs(n)...)
 	}
+	// One line for all the namespaces newly found unwatchable (without
+	// CAP_SYS_ADMIN, that is all of them), each once.
+	var first error
+	failed := 0
 	for ino, err := range d.Failed {
 		if !nw.warned[ino] {
 			nw.warned[ino] = true
-			w.log.Warn("namespace not watched", "inode", ino, "error", err.Error())
+			failed++
+			first = cmp.Or(first, err)
+			w.log.Debug("namespace not watched", "inode", ino, "error", err.Error())
 		}
+	}
+	if failed > 0 {
+		w.log.Warn("namespaces not watched", "count", failed, "error", first.Error())
 	}
 	if d.Count != nw.count || len(d.New) > 0 || len(d.Gone) > 0 {
 		w.log.Info("namespaces discovered", "count", d.Count, "watched", d.Held,
