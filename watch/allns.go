@@ -4,6 +4,8 @@ import (
 	"cmp"
 	"context"
 	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"time"
 
@@ -129,6 +131,9 @@ func (w *Watcher) discover(ctx context.Context) {
 func (w *Watcher) nodeCycle(ctx context.Context) *Incident {
 	nw, clock := w.node, w.cfg.Clock
 	now := clock.Now()
+	if nw.lastDiscover.IsZero() {
+		w.seedCooldowns()
+	}
 	if nw.lastDiscover.IsZero() || now.Sub(nw.lastDiscover) >= w.cfg.Discover {
 		w.discover(ctx)
 		nw.lastDiscover = now
@@ -201,6 +206,49 @@ func (w *Watcher) nodeCycle(ctx context.Context) *Incident {
 		}
 	}
 	return first
+}
+
+// seedCooldowns starts the cool-down of every namespace that a bundle of
+// this host in the output directory, younger than the cool-down and
+// written by watch --all-netns, captured: an agent restarted (its pod
+// rolled out again) does not capture the same incidents again. Only the
+// manifests of those bundles are looked at, at most Retention keeps.
+func (w *Watcher) seedCooldowns() {
+	if w.cfg.Cooldown <= 0 {
+		return
+	}
+	dir := w.cfg.Capture.Dir
+	files, err := ListBundles(dir, w.host)
+	if err != nil {
+		return
+	}
+	now := w.cfg.Clock.Now()
+	for _, f := range files {
+		path := filepath.Join(dir, f.Name)
+		info, err := os.Lstat(path)
+		if err != nil || now.Sub(info.ModTime()) >= w.cfg.Cooldown {
+			continue
+		}
+		b, err := bundle.Open(path, bundle.Limits{})
+		if err != nil {
+			continue
+		}
+		m := b.Manifest()
+		b.Close()
+		if m.NetNS == nil || m.Trigger.Listener == nil {
+			continue
+		}
+		t := w.node.tracks[m.NetNS.Inode]
+		if t == nil {
+			t = &nsTrack{}
+			w.node.tracks[m.NetNS.Inode] = t
+		}
+		if until := info.ModTime().Add(w.cfg.Cooldown); until.After(t.cooldownUntil) {
+			t.cooldownUntil = until
+			w.log.Info("cool-down from a recent bundle", append(nsAttrs(*m.NetNS), "bundle", f.Name,
+				"until", until.UTC().Format(time.RFC3339))...)
+		}
+	}
 }
 
 // nsTrigger captures namespace st.NetNS, as watch --netns would: the

@@ -118,6 +118,22 @@ func TestWatchAllNetNS(t *testing.T) {
 	if n := len(ourBundles()); n != 1 {
 		t.Errorf("%d bundles after more cycles in the cool-down, want still 1", n)
 	}
+	// So does an agent started anew (its pod rolled out): the bundle in
+	// the directory starts that namespace's cool-down.
+	again, err := New(Config{
+		AllNetNS: true, Every: time.Second, Failures: failures, Cooldown: 10 * time.Minute,
+		CapturesPerMinute: 1000, LockWait: 5 * time.Second, Capture: quickCapture(dir), Clock: testutil.NewClock(clock.Now()),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for range failures + 1 {
+		again.Cycle(ctx)
+	}
+	again.Close()
+	if n := len(ourBundles()); n != 1 {
+		t.Errorf("%d bundles after a new agent's cycles in the cool-down, want still 1", n)
+	}
 	// Past the cool-down, the same trouble is a new incident.
 	clock.Advance(10 * time.Minute)
 	for range failures {

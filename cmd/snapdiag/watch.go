@@ -164,7 +164,8 @@ is over its backlog, a listener's drop counter moved, or its TcpExt
 ListenOverflows, ListenDrops, TCPReqQFullDrop or TCPReqQFullDoCookies rose;
 after --failures sick cycles in a row it is captured as --netns would
 capture it, with the listener and what was seen in the trigger and the
-container and pod in the manifest. --cooldown is each namespace's own, and
+container and pod in the manifest. --cooldown is each namespace's own (a
+bundle of it in --out younger than --cooldown starts it at start-up), and
 at most 2 captures a minute are taken for the whole node, the longest-sick
 namespace first. It takes no --check, --then, --once, --metrics, --webhook,
 --netns, --pid or --container.
