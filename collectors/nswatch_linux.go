@@ -51,8 +51,8 @@ type NetNSDiscovery struct {
 // NetNSStatus is one namespace's state at a Poll.
 type NetNSStatus struct {
 	NetNS bundle.NetNS
-	// Listeners is how many LISTEN sockets it has.
-	Listeners int
+	// Listening are its LISTEN sockets (pid and comm not looked up).
+	Listening []bundle.Listener
 	// Problem is the listen-path problem it shows, or nil.
 	Problem *bundle.ListenerProblem
 	// Err says what could not be read.
@@ -147,7 +147,7 @@ func (s *NetNSWatch) Poll(ctx context.Context, h Host) []NetNSStatus {
 	wg.Wait()
 	out := make([]NetNSStatus, len(list))
 	for i, c := range list {
-		out[i] = NetNSStatus{NetNS: c.entry.NetNS, Listeners: len(c.ls), Err: c.err}
+		out[i] = NetNSStatus{NetNS: c.entry.NetNS, Listening: c.ls, Err: c.err}
 		if c.err == nil || c.ls != nil {
 			out[i].Problem = c.problem(nil)
 		}

@@ -60,8 +60,10 @@ func newNodeWatch(cfg *Config) (*nodeWatch, error) {
 		return nil, fmt.Errorf("--all-netns watches every pod of the node: a single restart command (--then) means nothing for them")
 	case !cfg.Target.IsZero():
 		return nil, fmt.Errorf("--all-netns watches every namespace: it takes no --netns, --pid or --container")
-	case cfg.Webhook != nil || cfg.Metrics != nil:
-		return nil, fmt.Errorf("--all-netns does not serve --metrics or --webhook yet")
+	case cfg.Webhook != nil:
+		return nil, fmt.Errorf("--all-netns does not take alerts (--webhook) yet")
+	case cfg.Metrics != nil && !cfg.Metrics.perNetNS:
+		return nil, fmt.Errorf("--all-netns needs metrics labelled by namespace (MetricsConfig.PerNetNS)")
 	}
 	if cfg.CapturesPerMinute <= 0 {
 		cfg.CapturesPerMinute = DefaultCapturesPerMinute
@@ -142,6 +144,7 @@ func (w *Watcher) nodeCycle(ctx context.Context) *Incident {
 	if ctx.Err() != nil {
 		return nil
 	}
+	w.cfg.Metrics.observeNode(sts)
 	type dueNS struct {
 		st collectors.NetNSStatus
 		t  *nsTrack

@@ -54,7 +54,7 @@ func TestWatchAllNetNS(t *testing.T) {
 		// Other tests' namespaces on this host may be sick too: the
 		// budget must not hold ours back.
 		CapturesPerMinute: 1000, LockWait: 5 * time.Second,
-		Capture: quickCapture(dir), Clock: clock,
+		Capture: quickCapture(dir), Clock: clock, Metrics: NewMetrics(MetricsConfig{PerNetNS: true}),
 		Logger: slog.New(slog.NewJSONHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
 	})
 	if err != nil {
@@ -109,6 +109,12 @@ func TestWatchAllNetNS(t *testing.T) {
 		if p == nil || p.Kind != bundle.ProblemAcceptQueueFull || p.Port != 8081 {
 			t.Errorf("%s: trigger listener %+v, want the accept queue of port 8081", path, p)
 		}
+	}
+
+	// The metrics name the pod of the listener whose queue is full.
+	page := gather(t, w.cfg.Metrics)
+	if got := one(t, page, "snapdiag_listener_accept_queue", map[string]string{"pod": fc.PodName, "namespace": fc.PodNamespace, "port": "8081"}); got != 9 {
+		t.Errorf("the pod's accept queue in the metrics: %v, want 9", got)
 	}
 
 	// The queue stays full: the namespace's cool-down holds.

@@ -67,6 +67,11 @@ type Metrics struct {
 	triggers    map[string]uint64
 	lastCapture time.Time
 	webhook     map[string]uint64
+	// perNetNS: the listeners are watch --all-netns's, node is the last
+	// Poll's (the fullest), nodeTotal how many there were.
+	perNetNS  bool
+	node      []nodeListener
+	nodeTotal int
 }
 
 // MetricsConfig configures NewMetrics.
@@ -81,6 +86,11 @@ type MetricsConfig struct {
 	// one. The watch reads one network namespace, so they are the same for
 	// all its listeners.
 	ListenerLabels map[string]string
+	// PerNetNS is for watch --all-netns: every per-listener metric gets
+	// the labels netns, pod, namespace and container of its namespace,
+	// and those of SYN-RECV, which its LISTEN-only dumps do not count, are
+	// left out.
+	PerNetNS bool
 }
 
 type checkState struct {
@@ -106,7 +116,11 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 	}
 	ll := []string{"listener", "port", "process"}
 	cl := prometheus.Labels(cfg.ListenerLabels)
+	if cfg.PerNetNS {
+		ll, cl = append(ll, netnsLabels...), nil
+	}
 	m := &Metrics{
+		perNetNS:     cfg.PerNetNS,
 		maxListeners: cfg.MaxListeners,
 		version:      cmp.Or(cfg.Version, "dev"),
 		listenerDesc: listenerDescs{
@@ -389,6 +403,10 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(o.checkUp, up, c.name)
 		gauge(o.checkLatency, c.latency.Seconds(), c.name)
+	}
+	if m.perNetNS {
+		m.collectNode(ch)
+		return
 	}
 	if m.raw.Files == nil {
 		return

@@ -123,7 +123,7 @@ func TestTargetUsage(t *testing.T) {
 		{"--check", "tcp://127.0.0.1:8080"},
 		{"--then", "true"},
 		{"--once"},
-		{"--metrics", "127.0.0.1:0"},
+		{"--webhook", "127.0.0.1:0"},
 		{"--max-netns", "0"},
 	} {
 		full := append([]string{"watch", "--all-netns", "--out", t.TempDir()}, args...)

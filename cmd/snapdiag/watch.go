@@ -167,8 +167,10 @@ capture it, with the listener and what was seen in the trigger and the
 container and pod in the manifest. --cooldown is each namespace's own (a
 bundle of it in --out younger than --cooldown starts it at start-up), and
 at most 2 captures a minute are taken for the whole node, the longest-sick
-namespace first. It takes no --check, --then, --once, --metrics, --webhook,
---netns, --pid or --container.
+namespace first. With --metrics, each listener's series carry the labels
+netns, pod, namespace and container (at most --metrics-listeners, the
+fullest accept queues first; no SYN-RECV series). It takes no --check,
+--then, --once, --webhook, --netns, --pid or --container.
 
 While --then runs, checks pause. --then-timeout bounds it (it must be
 positive: there is no "no limit"); at the timeout its process group gets
@@ -288,8 +290,8 @@ func (f watchFlags) validate() error {
 
 // validateAllNetNS refuses what --all-netns cannot mean: a namespace named
 // beside every namespace (as capture does), a check or a restart command
-// for every pod of the node, one cycle, and the metrics and webhook (not
-// per namespace yet).
+// for every pod of the node, one cycle, and the webhook (not per namespace
+// yet).
 func (f watchFlags) validateAllNetNS() error {
 	if !f.allNetNS {
 		if f.maxNetNS != collectors.DefaultMaxNetNS {
@@ -306,8 +308,8 @@ func (f watchFlags) validateAllNetNS() error {
 		return usageError{errors.New("--all-netns watches every pod of the node: one restart command (--then) cannot fit them all; the kubelet's probes restart pods")}
 	case f.once:
 		return usageError{errors.New("--all-netns runs until stopped: for one look at every namespace, run snapdiag capture --all-netns")}
-	case f.metrics != "" || f.webhook != "":
-		return usageError{errors.New("--all-netns does not serve --metrics or --webhook yet")}
+	case f.webhook != "":
+		return usageError{errors.New("--all-netns does not take alerts (--webhook) yet")}
 	case f.maxNetNS < 1:
 		return usageError{fmt.Errorf("--max-netns must be at least 1, not %d", f.maxNetNS)}
 	}
@@ -375,7 +377,7 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 	var metrics *watch.Metrics
 	if f.metrics != "" {
 		v, _ := buildInfo()
-		metrics = watch.NewMetrics(watch.MetricsConfig{MaxListeners: f.metricsListeners, Version: v, ListenerLabels: targetLabels(f.target)})
+		metrics = watch.NewMetrics(watch.MetricsConfig{MaxListeners: f.metricsListeners, Version: v, ListenerLabels: targetLabels(f.target), PerNetNS: f.allNetNS})
 	}
 	hook, err := f.webhookConfig()
 	if err != nil {
