@@ -43,18 +43,15 @@ EVERY_S=$(awk -v e="$EVERY" 'BEGIN { if (e ~ /ms$/) print substr(e, 1, length(e)
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 WORK=$(mktemp -d /tmp/agent-bench.XXXXXX)
-HOLDER_PID=""
 AGENT_PID=""
+# shellcheck source=bench/manyns.sh
+source "$ROOT/bench/manyns.sh"
 cleanup() {
 	if [[ -n $AGENT_PID ]]; then
 		kill "$AGENT_PID" 2>/dev/null || true
 		wait "$AGENT_PID" 2>/dev/null || true
 	fi
-	if [[ -n $HOLDER_PID ]]; then
-		exec {HOLD_FD}>&- 2>/dev/null || true
-		kill "$HOLDER_PID" 2>/dev/null || true
-		wait "$HOLDER_PID" 2>/dev/null || true
-	fi
+	manyns_stop
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -100,15 +97,7 @@ report=$RESULTS_DIR/agent-$stamp.md
 } >"$WORK/report"
 
 for n in $SIZES; do
-	mkfifo "$WORK/hold"
-	"$WORK/manyns" -n "$n" -hold 20m <"$WORK/hold" >"$WORK/manyns.out" &
-	HOLDER_PID=$!
-	exec {HOLD_FD}>"$WORK/hold"
-	until grep -qx ready "$WORK/manyns.out" 2>/dev/null; do
-		kill -0 "$HOLDER_PID" 2>/dev/null || { echo "agent.sh: manyns failed" >&2; exit 1; }
-		sleep 0.2
-	done
-	grep -v '^ready$' "$WORK/manyns.out" >"$WORK/names"
+	manyns_start "$n"
 
 	rm -rf "$WORK/out"; mkdir -p "$WORK/out"
 	"$SNAPDIAG" watch --all-netns --every "$EVERY" --out "$WORK/out" --log-format json 2>"$WORK/agent.log" &
@@ -140,10 +129,7 @@ for n in $SIZES; do
 		"$(awk -v c="$lcpu" -v d="$DURATION" 'BEGIN { print 100 * c / d }')" "$(awk -v m="$lm" 'BEGIN { printf "%.1f", m / 1024 }')" >>"$WORK/report"
 	echo "agent bundles written at $n idle namespaces: $bundles" >>"$WORK/notes"
 
-	exec {HOLD_FD}>&-
-	wait "$HOLDER_PID" || true
-	HOLDER_PID=""
-	rm -f "$WORK/hold"
+	manyns_stop
 done
 {
 	echo
