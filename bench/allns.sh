@@ -38,13 +38,10 @@ done
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 RESULTS_DIR=${RESULTS_DIR:-$ROOT/bench/results}
 WORK=$(mktemp -d /tmp/allns-bench.XXXXXX)
-HOLDER_PID=""
+# shellcheck source=bench/manyns.sh
+source "$ROOT/bench/manyns.sh"
 cleanup() {
-	if [[ -n $HOLDER_PID ]]; then
-		exec {HOLD_FD}>&- 2>/dev/null || true
-		kill "$HOLDER_PID" 2>/dev/null || true
-		wait "$HOLDER_PID" 2>/dev/null || true
-	fi
+	manyns_stop
 	rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -92,15 +89,7 @@ report=$RESULTS_DIR/allns-$stamp.md
 median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 for n in $SIZES; do
-	mkfifo "$WORK/hold"
-	"$WORK/manyns" -n "$n" -hold 20m <"$WORK/hold" >"$WORK/manyns.out" &
-	HOLDER_PID=$!
-	exec {HOLD_FD}>"$WORK/hold"
-	until grep -qx ready "$WORK/manyns.out" 2>/dev/null; do
-		kill -0 "$HOLDER_PID" 2>/dev/null || { echo "allns.sh: manyns failed" >&2; exit 1; }
-		sleep 0.2
-	done
-	grep -v '^ready$' "$WORK/manyns.out" >"$WORK/names"
+	manyns_start "$n"
 	: >"$WORK/times"
 	for round in $(seq 0 "$RUNS"); do
 		fresh
@@ -119,10 +108,7 @@ for n in $SIZES; do
 		inb=$([[ $name == loop ]] && echo "-" || echo "$found")
 		printf '| %s | %s | %.2f | %.1f | %s | %sx |\n' "$n" "$name" "$wall" "$(awk -v r="$rss" 'BEGIN {print r/1024}')" "$inb" "$ratio" >>"$WORK/report"
 	done
-	exec {HOLD_FD}>&-
-	wait "$HOLDER_PID" || true
-	HOLDER_PID=""
-	rm -f "$WORK/hold"
+	manyns_stop
 done
 {
 	echo

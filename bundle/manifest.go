@@ -178,6 +178,42 @@ type Trigger struct {
 	// Alert is the Alertmanager alert that triggered the capture (watch
 	// --webhook).
 	Alert *Alert `json:"alert,omitempty"`
+	// Listener is the listen-path problem that triggered the capture
+	// (watch --all-netns): which listener of the captured namespace, and
+	// what was seen.
+	Listener *ListenerProblem `json:"listener,omitempty"`
+}
+
+// Kinds of ListenerProblem.
+const (
+	// ProblemAcceptQueueFull: the listener's accept queue is over its backlog.
+	ProblemAcceptQueueFull = "accept-queue-full"
+	// ProblemListenerDrops: the listener's own drop counter moved.
+	ProblemListenerDrops = "listener-drops"
+	// ProblemSynQueueNearFull: the listener's SYN-RECV requests are at
+	// three quarters of its backlog or more.
+	ProblemSynQueueNearFull = "syn-queue-near-full"
+	// ProblemCounter: a listen-path TcpExt counter of the namespace rose.
+	ProblemCounter = "counter"
+	// ProblemPort: no problem, but the listener is on a --port asked for.
+	ProblemPort = "port"
+)
+
+// ListenerProblem is a listen-path problem seen in one network namespace by
+// a passive look at its listeners and counters (capture --all-netns chooses
+// the namespaces to detail by it, watch --all-netns triggers on it).
+type ListenerProblem struct {
+	// Kind is one of the Problem constants.
+	Kind string `json:"kind"`
+	// Listener is the listener's local ADDR:PORT; "" for a namespace
+	// counter that no single listener can be blamed for.
+	Listener string `json:"listener,omitempty"`
+	Port     int    `json:"port,omitempty"`
+	// Counter names the TcpExt counter of a ProblemCounter
+	// ("TcpExt.ListenOverflows").
+	Counter string `json:"counter,omitempty"`
+	// Detail says what was seen, for a person.
+	Detail string `json:"detail"`
 }
 
 // Alert is an Alertmanager alert as its webhook delivered it.

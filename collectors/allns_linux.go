@@ -73,13 +73,13 @@ type nsCapture struct {
 	sysctls map[string][]byte
 	// prev is the counters of the previous sample; prevDrops the
 	// listeners' drop counters by cookie.
-	prev          listenCounts
-	havePrev      bool
-	prevDrops     map[uint64]uint32
-	ls            []bundle.Listener // this sample's
-	err           error             // this sample's
-	counterReason string            // this sample's
-	chosen        bool
+	prev           listenCounts
+	havePrev       bool
+	prevDrops      map[uint64]uint32
+	ls             []bundle.Listener       // this sample's
+	err            error                   // this sample's
+	counterProblem *bundle.ListenerProblem // this sample's
+	chosen         bool
 	// thread is in the namespace from when it was chosen for detail, for
 	// the packet sample and the detail.
 	thread *netns.Thread
@@ -127,14 +127,7 @@ func (a *AllNetNS) Sample(ctx context.Context, h Host, i int, w *bundle.Writer) 
 // open finds the namespaces and visits each to open what the samples read.
 // It returns one error when no namespace could be entered.
 func (a *AllNetNS) open(ctx context.Context, h Host, w *bundle.Writer) error {
-	limit := a.Max
-	if limit <= 0 {
-		limit = DefaultMaxNetNS
-	}
-	var rl unix.Rlimit
-	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur != unix.RLIM_INFINITY {
-		limit = min(limit, max(int(rl.Cur)-fdReserve, 0)/fdsPerNetNS)
-	}
+	limit := netNSLimit(a.Max, fdsPerNetNS)
 	a.info.DetailCap = a.DetailMax
 	if a.info.DetailCap <= 0 {
 		a.info.DetailCap = DefaultDetailNetNS
@@ -163,7 +156,9 @@ func (a *AllNetNS) open(ctx context.Context, h Host, w *bundle.Writer) error {
 			netstat: -1, snmp: -1,
 		}
 	}
-	errs := netns.Visit(ctx, paths, inos, func(j int) error { return a.nss[j].openInside(h.Proc) })
+	errs := netns.Visit(ctx, paths, inos, func(j int) error {
+		return errors.Join(a.nss[j].openInside(h.Proc, true), a.nss[j].readSysctlsInside(h.Proc))
+	})
 	denied := 0
 	for j, err := range errs {
 		if err != nil {
@@ -180,10 +175,25 @@ func (a *AllNetNS) open(ctx context.Context, h Host, w *bundle.Writer) error {
 	return nil
 }
 
+// netNSLimit is how many namespaces may be held open at perNS descriptors
+// each: max (0: DefaultMaxNetNS), and no more than the descriptor limit
+// leaves after fdReserve.
+func netNSLimit(most, perNS int) int {
+	limit := most
+	if limit <= 0 {
+		limit = DefaultMaxNetNS
+	}
+	var rl unix.Rlimit
+	if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil && rl.Cur != unix.RLIM_INFINITY {
+		limit = min(limit, max(int(rl.Cur)-fdReserve, 0)/perNS)
+	}
+	return limit
+}
+
 // openInside runs on the visiting thread, inside the namespace: it opens
-// the namespace's sock_diag socket and counter files and reads its
-// listen-path sysctls.
-func (n *nsCapture) openInside(proc string) error {
+// the namespace's sock_diag socket and its /proc/net/netstat, and with
+// snmp its /proc/net/snmp too.
+func (n *nsCapture) openInside(proc string, snmp bool) error {
 	var errs []error
 	c, err := sockdiag.OpenConn()
 	if err != nil {
@@ -197,6 +207,9 @@ func (n *nsCapture) openInside(proc string) error {
 		fd   *int
 		name string
 	}{{&n.netstat, bundle.SampleNetstat}, {&n.snmp, bundle.SampleSNMP}} {
+		if f.fd == &n.snmp && !snmp {
+			continue
+		}
 		path := filepath.Join(proc, "thread-self", strings.TrimPrefix(f.name, "proc/"))
 		fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -205,6 +218,12 @@ func (n *nsCapture) openInside(proc string) error {
 		}
 		*f.fd = fd
 	}
+	return errors.Join(errs...)
+}
+
+// readSysctlsInside runs on the visiting thread, inside the namespace: it
+// reads the namespace's listen-path sysctls.
+func (n *nsCapture) readSysctlsInside(proc string) error {
 	// /proc/sys/net resolves to the namespace of the thread that looks it
 	// up (net_ctl_header_lookup() uses current's). Every namespace has its
 	// own dentries for the same names under the same parent, which
@@ -236,7 +255,7 @@ func (n *nsCapture) openInside(proc string) error {
 			n.sysctls[name] = data
 		}
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // sample reads every namespace's counters and listeners, then their
@@ -283,8 +302,8 @@ func (a *AllNetNS) sample(ctx context.Context, h Host, i int, w *bundle.Writer) 
 			n.entry.Errors = appendOnce(n.entry.Errors, err.Error())
 		}
 		n.entry.Listeners = len(n.ls)
-		if reason := n.problem(h.Ports); reason != "" && n.entry.DetailReason == "" {
-			n.entry.DetailReason = reason
+		if p := n.problem(h.Ports); p != nil && n.entry.DetailReason == "" {
+			n.entry.DetailReason = p.Detail
 			if a.chosen < a.info.DetailCap {
 				a.chosen++
 				n.chosen = true
@@ -405,59 +424,78 @@ func parseListenCounts(netstat []byte) listenCounts {
 // count at all since the namespace began.
 func (n *nsCapture) noteCounters(netstat []byte, single bool) {
 	c := parseListenCounts(netstat)
-	n.counterReason = ""
+	n.counterProblem = nil
 	for j, name := range listenCounterNames {
+		var detail string
 		switch {
 		case n.havePrev && c[j] > n.prev[j]:
-			n.counterReason = fmt.Sprintf("TcpExt.%s rose by %d between samples", name, c[j]-n.prev[j])
+			detail = fmt.Sprintf("TcpExt.%s rose by %d between samples", name, c[j]-n.prev[j])
 		case single && c[j] > 0:
-			n.counterReason = fmt.Sprintf("TcpExt.%s is %d since the namespace began (one sample: no rise to see)", name, c[j])
+			detail = fmt.Sprintf("TcpExt.%s is %d since the namespace began (one sample: no rise to see)", name, c[j])
 		default:
 			continue
 		}
+		n.counterProblem = &bundle.ListenerProblem{Kind: bundle.ProblemCounter, Counter: "TcpExt." + name, Detail: detail}
 		break
 	}
 	n.prev, n.havePrev = c, true
 }
 
 // problem says why the namespace's sample shows a listen-path problem, or
-// that it listens on one of ports; "" when neither. It remembers the
-// listeners' drop counters for the next sample.
-func (n *nsCapture) problem(ports []int) string {
-	reason := n.counterReason
+// that it listens on one of ports; nil when neither. It remembers the
+// listeners' drop counters for the next sample. A listener's problem comes
+// first; a counter's rise in a namespace of one listener names that
+// listener.
+func (n *nsCapture) problem(ports []int) *bundle.ListenerProblem {
+	var p *bundle.ListenerProblem
 	drops := make(map[uint64]uint32, len(n.ls))
 	for _, l := range n.ls {
 		if l.Drops != nil {
 			drops[l.Cookie] = *l.Drops
 		}
-		if reason != "" {
+		if p != nil {
 			continue
 		}
 		before, seen := n.prevDrops[l.Cookie]
+		var kind, detail string
 		switch {
 		case l.RecvQ > l.SendQ:
 			// sk_acceptq_is_full(): sk_ack_backlog > sk_max_ack_backlog,
 			// which a listener's Recv-Q and Send-Q are.
-			reason = fmt.Sprintf("accept queue of %s full: Recv-Q %d over backlog %d", l.Local, l.RecvQ, l.SendQ)
+			kind, detail = bundle.ProblemAcceptQueueFull, fmt.Sprintf("accept queue of %s full: Recv-Q %d over backlog %d", l.Local, l.RecvQ, l.SendQ)
 		case l.Drops != nil && seen && *l.Drops != before:
 			// sk_drops is 32 bits and wraps: any change is a drop.
-			reason = fmt.Sprintf("listener %s dropped %d connection attempts between samples", l.Local, *l.Drops-before)
+			kind, detail = bundle.ProblemListenerDrops, fmt.Sprintf("listener %s dropped %d connection attempts between samples", l.Local, *l.Drops-before)
 		case l.SynRecv > 0 && 4*l.SynRecv >= 3*int(l.SendQ):
 			// inet_csk_reqsk_queue_is_full(): the SYN queue holds about
 			// the backlog.
-			reason = fmt.Sprintf("SYN queue of %s near full: %d SYN-RECV, backlog %d", l.Local, l.SynRecv, l.SendQ)
+			kind, detail = bundle.ProblemSynQueueNearFull, fmt.Sprintf("SYN queue of %s near full: %d SYN-RECV, backlog %d", l.Local, l.SynRecv, l.SendQ)
+		default:
+			continue
 		}
+		p = &bundle.ListenerProblem{Kind: kind, Listener: l.Local, Port: l.Port, Detail: detail}
 	}
 	n.prevDrops = drops
-	if reason != "" {
-		return reason
+	if p != nil {
+		// A listener's own state names the listener: it comes before a
+		// namespace counter.
+		return p
+	}
+	if c := n.counterProblem; c != nil {
+		if len(n.ls) == 1 {
+			named := *c
+			named.Listener, named.Port = n.ls[0].Local, n.ls[0].Port
+			return &named
+		}
+		return c
 	}
 	for _, l := range n.ls {
 		if slices.Contains(ports, l.Port) {
-			return fmt.Sprintf("listener %s on --port %d", l.Local, l.Port)
+			return &bundle.ListenerProblem{Kind: bundle.ProblemPort, Listener: l.Local, Port: l.Port,
+				Detail: fmt.Sprintf("listener %s on --port %d", l.Local, l.Port)}
 		}
 	}
-	return ""
+	return nil
 }
 
 // appendOnce appends line unless it is there already: a failure repeated
@@ -573,17 +611,6 @@ func (a *AllNetNS) closeLocked() {
 	}
 	a.closed = true
 	for _, n := range a.nss {
-		if n.thread != nil {
-			n.thread.Close()
-		}
-		if n.conn != nil {
-			n.conn.Close()
-		}
-		for _, fd := range []int{n.netstat, n.snmp} {
-			if fd >= 0 {
-				unix.Close(fd)
-			}
-		}
-		n.netstat, n.snmp = -1, -1
+		n.close()
 	}
 }

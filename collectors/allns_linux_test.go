@@ -63,8 +63,8 @@ func TestProblem(t *testing.T) {
 		for i, netstat := range tc.netstats {
 			n.noteCounters([]byte(netstat), tc.single)
 			n.ls = tc.listeners[i]
-			if got := n.problem(tc.ports); (got != "") != tc.wantReason[i] {
-				t.Errorf("%s: sample %d: reason %q, want one: %v", tc.name, i, got, tc.wantReason[i])
+			if got := n.problem(tc.ports); (got != nil) != tc.wantReason[i] {
+				t.Errorf("%s: sample %d: problem %+v, want one: %v", tc.name, i, got, tc.wantReason[i])
 			}
 		}
 	}

@@ -75,6 +75,12 @@ type Metrics struct {
 	// slots holds the "#N" of each SO_REUSEPORT group's sockets on the
 	// last page, by socket cookie (nameGroups).
 	slots map[groupKey]map[uint64]int
+
+	// perNetNS: the listeners are watch --all-netns's, node is the last
+	// Poll's (the fullest), nodeTotal how many there were.
+	perNetNS  bool
+	node      []nodeListener
+	nodeTotal int
 }
 
 // MetricsConfig configures NewMetrics.
@@ -89,6 +95,11 @@ type MetricsConfig struct {
 	// one. The watch reads one network namespace, so they are the same for
 	// all its listeners.
 	ListenerLabels map[string]string
+	// PerNetNS is for watch --all-netns: every per-listener metric gets
+	// the labels netns, pod, namespace and container of its namespace,
+	// and those of SYN-RECV, which its LISTEN-only dumps do not count, are
+	// left out.
+	PerNetNS bool
 }
 
 type checkState struct {
@@ -114,7 +125,11 @@ func NewMetrics(cfg MetricsConfig) *Metrics {
 	}
 	ll := []string{"listener", "port", "process"}
 	cl := prometheus.Labels(cfg.ListenerLabels)
+	if cfg.PerNetNS {
+		ll, cl = append(ll, netnsLabels...), nil
+	}
 	m := &Metrics{
+		perNetNS:     cfg.PerNetNS,
 		maxListeners: cfg.MaxListeners,
 		version:      cmp.Or(cfg.Version, "dev"),
 		listenerDesc: listenerDescs{
@@ -441,6 +456,10 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(o.checkUp, up, c.name)
 		gauge(o.checkLatency, c.latency.Seconds(), c.name)
+	}
+	if m.perNetNS {
+		m.collectNode(ch)
+		return
 	}
 	if m.raw.Files == nil {
 		return

@@ -108,6 +108,22 @@ type Config struct {
 	// no longer the one held (a container restarted), the new one is
 	// entered, the log says so, and the history starts afresh.
 	Target netns.Spec
+	// AllNetNS watches every other network namespace of the host (watch
+	// --all-netns) instead of checks: each namespace's listeners are
+	// looked at every cycle (accept queue over its backlog, drops, the
+	// listen-path counters rising), and a namespace whose problem lasts
+	// Failures cycles is captured, with the listener in the trigger and
+	// its owner (container, pod) in the manifest. Cooldown is then per
+	// namespace. It takes no Checks, Then, Target, Metrics or Webhook.
+	AllNetNS bool
+	// MaxNetNS bounds the namespaces watched (0: collectors.DefaultMaxNetNS).
+	MaxNetNS int
+	// CapturesPerMinute bounds the captures of all namespaces together
+	// (0: DefaultCapturesPerMinute).
+	CapturesPerMinute int
+	// Discover is how often the namespaces are looked for anew (0:
+	// DefaultDiscover).
+	Discover time.Duration
 }
 
 // ErrRestartInterrupted is wrapped by the error of a restart command that a
@@ -138,6 +154,10 @@ type Incident struct {
 	// ThenRan reports whether the restart command ran; ThenErr is its error.
 	ThenRan bool
 	ThenErr error
+	// NetNS and Listener, with Config.AllNetNS, are the namespace captured
+	// and the listener's problem that triggered it.
+	NetNS    *bundle.NetNS
+	Listener *bundle.ListenerProblem
 }
 
 // Watcher runs the checks and triggers captures. Its methods must not be
@@ -150,6 +170,8 @@ type Watcher struct {
 	host     string
 	// follow holds the watched namespace; nil watches the process's own.
 	follow *follower
+	// node is the state of Config.AllNetNS, nil without it.
+	node *nodeWatch
 
 	// kick wakes the upload loop when a bundle was written.
 	kick chan struct{}
@@ -164,8 +186,16 @@ type Watcher struct {
 
 // New checks cfg and returns a Watcher.
 func New(cfg Config) (*Watcher, error) {
+	var node *nodeWatch
+	if cfg.AllNetNS {
+		nw, err := newNodeWatch(&cfg)
+		if err != nil {
+			return nil, err
+		}
+		node = nw
+	}
 	switch {
-	case len(cfg.Checks) == 0 && cfg.Metrics == nil && cfg.Webhook == nil:
+	case len(cfg.Checks) == 0 && cfg.Metrics == nil && cfg.Webhook == nil && !cfg.AllNetNS:
 		return nil, errors.New("no checks: give at least one --check, or --metrics or --webhook")
 	case cfg.Every <= 0:
 		return nil, errors.New("check interval must be positive")
@@ -221,7 +251,7 @@ func New(cfg Config) (*Watcher, error) {
 	host := facts.Hostname
 	cfg.Metrics.setKernel(facts.KernelRelease)
 	return &Watcher{
-		cfg: cfg, log: log, samplers: samplers, host: host, follow: follow,
+		cfg: cfg, log: log, samplers: samplers, host: host, follow: follow, node: node,
 		hist: NewHistory(n, cfg.HistoryBytes), healthy: true,
 		kick:   make(chan struct{}, 1),
 		alerts: make(chan alertRequest, 1),
@@ -238,7 +268,12 @@ func (e *TargetError) Error() string { return "namespace to watch: " + e.Err.Err
 func (e *TargetError) Unwrap() error { return e.Err }
 
 // Close leaves the watched namespace. The Watcher is not usable after it.
-func (w *Watcher) Close() { w.follow.close() }
+func (w *Watcher) Close() {
+	w.follow.close()
+	if w.node != nil {
+		w.node.ns.Close()
+	}
+}
 
 // followTarget enters the watched namespace anew when it moved, and points
 // the samples and captures at it. The history, of the namespace left, is
@@ -271,10 +306,15 @@ func (w *Watcher) Run(ctx context.Context) error {
 	if n := w.cfg.Capture.NetNS; w.follow != nil {
 		w.log.Info("watching inside a network namespace", "netns", n.String(), "inode", n.Inode, "path", n.Path, "pid", n.PID)
 	}
+	if w.node != nil {
+		w.log.Info("watching every network namespace", "max_netns", w.cfg.MaxNetNS,
+			"captures_per_minute", w.cfg.CapturesPerMinute, "discover", w.cfg.Discover.String())
+	}
 	// A bundle written shortly before this watcher started (its previous run,
 	// restarted with the service, or another watchdog's capture) starts the
-	// cool-down: the first bundle of an incident is the valuable one.
-	if b, at, ok := w.recentBundle(); ok {
+	// cool-down: the first bundle of an incident is the valuable one. Not
+	// with AllNetNS, whose cool-down is each namespace's own.
+	if b, at, ok := w.recentBundle(); ok && w.node == nil {
 		w.cooldownUntil = at.Add(w.cfg.Cooldown)
 		w.log.Info("cool-down from a recent bundle", "bundle", b, "until", w.cooldownUntil.UTC().Format(time.RFC3339))
 	}
@@ -379,6 +419,9 @@ func (w *Watcher) recentBundle() (string, time.Time, bool) {
 // trigger when the failures add up outside a cool-down. It returns the
 // incident when it triggered one.
 func (w *Watcher) Cycle(ctx context.Context) *Incident {
+	if w.node != nil {
+		return w.nodeCycle(ctx)
+	}
 	w.followTarget()
 	w.sample(ctx)
 	if len(w.cfg.Checks) == 0 {
@@ -521,12 +564,22 @@ func (w *Watcher) trigger(ctx context.Context, failed Result) *Incident {
 // lock and applies retention, still under the lock; the metrics count its
 // outcome.
 func (w *Watcher) capture(ctx context.Context, trig bundle.Trigger) (string, error) {
-	path, err := w.captureLocked(ctx, trig)
+	opts := w.cfg.Capture
+	opts.Trigger = trig
+	opts.Samplers = w.samplers
+	opts.History = w.hist.Samples()
+	return w.captureOpts(ctx, opts)
+}
+
+// captureOpts writes one bundle with opts as capture does (the output
+// directory's lock, retention); the metrics count its outcome.
+func (w *Watcher) captureOpts(ctx context.Context, opts collectors.Options) (string, error) {
+	path, err := w.captureLocked(ctx, opts)
 	w.cfg.Metrics.observeCapture(path, err, w.cfg.Clock.Now())
 	return path, err
 }
 
-func (w *Watcher) captureLocked(ctx context.Context, trig bundle.Trigger) (string, error) {
+func (w *Watcher) captureLocked(ctx context.Context, opts collectors.Options) (string, error) {
 	dir := w.cfg.Capture.Dir
 	if err := w.cfg.Retention.CheckFree(dir); err != nil {
 		return "", err
@@ -548,10 +601,6 @@ func (w *Watcher) captureLocked(ctx context.Context, trig bundle.Trigger) (strin
 	if err := w.cfg.Retention.CheckFree(dir); err != nil {
 		return "", err
 	}
-	opts := w.cfg.Capture
-	opts.Trigger = trig
-	opts.Samplers = w.samplers
-	opts.History = w.hist.Samples()
 	res, err := collectors.Capture(ctx, opts)
 	if err != nil {
 		return "", err

@@ -111,9 +111,27 @@ func TestTargetUsage(t *testing.T) {
 		{"--all-netns", "--pid", "1"},
 		{"--container", "3f2a9c1b", "--all-netns"},
 	} {
-		full := append([]string{"capture", "--out", t.TempDir()}, args...)
-		if code := Main(full, io.Discard, io.Discard); code != exitUsage {
-			t.Errorf("capture %v: exit %d, want %d", args, code, exitUsage)
+		for _, cmd := range []string{"capture", "watch"} {
+			full := append([]string{cmd, "--out", t.TempDir()}, args...)
+			if code := Main(full, io.Discard, io.Discard); code != exitUsage {
+				t.Errorf("%s %v: exit %d, want %d", cmd, args, code, exitUsage)
+			}
 		}
+	}
+	// What watch --all-netns cannot mean for every pod of a node.
+	for _, args := range [][]string{
+		{"--check", "tcp://127.0.0.1:8080"},
+		{"--then", "true"},
+		{"--once"},
+		{"--webhook", "127.0.0.1:0"},
+		{"--max-netns", "0"},
+	} {
+		full := append([]string{"watch", "--all-netns", "--out", t.TempDir()}, args...)
+		if code := Main(full, io.Discard, io.Discard); code != exitUsage {
+			t.Errorf("watch --all-netns %v: exit %d, want %d", args, code, exitUsage)
+		}
+	}
+	if code := Main([]string{"watch", "--max-netns", "5", "--check", "exec:true", "--out", t.TempDir()}, io.Discard, io.Discard); code != exitUsage {
+		t.Errorf("watch --max-netns without --all-netns: exit %d, want %d", code, exitUsage)
 	}
 }

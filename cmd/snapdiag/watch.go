@@ -15,6 +15,7 @@ import (
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/internal/netns"
 	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/cobra"
@@ -68,6 +69,10 @@ type watchFlags struct {
 	webhookMatch     string
 	webhookTokenFile string
 	webhookThen      bool
+
+	// allNetNS watches every other network namespace (the node agent).
+	allNetNS bool
+	maxNetNS int
 
 	// fillHistory fills the history at start-up (benchmarks).
 	fillHistory bool
@@ -150,6 +155,24 @@ it, and a restarted container's new namespace is entered before the next
 cycle ("watched namespace moved" in the log). It needs CAP_SYS_ADMIN; the
 restart command runs on the host.
 
+--all-netns is the node agent (deploy/kubernetes/daemonset.yaml runs it): it
+watches every other network namespace of the host, at most --max-netns, each
+pod's and the node's own, with no --check. Every --every it dumps each
+namespace's LISTEN sockets (one sock_diag socket per namespace, opened
+inside it once) and reads its listen-path counters; new and gone namespaces
+are looked for every 10s. A namespace is sick when a listener's accept queue
+is over its backlog, a listener's drop counter moved, or its TcpExt
+ListenOverflows, ListenDrops, TCPReqQFullDrop or TCPReqQFullDoCookies rose;
+after --failures sick cycles in a row it is captured as --netns would
+capture it, with the listener and what was seen in the trigger and the
+container and pod in the manifest. --cooldown is each namespace's own (a
+bundle of it in --out younger than --cooldown starts it at start-up), and
+at most 2 captures a minute are taken for the whole node, the longest-sick
+namespace first. With --metrics, each listener's series carry the labels
+netns, pod, namespace and container (at most --metrics-listeners, the
+fullest accept queues first; no SYN-RECV series). It takes no --check,
+--then, --once, --webhook, --netns, --pid or --container.
+
 While --then runs, checks pause. --then-timeout bounds it (it must be
 positive: there is no "no limit"); at the timeout its process group gets
 SIGTERM, then SIGKILL 5s later. A stop signal (SIGTERM, SIGINT) stops a
@@ -187,7 +210,8 @@ Files:
   snapdiag watch --once --check 'exec:pg_isready -q' --then 'systemctl restart postgresql'
   snapdiag watch --metrics 127.0.0.1:9917 --webhook 127.0.0.1:9917 \
       --webhook-match 'alertname=~"SnapdiagSyn.*"'
-  snapdiag watch --container 3f2a9c1b7d4e --check tcp://127.0.0.1:8080 --port 8080`,
+  snapdiag watch --container 3f2a9c1b7d4e --check tcp://127.0.0.1:8080 --port 8080
+  snapdiag watch --all-netns --out /var/lib/snapdiag --log-format json`,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runWatch(cmd.Context(), f, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},
@@ -221,14 +245,19 @@ Files:
 	fl.StringVar(&f.webhookMatch, "webhook-match", "", `alerts that trigger a capture, in Alertmanager's matcher syntax: alertname=~"Snapdiag.*",instance="HOST:PORT" (default: every firing alert)`)
 	fl.StringVar(&f.webhookTokenFile, "webhook-token-file", "", "file holding the bearer token webhook requests must carry (required unless --webhook is on loopback)")
 	fl.BoolVar(&f.webhookThen, "webhook-then", false, "run --then after an alert's capture too")
+	fl.BoolVar(&f.allNetNS, "all-netns", false, "watch every other network namespace of the host (pods, containers, ip netns) by its listeners' queues and drops, capturing the sick one; no --check (the node agent); needs root")
+	fl.IntVar(&f.maxNetNS, "max-netns", collectors.DefaultMaxNetNS, "with --all-netns: most namespaces watched (each holds 2 descriptors)")
 	fl.BoolVar(&f.fillHistory, "fill-history", false, "fill the history with back-to-back samples at start (benchmarks)")
 	_ = fl.MarkHidden("fill-history")
 	return cmd
 }
 
 func (f watchFlags) validate() error {
+	if err := f.validateAllNetNS(); err != nil {
+		return err
+	}
 	switch {
-	case len(f.checks) == 0 && f.metrics == "" && f.webhook == "":
+	case len(f.checks) == 0 && !f.allNetNS && f.metrics == "" && f.webhook == "":
 		return usageError{errors.New("watch needs at least one --check, or --metrics or --webhook")}
 	case f.once && (f.metrics != "" || f.webhook != ""):
 		return usageError{errors.New("--once runs one cycle: it serves neither --metrics nor --webhook")}
@@ -258,6 +287,34 @@ func (f watchFlags) validate() error {
 		return usageError{errors.New("--upload-retry must be positive")}
 	}
 	return f.captureFlags.validate()
+}
+
+// validateAllNetNS refuses what --all-netns cannot mean: a namespace named
+// beside every namespace (as capture does), a check or a restart command
+// for every pod of the node, one cycle, and the webhook (not per namespace
+// yet).
+func (f watchFlags) validateAllNetNS() error {
+	if !f.allNetNS {
+		if f.maxNetNS != collectors.DefaultMaxNetNS {
+			return usageError{errors.New("--max-netns needs --all-netns")}
+		}
+		return nil
+	}
+	switch {
+	case !f.target.IsZero():
+		return usageError{errors.New("--all-netns watches every namespace: drop --netns, --pid or --container, or drop --all-netns")}
+	case len(f.checks) > 0:
+		return usageError{errors.New("--all-netns judges every listener by its queues and drops: it takes no --check (watch one namespace's service with --netns, --pid or --container)")}
+	case f.then != "":
+		return usageError{errors.New("--all-netns watches every pod of the node: one restart command (--then) cannot fit them all; the kubelet's probes restart pods")}
+	case f.once:
+		return usageError{errors.New("--all-netns runs until stopped: for one look at every namespace, run snapdiag capture --all-netns")}
+	case f.webhook != "":
+		return usageError{errors.New("--all-netns does not take alerts (--webhook) yet")}
+	case f.maxNetNS < 1:
+		return usageError{fmt.Errorf("--max-netns must be at least 1, not %d", f.maxNetNS)}
+	}
+	return nil
 }
 
 func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
@@ -321,7 +378,7 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 	var metrics *watch.Metrics
 	if f.metrics != "" {
 		v, _ := buildInfo()
-		metrics = watch.NewMetrics(watch.MetricsConfig{MaxListeners: f.metricsListeners, Version: v, ListenerLabels: targetLabels(f.target)})
+		metrics = watch.NewMetrics(watch.MetricsConfig{MaxListeners: f.metricsListeners, Version: v, ListenerLabels: targetLabels(f.target), PerNetNS: f.allNetNS})
 	}
 	hook, err := f.webhookConfig()
 	if err != nil {
@@ -348,6 +405,8 @@ func runWatch(ctx context.Context, f watchFlags, stdout, stderr io.Writer) error
 		Upload:       pusher,
 		UploadRetry:  f.uploadRetry,
 		Target:       f.target,
+		AllNetNS:     f.allNetNS,
+		MaxNetNS:     f.maxNetNS,
 	})
 	var terr *watch.TargetError
 	switch {
