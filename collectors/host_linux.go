@@ -30,7 +30,7 @@ var capNames = []struct {
 // manifest carries. It never fails: what cannot be read stays empty.
 func HostFacts(h Host) bundle.Host {
 	var out bundle.Host
-	out.Hostname, _ = os.Hostname()
+	out.Hostname = Hostname()
 	var uts unix.Utsname
 	if unix.Uname(&uts) == nil {
 		out.KernelRelease = unix.ByteSliceToString(uts.Release[:])
@@ -51,6 +51,23 @@ func HostFacts(h Host) bundle.Host {
 		out.CapEff, out.Capabilities = parseCapEff(data)
 	}
 	return out
+}
+
+// EnvHostname names the environment variable that overrides the host name
+// bundles are named and keyed by. A node agent in a pod has the pod's UTS
+// namespace, so os.Hostname is the pod's name, which changes with every
+// restart of the agent; its DaemonSet sets this to the node's name
+// (spec.nodeName, through the downward API).
+const EnvHostname = "SNAPDIAG_HOSTNAME"
+
+// Hostname is the host name bundles carry: $SNAPDIAG_HOSTNAME when set,
+// else the kernel's (os.Hostname); "" when neither is known.
+func Hostname() string {
+	if h := strings.TrimSpace(os.Getenv(EnvHostname)); h != "" {
+		return h
+	}
+	h, _ := os.Hostname()
+	return h
 }
 
 // parseCapEff reads the CapEff line of /proc/PID/status.

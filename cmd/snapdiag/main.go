@@ -114,6 +114,9 @@ Files:
 
 Environment:
   NO_COLOR               when set, analyze and tui print no colour
+  SNAPDIAG_HOSTNAME      the host name bundles are named and keyed by,
+                         instead of the kernel's (a node agent in a pod sets
+                         it to the node's name)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
   AWS_REGION, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL
                          push, --upload: the store's credentials and

@@ -7,8 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/redact"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -121,6 +123,10 @@ func captureFilter(on bool, keyFile string, stderr io.Writer) (bundle.Filter, er
 	}
 	var names []string
 	if h, err := os.Hostname(); err == nil {
+		names = append(names, h)
+	}
+	if h := collectors.Hostname(); h != "" && !slices.Contains(names, h) {
+		// $SNAPDIAG_HOSTNAME names the bundle: pseudonymised like the rest.
 		names = append(names, h)
 	}
 	var uts unix.Utsname

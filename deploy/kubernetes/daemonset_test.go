@@ -75,6 +75,9 @@ type (
 				ResourceFieldRef struct {
 					Resource string `yaml:"resource"`
 				} `yaml:"resourceFieldRef"`
+				FieldRef struct {
+					FieldPath string `yaml:"fieldPath"`
+				} `yaml:"fieldRef"`
 			} `yaml:"valueFrom"`
 		} `yaml:"env"`
 		Resources struct {
@@ -181,6 +184,17 @@ func TestDaemonSet(t *testing.T) {
 	c := pod.Containers[0]
 	if len(c.Args) < 2 || c.Args[0] != "watch" || !slices.Contains(c.Args, "--all-netns") {
 		t.Errorf("args %q: want watch --all-netns", c.Args)
+	}
+	// Bundles carry the node's name, not the agent pod's, which changes
+	// with each restart of the agent.
+	nodeName := false
+	for _, e := range c.Env {
+		if e.Name == "SNAPDIAG_HOSTNAME" && e.ValueFrom.FieldRef.FieldPath == "spec.nodeName" {
+			nodeName = true
+		}
+	}
+	if !nodeName {
+		t.Error("env: want SNAPDIAG_HOSTNAME from the downward API's spec.nodeName")
 	}
 
 	sc := c.SecurityContext
