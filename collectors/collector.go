@@ -33,6 +33,9 @@ type Host struct {
 	// which needs only the right to read that process's /proc, and what
 	// only a thread inside the namespace can read (the net.* sysctls, the
 	// socket table and listeners, the packet sample) fails with NSErr.
+	// NSErr set with NS nil and NSProc empty is a namespace named by its
+	// file alone that could not be entered: everything per namespace fails
+	// with NSErr, and the bundle holds only what is the host's.
 	NSProc string
 	NSErr  error
 

@@ -170,7 +170,7 @@ func ReadNetstat(h Host) ([]byte, error) {
 // namespace h could not enter: the Dumper of a Host without a Shared would
 // otherwise read the process's own namespace.
 func (h Host) liveNS() error {
-	if h.NS == nil && h.NSProc != "" {
+	if h.outside() {
 		return h.notEntered("listeners")
 	}
 	return nil

@@ -30,6 +30,11 @@ func (h Host) netRoot() string {
 // /proc/sys/net resolves by the opening task's namespace (net_ctl_header_lookup()
 // uses current->nsproxy->net_ns), whichever /proc path leads to it.
 func (h Host) readNet(rel string) ([]byte, error) {
+	if h.NS == nil && h.NSProc == "" && h.NSErr != nil {
+		// Neither entered nor seen through a process in it: the proc root's
+		// net/ would be this process's own namespace, not the one named.
+		return nil, h.notEntered(filepath.Join(h.Proc, rel))
+	}
 	if h.NS == nil || !strings.HasPrefix(rel, "sys/") {
 		if h.NSProc != "" && strings.HasPrefix(rel, "sys/") {
 			return nil, h.notEntered(filepath.Join(h.Proc, rel))
@@ -58,7 +63,7 @@ func (h Host) copyNet(w *bundle.Writer, rel, name string) error {
 
 // socket opens a socket in the namespace h reads.
 func (h Host) socket(domain, typ, proto int) (int, error) {
-	if h.NS == nil && h.NSProc != "" {
+	if h.outside() {
 		return -1, h.notEntered("")
 	}
 	if h.NS == nil {
@@ -73,10 +78,18 @@ func (h Host) opener() sockdiag.Opener {
 	switch {
 	case h.NS != nil:
 		return h.NS.Socket
-	case h.NSProc != "":
+	case h.outside():
 		return h.socket
 	}
 	return nil
+}
+
+// outside reports whether h names a namespace that this process could not
+// enter (NSErr says why): what must be read from inside it fails, and
+// /proc/net is read through NSProc when a process in it is known, or not
+// at all.
+func (h Host) outside() bool {
+	return h.NS == nil && (h.NSProc != "" || h.NSErr != nil)
 }
 
 // notEnteredError is what a read that needs a thread inside the namespace

@@ -123,7 +123,7 @@ func (s *Sysctls) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	var hostKeys []string
 	var notIn error
 	switch {
-	case h.NS == nil && h.NSProc != "":
+	case h.outside():
 		// The fs.* keys below are still the host's and worth having.
 		notIn = h.notEntered("net.* sysctls")
 	case h.NS == nil:

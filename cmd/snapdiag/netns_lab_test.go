@@ -297,8 +297,31 @@ func TestCaptureTargetNotRoot(t *testing.T) {
 			t.Errorf("%s: manifest netns %+v, want pid %d of container %s", tc.flag, n, svc.Pid(), fc.ID)
 		}
 	}
-	if r := nobody("--netns", l.Server); r.Code != exitError || r.Stderr == "" {
-		t.Errorf("capture --netns as nobody: exit %d, stderr %q; want exit %d and why", r.Code, r.Stderr, exitError)
+	// --netns as nobody: no process in the namespace can be found, so
+	// nothing of it is read; the bundle names it, says why each of its
+	// collectors failed, and holds no /proc/net file (which would be the
+	// capturing process's own namespace's, not the one asked for).
+	r := nobody("--netns", l.Server)
+	if r.Code != exitOK || r.Stderr == "" {
+		t.Fatalf("capture --netns as nobody: exit %d, stderr %q; want a bundle and why it is partial", r.Code, r.Stderr)
+	}
+	path := lastLine(r.Stdout)
+	m := openBundle(t, path).Manifest()
+	for _, name := range []string{"counters", "proc-net", "sockets", "listeners"} {
+		if st := m.Collector(name); st == nil || st.Status != bundle.StatusFailed || st.Error == "" {
+			t.Errorf("--netns as nobody: collector %s: %+v, want failed with its reason", name, st)
+		}
+	}
+	if st := m.Collector("system"); st == nil || st.Status != bundle.StatusOK {
+		t.Errorf("--netns as nobody: collector system: %+v, want ok (the host's files)", st)
+	}
+	for _, member := range []string{bundle.SampleFile(0, bundle.SampleNetstat), bundle.SampleFile(0, bundle.SampleDev), "proc/net/snmp6"} {
+		if testutil.ReadMember(t, path, member) != nil {
+			t.Errorf("--netns as nobody: the bundle holds %s, which can only be this process's own namespace's", member)
+		}
+	}
+	if n := m.NetNS; n == nil || n.NamedBy != bundle.NamedByNetNS || n.Name != l.Server {
+		t.Errorf("--netns as nobody: manifest netns %+v, want the namespace asked for", n)
 	}
 }
 

@@ -28,7 +28,8 @@ import (
 // line, what the bundle then holds; each collector that could not read gets
 // its own line from the capture. A namespace named only by a file (--netns)
 // is read through the /proc/PID/net of a process in it; with none, nothing
-// of it could be read, and the capture fails.
+// of it can be read, and the bundle holds only what is the host's, its
+// manifest naming the namespace asked for and each collector's reason.
 func openTarget(f captureFlags, opts *collectors.Options, stderr io.Writer) (*netns.Target, error) {
 	if f.target.IsZero() {
 		return nil, nil
@@ -55,7 +56,12 @@ func openTarget(f captureFlags, opts *collectors.Options, stderr io.Writer) (*ne
 	case t.Thread != nil:
 		opts.Host.NS = t.Thread
 	case dir == "":
-		return nil, hintError{t.EnterErr, "run as root, or grant CAP_SYS_ADMIN: nothing of a namespace named by its file that no process is in can be read without entering it"}
+		// Nothing of it can be read: the bundle still says which namespace
+		// was asked for and why each of its collectors failed, beside the
+		// host's kernel log and system files.
+		opts.Host.NSErr = t.EnterErr
+		fmt.Fprintf(stderr, "snapdiag: cannot enter the network namespace of %s (%v), and no process in it is known to read it through: the bundle holds only the host's kernel log, system files and fs.* sysctls, nothing of the namespace (run as root, or grant CAP_SYS_ADMIN)\n",
+			n.String(), t.EnterErr)
 	default:
 		opts.Host.NSProc, opts.Host.NSErr = dir, t.EnterErr
 		fmt.Fprintf(stderr, "snapdiag: cannot enter the network namespace of %s (%v): the bundle holds its /proc/net counters and tables, read through %s/net, and the host's kernel log and system files, but not its listeners, socket table, net.* sysctls or packets (run as root, or grant CAP_SYS_ADMIN, for those)\n",
