@@ -71,7 +71,8 @@ net.* sysctls, socket table and packets, read from a thread of snapdiag's
 that enters it (CAP_SYS_ADMIN). The kernel log, system files and fs.* stay
 the host's. Without CAP_SYS_ADMIN, --pid, --container and --netns (when a
 process is in it) still capture the namespace's counters and /proc/net
-files, through /proc/PID/net, and say what the bundle lacks.
+files, through /proc/PID/net, and say what the bundle lacks; with no such
+process, the bundle names the namespace and holds only the host's files.
 
 Exit status:
   0  a bundle was written, even a partial one
