@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 
@@ -122,21 +121,11 @@ func pids(proc string) []int {
 func Visit(ctx context.Context, paths []string, inos []uint64, fn func(i int) error) (errs []error) {
 	errs = make([]error, len(paths))
 	done := make(chan struct{})
-	go func() {
-		// Locked and never unlocked: the runtime ends the thread when the
-		// goroutine returns, so it never runs other work in a namespace
-		// not the process's.
-		runtime.LockOSThread()
+	// goLocked: on a thread of its own, never the main thread, that ends
+	// with Visit and so never runs other work in a namespace not the
+	// process's.
+	goLocked(func() {
 		defer close(done)
-		// The thread goes back to its own namespace at the end all the
-		// same: when the goroutine happens to run on the process's main
-		// thread, the runtime cannot end that thread and parks it instead,
-		// and the main thread's namespace is the one /proc/PID/ns/net shows
-		// for the whole process.
-		if orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
-			defer unix.Close(orig)
-			defer unix.Setns(orig, unix.CLONE_NEWNET)
-		}
 		for i, path := range paths {
 			if err := ctx.Err(); err != nil {
 				errs[i] = fmt.Errorf("enter network namespace %s: %w", path, err)
@@ -144,7 +133,7 @@ func Visit(ctx context.Context, paths []string, inos []uint64, fn func(i int) er
 			}
 			errs[i] = visit(path, inos[i], func() error { return fn(i) })
 		}
-	}()
+	})
 	<-done
 	return errs
 }

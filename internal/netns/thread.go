@@ -49,7 +49,7 @@ func Enter(path string) (*Thread, error) {
 	}
 	t := &Thread{path: path, reqs: make(chan func()), done: make(chan struct{})}
 	ready := make(chan error, 1)
-	go t.run(fd, ready)
+	goLocked(func() { t.serve(fd, ready) })
 	if err := <-ready; err != nil {
 		<-t.done
 		return nil, err
@@ -57,35 +57,40 @@ func Enter(path string) (*Thread, error) {
 	return t, nil
 }
 
-// run is the thread's goroutine. It locks itself to its thread and never
-// unlocks: returning locked makes the runtime end the thread, so a thread in
-// another namespace never goes back to the pool that runs other goroutines.
+// goLocked runs f on a goroutine of its own, locked to its OS thread and
+// never unlocked: returning locked makes the runtime end the thread, so a
+// thread f moved to another namespace never goes back to the pool that runs
+// other goroutines.
 //
-// It must not be the process's main thread: the runtime never ends that one
-// (a goroutine that exits locked to it leaves it parked for good), and
-// /proc/self/net, which /proc/net links to, shows the main thread's
-// namespace, so the whole process's /proc/net would become the target's.
-// On the main thread, run starts itself again on another goroutine while it
-// holds the main thread, which that goroutine therefore cannot get, and
-// lets go of the main thread only once the other has locked its own.
-func (t *Thread) run(fd int, ready chan<- error) {
-	runtime.LockOSThread()
-	if unix.Gettid() == unix.Getpid() {
-		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
-			close(locked)
-			t.serve(fd, ready)
-		}()
-		<-locked
-		runtime.UnlockOSThread()
-		return
-	}
-	t.serve(fd, ready)
+// That thread is never the process's main thread: the runtime never ends
+// that one (a goroutine that exits locked to it leaves it parked for good),
+// and /proc/self/net, which /proc/net links to, shows the main thread's
+// namespace, so while f is in another namespace the whole process's
+// /proc/net would be that namespace's. A goroutine started from the main
+// thread often runs on it. On the main thread, goLocked starts f on another
+// goroutine while it holds the main thread, which that goroutine therefore
+// cannot get, and lets go of the main thread only once the other has locked
+// its own.
+func goLocked(f func()) {
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			locked := make(chan struct{})
+			go func() {
+				runtime.LockOSThread()
+				close(locked)
+				f()
+			}()
+			<-locked
+			runtime.UnlockOSThread()
+			return
+		}
+		f()
+	}()
 }
 
-// serve enters the namespace on the calling goroutine's locked thread and
-// runs the functions given to Do until Close.
+// serve enters the namespace on the calling goroutine's thread, locked by
+// goLocked, and runs the functions given to Do until Close.
 func (t *Thread) serve(fd int, ready chan<- error) {
 	defer close(t.done)
 	err := unix.Setns(fd, unix.CLONE_NEWNET)
