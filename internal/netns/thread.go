@@ -111,19 +111,37 @@ func (t *Thread) serve(fd int, ready chan<- error) {
 }
 
 // Do runs f on the thread, inside the namespace, and returns when f has.
-// Calls from several goroutines run one after another. f must not call
-// runtime.UnlockOSThread, nor start goroutines that expect to be in the
-// namespace (they are not).
+// Calls from several goroutines run one after another; a panic in f is
+// raised again in the caller. f must not call runtime.UnlockOSThread, nor
+// start goroutines that expect to be in the namespace (they are not).
 func (t *Thread) Do(f func()) error {
 	ran := make(chan struct{})
+	var (
+		panicked bool
+		value    any
+	)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return ErrClosed
 	}
-	t.reqs <- func() { defer close(ran); f() }
+	t.reqs <- func() {
+		defer close(ran)
+		// A panic in f is the caller's, raised again below: the
+		// collectors recover theirs, and nothing would recover it on the
+		// thread's goroutine, ending the whole process.
+		defer func() {
+			if p := recover(); p != nil {
+				panicked, value = true, p
+			}
+		}()
+		f()
+	}
 	t.mu.Unlock()
 	<-ran
+	if panicked {
+		panic(value)
+	}
 	return nil
 }
 
