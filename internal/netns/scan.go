@@ -141,7 +141,7 @@ func Visit(ctx context.Context, paths []string, inos []uint64, fn func(i int) er
 // visit enters the namespace at path, checked to be inode ino, on the
 // calling (locked) thread and calls fn there.
 func visit(path string, ino uint64, fn func() error) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("open network namespace %s: %w", path, err)
 	}

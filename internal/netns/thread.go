@@ -43,7 +43,7 @@ type Thread struct {
 // CAP_SYS_ADMIN (in the namespace's owning user namespace) and the right to
 // open path.
 func Enter(path string) (*Thread, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
 	}
