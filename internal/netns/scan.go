@@ -82,12 +82,15 @@ func Scan(proc, dir string, skip uint64, limit int) ScanResult {
 	}
 	slices.SortFunc(all, func(a, b *bundle.NetNS) int { return cmp.Compare(a.Inode, b.Inode) })
 	roots := HostRoots(proc)
+	// One reader for the whole scan: containers/storage's list, megabytes
+	// on a node of hundreds of pods, is read once, not per namespace.
+	st := roots.newStateReader()
 	for _, n := range all[:min(len(all), max(limit, 0))] {
 		if n.PID != 0 {
 			n.Comm = comm(proc, n.PID)
 			// A pod's lowest pid is its sandbox (pause), which has no
 			// name: the namespace's first named container names it.
-			n.Owner = roots.NamespaceOwner(in[n.Inode])
+			n.Owner = roots.namespaceOwner(in[n.Inode], st)
 		}
 		res.Found = append(res.Found, *n)
 	}

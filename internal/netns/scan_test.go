@@ -2,9 +2,12 @@ package netns_test
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"testing"
+	"unsafe"
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/internal/netns"
@@ -113,5 +116,70 @@ func TestScanAndVisit(t *testing.T) {
 	}
 	if os.Geteuid() == 0 && res.Count < len(many.Names) {
 		t.Errorf("Count %d < %d", res.Count, len(many.Names))
+	}
+}
+
+// TestScanReadsTheStorageListOnce: containers/storage's list names every
+// Podman and CRI-O container of the host, and on a node of hundreds of pods
+// is megabytes of JSON. Scan looks up the owner of every namespace, each
+// holding a container the list may name: it must read the list once for the
+// whole scan, not once per namespace (watch --all-netns scans every ten
+// seconds).
+func TestScanReadsTheStorageListOnce(t *testing.T) {
+	many := lab.NewMany(t, lab.ManyOpts{N: 3})
+	ids := []string{idA, idB, idC}
+	tr := tree{"varlib/containers/storage/overlay-containers/containers.json": "[]", "run/.keep": ""}
+	for i := range many.Paths {
+		pid := strconv.Itoa(1000 + i)
+		tr["proc/"+pid+"/cgroup"] = "0::/machine.slice/libpod-" + ids[i] + ".scope\n"
+		tr["proc/"+pid+"/comm"] = "app\n"
+	}
+	roots := tr.write(t)
+	for i, path := range many.Paths {
+		ns := filepath.Join(roots.Proc, strconv.Itoa(1000+i), "ns")
+		if err := os.Mkdir(ns, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(path, filepath.Join(ns, "net")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Setenv(netns.EnvHostRun, roots.Run)
+	t.Setenv(netns.EnvHostVarLib, roots.VarLib)
+	// inotify counts the opens of the list; its closes are watched too, or
+	// inotify would merge opens in a row into one event.
+	in, err := unix.InotifyInit1(unix.IN_NONBLOCK | unix.IN_CLOEXEC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(in)
+	list := filepath.Join(roots.VarLib, "containers/storage/overlay-containers/containers.json")
+	if _, err := unix.InotifyAddWatch(in, list, unix.IN_OPEN|unix.IN_CLOSE_NOWRITE); err != nil {
+		t.Fatal(err)
+	}
+	res := netns.Scan(roots.Proc, t.TempDir(), 0, 100)
+	if len(res.Found) != len(many.Paths) {
+		t.Fatalf("Scan found %d namespaces, want %d: %+v", len(res.Found), len(many.Paths), res.Found)
+	}
+	for _, n := range res.Found {
+		if n.Owner == nil || n.Owner.Runtime != netns.RuntimePodman {
+			t.Errorf("namespace %d: owner %+v, want a Podman container", n.Inode, n.Owner)
+		}
+	}
+	buf := make([]byte, 64<<10)
+	k, err := unix.Read(in, buf)
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		t.Fatal(err)
+	}
+	opens := 0
+	for off := 0; off < k; {
+		ev := (*unix.InotifyEvent)(unsafe.Pointer(&buf[off]))
+		if ev.Mask&unix.IN_OPEN != 0 {
+			opens++
+		}
+		off += unix.SizeofInotifyEvent + int(ev.Len)
+	}
+	if opens != 1 {
+		t.Errorf("Scan of %d namespaces opened containers.json %d times, want once", len(many.Paths), opens)
 	}
 }
