@@ -228,7 +228,13 @@ const maxNamespaceContainers = 16
 // its containers: the first named container, by pid, names it; the
 // sandbox only when no other is found.
 func (r Roots) NamespaceOwner(pids []int) *bundle.Owner {
-	st := r.newStateReader()
+	return r.namespaceOwner(pids, r.newStateReader())
+}
+
+// namespaceOwner is NamespaceOwner reading the state files through st,
+// which a scan of many namespaces shares: containers/storage's list, which
+// names every Podman and CRI-O container of the host, is then read once.
+func (r Roots) namespaceOwner(pids []int, st *stateReader) *bundle.Owner {
 	seen := map[string]bool{}
 	var first *bundle.Owner
 	for _, pid := range slices.Sorted(slices.Values(pids)) {

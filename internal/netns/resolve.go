@@ -127,7 +127,9 @@ func pidsIn(proc string, ino uint64) []int {
 // inode checks that path is a network namespace file and returns the
 // namespace's inode number.
 func inode(path string) (uint64, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: a FIFO given for a namespace file, or left in /run/netns,
+	// would otherwise block the open until a writer came, for ever.
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return 0, fmt.Errorf("open network namespace %s: %w", path, err)
 	}

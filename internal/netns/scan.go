@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 
@@ -83,12 +82,15 @@ func Scan(proc, dir string, skip uint64, limit int) ScanResult {
 	}
 	slices.SortFunc(all, func(a, b *bundle.NetNS) int { return cmp.Compare(a.Inode, b.Inode) })
 	roots := HostRoots(proc)
+	// One reader for the whole scan: containers/storage's list, megabytes
+	// on a node of hundreds of pods, is read once, not per namespace.
+	st := roots.newStateReader()
 	for _, n := range all[:min(len(all), max(limit, 0))] {
 		if n.PID != 0 {
 			n.Comm = comm(proc, n.PID)
 			// A pod's lowest pid is its sandbox (pause), which has no
 			// name: the namespace's first named container names it.
-			n.Owner = roots.NamespaceOwner(in[n.Inode])
+			n.Owner = roots.namespaceOwner(in[n.Inode], st)
 		}
 		res.Found = append(res.Found, *n)
 	}
@@ -122,21 +124,11 @@ func pids(proc string) []int {
 func Visit(ctx context.Context, paths []string, inos []uint64, fn func(i int) error) (errs []error) {
 	errs = make([]error, len(paths))
 	done := make(chan struct{})
-	go func() {
-		// Locked and never unlocked: the runtime ends the thread when the
-		// goroutine returns, so it never runs other work in a namespace
-		// not the process's.
-		runtime.LockOSThread()
+	// goLocked: on a thread of its own, never the main thread, that ends
+	// with Visit and so never runs other work in a namespace not the
+	// process's.
+	goLocked(func() {
 		defer close(done)
-		// The thread goes back to its own namespace at the end all the
-		// same: when the goroutine happens to run on the process's main
-		// thread, the runtime cannot end that thread and parks it instead,
-		// and the main thread's namespace is the one /proc/PID/ns/net shows
-		// for the whole process.
-		if orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0); err == nil {
-			defer unix.Close(orig)
-			defer unix.Setns(orig, unix.CLONE_NEWNET)
-		}
 		for i, path := range paths {
 			if err := ctx.Err(); err != nil {
 				errs[i] = fmt.Errorf("enter network namespace %s: %w", path, err)
@@ -144,7 +136,7 @@ func Visit(ctx context.Context, paths []string, inos []uint64, fn func(i int) er
 			}
 			errs[i] = visit(path, inos[i], func() error { return fn(i) })
 		}
-	}()
+	})
 	<-done
 	return errs
 }
@@ -152,7 +144,7 @@ func Visit(ctx context.Context, paths []string, inos []uint64, fn func(i int) er
 // visit enters the namespace at path, checked to be inode ino, on the
 // calling (locked) thread and calls fn there.
 func visit(path string, ino uint64, fn func() error) error {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("open network namespace %s: %w", path, err)
 	}

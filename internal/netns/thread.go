@@ -43,13 +43,13 @@ type Thread struct {
 // CAP_SYS_ADMIN (in the namespace's owning user namespace) and the right to
 // open path.
 func Enter(path string) (*Thread, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("open network namespace %s: %w", path, err)
 	}
 	t := &Thread{path: path, reqs: make(chan func()), done: make(chan struct{})}
 	ready := make(chan error, 1)
-	go t.run(fd, ready)
+	goLocked(func() { t.serve(fd, ready) })
 	if err := <-ready; err != nil {
 		<-t.done
 		return nil, err
@@ -57,35 +57,40 @@ func Enter(path string) (*Thread, error) {
 	return t, nil
 }
 
-// run is the thread's goroutine. It locks itself to its thread and never
-// unlocks: returning locked makes the runtime end the thread, so a thread in
-// another namespace never goes back to the pool that runs other goroutines.
+// goLocked runs f on a goroutine of its own, locked to its OS thread and
+// never unlocked: returning locked makes the runtime end the thread, so a
+// thread f moved to another namespace never goes back to the pool that runs
+// other goroutines.
 //
-// It must not be the process's main thread: the runtime never ends that one
-// (a goroutine that exits locked to it leaves it parked for good), and
-// /proc/self/net, which /proc/net links to, shows the main thread's
-// namespace, so the whole process's /proc/net would become the target's.
-// On the main thread, run starts itself again on another goroutine while it
-// holds the main thread, which that goroutine therefore cannot get, and
-// lets go of the main thread only once the other has locked its own.
-func (t *Thread) run(fd int, ready chan<- error) {
-	runtime.LockOSThread()
-	if unix.Gettid() == unix.Getpid() {
-		locked := make(chan struct{})
-		go func() {
-			runtime.LockOSThread()
-			close(locked)
-			t.serve(fd, ready)
-		}()
-		<-locked
-		runtime.UnlockOSThread()
-		return
-	}
-	t.serve(fd, ready)
+// That thread is never the process's main thread: the runtime never ends
+// that one (a goroutine that exits locked to it leaves it parked for good),
+// and /proc/self/net, which /proc/net links to, shows the main thread's
+// namespace, so while f is in another namespace the whole process's
+// /proc/net would be that namespace's. A goroutine started from the main
+// thread often runs on it. On the main thread, goLocked starts f on another
+// goroutine while it holds the main thread, which that goroutine therefore
+// cannot get, and lets go of the main thread only once the other has locked
+// its own.
+func goLocked(f func()) {
+	go func() {
+		runtime.LockOSThread()
+		if unix.Gettid() == unix.Getpid() {
+			locked := make(chan struct{})
+			go func() {
+				runtime.LockOSThread()
+				close(locked)
+				f()
+			}()
+			<-locked
+			runtime.UnlockOSThread()
+			return
+		}
+		f()
+	}()
 }
 
-// serve enters the namespace on the calling goroutine's locked thread and
-// runs the functions given to Do until Close.
+// serve enters the namespace on the calling goroutine's thread, locked by
+// goLocked, and runs the functions given to Do until Close.
 func (t *Thread) serve(fd int, ready chan<- error) {
 	defer close(t.done)
 	err := unix.Setns(fd, unix.CLONE_NEWNET)
@@ -106,19 +111,37 @@ func (t *Thread) serve(fd int, ready chan<- error) {
 }
 
 // Do runs f on the thread, inside the namespace, and returns when f has.
-// Calls from several goroutines run one after another. f must not call
-// runtime.UnlockOSThread, nor start goroutines that expect to be in the
-// namespace (they are not).
+// Calls from several goroutines run one after another; a panic in f is
+// raised again in the caller. f must not call runtime.UnlockOSThread, nor
+// start goroutines that expect to be in the namespace (they are not).
 func (t *Thread) Do(f func()) error {
 	ran := make(chan struct{})
+	var (
+		panicked bool
+		value    any
+	)
 	t.mu.Lock()
 	if t.closed {
 		t.mu.Unlock()
 		return ErrClosed
 	}
-	t.reqs <- func() { defer close(ran); f() }
+	t.reqs <- func() {
+		defer close(ran)
+		// A panic in f is the caller's, raised again below: the
+		// collectors recover theirs, and nothing would recover it on the
+		// thread's goroutine, ending the whole process.
+		defer func() {
+			if p := recover(); p != nil {
+				panicked, value = true, p
+			}
+		}()
+		f()
+	}
 	t.mu.Unlock()
 	<-ran
+	if panicked {
+		panic(value)
+	}
 	return nil
 }
 

@@ -38,3 +38,29 @@ func TestEnterNeverTakesTheMainThread(t *testing.T) {
 		}
 	}
 }
+
+// TestDoPanicReachesTheCaller: a panic in the function given to Do is the
+// caller's, where the capture's collectors recover from theirs (a collector
+// that panics fails alone), not the Thread's goroutine's, where nothing
+// recovers it and the whole process would end. The Thread serves on.
+func TestDoPanicReachesTheCaller(t *testing.T) {
+	testutil.NeedRoot(t, "entering a network namespace needs CAP_SYS_ADMIN")
+	l := lab.New(t, lab.Options{})
+	th, err := netns.Enter(filepath.Join(netns.RunDir, l.Server))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer th.Close()
+	got := func() (p any) {
+		defer func() { p = recover() }()
+		th.Do(func() { panic("hostile input") })
+		return nil
+	}()
+	if got != "hostile input" {
+		t.Fatalf("Do's caller recovered %v, want the panic", got)
+	}
+	ran := false
+	if err := th.Do(func() { ran = true }); err != nil || !ran {
+		t.Fatalf("after the panic, Do: ran %v, %v", ran, err)
+	}
+}
