@@ -197,10 +197,13 @@ func ReadSysctls(h Host, names []string) map[string]string {
 			out[name] = trimNL(data)
 		}
 	}
-	if h.NS == nil {
+	switch {
+	case h.outside():
+		// Not entered: the files would show this process's own namespace.
+	case h.NS == nil:
 		read()
-	} else if h.NS.Do(read) != nil {
-		return map[string]string{}
+	default:
+		_ = h.NS.Do(read) // closed: nothing read
 	}
 	return out
 }
