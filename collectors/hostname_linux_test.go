@@ -1,6 +1,7 @@
 package collectors
 
 import (
+	"errors"
 	"os"
 	"testing"
 )
@@ -20,5 +21,18 @@ func TestHostnameOverride(t *testing.T) {
 	t.Setenv(EnvHostname, "  ")
 	if got := HostFacts(DefaultHost()).Hostname; got != kernel {
 		t.Errorf("with %s blank, the host name is %q, want the kernel's %q", EnvHostname, got, kernel)
+	}
+}
+
+// TestReadSysctlsOutside: a live view of a namespace this process could not
+// enter shows no sysctl rather than this process's own namespace's values.
+func TestReadSysctlsOutside(t *testing.T) {
+	h := DefaultHost()
+	if got := ReadSysctls(h, []string{"net.core.somaxconn"}); len(got) != 1 {
+		t.Skipf("net.core.somaxconn unreadable here: %v", got)
+	}
+	h.NSErr = errors.New("operation not permitted")
+	if got := ReadSysctls(h, []string{"net.core.somaxconn"}); len(got) != 0 {
+		t.Errorf("ReadSysctls outside the namespace: %v, want nothing", got)
 	}
 }
