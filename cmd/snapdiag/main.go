@@ -130,6 +130,7 @@ Environment:
 		newAnalyzeCmd(),
 		newWatchCmd(),
 		newPushCmd(),
+		newFleetCmd(),
 		newVersionCmd(),
 		newTUICmd(),
 		newTopCmd(),
