@@ -38,7 +38,7 @@ func TestSchemaCommand(t *testing.T) {
 	}
 	out.Reset()
 	if code := Main([]string{"schema", "no-such-schema"}, &out, io.Discard); code != exitUsage || out.Len() != 0 {
-		t.Errorf("schema fleet (none yet): exit %d, stdout %q; want %d and nothing", code, out.String(), exitUsage)
+		t.Errorf("schema no-such-schema: exit %d, stdout %q; want %d and nothing", code, out.String(), exitUsage)
 	}
 }
 
