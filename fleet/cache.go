@@ -120,7 +120,10 @@ func readSmall(p string, limit int64) ([]byte, error) {
 }
 
 // writeAtomic writes data to a temporary file beside p and renames it into
-// place: a reader sees the old entry or the whole new one.
+// place: a reader sees the old entry or the whole new one. It does not
+// fsync, unlike the bundle and upload writers: an entry lost or left empty
+// by a crash is only analyzed again (Summary refuses it), and a thousand
+// syncs would cost a cold run more than the analyses.
 func writeAtomic(p string, data []byte) (err error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
 		return fmt.Errorf("cache: %w", err)
