@@ -80,7 +80,7 @@ measure() { # name cache source...
 		VGW=$(command -v versitygw || echo "$(go env GOPATH)/bin/versitygw")
 		port=$((20000 + RANDOM % 20000))
 		mkdir -p "$work/s3root/diag" "$work/s3meta"
-		"$VGW" --access benchkey --secret benchsecret --port "127.0.0.1:$port" --quiet posix --sidecar "$work/s3meta" "$work/s3root" &
+		"$VGW" --access benchkey --secret benchsecret --port "127.0.0.1:$port" --quiet posix --sidecar "$work/s3meta" "$work/s3root" >/dev/null 2>&1 &
 		vgw_pid=$!
 		export AWS_ENDPOINT_URL=http://127.0.0.1:$port AWS_ACCESS_KEY_ID=benchkey AWS_SECRET_ACCESS_KEY=benchsecret AWS_REGION=us-east-1 \
 			AWS_CONFIG_FILE=/dev/null AWS_SHARED_CREDENTIALS_FILE=/dev/null
@@ -97,6 +97,7 @@ measure() { # name cache source...
 		t1=$(date +%s.%N)
 		printf '| analyze loop (the alternative) | %.2f s | | one process per bundle |\n' "$(echo "$t1 - $t0" | bc)"
 	fi
-} | tee "$work/result.md"
+} >"$work/result.md"
+cat "$work/result.md"
 mkdir -p bench/results
 cp "$work/result.md" "bench/results/fleet-$(date -u +%Y%m%dT%H%M%SZ).md"
