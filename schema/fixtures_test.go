@@ -210,6 +210,11 @@ func TestPublishedAcceptsGrowth(t *testing.T) {
 		schema.Pending: []byte(`{"format":"snapdiag.pending/v1","bundle":"snapdiag-web1-20260101T000000Z.tar.zst","target":"s3://fleet/prod",` +
 			`"key":"prod/web1/snapdiag-web1-20260101T000000Z.tar.zst","created":"2026-01-01T00:00:01Z","attempts":1,` +
 			`"last_attempt":"2026-01-01T00:00:02Z","last_error":"store unreachable: 127.0.0.1:9000: connection refused"}`),
+		schema.Fleet: []byte(`{"schema":"snapdiag.fleet/v1","source":"s3://fleet/prod","bundles":1,"failed":[],"days":["2026-01-01"],` +
+			`"hosts":[{"host":"web1","bundles":1,"incidents":1,"days":[{"day":"2026-01-01","worst":"critical","bundles":1,"incidents":1}]}],` +
+			`"healthy_hosts":[],"recurring":[],"half_open":{"incidents":1,"class":"recurring-broken-clients","evidence":["1 SYN-queue incidents"],` +
+			`"sources":[{"addr":"10.0.0.2","prefix":"10.0.0.0/24","incidents":1,"hosts":["web1"]}]},` +
+			`"load":[{"host":"web1","key":"prod/web1/a.tar.zst","captured_at":"2026-01-01T00:00:00Z","worst":"critical","accept_rate":null}],"worst":"critical"}`),
 	}
 	for _, name := range schema.Names() {
 		doc := docs[name]

@@ -133,6 +133,7 @@ Environment:
 		newAnalyzeCmd(),
 		newWatchCmd(),
 		newPushCmd(),
+		newFleetCmd(),
 		newVersionCmd(),
 		newTUICmd(),
 		newTopCmd(),

@@ -37,8 +37,8 @@ func TestSchemaCommand(t *testing.T) {
 		}
 	}
 	out.Reset()
-	if code := Main([]string{"schema", "fleet"}, &out, io.Discard); code != exitUsage || out.Len() != 0 {
-		t.Errorf("schema fleet (none yet): exit %d, stdout %q; want %d and nothing", code, out.String(), exitUsage)
+	if code := Main([]string{"schema", "no-such-schema"}, &out, io.Discard); code != exitUsage || out.Len() != 0 {
+		t.Errorf("schema no-such-schema: exit %d, stdout %q; want %d and nothing", code, out.String(), exitUsage)
 	}
 }
 

@@ -1,0 +1,62 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/fleet"
+	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/schema"
+)
+
+// TestFleetCommand: snapdiag fleet over a directory tree of real captures
+// exits with the worst finding in range, its JSON validates, and --host,
+// --since and a bad flag do what the help says.
+func TestFleetCommand(t *testing.T) {
+	dir := t.TempDir()
+	for host, names := range map[string][]string{"web1": {"synflood-cookies-off-v4"}, "ok1": {"healthy-busy"}} {
+		for _, name := range names {
+			data, err := os.ReadFile(filepath.Join("..", "..", "fixtures", name, "bundle.tar.zst"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := filepath.Join(dir, "prod", host, "snapdiag-"+name+".tar.zst")
+			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(p, data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	env := []string{"XDG_CACHE_HOME=" + t.TempDir()}
+	run := func(want int, args ...string) fleet.Report {
+		t.Helper()
+		r := snapdiag(t, env, append([]string{"fleet", "--format", "json"}, args...)...)
+		if r.Code != want {
+			t.Fatalf("fleet %v: exit %d, want %d\n%s", args, r.Code, want, r.Stderr)
+		}
+		testutil.ValidateJSON(t, schema.Fleet, []byte(r.Stdout))
+		var rep fleet.Report
+		if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+			t.Fatal(err)
+		}
+		return rep
+	}
+	if rep := run(analyze.ExitCritical, dir); rep.Bundles != 2 || !slices.Equal(rep.Healthy, []string{"ok1"}) {
+		t.Errorf("whole fleet: %d bundles, healthy %v; want 2, [ok1]", rep.Bundles, rep.Healthy)
+	}
+	if rep := run(analyze.ExitOK, "--host", "ok*", "file://"+dir); rep.Bundles != 1 || len(rep.Hosts) != 1 {
+		t.Errorf("--host ok*: %d bundles on %d hosts, want 1 on 1", rep.Bundles, len(rep.Hosts))
+	}
+	if rep := run(analyze.ExitOK, "--since", "2100-01-01", dir); rep.Bundles != 0 {
+		t.Errorf("--since 2100: %d bundles, want none", rep.Bundles)
+	}
+	if r := snapdiag(t, env, "fleet", "--since", "yesterday", dir); r.Code != exitUsage {
+		t.Errorf("--since yesterday: exit %d, want %d", r.Code, exitUsage)
+	}
+}

@@ -1,0 +1,151 @@
+package fleet
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Cache holds each bundle's Summary under its SHA-256, and each listed
+// object's checksum under a hash of its key, version and size, so a second
+// run reads neither bundles nor checksums it has seen. Every file name is a
+// hash: no part of an untrusted key or checksum reaches a path unchecked.
+type Cache struct {
+	Dir string
+}
+
+// DefaultCacheDir is $XDG_CACHE_HOME/snapdiag/fleet (~/.cache when unset).
+func DefaultCacheDir() (string, error) {
+	base, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("cache directory: %w", err)
+	}
+	return filepath.Join(base, "snapdiag", "fleet"), nil
+}
+
+// summaryFormat is bumped when Summary changes meaning, so entries written
+// by another build are analyzed again rather than misread.
+const summaryFormat = 1
+
+// SummaryPath is where the summary of the bundle with checksum sum lives,
+// and "" when sum is not a SHA-256 in hex.
+func (c Cache) SummaryPath(sum string) string {
+	if sum = NormalizeSum(sum); sum == "" {
+		return ""
+	}
+	return filepath.Join(c.Dir, "reports", sum[:2], sum+".json")
+}
+
+// RefPath is where the checksum of object o is recorded: named by the
+// SHA-256 of its key, version and size, whatever bytes the key holds.
+func (c Cache) RefPath(o Object) string {
+	h := sha256.New()
+	for _, s := range []string{o.Key, o.Version, strconv.FormatInt(o.Size, 10)} {
+		// Length-prefixed, so no two triples hash the same input.
+		fmt.Fprintf(h, "%d:%s", len(s), s)
+	}
+	name := hex.EncodeToString(h.Sum(nil))
+	return filepath.Join(c.Dir, "refs", name[:2], name)
+}
+
+// Summary returns the cached summary of sum; ok is false when there is
+// none, or it cannot be read, or it is not one this build wrote (a corrupt
+// entry is analyzed again).
+func (c Cache) Summary(sum string) (s Summary, ok bool) {
+	p := c.SummaryPath(sum)
+	if p == "" {
+		return Summary{}, false
+	}
+	data, err := readSmall(p, 4<<20)
+	if err != nil {
+		return Summary{}, false
+	}
+	if json.Unmarshal(data, &s) != nil || s.Format != summaryFormat || s.SHA256 != NormalizeSum(sum) {
+		return Summary{}, false
+	}
+	return s, true
+}
+
+// PutSummary stores s under its checksum.
+func (c Cache) PutSummary(s Summary) error {
+	p := c.SummaryPath(s.SHA256)
+	if p == "" {
+		return fmt.Errorf("cache summary: checksum %q is not a sha-256", s.SHA256)
+	}
+	s.Format = summaryFormat
+	data, err := json.Marshal(s)
+	if err != nil {
+		return fmt.Errorf("cache summary: %w", err)
+	}
+	return writeAtomic(p, data)
+}
+
+// Ref returns the checksum recorded for o, "" when none.
+func (c Cache) Ref(o Object) string {
+	data, err := readSmall(c.RefPath(o), 128)
+	if err != nil {
+		return ""
+	}
+	return NormalizeSum(string(data))
+}
+
+// PutRef records sum as o's checksum.
+func (c Cache) PutRef(o Object, sum string) error {
+	if sum = NormalizeSum(sum); sum == "" {
+		return errors.New("cache ref: not a sha-256")
+	}
+	return writeAtomic(c.RefPath(o), []byte(sum))
+}
+
+func readSmall(p string, limit int64) ([]byte, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if int64(len(data)) > limit {
+		return nil, fmt.Errorf("%s: larger than %d bytes", p, limit)
+	}
+	return data, nil
+}
+
+// writeAtomic writes data to a temporary file beside p and renames it into
+// place: a reader sees the old entry or the whole new one. It does not
+// fsync, unlike the bundle and upload writers: an entry lost or left empty
+// by a crash is only analyzed again (Summary refuses it), and a thousand
+// syncs would cost a cold run more than the analyses.
+func writeAtomic(p string, data []byte) (err error) {
+	if err := os.MkdirAll(filepath.Dir(p), 0o700); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	f, err := os.CreateTemp(filepath.Dir(p), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(f.Name())
+		}
+	}()
+	if _, err = f.Write(data); err != nil {
+		return fmt.Errorf("cache: write %s: %w", f.Name(), err)
+	}
+	if err = f.Close(); err != nil {
+		return fmt.Errorf("cache: close %s: %w", f.Name(), err)
+	}
+	if err = os.Rename(f.Name(), p); err != nil {
+		return fmt.Errorf("cache: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,129 @@
+package fleet
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+)
+
+// RenderJSON writes rep as one JSON document (snapdiag.fleet/v1).
+func RenderJSON(w io.Writer, rep *Report) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(rep)
+}
+
+// table is a report section as rows of cells, rendered as aligned text or
+// a markdown table. Every cell comes from a key segment made safe
+// (ship.HostSegment), a finding id, a number or a date: none holds a
+// control character or a '|'.
+type table struct {
+	title string
+	head  []string
+	rows  [][]string
+}
+
+func (rep *Report) tables() []table {
+	grid := table{title: "Incidents per host and day (worst finding; incidents/bundles)", head: append([]string{"host"}, rep.Days...)}
+	for _, h := range rep.Hosts {
+		row := []string{h.Host}
+		cells := map[string]DayCell{}
+		for _, c := range h.Days {
+			cells[c.Day] = c
+		}
+		for _, d := range rep.Days {
+			if c, ok := cells[d]; ok {
+				row = append(row, fmt.Sprintf("%s %d/%d", c.Worst, c.Incidents, c.Bundles))
+			} else {
+				row = append(row, "-")
+			}
+		}
+		grid.rows = append(grid.rows, row)
+	}
+	rec := table{title: "Findings that recur across the fleet", head: []string{"finding", "worst", "bundles", "hosts"}}
+	for _, r := range rep.Recurring {
+		rec.rows = append(rec.rows, []string{r.ID, r.Worst, fmt.Sprint(r.Bundles), strings.Join(r.Hosts, " ")})
+	}
+	src := table{title: "Half-open client sources of SYN-queue incidents", head: []string{"source", "prefix", "incidents", "hosts"}}
+	for _, s := range rep.HalfOpen.Sources {
+		src.rows = append(src.rows, []string{s.Addr, s.Prefix, fmt.Sprint(s.Incidents), strings.Join(s.Hosts, " ")})
+	}
+	load := table{title: "Load: accepted connections per second in each bundle", head: []string{"captured", "host", "worst", "accepted/s"}}
+	for _, l := range rep.Load {
+		rate := "-"
+		if l.AcceptRate != nil {
+			rate = fmt.Sprintf("%.1f", *l.AcceptRate)
+		}
+		load.rows = append(load.rows, []string{l.CapturedAt, l.Host, l.Worst, rate})
+	}
+	return []table{grid, rec, src, load}
+}
+
+func (rep *Report) header() []string {
+	lines := []string{fmt.Sprintf("%d bundles from %d hosts in %s", rep.Bundles, len(rep.Hosts), rep.Source)}
+	if len(rep.Healthy) > 0 {
+		lines = append(lines, "Hosts that never failed: "+strings.Join(rep.Healthy, " "))
+	}
+	if rep.HalfOpen.Class != "" {
+		lines = append(lines, fmt.Sprintf("Half-open clients: %s (%s)", rep.HalfOpen.Class, strings.Join(rep.HalfOpen.Evidence, "; ")))
+	}
+	for _, f := range rep.Failed {
+		lines = append(lines, "Could not read "+safe(f.Key)+": "+safe(f.Error))
+	}
+	return lines
+}
+
+// safe shows control characters and invalid UTF-8 of a key visibly.
+func safe(s string) string {
+	q := fmt.Sprintf("%+q", s)
+	return q[1 : len(q)-1]
+}
+
+// RenderText writes rep as aligned text tables.
+func RenderText(w io.Writer, rep *Report) error {
+	var b strings.Builder
+	for _, l := range rep.header() {
+		b.WriteString(l + "\n")
+	}
+	for _, t := range rep.tables() {
+		if len(t.rows) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n%s\n", t.title)
+		width := make([]int, len(t.head))
+		for _, r := range append([][]string{t.head}, t.rows...) {
+			for i, c := range r {
+				width[i] = max(width[i], len(c))
+			}
+		}
+		for _, r := range append([][]string{t.head}, t.rows...) {
+			for i, c := range r {
+				fmt.Fprintf(&b, "  %-*s", width[i], c)
+			}
+			b.WriteString("\n")
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// RenderMarkdown writes rep as markdown tables.
+func RenderMarkdown(w io.Writer, rep *Report) error {
+	var b strings.Builder
+	b.WriteString("# Fleet report\n\n")
+	for _, l := range rep.header() {
+		b.WriteString("- " + strings.ReplaceAll(l, "|", `\|`) + "\n")
+	}
+	for _, t := range rep.tables() {
+		if len(t.rows) == 0 {
+			continue
+		}
+		fmt.Fprintf(&b, "\n## %s\n\n| %s |\n|%s\n", t.title, strings.Join(t.head, " | "), strings.Repeat(" --- |", len(t.head)))
+		for _, r := range t.rows {
+			fmt.Fprintf(&b, "| %s |\n", strings.Join(r, " | "))
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
