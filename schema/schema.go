@@ -40,6 +40,7 @@ const (
 	WatchLog      = "watch-log"
 	Selftest      = "selftest"
 	Pending       = "pending"
+	Diff          = "diff"
 )
 
 // Doc is one schema: its name and what it describes.
@@ -65,6 +66,7 @@ func Docs() []Doc {
 		{WatchLog, "watch --log-format json, one event per line", true},
 		{Selftest, "selftest --format json", false},
 		{Pending, "BUNDLE.pending, a bundle not yet uploaded", false},
+		{Diff, "diff --format json", false},
 	}
 }
 

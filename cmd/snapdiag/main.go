@@ -128,6 +128,7 @@ Environment:
 	root.AddCommand(
 		newCaptureCmd(),
 		newAnalyzeCmd(),
+		newDiffCmd(),
 		newWatchCmd(),
 		newPushCmd(),
 		newVersionCmd(),
