@@ -182,6 +182,11 @@ func diffSide(s *Snapshot, r *Report) DiffSide {
 		Samples: r.Bundle.Samples, WindowSeconds: r.Bundle.WindowSeconds, Verdict: r.Verdict, Damaged: s.Damage != nil}
 }
 
+// sysctlReading are the sysctls that are readings of the moment, not
+// settings: fs.file-nr (handles allocated, free, max) differs between any
+// two captures and would bury the settings that changed.
+var sysctlReading = map[string]bool{"fs.file-nr": true}
+
 // diffSysctls lists the keys that differ, the listen-path ones first.
 func diffSysctls(a, b Sysctls) []SysctlChange {
 	out := []SysctlChange{}
@@ -193,6 +198,9 @@ func diffSysctls(a, b Sysctls) []SysctlChange {
 		keys[k] = true
 	}
 	for k := range keys {
+		if sysctlReading[k] {
+			continue
+		}
 		va, oka := a[k]
 		vb, okb := b[k]
 		if oka && okb && va == vb {
