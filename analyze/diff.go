@@ -2,6 +2,7 @@ package analyze
 
 import (
 	"cmp"
+	"fmt"
 	"slices"
 	"strconv"
 
@@ -159,7 +160,8 @@ func Compare(a *Snapshot, pathA string, b *Snapshot, pathB string, rules []Rule)
 	if ka != kb {
 		d.Kernel = &Change{A: ka, B: kb}
 	}
-	d.Sysctls = diffSysctls(a.Sysctls, b.Sysctls)
+	var lostA, lostB int
+	d.Sysctls, lostA, lostB = diffSysctls(a.Sysctls, a.Damage != nil, b.Sysctls, b.Damage != nil)
 	d.Listeners = diffListeners(a, b)
 	for _, c := range diffCounters {
 		if r, ok := counterRate(a, b, c); ok {
@@ -174,6 +176,15 @@ func Compare(a *Snapshot, pathA string, b *Snapshot, pathB string, rules []Rule)
 	for _, g := range b.Gaps {
 		d.Gaps = append(d.Gaps, DiffGap{Bundle: "b", Path: g.Path, Error: g.Err})
 	}
+	for _, l := range []struct {
+		side string
+		n    int
+	}{{"a", lostA}, {"b", lostB}} {
+		if l.n > 0 {
+			d.Gaps = append(d.Gaps, DiffGap{Bundle: l.side, Path: bundle.DirSysctl,
+				Error: fmt.Sprintf("%d sysctls the other bundle has were lost to the damage: not compared", l.n)})
+		}
+	}
 	return d
 }
 
@@ -187,9 +198,11 @@ func diffSide(s *Snapshot, r *Report) DiffSide {
 // two captures and would bury the settings that changed.
 var sysctlReading = map[string]bool{"fs.file-nr": true}
 
-// diffSysctls lists the keys that differ, the listen-path ones first.
-func diffSysctls(a, b Sysctls) []SysctlChange {
-	out := []SysctlChange{}
+// diffSysctls lists the keys that differ, the listen-path ones first. A
+// key absent from a damaged bundle is not a difference but a loss: it is
+// left out, and counted in lostA or lostB.
+func diffSysctls(a Sysctls, damagedA bool, b Sysctls, damagedB bool) (out []SysctlChange, lostA, lostB int) {
+	out = []SysctlChange{}
 	keys := map[string]bool{}
 	for k := range a {
 		keys[k] = true
@@ -203,7 +216,14 @@ func diffSysctls(a, b Sysctls) []SysctlChange {
 		}
 		va, oka := a[k]
 		vb, okb := b[k]
-		if oka && okb && va == vb {
+		switch {
+		case oka && okb && va == vb:
+			continue
+		case !oka && damagedA:
+			lostA++
+			continue
+		case !okb && damagedB:
+			lostB++
 			continue
 		}
 		c := SysctlChange{Key: k, ListenPath: slices.Contains(bundle.ListenPathSysctls, k)}
@@ -227,7 +247,7 @@ func diffSysctls(a, b Sysctls) []SysctlChange {
 		}
 		return cmp.Compare(x.Key, y.Key)
 	})
-	return out
+	return out, lostA, lostB
 }
 
 // diffListeners matches listeners by local ADDR:PORT. Sockets of an

@@ -204,3 +204,44 @@ func TestDiffDamagedB(t *testing.T) {
 		t.Fatal("no hostile bundle was read despite damage: the test compared nothing partial")
 	}
 }
+
+// TestDiffTruncatedB: B is a real recording cut short in its sysctls. The
+// diff still compares what B kept (the findings, the counters), lists no
+// sysctl as removed for want of the lost ones, and says how many were lost.
+func TestDiffTruncatedB(t *testing.T) {
+	data, err := os.ReadFile(diffCookiesOn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(t.TempDir(), "cut.tar.zst")
+	if err := os.WriteFile(cut, data[:len(data)*6/10], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	b := loadForDiff(t, cut)
+	if b.Damage == nil {
+		t.Fatal("the cut bundle was read whole")
+	}
+	d := Compare(loadForDiff(t, diffCookiesOff), diffCookiesOff, b, cut, Rules())
+	diffJSON(t, d)
+	if !d.B.Damaged {
+		t.Error("B not marked damaged")
+	}
+	for _, s := range d.Sysctls {
+		if s.B == nil {
+			t.Errorf("%s listed as absent from B: it was lost to the damage", s.Key)
+		}
+	}
+	lost := false
+	for _, g := range d.Gaps {
+		lost = lost || (g.Bundle == "b" && g.Path == bundle.DirSysctl)
+	}
+	if !lost {
+		t.Errorf("gaps %+v: want B's lost sysctls stated", d.Gaps)
+	}
+	if f := findChange(d, FindingGone, IDSynQueueOverflow); f == nil {
+		t.Error("syn-queue-overflow gone: not compared past the damage")
+	}
+	if r := rateOf(d, tcpExtListenDrops); r == nil || r.B == nil {
+		t.Errorf("ListenDrops %+v: B's samples were kept, want its rate", r)
+	}
+}
