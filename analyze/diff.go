@@ -37,12 +37,25 @@ type Diff struct {
 	// Findings are the findings that appeared, went away or changed
 	// severity, matched by id, listener, sysctl key and namespace.
 	Findings []FindingChange `json:"findings"`
-	// Namespaces is true when either bundle is a whole-node bundle: the
-	// sysctls, listeners and counters compared are the host namespace's
-	// only, while the findings are every namespace's.
-	Namespaces bool `json:"namespaces_not_compared,omitempty"`
+	// Namespaces compares the other network namespaces of whole-node
+	// bundles (capture --all-netns), matched by inode: the sysctls each
+	// has of its own, its listeners and its counters. Empty but for
+	// whole-node bundles; the findings above are every namespace's.
+	Namespaces []NamespaceDiff `json:"namespaces,omitempty"`
 	// Gaps are what either bundle lacked, so what the diff could not say.
 	Gaps []DiffGap `json:"gaps"`
+}
+
+// NamespaceDiff is one namespace of whole-node bundles that differs. A
+// namespace only one bundle has is listed with Only "a" or "b" and nothing
+// else: a namespace inode is not reused while the namespace lives, and a
+// pod re-created gets a new one.
+type NamespaceDiff struct {
+	NetNS     bundle.NetNS     `json:"netns"`
+	Only      string           `json:"only,omitempty"`
+	Sysctls   []SysctlChange   `json:"sysctls"`
+	Listeners []ListenerChange `json:"listeners"`
+	Counters  []CounterRate    `json:"counters"`
 }
 
 // DiffSide identifies one of the two bundles.
@@ -163,13 +176,9 @@ func Compare(a *Snapshot, pathA string, b *Snapshot, pathB string, rules []Rule)
 	var lostA, lostB int
 	d.Sysctls, lostA, lostB = diffSysctls(a.Sysctls, a.Damage != nil, b.Sysctls, b.Damage != nil)
 	d.Listeners = diffListeners(a, b)
-	for _, c := range diffCounters {
-		if r, ok := counterRate(a, b, c); ok {
-			d.Counters = append(d.Counters, r)
-		}
-	}
+	d.Counters = diffRates(a, b)
 	d.Findings = diffFindings(ra.Findings, rb.Findings)
-	d.Namespaces = len(a.Namespaces) > 0 || len(b.Namespaces) > 0
+	d.Namespaces = diffNamespaces(a, b)
 	for _, g := range a.Gaps {
 		d.Gaps = append(d.Gaps, DiffGap{Bundle: "a", Path: g.Path, Error: g.Err})
 	}
@@ -186,6 +195,59 @@ func Compare(a *Snapshot, pathA string, b *Snapshot, pathB string, rules []Rule)
 		}
 	}
 	return d
+}
+
+// diffRates lists the listen-path counters that moved in a or b.
+func diffRates(a, b *Snapshot) []CounterRate {
+	out := []CounterRate{}
+	for _, c := range diffCounters {
+		if r, ok := counterRate(a, b, c); ok {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// diffNamespaces compares the namespaces of two whole-node bundles by
+// inode, in A's order then B's, listing those that differ.
+func diffNamespaces(a, b *Snapshot) []NamespaceDiff {
+	var out []NamespaceDiff
+	for _, na := range a.Namespaces {
+		nb := b.Namespace(na.Entry.NetNS.Inode)
+		if nb == nil {
+			out = append(out, onlyNamespace(na, "a"))
+			continue
+		}
+		nd := NamespaceDiff{NetNS: nb.Entry.NetNS, Listeners: diffListeners(na.Snap, nb.Snap), Counters: diffRates(na.Snap, nb.Snap)}
+		// The sysctls a namespace's folder lacks are the host's, compared
+		// above: only its own are compared here.
+		nd.Sysctls, _, _ = diffSysctls(na.Snap.ownSysctls(), na.Snap.Damage != nil, nb.Snap.ownSysctls(), nb.Snap.Damage != nil)
+		if len(nd.Sysctls)+len(nd.Listeners) > 0 || slices.ContainsFunc(nd.Counters, func(r CounterRate) bool { return rate(r.A) != rate(r.B) }) {
+			out = append(out, nd)
+		}
+	}
+	for _, nb := range b.Namespaces {
+		if a.Namespace(nb.Entry.NetNS.Inode) == nil {
+			out = append(out, onlyNamespace(nb, "b"))
+		}
+	}
+	return out
+}
+
+// onlyNamespace is namespace n, which only bundle side has.
+func onlyNamespace(n *Namespace, side string) NamespaceDiff {
+	return NamespaceDiff{NetNS: n.Entry.NetNS, Only: side, Sysctls: []SysctlChange{}, Listeners: []ListenerChange{}, Counters: []CounterRate{}}
+}
+
+// ownSysctls are the sysctls of a namespace's own folder.
+func (s *Snapshot) ownSysctls() Sysctls {
+	out := Sysctls{}
+	for k, v := range s.Sysctls {
+		if !s.inheritedSysctl(k) {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func diffSide(s *Snapshot, r *Report) DiffSide {

@@ -89,26 +89,69 @@ func RenderDiffText(w io.Writer, d *Diff, opt TextOptions) error {
 		fmt.Fprintf(bw, "  %s %s %s [%s] %s\n", c(col, mark), f.Change, where, sev, namespaceLabel(f.NetNS)+f.Title)
 	}
 	section("Sysctls")
-	if len(d.Sysctls) == 0 {
-		fmt.Fprintln(bw, "  no difference")
-	}
-	for _, s := range d.Sysctls {
-		fmt.Fprintf(bw, "  %s  %s -> %s\n", s.Key, strPtr(s.A), strPtr(s.B))
-	}
+	writeSysctls(bw, "  ", d.Sysctls)
 	section("Listeners")
-	if len(d.Listeners) == 0 {
-		fmt.Fprintln(bw, "  no difference")
+	writeListeners(bw, "  ", d.Listeners)
+	section("Counter rates (per second)")
+	writeRates(bw, "  ", d.Counters)
+	if len(d.Namespaces) > 0 {
+		section("Namespaces (matched by inode)")
 	}
-	for _, l := range d.Listeners {
-		switch {
-		case l.B == nil:
-			fmt.Fprintf(bw, "  %s  only in A: %s\n", l.Listener, listenerLine(l.A))
+	for _, n := range d.Namespaces {
+		switch n.Only {
+		case "a":
+			fmt.Fprintf(bw, "  %s: only in A\n", n.NetNS.String())
 			continue
-		case l.A == nil:
-			fmt.Fprintf(bw, "  %s  only in B: %s\n", l.Listener, listenerLine(l.B))
+		case "b":
+			fmt.Fprintf(bw, "  %s: only in B\n", n.NetNS.String())
 			continue
 		}
-		fmt.Fprintf(bw, "  %s\n", l.Listener)
+		fmt.Fprintf(bw, "  %s\n", n.NetNS.String())
+		if len(n.Sysctls) > 0 {
+			fmt.Fprintln(bw, "    Sysctls")
+			writeSysctls(bw, "      ", n.Sysctls)
+		}
+		if len(n.Listeners) > 0 {
+			fmt.Fprintln(bw, "    Listeners")
+			writeListeners(bw, "      ", n.Listeners)
+		}
+		if len(n.Counters) > 0 {
+			fmt.Fprintln(bw, "    Counter rates (per second)")
+			writeRates(bw, "      ", n.Counters)
+		}
+	}
+	if len(d.Gaps) > 0 {
+		section("Gaps (what the diff could not see)")
+		for _, g := range d.Gaps {
+			fmt.Fprintf(bw, "  %s %s: %s\n", strings.ToUpper(g.Bundle), g.Path, g.Error)
+		}
+	}
+	return bw.Flush()
+}
+
+func writeSysctls(w io.Writer, in string, ss []SysctlChange) {
+	if len(ss) == 0 {
+		fmt.Fprintln(w, in+"no difference")
+	}
+	for _, s := range ss {
+		fmt.Fprintf(w, "%s%s  %s -> %s\n", in, s.Key, strPtr(s.A), strPtr(s.B))
+	}
+}
+
+func writeListeners(w io.Writer, in string, ls []ListenerChange) {
+	if len(ls) == 0 {
+		fmt.Fprintln(w, in+"no difference")
+	}
+	for _, l := range ls {
+		switch {
+		case l.B == nil:
+			fmt.Fprintf(w, "%s%s  only in A: %s\n", in, l.Listener, listenerLine(l.A))
+			continue
+		case l.A == nil:
+			fmt.Fprintf(w, "%s%s  only in B: %s\n", in, l.Listener, listenerLine(l.B))
+			continue
+		}
+		fmt.Fprintf(w, "%s%s\n", in, l.Listener)
 		for _, f := range l.Changed {
 			var va, vb string
 			switch f {
@@ -123,32 +166,22 @@ func RenderDiffText(w io.Writer, d *Diff, opt TextOptions) error {
 			case "process":
 				va, vb = processName(l.A.Process), processName(l.B.Process)
 			}
-			fmt.Fprintf(bw, "    %-17s %s -> %s\n", f, va, vb)
+			fmt.Fprintf(w, "%s  %-17s %s -> %s\n", in, f, va, vb)
 		}
 	}
-	section("Counter rates (per second)")
-	if len(d.Counters) == 0 {
-		fmt.Fprintln(bw, "  no listen-path counter moved in either")
+}
+
+func writeRates(w io.Writer, in string, rs []CounterRate) {
+	if len(rs) == 0 {
+		fmt.Fprintln(w, in+"no listen-path counter moved in either")
 	}
-	for _, r := range d.Counters {
-		line := fmt.Sprintf("  %-28s %s -> %s", r.Counter, ratePtr(r.A), ratePtr(r.B))
+	for _, r := range rs {
+		line := fmt.Sprintf("%s%-28s %s -> %s", in, r.Counter, ratePtr(r.A), ratePtr(r.B))
 		if r.Ratio != nil {
 			line += fmt.Sprintf("  (x%s)", num(*r.Ratio))
 		}
-		fmt.Fprintln(bw, line)
+		fmt.Fprintln(w, line)
 	}
-	if d.Namespaces {
-		section("Namespaces")
-		fmt.Fprintln(bw, "  whole-node bundle: sysctls, listeners and counters above are the host namespace's;")
-		fmt.Fprintln(bw, "  the findings are every namespace's. Other namespaces are not compared.")
-	}
-	if len(d.Gaps) > 0 {
-		section("Gaps (what the diff could not see)")
-		for _, g := range d.Gaps {
-			fmt.Fprintf(bw, "  %s %s: %s\n", strings.ToUpper(g.Bundle), g.Path, g.Error)
-		}
-	}
-	return bw.Flush()
 }
 
 func listenerLine(l *ListenerSide) string {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/nodebundle"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/schema"
 )
@@ -243,5 +244,46 @@ func TestDiffTruncatedB(t *testing.T) {
 	}
 	if r := rateOf(d, tcpExtListenDrops); r == nil || r.B == nil {
 		t.Errorf("ListenDrops %+v: B's samples were kept, want its rate", r)
+	}
+}
+
+// TestDiffWholeNode: two whole-node bundles whose pod web-1 was flooded
+// with cookies off in A and on in B, and a pod only in B: the namespace is
+// matched by inode and shows its own tcp_syncookies 0 -> 1, the pod only
+// in B is listed, and the overflow gone is the namespace's.
+func TestDiffWholeNode(t *testing.T) {
+	web0 := nodebundle.Pod(4026532101, "shop", "web-0", "web")
+	web1 := nodebundle.Pod(4026532102, "shop", "web-1", "web")
+	web2 := nodebundle.Pod(4026532103, "shop", "web-2", "web")
+	pa := nodebundle.Write(t, t.TempDir(), diffHealthy, []nodebundle.Namespace{
+		{NetNS: web0, From: diffHealthy}, {NetNS: web1, From: diffCookiesOff, Detail: true}})
+	pb := nodebundle.Write(t, t.TempDir(), diffHealthy, []nodebundle.Namespace{
+		{NetNS: web0, From: diffHealthy}, {NetNS: web1, From: diffCookiesOn, Detail: true}, {NetNS: web2, From: diffHealthy}})
+	d := Compare(loadForDiff(t, pa), pa, loadForDiff(t, pb), pb, Rules())
+	diffJSON(t, d)
+	var got1, got2 *NamespaceDiff
+	for i := range d.Namespaces {
+		switch d.Namespaces[i].NetNS.Inode {
+		case web0.Inode:
+			t.Errorf("web-0, the same in both, listed: %+v", d.Namespaces[i])
+		case web1.Inode:
+			got1 = &d.Namespaces[i]
+		case web2.Inode:
+			got2 = &d.Namespaces[i]
+		}
+	}
+	if got1 == nil || got1.Only != "" || len(got1.Sysctls) == 0 || got1.Sysctls[0].Key != "net.ipv4.tcp_syncookies" ||
+		*got1.Sysctls[0].A != "0" || *got1.Sysctls[0].B != "1" {
+		t.Errorf("web-1: %+v, want its own tcp_syncookies 0 -> 1", got1)
+	}
+	if got2 == nil || got2.Only != "b" {
+		t.Errorf("web-2: %+v, want only in B", got2)
+	}
+	if len(d.Sysctls) != 0 {
+		t.Errorf("host sysctls %+v: the host is the same bundle in both", d.Sysctls)
+	}
+	f := findChange(d, FindingGone, IDSynQueueOverflow)
+	if f == nil || f.NetNS == nil || f.NetNS.Inode != web1.Inode {
+		t.Errorf("syn-queue-overflow gone: %+v, want web-1's", f)
 	}
 }

@@ -45,9 +45,10 @@ A bundle read despite damage (cut short) is compared as far as it goes; the
 gaps of both bundles are listed, so a difference the diff could not see is
 never taken for none.
 
-A whole-node bundle (capture --all-netns) is compared on its host namespace:
-the findings are every namespace's, but the sysctls, listeners and counters
-of the other namespaces are not compared (the output says so).
+Whole-node bundles (capture --all-netns) are compared per network namespace:
+the host's, then each other namespace matched by its inode (its own sysctls,
+listeners and counter rates), and those only in A or only in B. A re-created
+pod has a new inode, so it shows as only in A and only in B.
 
 Exit status:
   0  the bundles were compared, whatever the differences
