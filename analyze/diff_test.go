@@ -287,3 +287,29 @@ func TestDiffWholeNode(t *testing.T) {
 		t.Errorf("syn-queue-overflow gone: %+v, want web-1's", f)
 	}
 }
+
+// TestDiffTextEscapes: strings from the bundles (a host name, a process
+// name, a sysctl value) cannot drive the terminal: the text diff shows
+// their control characters made visible.
+func TestDiffTextEscapes(t *testing.T) {
+	a, b := loadForDiff(t, diffCookiesOff), loadForDiff(t, diffCookiesOn)
+	b.Manifest.Host.Hostname = "evil\x1b]0;owned\x07"
+	b.Sysctls["net.ipv4.tcp_syncookies"] = "1\x1b[2J"
+	for i := range b.Samples {
+		for j := range b.Samples[i].Listeners {
+			b.Samples[i].Listeners[j].Comm = "x\x1b[31m"
+		}
+	}
+	d := Compare(a, "a", b, "b", Rules())
+	if d.Host == nil || d.Host.B != b.Manifest.Host.Hostname {
+		t.Fatalf("host change %+v", d.Host)
+	}
+	var out bytes.Buffer
+	if err := RenderDiffText(&out, d, TextOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if bytes.ContainsAny(out.Bytes(), "\x1b\x07") {
+		t.Errorf("control characters reached the terminal:\n%q", out.String())
+	}
+	diffJSON(t, d)
+}
