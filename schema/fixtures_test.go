@@ -60,6 +60,24 @@ func reportOf(t *testing.T, path string) []byte {
 	return b.Bytes()
 }
 
+// diffOf is the JSON diff of the bundles at a and b.
+func diffOf(t *testing.T, a, b string) []byte {
+	t.Helper()
+	sa, err := analyze.LoadPath(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sb, err := analyze.LoadPath(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := analyze.RenderDiffJSON(&out, analyze.Compare(sa, a, sb, b, analyze.Rules())); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
 // TestRecordedBundlesValidate: every JSON member of every recorded bundle,
 // and the report of analyzing it, validate against their schemas.
 func TestRecordedBundlesValidate(t *testing.T) {
@@ -207,6 +225,7 @@ func TestPublishedAcceptsGrowth(t *testing.T) {
 		schema.WatchLog:      []byte(`{"time":"2026-12-05T23:00:00.123+00:00","level":"WARN","msg":"check failed","kind":"tcp","consecutive":1}`),
 		schema.Selftest: []byte(`{"schema":"snapdiag.selftest/v1","kernel":"6.18.44","passed":true,"seconds":7.0,"incidents":[` +
 			`{"name":"healthy-busy","expected":{"below":"critical"},"said":[{"id":"listen-drops-history","severity":"info"}],"status":"pass","seconds":1.5}]}`),
+		schema.Diff: diffOf(t, synflood, "../fixtures/synflood-cookies-on-v4/bundle.tar.zst"),
 		schema.Pending: []byte(`{"format":"snapdiag.pending/v1","bundle":"snapdiag-web1-20260101T000000Z.tar.zst","target":"s3://fleet/prod",` +
 			`"key":"prod/web1/snapdiag-web1-20260101T000000Z.tar.zst","created":"2026-01-01T00:00:01Z","attempts":1,` +
 			`"last_attempt":"2026-01-01T00:00:02Z","last_error":"store unreachable: 127.0.0.1:9000: connection refused"}`),

@@ -41,6 +41,7 @@ const (
 	Selftest      = "selftest"
 	Pending       = "pending"
 	Fleet         = "fleet"
+	Diff          = "diff"
 )
 
 // Doc is one schema: its name and what it describes.
@@ -67,6 +68,7 @@ func Docs() []Doc {
 		{Selftest, "selftest --format json", false},
 		{Pending, "BUNDLE.pending, a bundle not yet uploaded", false},
 		{Fleet, "fleet --format json", false},
+		{Diff, "diff --format json", false},
 	}
 }
 

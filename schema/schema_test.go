@@ -68,7 +68,7 @@ func compilePublished(t *testing.T, name string) *jsonschema.Schema {
 // TestSchemasCompile: every schema is draft 2020-12, valid against its
 // meta-schema, and its $id is where the repository keeps it.
 func TestSchemasCompile(t *testing.T) {
-	if len(schema.Names()) != 11 {
+	if len(schema.Names()) != 12 {
 		t.Errorf("names %v", schema.Names())
 	}
 	for _, name := range schema.Names() {
@@ -120,6 +120,7 @@ var goTypes = map[string]reflect.Type{
 	schema.Selftest:      reflect.TypeFor[selftest.Result](),
 	schema.Pending:       reflect.TypeFor[ship.Pending](),
 	schema.Fleet:         reflect.TypeFor[fleet.Report](),
+	schema.Diff:          reflect.TypeFor[analyze.Diff](),
 }
 
 // TestSchemasCoverGoTypes walks each Go type beside its schema: every JSON

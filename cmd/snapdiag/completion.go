@@ -84,6 +84,7 @@ var flagCompletions = []flagCompletion{
 	{"push", "endpoint", cobra.NoFileCompletions},
 	{"push", "pending", completeDirs},
 	{"selftest", "format", oneOf(selftestFormats)},
+	{"diff", "format", oneOf(diffFormats)},
 	{"selftest", "incident", oneOf(selftest.Names())},
 }
 
@@ -97,6 +98,7 @@ var selftestFormats = []cobra.Completion{
 var argCompletions = map[string]cobra.CompletionFunc{
 	"analyze":  completeBundles(-1),
 	"tui":      completeBundles(1),
+	"diff":     completeBundles(2),
 	"push":     completeBundles(-1),
 	"top":      cobra.NoFileCompletions,
 	"redact":   completeRedactArgs,

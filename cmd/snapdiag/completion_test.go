@@ -126,6 +126,8 @@ func TestCompletedValuesAccepted(t *testing.T) {
 		"analyze": {filepath.Join("..", "..", "fixtures", "healthy-busy", "bundle.tar.zst")},
 		"watch":   {"--once", "--check", "exec:true", "--out", t.TempDir()},
 		"capture": {"--quiet", "--samples", "1", "--sample", "0", "--out", t.TempDir()},
+		"diff": {filepath.Join("..", "..", "fixtures", "healthy-busy", "bundle.tar.zst"),
+			filepath.Join("..", "..", "fixtures", "risky-sysctls", "bundle.tar.zst")},
 	}
 	for _, fc := range flagCompletions {
 		values, directive := fc.complete(nil, nil, "")

@@ -131,6 +131,7 @@ Environment:
 	root.AddCommand(
 		newCaptureCmd(),
 		newAnalyzeCmd(),
+		newDiffCmd(),
 		newWatchCmd(),
 		newPushCmd(),
 		newFleetCmd(),

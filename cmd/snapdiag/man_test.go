@@ -144,6 +144,7 @@ func TestManPages(t *testing.T) {
 		"snapdiag":         {"EXIT STATUS", "FILES", "ENVIRONMENT"},
 		"snapdiag capture": {"EXIT STATUS", "FILES"},
 		"snapdiag analyze": {"EXIT STATUS", "ENVIRONMENT"},
+		"snapdiag diff":    {"EXIT STATUS", "ENVIRONMENT"},
 		"snapdiag watch":   {"EXIT STATUS", "FILES"},
 		"snapdiag tui":     {"EXIT STATUS"},
 		"snapdiag redact":  {"EXIT STATUS", "FILES"},
