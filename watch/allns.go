@@ -36,6 +36,10 @@ type nodeWatch struct {
 	// warned are the namespaces whose failure to open was logged.
 	warned map[uint64]bool
 	count  int // namespaces at the last discovery, for logging changes
+	// discovered is set once the first discovery was logged: it is logged
+	// whatever it found, none included (a node whose only namespace is the
+	// agent's own), so the log shows the agent has looked.
+	discovered bool
 }
 
 // nsTrack is one namespace's trigger state: its own consecutive problem
@@ -119,10 +123,10 @@ func (w *Watcher) discover(ctx context.Context) {
 	if failed > 0 {
 		w.log.Warn("namespaces not watched", "count", failed, "error", first.Error())
 	}
-	if d.Count != nw.count || len(d.New) > 0 || len(d.Gone) > 0 {
+	if !nw.discovered || d.Count != nw.count || len(d.New) > 0 || len(d.Gone) > 0 {
 		w.log.Info("namespaces discovered", "count", d.Count, "watched", d.Held,
 			"new", len(d.New), "gone", len(d.Gone), "denied_processes", d.Denied)
-		nw.count = d.Count
+		nw.count, nw.discovered = d.Count, true
 	}
 }
 
