@@ -85,6 +85,13 @@ var flagCompletions = []flagCompletion{
 	{"push", "pending", completeDirs},
 	{"selftest", "format", oneOf(selftestFormats)},
 	{"diff", "format", oneOf(diffFormats)},
+	{"fleet", "format", oneOf(reportFormats)},
+	{"fleet", "min-severity", oneOf(severities)},
+	{"fleet", "since", cobra.NoFileCompletions},
+	{"fleet", "until", cobra.NoFileCompletions},
+	{"fleet", "host", cobra.NoFileCompletions},
+	{"fleet", "endpoint", cobra.NoFileCompletions},
+	{"fleet", "cache-dir", completeDirs},
 	{"selftest", "incident", oneOf(selftest.Names())},
 }
 
@@ -100,6 +107,7 @@ var argCompletions = map[string]cobra.CompletionFunc{
 	"tui":      completeBundles(1),
 	"diff":     completeBundles(2),
 	"push":     completeBundles(-1),
+	"fleet":    completeDirs,
 	"top":      cobra.NoFileCompletions,
 	"redact":   completeRedactArgs,
 	"capture":  cobra.NoFileCompletions,

@@ -128,6 +128,7 @@ func TestCompletedValuesAccepted(t *testing.T) {
 		"capture": {"--quiet", "--samples", "1", "--sample", "0", "--out", t.TempDir()},
 		"diff": {filepath.Join("..", "..", "fixtures", "healthy-busy", "bundle.tar.zst"),
 			filepath.Join("..", "..", "fixtures", "risky-sysctls", "bundle.tar.zst")},
+		"fleet": {"--cache-dir", t.TempDir(), filepath.Join("..", "..", "fixtures", "healthy-busy")},
 	}
 	for _, fc := range flagCompletions {
 		values, directive := fc.complete(nil, nil, "")
