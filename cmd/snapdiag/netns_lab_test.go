@@ -177,18 +177,7 @@ func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 	if err != nil {
 		t.Skip("setpriv (util-linux) is not installed")
 	}
-	l := lab.New(t, lab.Options{ServiceListeners: true})
-	svc, err := l.Service(context.Background(), netip.AddrPortFrom(l.ServerIP, 8082), 16, lab.NeverAccept)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop()
-	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
-	fc.Add(svc.Pid())
-	inside, err := l.ReadNet(l.Server, "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, svc, fc, inside := containedService(t, 8082)
 	for _, tc := range []struct {
 		flag, value, named string
 		pid                int // the manifest's netns.pid
@@ -237,22 +226,11 @@ func TestCaptureTargetWithoutSysAdmin(t *testing.T) {
 // (no CAP_SYS_PTRACE) may still read a root process's /proc/PID/net:
 // capture --pid and --container write a bundle of the namespace's counters
 // and /proc/net files, each collector that needed the inside failed with
-// its reason. --netns NAME, whose processes it cannot tell, writes none and
-// says why (exit 1).
+// its reason. --netns NAME, whose processes it cannot tell, writes a bundle
+// that names the namespace and holds only the host's files.
 func TestCaptureTargetNotRoot(t *testing.T) {
 	testutil.NeedRoot(t, "the test makes a namespace, then captures as nobody")
-	l := lab.New(t, lab.Options{ServiceListeners: true})
-	svc, err := l.Service(context.Background(), netip.AddrPortFrom(l.ServerIP, 8083), 16, lab.NeverAccept)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer svc.Stop()
-	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
-	fc.Add(svc.Pid())
-	inside, err := l.ReadNet(l.Server, "dev")
-	if err != nil {
-		t.Fatal(err)
-	}
+	l, svc, fc, inside := containedService(t, 8083)
 	bin, dir := binaryForNobody(t)
 	nobody := func(args ...string) testutil.Result {
 		ctx, cancel := context.WithTimeout(context.Background(), runLimit)
@@ -356,4 +334,26 @@ func TestTargetCompletion(t *testing.T) {
 	if got := words(ids); !slices.Equal(got, []string{bundle.ShortID(ctr.ID)}) {
 		t.Errorf("--container %s completes to %v, want %s", ctr.ID[:6], got, bundle.ShortID(ctr.ID))
 	}
+}
+
+// containedService starts, in a lab namespace, a service on port that never
+// accepts, put in a fake Kubernetes container, and returns them with the
+// namespace's /proc/net/dev as read from inside it.
+func containedService(t *testing.T, port uint16) (*lab.Lab, *lab.Proc, *lab.FakeContainer, []byte) {
+	t.Helper()
+	l := lab.New(t, lab.Options{ServiceListeners: true})
+	svc, err := l.Service(context.Background(), netip.AddrPortFrom(l.ServerIP, port), 16, lab.NeverAccept)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fc := lab.NewFakeContainer(t, lab.FakeContainerOptions{})
+	// Registered after the container's, so it runs first, as a defer in
+	// the test did: the service ends before its cgroup is removed.
+	t.Cleanup(func() { _ = svc.Stop() })
+	fc.Add(svc.Pid())
+	inside, err := l.ReadNet(l.Server, "dev")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l, svc, fc, inside
 }
