@@ -137,7 +137,9 @@ systemd-nspawn -q -D "$tmp/root" -M "$machine" -b --private-network \
   --register=no --keep-unit --console=passive >"$tmp/boot.log" 2>&1 &
 nspawn=$!
 for _ in $(seq 100); do
-  leader=$(ps -o pid=,comm= --ppid "$nspawn" | awk '$2 == "systemd" { print $1; exit }')
+  # ps exits 1 while nspawn has no child yet: under set -e and pipefail
+  # that would end the script silently, so it counts as not yet.
+  leader=$(ps -o pid=,comm= --ppid "$nspawn" | awk '$2 == "systemd" { print $1; exit }') || leader=""
   [ -n "$leader" ] && break
   sleep 0.2
 done
