@@ -60,10 +60,13 @@ normal keeps the one it was started with) and records in the manifest the
 priority it ran at, its CPU time and its peak memory.
 
 With --upload s3://BUCKET/PREFIX or file:///DIR the bundle is sent to the
-store after it is written, under --upload-timeout (see snapdiag push). A
-bundle the store did not take stays in --out, marked pending (BUNDLE.pending,
-for snapdiag push --pending), and one line on stderr says why; the exit
-status is still 0, since the bundle was written.
+store after it is written (see snapdiag push), for at most --upload-timeout:
+2s by default, since a capture is often part of a restart (ExecStopPost=)
+and the restart must not wait for the network. A bundle the store did not
+take by then stays in --out, marked pending (BUNDLE.pending), for snapdiag
+push --pending (snapdiag-push@.timer) or a watch --upload on the same
+--out; one line on stderr says why. The exit status is still 0, since the
+bundle was written.
 
 --netns NAME|PATH, --pid PID or --container ID capture another network
 namespace (a container's, from the node): its listeners, queues, counters,
@@ -110,7 +113,7 @@ Files:
 	}
 	fl := cmd.Flags()
 	f.captureFlags.register(fl)
-	f.uploadFlags.register(fl)
+	f.uploadFlags.register(fl, captureUploadTimeout)
 	// --max-bytes was capture's name for the staging limit; watch's
 	// --max-bytes is its retention limit, so both now say --stage-bytes and
 	// the old spelling stays for existing scripts.

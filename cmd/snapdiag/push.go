@@ -14,9 +14,16 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// defaultUploadTimeout bounds one bundle's upload: the deadline a capture
-// or a watch gives the store before the bundle is left pending.
+// defaultUploadTimeout bounds one bundle's upload: the deadline push and a
+// watch give the store before the bundle is left pending.
 const defaultUploadTimeout = 10 * time.Minute
+
+// captureUploadTimeout is capture's default --upload-timeout. A capture is
+// often part of a restart (systemd's ExecStopPost=, a watchdog's script):
+// it must not hold the restart while a store is slow or down. What is not
+// in by then stays pending for snapdiag push --pending (the
+// snapdiag-push@.timer) or a watch --upload on the same directory.
+const captureUploadTimeout = 2 * time.Second
 
 // minPartSize is S3's smallest multipart part.
 const minPartSize = 5 << 20
@@ -30,11 +37,12 @@ type storeFlags struct {
 	uploadTimeout time.Duration
 }
 
-func (s *storeFlags) register(fl *pflag.FlagSet) {
+// register adds the flags, with timeout as --upload-timeout's default.
+func (s *storeFlags) register(fl *pflag.FlagSet, timeout time.Duration) {
 	s.partSize = ship.DefaultPartSize
 	fl.StringVar(&s.endpoint, "endpoint", "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3)")
 	fl.Var(&s.partSize, "part-size", "bundles above this size go in multipart uploads of parts this size (at least 5MiB)")
-	fl.DurationVar(&s.uploadTimeout, "upload-timeout", defaultUploadTimeout, "time limit of one bundle's upload; past it the bundle stays pending")
+	fl.DurationVar(&s.uploadTimeout, "upload-timeout", timeout, "time limit of one bundle's upload; past it the bundle stays pending")
 }
 
 func (s storeFlags) validate() error {
@@ -115,7 +123,7 @@ Exit status:
 		},
 	}
 	fl := cmd.Flags()
-	f.register(fl)
+	f.register(fl, defaultUploadTimeout)
 	fl.StringVar(&f.to, "to", "", "target: s3://BUCKET/PREFIX or file:///DIR")
 	fl.StringVar(&f.pending, "pending", "", "send every bundle marked pending in this directory")
 	return cmd
@@ -239,8 +247,8 @@ type uploadFlags struct {
 	upload string
 }
 
-func (u *uploadFlags) register(fl *pflag.FlagSet) {
-	u.storeFlags.register(fl)
+func (u *uploadFlags) register(fl *pflag.FlagSet, timeout time.Duration) {
+	u.storeFlags.register(fl, timeout)
 	fl.StringVar(&u.upload, "upload", "", "after each bundle is written, send it to s3://BUCKET/PREFIX or file:///DIR (see snapdiag push); a bundle not sent stays in --out, pending")
 }
 

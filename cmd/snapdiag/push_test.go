@@ -378,3 +378,34 @@ func TestWatchUploadStoreDown(t *testing.T) {
 		})
 	}
 }
+
+// TestCaptureUploadDoesNotHold: capture --upload, as an ExecStopPost= of a
+// unit that restarts, with a store that accepts requests and never
+// answers: capture returns by itself (without --upload-timeout, killed
+// only by the test's hang guard) with its bundle written and left
+// pending, one line saying why, and push --pending sends it once the store
+// answers again.
+func TestCaptureUploadDoesNotHold(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	proxy, purl := newFaultProxy(t, srv.Endpoint)
+	proxy.mode.Store(proxyHang)
+	out := t.TempDir()
+	r := snapdiag(t, storeEnv(srv, purl), "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q",
+		"--upload", "s3://fleet/p")
+	if r.Code != 0 {
+		t.Fatalf("capture: exit %d\n%s", r.Code, r.Stderr)
+	}
+	bundle := lastLine(r.Stdout)
+	pd, err := ship.ReadPending(bundle)
+	if err != nil || pd.Attempts != 1 {
+		t.Fatalf("pending sidecar %+v, %v; want one attempt", pd, err)
+	}
+	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], ship.ErrUnavailable.Error()) {
+		t.Errorf("stderr, want one line saying %q:\n%s", ship.ErrUnavailable, r.Stderr)
+	}
+	proxy.mode.Store(proxyPass)
+	if r := snapdiag(t, storeEnv(srv, purl), "push", "--pending", out); r.Code != 0 || ship.IsPending(bundle) {
+		t.Fatalf("push --pending: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
