@@ -15,6 +15,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/internal/netns"
+	"github.com/snapdiag/snapdiag/ship"
 	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -164,7 +165,17 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 
 	asked := f.deadline
 	progress := !f.quiet && isTerminal(stderr)
+	var intent string
 	res, err := captureLocked(ctx, f.captureFlags, stderr, func(opts *collectors.Options, target *netns.Target) {
+		if pusher != nil {
+			// Under the directory's lock, before the capture: a capture
+			// killed between its commit and its pending mark leaves this
+			// intent, and push --pending or a watch marks the bundle.
+			var err error
+			if intent, err = ship.BeginIntent(opts.Dir, pusher.Target, collectors.Hostname(), time.Now()); err != nil {
+				fmt.Fprintf(stderr, "snapdiag: upload: %v\n", err)
+			}
+		}
 		opts.Trigger = trigger(f.reason)
 		opts.Filter = filter
 		opts.Priority = prio
@@ -185,6 +196,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		}
 	})
 	if err != nil {
+		endIntent(intent, stderr)
 		return err
 	}
 	m := res.Manifest
@@ -212,7 +224,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		// freed the directory for the next capture while this one travels,
 		// under its own deadline. The outcome goes to stderr: stdout holds
 		// only the path.
-		_ = uploadAfter(ctx, pusher, res.Path, m.Host.Hostname, stderr, stderr)
+		_ = uploadAfter(ctx, pusher, res.Path, m.Host.Hostname, intent, stderr, stderr)
 	}
 	return nil
 }

@@ -209,6 +209,7 @@ func lastSegments(key string) string {
 // pushPending sends the pending bundles of f.pending, one store per target
 // the sidecars name.
 func pushPending(ctx context.Context, f pushFlags, stdout, stderr io.Writer) error {
+	recoverIntents(ctx, f.pending, stderr)
 	paths, err := ship.ListPending(f.pending)
 	if err != nil {
 		return err
@@ -266,10 +267,11 @@ func (u uploadFlags) validate() (*ship.Pusher, error) {
 }
 
 // uploadAfter sends a bundle just written on host, marking it pending
-// first so that a failure, a kill or a reboot leaves it for the next run.
+// first so that a failure, a kill or a reboot leaves it for the next run,
+// and then removing the capture's intent (ship.BeginIntent; "" for none).
 // The outcome goes to out; a failure is one line on stderr, and does not
 // undo the capture.
-func uploadAfter(ctx context.Context, p *ship.Pusher, path, host string, out, stderr io.Writer) error {
+func uploadAfter(ctx context.Context, p *ship.Pusher, path, host, intent string, out, stderr io.Writer) error {
 	key, err := p.KeyFor(host, path)
 	if err == nil {
 		err = ship.MarkPending(path, p.Target, key, time.Now())
@@ -278,5 +280,32 @@ func uploadAfter(ctx context.Context, p *ship.Pusher, path, host string, out, st
 		fmt.Fprintf(stderr, "snapdiag: upload %s: %v\n", filepath.Base(path), err)
 		return err
 	}
+	endIntent(intent, stderr)
 	return report(ctx, p, path, key, out, stderr)
+}
+
+// endIntent removes a capture's upload intent ("" for none), saying on
+// stderr when it could not.
+func endIntent(intent string, stderr io.Writer) {
+	if intent == "" {
+		return
+	}
+	if err := ship.EndIntent(intent); err != nil {
+		fmt.Fprintf(stderr, "snapdiag: upload: %v\n", err)
+	}
+}
+
+// recoverIntents marks pending, under dir's capture lock, the bundles a
+// capture or watch killed between commit and mark left (watch.RecoverIntents),
+// before push --pending lists what is pending. A held lock skips it: its
+// holder is a capture that marks its own bundle, and the next run recovers.
+func recoverIntents(ctx context.Context, dir string, stderr io.Writer) {
+	lock, err := watch.AcquireLock(ctx, dir, time.Second)
+	if err != nil {
+		return
+	}
+	defer lock.Release()
+	if _, err := watch.RecoverIntents(dir, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "snapdiag: push: %v\n", err)
+	}
 }

@@ -21,6 +21,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/ship"
 )
@@ -407,5 +408,37 @@ func TestCaptureUploadDoesNotHold(t *testing.T) {
 	proxy.mode.Store(proxyPass)
 	if r := snapdiag(t, storeEnv(srv, purl), "push", "--pending", out); r.Code != 0 || ship.IsPending(bundle) {
 		t.Fatalf("push --pending: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestPushPendingRecoversIntent: a capture --upload killed between
+// committing its bundle and marking it pending leaves its upload intent
+// and an unmarked bundle; push --pending (the timer) marks and sends it,
+// and removes the intent.
+func TestPushPendingRecoversIntent(t *testing.T) {
+	out, store := t.TempDir(), t.TempDir()
+	target, err := ship.ParseTarget("file://" + store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What capture --upload writes before capturing, then the capture
+	// itself, without the mark that the kill prevented.
+	if _, err := ship.BeginIntent(out, target, collectors.Hostname(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
+	if ship.IsPending(bundle) {
+		t.Fatal("bundle marked before the recovery")
+	}
+	r := snapdiag(t, nil, "push", "--pending", out)
+	if r.Code != 0 || ship.IsPending(bundle) {
+		t.Fatalf("push --pending: exit %d, pending %v\n%s", r.Code, ship.IsPending(bundle), r.Stderr)
+	}
+	key, _ := ship.Key("", collectors.Hostname(), filepath.Base(bundle))
+	if got, want := fileSum(t, filepath.Join(store, key)), fileSum(t, bundle); got != want {
+		t.Errorf("stored sha256 %s, bundle %s", got, want)
+	}
+	if left, _ := ship.ListIntents(out); len(left) != 0 {
+		t.Errorf("intents left: %v", left)
 	}
 }
