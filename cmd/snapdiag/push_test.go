@@ -442,3 +442,37 @@ func TestPushPendingRecoversIntent(t *testing.T) {
 		t.Errorf("intents left: %v", left)
 	}
 }
+
+// TestPushInstanceRole: snapdiag push on a host whose only credentials are
+// its instance role (IMDSv2) sends the bundle; when the store refuses the
+// role's secret, the one line on stderr names the key id, and the secret
+// is nowhere in the output or the files written.
+func TestPushInstanceRole(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	out := t.TempDir()
+	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
+	const wrong = "role-secret-the-store-refuses"
+	bad := testutil.StartIMDS(t, testutil.S3AccessKey, wrong)
+	r := snapdiag(t, bad.Env(srv), "push", "--to", "s3://fleet/roles", bundle)
+	outputs := []string{r.Stdout, r.Stderr}
+	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); r.Code != 1 || len(lines) != 1 ||
+		!strings.Contains(lines[0], ship.ErrCredentials.Error()) || !strings.Contains(lines[0], testutil.S3AccessKey) {
+		t.Errorf("refused role: exit %d, want 1 and one line naming the key id:\n%s", r.Code, r.Stderr)
+	}
+	if data, err := os.ReadFile(ship.PendingPath(bundle)); err != nil || bytes.Contains(data, []byte(wrong)) {
+		t.Errorf("pending sidecar: %v, or the refused secret is in it", err)
+	}
+	good := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey)
+	r = snapdiag(t, good.Env(srv), "push", "--pending", out)
+	outputs = append(outputs, r.Stdout, r.Stderr)
+	if r.Code != 0 || ship.IsPending(bundle) {
+		t.Fatalf("push --pending with the role: exit %d\n%s", r.Code, r.Stderr)
+	}
+	noSecret(t, outputs, out)
+	for _, s := range outputs {
+		if strings.Contains(s, wrong) {
+			t.Errorf("the refused secret is in the output:\n%s", s)
+		}
+	}
+}
