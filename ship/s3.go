@@ -11,8 +11,11 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -322,6 +325,10 @@ func (s *S3Store) Put(ctx context.Context, key string, r io.ReaderAt, size int64
 // explain turns a client error into one line that says what to fix,
 // wrapping one of the Err* kinds.
 func (s *S3Store) explain(op, key string, err error) error {
+	// A key read from a listing is anyone's: quoted when it holds a
+	// control character or bytes that are not UTF-8, so an error never
+	// carries a terminal escape or a line break.
+	key = printableKey(key)
 	r := minio.ToErrorResponse(err)
 	var certErr *tls.CertificateVerificationError
 	var recErr tls.RecordHeaderError
@@ -348,6 +355,15 @@ func (s *S3Store) explain(op, key string, err error) error {
 		return fmt.Errorf("%w: %s: %s", ErrUnreachable, s.endpoint, oneLine(rootCause(err).Error()))
 	}
 	return fmt.Errorf("%s s3://%s/%s at %s: %d %s: %s", op, s.bucket, key, s.endpoint, r.StatusCode, r.Code, oneLine(r.Message))
+}
+
+// printableKey is key as it is when every rune is printable UTF-8, else
+// quoted with escapes (strconv.Quote).
+func printableKey(key string) string {
+	if !utf8.ValidString(key) || strings.ContainsFunc(key, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(key)
+	}
+	return key
 }
 
 // rootCause unwraps err to its innermost error: the url.Error around a
