@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -32,6 +34,7 @@ const (
 	proxy503                // answer 503 SlowDown, as a throttling store does
 	proxyHang               // accept the request, never answer
 	proxyStall              // forward, but stop reading request bodies after stallAfter bytes in all
+	proxyVanish             // forward; when the store cannot be reached, never answer (a host gone without a reset)
 )
 
 // stallAfter is how many request body bytes proxyStall forwards: two
@@ -53,7 +56,19 @@ type faultProxy struct {
 
 func newFaultProxy(t *testing.T, endpoint string) (*faultProxy, string) {
 	u, _ := url.Parse(endpoint)
-	p := &faultProxy{forward: httputil.NewSingleHostReverseProxy(u), stalled: make(chan struct{}), release: make(chan struct{})}
+	p := &faultProxy{stalled: make(chan struct{}), release: make(chan struct{})}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if p.mode.Load() == proxyVanish {
+			select {
+			case <-r.Context().Done():
+			case <-p.release:
+			}
+			return
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
+	p.forward = rp
 	p.left.Store(stallAfter)
 	ts := httptest.NewServer(p)
 	t.Cleanup(func() {
@@ -474,5 +489,114 @@ func TestPushInstanceRole(t *testing.T) {
 		if strings.Contains(s, wrong) {
 			t.Errorf("the refused secret is in the output:\n%s", s)
 		}
+	}
+}
+
+// TestWatchUploadStoreStopsDuringCapture: the store dies between the
+// failed check and the capture's upload (the check itself kills it, so
+// the moment is exact), and requests to it then go unanswered, as to a
+// host gone without a reset. The watch's own log records the order: the
+// bundle is written, the restart runs and finishes, and only then does the
+// upload attempt fail, so the restart never waited for it; the bundle
+// stays pending, and once the store is back the retry sends it.
+func TestWatchUploadStoreStopsDuringCapture(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	proxy, purl := newFaultProxy(t, srv.Endpoint)
+	proxy.mode.Store(proxyVanish)
+	dir := t.TempDir()
+	// Fails every time; the first time, it kills the store (our own child,
+	// by pid, once: a later run must not signal a recycled pid).
+	check := filepath.Join(dir, "check.sh")
+	script := fmt.Sprintf("#!/bin/sh\n[ -e %[1]s/killed ] || { kill -9 %[2]d; touch %[1]s/killed; }\nexit 1\n", dir, srv.PID())
+	if err := os.WriteFile(check, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	restarted := filepath.Join(dir, "restarted")
+	var stderr testutil.SyncBuffer
+	cmd := exec.Command(testutil.Snapdiag(t), "watch", "--check", "exec:"+check, "--failures", "1",
+		"--every", "200ms", "--timeout", "5s", "--out", out, "--samples", "1", "--sample", "0", "--history", "0",
+		"--then", "touch "+restarted, "--upload", "s3://fleet/w", "--upload-timeout", "3s", "--upload-retry", "200ms",
+		"--log-format", "json")
+	cmd.Env = append(os.Environ(), storeEnv(srv, purl)...)
+	cmd.Stderr = &stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		noSecret(t, []string{stderr.String()}, out)
+	}()
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no bundle path: %v\n%s", err, stderr.String())
+	}
+	bundle := strings.TrimSpace(line)
+
+	// msgIndex is where each message first shows in the log.
+	msgIndex := func() map[string]int {
+		idx := map[string]int{}
+		for i, l := range strings.Split(stderr.String(), "\n") {
+			var rec struct {
+				Msg string `json:"msg"`
+			}
+			if json.Unmarshal([]byte(l), &rec) == nil {
+				if _, ok := idx[rec.Msg]; !ok {
+					idx[rec.Msg] = i
+				}
+			}
+		}
+		return idx
+	}
+	const (
+		written  = "bundle written"
+		running  = "running restart command"
+		finished = "restart command finished"
+		failed   = "upload failed; bundle kept, pending"
+	)
+	var idx map[string]int
+	testutil.Eventually(t, 0, "the upload attempt to fail", func() (bool, string) {
+		idx = msgIndex()
+		_, ok := idx[failed]
+		return ok, stderr.String()
+	})
+	if _, err := os.Stat(filepath.Join(dir, "killed")); err != nil {
+		t.Fatal("the check never stopped the store")
+	}
+	for _, m := range []string{written, running, finished} {
+		if _, ok := idx[m]; !ok {
+			t.Fatalf("no %q in the log:\n%s", m, stderr.String())
+		}
+	}
+	if !(idx[written] < idx[running] && idx[running] < idx[finished] && idx[finished] < idx[failed]) {
+		t.Errorf("log order: written %d, restart %d..%d, upload failed %d; want the restart done before the upload failed:\n%s",
+			idx[written], idx[running], idx[finished], idx[failed], stderr.String())
+	}
+	if _, err := os.Stat(restarted); err != nil {
+		t.Error("the restart command did not run")
+	}
+	if !ship.IsPending(bundle) {
+		t.Fatal("bundle not pending while the store is down")
+	}
+
+	srv.Stop() // reaps the killed server
+	srv.Start()
+	var obj string
+	testutil.Eventually(t, 0, "the retry to send the bundle", func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(srv.Root, "fleet", "w", "*", filepath.Base(bundle)))
+		if len(m) == 1 && !ship.IsPending(bundle) {
+			obj = m[0]
+			return true, ""
+		}
+		return false, stderr.String()
+	})
+	if got, want := fileSum(t, obj), fileSum(t, bundle); got != want {
+		t.Errorf("stored sha256 %s, bundle %s", got, want)
+	}
+	if _, ok := msgIndex()["bundle uploaded"]; !ok {
+		t.Error("no \"bundle uploaded\" in the log")
 	}
 }
