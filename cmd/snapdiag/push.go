@@ -99,11 +99,20 @@ BUNDLE.pending beside it (JSON, snapdiag.pending/v1) names the target, the
 key, the attempts and the last error. --pending DIR sends every pending
 bundle in DIR to the target its sidecar names (--to, when given, must be
 that target), which is what snapdiag-push.timer runs. capture --upload and
-watch --upload mark their bundles the same way.
+watch --upload mark their bundles the same way; a capture killed between
+writing its bundle and marking it leaves an upload intent in DIR, and
+--pending marks that bundle first.
 
-Credentials and endpoint, as the AWS tools read them:
+Credentials, the first of these that has a key, as the AWS CLI orders them:
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
   AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)
+  AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (a pod's role; STS at
+    AWS_ENDPOINT_URL_STS or the region's)
+  the ECS task's role, else the EC2 instance's (IMDSv2;
+    AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED=true)
+Each role lookup is bounded to 2s. An AWS SSO profile (sso_session) cannot
+be used: export its credentials first (aws configure export-credentials).
+Region and endpoint:
   AWS_REGION, AWS_DEFAULT_REGION, AWS_CONFIG_FILE (~/.aws/config: region)
   AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or --endpoint
 Addressing is path-style for every endpoint but AWS's own. The secret is

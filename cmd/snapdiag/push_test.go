@@ -30,11 +30,11 @@ import (
 
 // Modes of faultProxy.
 const (
-	proxyPass  int32 = iota // forward to the store
-	proxy503                // answer 503 SlowDown, as a throttling store does
-	proxyHang               // accept the request, never answer
-	proxyStall              // forward, but stop reading request bodies after stallAfter bytes in all
-	proxyVanish             // forward; when the store cannot be reached, never answer (a host gone without a reset)
+	proxyPass   int32 = iota // forward to the store
+	proxy503                 // answer 503 SlowDown, as a throttling store does
+	proxyHang                // accept the request, never answer
+	proxyStall               // forward, but stop reading request bodies after stallAfter bytes in all
+	proxyVanish              // forward; when the store cannot be reached, never answer (a host gone without a reset)
 )
 
 // stallAfter is how many request body bytes proxyStall forwards: two
