@@ -126,6 +126,16 @@ func (b *stallBody) Read(buf []byte) (int, error) {
 
 func (b *stallBody) Close() error { return b.r.Close() }
 
+// proxiedStore starts a store with a bucket "fleet" behind a faultProxy
+// in mode, and returns the store, the proxy and the proxy's URL.
+func proxiedStore(t *testing.T, mode int32) (*testutil.S3Server, *faultProxy, string) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	proxy, purl := newFaultProxy(t, srv.Endpoint)
+	proxy.mode.Store(mode)
+	return srv, proxy, purl
+}
+
 // storeEnv is the environment for srv with its endpoint replaced.
 func storeEnv(srv *testutil.S3Server, endpoint string) []string {
 	env := srv.Env()
@@ -343,28 +353,9 @@ func TestWatchUploadStoreDown(t *testing.T) {
 			} else {
 				proxy.mode.Store(proxyHang)
 			}
-			out := t.TempDir()
 			restarted := filepath.Join(t.TempDir(), "restarted")
-			var stderr testutil.SyncBuffer // written by exec while the test reads it
-			cmd := exec.Command(testutil.Snapdiag(t), "watch", "--check", "tcp://127.0.0.1:1", "--failures", "1",
-				"--every", "200ms", "--timeout", "100ms", "--out", out, "--samples", "1", "--sample", "0", "--history", "0",
-				"--then", "touch "+restarted, "--upload", "s3://fleet/w", "--upload-timeout", "2s", "--upload-retry", "200ms")
-			cmd.Env = append(os.Environ(), storeEnv(srv, purl)...)
-			cmd.Stderr = &stderr
-			stdout, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				cmd.Wait()
-				noSecret(t, []string{stderr.String()}, out)
-			}()
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			if err != nil {
-				t.Fatalf("no bundle path: %v", err)
-			}
-			bundle := strings.TrimSpace(line)
+			bundle, stderr := watchUploading(t, storeEnv(srv, purl), "--check", "tcp://127.0.0.1:1", "--timeout", "100ms",
+				"--then", "touch "+restarted, "--upload-timeout", "2s")
 			testutil.Eventually(t, 0, "the restart command to run", func() (bool, string) {
 				_, err := os.Stat(restarted)
 				return err == nil, "no " + restarted
@@ -379,19 +370,56 @@ func TestWatchUploadStoreDown(t *testing.T) {
 			} else {
 				proxy.mode.Store(proxyPass)
 			}
-			obj := filepath.Join(srv.Root, "fleet", "w", "__HOST__", filepath.Base(bundle))
-			testutil.Eventually(t, 0, "the bundle to reach the store", func() (bool, string) {
-				m, _ := filepath.Glob(filepath.Join(srv.Root, "fleet", "w", "*", filepath.Base(bundle)))
-				if len(m) == 1 && !ship.IsPending(bundle) {
-					obj = m[0]
-					return true, ""
-				}
-				return false, stderr.String()
-			})
-			if got, want := fileSum(t, obj), fileSum(t, bundle); got != want {
-				t.Errorf("stored sha256 %s, bundle %s", got, want)
-			}
+			awaitStored(t, srv, bundle, stderr)
 		})
+	}
+}
+
+// watchUploading starts snapdiag watch with args, capturing on the first
+// failed check into a fresh --out with --upload s3://fleet/w and retries
+// 200ms apart, and returns the path of its first bundle and its stderr.
+// At the test's end the watch is stopped and its log and --out are
+// searched for the store's secret.
+func watchUploading(t *testing.T, env []string, args ...string) (string, *testutil.SyncBuffer) {
+	t.Helper()
+	out := t.TempDir()
+	stderr := &testutil.SyncBuffer{} // written by exec while the test reads it
+	cmd := exec.Command(testutil.Snapdiag(t), append([]string{"watch", "--failures", "1", "--every", "200ms",
+		"--out", out, "--samples", "1", "--sample", "0", "--history", "0",
+		"--upload", "s3://fleet/w", "--upload-retry", "200ms"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		noSecret(t, []string{stderr.String()}, out)
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no bundle path: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(line), stderr
+}
+
+// awaitStored waits for the watch whose log is stderr to send bundle to
+// srv under fleet/w, its sidecar removed, and checks the object's bytes.
+func awaitStored(t *testing.T, srv *testutil.S3Server, bundle string, stderr *testutil.SyncBuffer) {
+	t.Helper()
+	var obj string
+	testutil.Eventually(t, 0, "the bundle to reach the store", func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(srv.Root, "fleet", "w", "*", filepath.Base(bundle)))
+		if len(m) == 1 && !ship.IsPending(bundle) {
+			obj = m[0]
+			return true, ""
+		}
+		return false, stderr.String()
+	})
+	if got, want := fileSum(t, obj), fileSum(t, bundle); got != want {
+		t.Errorf("stored sha256 %s, bundle %s", got, want)
 	}
 }
 
@@ -402,10 +430,7 @@ func TestWatchUploadStoreDown(t *testing.T) {
 // pending, one line saying why, and push --pending sends it once the store
 // answers again.
 func TestCaptureUploadDoesNotHold(t *testing.T) {
-	srv := testutil.StartS3(t)
-	srv.Bucket("fleet")
-	proxy, purl := newFaultProxy(t, srv.Endpoint)
-	proxy.mode.Store(proxyHang)
+	srv, proxy, purl := proxiedStore(t, proxyHang)
 	out := t.TempDir()
 	r := snapdiag(t, storeEnv(srv, purl), "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q",
 		"--upload", "s3://fleet/p")
@@ -500,10 +525,7 @@ func TestPushInstanceRole(t *testing.T) {
 // upload attempt fail, so the restart never waited for it; the bundle
 // stays pending, and once the store is back the retry sends it.
 func TestWatchUploadStoreStopsDuringCapture(t *testing.T) {
-	srv := testutil.StartS3(t)
-	srv.Bucket("fleet")
-	proxy, purl := newFaultProxy(t, srv.Endpoint)
-	proxy.mode.Store(proxyVanish)
+	srv, _, purl := proxiedStore(t, proxyVanish)
 	dir := t.TempDir()
 	// Fails every time; the first time, it kills the store (our own child,
 	// by pid, once: a later run must not signal a recycled pid).
@@ -512,29 +534,9 @@ func TestWatchUploadStoreStopsDuringCapture(t *testing.T) {
 	if err := os.WriteFile(check, []byte(script), 0o700); err != nil {
 		t.Fatal(err)
 	}
-	out := t.TempDir()
 	restarted := filepath.Join(dir, "restarted")
-	var stderr testutil.SyncBuffer
-	cmd := exec.Command(testutil.Snapdiag(t), "watch", "--check", "exec:"+check, "--failures", "1",
-		"--every", "200ms", "--timeout", "5s", "--out", out, "--samples", "1", "--sample", "0", "--history", "0",
-		"--then", "touch "+restarted, "--upload", "s3://fleet/w", "--upload-timeout", "3s", "--upload-retry", "200ms",
-		"--log-format", "json")
-	cmd.Env = append(os.Environ(), storeEnv(srv, purl)...)
-	cmd.Stderr = &stderr
-	stdout, _ := cmd.StdoutPipe()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-		noSecret(t, []string{stderr.String()}, out)
-	}()
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil {
-		t.Fatalf("no bundle path: %v\n%s", err, stderr.String())
-	}
-	bundle := strings.TrimSpace(line)
+	bundle, stderr := watchUploading(t, storeEnv(srv, purl), "--check", "exec:"+check, "--timeout", "5s",
+		"--then", "touch "+restarted, "--upload-timeout", "3s", "--log-format", "json")
 
 	// msgIndex is where each message first shows in the log.
 	msgIndex := func() map[string]int {
@@ -584,18 +586,7 @@ func TestWatchUploadStoreStopsDuringCapture(t *testing.T) {
 
 	srv.Stop() // reaps the killed server
 	srv.Start()
-	var obj string
-	testutil.Eventually(t, 0, "the retry to send the bundle", func() (bool, string) {
-		m, _ := filepath.Glob(filepath.Join(srv.Root, "fleet", "w", "*", filepath.Base(bundle)))
-		if len(m) == 1 && !ship.IsPending(bundle) {
-			obj = m[0]
-			return true, ""
-		}
-		return false, stderr.String()
-	})
-	if got, want := fileSum(t, obj), fileSum(t, bundle); got != want {
-		t.Errorf("stored sha256 %s, bundle %s", got, want)
-	}
+	awaitStored(t, srv, bundle, stderr)
 	if _, ok := msgIndex()["bundle uploaded"]; !ok {
 		t.Error("no \"bundle uploaded\" in the log")
 	}
