@@ -70,11 +70,17 @@ func (w *Watcher) endIntent(path string) {
 	}
 }
 
+// intentSlack is how far before an intent's time a bundle's name may be and
+// still be taken as its capture's: the wall clock may step back between the
+// two (NTP). A bundle marked that was in fact already sent costs a hash and
+// a HEAD, found present.
+const intentSlack = time.Minute
+
 // RecoverIntents marks pending the bundles that a process killed between
 // committing them and marking them left unmarked. For each intent in dir
 // (ship.Intent), every bundle of its host whose name carries the intent's
-// second or a later one, and that has no sidecar, is marked for the
-// intent's target; then the intent is removed. An intent that cannot be
+// time or a later one (less intentSlack), and that has no sidecar, is
+// marked for the intent's target; then the intent is removed. An intent that cannot be
 // read is removed, and its error returned. The caller holds dir's capture
 // lock, so no intent it finds belongs to a capture still running. It
 // returns the bundles it marked.
@@ -97,7 +103,7 @@ func RecoverIntents(dir string, now time.Time) ([]string, error) {
 			errs = append(errs, err)
 			continue
 		}
-		since, done := in.Since.Truncate(time.Second), true
+		since, done := in.Since.Add(-intentSlack), true
 		for _, f := range files {
 			path := filepath.Join(dir, f.Name)
 			if f.Time.Before(since) || ship.IsPending(path) {
@@ -120,10 +126,15 @@ func RecoverIntents(dir string, now time.Time) ([]string, error) {
 	return marked, errors.Join(errs...)
 }
 
-// recoverIntents runs RecoverIntents under the output directory's lock.
+// recoverIntents runs RecoverIntents under the output directory's lock,
+// when it is free at once: its holder is a capture, which marks its own
+// bundle, and the next upload round looks again. Nothing waits for it.
 func (w *Watcher) recoverIntents(ctx context.Context) {
 	dir := w.cfg.Capture.Dir
-	lock, err := acquireLock(ctx, dir, w.cfg.LockWait, w.cfg.Clock)
+	lock, err := acquireLock(ctx, dir, 0, w.cfg.Clock)
+	if errors.Is(err, ErrLocked) {
+		return
+	}
 	if err != nil {
 		w.log.Error("recover upload intents", "error", err.Error())
 		return
@@ -222,9 +233,10 @@ func (w *Watcher) uploadLoop(ctx context.Context) {
 	}
 }
 
-// uploadPending sends every pending bundle once and returns how many are
-// still pending.
+// uploadPending marks what intents left (recoverIntents), then sends every
+// pending bundle once and returns how many are still pending.
 func (w *Watcher) uploadPending(ctx context.Context) int {
+	w.recoverIntents(ctx)
 	failed, err := w.cfg.Upload.PushPending(ctx, w.cfg.Capture.Dir, func(path string, res ship.Result, err error) {
 		name := filepath.Base(path)
 		if err != nil {

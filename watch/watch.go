@@ -323,7 +323,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.log.Info("cool-down from a recent bundle", "bundle", b, "until", w.cooldownUntil.UTC().Format(time.RFC3339))
 	}
 	if w.cfg.Upload != nil {
-		w.recoverIntents(ctx)
 		w.markNewest()
 		uctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
@@ -397,7 +396,6 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 	if w.cfg.Upload != nil && ctx.Err() == nil {
 		// After the restart, one round: what is not sent stays pending
 		// for the next run or snapdiag push --pending.
-		w.recoverIntents(ctx)
 		w.markNewest()
 		w.uploadPending(ctx)
 	}
