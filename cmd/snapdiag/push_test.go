@@ -442,6 +442,9 @@ func TestCaptureUploadDoesNotHold(t *testing.T) {
 	if err != nil || pd.Attempts != 1 {
 		t.Fatalf("pending sidecar %+v, %v; want one attempt", pd, err)
 	}
+	if left, _ := ship.ListIntents(out); len(left) != 0 {
+		t.Errorf("the capture left its upload intent once the bundle was marked: %v", left)
+	}
 	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], ship.ErrUnavailable.Error()) {
 		t.Errorf("stderr, want one line saying %q:\n%s", ship.ErrUnavailable, r.Stderr)
 	}
