@@ -7,9 +7,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"math/rand/v2"
 	"os"
+	"path"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -101,13 +105,18 @@ func IsPending(bundlePath string) bool {
 	return err == nil
 }
 
-// ClearPending removes the sidecar of the bundle at bundlePath; a missing
-// one is not an error.
+// ClearPending removes the sidecar of the bundle at bundlePath and syncs
+// the directory, so that the removal is durable; a missing sidecar is not
+// an error.
 func ClearPending(bundlePath string) error {
-	if err := os.Remove(PendingPath(bundlePath)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+	err := os.Remove(PendingPath(bundlePath))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("remove pending sidecar: %w", err)
 	}
-	return nil
+	return syncDir(filepath.Dir(bundlePath))
 }
 
 // notePending records a failed attempt in the sidecar of the bundle at
@@ -142,38 +151,90 @@ func writePending(bundlePath string, pd Pending) error {
 }
 
 // writeAtomic writes data to path through a synced temporary file renamed
-// into place.
-func writeAtomic(path string, data []byte) error {
-	return copyAtomic(path, bytes.NewReader(data))
+// into place, then syncs the directory.
+func writeAtomic(p string, data []byte) error {
+	root, err := os.OpenRoot(filepath.Dir(p))
+	if err != nil {
+		return fmt.Errorf("write %s: %w", p, err)
+	}
+	defer root.Close()
+	return writeAtomicIn(root, filepath.Base(p), data)
 }
 
-// copyAtomic copies r to path through a synced temporary file in the same
-// directory (a dot name no reader lists), renamed into place: a reader sees
-// the old file or the whole new one, and a process killed half way leaves
-// at most the temporary file.
-func copyAtomic(path string, r io.Reader) (err error) {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-")
+// writeAtomicIn is writeAtomic for name inside root.
+func writeAtomicIn(root *os.Root, name string, data []byte) error {
+	return copyAtomicIn(root, name, bytes.NewReader(data))
+}
+
+// copyAtomicIn copies r to name inside root through a synced temporary
+// file in the same directory (a dot name no reader lists), renamed into
+// place, and then syncs that directory: a reader sees the old file or the
+// whole new one, a process killed half way leaves at most the temporary
+// file, and once it returns the new name survives a power loss (a rename
+// is only durable once its directory is synced).
+func copyAtomicIn(root *os.Root, name string, r io.Reader) (err error) {
+	dir, base := path.Split(name)
+	full := filepath.Join(root.Name(), filepath.FromSlash(name))
+	var tmp string
+	var f *os.File
+	for range 10 {
+		tmp = dir + "." + base + ".tmp-" + strconv.FormatUint(rand.Uint64(), 36)
+		f, err = root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, 0o600)
+		if !errors.Is(err, fs.ErrExist) {
+			break
+		}
+	}
 	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", full, err)
 	}
 	defer func() {
 		if err != nil {
-			os.Remove(tmp.Name())
+			root.Remove(tmp)
 		}
 	}()
-	if _, err := io.Copy(tmp, r); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", tmp.Name(), err)
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return fmt.Errorf("write %s: %w", f.Name(), err)
 	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("sync %s: %w", tmp.Name(), err)
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("sync %s: %w", f.Name(), err)
 	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("close %s: %w", tmp.Name(), err)
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("close %s: %w", f.Name(), err)
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("rename into %s: %w", path, err)
+	if err := root.Rename(tmp, name); err != nil {
+		return fmt.Errorf("rename into %s: %w", full, err)
+	}
+	return syncDirIn(root, dir)
+}
+
+// syncDirIn fsyncs directory dir of root ("" for the root itself), making
+// the renames and removals in it durable.
+func syncDirIn(root *os.Root, dir string) error {
+	if dir == "" {
+		dir = "."
+	}
+	d, err := root.Open(dir)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", filepath.Join(root.Name(), dir), err)
+	}
+	return nil
+}
+
+// syncDir fsyncs the directory at p.
+func syncDir(p string) error {
+	d, err := os.Open(p)
+	if err != nil {
+		return fmt.Errorf("sync directory %s: %w", p, err)
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil {
+		return fmt.Errorf("sync directory %s: %w", p, err)
 	}
 	return nil
 }

@@ -6,11 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
@@ -66,7 +71,9 @@ type S3Store struct {
 // NewS3Store returns the store of target t, an s3 target. Credentials are
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the
 // shared credentials file (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials)
-// at AWS_PROFILE's profile. Addressing is path-style for every endpoint but
+// at AWS_PROFILE's profile, else a web identity or the instance's role
+// (roleProviders). A profile that signs in through AWS SSO is refused with
+// an error wrapping ErrCredentials. Addressing is path-style for every endpoint but
 // AWS's own, which a self-hosted store (MinIO, Ceph RGW, SeaweedFS) needs.
 func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	getenv := o.Getenv
@@ -89,13 +96,17 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 		return nil, fmt.Errorf("%w: endpoint %q: want http(s)://HOST[:PORT]", ErrTarget, endpoint)
 	}
 	profile := firstNonEmpty(getenv("AWS_PROFILE"), "default")
-	region := firstNonEmpty(o.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), configRegion(getenv, profile), "us-east-1")
-	// The environment first, then the shared file: the order of the AWS
-	// CLI. An environment with only a key id and no secret is not used.
-	creds := credentials.NewChainCredentials([]credentials.Provider{
-		&envProvider{getenv: getenv},
-		&credentials.FileAWSCredentials{Filename: getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: profile},
-	})
+	config := configProfile(getenv, profile)
+	region := firstNonEmpty(o.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), config["region"], "us-east-1")
+	file := &credentials.FileAWSCredentials{Filename: getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: profile}
+	if err := refuseSSO(getenv, profile, config, file); err != nil {
+		return nil, err
+	}
+	// The environment first, then the shared file, then the roles a
+	// machine or a pod is given: the order of the AWS CLI. An environment
+	// with only a key id and no secret is not used.
+	creds := credentials.NewChainCredentials(append([]credentials.Provider{&envProvider{getenv: getenv}, file},
+		roleProviders(getenv, region)...))
 	tr := o.Transport
 	if tr == nil {
 		tr = http.DefaultTransport.(*http.Transport).Clone()
@@ -151,20 +162,21 @@ func (p *envProvider) RetrieveWithCredContext(*credentials.CredContext) (credent
 
 func (p *envProvider) IsExpired() bool { return !p.done }
 
-// configRegion is the region of profile in the shared config file
-// (AWS_CONFIG_FILE, ~/.aws/config), where it is [default] or [profile NAME].
-func configRegion(getenv func(string) string, profile string) string {
+// configProfile is the settings of profile in the shared config file
+// (AWS_CONFIG_FILE, ~/.aws/config), where it is [default] or [profile
+// NAME]; nil when there is none.
+func configProfile(getenv func(string) string, profile string) map[string]string {
 	file := getenv("AWS_CONFIG_FILE")
 	if file == "" {
 		home := getenv("HOME")
 		if home == "" {
-			return ""
+			return nil
 		}
 		file = filepath.Join(home, ".aws", "config")
 	}
 	cfg, err := ini.Load(file)
 	if err != nil {
-		return ""
+		return nil
 	}
 	section := "profile " + profile
 	if profile == "default" {
@@ -172,9 +184,85 @@ func configRegion(getenv func(string) string, profile string) string {
 	}
 	s, err := cfg.GetSection(section)
 	if err != nil {
-		return ""
+		return nil
 	}
-	return s.Key("region").String()
+	return s.KeysHash()
+}
+
+// roleTimeout bounds each request for a role's credentials (the instance
+// metadata service, an ECS task's endpoint, STS): on a host that has none
+// (not on EC2), the dial to 169.254.169.254 fails or times out within it,
+// and the push goes on without credentials instead of stalling.
+const roleTimeout = 2 * time.Second
+
+// roleProviders are the last links of the credential chain: a web identity
+// (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, as EKS gives a pod;
+// exchanged at STS, AWS_ENDPOINT_URL_STS or the region's), else the
+// instance's or task's role (IMDSv2 at AWS_EC2_METADATA_SERVICE_ENDPOINT or
+// 169.254.169.254, or ECS's AWS_CONTAINER_CREDENTIALS_*), unless
+// AWS_EC2_METADATA_DISABLED is true.
+func roleProviders(getenv func(string) string, region string) []credentials.Provider {
+	// Never through a proxy: the metadata service is link-local, and its
+	// answer holds a secret.
+	client := &http.Client{Timeout: roleTimeout, Transport: &http.Transport{
+		DialContext: (&net.Dialer{Timeout: roleTimeout}).DialContext, ResponseHeaderTimeout: roleTimeout,
+	}}
+	if file, arn := getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), getenv("AWS_ROLE_ARN"); file != "" && arn != "" {
+		p := &credentials.IAM{Client: client, Region: region, Endpoint: getenv("AWS_ENDPOINT_URL_STS")}
+		p.EKSIdentity.TokenFile, p.EKSIdentity.RoleARN, p.EKSIdentity.RoleSessionName = file, arn, getenv("AWS_ROLE_SESSION_NAME")
+		return []credentials.Provider{&roleProvider{p: p}}
+	}
+	if strings.EqualFold(getenv("AWS_EC2_METADATA_DISABLED"), "true") {
+		return nil
+	}
+	return []credentials.Provider{&roleProvider{p: &credentials.IAM{Client: client, Endpoint: getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT")}}}
+}
+
+// roleRetry is how long a role lookup that failed is not tried again.
+const roleRetry = 5 * time.Minute
+
+// roleProvider asks p, but after a failure not again for roleRetry. With
+// no credentials at all, the chain is walked before every request; without
+// this, each request of a push on a host with no metadata service would
+// wait roleTimeout again.
+type roleProvider struct {
+	p        credentials.Provider
+	failedAt time.Time
+}
+
+func (r *roleProvider) RetrieveWithCredContext(cc *credentials.CredContext) (credentials.Value, error) {
+	if !r.failedAt.IsZero() && time.Since(r.failedAt) < roleRetry {
+		return credentials.Value{}, errors.New("role credentials: the last lookup failed")
+	}
+	v, err := r.p.RetrieveWithCredContext(cc)
+	if err != nil || v.AccessKeyID == "" {
+		r.failedAt = time.Now()
+		return credentials.Value{}, err
+	}
+	r.failedAt = time.Time{}
+	return v, nil
+}
+
+func (r *roleProvider) Retrieve() (credentials.Value, error) { return r.RetrieveWithCredContext(nil) }
+
+func (r *roleProvider) IsExpired() bool { return r.p.IsExpired() }
+
+// refuseSSO returns an error when profile signs in through AWS IAM Identity
+// Center (sso_session or sso_start_url in the config file) and nothing
+// before the roles in the chain has credentials: minio-go cannot run that
+// sign-in, and going on would end in an anonymous request refused for
+// reasons the user cannot see.
+func refuseSSO(getenv func(string) string, profile string, config map[string]string, file credentials.Provider) error {
+	if config["sso_session"] == "" && config["sso_start_url"] == "" {
+		return nil
+	}
+	if getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "" {
+		return nil
+	}
+	if v, err := file.RetrieveWithCredContext(nil); err == nil && v.AccessKeyID != "" {
+		return nil
+	}
+	return fmt.Errorf("%w: profile %q signs in through AWS SSO (IAM Identity Center), which snapdiag cannot do: export its credentials first (eval \"$(aws configure export-credentials --profile %s --format env)\") or use an instance role", ErrCredentials, profile, profile)
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -237,19 +325,23 @@ func (s *S3Store) Put(ctx context.Context, key string, r io.ReaderAt, size int64
 // explain turns a client error into one line that says what to fix,
 // wrapping one of the Err* kinds.
 func (s *S3Store) explain(op, key string, err error) error {
+	// A key read from a listing is anyone's: quoted when it holds a
+	// control character or bytes that are not UTF-8, so an error never
+	// carries a terminal escape or a line break.
+	key = printableKey(key)
 	r := minio.ToErrorResponse(err)
 	var certErr *tls.CertificateVerificationError
 	var recErr tls.RecordHeaderError
+	id := s.keyID
+	if id == "" {
+		id = "(none)"
+	}
 	switch {
 	case r.Code == "InvalidAccessKeyId" || r.Code == "SignatureDoesNotMatch" || r.Code == "InvalidToken" || r.Code == "ExpiredToken" ||
 		r.Code == "XAdminUserNotFound" || r.StatusCode == http.StatusUnauthorized:
-		id := s.keyID
-		if id == "" {
-			id = "(none)"
-		}
 		return fmt.Errorf("%w: %s rejected access key id %s (%s)", ErrCredentials, s.endpoint, id, r.Code)
 	case r.Code == "AccessDenied":
-		return fmt.Errorf("%w: %s denied %s of s3://%s/%s to access key id %s", ErrCredentials, s.endpoint, op, s.bucket, key, s.keyID)
+		return fmt.Errorf("%w: %s denied %s of s3://%s/%s to access key id %s", ErrCredentials, s.endpoint, op, s.bucket, key, id)
 	case r.Code == "NoSuchBucket":
 		return fmt.Errorf("%w: bucket %q does not exist at %s", ErrNoBucket, s.bucket, s.endpoint)
 	case errors.As(err, &certErr) || errors.As(err, &recErr) || strings.Contains(err.Error(), "x509:") || strings.Contains(err.Error(), "tls:") ||
@@ -263,6 +355,15 @@ func (s *S3Store) explain(op, key string, err error) error {
 		return fmt.Errorf("%w: %s: %s", ErrUnreachable, s.endpoint, oneLine(rootCause(err).Error()))
 	}
 	return fmt.Errorf("%s s3://%s/%s at %s: %d %s: %s", op, s.bucket, key, s.endpoint, r.StatusCode, r.Code, oneLine(r.Message))
+}
+
+// printableKey is key as it is when every rune is printable UTF-8, else
+// quoted with escapes (strconv.Quote).
+func printableKey(key string) string {
+	if !utf8.ValidString(key) || strings.ContainsFunc(key, func(r rune) bool { return !unicode.IsPrint(r) }) {
+		return strconv.Quote(key)
+	}
+	return key
 }
 
 // rootCause unwraps err to its innermost error: the url.Error around a

@@ -175,6 +175,10 @@ type Watcher struct {
 
 	// kick wakes the upload loop when a bundle was written.
 	kick chan struct{}
+	// killedAfterCommit, set by tests, makes a capture stop right after
+	// its bundle is committed when it returns true, as a process killed
+	// there would.
+	killedAfterCommit func() bool
 
 	consecutive   int
 	cooldownUntil time.Time
@@ -601,9 +605,18 @@ func (w *Watcher) captureLocked(ctx context.Context, opts collectors.Options) (s
 	if err := w.cfg.Retention.CheckFree(dir); err != nil {
 		return "", err
 	}
+	var intent string
+	if w.cfg.Upload != nil {
+		intent = w.beginIntent(dir)
+	}
 	res, err := collectors.Capture(ctx, opts)
 	if err != nil {
+		w.endIntent(intent)
 		return "", err
+	}
+	if w.killedAfterCommit != nil && w.killedAfterCommit() {
+		// A test's stand-in for a process killed right here.
+		return res.Path, nil
 	}
 	m := res.Manifest
 	var bad []string
@@ -619,7 +632,11 @@ func (w *Watcher) captureLocked(ctx context.Context, opts collectors.Options) (s
 		fmt.Fprintln(w.cfg.Bundles, res.Path)
 	}
 	if w.cfg.Upload != nil {
-		w.markPending(res.Path)
+		// The intent goes only once the bundle is marked: a failed mark
+		// leaves it for the next run to try again.
+		if w.markPending(res.Path) {
+			w.endIntent(intent)
+		}
 		w.kickUpload()
 	}
 	removed, pendingRemoved, err := w.cfg.Retention.Apply(dir, w.host, res.Path)

@@ -15,6 +15,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/internal/netns"
+	"github.com/snapdiag/snapdiag/ship"
 	"github.com/snapdiag/snapdiag/watch"
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
@@ -60,10 +61,13 @@ normal keeps the one it was started with) and records in the manifest the
 priority it ran at, its CPU time and its peak memory.
 
 With --upload s3://BUCKET/PREFIX or file:///DIR the bundle is sent to the
-store after it is written, under --upload-timeout (see snapdiag push). A
-bundle the store did not take stays in --out, marked pending (BUNDLE.pending,
-for snapdiag push --pending), and one line on stderr says why; the exit
-status is still 0, since the bundle was written.
+store after it is written (see snapdiag push), for at most --upload-timeout:
+2s by default, since a capture is often part of a restart (ExecStopPost=)
+and the restart must not wait for the network. A bundle the store did not
+take by then stays in --out, marked pending (BUNDLE.pending), for snapdiag
+push --pending (snapdiag-push@.timer) or a watch --upload on the same
+--out; one line on stderr says why. The exit status is still 0, since the
+bundle was written.
 
 --netns NAME|PATH, --pid PID or --container ID capture another network
 namespace (a container's, from the node): its listeners, queues, counters,
@@ -110,7 +114,7 @@ Files:
 	}
 	fl := cmd.Flags()
 	f.captureFlags.register(fl)
-	f.uploadFlags.register(fl)
+	f.uploadFlags.register(fl, captureUploadTimeout)
 	// --max-bytes was capture's name for the staging limit; watch's
 	// --max-bytes is its retention limit, so both now say --stage-bytes and
 	// the old spelling stays for existing scripts.
@@ -161,7 +165,17 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 
 	asked := f.deadline
 	progress := !f.quiet && isTerminal(stderr)
+	var intent string
 	res, err := captureLocked(ctx, f.captureFlags, stderr, func(opts *collectors.Options, target *netns.Target) {
+		if pusher != nil {
+			// Under the directory's lock, before the capture: a capture
+			// killed between its commit and its pending mark leaves this
+			// intent, and push --pending or a watch marks the bundle.
+			var err error
+			if intent, err = ship.BeginIntent(opts.Dir, pusher.Target, collectors.Hostname(), time.Now()); err != nil {
+				fmt.Fprintf(stderr, "snapdiag: upload: %v\n", err)
+			}
+		}
 		opts.Trigger = trigger(f.reason)
 		opts.Filter = filter
 		opts.Priority = prio
@@ -182,6 +196,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		}
 	})
 	if err != nil {
+		endIntent(intent, stderr)
 		return err
 	}
 	m := res.Manifest
@@ -209,7 +224,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		// freed the directory for the next capture while this one travels,
 		// under its own deadline. The outcome goes to stderr: stdout holds
 		// only the path.
-		_ = uploadAfter(ctx, pusher, res.Path, m.Host.Hostname, stderr, stderr)
+		_ = uploadAfter(ctx, pusher, res.Path, m.Host.Hostname, intent, stderr, stderr)
 	}
 	return nil
 }

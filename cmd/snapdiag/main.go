@@ -109,6 +109,9 @@ Files:
                          (its members are listed in snapdiag-capture(1))
   DIR/.snapdiag.lock     one capture at a time per directory
   DIR/BUNDLE.pending     --upload, push: the bundle is not in the store yet
+  DIR/.snapdiag-upload-*.intent
+                         --upload: a capture that will upload is under way;
+                         one left by a killed run marks its bundle pending
   ~/.config/snapdiag/redact.key
                          the redaction key of capture --redact and redact
 
@@ -118,7 +121,8 @@ Environment:
                          instead of the kernel's (a node agent in a pod sets
                          it to the node's name)
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN, AWS_PROFILE,
-  AWS_REGION, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL
+  AWS_REGION, AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL,
+  AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN, AWS_EC2_METADATA_DISABLED
                          push, --upload: the store's credentials and
                          endpoint (see snapdiag push --help)`,
 		SilenceErrors: true,

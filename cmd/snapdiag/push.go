@@ -14,9 +14,16 @@ import (
 	"github.com/spf13/pflag"
 )
 
-// defaultUploadTimeout bounds one bundle's upload: the deadline a capture
-// or a watch gives the store before the bundle is left pending.
+// defaultUploadTimeout bounds one bundle's upload: the deadline push and a
+// watch give the store before the bundle is left pending.
 const defaultUploadTimeout = 10 * time.Minute
+
+// captureUploadTimeout is capture's default --upload-timeout. A capture is
+// often part of a restart (systemd's ExecStopPost=, a watchdog's script):
+// it must not hold the restart while a store is slow or down. What is not
+// in by then stays pending for snapdiag push --pending (the
+// snapdiag-push@.timer) or a watch --upload on the same directory.
+const captureUploadTimeout = 2 * time.Second
 
 // minPartSize is S3's smallest multipart part.
 const minPartSize = 5 << 20
@@ -30,11 +37,12 @@ type storeFlags struct {
 	uploadTimeout time.Duration
 }
 
-func (s *storeFlags) register(fl *pflag.FlagSet) {
+// register adds the flags, with timeout as --upload-timeout's default.
+func (s *storeFlags) register(fl *pflag.FlagSet, timeout time.Duration) {
 	s.partSize = ship.DefaultPartSize
 	fl.StringVar(&s.endpoint, "endpoint", "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3)")
 	fl.Var(&s.partSize, "part-size", "bundles above this size go in multipart uploads of parts this size (at least 5MiB)")
-	fl.DurationVar(&s.uploadTimeout, "upload-timeout", defaultUploadTimeout, "time limit of one bundle's upload; past it the bundle stays pending")
+	fl.DurationVar(&s.uploadTimeout, "upload-timeout", timeout, "time limit of one bundle's upload; past it the bundle stays pending")
 }
 
 func (s storeFlags) validate() error {
@@ -91,11 +99,20 @@ BUNDLE.pending beside it (JSON, snapdiag.pending/v1) names the target, the
 key, the attempts and the last error. --pending DIR sends every pending
 bundle in DIR to the target its sidecar names (--to, when given, must be
 that target), which is what snapdiag-push.timer runs. capture --upload and
-watch --upload mark their bundles the same way.
+watch --upload mark their bundles the same way; a capture killed between
+writing its bundle and marking it leaves an upload intent in DIR, and
+--pending marks that bundle first.
 
-Credentials and endpoint, as the AWS tools read them:
+Credentials, the first of these that has a key, as the AWS CLI orders them:
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
   AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)
+  AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (a pod's role; STS at
+    AWS_ENDPOINT_URL_STS or the region's)
+  the ECS task's role, else the EC2 instance's (IMDSv2;
+    AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED=true)
+Each role lookup is bounded to 2s. An AWS SSO profile (sso_session) cannot
+be used: export its credentials first (aws configure export-credentials).
+Region and endpoint:
   AWS_REGION, AWS_DEFAULT_REGION, AWS_CONFIG_FILE (~/.aws/config: region)
   AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or --endpoint
 Addressing is path-style for every endpoint but AWS's own. The secret is
@@ -115,7 +132,7 @@ Exit status:
 		},
 	}
 	fl := cmd.Flags()
-	f.register(fl)
+	f.register(fl, defaultUploadTimeout)
 	fl.StringVar(&f.to, "to", "", "target: s3://BUCKET/PREFIX or file:///DIR")
 	fl.StringVar(&f.pending, "pending", "", "send every bundle marked pending in this directory")
 	return cmd
@@ -201,6 +218,7 @@ func lastSegments(key string) string {
 // pushPending sends the pending bundles of f.pending, one store per target
 // the sidecars name.
 func pushPending(ctx context.Context, f pushFlags, stdout, stderr io.Writer) error {
+	recoverIntents(ctx, f.pending, stderr)
 	paths, err := ship.ListPending(f.pending)
 	if err != nil {
 		return err
@@ -239,8 +257,8 @@ type uploadFlags struct {
 	upload string
 }
 
-func (u *uploadFlags) register(fl *pflag.FlagSet) {
-	u.storeFlags.register(fl)
+func (u *uploadFlags) register(fl *pflag.FlagSet, timeout time.Duration) {
+	u.storeFlags.register(fl, timeout)
 	fl.StringVar(&u.upload, "upload", "", "after each bundle is written, send it to s3://BUCKET/PREFIX or file:///DIR (see snapdiag push); a bundle not sent stays in --out, pending")
 }
 
@@ -258,10 +276,11 @@ func (u uploadFlags) validate() (*ship.Pusher, error) {
 }
 
 // uploadAfter sends a bundle just written on host, marking it pending
-// first so that a failure, a kill or a reboot leaves it for the next run.
+// first so that a failure, a kill or a reboot leaves it for the next run,
+// and then removing the capture's intent (ship.BeginIntent; "" for none).
 // The outcome goes to out; a failure is one line on stderr, and does not
 // undo the capture.
-func uploadAfter(ctx context.Context, p *ship.Pusher, path, host string, out, stderr io.Writer) error {
+func uploadAfter(ctx context.Context, p *ship.Pusher, path, host, intent string, out, stderr io.Writer) error {
 	key, err := p.KeyFor(host, path)
 	if err == nil {
 		err = ship.MarkPending(path, p.Target, key, time.Now())
@@ -270,5 +289,32 @@ func uploadAfter(ctx context.Context, p *ship.Pusher, path, host string, out, st
 		fmt.Fprintf(stderr, "snapdiag: upload %s: %v\n", filepath.Base(path), err)
 		return err
 	}
+	endIntent(intent, stderr)
 	return report(ctx, p, path, key, out, stderr)
+}
+
+// endIntent removes a capture's upload intent ("" for none), saying on
+// stderr when it could not.
+func endIntent(intent string, stderr io.Writer) {
+	if intent == "" {
+		return
+	}
+	if err := ship.EndIntent(intent); err != nil {
+		fmt.Fprintf(stderr, "snapdiag: upload: %v\n", err)
+	}
+}
+
+// recoverIntents marks pending, under dir's capture lock, the bundles a
+// capture or watch killed between commit and mark left (watch.RecoverIntents),
+// before push --pending lists what is pending. A held lock skips it: its
+// holder is a capture that marks its own bundle, and the next run recovers.
+func recoverIntents(ctx context.Context, dir string, stderr io.Writer) {
+	lock, err := watch.AcquireLock(ctx, dir, time.Second)
+	if err != nil {
+		return
+	}
+	defer lock.Release()
+	if _, err := watch.RecoverIntents(dir, time.Now()); err != nil {
+		fmt.Fprintf(stderr, "snapdiag: push: %v\n", err)
+	}
 }

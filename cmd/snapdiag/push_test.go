@@ -6,6 +6,8 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -21,16 +23,18 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapdiag/snapdiag/collectors"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/ship"
 )
 
 // Modes of faultProxy.
 const (
-	proxyPass  int32 = iota // forward to the store
-	proxy503                // answer 503 SlowDown, as a throttling store does
-	proxyHang               // accept the request, never answer
-	proxyStall              // forward, but stop reading request bodies after stallAfter bytes in all
+	proxyPass   int32 = iota // forward to the store
+	proxy503                 // answer 503 SlowDown, as a throttling store does
+	proxyHang                // accept the request, never answer
+	proxyStall               // forward, but stop reading request bodies after stallAfter bytes in all
+	proxyVanish              // forward; when the store cannot be reached, never answer (a host gone without a reset)
 )
 
 // stallAfter is how many request body bytes proxyStall forwards: two
@@ -52,7 +56,19 @@ type faultProxy struct {
 
 func newFaultProxy(t *testing.T, endpoint string) (*faultProxy, string) {
 	u, _ := url.Parse(endpoint)
-	p := &faultProxy{forward: httputil.NewSingleHostReverseProxy(u), stalled: make(chan struct{}), release: make(chan struct{})}
+	p := &faultProxy{stalled: make(chan struct{}), release: make(chan struct{})}
+	rp := httputil.NewSingleHostReverseProxy(u)
+	rp.ErrorHandler = func(w http.ResponseWriter, r *http.Request, err error) {
+		if p.mode.Load() == proxyVanish {
+			select {
+			case <-r.Context().Done():
+			case <-p.release:
+			}
+			return
+		}
+		w.WriteHeader(http.StatusBadGateway)
+	}
+	p.forward = rp
 	p.left.Store(stallAfter)
 	ts := httptest.NewServer(p)
 	t.Cleanup(func() {
@@ -109,6 +125,16 @@ func (b *stallBody) Read(buf []byte) (int, error) {
 }
 
 func (b *stallBody) Close() error { return b.r.Close() }
+
+// proxiedStore starts a store with a bucket "fleet" behind a faultProxy
+// in mode, and returns the store, the proxy and the proxy's URL.
+func proxiedStore(t *testing.T, mode int32) (*testutil.S3Server, *faultProxy, string) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	proxy, purl := newFaultProxy(t, srv.Endpoint)
+	proxy.mode.Store(mode)
+	return srv, proxy, purl
+}
 
 // storeEnv is the environment for srv with its endpoint replaced.
 func storeEnv(srv *testutil.S3Server, endpoint string) []string {
@@ -327,28 +353,9 @@ func TestWatchUploadStoreDown(t *testing.T) {
 			} else {
 				proxy.mode.Store(proxyHang)
 			}
-			out := t.TempDir()
 			restarted := filepath.Join(t.TempDir(), "restarted")
-			var stderr testutil.SyncBuffer // written by exec while the test reads it
-			cmd := exec.Command(testutil.Snapdiag(t), "watch", "--check", "tcp://127.0.0.1:1", "--failures", "1",
-				"--every", "200ms", "--timeout", "100ms", "--out", out, "--samples", "1", "--sample", "0", "--history", "0",
-				"--then", "touch "+restarted, "--upload", "s3://fleet/w", "--upload-timeout", "2s", "--upload-retry", "200ms")
-			cmd.Env = append(os.Environ(), storeEnv(srv, purl)...)
-			cmd.Stderr = &stderr
-			stdout, _ := cmd.StdoutPipe()
-			if err := cmd.Start(); err != nil {
-				t.Fatal(err)
-			}
-			defer func() {
-				cmd.Process.Signal(syscall.SIGTERM)
-				cmd.Wait()
-				noSecret(t, []string{stderr.String()}, out)
-			}()
-			line, err := bufio.NewReader(stdout).ReadString('\n')
-			if err != nil {
-				t.Fatalf("no bundle path: %v", err)
-			}
-			bundle := strings.TrimSpace(line)
+			bundle, stderr := watchUploading(t, storeEnv(srv, purl), "--check", "tcp://127.0.0.1:1", "--timeout", "100ms",
+				"--then", "touch "+restarted, "--upload-timeout", "2s")
 			testutil.Eventually(t, 0, "the restart command to run", func() (bool, string) {
 				_, err := os.Stat(restarted)
 				return err == nil, "no " + restarted
@@ -363,18 +370,227 @@ func TestWatchUploadStoreDown(t *testing.T) {
 			} else {
 				proxy.mode.Store(proxyPass)
 			}
-			obj := filepath.Join(srv.Root, "fleet", "w", "__HOST__", filepath.Base(bundle))
-			testutil.Eventually(t, 0, "the bundle to reach the store", func() (bool, string) {
-				m, _ := filepath.Glob(filepath.Join(srv.Root, "fleet", "w", "*", filepath.Base(bundle)))
-				if len(m) == 1 && !ship.IsPending(bundle) {
-					obj = m[0]
-					return true, ""
-				}
-				return false, stderr.String()
-			})
-			if got, want := fileSum(t, obj), fileSum(t, bundle); got != want {
-				t.Errorf("stored sha256 %s, bundle %s", got, want)
-			}
+			awaitStored(t, srv, bundle, stderr)
 		})
+	}
+}
+
+// watchUploading starts snapdiag watch with args, capturing on the first
+// failed check into a fresh --out with --upload s3://fleet/w and retries
+// 200ms apart, and returns the path of its first bundle and its stderr.
+// At the test's end the watch is stopped and its log and --out are
+// searched for the store's secret.
+func watchUploading(t *testing.T, env []string, args ...string) (string, *testutil.SyncBuffer) {
+	t.Helper()
+	out := t.TempDir()
+	stderr := &testutil.SyncBuffer{} // written by exec while the test reads it
+	cmd := exec.Command(testutil.Snapdiag(t), append([]string{"watch", "--failures", "1", "--every", "200ms",
+		"--out", out, "--samples", "1", "--sample", "0", "--history", "0",
+		"--upload", "s3://fleet/w", "--upload-retry", "200ms"}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = stderr
+	stdout, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		noSecret(t, []string{stderr.String()}, out)
+	})
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		t.Fatalf("no bundle path: %v\n%s", err, stderr.String())
+	}
+	return strings.TrimSpace(line), stderr
+}
+
+// awaitStored waits for the watch whose log is stderr to send bundle to
+// srv under fleet/w, its sidecar removed, and checks the object's bytes.
+func awaitStored(t *testing.T, srv *testutil.S3Server, bundle string, stderr *testutil.SyncBuffer) {
+	t.Helper()
+	var obj string
+	testutil.Eventually(t, 0, "the bundle to reach the store", func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(srv.Root, "fleet", "w", "*", filepath.Base(bundle)))
+		if len(m) == 1 && !ship.IsPending(bundle) {
+			obj = m[0]
+			return true, ""
+		}
+		return false, stderr.String()
+	})
+	if got, want := fileSum(t, obj), fileSum(t, bundle); got != want {
+		t.Errorf("stored sha256 %s, bundle %s", got, want)
+	}
+}
+
+// TestCaptureUploadDoesNotHold: capture --upload, as an ExecStopPost= of a
+// unit that restarts, with a store that accepts requests and never
+// answers: capture returns by itself (without --upload-timeout, killed
+// only by the test's hang guard) with its bundle written and left
+// pending, one line saying why, and push --pending sends it once the store
+// answers again.
+func TestCaptureUploadDoesNotHold(t *testing.T) {
+	srv, proxy, purl := proxiedStore(t, proxyHang)
+	out := t.TempDir()
+	r := snapdiag(t, storeEnv(srv, purl), "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q",
+		"--upload", "s3://fleet/p")
+	if r.Code != 0 {
+		t.Fatalf("capture: exit %d\n%s", r.Code, r.Stderr)
+	}
+	bundle := lastLine(r.Stdout)
+	pd, err := ship.ReadPending(bundle)
+	if err != nil || pd.Attempts != 1 {
+		t.Fatalf("pending sidecar %+v, %v; want one attempt", pd, err)
+	}
+	if left, _ := ship.ListIntents(out); len(left) != 0 {
+		t.Errorf("the capture left its upload intent once the bundle was marked: %v", left)
+	}
+	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], ship.ErrUnavailable.Error()) {
+		t.Errorf("stderr, want one line saying %q:\n%s", ship.ErrUnavailable, r.Stderr)
+	}
+	proxy.mode.Store(proxyPass)
+	if r := snapdiag(t, storeEnv(srv, purl), "push", "--pending", out); r.Code != 0 || ship.IsPending(bundle) {
+		t.Fatalf("push --pending: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestPushPendingRecoversIntent: a capture --upload killed between
+// committing its bundle and marking it pending leaves its upload intent
+// and an unmarked bundle; push --pending (the timer) marks and sends it,
+// and removes the intent.
+func TestPushPendingRecoversIntent(t *testing.T) {
+	out, store := t.TempDir(), t.TempDir()
+	target, err := ship.ParseTarget("file://" + store)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What capture --upload writes before capturing, then the capture
+	// itself, without the mark that the kill prevented.
+	if _, err := ship.BeginIntent(out, target, collectors.Hostname(), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
+	if ship.IsPending(bundle) {
+		t.Fatal("bundle marked before the recovery")
+	}
+	r := snapdiag(t, nil, "push", "--pending", out)
+	if r.Code != 0 || ship.IsPending(bundle) {
+		t.Fatalf("push --pending: exit %d, pending %v\n%s", r.Code, ship.IsPending(bundle), r.Stderr)
+	}
+	key, _ := ship.Key("", collectors.Hostname(), filepath.Base(bundle))
+	if got, want := fileSum(t, filepath.Join(store, key)), fileSum(t, bundle); got != want {
+		t.Errorf("stored sha256 %s, bundle %s", got, want)
+	}
+	if left, _ := ship.ListIntents(out); len(left) != 0 {
+		t.Errorf("intents left: %v", left)
+	}
+}
+
+// TestPushInstanceRole: snapdiag push on a host whose only credentials are
+// its instance role (IMDSv2) sends the bundle; when the store refuses the
+// role's secret, the one line on stderr names the key id, and the secret
+// is nowhere in the output or the files written.
+func TestPushInstanceRole(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("fleet")
+	out := t.TempDir()
+	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
+	const wrong = "role-secret-the-store-refuses"
+	bad := testutil.StartIMDS(t, testutil.S3AccessKey, wrong)
+	r := snapdiag(t, bad.Env(srv), "push", "--to", "s3://fleet/roles", bundle)
+	outputs := []string{r.Stdout, r.Stderr}
+	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); r.Code != 1 || len(lines) != 1 ||
+		!strings.Contains(lines[0], ship.ErrCredentials.Error()) || !strings.Contains(lines[0], testutil.S3AccessKey) {
+		t.Errorf("refused role: exit %d, want 1 and one line naming the key id:\n%s", r.Code, r.Stderr)
+	}
+	if data, err := os.ReadFile(ship.PendingPath(bundle)); err != nil || bytes.Contains(data, []byte(wrong)) {
+		t.Errorf("pending sidecar: %v, or the refused secret is in it", err)
+	}
+	good := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey)
+	r = snapdiag(t, good.Env(srv), "push", "--pending", out)
+	outputs = append(outputs, r.Stdout, r.Stderr)
+	if r.Code != 0 || ship.IsPending(bundle) {
+		t.Fatalf("push --pending with the role: exit %d\n%s", r.Code, r.Stderr)
+	}
+	noSecret(t, outputs, out)
+	for _, s := range outputs {
+		if strings.Contains(s, wrong) {
+			t.Errorf("the refused secret is in the output:\n%s", s)
+		}
+	}
+}
+
+// TestWatchUploadStoreStopsDuringCapture: the store dies between the
+// failed check and the capture's upload (the check itself kills it, so
+// the moment is exact), and requests to it then go unanswered, as to a
+// host gone without a reset. The watch's own log records the order: the
+// bundle is written, the restart runs and finishes, and only then does the
+// upload attempt fail, so the restart never waited for it; the bundle
+// stays pending, and once the store is back the retry sends it.
+func TestWatchUploadStoreStopsDuringCapture(t *testing.T) {
+	srv, _, purl := proxiedStore(t, proxyVanish)
+	dir := t.TempDir()
+	// Fails every time; the first time, it kills the store (our own child,
+	// by pid, once: a later run must not signal a recycled pid).
+	check := filepath.Join(dir, "check.sh")
+	script := fmt.Sprintf("#!/bin/sh\n[ -e %[1]s/killed ] || { kill -9 %[2]d; touch %[1]s/killed; }\nexit 1\n", dir, srv.PID())
+	if err := os.WriteFile(check, []byte(script), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	restarted := filepath.Join(dir, "restarted")
+	bundle, stderr := watchUploading(t, storeEnv(srv, purl), "--check", "exec:"+check, "--timeout", "5s",
+		"--then", "touch "+restarted, "--upload-timeout", "3s", "--log-format", "json")
+
+	// msgIndex is where each message first shows in the log.
+	msgIndex := func() map[string]int {
+		idx := map[string]int{}
+		for i, l := range strings.Split(stderr.String(), "\n") {
+			var rec struct {
+				Msg string `json:"msg"`
+			}
+			if json.Unmarshal([]byte(l), &rec) == nil {
+				if _, ok := idx[rec.Msg]; !ok {
+					idx[rec.Msg] = i
+				}
+			}
+		}
+		return idx
+	}
+	const (
+		written  = "bundle written"
+		running  = "running restart command"
+		finished = "restart command finished"
+		failed   = "upload failed; bundle kept, pending"
+	)
+	var idx map[string]int
+	testutil.Eventually(t, 0, "the upload attempt to fail", func() (bool, string) {
+		idx = msgIndex()
+		_, ok := idx[failed]
+		return ok, stderr.String()
+	})
+	if _, err := os.Stat(filepath.Join(dir, "killed")); err != nil {
+		t.Fatal("the check never stopped the store")
+	}
+	for _, m := range []string{written, running, finished} {
+		if _, ok := idx[m]; !ok {
+			t.Fatalf("no %q in the log:\n%s", m, stderr.String())
+		}
+	}
+	if !(idx[written] < idx[running] && idx[running] < idx[finished] && idx[finished] < idx[failed]) {
+		t.Errorf("log order: written %d, restart %d..%d, upload failed %d; want the restart done before the upload failed:\n%s",
+			idx[written], idx[running], idx[finished], idx[failed], stderr.String())
+	}
+	if _, err := os.Stat(restarted); err != nil {
+		t.Error("the restart command did not run")
+	}
+	if !ship.IsPending(bundle) {
+		t.Fatal("bundle not pending while the store is down")
+	}
+
+	srv.Stop() // reaps the killed server
+	srv.Start()
+	awaitStored(t, srv, bundle, stderr)
+	if _, ok := msgIndex()["bundle uploaded"]; !ok {
+		t.Error("no \"bundle uploaded\" in the log")
 	}
 }

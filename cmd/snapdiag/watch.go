@@ -218,7 +218,7 @@ Files:
 	}
 	fl := cmd.Flags()
 	f.captureFlags.register(fl)
-	f.uploadFlags.register(fl)
+	f.uploadFlags.register(fl, defaultUploadTimeout)
 	fl.DurationVar(&f.uploadRetry, "upload-retry", watch.DefaultUploadRetry, "first wait before sending a pending bundle again; each later wait doubles, up to 15m, with jitter")
 	fl.StringArrayVar(&f.checks, "check", nil, "health check: tcp://HOST:PORT, http://URL, https://URL or exec:CMD (repeatable)")
 	fl.StringVar(&f.expect, "expect", "", "text the first line from a tcp check's server must contain")

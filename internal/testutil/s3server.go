@@ -140,6 +140,15 @@ func (s *S3Server) Stop() {
 	s.cmd = nil
 }
 
+// PID is the running server's process id (0 when stopped), for a test
+// whose own child process stops the store at a chosen moment.
+func (s *S3Server) PID() int {
+	if s.cmd == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Bucket creates a bucket.
 func (s *S3Server) Bucket(name string) {
 	s.t.Helper()
