@@ -59,6 +59,15 @@ type Filter struct {
 	MinSeverity  analyze.Severity
 }
 
+// CheckHostGlob returns an error when pattern is not a valid --host glob
+// (path.Match syntax): a bad pattern would match nothing, silently.
+func CheckHostGlob(pattern string) error {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return fmt.Errorf("--host %q: %w", pattern, err)
+	}
+	return nil
+}
+
 // Report is the fleet report (snapdiag.fleet/v1).
 type Report struct {
 	Schema    string      `json:"schema"`
