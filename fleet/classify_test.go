@@ -2,6 +2,9 @@ package fleet_test
 
 import (
 	"fmt"
+	"io"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -125,4 +128,43 @@ func TestClassify(t *testing.T) {
 	if rep.Bundles != 1 || rep.Exit != analyze.ExitCritical {
 		t.Errorf("--until day 3 14:00: %d bundles, exit %d; want 1, %d", rep.Bundles, rep.Exit, analyze.ExitCritical)
 	}
+}
+
+// FuzzBuild: whatever summaries a cache holds (it is a directory anyone
+// with the user's rights may edit), Build does not panic, its class is one
+// of the documented ones, its shares are shares, and no hour is outside
+// the day.
+func FuzzBuild(f *testing.F) {
+	f.Add("203.0.113.7 203.0.113.8", uint8(3), int64(3600), 2.5, int64(20), uint8(2))
+	f.Add("", uint8(0), int64(-1), -1.0, int64(-5), uint8(0))
+	f.Add("::ffff:1.2.3.4 1.2.3.4 x", uint8(255), int64(1<<40), 1e300, int64(1<<62), uint8(1))
+	classes := []string{"", fleet.ClassRecurring, fleet.ClassFlood, fleet.ClassMixed, fleet.ClassNone, fleet.ClassUnknown}
+	f.Fuzz(func(t *testing.T, sources string, n uint8, unix int64, secs float64, accepted int64, packets uint8) {
+		var results []fleet.Result
+		ev := []fleet.PacketEvidence{fleet.PacketsAbsent, fleet.PacketsCannotTell, fleet.PacketsJudged, "junk"}[packets%4]
+		for i := range int(n % 32) {
+			r := synIncidentSampled(fmt.Sprintf("h%d", i%5), 1+i%3, ev, strings.Fields(sources)...)
+			r.Summary.CapturedAt = time.Unix(unix%(1<<34), 0)
+			r.Summary.Hours = []fleet.HourAccepts{{Hour: time.Unix(unix%(1<<34)+int64(i)*3600, 0), Seconds: secs, Accepted: accepted}}
+			results = append(results, r)
+		}
+		rep := fleet.Build("fuzz", results, fleet.Filter{})
+		if !slices.Contains(classes, rep.HalfOpen.Class) {
+			t.Errorf("class %q", rep.HalfOpen.Class)
+		}
+		if h := rep.HalfOpen; h.RecurrentShare < 0 || h.RecurrentShare > 1 || h.TopShare < 0 || h.TopShare > 1 {
+			t.Errorf("shares %v %v", h.RecurrentShare, h.TopShare)
+		}
+		for _, h := range rep.Hours {
+			if h.Hour < 0 || h.Hour > 23 {
+				t.Errorf("hour %d", h.Hour)
+			}
+		}
+		if rep.Busiest.AtBusiest > rep.Busiest.Incidents {
+			t.Errorf("busiest %+v", rep.Busiest)
+		}
+		if err := fleet.RenderJSON(io.Discard, rep); err != nil {
+			t.Errorf("render: %v", err)
+		}
+	})
 }

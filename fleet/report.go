@@ -491,9 +491,15 @@ type hourAcc struct {
 
 type hourProfile [24]hourAcc
 
+// maxHourSeconds bounds the seconds one bundle may add to an hour.
+const maxHourSeconds = 7 * 24 * 3600
+
 func (hs *hourProfile) add(s Summary, incident bool) {
 	for _, h := range s.Hours {
-		if h.Seconds > 0 && h.Accepted >= 0 {
+		// One bundle's hour cannot hold more than the span its samples
+		// cover; a week, and 2^40 handshakes, bound any real one and keep
+		// the sums finite.
+		if h.Seconds > 0 && h.Seconds <= maxHourSeconds && h.Accepted >= 0 && h.Accepted <= 1<<40 {
 			a := &hs[h.Hour.UTC().Hour()]
 			a.seconds += h.Seconds
 			a.accepted += h.Accepted
@@ -520,8 +526,9 @@ func (hs *hourProfile) profile() ([]HourLoad, Busiest) {
 			continue
 		}
 		l := HourLoad{Hour: h, Seconds: round2(a.seconds), Bundles: a.bundles, Incidents: a.incidents}
-		if a.seconds > 0 {
-			r := round2(float64(a.accepted) / a.seconds)
+		// A cache entry is a file anyone with the user's rights may edit:
+		// a rate JSON cannot carry (an overflow to infinity) is no rate.
+		if r := round2(float64(a.accepted) / a.seconds); a.seconds > 0 && !math.IsInf(r, 0) && !math.IsNaN(r) {
 			l.AcceptRate = &r
 			sampled = append(sampled, len(out))
 		}
