@@ -87,6 +87,15 @@ func TestWatchHistoryLoad(t *testing.T) {
 	for _, x := range rep.Hours {
 		hours[x.Hour] = x
 	}
+	measured := 0
+	for _, x := range rep.Hours {
+		if x.AcceptRate != nil {
+			measured++
+		}
+	}
+	if rep.Busiest.Sampled != measured || measured < 3 {
+		t.Errorf("busiest over %d sampled hours, the report measures %d (want 3 or more)", rep.Busiest.Sampled, measured)
+	}
 	for _, hr := range []int{3, 4, 5} {
 		if x, ok := hours[hr]; !ok || x.AcceptRate == nil {
 			t.Errorf("report hour %02d: %+v, want a measured rate", hr, x)

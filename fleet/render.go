@@ -88,7 +88,8 @@ func (rep *Report) header() []string {
 		for i, h := range b.Hours {
 			hs[i] = fmt.Sprintf("%02d:00", h)
 		}
-		lines = append(lines, fmt.Sprintf("Busiest hours (UTC) %s: %d of %d incidents were captured in them", strings.Join(hs, " "), b.AtBusiest, b.Incidents))
+		lines = append(lines, fmt.Sprintf("Busiest hours (UTC) %s, of %d hours of day sampled: %d of %d incidents were captured in them",
+			strings.Join(hs, " "), b.Sampled, b.AtBusiest, b.Incidents))
 	}
 	for _, f := range rep.Failed {
 		lines = append(lines, "Could not read "+safe(f.Key)+" ("+f.Kind+"): "+safe(f.Error))

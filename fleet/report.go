@@ -224,6 +224,9 @@ type HourLoad struct {
 // least one).
 type Busiest struct {
 	Hours []int `json:"hours"`
+	// Sampled is how many hours of day had samples: with one or two, the
+	// busiest says little.
+	Sampled int `json:"sampled_hours"`
 	// Incidents is the incidents in range with a capture time;
 	// AtBusiest those captured in a busiest hour.
 	Incidents int `json:"incidents"`
@@ -534,6 +537,7 @@ func (hs *hourProfile) profile() ([]HourLoad, Busiest) {
 		}
 		out = append(out, l)
 	}
+	b.Sampled = len(sampled)
 	sort.SliceStable(sampled, func(i, j int) bool { return *out[sampled[i]].AcceptRate > *out[sampled[j]].AcceptRate })
 	for _, i := range sampled[:(len(sampled)+3)/4] {
 		out[i].Busiest = true
