@@ -12,10 +12,12 @@ import (
 	"strconv"
 )
 
-// Cache holds each bundle's Summary under its SHA-256, and each listed
-// object's checksum under a hash of its key, version and size, so a second
-// run reads neither bundles nor checksums it has seen. Every file name is a
-// hash: no part of an untrusted key or checksum reaches a path unchecked.
+// Cache holds each bundle's Summary under the SHA-256 of its bytes as they
+// were read, and, for each listed object whose bytes were read and hashed,
+// that hash under a hash of the object's identity (key, version, size and
+// listed checksum), so a second run reads no bundle it has seen. Every file
+// name is a hash: no part of an untrusted key or checksum reaches a path
+// unchecked.
 type Cache struct {
 	Dir string
 }
@@ -30,8 +32,9 @@ func DefaultCacheDir() (string, error) {
 }
 
 // summaryFormat is bumped when Summary changes meaning, so entries written
-// by another build are analyzed again rather than misread.
-const summaryFormat = 1
+// by another build are analyzed again rather than misread. 2: refs record
+// computed checksums only; packet evidence and hourly load.
+const summaryFormat = 2
 
 // SummaryPath is where the summary of the bundle with checksum sum lives,
 // and "" when sum is not a SHA-256 in hex.
@@ -42,11 +45,14 @@ func (c Cache) SummaryPath(sum string) string {
 	return filepath.Join(c.Dir, "reports", sum[:2], sum+".json")
 }
 
-// RefPath is where the checksum of object o is recorded: named by the
-// SHA-256 of its key, version and size, whatever bytes the key holds.
+// RefPath is where the computed checksum of object o is recorded: named
+// by the SHA-256 of its identity, whatever bytes the key holds. The
+// identity is what changes when the object is replaced: its key, version
+// (ETag, modification time), size, and the checksum the listing claims (a
+// rewritten KEY.sha256 sidecar makes the bytes be read and checked again).
 func (c Cache) RefPath(o Object) string {
 	h := sha256.New()
-	for _, s := range []string{o.Key, o.Version, strconv.FormatInt(o.Size, 10)} {
+	for _, s := range []string{o.Key, o.Version, strconv.FormatInt(o.Size, 10), o.SHA256} {
 		// Length-prefixed, so no two triples hash the same input.
 		fmt.Fprintf(h, "%d:%s", len(s), s)
 	}
@@ -86,7 +92,8 @@ func (c Cache) PutSummary(s Summary) error {
 	return writeAtomic(p, data)
 }
 
-// Ref returns the checksum recorded for o, "" when none.
+// Ref returns the checksum computed from o's bytes when they were last
+// read, "" when none is recorded.
 func (c Cache) Ref(o Object) string {
 	data, err := readSmall(c.RefPath(o), 128)
 	if err != nil {
@@ -95,7 +102,8 @@ func (c Cache) Ref(o Object) string {
 	return NormalizeSum(string(data))
 }
 
-// PutRef records sum as o's checksum.
+// PutRef records sum, computed from o's bytes as they were read, as o's
+// checksum; never a checksum the store claims.
 func (c Cache) PutRef(o Object, sum string) error {
 	if sum = NormalizeSum(sum); sum == "" {
 		return errors.New("cache ref: not a sha-256")

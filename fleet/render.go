@@ -49,15 +49,30 @@ func (rep *Report) tables() []table {
 	for _, s := range rep.HalfOpen.Sources {
 		src.rows = append(src.rows, []string{s.Addr, s.Prefix, fmt.Sprint(s.Incidents), strings.Join(s.Hosts, " ")})
 	}
-	load := table{title: "Load: accepted connections per second in each bundle", head: []string{"captured", "host", "worst", "accepted/s"}}
+	load := table{title: "Load: accepted connections per second in each bundle", head: []string{"captured", "host", "worst", "accepted/s", "before (watch history)"}}
 	for _, l := range rep.Load {
-		rate := "-"
-		if l.AcceptRate != nil {
-			rate = fmt.Sprintf("%.1f", *l.AcceptRate)
+		hist := "-"
+		if l.HistoryAcceptRate != nil {
+			hist = fmt.Sprintf("%s over %d samples", rate(l.HistoryAcceptRate), l.HistorySamples)
 		}
-		load.rows = append(load.rows, []string{l.CapturedAt, l.Host, l.Worst, rate})
+		load.rows = append(load.rows, []string{l.CapturedAt, l.Host, l.Worst, rate(l.AcceptRate), hist})
 	}
-	return []table{grid, rec, src, load}
+	hours := table{title: "Load and incidents by hour of day (UTC; * a busiest hour)", head: []string{"hour", "accepted/s", "bundles", "incidents"}}
+	for _, h := range rep.Hours {
+		mark := ""
+		if h.Busiest {
+			mark = " *"
+		}
+		hours.rows = append(hours.rows, []string{fmt.Sprintf("%02d:00%s", h.Hour, mark), rate(h.AcceptRate), fmt.Sprint(h.Bundles), fmt.Sprint(h.Incidents)})
+	}
+	return []table{grid, rec, src, load, hours}
+}
+
+func rate(r *float64) string {
+	if r == nil {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", *r)
 }
 
 func (rep *Report) header() []string {
@@ -68,8 +83,16 @@ func (rep *Report) header() []string {
 	if rep.HalfOpen.Class != "" {
 		lines = append(lines, fmt.Sprintf("Half-open clients: %s (%s)", rep.HalfOpen.Class, strings.Join(rep.HalfOpen.Evidence, "; ")))
 	}
+	if b := rep.Busiest; len(b.Hours) > 0 && b.Incidents > 0 {
+		hs := make([]string, len(b.Hours))
+		for i, h := range b.Hours {
+			hs[i] = fmt.Sprintf("%02d:00", h)
+		}
+		lines = append(lines, fmt.Sprintf("Busiest hours (UTC) %s, of %d hours of day sampled: %d of %d incidents were captured in them",
+			strings.Join(hs, " "), b.Sampled, b.AtBusiest, b.Incidents))
+	}
 	for _, f := range rep.Failed {
-		lines = append(lines, "Could not read "+safe(f.Key)+": "+safe(f.Error))
+		lines = append(lines, "Could not read "+safe(f.Key)+" ("+f.Kind+"): "+safe(f.Error))
 	}
 	return lines
 }

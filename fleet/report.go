@@ -1,7 +1,9 @@
 package fleet
 
 import (
+	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"path"
 	"slices"
@@ -9,28 +11,61 @@ import (
 	"time"
 
 	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // Schema is the fleet report's JSON schema name.
 const Schema = "snapdiag.fleet/v1"
 
-// The half-open classifications.
+// The half-open classifications (HalfOpen.classify says when each holds).
 const (
+	// ClassRecurring: a few sources, seen again and again across
+	// incidents and hosts, account for most sightings.
 	ClassRecurring = "recurring-broken-clients"
-	ClassFlood     = "distributed-flood"
-	ClassNone      = "no-half-open-clients"
+	// ClassFlood: many sources, nearly every one seen in one incident.
+	ClassFlood = "distributed-flood"
+	// ClassMixed: sources were seen, but neither pattern holds (one
+	// incident cannot show recurrence; many recurrent sources are not "a
+	// few"): the evidence numbers say what was seen.
+	ClassMixed = "mixed"
+	// ClassNone: packet samples judged the handshakes of the incidents and
+	// named no half-open client: the queue filled with clients that did
+	// complete (the application did not accept).
+	ClassNone = "no-half-open-clients"
+	// ClassUnknown: no incident names a source and none had a packet
+	// sample that could judge its handshakes: nothing can be concluded.
+	ClassUnknown = "unknown-no-packet-sample"
 )
 
-// FewSources is the most distinct half-open sources, across all SYN-queue
-// incidents, that are still "a few broken clients": beyond it, the sources
-// are a distributed flood.
-const FewSources = 10
+// Thresholds of the half-open classification. A sighting is one source
+// named in one incident; a source is recurrent when it is sighted in two
+// incidents or more (on one host or several).
+const (
+	// FewSources is the most recurrent sources that are still "a few
+	// broken clients".
+	FewSources = 10
+	// RecurringShare is the least share of sightings that recurrent
+	// sources must account for to be the incidents' cause.
+	RecurringShare = 0.5
+	// FloodOnceShare is the least share of sightings by sources seen once
+	// for more than FewSources sources to be a distributed flood.
+	FloodOnceShare = 0.8
+)
 
 // Filter selects the bundles a report covers.
 type Filter struct {
 	Since, Until time.Time // zero: unbounded; Until is exclusive
 	HostGlob     string    // path.Match pattern, "" for all
 	MinSeverity  analyze.Severity
+}
+
+// CheckHostGlob returns an error when pattern is not a valid --host glob
+// (path.Match syntax): a bad pattern would match nothing, silently.
+func CheckHostGlob(pattern string) error {
+	if _, err := path.Match(pattern, ""); err != nil {
+		return fmt.Errorf("--host %q: %w", pattern, err)
+	}
+	return nil
 }
 
 // Report is the fleet report (snapdiag.fleet/v1).
@@ -45,6 +80,11 @@ type Report struct {
 	Recurring []Recurring `json:"recurring"`
 	HalfOpen  HalfOpen    `json:"half_open"`
 	Load      []Load      `json:"load"`
+	// Hours is the fleet's load and incidents by UTC hour of day, the
+	// hours with neither left out; Busiest sets the incidents against the
+	// busiest of them.
+	Hours   []HourLoad `json:"hours"`
+	Busiest Busiest    `json:"busiest"`
 	// Worst is the worst finding in range, "" when none.
 	Worst string `json:"worst,omitempty"`
 	// Exit is analyze's exit code for the worst finding in range (1 when a
@@ -56,6 +96,31 @@ type Report struct {
 type Failure struct {
 	Key   string `json:"key"`
 	Error string `json:"error"`
+	// Kind is FailChecksum, FailCorrupt or FailRead.
+	Kind string `json:"kind"`
+}
+
+// The kinds of failure.
+const (
+	// FailChecksum: the bytes do not match the checksum the store claims
+	// (ChecksumError).
+	FailChecksum = "checksum-mismatch"
+	// FailCorrupt: the bundle's archive is damaged (bundle.ErrCorrupt).
+	FailCorrupt = "corrupt"
+	// FailRead: the object could not be read, or the bundle analyzed.
+	FailRead = "read"
+)
+
+func failKind(err error) string {
+	var ce *ChecksumError
+	switch {
+	case errors.As(err, &ce):
+		return FailChecksum
+	case errors.Is(err, bundle.ErrCorrupt):
+		return FailCorrupt
+	default:
+		return FailRead
+	}
 }
 
 // HostRow is one host's incidents over the days of the report.
@@ -91,6 +156,26 @@ type HalfOpen struct {
 	Class     string   `json:"class"`
 	Evidence  []string `json:"evidence"`
 	Sources   []Client `json:"sources"`
+
+	// The numbers the class is decided on. WithSources incidents name a
+	// source; of the others, NoneSeen had a packet sample that judged the
+	// handshakes and Unknown had none (or one that could not judge).
+	WithSources int `json:"incidents_with_sources"`
+	NoneSeen    int `json:"incidents_none_seen"`
+	Unknown     int `json:"incidents_unknown"`
+	// Sightings counts sources named per incident; Recurrent sources are
+	// sighted in two incidents or more, Once sources in one.
+	Sightings int `json:"sightings"`
+	Recurrent int `json:"recurrent_sources"`
+	Once      int `json:"once_sources"`
+	// RecurrentShare is the share of sightings by recurrent sources;
+	// TopShare the share by the FewSources most sighted ones (how
+	// concentrated the sources are).
+	RecurrentShare float64 `json:"recurrent_share"`
+	TopShare       float64 `json:"top_share"`
+	// Prefixes and Hosts count the sources' /24 or /48 and their hosts.
+	Prefixes int `json:"prefixes"`
+	Hosts    int `json:"hosts"`
 }
 
 // Client is one half-open client source across bundles.
@@ -99,6 +184,9 @@ type Client struct {
 	Prefix    string   `json:"prefix"`
 	Incidents int      `json:"incidents"`
 	Hosts     []string `json:"hosts"`
+	// Recurrent is true when the source is sighted in two incidents or
+	// more.
+	Recurrent bool `json:"recurrent"`
 }
 
 // Load is one bundle's accepted-connection rate, to set its incidents
@@ -109,6 +197,40 @@ type Load struct {
 	CapturedAt string   `json:"captured_at"`
 	Worst      string   `json:"worst"`
 	AcceptRate *float64 `json:"accept_rate"`
+	// HistorySamples is how many samples the watchdog took before the
+	// capture; HistoryAcceptRate the accepted rate over them.
+	HistorySamples    int      `json:"history_samples"`
+	HistoryAcceptRate *float64 `json:"history_accept_rate"`
+}
+
+// HourLoad is one UTC hour of day across the fleet and its days: the
+// accepted connections per second every bundle's samples (watch history
+// included) saw in that hour, and the bundles captured in it.
+type HourLoad struct {
+	Hour int `json:"hour"`
+	// AcceptRate is the accepted connections over the seconds sampled in
+	// that hour, per second, averaged over the hosts sampled (nil when no
+	// sample fell in it); Seconds is the time sampled.
+	AcceptRate *float64 `json:"accept_rate"`
+	Seconds    float64  `json:"seconds"`
+	Bundles    int      `json:"bundles"`
+	Incidents  int      `json:"incidents"`
+	// Busiest marks the hours of Busiest.Hours.
+	Busiest bool `json:"busiest"`
+}
+
+// Busiest sets the incidents against the fleet's busiest hours: the
+// quarter of the sampled hours of day with the highest accepted rate (at
+// least one).
+type Busiest struct {
+	Hours []int `json:"hours"`
+	// Sampled is how many hours of day had samples: with one or two, the
+	// busiest says little.
+	Sampled int `json:"sampled_hours"`
+	// Incidents is the incidents in range with a capture time;
+	// AtBusiest those captured in a busiest hour.
+	Incidents int `json:"incidents"`
+	AtBusiest int `json:"at_busiest"`
 }
 
 // Host is the host of a result: its key's HOSTNAME segment, else the
@@ -130,7 +252,9 @@ func sevName(s Summary) string {
 // Build brings the results in range together.
 func Build(source string, results []Result, f Filter) *Report {
 	rep := &Report{Schema: Schema, Source: source, Failed: []Failure{}, Days: []string{}, Hosts: []HostRow{},
-		Healthy: []string{}, Recurring: []Recurring{}, Load: []Load{}, HalfOpen: HalfOpen{Evidence: []string{}, Sources: []Client{}}}
+		Healthy: []string{}, Recurring: []Recurring{}, Load: []Load{}, HalfOpen: HalfOpen{Evidence: []string{}, Sources: []Client{}},
+		Hours: []HourLoad{}, Busiest: Busiest{Hours: []int{}}}
+	var hours hourProfile
 	type acc struct {
 		row  HostRow
 		days map[string]*DayCell
@@ -145,12 +269,14 @@ func Build(source string, results []Result, f Filter) *Report {
 	for _, r := range results {
 		host := r.Host()
 		if f.HostGlob != "" {
+			// A bad pattern matches nothing; the command refuses it first
+			// (CheckHostGlob).
 			if ok, _ := path.Match(f.HostGlob, host); !ok {
 				continue
 			}
 		}
 		if r.Err != nil {
-			rep.Failed = append(rep.Failed, Failure{Key: r.Object.Key, Error: r.Err.Error()})
+			rep.Failed = append(rep.Failed, Failure{Key: r.Object.Key, Error: r.Err.Error(), Kind: failKind(r.Err)})
 			continue
 		}
 		s := r.Summary
@@ -203,22 +329,29 @@ func Build(source string, results []Result, f Filter) *Report {
 			}
 			recurHosts[fr.ID][host] = true
 		}
+		hours.add(s, incident)
 		if s.SynQueue {
 			rep.HalfOpen.Incidents++
-			for _, addr := range dedup(s.HalfOpen) {
-				// A socket table's address is untrusted text: only a
-				// parsed address is shown.
-				if addr = canonical(addr); addr == "" {
-					continue
-				}
+			named := 0
+			for _, addr := range dedup(canonicalAll(s.HalfOpen)) {
+				named++
 				srcInc[addr]++
 				if srcHosts[addr] == nil {
 					srcHosts[addr] = map[string]bool{}
 				}
 				srcHosts[addr][host] = true
 			}
+			switch {
+			case named > 0:
+				rep.HalfOpen.WithSources++
+			case s.Packets == PacketsJudged:
+				rep.HalfOpen.NoneSeen++
+			default:
+				rep.HalfOpen.Unknown++
+			}
 		}
-		l := Load{Host: host, Key: r.Object.Key, Worst: sevName(s), AcceptRate: s.AcceptRate}
+		l := Load{Host: host, Key: r.Object.Key, Worst: sevName(s), AcceptRate: s.AcceptRate,
+			HistorySamples: s.HistorySamples, HistoryAcceptRate: s.HistoryAcceptRate}
 		if !s.CapturedAt.IsZero() {
 			l.CapturedAt = s.CapturedAt.Format(time.RFC3339)
 		}
@@ -255,7 +388,8 @@ func Build(source string, results []Result, f Filter) *Report {
 		return a.ID < b.ID
 	})
 	for addr, n := range srcInc {
-		rep.HalfOpen.Sources = append(rep.HalfOpen.Sources, Client{Addr: addr, Prefix: Prefix(addr), Incidents: n, Hosts: keys(srcHosts[addr])})
+		rep.HalfOpen.Sources = append(rep.HalfOpen.Sources, Client{Addr: addr, Prefix: Prefix(addr), Incidents: n, Hosts: keys(srcHosts[addr]),
+			Recurrent: n >= 2})
 	}
 	sort.Slice(rep.HalfOpen.Sources, func(i, j int) bool {
 		a, b := rep.HalfOpen.Sources[i], rep.HalfOpen.Sources[j]
@@ -265,6 +399,7 @@ func Build(source string, results []Result, f Filter) *Report {
 		return a.Addr < b.Addr
 	})
 	rep.HalfOpen.classify()
+	rep.Hours, rep.Busiest = hours.profile()
 	sort.SliceStable(rep.Load, func(i, j int) bool { return rep.Load[i].CapturedAt < rep.Load[j].CapturedAt })
 	switch {
 	case len(rep.Failed) > 0:
@@ -280,42 +415,140 @@ func Build(source string, results []Result, f Filter) *Report {
 	return rep
 }
 
-// classify decides the class of the half-open sources: none in any
-// incident means the application did not accept (the queue filled with
-// clients that did complete); at most FewSources distinct sources are a
-// few broken clients; more are a distributed flood.
+// classify decides the class of the half-open sources on recurrence:
+// recurrent sources (sighted in two incidents or more), at most FewSources
+// of them, that account for RecurringShare of the sightings or more are a
+// few recurring broken clients; more than FewSources sources, FloodOnceShare
+// of the sightings or more by sources seen once, are a distributed flood;
+// sources that fit neither are mixed. Without any source, the class is
+// no-half-open-clients only when a packet sample judged an incident's
+// handshakes, else unknown.
 func (h *HalfOpen) classify() {
 	if h.Incidents == 0 {
 		h.Class = ""
 		return
 	}
-	once, prefixes := 0, map[string]bool{}
-	hosts := map[string]bool{}
+	prefixes, hosts := map[string]bool{}, map[string]bool{}
+	onceSightings, recurrentSightings := 0, 0
+	counts := make([]int, 0, len(h.Sources))
 	for _, s := range h.Sources {
-		if s.Incidents == 1 {
-			once++
+		h.Sightings += s.Incidents
+		counts = append(counts, s.Incidents)
+		if s.Recurrent {
+			h.Recurrent++
+			recurrentSightings += s.Incidents
+		} else {
+			h.Once++
+			onceSightings += s.Incidents
 		}
 		prefixes[s.Prefix] = true
 		for _, x := range s.Hosts {
 			hosts[x] = true
 		}
 	}
+	h.Prefixes, h.Hosts = len(prefixes), len(hosts)
+	slices.Sort(counts)
+	slices.Reverse(counts)
+	top := 0
+	for _, n := range counts[:min(len(counts), FewSources)] {
+		top += n
+	}
+	if h.Sightings > 0 {
+		h.RecurrentShare = round2(float64(recurrentSightings) / float64(h.Sightings))
+		h.TopShare = round2(float64(top) / float64(h.Sightings))
+	}
 	n := len(h.Sources)
-	h.Evidence = append(h.Evidence, fmt.Sprintf("%d SYN-queue incidents", h.Incidents),
-		fmt.Sprintf("%d distinct half-open sources in %d prefixes (/24, /48), on %d hosts", n, len(prefixes), len(hosts)),
-		fmt.Sprintf("%d sources seen in one incident only, %d in two or more", once, n-once))
+	h.Evidence = append(h.Evidence,
+		fmt.Sprintf("%d SYN-queue incidents: %d name half-open sources, %d had a packet sample that named none, %d could not tell (no packet sample, or one that could not judge)",
+			h.Incidents, h.WithSources, h.NoneSeen, h.Unknown),
+		fmt.Sprintf("%d distinct half-open sources in %d prefixes (/24, /48), on %d hosts", n, h.Prefixes, h.Hosts),
+		fmt.Sprintf("%d sources seen in two incidents or more, with %.0f%% of the %d sightings; %d seen once", h.Recurrent, 100*h.RecurrentShare, h.Sightings, h.Once))
 	switch {
-	case n == 0:
+	case n == 0 && h.NoneSeen > 0:
 		h.Class = ClassNone
-		h.Evidence = append(h.Evidence, "no incident names a half-open client: the handshakes completed and the application did not accept them")
-	case n <= FewSources:
+		h.Evidence = append(h.Evidence, "no incident names a half-open client and packet samples judged the handshakes: they completed, and the application did not accept them")
+	case n == 0:
+		h.Class = ClassUnknown
+		h.Evidence = append(h.Evidence, "no incident names a half-open client, and none had a packet sample that could judge its handshakes: nothing shows whether clients completed them")
+	case h.Recurrent > 0 && h.Recurrent <= FewSources && h.RecurrentShare >= RecurringShare:
 		h.Class = ClassRecurring
-		h.Evidence = append(h.Evidence, fmt.Sprintf("at most %d distinct sources: a few broken clients", FewSources))
-	default:
+		h.Evidence = append(h.Evidence, fmt.Sprintf("%d recurring sources (at most %d) account for %.0f%% of the sightings (at least %.0f%%): a few recurring broken clients",
+			h.Recurrent, FewSources, 100*h.RecurrentShare, 100*RecurringShare))
+	case n > FewSources && 1-h.RecurrentShare >= FloodOnceShare:
 		h.Class = ClassFlood
-		h.Evidence = append(h.Evidence, fmt.Sprintf("more than %d distinct sources: a distributed flood", FewSources))
+		h.Evidence = append(h.Evidence, fmt.Sprintf("%d sources, %.0f%% of the sightings by sources seen once (at least %.0f%%), the top %d only %.0f%%: a distributed flood",
+			n, 100*(1-h.RecurrentShare), 100*FloodOnceShare, FewSources, 100*h.TopShare))
+	default:
+		h.Class = ClassMixed
+		h.Evidence = append(h.Evidence, "neither a few recurring sources nor many sources seen once: the numbers above are all that can be said")
 	}
 }
+
+// hourAcc is one UTC hour of day while a report is built.
+type hourAcc struct {
+	seconds   float64
+	accepted  int64
+	bundles   int
+	incidents int
+}
+
+type hourProfile [24]hourAcc
+
+// maxHourSeconds bounds the seconds one bundle may add to an hour.
+const maxHourSeconds = 7 * 24 * 3600
+
+func (hs *hourProfile) add(s Summary, incident bool) {
+	for _, h := range s.Hours {
+		// One bundle's hour cannot hold more than the span its samples
+		// cover; a week, and 2^40 handshakes, bound any real one and keep
+		// the sums finite.
+		if h.Seconds > 0 && h.Seconds <= maxHourSeconds && h.Accepted >= 0 && h.Accepted <= 1<<40 {
+			a := &hs[h.Hour.UTC().Hour()]
+			a.seconds += h.Seconds
+			a.accepted += h.Accepted
+		}
+	}
+	if !s.CapturedAt.IsZero() {
+		a := &hs[s.CapturedAt.UTC().Hour()]
+		a.bundles++
+		if incident {
+			a.incidents++
+		}
+	}
+}
+
+// profile is the hours that have samples or bundles, and the busiest:
+// the top quarter (at least one) of the sampled hours by accepted rate.
+func (hs *hourProfile) profile() ([]HourLoad, Busiest) {
+	out := []HourLoad{}
+	var sampled []int
+	b := Busiest{Hours: []int{}}
+	for h, a := range hs {
+		b.Incidents += a.incidents
+		if a.seconds == 0 && a.bundles == 0 {
+			continue
+		}
+		l := HourLoad{Hour: h, Seconds: round2(a.seconds), Bundles: a.bundles, Incidents: a.incidents}
+		// A cache entry is a file anyone with the user's rights may edit:
+		// a rate JSON cannot carry (an overflow to infinity) is no rate.
+		if r := round2(float64(a.accepted) / a.seconds); a.seconds > 0 && !math.IsInf(r, 0) && !math.IsNaN(r) {
+			l.AcceptRate = &r
+			sampled = append(sampled, len(out))
+		}
+		out = append(out, l)
+	}
+	b.Sampled = len(sampled)
+	sort.SliceStable(sampled, func(i, j int) bool { return *out[sampled[i]].AcceptRate > *out[sampled[j]].AcceptRate })
+	for _, i := range sampled[:(len(sampled)+3)/4] {
+		out[i].Busiest = true
+		b.Hours = append(b.Hours, out[i].Hour)
+		b.AtBusiest += out[i].Incidents
+	}
+	sort.Ints(b.Hours)
+	return out, b
+}
+
+func round2(v float64) float64 { return math.Round(v*100) / 100 }
 
 // Prefix is addr's /24 (IPv4) or /48 (IPv6), "" when addr is no address.
 func Prefix(addr string) string {
@@ -337,6 +570,19 @@ func Prefix(addr string) string {
 		return ""
 	}
 	return p.String()
+}
+
+// canonicalAll is the parsable addresses of addrs, canonical.
+func canonicalAll(addrs []string) []string {
+	out := make([]string, 0, len(addrs))
+	for _, a := range addrs {
+		// A socket table's address is untrusted text: only a parsed
+		// address is shown.
+		if a = canonical(a); a != "" {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // canonical is addr (an address, or address and port) as netip prints the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -17,11 +18,14 @@ import (
 )
 
 // Summary is what the fleet report needs of one bundle's analysis; it is
-// what the cache holds, keyed by the bundle's SHA-256.
+// what the cache holds, keyed by the SHA-256 of the bundle's bytes as they
+// were read, never by a checksum a store claims.
 type Summary struct {
 	Format int    `json:"format"`
 	SHA256 string `json:"sha256"`
-	// Host is the host name the manifest records.
+	// Host is the host name the manifest records. A summary belongs to
+	// content, not to a key: two keys holding the same bytes share it, and
+	// each is shown under its own key's host (Result.Host).
 	Host       string    `json:"host"`
 	CapturedAt time.Time `json:"captured_at"`
 	// Worst is the worst finding's severity; HasFindings is false when
@@ -35,10 +39,51 @@ type Summary struct {
 	SynQueue bool `json:"syn_queue"`
 	// HalfOpen are the sources the half-open-clients finding names.
 	HalfOpen []string `json:"half_open,omitempty"`
-	// AcceptRate is Tcp.PassiveOpens per second over the capture; nil when
-	// the bundle cannot tell (one sample).
+	// Packets is what the bundle's packet sample can say of half-open
+	// clients: without a sample that judged the handshakes, a SYN-queue
+	// incident that names no source is no evidence that there was none.
+	Packets PacketEvidence `json:"packets"`
+	// AcceptRate is Tcp.PassiveOpens per second over all the bundle's
+	// samples; nil when the bundle cannot tell (one sample).
 	AcceptRate *float64 `json:"accept_rate,omitempty"`
+	// HistorySamples is how many of the bundle's first samples the
+	// watchdog took before the capture; HistoryAcceptRate is the accepted
+	// connections per second over them (nil without two).
+	HistorySamples    int      `json:"history_samples,omitempty"`
+	HistoryAcceptRate *float64 `json:"history_accept_rate,omitempty"`
+	// Hours is the load the bundle's samples saw in each UTC clock hour,
+	// watch history included, oldest first (at most MaxHours).
+	Hours []HourAccepts `json:"hours,omitempty"`
 }
+
+// PacketEvidence is what a bundle's packet sample can say of half-open
+// clients.
+type PacketEvidence string
+
+// The packet evidences.
+const (
+	// PacketsAbsent: the bundle has no packet sample.
+	PacketsAbsent PacketEvidence = "absent"
+	// PacketsCannotTell: the sample could not judge the handshakes (its
+	// filter missed the clients' ACKs, or the capture socket lost
+	// packets) and found none half-open.
+	PacketsCannotTell PacketEvidence = "cannot-tell"
+	// PacketsJudged: the sample judged the handshakes it saw.
+	PacketsJudged PacketEvidence = "judged"
+)
+
+// HourAccepts is the handshakes a bundle's samples saw completed within
+// one UTC clock hour.
+type HourAccepts struct {
+	// Hour is the hour's start.
+	Hour     time.Time `json:"hour"`
+	Seconds  float64   `json:"seconds"`
+	Accepted int64     `json:"accepted"`
+}
+
+// MaxHours bounds Summary.Hours: of a watch history longer than two days,
+// the latest hours are kept.
+const MaxHours = 48
 
 // FindingRef is one finding of a bundle: what, how bad, where.
 type FindingRef struct {
@@ -71,16 +116,69 @@ func Summarize(r *analyze.Report, s *analyze.Snapshot, sum string) Summary {
 	if rate, ok := s.AcceptRate(); ok {
 		out.AcceptRate = &rate
 	}
+	out.Packets = packetEvidence(s)
+	if s.Manifest != nil {
+		out.HistorySamples = s.Manifest.Options.History
+	}
+	out.HistoryAcceptRate, out.Hours = hourly(s.AcceptIntervals())
 	return out
 }
 
+func packetEvidence(s *analyze.Snapshot) PacketEvidence {
+	switch pa := s.Packets; {
+	case pa == nil:
+		return PacketsAbsent
+	case pa.HalfOpen == 0 && pa.Undetermined > 0:
+		return PacketsCannotTell
+	default:
+		return PacketsJudged
+	}
+}
+
+// hourly is the accepted rate over the history intervals (nil without
+// one), and the intervals summed per UTC hour of their start.
+func hourly(ivs []analyze.AcceptInterval) (*float64, []HourAccepts) {
+	var histN int64
+	var histS float64
+	var hours []HourAccepts
+	for _, iv := range ivs {
+		if iv.History {
+			histN += iv.Accepted
+			histS += iv.Seconds
+		}
+		h := iv.Start.Truncate(time.Hour)
+		if n := len(hours); n > 0 && hours[n-1].Hour.Equal(h) {
+			hours[n-1].Seconds += iv.Seconds
+			hours[n-1].Accepted += iv.Accepted
+			continue
+		}
+		hours = append(hours, HourAccepts{Hour: h, Seconds: iv.Seconds, Accepted: iv.Accepted})
+	}
+	if len(hours) > MaxHours {
+		hours = hours[len(hours)-MaxHours:]
+	}
+	if histS <= 0 {
+		return nil, hours
+	}
+	r := math.Round(float64(histN)/histS*100) / 100
+	return &r, hours
+}
+
 // Stats count what a run did; a warm run over an unchanged fleet has
-// Analyzed == 0.
+// Analyzed == 0 and Downloaded == 0.
 type Stats struct {
-	Listed   int
+	Listed int
+	// Cached counts the bundles whose summary came from the cache, read
+	// or not (a new key holding known bytes is read once, to know them).
 	Cached   int
 	Analyzed int
-	Failed   int
+	// Downloaded counts the bundles read from the store.
+	Downloaded int
+	// Failed counts the bundles that could not be read or analyzed;
+	// Corrupt those of them whose bytes do not match the checksum their
+	// store claims (ChecksumError).
+	Failed  int
+	Corrupt int
 	// Headed counts checksums asked of the store (S3 HEAD requests).
 	Headed int
 }
@@ -102,10 +200,13 @@ type Options struct {
 	TempDir string
 }
 
-// Run lists src and summarizes every bundle: from the cache when its
-// checksum is known there, else by streaming it to a temporary file
-// (bounded by bundle.DefaultLimits' total), checking its SHA-256 against
-// the store's, and analyzing it. Results are in listing order.
+// Run lists src and summarizes every bundle. An object whose identity
+// (key, size, version and listed checksum: what changes when it is
+// replaced) was recorded after a verified read comes from the cache
+// unread. Any other is streamed to a temporary file (bounded by
+// bundle.DefaultLimits' total) and hashed; a checksum its store claims
+// must match the hash, and its summary is the cache's for that hash or a
+// fresh analysis. Results are in listing order.
 func Run(ctx context.Context, src Source, o Options) ([]Result, Stats, error) {
 	objs, err := src.List(ctx)
 	if err != nil {
@@ -140,59 +241,86 @@ func Run(ctx context.Context, src Source, o Options) ([]Result, Stats, error) {
 
 func one(ctx context.Context, src Source, o Options, obj Object, count func(func(*Stats))) Result {
 	res := Result{Object: obj}
-	sum := NormalizeSum(obj.SHA256)
-	if sum == "" {
-		sum = o.Cache.Ref(obj)
-	}
-	if sum == "" {
-		count(func(s *Stats) { s.Headed++ })
-		var err error
-		if sum, err = src.Checksum(ctx, obj); err != nil {
-			count(func(s *Stats) { s.Failed++ })
-			res.Err = err
-			return res
-		}
-	}
-	if sum != "" {
+	// Only a ref written after this identity's bytes were hashed stands
+	// for them: a checksum the store claims is checked against the bytes,
+	// never used to look a summary up.
+	if sum := o.Cache.Ref(obj); sum != "" {
 		if s, ok := o.Cache.Summary(sum); ok {
 			count(func(s *Stats) { s.Cached++ })
 			res.Summary = s
-			_ = o.Cache.PutRef(obj, sum)
 			return res
 		}
 	}
-	s, err := analyzeObject(ctx, src, o, obj, sum)
-	if err != nil {
-		count(func(s *Stats) { s.Failed++ })
+	fail := func(err error) Result {
+		var ce *ChecksumError
+		corrupt := errors.As(err, &ce)
+		count(func(s *Stats) {
+			s.Failed++
+			if corrupt {
+				s.Corrupt++
+			}
+		})
 		res.Err = fmt.Errorf("%s: %w", obj.Key, err)
 		return res
 	}
-	count(func(s *Stats) { s.Analyzed++ })
-	res.Summary = s
-	// A cache that cannot be written costs the next run time, not this
-	// one its answer.
-	_ = o.Cache.PutSummary(s)
+	claimed := NormalizeSum(obj.SHA256)
+	if claimed == "" {
+		count(func(s *Stats) { s.Headed++ })
+		var err error
+		if claimed, err = src.Checksum(ctx, obj); err != nil {
+			return fail(fmt.Errorf("checksum: %w", err))
+		}
+	}
+	count(func(s *Stats) { s.Downloaded++ })
+	s, cached, err := readObject(ctx, src, o, obj, NormalizeSum(claimed))
+	if err != nil {
+		return fail(err)
+	}
+	if cached {
+		count(func(s *Stats) { s.Cached++ })
+	} else {
+		count(func(s *Stats) { s.Analyzed++ })
+		// A cache that cannot be written costs the next run time, not
+		// this one its answer.
+		_ = o.Cache.PutSummary(s)
+	}
 	_ = o.Cache.PutRef(obj, s.SHA256)
+	res.Summary = s
 	return res
 }
 
-// errChecksum is wrapped when a bundle's bytes do not match the checksum
-// its store recorded.
-var errChecksum = errors.New("checksum mismatch")
+// ChecksumError is a bundle whose bytes do not hash to the SHA-256 its
+// store claims (object metadata, a KEY.sha256 sidecar): replaced, damaged
+// or mislabeled on the way. It is a bundle.ErrCorrupt: the bundle is
+// reported as failed, never analyzed or looked up under a checksum that is
+// not its own.
+type ChecksumError struct {
+	Claimed, Computed string
+}
 
-func analyzeObject(ctx context.Context, src Source, o Options, obj Object, want string) (Summary, error) {
+func (e *ChecksumError) Error() string {
+	return fmt.Sprintf("checksum mismatch: the store says %s, the bytes are %s", e.Claimed, e.Computed)
+}
+
+// Is makes a ChecksumError a bundle.ErrCorrupt.
+func (e *ChecksumError) Is(target error) bool { return target == bundle.ErrCorrupt }
+
+// readObject streams obj to a temporary file while hashing it, checks the
+// hash against claimed ("" when the store claims none), and returns the
+// cache's summary for that hash (cached) or the file's fresh analysis.
+func readObject(ctx context.Context, src Source, o Options, obj Object, claimed string) (_ Summary, cached bool, _ error) {
 	limit := bundle.DefaultLimits().MaxTotal
 	if obj.Size > limit {
-		return Summary{}, fmt.Errorf("%d bytes, more than the %d a bundle may hold", obj.Size, limit)
+		return Summary{}, false, fmt.Errorf("%d bytes, more than the %d a bundle may hold", obj.Size, limit)
 	}
 	rc, err := src.Open(ctx, obj)
 	if err != nil {
-		return Summary{}, err
+		return Summary{}, false, err
 	}
 	defer rc.Close()
 	tmp, err := os.CreateTemp(o.TempDir, "snapdiag-fleet-*"+BundleSuffix)
 	if err != nil {
-		return Summary{}, fmt.Errorf("temporary file: %w", err)
+		return Summary{}, false, fmt.Errorf("temporary file: %w", err)
 	}
 	defer os.Remove(tmp.Name())
 	h := sha256.New()
@@ -201,19 +329,22 @@ func analyzeObject(ctx context.Context, src Source, o Options, obj Object, want 
 		err = cerr
 	}
 	if err != nil {
-		return Summary{}, fmt.Errorf("read: %w", err)
+		return Summary{}, false, fmt.Errorf("read: %w", err)
 	}
 	if n > limit {
-		return Summary{}, fmt.Errorf("more than the %d bytes a bundle may hold", limit)
+		return Summary{}, false, fmt.Errorf("more than the %d bytes a bundle may hold", limit)
 	}
 	got := hex.EncodeToString(h.Sum(nil))
-	if want != "" && got != want {
-		return Summary{}, fmt.Errorf("%w: store says %s, bytes are %s", errChecksum, want, got)
+	if claimed != "" && got != claimed {
+		return Summary{}, false, &ChecksumError{Claimed: claimed, Computed: got}
+	}
+	if s, ok := o.Cache.Summary(got); ok {
+		return s, true, nil
 	}
 	snap, err := analyze.LoadPath(tmp.Name())
 	if err != nil {
-		return Summary{}, err
+		return Summary{}, false, err
 	}
 	r := analyze.Analyze(snap, obj.Key, analyze.Rules())
-	return Summarize(r, snap, got), nil
+	return Summarize(r, snap, got), false, nil
 }

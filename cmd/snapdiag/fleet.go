@@ -37,19 +37,28 @@ each in parallel, and reports across them:
     worse is an incident), and the hosts that never failed;
   - findings that recur in two bundles or more, with their hosts;
   - for SYN-queue incidents, the half-open client sources with their /24 or
-    /48, incidents and hosts, classified: recurring-broken-clients (at most
-    10 distinct sources), distributed-flood (more), or no-half-open-clients
-    (the queue filled and the application did not accept);
-  - each bundle's accepted-connection rate (Tcp.PassiveOpens per second), to
-    set incidents against load.
+    /48, incidents and hosts, classified on recurrence (a source is
+    recurrent when it is seen in two incidents or more):
+    recurring-broken-clients (at most 10 recurrent sources with at least
+    half the sightings), distributed-flood (more than 10 sources, at least
+    80% of the sightings by sources seen once), mixed (neither),
+    no-half-open-clients (none, and a packet sample judged the handshakes:
+    the application did not accept) or unknown-no-packet-sample (none, and
+    no packet sample could tell);
+  - each bundle's accepted-connection rate (Tcp.PassiveOpens per second),
+    over its samples and over the watch history it carries, and the fleet's
+    rate and incidents by UTC hour of day with its busiest hours, to set
+    incidents against load.
 
 The host is the HOSTNAME of the key PREFIX/HOSTNAME/NAME. Each bundle's
 summary is cached by its SHA-256 under $XDG_CACHE_HOME/snapdiag/fleet, so a
 second run analyzes only new bundles. A bundle is streamed to a temporary
-file, its SHA-256 checked against the store's, then analyzed.
+file and hashed; a checksum the store claims that differs is a failure
+(checksum-mismatch), never a cache lookup.
 
 Exit status is analyze's for the worst finding in range: 0, 3 (warning),
-4 (critical); 1 when a bundle could not be read; 2 usage error.`,
+4 (critical); 1 when a bundle could not be read; 2 usage error (a bad
+--format, --since, --until, --min-severity or --host glob).`,
 		Example: `  snapdiag fleet s3://diag/prod --since 2026-11-01 --format markdown
   snapdiag fleet /srv/snapdiag --host 'imap*' --format json | jq .half_open`,
 		Args: cobra.ExactArgs(1),
@@ -105,6 +114,9 @@ func runFleet(ctx context.Context, f fleetFlags, source string, stdout, stderr i
 	if filt.Until, err = parseWhen(f.until); err != nil {
 		return usageError{fmt.Errorf("--until: %w", err)}
 	}
+	if err := fleet.CheckHostGlob(f.host); err != nil {
+		return usageError{err}
+	}
 	filt.HostGlob = f.host
 	if f.jobs < 0 {
 		return usageError{fmt.Errorf("--jobs must not be negative")}
@@ -124,7 +136,8 @@ func runFleet(ctx context.Context, f fleetFlags, source string, stdout, stderr i
 		return err
 	}
 	if f.stats {
-		fmt.Fprintf(stderr, "snapdiag: fleet: %d listed, %d analyzed, %d from the cache, %d failed\n", st.Listed, st.Analyzed, st.Cached, st.Failed)
+		fmt.Fprintf(stderr, "snapdiag: fleet: %d listed, %d read, %d analyzed, %d from the cache, %d failed (%d checksum mismatches)\n",
+			st.Listed, st.Downloaded, st.Analyzed, st.Cached, st.Failed, st.Corrupt)
 	}
 	rep := fleet.Build(src.String(), results, filt)
 	switch format {

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/snapdiag/snapdiag/analyze"
@@ -58,5 +59,11 @@ func TestFleetCommand(t *testing.T) {
 	}
 	if r := snapdiag(t, env, "fleet", "--since", "yesterday", dir); r.Code != exitUsage {
 		t.Errorf("--since yesterday: exit %d, want %d", r.Code, exitUsage)
+	}
+	// A glob path.Match refuses would match nothing: a usage error, one
+	// error line (then the usual pointer to --help), and no report.
+	if r := snapdiag(t, env, "fleet", "--host", "web[", dir); r.Code != exitUsage || r.Stdout != "" ||
+		strings.Count(r.Stderr, "snapdiag: ") != 1 {
+		t.Errorf("--host 'web[': exit %d, stdout %q, stderr %q; want %d, no report, one error line", r.Code, r.Stdout, r.Stderr, exitUsage)
 	}
 }

@@ -1,0 +1,132 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"maps"
+	"net/netip"
+	"os"
+	"os/exec"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/snapdiag/snapdiag/analyze"
+	"github.com/snapdiag/snapdiag/fleet"
+	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/lab"
+	"github.com/snapdiag/snapdiag/schema"
+)
+
+// TestFleetLabHosts: three hosts, each a network namespace seen by a
+// capture whose UTS namespace carries the host's name. imap1 and imap2
+// have the classic incident (a broken client whose handshakes never
+// complete fills the SYN queue of port 8080, again and again), each
+// captured twice; imap3 only listens. Every capture uploads itself to a
+// real S3 server (capture --upload), and snapdiag fleet over the bucket
+// names the hosts, the two that failed, their broken clients as a few
+// recurring ones, and imap3 as never failed.
+func TestFleetLabHosts(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("diag")
+	bin := testutil.Snapdiag(t)
+	type host struct {
+		name  string
+		lab   *lab.Lab
+		flood *lab.Flood
+	}
+	var hosts []host
+	for _, name := range []string{"imap1", "imap2", "imap3"} {
+		l := lab.New(t, lab.Options{})
+		h := host{name: name, lab: l}
+		if name == "imap3" {
+			if _, err := l.Listen(netip.AddrPortFrom(l.ServerIP, 8080), 128, lab.AcceptClose); err != nil {
+				t.Fatal(err)
+			}
+		} else {
+			// Sustained, so SYNs keep overflowing the queue through both
+			// captures; stopped once they are done.
+			f, err := lab.SYNFlood(l, lab.SYNFloodOpts{Port: 8080, Sustain: 30 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Stop()
+			h.flood = f
+		}
+		hosts = append(hosts, h)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	env := append(os.Environ(), srv.Env()...)
+	capture := func(h host) {
+		t.Helper()
+		var stdout, stderr bytes.Buffer
+		err := lab.InUTS(h.name, func() error {
+			cmd := exec.CommandContext(ctx, bin, "capture", "--netns", h.lab.Server, "--out", t.TempDir(),
+				"--samples", "2", "--interval", "500ms", "--sample", "1s", "--port", "8080", "--reason", "lab: fleet",
+				"--upload", "s3://diag/prod")
+			cmd.Env, cmd.Stdout, cmd.Stderr = env, &stdout, &stderr
+			return cmd.Run()
+		})
+		if err != nil {
+			t.Fatalf("capture on %s: %v\n%s", h.name, err, stderr.String())
+		}
+	}
+	for _, h := range hosts {
+		capture(h)
+		if h.flood != nil {
+			capture(h)
+		}
+	}
+	for _, h := range hosts {
+		if h.flood != nil {
+			h.flood.Stop()
+		}
+	}
+
+	cmd := exec.CommandContext(ctx, bin, "fleet", "--format", "json", "s3://diag/prod")
+	var stdout, stderr bytes.Buffer
+	cmd.Env, cmd.Stdout, cmd.Stderr = append(env, "XDG_CACHE_HOME="+t.TempDir()), &stdout, &stderr
+	err := cmd.Run()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != analyze.ExitCritical {
+		t.Fatalf("fleet: %v, want exit %d (the incidents are critical)\n%s", err, analyze.ExitCritical, stderr.String())
+	}
+	testutil.ValidateJSON(t, schema.Fleet, stdout.Bytes())
+	var rep fleet.Report
+	if err := json.Unmarshal(stdout.Bytes(), &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.Bundles != 5 || len(rep.Failed) != 0 {
+		t.Fatalf("%d bundles, failed %+v; want the 5 captures", rep.Bundles, rep.Failed)
+	}
+	incidents := map[string]int{}
+	for _, h := range rep.Hosts {
+		incidents[h.Host] = h.Incidents
+	}
+	if want := map[string]int{"imap1": 2, "imap2": 2, "imap3": 0}; !maps.Equal(incidents, want) {
+		t.Errorf("incidents per host %v, want %v", incidents, want)
+	}
+	if !slices.Equal(rep.Healthy, []string{"imap3"}) {
+		t.Errorf("hosts that never failed %v, want [imap3]", rep.Healthy)
+	}
+	h := rep.HalfOpen
+	if h.Incidents != 4 || h.Class != fleet.ClassRecurring || h.Recurrent != 2 || h.WithSources != 4 {
+		t.Errorf("half-open: %+v; want 4 incidents naming sources, 2 recurrent sources, %s", h, fleet.ClassRecurring)
+	}
+	sources := map[string]fleet.Client{}
+	for _, s := range h.Sources {
+		sources[s.Addr] = s
+	}
+	for _, x := range hosts[:2] {
+		s, ok := sources[x.lab.BadIP.String()]
+		if !ok || s.Incidents != 2 || !slices.Equal(s.Hosts, []string{x.name}) || !s.Recurrent {
+			t.Errorf("%s's broken client %s: %+v; want it in 2 incidents on %s", x.name, x.lab.BadIP, s, x.name)
+		}
+	}
+	if len(sources) != 2 {
+		t.Errorf("half-open sources %+v, want only the two broken clients", h.Sources)
+	}
+}
