@@ -78,6 +78,39 @@ type state struct {
 	// tar padding, so Commit copies it into the archive without compressing
 	// it again (see writeArchive).
 	staged map[string]int64
+
+	// idle holds encoders whose member is done, for the next member or
+	// Commit: a fresh encoder is a MiB of tables and history the process
+	// must fault in, which on a virtual machine costs more than resetting
+	// one already warm.
+	idle []*zstd.Encoder
+}
+
+// encoder returns an idle encoder reset to write to w, or a new one.
+func (st *state) encoder(w io.Writer) (*zstd.Encoder, error) {
+	st.mu.Lock()
+	if n := len(st.idle); n > 0 {
+		zw := st.idle[n-1]
+		st.idle = st.idle[:n-1]
+		st.mu.Unlock()
+		zw.Reset(w)
+		return zw, nil
+	}
+	st.mu.Unlock()
+	return newEncoder(w)
+}
+
+// maxIdleEncoders bounds the encoders kept for reuse: as many as members
+// are usually written at once.
+const maxIdleEncoders = 2
+
+// release keeps zw, whose frame is closed, for reuse.
+func (st *state) release(zw *zstd.Encoder) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.idle) < maxIdleEncoders {
+		st.idle = append(st.idle, zw)
+	}
 }
 
 // Members up to memMemberMax bytes are held in memory, within memTotalMax for
@@ -459,7 +492,7 @@ func newMemberFile(w *Writer, name, path string, f *os.File) *memberFile {
 // zstd frame, then the tar padding that rounds the member to 512 bytes.
 func (m *memberFile) compress() {
 	bw := bufio.NewWriterSize(m.f, 64<<10)
-	zw, err := newEncoder(bw)
+	zw, err := m.w.st.encoder(bw)
 	var n int64
 	for b := range m.full {
 		if err == nil {
@@ -477,7 +510,9 @@ func (m *memberFile) compress() {
 		}
 	}
 	if err == nil {
-		err = zw.Close()
+		if err = zw.Close(); err == nil {
+			m.w.st.release(zw)
+		}
 	}
 	if err == nil {
 		err = bw.Flush()
@@ -706,7 +741,7 @@ func (st *state) writeTemp(m *Manifest, names []string, mem map[string][]byte, s
 	if err := tmp.Chmod(0o600); err != nil {
 		return "", fmt.Errorf("chmod %s: %w", tmp.Name(), err)
 	}
-	if err := writeArchive(tmp, manifest, m.End, st.staging, names, mem, staged); err != nil {
+	if err := st.writeArchive(tmp, manifest, m.End, names, mem, staged); err != nil {
 		var pe *fs.PathError
 		if errors.As(err, &pe) {
 			return "", err // it names the file already
@@ -823,12 +858,13 @@ func newEncoder(w io.Writer) (*zstd.Encoder, error) {
 // was collected, preceded by its tar header. The first frame therefore ends
 // before the first large member, so a bundle cut short in the socket table or
 // the pcap still decodes up to it (Limits.Partial).
-func writeArchive(out io.Writer, manifest []byte, mtime time.Time, staging string, names []string, mem map[string][]byte, staged map[string]int64) error {
+func (st *state) writeArchive(out io.Writer, manifest []byte, mtime time.Time, names []string, mem map[string][]byte, staged map[string]int64) error {
 	if mtime.IsZero() {
 		mtime = time.Now()
 	}
+	staging := st.staging
 	bw := bufio.NewWriterSize(out, 256<<10)
-	zw, err := newEncoder(bw)
+	zw, err := st.encoder(bw)
 	if err != nil {
 		return err
 	}
