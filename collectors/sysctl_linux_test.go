@@ -28,13 +28,7 @@ func TestSysctlsUnreadableCount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	s := &Sysctls{}
-	w := bundle.NewMemWriter(0)
-	if err := s.Collect(context.Background(), Host{Proc: proc}, w.For("sysctls")); err != nil {
-		t.Fatal(err)
-	}
-	var m bundle.Manifest
-	s.Annotate(&m)
+	m, _ := collectSysctls(t, proc)
 	if m.Sysctls.Read != 1 || m.Sysctls.Unreadable != 6 || len(m.Sysctls.UnreadableKeys) != 6 {
 		t.Errorf("read %d, unreadable %d, named %q; want 1, 6 and 6 named",
 			m.Sysctls.Read, m.Sysctls.Unreadable, m.Sysctls.UnreadableKeys)
@@ -55,6 +49,19 @@ func TestSysctlsSkipsWriteOnly(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	m, members := collectSysctls(t, proc)
+	_, flush := members[bundle.DirSysctl+"/net/ipv4/route/flush"]
+	_, gc := members[bundle.DirSysctl+"/net/ipv4/route/gc_timeout"]
+	if m.Sysctls.Read != 1 || m.Sysctls.Unreadable != 0 || flush || !gc {
+		t.Errorf("read %d, unreadable %d, flush stored %v, gc_timeout stored %v; want 1, 0, false, true",
+			m.Sysctls.Read, m.Sysctls.Unreadable, flush, gc)
+	}
+}
+
+// collectSysctls runs the collector on the copy of /proc at proc and
+// returns its manifest and members.
+func collectSysctls(t *testing.T, proc string) (bundle.Manifest, map[string][]byte) {
+	t.Helper()
 	s := &Sysctls{}
 	w := bundle.NewMemWriter(0)
 	if err := s.Collect(context.Background(), Host{Proc: proc}, w.For("sysctls")); err != nil {
@@ -62,13 +69,7 @@ func TestSysctlsSkipsWriteOnly(t *testing.T) {
 	}
 	var m bundle.Manifest
 	s.Annotate(&m)
-	members := w.Take()
-	_, flush := members[bundle.DirSysctl+"/net/ipv4/route/flush"]
-	_, gc := members[bundle.DirSysctl+"/net/ipv4/route/gc_timeout"]
-	if m.Sysctls.Read != 1 || m.Sysctls.Unreadable != 0 || flush || !gc {
-		t.Errorf("read %d, unreadable %d, flush stored %v, gc_timeout stored %v; want 1, 0, false, true",
-			m.Sysctls.Read, m.Sysctls.Unreadable, flush, gc)
-	}
+	return m, w.Take()
 }
 
 // BenchmarkSysctlsCollect reads this machine's whole net.* tree, as capture
