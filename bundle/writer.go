@@ -470,18 +470,25 @@ type memberFile struct {
 	cur   []byte
 	full  chan []byte // buffers to compress
 	free  chan []byte // buffers to reuse
+	nbuf  int         // buffers made, at most stageBuffers
 	zdone chan error  // the compressor's result
 }
 
-// stageChunk is the size of the buffers handed to the compressor.
-const stageChunk = 128 << 10
+// stageChunk is the size of the buffers handed to the compressor, and
+// stageBuffers how many a member uses at most: one being filled, two
+// queued, one being compressed.
+const (
+	stageChunk   = 128 << 10
+	stageBuffers = 4
+)
 
 func newMemberFile(w *Writer, name, path string, f *os.File) *memberFile {
 	m := &memberFile{
 		w: w, name: name, path: path, f: f,
 		cur:   make([]byte, 0, stageChunk),
+		nbuf:  1,
 		full:  make(chan []byte, 2),
-		free:  make(chan []byte, 3),
+		free:  make(chan []byte, stageBuffers),
 		zdone: make(chan error, 1),
 	}
 	go m.compress()
@@ -530,7 +537,16 @@ func (m *memberFile) send() {
 	case b := <-m.free:
 		m.cur = b
 	default:
-		m.cur = make([]byte, 0, stageChunk)
+		// Rather than a fresh buffer each time the compressor is behind
+		// (a 50,000-socket table made a dozen, 1.6 MB to fault in), wait
+		// for one once stageBuffers exist: the compressor returns every
+		// buffer it is given, whatever its error.
+		if m.nbuf < stageBuffers {
+			m.nbuf++
+			m.cur = make([]byte, 0, stageChunk)
+		} else {
+			m.cur = <-m.free
+		}
 	}
 }
 
