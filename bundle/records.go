@@ -35,17 +35,19 @@ type Listener struct {
 	Drops *uint32 `json:"drops,omitempty"`
 }
 
-// Socket is one row of sockets/tcp.jsonl: the fields of ss -tanoi.
+// Socket is one row of sockets/tcp.jsonl: the fields of ss -tanoi. Numbers
+// that are 0, here and in Info, are omitted from the row and read back as 0
+// (rows written before they were omitted carry them; both read the same).
 type Socket struct {
 	Family string `json:"family"`
 	State  string `json:"state"` // ss names: LISTEN, ESTAB, SYN-RECV, TIME-WAIT, ...
 	Local  string `json:"local"`
 	Remote string `json:"remote"`
-	RecvQ  uint32 `json:"recv_q"`
-	SendQ  uint32 `json:"send_q"`
-	UID    uint32 `json:"uid"`
-	Inode  uint32 `json:"inode"`
-	Cookie uint64 `json:"cookie"`
+	RecvQ  uint32 `json:"recv_q,omitempty"`
+	SendQ  uint32 `json:"send_q,omitempty"`
+	UID    uint32 `json:"uid,omitempty"`
+	Inode  uint32 `json:"inode,omitempty"`
+	Cookie uint64 `json:"cookie,omitempty"`
 	// Timer is ss's timer name (on, keepalive, timewait, persist), with the
 	// time left and the retransmit count, when a timer runs.
 	Timer     string   `json:"timer,omitempty"`
@@ -54,38 +56,39 @@ type Socket struct {
 	Info      *TCPInfo `json:"info,omitempty"`
 }
 
-// TCPInfo is the part of struct tcp_info that ss -i shows.
+// TCPInfo is the part of struct tcp_info that ss -i shows. Its zero fields
+// are omitted from a row: an idle socket's info is mostly zeros.
 type TCPInfo struct {
-	State         uint8  `json:"state"`
-	CAState       uint8  `json:"ca_state"`
-	Retransmits   uint8  `json:"retransmits"`
-	Probes        uint8  `json:"probes"`
-	Backoff       uint8  `json:"backoff"`
-	Options       uint8  `json:"options"`
-	SndWscale     uint8  `json:"snd_wscale"`
-	RcvWscale     uint8  `json:"rcv_wscale"`
-	RTO           uint32 `json:"rto_us"`
-	ATO           uint32 `json:"ato_us"`
-	SndMSS        uint32 `json:"snd_mss"`
-	RcvMSS        uint32 `json:"rcv_mss"`
-	Unacked       uint32 `json:"unacked"`
-	Sacked        uint32 `json:"sacked"`
-	Lost          uint32 `json:"lost"`
-	Retrans       uint32 `json:"retrans"`
-	LastDataSent  uint32 `json:"last_data_sent_ms"`
-	LastDataRecv  uint32 `json:"last_data_recv_ms"`
-	LastAckRecv   uint32 `json:"last_ack_recv_ms"`
-	PMTU          uint32 `json:"pmtu"`
-	RcvSsthresh   uint32 `json:"rcv_ssthresh"`
-	RTT           uint32 `json:"rtt_us"`
-	RTTVar        uint32 `json:"rttvar_us"`
-	SndSsthresh   uint32 `json:"snd_ssthresh"`
-	SndCwnd       uint32 `json:"snd_cwnd"`
-	AdvMSS        uint32 `json:"advmss"`
-	Reordering    uint32 `json:"reordering"`
-	RcvRTT        uint32 `json:"rcv_rtt_us"`
-	RcvSpace      uint32 `json:"rcv_space"`
-	TotalRetrans  uint32 `json:"total_retrans"`
+	State         uint8  `json:"state,omitempty"`
+	CAState       uint8  `json:"ca_state,omitempty"`
+	Retransmits   uint8  `json:"retransmits,omitempty"`
+	Probes        uint8  `json:"probes,omitempty"`
+	Backoff       uint8  `json:"backoff,omitempty"`
+	Options       uint8  `json:"options,omitempty"`
+	SndWscale     uint8  `json:"snd_wscale,omitempty"`
+	RcvWscale     uint8  `json:"rcv_wscale,omitempty"`
+	RTO           uint32 `json:"rto_us,omitempty"`
+	ATO           uint32 `json:"ato_us,omitempty"`
+	SndMSS        uint32 `json:"snd_mss,omitempty"`
+	RcvMSS        uint32 `json:"rcv_mss,omitempty"`
+	Unacked       uint32 `json:"unacked,omitempty"`
+	Sacked        uint32 `json:"sacked,omitempty"`
+	Lost          uint32 `json:"lost,omitempty"`
+	Retrans       uint32 `json:"retrans,omitempty"`
+	LastDataSent  uint32 `json:"last_data_sent_ms,omitempty"`
+	LastDataRecv  uint32 `json:"last_data_recv_ms,omitempty"`
+	LastAckRecv   uint32 `json:"last_ack_recv_ms,omitempty"`
+	PMTU          uint32 `json:"pmtu,omitempty"`
+	RcvSsthresh   uint32 `json:"rcv_ssthresh,omitempty"`
+	RTT           uint32 `json:"rtt_us,omitempty"`
+	RTTVar        uint32 `json:"rttvar_us,omitempty"`
+	SndSsthresh   uint32 `json:"snd_ssthresh,omitempty"`
+	SndCwnd       uint32 `json:"snd_cwnd,omitempty"`
+	AdvMSS        uint32 `json:"advmss,omitempty"`
+	Reordering    uint32 `json:"reordering,omitempty"`
+	RcvRTT        uint32 `json:"rcv_rtt_us,omitempty"`
+	RcvSpace      uint32 `json:"rcv_space,omitempty"`
+	TotalRetrans  uint32 `json:"total_retrans,omitempty"`
 	PacingRate    uint64 `json:"pacing_rate,omitempty"`
 	BytesAcked    uint64 `json:"bytes_acked,omitempty"`
 	BytesReceived uint64 `json:"bytes_received,omitempty"`

@@ -162,16 +162,14 @@ func AppendRawSocket(b []byte, s *RawSocket) []byte {
 }
 
 func appendSocketRest(b []byte, recvQ, sendQ, uid, inode uint32, cookie uint64, timer string, expires uint32, retrans uint8, info *TCPInfo) []byte {
-	b = append(b, `,"recv_q":`...)
-	b = strconv.AppendUint(b, uint64(recvQ), 10)
-	b = append(b, `,"send_q":`...)
-	b = strconv.AppendUint(b, uint64(sendQ), 10)
-	b = append(b, `,"uid":`...)
-	b = strconv.AppendUint(b, uint64(uid), 10)
-	b = append(b, `,"inode":`...)
-	b = strconv.AppendUint(b, uint64(inode), 10)
-	b = append(b, `,"cookie":`...)
-	b = strconv.AppendUint(b, cookie, 10)
+	// Zero fields are omitted (a reader takes a missing key for 0): most of
+	// a busy table is idle sockets whose queues, uid and tcp_info counters
+	// are 0, and their keys were half the bytes encoded and compressed.
+	b = appendUintField(b, `,"recv_q":`, uint64(recvQ), true)
+	b = appendUintField(b, `,"send_q":`, uint64(sendQ), true)
+	b = appendUintField(b, `,"uid":`, uint64(uid), true)
+	b = appendUintField(b, `,"inode":`, uint64(inode), true)
+	b = appendUintField(b, `,"cookie":`, cookie, true)
 	if timer != "" {
 		b = append(b, `,"timer":`...)
 		b = appendJSONString(b, timer)
@@ -185,37 +183,40 @@ func appendSocketRest(b []byte, recvQ, sendQ, uid, inode uint32, cookie uint64, 
 	return append(b, "}\n"...)
 }
 
+// appendTCPInfo appends i as a JSON object of its non-zero fields, in the
+// order of tcpInfoKeys: {} when every field is 0.
 func appendTCPInfo(b []byte, i *TCPInfo) []byte {
-	b = appendUintField(b, `{"state":`, uint64(i.State), false)
-	b = appendUintField(b, `,"ca_state":`, uint64(i.CAState), false)
-	b = appendUintField(b, `,"retransmits":`, uint64(i.Retransmits), false)
-	b = appendUintField(b, `,"probes":`, uint64(i.Probes), false)
-	b = appendUintField(b, `,"backoff":`, uint64(i.Backoff), false)
-	b = appendUintField(b, `,"options":`, uint64(i.Options), false)
-	b = appendUintField(b, `,"snd_wscale":`, uint64(i.SndWscale), false)
-	b = appendUintField(b, `,"rcv_wscale":`, uint64(i.RcvWscale), false)
-	b = appendUintField(b, `,"rto_us":`, uint64(i.RTO), false)
-	b = appendUintField(b, `,"ato_us":`, uint64(i.ATO), false)
-	b = appendUintField(b, `,"snd_mss":`, uint64(i.SndMSS), false)
-	b = appendUintField(b, `,"rcv_mss":`, uint64(i.RcvMSS), false)
-	b = appendUintField(b, `,"unacked":`, uint64(i.Unacked), false)
-	b = appendUintField(b, `,"sacked":`, uint64(i.Sacked), false)
-	b = appendUintField(b, `,"lost":`, uint64(i.Lost), false)
-	b = appendUintField(b, `,"retrans":`, uint64(i.Retrans), false)
-	b = appendUintField(b, `,"last_data_sent_ms":`, uint64(i.LastDataSent), false)
-	b = appendUintField(b, `,"last_data_recv_ms":`, uint64(i.LastDataRecv), false)
-	b = appendUintField(b, `,"last_ack_recv_ms":`, uint64(i.LastAckRecv), false)
-	b = appendUintField(b, `,"pmtu":`, uint64(i.PMTU), false)
-	b = appendUintField(b, `,"rcv_ssthresh":`, uint64(i.RcvSsthresh), false)
-	b = appendUintField(b, `,"rtt_us":`, uint64(i.RTT), false)
-	b = appendUintField(b, `,"rttvar_us":`, uint64(i.RTTVar), false)
-	b = appendUintField(b, `,"snd_ssthresh":`, uint64(i.SndSsthresh), false)
-	b = appendUintField(b, `,"snd_cwnd":`, uint64(i.SndCwnd), false)
-	b = appendUintField(b, `,"advmss":`, uint64(i.AdvMSS), false)
-	b = appendUintField(b, `,"reordering":`, uint64(i.Reordering), false)
-	b = appendUintField(b, `,"rcv_rtt_us":`, uint64(i.RcvRTT), false)
-	b = appendUintField(b, `,"rcv_space":`, uint64(i.RcvSpace), false)
-	b = appendUintField(b, `,"total_retrans":`, uint64(i.TotalRetrans), false)
+	open := len(b)
+	b = appendUintField(b, `,"state":`, uint64(i.State), true)
+	b = appendUintField(b, `,"ca_state":`, uint64(i.CAState), true)
+	b = appendUintField(b, `,"retransmits":`, uint64(i.Retransmits), true)
+	b = appendUintField(b, `,"probes":`, uint64(i.Probes), true)
+	b = appendUintField(b, `,"backoff":`, uint64(i.Backoff), true)
+	b = appendUintField(b, `,"options":`, uint64(i.Options), true)
+	b = appendUintField(b, `,"snd_wscale":`, uint64(i.SndWscale), true)
+	b = appendUintField(b, `,"rcv_wscale":`, uint64(i.RcvWscale), true)
+	b = appendUintField(b, `,"rto_us":`, uint64(i.RTO), true)
+	b = appendUintField(b, `,"ato_us":`, uint64(i.ATO), true)
+	b = appendUintField(b, `,"snd_mss":`, uint64(i.SndMSS), true)
+	b = appendUintField(b, `,"rcv_mss":`, uint64(i.RcvMSS), true)
+	b = appendUintField(b, `,"unacked":`, uint64(i.Unacked), true)
+	b = appendUintField(b, `,"sacked":`, uint64(i.Sacked), true)
+	b = appendUintField(b, `,"lost":`, uint64(i.Lost), true)
+	b = appendUintField(b, `,"retrans":`, uint64(i.Retrans), true)
+	b = appendUintField(b, `,"last_data_sent_ms":`, uint64(i.LastDataSent), true)
+	b = appendUintField(b, `,"last_data_recv_ms":`, uint64(i.LastDataRecv), true)
+	b = appendUintField(b, `,"last_ack_recv_ms":`, uint64(i.LastAckRecv), true)
+	b = appendUintField(b, `,"pmtu":`, uint64(i.PMTU), true)
+	b = appendUintField(b, `,"rcv_ssthresh":`, uint64(i.RcvSsthresh), true)
+	b = appendUintField(b, `,"rtt_us":`, uint64(i.RTT), true)
+	b = appendUintField(b, `,"rttvar_us":`, uint64(i.RTTVar), true)
+	b = appendUintField(b, `,"snd_ssthresh":`, uint64(i.SndSsthresh), true)
+	b = appendUintField(b, `,"snd_cwnd":`, uint64(i.SndCwnd), true)
+	b = appendUintField(b, `,"advmss":`, uint64(i.AdvMSS), true)
+	b = appendUintField(b, `,"reordering":`, uint64(i.Reordering), true)
+	b = appendUintField(b, `,"rcv_rtt_us":`, uint64(i.RcvRTT), true)
+	b = appendUintField(b, `,"rcv_space":`, uint64(i.RcvSpace), true)
+	b = appendUintField(b, `,"total_retrans":`, uint64(i.TotalRetrans), true)
 	b = appendUintField(b, `,"pacing_rate":`, i.PacingRate, true)
 	b = appendUintField(b, `,"bytes_acked":`, i.BytesAcked, true)
 	b = appendUintField(b, `,"bytes_received":`, i.BytesReceived, true)
@@ -226,6 +227,12 @@ func appendTCPInfo(b []byte, i *TCPInfo) []byte {
 	b = appendUintField(b, `,"busy_time_us":`, i.BusyTimeUS, true)
 	b = appendUintField(b, `,"bytes_sent":`, i.BytesSent, true)
 	b = appendUintField(b, `,"bytes_retrans":`, i.BytesRetrans, true)
+	// Every field came with its comma: the first one's becomes the brace.
+	if len(b) == open {
+		b = append(b, '{')
+	} else {
+		b[open] = '{'
+	}
 	return append(b, '}')
 }
 
@@ -671,10 +678,16 @@ func scanTCPInfo(b []byte, i int, info *TCPInfo) (int, bool) {
 	next := 0 // the field AppendSocket writes next
 	for {
 		f := -1
-		if next < len(tcpInfoKeys) && bytes.HasPrefix(b[i:], []byte(tcpInfoKeys[next])) {
-			f = next
-			i += len(tcpInfoKeys[next])
-		} else {
+		// Keys come in tcpInfoKeys order, zero fields left out: the next
+		// key is usually the expected one or a few after it.
+		for k := next; k < len(tcpInfoKeys); k++ {
+			if bytes.HasPrefix(b[i:], []byte(tcpInfoKeys[k])) {
+				f = k
+				i += len(tcpInfoKeys[k])
+				break
+			}
+		}
+		if f < 0 {
 			key, j, ok := scanPlainString(b, i)
 			if !ok {
 				return i, false

@@ -28,19 +28,37 @@ const maxProcFile = 16 << 20
 // read would cost an epoll_ctl() to add it and one to remove it, a third of
 // the system calls of the thousand sysctls a capture reads.
 func readFile(path string) ([]byte, error) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
+	data, _, err := readFileAt(unix.AT_FDCWD, path, path, nil)
+	return data, err
+}
+
+// readFileAt is readFile of the file name in the directory open at dirfd
+// (unix.AT_FDCWD: name is a path), read into buf when it fits, with the
+// file's mode. path names the file in errors. Opening relative to an open
+// directory spares the kernel the lookup of every directory above it, for
+// each of the thousand sysctls of a capture.
+func readFileAt(dirfd int, name, path string, buf []byte) ([]byte, uint32, error) {
+	fd, err := unix.Openat(dirfd, name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: path, Err: err}
+		return nil, 0, &fs.PathError{Op: "open", Path: path, Err: err}
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, fmt.Errorf("stat %s: %w", path, err)
+		return nil, 0, fmt.Errorf("stat %s: %w", path, err)
 	}
 	if st.Mode&unix.S_IFMT != unix.S_IFREG {
-		return nil, fmt.Errorf("read %s: %s, not a regular file", path, bundle.FileKind(modeType(st.Mode)))
+		return nil, st.Mode, fmt.Errorf("read %s: %s, not a regular file", path, bundle.FileKind(modeType(st.Mode)))
 	}
-	data := make([]byte, 0, 512)
+	data, err := readAll(fd, path, buf[:0])
+	return data, st.Mode, err
+}
+
+// readAll reads fd to its end into data, up to maxProcFile bytes.
+func readAll(fd int, path string, data []byte) ([]byte, error) {
+	if cap(data) == 0 {
+		data = make([]byte, 0, 512)
+	}
 	for {
 		if len(data) > maxProcFile {
 			return nil, fmt.Errorf("read %s: larger than %d bytes", path, maxProcFile)

@@ -143,7 +143,8 @@ func TestAppendSocketRoundTrip(t *testing.T) {
 // gain a field that the collector does not write.
 func TestAppendSocketCoversRecord(t *testing.T) {
 	m := socketCases()["established with all of tcp_info"]
-	m.Retrans = 1
+	// Numbers that are 0 are left out of a row: every field is set.
+	m.Retrans, m.RQueue, m.WQueue, m.UID = 1, 2, 3, 4
 	var got map[string]any
 	if err := json.Unmarshal(encodeSocket(nil, &m, testZoner()), &got); err != nil {
 		t.Fatal(err)

@@ -7,9 +7,11 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"golang.org/x/sys/unix"
 )
 
 // extraSysctls are read besides the whole net.* tree: the file-descriptor
@@ -43,11 +45,22 @@ type sysctlWalk struct {
 	dirs map[string]bool
 	// keys, when not nil, collects the keys walked, readable or not.
 	keys map[string]bool
+	// buf is reused to read each key; the bundle keeps its own copy.
+	buf []byte
 }
 
 // store copies the sysctl at rel (relative to the root) into the bundle.
 func (s *sysctlWalk) store(rel string) error {
-	err := copyFile(s.w, filepath.Join(s.root, rel), bundle.DirSysctl+"/"+filepath.ToSlash(rel))
+	return s.stored(rel, copyFile(s.w, filepath.Join(s.root, rel), s.member(rel)))
+}
+
+// member is the bundle member of the sysctl at rel.
+func (s *sysctlWalk) member(rel string) string {
+	return bundle.DirSysctl + "/" + filepath.ToSlash(rel)
+}
+
+// stored counts the sysctl at rel as read, or unreadable after err.
+func (s *sysctlWalk) stored(rel string, err error) error {
 	switch {
 	case err == nil:
 		s.read++
@@ -61,60 +74,105 @@ func (s *sysctlWalk) store(rel string) error {
 	return nil
 }
 
-// walk calls visit with every regular file under the root's net/, by its
-// path relative to the root, and records what it cannot walk.
-func (s *sysctlWalk) walk(ctx context.Context, visit func(rel string, d fs.DirEntry) error) error {
+// sysctlKey is a regular file found by walk: name in the directory open at
+// dir, rel its path relative to the root.
+type sysctlKey struct {
+	dir  int
+	name string
+	rel  string
+}
+
+// walk calls visit with every regular file under the root's net/, in
+// lexical order, and records what it cannot walk. It opens each file's
+// directory once and each file relative to it (openat), the way a walk by
+// path would resolve every directory above each key again.
+func (s *sysctlWalk) walk(ctx context.Context, visit func(k sysctlKey) error) error {
 	top := filepath.Join(s.root, "net")
-	err := filepath.WalkDir(top, func(p string, d fs.DirEntry, err error) error {
-		if err != nil {
-			if p == top {
-				return err
-			}
-			rel, rerr := filepath.Rel(s.root, p)
-			if rerr != nil {
-				rel = p
-			}
-			s.unreadable = append(s.unreadable, rel)
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		rel, err := filepath.Rel(s.root, p)
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			if s.dirs != nil {
-				s.dirs[rel] = true
-			}
-			return nil
-		}
-		if s.keys != nil {
-			s.keys[rel] = true
-		}
-		if !d.Type().IsRegular() {
-			// Never so in a real /proc/sys; in a copy, say so rather than
-			// leave the key out silently.
-			s.unreadable = append(s.unreadable, rel)
-			return nil
-		}
-		return visit(rel, d)
-	})
+	fd, err := unix.Open(top, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
+		return fmt.Errorf("walk %s: %w", top, &fs.PathError{Op: "open", Path: top, Err: err})
+	}
+	if s.dirs != nil {
+		s.dirs["net"] = true
+	}
+	if err := s.walkDir(ctx, fd, "net", visit); err != nil {
 		return fmt.Errorf("walk %s: %w", top, err)
 	}
 	return nil
 }
 
-// storeReadable stores the key at rel unless its mode says nobody may read
-// it (a write-only key).
-func (s *sysctlWalk) storeReadable(rel string, d fs.DirEntry) error {
-	info, err := d.Info()
-	if err != nil || info.Mode().Perm()&0o444 == 0 {
+// walkDir walks the directory open at fd, rel from the root, and closes fd.
+func (s *sysctlWalk) walkDir(ctx context.Context, fd int, rel string, visit func(k sysctlKey) error) error {
+	// A descriptor in blocking mode: os.NewFile does not register it with
+	// the runtime's poller.
+	dir := os.NewFile(uintptr(fd), rel)
+	defer dir.Close()
+	ents, err := dir.ReadDir(-1)
+	if err != nil {
+		if rel == "net" {
+			return err
+		}
+		s.unreadable = append(s.unreadable, rel)
 		return nil
 	}
-	return s.store(rel)
+	slices.SortFunc(ents, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	for _, e := range ents {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		crel := rel + "/" + e.Name()
+		switch {
+		case e.IsDir():
+			if s.dirs != nil {
+				s.dirs[crel] = true
+			}
+			sub, err := unix.Openat(fd, e.Name(), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+			if err != nil {
+				s.unreadable = append(s.unreadable, crel)
+				continue
+			}
+			if err := s.walkDir(ctx, sub, crel, visit); err != nil {
+				return err
+			}
+		case !e.Type().IsRegular():
+			if s.keys != nil {
+				s.keys[crel] = true
+			}
+			// Never so in a real /proc/sys; in a copy, say so rather than
+			// leave the key out silently.
+			s.unreadable = append(s.unreadable, crel)
+		default:
+			if s.keys != nil {
+				s.keys[crel] = true
+			}
+			if err := visit(sysctlKey{dir: fd, name: e.Name(), rel: crel}); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// storeReadable stores the key k unless its mode says nobody may read it
+// (a write-only key, such as net.ipv4.route.flush).
+func (s *sysctlWalk) storeReadable(k sysctlKey) error {
+	data, mode, err := readFileAt(k.dir, k.name, filepath.Join(s.root, k.rel), s.buf)
+	if err != nil && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
+		// The open was refused: look at the mode only now, rather than
+		// stat every key first.
+		var st unix.Stat_t
+		if unix.Fstatat(k.dir, k.name, &st, unix.AT_SYMLINK_NOFOLLOW) == nil {
+			mode = st.Mode
+		}
+	}
+	if mode != 0 && mode&0o444 == 0 {
+		return nil
+	}
+	if err == nil {
+		s.buf = data // the larger buffer, when a key outgrew it
+		err = s.w.WriteFile(s.member(k.rel), data)
+	}
+	return s.stored(k.rel, err)
 }
 
 // Collect implements Collector.
@@ -218,16 +276,16 @@ func ReadSysctls(h Host, names []string) map[string]string {
 func (s *Sysctls) hostOnly(ctx context.Context, ns *sysctlWalk) ([]string, error) {
 	host := &sysctlWalk{w: ns.w, root: ns.root}
 	var stored []string
-	err := host.walk(ctx, func(rel string, d fs.DirEntry) error {
-		if ns.keys[rel] || !ns.dirs[filepath.Dir(rel)] {
+	err := host.walk(ctx, func(k sysctlKey) error {
+		if ns.keys[k.rel] || !ns.dirs[filepath.Dir(k.rel)] {
 			return nil
 		}
 		before := host.read
-		if err := host.storeReadable(rel, d); err != nil {
+		if err := host.storeReadable(k); err != nil {
 			return err
 		}
 		if host.read > before {
-			stored = append(stored, rel)
+			stored = append(stored, k.rel)
 		}
 		return nil
 	})

@@ -28,6 +28,40 @@ func TestSysctlsUnreadableCount(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	m, _ := collectSysctls(t, proc)
+	if m.Sysctls.Read != 1 || m.Sysctls.Unreadable != 6 || len(m.Sysctls.UnreadableKeys) != 6 {
+		t.Errorf("read %d, unreadable %d, named %q; want 1, 6 and 6 named",
+			m.Sysctls.Read, m.Sysctls.Unreadable, m.Sysctls.UnreadableKeys)
+	}
+}
+
+// TestSysctlsSkipsWriteOnly: a key nobody may read (net.ipv4.route.flush
+// is 0200) is neither stored nor counted unreadable, even for root, whom a
+// copy of /proc/sys would let read it.
+func TestSysctlsSkipsWriteOnly(t *testing.T) {
+	proc := t.TempDir()
+	dir := filepath.Join(proc, "sys", "net", "ipv4", "route")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for name, mode := range map[string]os.FileMode{"flush": 0o200, "gc_timeout": 0o644} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("300\n"), mode); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, members := collectSysctls(t, proc)
+	_, flush := members[bundle.DirSysctl+"/net/ipv4/route/flush"]
+	_, gc := members[bundle.DirSysctl+"/net/ipv4/route/gc_timeout"]
+	if m.Sysctls.Read != 1 || m.Sysctls.Unreadable != 0 || flush || !gc {
+		t.Errorf("read %d, unreadable %d, flush stored %v, gc_timeout stored %v; want 1, 0, false, true",
+			m.Sysctls.Read, m.Sysctls.Unreadable, flush, gc)
+	}
+}
+
+// collectSysctls runs the collector on the copy of /proc at proc and
+// returns its manifest and members.
+func collectSysctls(t *testing.T, proc string) (bundle.Manifest, map[string][]byte) {
+	t.Helper()
 	s := &Sysctls{}
 	w := bundle.NewMemWriter(0)
 	if err := s.Collect(context.Background(), Host{Proc: proc}, w.For("sysctls")); err != nil {
@@ -35,8 +69,19 @@ func TestSysctlsUnreadableCount(t *testing.T) {
 	}
 	var m bundle.Manifest
 	s.Annotate(&m)
-	if m.Sysctls.Read != 1 || m.Sysctls.Unreadable != 6 || len(m.Sysctls.UnreadableKeys) != 6 {
-		t.Errorf("read %d, unreadable %d, named %q; want 1, 6 and 6 named",
-			m.Sysctls.Read, m.Sysctls.Unreadable, m.Sysctls.UnreadableKeys)
+	return m, w.Take()
+}
+
+// BenchmarkSysctlsCollect reads this machine's whole net.* tree, as capture
+// does, into a bundle held in memory.
+func BenchmarkSysctlsCollect(b *testing.B) {
+	var read int
+	for b.Loop() {
+		s := &Sysctls{}
+		if err := s.Collect(context.Background(), Host{Proc: "/proc"}, bundle.NewMemWriter(0).For("sysctls")); err != nil {
+			b.Fatal(err)
+		}
+		read = s.info.Read
 	}
+	b.ReportMetric(float64(read), "sysctls")
 }
