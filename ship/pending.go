@@ -220,10 +220,19 @@ func syncDirIn(root *os.Root, dir string) error {
 		return fmt.Errorf("sync directory %s: %w", dir, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := d.Sync(); err != nil && !unsyncableDir(err) {
 		return fmt.Errorf("sync directory %s: %w", filepath.Join(root.Name(), dir), err)
 	}
 	return nil
+}
+
+// unsyncableDir reports whether err is a filesystem saying it cannot
+// fsync a directory at all (EINVAL, ENOTSUP: some FUSE and CIFS mounts),
+// rather than that the sync failed. The rename before it has landed; on
+// such a filesystem there is nothing more to make it durable, and failing
+// would report a written object or sidecar as not written.
+func unsyncableDir(err error) bool {
+	return errors.Is(err, syscall.EINVAL) || errors.Is(err, syscall.ENOTSUP)
 }
 
 // syncDir fsyncs the directory at p.
@@ -233,7 +242,7 @@ func syncDir(p string) error {
 		return fmt.Errorf("sync directory %s: %w", p, err)
 	}
 	defer d.Close()
-	if err := d.Sync(); err != nil {
+	if err := d.Sync(); err != nil && !unsyncableDir(err) {
 		return fmt.Errorf("sync directory %s: %w", p, err)
 	}
 	return nil
