@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -20,9 +21,10 @@ import (
 // records the access key id each request was signed with (SigV4's
 // Authorization: ... Credential=KEYID/DATE/REGION/s3/aws4_request).
 type signingStore struct {
-	mu  sync.Mutex
-	ids []string
-	URL string
+	mu     sync.Mutex
+	ids    []string
+	tokens []string // X-Amz-Security-Token of each request
+	URL    string
 }
 
 func startSigningStore(t *testing.T) *signingStore {
@@ -34,6 +36,7 @@ func startSigningStore(t *testing.T) *signingStore {
 		}
 		s.mu.Lock()
 		s.ids = append(s.ids, id)
+		s.tokens = append(s.tokens, r.Header.Get("X-Amz-Security-Token"))
 		s.mu.Unlock()
 		w.WriteHeader(http.StatusNotFound)
 	}))
@@ -144,5 +147,42 @@ func TestRoleAnswerBounded(t *testing.T) {
 	}
 	if ids := store.keyIDs(); len(ids) == 0 || ids[0] != "" {
 		t.Errorf("requests signed with key ids %q, want none: the answer is over %d bytes", ids, maxRoleBody)
+	}
+}
+
+// TestRoleSessionTokenNeverShown: the session token of the instance role
+// signs the requests (X-Amz-Security-Token) and, like the secret, is in
+// no error and no pending sidecar when the store refuses the upload.
+func TestRoleSessionTokenNeverShown(t *testing.T) {
+	store := startSigningStore(t)
+	imds := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey, testutil.IMDSSessionToken)
+	env := map[string]string{"AWS_SHARED_CREDENTIALS_FILE": "/nonexistent", "AWS_CONFIG_FILE": "/nonexistent",
+		"AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.Endpoint}
+	p, err := Open(Target{Scheme: SchemeS3, Bucket: "bundles"}, S3Options{Endpoint: store.URL, Getenv: func(k string) string { return env[k] }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path, _ := writeBundleFile(t, t.TempDir(), 100)
+	key, _ := p.KeyFor("web1", path)
+	_, err = p.Push(context.Background(), path, key)
+	if err == nil {
+		t.Fatal("push to a store that answers 404 to everything succeeded")
+	}
+	store.mu.Lock()
+	tokens := append([]string(nil), store.tokens...)
+	store.mu.Unlock()
+	if len(tokens) == 0 || tokens[0] != testutil.IMDSSessionToken {
+		t.Fatalf("requests carried session tokens %q, want the role's", tokens)
+	}
+	sidecar, rerr := os.ReadFile(PendingPath(path))
+	if rerr != nil {
+		t.Fatal(rerr)
+	}
+	for what, text := range map[string]string{"error": err.Error(), "pending sidecar": string(sidecar)} {
+		for _, secret := range []string{testutil.IMDSSessionToken, testutil.S3SecretKey} {
+			if strings.Contains(text, secret) {
+				t.Errorf("the %s holds a secret: %s", what, text)
+			}
+		}
 	}
 }

@@ -40,6 +40,7 @@ func (w *Watcher) markPending(path string) {
 	if err != nil {
 		w.log.Error("mark bundle pending for upload", "bundle", path, "error", err.Error())
 	}
+	w.countPending()
 }
 
 // removeOrphans removes the pending sidecars that a capture killed inside

@@ -642,8 +642,9 @@ func (w *Watcher) captureLocked(ctx context.Context, opts collectors.Options) (s
 			// so and try once more now that the bundle is there.
 			w.log.Error("mark bundle pending for upload", "bundle", res.Path, "error", mark.Err.Error())
 			w.markPending(res.Path)
+		} else {
+			w.countPending()
 		}
-		w.countPending()
 		w.kickUpload()
 	}
 	removed, pendingRemoved, err := w.cfg.Retention.Apply(dir, w.host, res.Path)

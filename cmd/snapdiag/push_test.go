@@ -511,7 +511,7 @@ func TestPushInstanceRole(t *testing.T) {
 	out := t.TempDir()
 	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
 	const wrong = "role-secret-the-store-refuses"
-	bad := testutil.StartIMDS(t, testutil.S3AccessKey, wrong)
+	bad := testutil.StartIMDS(t, testutil.S3AccessKey, wrong, "")
 	r := snapdiag(t, bad.Env(srv), "push", "--to", "s3://fleet/roles", bundle)
 	outputs := []string{r.Stdout, r.Stderr}
 	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); r.Code != 1 || len(lines) != 1 ||
@@ -521,7 +521,7 @@ func TestPushInstanceRole(t *testing.T) {
 	if data, err := os.ReadFile(ship.PendingPath(bundle)); err != nil || bytes.Contains(data, []byte(wrong)) {
 		t.Errorf("pending sidecar: %v, or the refused secret is in it", err)
 	}
-	good := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey)
+	good := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey, "")
 	r = snapdiag(t, good.Env(srv), "push", "--pending", out)
 	outputs = append(outputs, r.Stdout, r.Stderr)
 	if r.Code != 0 || ship.IsPending(bundle) {
