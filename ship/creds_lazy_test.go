@@ -51,6 +51,18 @@ func (s *signingStore) keyIDs() []string {
 	return append([]string(nil), s.ids...)
 }
 
+// taskRoleEnv makes the process's environment that of an ECS task whose
+// role is served at uri, with no other credentials. The container
+// variables are read from the process's environment by the client
+// library, not through S3Options.Getenv.
+func taskRoleEnv(t *testing.T, uri string) {
+	t.Setenv("AWS_ACCESS_KEY_ID", "")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
+	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", uri)
+}
+
 // TestECSRoleWithIMDSDisabled: an ECS task's role is used whether or not
 // the EC2 metadata service is disabled: AWS_EC2_METADATA_DISABLED=true,
 // common on ECS and Fargate, turns off the instance metadata lookup only,
@@ -65,13 +77,7 @@ func TestECSRoleWithIMDSDisabled(t *testing.T) {
 	for _, disabled := range []string{"", "true"} {
 		t.Run("AWS_EC2_METADATA_DISABLED="+disabled, func(t *testing.T) {
 			store := startSigningStore(t)
-			// The container variables are read from the process's
-			// environment by the client library.
-			t.Setenv("AWS_ACCESS_KEY_ID", "")
-			t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-			t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-			t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-			t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", ecs.URL+"/creds")
+			taskRoleEnv(t, ecs.URL+"/creds")
 			t.Setenv("AWS_EC2_METADATA_DISABLED", disabled)
 			s, err := NewS3Store(Target{Scheme: SchemeS3, Bucket: "bundles"}, S3Options{Endpoint: store.URL, Getenv: os.Getenv})
 			if err != nil {
@@ -133,11 +139,7 @@ func TestRoleAnswerBounded(t *testing.T) {
 	}))
 	defer ecs.Close()
 	store := startSigningStore(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", "")
-	t.Setenv("AWS_SECRET_ACCESS_KEY", "")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/nonexistent")
-	t.Setenv("AWS_CONFIG_FILE", "/nonexistent")
-	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", ecs.URL+"/creds")
+	taskRoleEnv(t, ecs.URL+"/creds")
 	s, err := NewS3Store(Target{Scheme: SchemeS3, Bucket: "bundles"}, S3Options{Endpoint: store.URL, Getenv: os.Getenv})
 	if err != nil {
 		t.Fatal(err)
