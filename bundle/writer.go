@@ -73,6 +73,10 @@ type state struct {
 	// manifest and the name at Commit (SetFilter).
 	filter Filter
 
+	// beforeCommit, when set, is called with the bundle's final path just
+	// before it appears there (SetBeforeCommit).
+	beforeCommit func(path string, m *Manifest)
+
 	// staged holds the uncompressed size of each member staged on disk. A
 	// staged member is already compressed: one zstd frame holding its data and
 	// tar padding, so Commit copies it into the archive without compressing
@@ -163,6 +167,22 @@ func (w *Writer) SetFilter(f Filter) {
 	w.st.mu.Lock()
 	defer w.st.mu.Unlock()
 	w.st.filter = f
+}
+
+// SetBeforeCommit makes Commit call f with the path the bundle is about to
+// take and the manifest it holds, after the archive is written and synced
+// and just before the bundle appears under that path. What f writes (an
+// upload's pending sidecar) therefore exists before anyone can see the
+// bundle, and a process killed between the two leaves f's file without a
+// bundle, never the bundle without it. f is not called for a name another
+// file already holds; should one appear there between the call and the
+// link (a writer not holding the directory's capture lock), Commit tries
+// the next name and calls f again. f reports its own errors: the bundle is
+// committed whatever f did, since a bundle beats none.
+func (w *Writer) SetBeforeCommit(f func(path string, m *Manifest)) {
+	w.st.mu.Lock()
+	defer w.st.mu.Unlock()
+	w.st.beforeCommit = f
 }
 
 // filterFile is a streamed member on its way through the Filter.
@@ -727,7 +747,14 @@ func (w *Writer) Commit(name string, m *Manifest) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	final, err := linkUnique(tmp, filepath.Join(st.dir, name))
+	st.mu.Lock()
+	before := st.beforeCommit
+	st.mu.Unlock()
+	var hook func(string)
+	if before != nil {
+		hook = func(p string) { before(p, m) }
+	}
+	final, err := linkUnique(tmp, filepath.Join(st.dir, name), hook)
 	os.Remove(tmp)
 	if err != nil {
 		return "", err
@@ -960,12 +987,20 @@ func copyFrame(w io.Writer, path string) error {
 
 // linkUnique gives the complete temporary archive its final name without ever
 // replacing an existing bundle: two captures in the same second get -2, -3, ...
-func linkUnique(tmp, final string) (string, error) {
+// before, when not nil, is called with each free name just before the link
+// (Writer.SetBeforeCommit).
+func linkUnique(tmp, final string, before func(path string)) (string, error) {
 	base := strings.TrimSuffix(final, ".tar.zst")
 	for i := 1; i <= 100; i++ {
 		name := final
 		if i > 1 {
 			name = fmt.Sprintf("%s-%d.tar.zst", base, i)
+		}
+		if before != nil {
+			if _, err := os.Lstat(name); err == nil {
+				continue // taken: before must not touch its files
+			}
+			before(name)
 		}
 		err := os.Link(tmp, name)
 		if err == nil {

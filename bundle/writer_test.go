@@ -623,3 +623,38 @@ func TestStreamedMemberSpillsToDisk(t *testing.T) {
 		t.Errorf("extra/big: %d bytes back, want the %d written", len(got), len(data))
 	}
 }
+
+// TestWriterBeforeCommit: the function set with SetBeforeCommit is called
+// with the bundle's final path and manifest while nothing is there yet,
+// never with a name another file holds, and the bundle then appears under
+// that path.
+func TestWriterBeforeCommit(t *testing.T) {
+	dir := t.TempDir()
+	taken := filepath.Join(dir, "b.tar.zst")
+	if err := os.WriteFile(taken, []byte("another bundle"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	w, err := NewWriter(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type call struct {
+		path    string
+		existed bool
+		host    string
+	}
+	var calls []call
+	w.SetBeforeCommit(func(path string, m *Manifest) {
+		_, err := os.Lstat(path)
+		calls = append(calls, call{path, err == nil, m.Host.Hostname})
+	})
+	m := testManifest()
+	p, err := w.Commit("b.tar.zst", m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []call{{filepath.Join(dir, "b-2.tar.zst"), false, m.Host.Hostname}}
+	if !slices.Equal(calls, want) || p != want[0].path {
+		t.Errorf("before-commit calls %+v and bundle %s, want %+v and the bundle there", calls, p, want)
+	}
+}

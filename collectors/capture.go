@@ -63,6 +63,11 @@ type Options struct {
 	// AllNetNS adds the other network namespaces of the host to the bundle
 	// (capture --all-netns): an AllNetNS sampler beside the others.
 	AllNetNS bool
+	// BeforeCommit, when set, is called with the bundle's final path and
+	// manifest just before the bundle appears there
+	// (bundle.Writer.SetBeforeCommit): an upload marks it pending there, so
+	// that it is never visible unmarked.
+	BeforeCommit func(path string, m *bundle.Manifest)
 }
 
 // Result is what a capture produced.
@@ -161,6 +166,9 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	defer w.Abort()
 	if opts.Filter != nil {
 		w.SetFilter(opts.Filter)
+	}
+	if opts.BeforeCommit != nil {
+		w.SetBeforeCommit(opts.BeforeCommit)
 	}
 
 	hostFacts := HostFacts(h)

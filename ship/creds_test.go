@@ -23,7 +23,7 @@ func TestPushInstanceRole(t *testing.T) {
 	srv := testutil.StartS3(t)
 	srv.Bucket("bundles")
 	t.Run("accepted", func(t *testing.T) {
-		imds := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey)
+		imds := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey, "")
 		p := s3Pusher(t, srv, "s3://bundles/roles", imds.Env(srv)...)
 		path, sum := writeBundleFile(t, t.TempDir(), 1000)
 		key, _ := p.KeyFor("web1", path)
@@ -38,7 +38,7 @@ func TestPushInstanceRole(t *testing.T) {
 	})
 	t.Run("refused", func(t *testing.T) {
 		const secret = "role-secret-the-store-refuses"
-		imds := testutil.StartIMDS(t, testutil.S3AccessKey, secret)
+		imds := testutil.StartIMDS(t, testutil.S3AccessKey, secret, "")
 		p := s3Pusher(t, srv, "s3://bundles/roles", imds.Env(srv)...)
 		path, _ := writeBundleFile(t, t.TempDir(), 100)
 		key, _ := p.KeyFor("web1", path)
@@ -57,8 +57,8 @@ func TestPushInstanceRole(t *testing.T) {
 
 // TestNoMetadataServiceDoesNotStall: on a host whose metadata address
 // accepts connections and never answers, and with no other credentials,
-// opening the store gives up on the role within its bound instead of
-// waiting for ever, and does not ask again for each request; the push then
+// the push's first request gives up on the role within its bound instead
+// of waiting for ever, and does not ask again for each request; the push then
 // fails as refused, keeping the bundle.
 func TestNoMetadataServiceDoesNotStall(t *testing.T) {
 	srv := testutil.StartS3(t)

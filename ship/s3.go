@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -62,9 +63,9 @@ type S3Store struct {
 	client   *minio.Client
 	bucket   string
 	partSize int64
-	// keyID is the access key id, named in credential errors (never the
-	// secret).
-	keyID    string
+	// keys is the credential chain; its access key id is named in
+	// credential errors (never the secret).
+	keys     *keyRecorder
 	endpoint string
 }
 
@@ -102,15 +103,19 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	if err := refuseSSO(getenv, profile, config, file); err != nil {
 		return nil, err
 	}
-	// The environment first, then the shared file, then the roles a
-	// machine or a pod is given: the order of the AWS CLI. An environment
-	// with only a key id and no secret is not used.
-	creds := credentials.NewChainCredentials(append([]credentials.Provider{&envProvider{getenv: getenv}, file},
-		roleProviders(getenv, region)...))
 	tr := o.Transport
 	if tr == nil {
 		tr = http.DefaultTransport.(*http.Transport).Clone()
 	}
+	// The environment first, then the shared file, then the roles a
+	// machine or a pod is given: the order of the AWS CLI. An environment
+	// with only a key id and no secret is not used. Nothing is asked
+	// here: the chain is walked at the first request, under its context
+	// (the upload's deadline), so that opening a store, which capture
+	// --upload does before it captures, never touches the network.
+	keys := &keyRecorder{p: &credentials.Chain{Providers: append([]credentials.Provider{&envProvider{getenv: getenv}, file},
+		roleProviders(getenv, region, tr)...)}}
+	creds := credentials.New(keys)
 	c, err := minio.New(u.Host, &minio.Options{
 		Creds: creds, Secure: u.Scheme == "https", Region: region,
 		BucketLookup: minio.BucketLookupAuto, Transport: tr,
@@ -130,11 +135,35 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	if ps <= 0 {
 		ps = DefaultPartSize
 	}
-	var keyID string
-	if v, err := creds.GetWithContext(nil); err == nil {
-		keyID = v.AccessKeyID
-	}
-	return &S3Store{client: c, bucket: t.Bucket, partSize: ps, keyID: keyID, endpoint: u.Host}, nil
+	return &S3Store{client: c, bucket: t.Bucket, partSize: ps, keys: keys, endpoint: u.Host}, nil
+}
+
+// keyRecorder is the credential chain, remembering the access key id it
+// last gave, for errors to name (never the secret).
+type keyRecorder struct {
+	p  credentials.Provider
+	mu sync.Mutex
+	id string
+}
+
+func (k *keyRecorder) RetrieveWithCredContext(cc *credentials.CredContext) (credentials.Value, error) {
+	v, err := k.p.RetrieveWithCredContext(cc)
+	k.mu.Lock()
+	k.id = v.AccessKeyID
+	k.mu.Unlock()
+	return v, err
+}
+
+func (k *keyRecorder) Retrieve() (credentials.Value, error) { return k.RetrieveWithCredContext(nil) }
+
+func (k *keyRecorder) IsExpired() bool { return k.p.IsExpired() }
+
+// keyID is the access key id the requests were last signed with, "" for
+// none (anonymous, or no request yet).
+func (k *keyRecorder) keyID() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.id
 }
 
 // envProvider is minio's EnvAWS without its MinIO-specific fallbacks:
@@ -195,21 +224,39 @@ func configProfile(getenv func(string) string, profile string) map[string]string
 // and the push goes on without credentials instead of stalling.
 const roleTimeout = 2 * time.Second
 
+// maxRoleBody bounds the answer of a metadata service, an ECS task's
+// endpoint or STS read for credentials: a few hundred bytes when they are
+// what they claim, and whoever answers there is not to make snapdiag read
+// without end.
+const maxRoleBody = 64 << 10
+
 // roleProviders are the last links of the credential chain: a web identity
 // (AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN, as EKS gives a pod;
-// exchanged at STS, AWS_ENDPOINT_URL_STS or the region's), else the
-// instance's or task's role (IMDSv2 at AWS_EC2_METADATA_SERVICE_ENDPOINT or
-// 169.254.169.254, or ECS's AWS_CONTAINER_CREDENTIALS_*), unless
-// AWS_EC2_METADATA_DISABLED is true.
-func roleProviders(getenv func(string) string, region string) []credentials.Provider {
-	// Never through a proxy: the metadata service is link-local, and its
-	// answer holds a secret.
-	client := &http.Client{Timeout: roleTimeout, Transport: &http.Transport{
-		DialContext: (&net.Dialer{Timeout: roleTimeout}).DialContext, ResponseHeaderTimeout: roleTimeout,
-	}}
+// exchanged at STS, AWS_ENDPOINT_URL_STS or the region's, through s3's
+// transport and so its proxy), else an ECS task's role
+// (AWS_CONTAINER_CREDENTIALS_RELATIVE_URI or _FULL_URI), else the
+// instance's role (IMDSv2 at AWS_EC2_METADATA_SERVICE_ENDPOINT or
+// 169.254.169.254) unless AWS_EC2_METADATA_DISABLED is true: as in the AWS
+// SDKs, that variable turns off the instance metadata service only, and an
+// ECS or Fargate task commonly sets it.
+func roleProviders(getenv func(string) string, region string, s3 http.RoundTripper) []credentials.Provider {
 	if file, arn := getenv("AWS_WEB_IDENTITY_TOKEN_FILE"), getenv("AWS_ROLE_ARN"); file != "" && arn != "" {
+		client := &http.Client{Timeout: roleTimeout, Transport: capBody{s3, maxRoleBody}}
 		p := &credentials.IAM{Client: client, Region: region, Endpoint: getenv("AWS_ENDPOINT_URL_STS")}
 		p.EKSIdentity.TokenFile, p.EKSIdentity.RoleARN, p.EKSIdentity.RoleSessionName = file, arn, getenv("AWS_ROLE_SESSION_NAME")
+		return []credentials.Provider{&roleProvider{p: p}}
+	}
+	// Never through a proxy: the metadata and task endpoints are
+	// link-local or loopback, and their answer holds a secret.
+	client := &http.Client{Timeout: roleTimeout, Transport: capBody{&http.Transport{
+		DialContext: (&net.Dialer{Timeout: roleTimeout}).DialContext, ResponseHeaderTimeout: roleTimeout,
+	}, maxRoleBody}}
+	if rel, full := getenv("AWS_CONTAINER_CREDENTIALS_RELATIVE_URI"), getenv("AWS_CONTAINER_CREDENTIALS_FULL_URI"); rel != "" || full != "" {
+		// No Endpoint: with one (the metadata service's), the library
+		// would send the task's request there.
+		p := &credentials.IAM{Client: client}
+		p.Container.CredentialsRelativeURI, p.Container.CredentialsFullURI = rel, full
+		p.Container.AuthorizationToken = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN")
 		return []credentials.Provider{&roleProvider{p: p}}
 	}
 	if strings.EqualFold(getenv("AWS_EC2_METADATA_DISABLED"), "true") {
@@ -217,6 +264,46 @@ func roleProviders(getenv func(string) string, region string) []credentials.Prov
 	}
 	return []credentials.Provider{&roleProvider{p: &credentials.IAM{Client: client, Endpoint: getenv("AWS_EC2_METADATA_SERVICE_ENDPOINT")}}}
 }
+
+// capBody is a transport whose responses end in an error past max bytes.
+type capBody struct {
+	rt  http.RoundTripper
+	max int64
+}
+
+func (c capBody) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.rt.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = &cappedBody{rc: resp.Body, left: c.max}
+	return resp, nil
+}
+
+// cappedBody reads at most left bytes of rc, then fails.
+type cappedBody struct {
+	rc   io.ReadCloser
+	left int64
+}
+
+func (b *cappedBody) Read(p []byte) (int, error) {
+	if b.left <= 0 {
+		// One byte more tells a body of exactly the cap from a longer one.
+		var one [1]byte
+		if n, _ := b.rc.Read(one[:]); n > 0 {
+			return 0, fmt.Errorf("credentials response larger than %d bytes", maxRoleBody)
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.left {
+		p = p[:b.left]
+	}
+	n, err := b.rc.Read(p)
+	b.left -= int64(n)
+	return n, err
+}
+
+func (b *cappedBody) Close() error { return b.rc.Close() }
 
 // roleRetry is how long a role lookup that failed is not tried again.
 const roleRetry = 5 * time.Minute
@@ -236,7 +323,11 @@ func (r *roleProvider) RetrieveWithCredContext(cc *credentials.CredContext) (cre
 	}
 	v, err := r.p.RetrieveWithCredContext(cc)
 	if err != nil || v.AccessKeyID == "" {
-		r.failedAt = time.Now()
+		if cc == nil || cc.Context == nil || cc.Context.Err() == nil {
+			// Not a lookup the caller's deadline cut: that one's next
+			// upload asks again.
+			r.failedAt = time.Now()
+		}
 		return credentials.Value{}, err
 	}
 	r.failedAt = time.Time{}
@@ -332,7 +423,7 @@ func (s *S3Store) explain(op, key string, err error) error {
 	r := minio.ToErrorResponse(err)
 	var certErr *tls.CertificateVerificationError
 	var recErr tls.RecordHeaderError
-	id := s.keyID
+	id := s.keys.keyID()
 	if id == "" {
 		id = "(none)"
 	}

@@ -289,20 +289,3 @@ func TestEndpointSecretNotEchoed(t *testing.T) {
 		}
 	}
 }
-
-// FuzzParseIntent: an intent is read from a directory others may write;
-// whatever it holds, parsing does not panic, and an intent it accepts has
-// a target ParseTarget takes and a host.
-func FuzzParseIntent(f *testing.F) {
-	f.Add([]byte(`{"format":"snapdiag.upload-intent/v1","target":"s3://bkt/p","host":"web1","since":"2026-01-01T00:00:00Z"}`))
-	f.Add([]byte(`{"format":"snapdiag.upload-intent/v1","target":"file:///../x","host":"","since":"0001-01-01T00:00:00Z"}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		in, err := ParseIntent(data)
-		if err != nil {
-			return
-		}
-		if _, err := ParseTarget(in.Target); err != nil || in.Host == "" || in.Since.IsZero() {
-			t.Fatalf("accepted %+v", in)
-		}
-	})
-}

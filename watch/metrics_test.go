@@ -386,32 +386,3 @@ func TestMetricsReusePortLabelsStable(t *testing.T) {
 		}
 	}
 }
-
-// TestUploadBundleLeftUnmarked: a watch killed between writing a bundle
-// and marking it pending left a bundle without a sidecar; the next run
-// sends it all the same.
-func TestUploadBundleLeftUnmarked(t *testing.T) {
-	out, store := t.TempDir(), t.TempDir()
-	pusher := &ship.Pusher{Target: ship.Target{Scheme: ship.SchemeFile, Dir: store}, Store: ship.NewFileStore(store)}
-	check, flag := flagCheck(t)
-	setHealthy(t, flag, true)
-	w := newWatcher(t, Config{Checks: []*Check{check}, Every: time.Hour, Failures: 1, Capture: quickCapture(out),
-		Upload: pusher})
-	name := bundle.FileName(w.host, time.Now())
-	put(t, out, name, 100)
-	key, err := pusher.KeyFor(w.host, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- w.Run(ctx) }()
-	defer func() {
-		cancel()
-		<-done
-	}()
-	testutil.Eventually(t, 0, "the unmarked bundle in the store", func() (bool, string) {
-		_, err := os.Stat(filepath.Join(store, key))
-		return err == nil, "not in the store"
-	})
-}

@@ -3,7 +3,6 @@ package watch
 import (
 	"context"
 	"errors"
-	"fmt"
 	"math/rand/v2"
 	"path/filepath"
 	"time"
@@ -31,9 +30,8 @@ func retryDelay(base, max time.Duration, n int) time.Duration {
 }
 
 // markPending marks a bundle just written as pending for the upload target,
-// before anything is sent: a watch killed mid-upload leaves it marked. It
-// reports whether the mark was written.
-func (w *Watcher) markPending(path string) bool {
+// when its commit could not (ship.CommitMark).
+func (w *Watcher) markPending(path string) {
 	p := w.cfg.Upload
 	key, err := p.KeyFor(w.host, path)
 	if err == nil {
@@ -43,100 +41,21 @@ func (w *Watcher) markPending(path string) bool {
 		w.log.Error("mark bundle pending for upload", "bundle", path, "error", err.Error())
 	}
 	w.countPending()
-	return err == nil
 }
 
-// beginIntent makes the coming capture's upload durable before the capture
-// starts (ship.Intent): a watch killed between committing the bundle and
-// marking it leaves the intent, and the next run marks the bundle. It
-// returns the intent's path, "" when none was written (logged; the bundle
-// is still marked after the commit).
-func (w *Watcher) beginIntent(dir string) string {
-	p, err := ship.BeginIntent(dir, w.cfg.Upload.Target, w.host, time.Now())
-	if err != nil {
-		w.log.Error("write upload intent", "error", err.Error())
-		return ""
-	}
-	return p
-}
-
-// endIntent removes an intent whose bundle is marked, or that wrote none.
-func (w *Watcher) endIntent(path string) {
-	if path == "" {
-		return
-	}
-	if err := ship.EndIntent(path); err != nil {
-		w.log.Error("write upload intent", "error", err.Error())
-	}
-}
-
-// intentSlack is how far before an intent's time a bundle's name may be and
-// still be taken as its capture's: the wall clock may step back between the
-// two (NTP). A bundle marked that was in fact already sent costs a hash and
-// a HEAD, found present.
-const intentSlack = time.Minute
-
-// RecoverIntents marks pending the bundles that a process killed between
-// committing them and marking them left unmarked. For each intent in dir
-// (ship.Intent), every bundle of its host whose name carries the intent's
-// time or a later one (less intentSlack), and that has no sidecar, is
-// marked for the intent's target; then the intent is removed. An intent that cannot be
-// read is removed, and its error returned. The caller holds dir's capture
-// lock, so no intent it finds belongs to a capture still running. It
-// returns the bundles it marked.
-func RecoverIntents(dir string, now time.Time) ([]string, error) {
-	paths, err := ship.ListIntents(dir)
-	if err != nil {
-		return nil, err
-	}
-	var marked []string
-	var errs []error
-	for _, p := range paths {
-		in, err := ship.ReadIntent(p)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", filepath.Base(p), err), ship.EndIntent(p))
-			continue
-		}
-		t, _ := ship.ParseTarget(in.Target) // ReadIntent checked it
-		files, err := ListBundles(dir, in.Host)
-		if err != nil {
-			errs = append(errs, err)
-			continue
-		}
-		since, done := in.Since.Add(-intentSlack), true
-		for _, f := range files {
-			path := filepath.Join(dir, f.Name)
-			if f.Time.Before(since) || ship.IsPending(path) {
-				continue
-			}
-			key, err := ship.Key(t.Prefix, in.Host, f.Name)
-			if err == nil {
-				err = ship.MarkPending(path, t, key, now)
-			}
-			if err != nil {
-				errs, done = append(errs, err), false
-				continue
-			}
-			marked = append(marked, path)
-		}
-		if done {
-			errs = append(errs, ship.EndIntent(p))
-		}
-	}
-	return marked, errors.Join(errs...)
-}
-
-// recoverIntents runs RecoverIntents under the output directory's lock,
-// when it is free at once: its holder is a capture, which marks its own
-// bundle, and the next upload round looks again. Nothing waits for it.
-func (w *Watcher) recoverIntents(ctx context.Context) {
+// removeOrphans removes the pending sidecars that a capture killed inside
+// its commit left without a bundle (ship.RemoveOrphanSidecars), under the
+// output directory's lock when it is free at once: its holder is a capture,
+// which may be between writing its sidecar and its bundle, and the next
+// upload round looks again. Nothing waits for it.
+func (w *Watcher) removeOrphans(ctx context.Context) {
 	dir := w.cfg.Capture.Dir
 	lock, err := acquireLock(ctx, dir, 0, w.cfg.Clock)
 	if errors.Is(err, ErrLocked) {
 		return
 	}
 	if err != nil {
-		w.log.Error("recover upload intents", "error", err.Error())
+		w.log.Error("remove pending sidecars without a bundle", "error", err.Error())
 		return
 	}
 	defer func() {
@@ -144,17 +63,12 @@ func (w *Watcher) recoverIntents(ctx context.Context) {
 			w.log.Error("release lock", "error", err.Error())
 		}
 	}()
-	marked, err := RecoverIntents(dir, time.Now())
-	if len(marked) > 0 {
-		names := make([]string, len(marked))
-		for i, p := range marked {
-			names[i] = filepath.Base(p)
-		}
-		w.log.Warn("bundles a killed run left unmarked: marked pending", "bundles", names)
-		w.countPending()
+	removed, err := ship.RemoveOrphanSidecars(dir)
+	if len(removed) > 0 {
+		w.log.Info("pending sidecars of bundles never committed removed", "bundles", removed)
 	}
 	if err != nil {
-		w.log.Error("recover upload intents", "error", err.Error())
+		w.log.Error("remove pending sidecars without a bundle", "error", err.Error())
 	}
 }
 
@@ -171,23 +85,6 @@ func (w *Watcher) countPending() {
 		return
 	}
 	w.cfg.Metrics.observePending(len(paths))
-}
-
-// markNewest marks this host's newest bundle pending when it has no
-// sidecar: the bundle an older snapdiag, which wrote no intent, left
-// unmarked when it was killed between writing and marking it (intents,
-// RecoverIntents, cover every bundle since). An object already in the store with the same
-// checksum is not sent again, so a bundle that went in costs one read and
-// one look-up per start.
-func (w *Watcher) markNewest() {
-	files, err := ListBundles(w.cfg.Capture.Dir, w.host)
-	if err != nil || len(files) == 0 {
-		return
-	}
-	path := filepath.Join(w.cfg.Capture.Dir, files[0].Name)
-	if !ship.IsPending(path) {
-		w.markPending(path)
-	}
 }
 
 // kickUpload wakes the upload loop without waiting for it.
@@ -233,10 +130,11 @@ func (w *Watcher) uploadLoop(ctx context.Context) {
 	}
 }
 
-// uploadPending marks what intents left (recoverIntents), then sends every
-// pending bundle once and returns how many are still pending.
+// uploadPending removes the sidecars a killed commit left (removeOrphans),
+// then sends every pending bundle once and returns how many are still
+// pending.
 func (w *Watcher) uploadPending(ctx context.Context) int {
-	w.recoverIntents(ctx)
+	w.removeOrphans(ctx)
 	failed, err := w.cfg.Upload.PushPending(ctx, w.cfg.Capture.Dir, func(path string, res ship.Result, err error) {
 		name := filepath.Base(path)
 		if err != nil {

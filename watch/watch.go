@@ -323,7 +323,6 @@ func (w *Watcher) Run(ctx context.Context) error {
 		w.log.Info("cool-down from a recent bundle", "bundle", b, "until", w.cooldownUntil.UTC().Format(time.RFC3339))
 	}
 	if w.cfg.Upload != nil {
-		w.markNewest()
 		uctx, cancel := context.WithCancel(ctx)
 		var wg sync.WaitGroup
 		wg.Go(func() { w.uploadLoop(uctx) })
@@ -396,7 +395,6 @@ func (w *Watcher) Once(ctx context.Context) *Incident {
 	if w.cfg.Upload != nil && ctx.Err() == nil {
 		// After the restart, one round: what is not sent stays pending
 		// for the next run or snapdiag push --pending.
-		w.markNewest()
 		w.uploadPending(ctx)
 	}
 	return inc
@@ -605,13 +603,20 @@ func (w *Watcher) captureLocked(ctx context.Context, opts collectors.Options) (s
 	if err := w.cfg.Retention.CheckFree(dir); err != nil {
 		return "", err
 	}
-	var intent string
+	var mark *ship.CommitMark
 	if w.cfg.Upload != nil {
-		intent = w.beginIntent(dir)
+		// The bundle is marked pending inside its commit, before it
+		// appears: a watch killed at any point leaves it marked.
+		mark = w.cfg.Upload.CommitMark()
+		opts.BeforeCommit = mark.BeforeCommit
 	}
 	res, err := collectors.Capture(ctx, opts)
 	if err != nil {
-		w.endIntent(intent)
+		if mark != nil {
+			if err := mark.Abandon(); err != nil {
+				w.log.Error("mark bundle pending for upload", "error", err.Error())
+			}
+		}
 		return "", err
 	}
 	if w.killedAfterCommit != nil && w.killedAfterCommit() {
@@ -632,10 +637,13 @@ func (w *Watcher) captureLocked(ctx context.Context, opts collectors.Options) (s
 		fmt.Fprintln(w.cfg.Bundles, res.Path)
 	}
 	if w.cfg.Upload != nil {
-		// The intent goes only once the bundle is marked: a failed mark
-		// leaves it for the next run to try again.
-		if w.markPending(res.Path) {
-			w.endIntent(intent)
+		if mark.Err != nil {
+			// The sidecar could not be written inside the commit: say
+			// so and try once more now that the bundle is there.
+			w.log.Error("mark bundle pending for upload", "bundle", res.Path, "error", mark.Err.Error())
+			w.markPending(res.Path)
+		} else {
+			w.countPending()
 		}
 		w.kickUpload()
 	}

@@ -165,16 +165,14 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 
 	asked := f.deadline
 	progress := !f.quiet && isTerminal(stderr)
-	var intent string
+	var mark *ship.CommitMark
 	res, err := captureLocked(ctx, f.captureFlags, stderr, func(opts *collectors.Options, target *netns.Target) {
 		if pusher != nil {
-			// Under the directory's lock, before the capture: a capture
-			// killed between its commit and its pending mark leaves this
-			// intent, and push --pending or a watch marks the bundle.
-			var err error
-			if intent, err = ship.BeginIntent(opts.Dir, pusher.Target, collectors.Hostname(), time.Now()); err != nil {
-				fmt.Fprintf(stderr, "snapdiag: upload: %v\n", err)
-			}
+			// The bundle is marked pending inside its commit, just
+			// before it appears: a capture killed at any point never
+			// leaves it unmarked, and only this capture's bundle is.
+			mark = pusher.CommitMark()
+			opts.BeforeCommit = mark.BeforeCommit
 		}
 		opts.Trigger = trigger(f.reason)
 		opts.Filter = filter
@@ -196,7 +194,11 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		}
 	})
 	if err != nil {
-		endIntent(intent, stderr)
+		if mark != nil {
+			if err := mark.Abandon(); err != nil {
+				fmt.Fprintf(stderr, "snapdiag: upload: %v\n", err)
+			}
+		}
 		return err
 	}
 	m := res.Manifest
@@ -224,7 +226,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 		// freed the directory for the next capture while this one travels,
 		// under its own deadline. The outcome goes to stderr: stdout holds
 		// only the path.
-		_ = uploadAfter(ctx, pusher, res.Path, m.Host.Hostname, intent, stderr, stderr)
+		_ = uploadAfter(ctx, pusher, res.Path, mark, stderr, stderr)
 	}
 	return nil
 }

@@ -109,9 +109,6 @@ Files:
                          (its members are listed in snapdiag-capture(1))
   DIR/.snapdiag.lock     one capture at a time per directory
   DIR/BUNDLE.pending     --upload, push: the bundle is not in the store yet
-  DIR/.snapdiag-upload-*.intent
-                         --upload: a capture that will upload is under way;
-                         one left by a killed run marks its bundle pending
   ~/.config/snapdiag/redact.key
                          the redaction key of capture --redact and redact
 

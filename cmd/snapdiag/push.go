@@ -99,9 +99,10 @@ BUNDLE.pending beside it (JSON, snapdiag.pending/v1) names the target, the
 key, the attempts and the last error. --pending DIR sends every pending
 bundle in DIR to the target its sidecar names (--to, when given, must be
 that target), which is what snapdiag-push.timer runs. capture --upload and
-watch --upload mark their bundles the same way; a capture killed between
-writing its bundle and marking it leaves an upload intent in DIR, and
---pending marks that bundle first.
+watch --upload mark their bundles the same way, inside the commit: the
+sidecar is written just before the bundle appears, so a kill never leaves
+the bundle unmarked; a sidecar whose bundle never appeared is removed by
+--pending (when no capture holds DIR's lock; it never waits for one).
 
 Credentials, the first of these that has a key, as the AWS CLI orders them:
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
@@ -218,7 +219,7 @@ func lastSegments(key string) string {
 // pushPending sends the pending bundles of f.pending, one store per target
 // the sidecars name.
 func pushPending(ctx context.Context, f pushFlags, stdout, stderr io.Writer) error {
-	recoverIntents(ctx, f.pending, stderr)
+	removeOrphans(ctx, f.pending, stderr)
 	paths, err := ship.ListPending(f.pending)
 	if err != nil {
 		return err
@@ -275,46 +276,48 @@ func (u uploadFlags) validate() (*ship.Pusher, error) {
 	return u.pusher(u.upload)
 }
 
-// uploadAfter sends a bundle just written on host, marking it pending
-// first so that a failure, a kill or a reboot leaves it for the next run,
-// and then removing the capture's intent (ship.BeginIntent; "" for none).
+// uploadAfter sends a bundle just written, which its commit marked
+// pending (mark) so that a failure, a kill or a reboot leaves it for the
+// next run; a mark the commit could not write is tried once more first.
 // The outcome goes to out; a failure is one line on stderr, and does not
 // undo the capture.
-func uploadAfter(ctx context.Context, p *ship.Pusher, path, host, intent string, out, stderr io.Writer) error {
-	key, err := p.KeyFor(host, path)
-	if err == nil {
-		err = ship.MarkPending(path, p.Target, key, time.Now())
-	}
+func uploadAfter(ctx context.Context, p *ship.Pusher, path string, mark *ship.CommitMark, out, stderr io.Writer) error {
+	key, err := mark.Key, mark.Err
 	if err != nil {
-		fmt.Fprintf(stderr, "snapdiag: upload %s: %v\n", filepath.Base(path), err)
-		return err
+		fmt.Fprintf(stderr, "snapdiag: upload %s: mark pending: %v\n", filepath.Base(path), err)
+		host, herr := ship.BundleHost(path)
+		if key, err = p.KeyFor(host, path); herr != nil {
+			err = herr
+		}
+		if err == nil {
+			err = ship.MarkPending(path, p.Target, key, time.Now())
+		}
+		if err != nil {
+			fmt.Fprintf(stderr, "snapdiag: upload %s: %v\n", filepath.Base(path), err)
+			return err
+		}
 	}
-	endIntent(intent, stderr)
 	return report(ctx, p, path, key, out, stderr)
 }
 
-// endIntent removes a capture's upload intent ("" for none), saying on
-// stderr when it could not.
-func endIntent(intent string, stderr io.Writer) {
-	if intent == "" {
+// removeOrphans removes, under dir's capture lock, the pending sidecars
+// of bundles never committed (ship.RemoveOrphanSidecars: a capture killed
+// inside its commit), before push --pending lists what is pending. A held
+// lock skips it without waiting: its holder is a capture that may be
+// between its sidecar and its bundle, and the next run looks again. Any
+// other failure to take the lock (a read-only or forbidden --out) is said.
+func removeOrphans(ctx context.Context, dir string, stderr io.Writer) {
+	lock, err := watch.AcquireLock(ctx, dir, 0)
+	if errors.Is(err, watch.ErrLocked) {
 		return
 	}
-	if err := ship.EndIntent(intent); err != nil {
-		fmt.Fprintf(stderr, "snapdiag: upload: %v\n", err)
-	}
-}
-
-// recoverIntents marks pending, under dir's capture lock, the bundles a
-// capture or watch killed between commit and mark left (watch.RecoverIntents),
-// before push --pending lists what is pending. A held lock skips it: its
-// holder is a capture that marks its own bundle, and the next run recovers.
-func recoverIntents(ctx context.Context, dir string, stderr io.Writer) {
-	lock, err := watch.AcquireLock(ctx, dir, time.Second)
 	if err != nil {
+		_, hint := lockHint(dir, err)
+		fmt.Fprintf(stderr, "snapdiag: push: sidecars of bundles never committed not checked: %v (%s)\n", err, hint)
 		return
 	}
 	defer lock.Release()
-	if _, err := watch.RecoverIntents(dir, time.Now()); err != nil {
+	if _, err := ship.RemoveOrphanSidecars(dir); err != nil {
 		fmt.Fprintf(stderr, "snapdiag: push: %v\n", err)
 	}
 }

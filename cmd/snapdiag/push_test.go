@@ -442,9 +442,6 @@ func TestCaptureUploadDoesNotHold(t *testing.T) {
 	if err != nil || pd.Attempts != 1 {
 		t.Fatalf("pending sidecar %+v, %v; want one attempt", pd, err)
 	}
-	if left, _ := ship.ListIntents(out); len(left) != 0 {
-		t.Errorf("the capture left its upload intent once the bundle was marked: %v", left)
-	}
 	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], ship.ErrUnavailable.Error()) {
 		t.Errorf("stderr, want one line saying %q:\n%s", ship.ErrUnavailable, r.Stderr)
 	}
@@ -454,35 +451,53 @@ func TestCaptureUploadDoesNotHold(t *testing.T) {
 	}
 }
 
-// TestPushPendingRecoversIntent: a capture --upload killed between
-// committing its bundle and marking it pending leaves its upload intent
-// and an unmarked bundle; push --pending (the timer) marks and sends it,
-// and removes the intent.
-func TestPushPendingRecoversIntent(t *testing.T) {
+// TestCaptureKilledWhileCollectingMarksNothing: a capture --upload
+// SIGKILLed while it collects leaves no mark; the next capture, made
+// without --upload, is never marked pending nor sent by push --pending.
+func TestCaptureKilledWhileCollectingMarksNothing(t *testing.T) {
+	out, store := t.TempDir(), t.TempDir()
+	cmd := exec.Command(testutil.Snapdiag(t), "capture", "--out", out, "--samples", "30", "--interval", "1s", "--deadline", "60s",
+		"--sample", "0", "--priority", "normal", "-q", "--upload", "file://"+store)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	testutil.Eventually(t, 0, "the capture to stage its members", func() (bool, string) {
+		m, _ := filepath.Glob(filepath.Join(out, ".snapdiag-tmp-stage-*"))
+		return len(m) > 0, "no staging folder"
+	})
+	cmd.Process.Signal(syscall.SIGKILL)
+	cmd.Wait()
+	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
+	if r := snapdiag(t, nil, "push", "--pending", out); r.Code != 0 {
+		t.Fatalf("push --pending: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if ship.IsPending(bundle) {
+		t.Errorf("%s, captured without --upload, is marked pending", filepath.Base(bundle))
+	}
+	key, _ := ship.Key("", collectors.Hostname(), filepath.Base(bundle))
+	if _, err := os.Stat(filepath.Join(store, key)); err == nil {
+		t.Errorf("%s, captured without --upload, was sent", filepath.Base(bundle))
+	}
+}
+
+// TestPushPendingRemovesSidecarWithoutBundle: the sidecar a capture killed
+// inside its commit left, its bundle never written, is removed by push
+// --pending, which exits 0 with nothing to send.
+func TestPushPendingRemovesSidecarWithoutBundle(t *testing.T) {
 	out, store := t.TempDir(), t.TempDir()
 	target, err := ship.ParseTarget("file://" + store)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// What capture --upload writes before capturing, then the capture
-	// itself, without the mark that the kill prevented.
-	if _, err := ship.BeginIntent(out, target, collectors.Hostname(), time.Now()); err != nil {
+	orphan := filepath.Join(out, "snapdiag-web1-20260101T000000Z.tar.zst")
+	if err := ship.MarkPending(orphan, target, "web1/"+filepath.Base(orphan), time.Now()); err != nil {
 		t.Fatal(err)
 	}
-	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
-	if ship.IsPending(bundle) {
-		t.Fatal("bundle marked before the recovery")
+	if r := snapdiag(t, nil, "push", "--pending", out); r.Code != 0 {
+		t.Fatalf("push --pending: exit %d\n%s", r.Code, r.Stderr)
 	}
-	r := snapdiag(t, nil, "push", "--pending", out)
-	if r.Code != 0 || ship.IsPending(bundle) {
-		t.Fatalf("push --pending: exit %d, pending %v\n%s", r.Code, ship.IsPending(bundle), r.Stderr)
-	}
-	key, _ := ship.Key("", collectors.Hostname(), filepath.Base(bundle))
-	if got, want := fileSum(t, filepath.Join(store, key)), fileSum(t, bundle); got != want {
-		t.Errorf("stored sha256 %s, bundle %s", got, want)
-	}
-	if left, _ := ship.ListIntents(out); len(left) != 0 {
-		t.Errorf("intents left: %v", left)
+	if _, err := os.Lstat(ship.PendingPath(orphan)); err == nil {
+		t.Error("the sidecar of a bundle never committed is still there")
 	}
 }
 
@@ -496,7 +511,7 @@ func TestPushInstanceRole(t *testing.T) {
 	out := t.TempDir()
 	bundle := lastLine(snapdiag(t, nil, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q").Stdout)
 	const wrong = "role-secret-the-store-refuses"
-	bad := testutil.StartIMDS(t, testutil.S3AccessKey, wrong)
+	bad := testutil.StartIMDS(t, testutil.S3AccessKey, wrong, "")
 	r := snapdiag(t, bad.Env(srv), "push", "--to", "s3://fleet/roles", bundle)
 	outputs := []string{r.Stdout, r.Stderr}
 	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); r.Code != 1 || len(lines) != 1 ||
@@ -506,7 +521,7 @@ func TestPushInstanceRole(t *testing.T) {
 	if data, err := os.ReadFile(ship.PendingPath(bundle)); err != nil || bytes.Contains(data, []byte(wrong)) {
 		t.Errorf("pending sidecar: %v, or the refused secret is in it", err)
 	}
-	good := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey)
+	good := testutil.StartIMDS(t, testutil.S3AccessKey, testutil.S3SecretKey, "")
 	r = snapdiag(t, good.Env(srv), "push", "--pending", out)
 	outputs = append(outputs, r.Stdout, r.Stderr)
 	if r.Code != 0 || ship.IsPending(bundle) {

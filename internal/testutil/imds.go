@@ -30,9 +30,16 @@ const imdsRole = "snapdiag-test-role"
 // imdsToken is the session token the fake issues.
 const imdsToken = "imds-session-token"
 
-// StartIMDS starts the fake on loopback, handing out keyID and secret, and
-// stops it at the test's end.
-func StartIMDS(t testing.TB, keyID, secret string) *IMDS {
+// IMDSSessionToken is the session token of the role's credentials the fake
+// hands out (AWS_SESSION_TOKEN's counterpart): a secret, which tests check
+// is never printed, logged or written.
+const IMDSSessionToken = "imds-role-session-token-never-printed"
+
+// StartIMDS starts the fake on loopback, handing out keyID, secret and
+// sessionToken (IMDSSessionToken, or "" for none: versitygw refuses every
+// request that carries a session token, with a 400), and stops it at the
+// test's end.
+func StartIMDS(t testing.TB, keyID, secret, sessionToken string) *IMDS {
 	m := &IMDS{}
 	const creds = "/latest/meta-data/iam/security-credentials/"
 	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -61,7 +68,7 @@ func StartIMDS(t testing.TB, keyID, secret string) *IMDS {
 			m.Credentials.Add(1)
 			json.NewEncoder(w).Encode(map[string]any{
 				"Code": "Success", "Type": "AWS-HMAC", "AccessKeyId": keyID, "SecretAccessKey": secret,
-				"Token": "", "Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
+				"Token": sessionToken, "Expiration": time.Now().Add(time.Hour).UTC().Format(time.RFC3339),
 				"LastUpdated": time.Now().UTC().Format(time.RFC3339),
 			})
 		default:
