@@ -149,11 +149,21 @@ func FuzzBuild(f *testing.F) {
 		ev := []fleet.PacketEvidence{fleet.PacketsAbsent, fleet.PacketsCannotTell, fleet.PacketsJudged, "junk"}[packets%4]
 		for i := range int(n % 32) {
 			r := synIncidentSampled(fmt.Sprintf("h%d", i%5), 1+i%3, ev, strings.Fields(sources)...)
-			r.Summary.CapturedAt = time.Unix(unix%(1<<34), 0)
+			// Spaced 0 to 20 minutes apart: some are captures of one
+			// incident, some not.
+			r.Summary.CapturedAt = time.Unix(unix%(1<<34)+int64(i)*(unix%1201), 0)
 			r.Summary.Hours = []fleet.HourAccepts{{Hour: time.Unix(unix%(1<<34)+int64(i)*3600, 0), Seconds: secs, Accepted: accepted}}
 			results = append(results, r)
 		}
 		rep := fleet.Build("fuzz", results, fleet.Filter{})
+		if h := rep.HalfOpen; h.Incidents > h.Bundles || h.WithSources+h.NoneSeen+h.Unknown != h.Incidents {
+			t.Errorf("%d incidents of %d bundles, %d+%d+%d by what they show", h.Incidents, h.Bundles, h.WithSources, h.NoneSeen, h.Unknown)
+		}
+		for _, c := range rep.HalfOpen.Sources {
+			if c.Incidents > c.Bundles || c.Incidents > rep.HalfOpen.Incidents {
+				t.Errorf("source %+v in more incidents than bundles", c)
+			}
+		}
 		if !slices.Contains(classes, rep.HalfOpen.Class) {
 			t.Errorf("class %q", rep.HalfOpen.Class)
 		}

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snapdiag/snapdiag/fleet"
 )
@@ -174,6 +175,9 @@ func FuzzCachePaths(f *testing.F) {
 		}
 		if p := c.SummaryPath(sum); p != "" && !rep.MatchString(p) {
 			t.Errorf("summary path %q", p)
+		}
+		if at, ok := fleet.NameTime(key); ok && (at.Location() != time.UTC || at.Year() < 0 || at.Year() > 9999) {
+			t.Errorf("name time %v of key %q", at, key)
 		}
 		if h := fleet.HostOf(key); h != "" && (!seg.MatchString(h) || h == "." || h == "..") {
 			t.Errorf("host %q of key %q", h, key)
