@@ -14,8 +14,8 @@ import (
 
 // Cache holds each bundle's Summary under the SHA-256 of its bytes as they
 // were read, and, for each listed object whose bytes were read and hashed,
-// that hash under a hash of the object's identity (key, version, size and
-// listed checksum), so a second run reads no bundle it has seen. Every file
+// that hash under a hash of the object's identity (source, key, version,
+// size and listed checksum), so a second run reads no bundle it has seen. Every file
 // name is a hash: no part of an untrusted key or checksum reaches a path
 // unchecked.
 type Cache struct {
@@ -45,15 +45,26 @@ func (c Cache) SummaryPath(sum string) string {
 	return filepath.Join(c.Dir, "reports", sum[:2], sum+".json")
 }
 
+// refFormat is bumped when what identifies an object changes, so a ref
+// recorded under a weaker identity is never found. 2: the source's origin;
+// a file's inode and change time; an S3 object's modification time.
+const refFormat = "ref/2"
+
 // RefPath is where the computed checksum of object o is recorded: named
 // by the SHA-256 of its identity, whatever bytes the key holds. The
-// identity is what changes when the object is replaced: its key, version
-// (ETag, modification time), size, and the checksum the listing claims (a
-// rewritten KEY.sha256 sidecar makes the bytes be read and checked again).
+// identity is what changes when the object is replaced: its source
+// (Origin: the same key in another tree or bucket is another object), its
+// key, version (ETag and modification time; a file's modification time,
+// inode and change time), size, and the checksum the listing claims (a
+// rewritten KEY.sha256 sidecar makes the bytes be read and checked
+// again). "" when o has no version: nothing says its bytes are unchanged.
 func (c Cache) RefPath(o Object) string {
+	if o.Version == "" {
+		return ""
+	}
 	h := sha256.New()
-	for _, s := range []string{o.Key, o.Version, strconv.FormatInt(o.Size, 10), o.SHA256} {
-		// Length-prefixed, so no two triples hash the same input.
+	for _, s := range []string{refFormat, o.Origin, o.Key, o.Version, strconv.FormatInt(o.Size, 10), o.SHA256} {
+		// Length-prefixed, so no two tuples hash the same input.
 		fmt.Fprintf(h, "%d:%s", len(s), s)
 	}
 	name := hex.EncodeToString(h.Sum(nil))
@@ -95,7 +106,11 @@ func (c Cache) PutSummary(s Summary) error {
 // Ref returns the checksum computed from o's bytes when they were last
 // read, "" when none is recorded.
 func (c Cache) Ref(o Object) string {
-	data, err := readSmall(c.RefPath(o), 128)
+	p := c.RefPath(o)
+	if p == "" {
+		return ""
+	}
+	data, err := readSmall(p, 128)
 	if err != nil {
 		return ""
 	}
@@ -103,12 +118,17 @@ func (c Cache) Ref(o Object) string {
 }
 
 // PutRef records sum, computed from o's bytes as they were read, as o's
-// checksum; never a checksum the store claims.
+// checksum; never a checksum the store claims. An object without a
+// version has no ref: nothing is recorded.
 func (c Cache) PutRef(o Object, sum string) error {
 	if sum = NormalizeSum(sum); sum == "" {
 		return errors.New("cache ref: not a sha-256")
 	}
-	return writeAtomic(c.RefPath(o), []byte(sum))
+	p := c.RefPath(o)
+	if p == "" {
+		return nil
+	}
+	return writeAtomic(p, []byte(sum))
 }
 
 func readSmall(p string, limit int64) ([]byte, error) {

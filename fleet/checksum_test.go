@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/snapdiag/snapdiag/analyze"
 	"github.com/snapdiag/snapdiag/bundle"
@@ -165,9 +166,78 @@ func TestSameBytesTwoKeys(t *testing.T) {
 	if len(rep.Hosts) != 2 || rep.Hosts[0].Host != "web1" || rep.Hosts[1].Host != "web2" || rep.Exit != analyze.ExitCritical {
 		t.Errorf("hosts %+v, exit %d; want web1 and web2, critical", rep.Hosts, rep.Exit)
 	}
-	for _, l := range rep.Load {
-		if fleet.HostOf(l.Key) != l.Host {
-			t.Errorf("load row of %s shown under %s", l.Key, l.Host)
+	// Both keys carry the summary of the bytes they hold, the twin's taken
+	// from the cache under that checksum, and each has its own load row.
+	keys := map[string]bool{}
+	for _, r := range results {
+		if r.Summary.SHA256 != sha(data) || !r.Summary.HasFindings {
+			t.Errorf("%s: summary of %s (findings %v), want that of its bytes %s", r.Object.Key, r.Summary.SHA256, r.Summary.HasFindings, sha(data))
 		}
+		keys[r.Object.Key] = true
+	}
+	for _, l := range rep.Load {
+		delete(keys, l.Key)
+	}
+	if len(rep.Load) != 2 || len(keys) != 0 {
+		t.Errorf("load rows %+v, want one for each key", rep.Load)
+	}
+}
+
+// TestReplacedBundleIsReadAgain: a cached object's identity is its
+// source's (the tree's absolute path, the store's endpoint and bucket) and
+// its file's (inode, change time) besides key, size and modification time:
+// the same key under another tree sharing the cache, or a bundle replaced
+// in place with its size and modification time restored (rsync -a, cp -p,
+// tar x), is read again, never shown with the old bundle's report.
+func TestReplacedBundleIsReadAgain(t *testing.T) {
+	critical, err := os.ReadFile(fixture("synflood-cookies-off-v4"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	garbage := make([]byte, len(critical))
+	for i := range garbage {
+		garbage[i] = byte(i)
+	}
+	mtime := time.Date(2026, 11, 2, 3, 0, 0, 0, time.UTC)
+	put := func(root string, data []byte) {
+		t.Helper()
+		p := filepath.Join(root, "prod", "web1", "snapdiag-web1-20261102T030000Z.tar.zst")
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chtimes(p, mtime, mtime); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cache := fleet.Cache{Dir: t.TempDir()}
+	run := func(root string) (fleet.Result, fleet.Stats) {
+		t.Helper()
+		results, st, err := fleet.Run(context.Background(), fleet.NewDirSource(root), fleet.Options{Cache: cache, Jobs: 1})
+		if err != nil || len(results) != 1 {
+			t.Fatalf("run over %s: %d results, %v", root, len(results), err)
+		}
+		return results[0], st
+	}
+	a := t.TempDir()
+	put(a, critical)
+	if r, st := run(a); st.Analyzed != 1 || r.Summary.Worst != analyze.Critical {
+		t.Fatalf("first run: %+v, worst %v; want the critical bundle analyzed", st, r.Summary.Worst)
+	}
+	if _, st := run(a); st.Cached != 1 || st.Downloaded != 0 {
+		t.Fatalf("second run: %+v, want it from the cache unread", st)
+	}
+
+	b := t.TempDir()
+	put(b, garbage)
+	if r, st := run(b); r.Err == nil || st.Downloaded != 1 {
+		t.Errorf("same key in another tree: %+v, worst %v; want it read and failed (not a bundle)", st, r.Summary.Worst)
+	}
+
+	put(a, garbage)
+	if r, st := run(a); r.Err == nil || st.Downloaded != 1 {
+		t.Errorf("replaced in place: %+v, worst %v; want it read and failed (not a bundle)", st, r.Summary.Worst)
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/snapdiag/snapdiag/fleet"
 )
@@ -56,7 +57,7 @@ func TestHostileKeys(t *testing.T) {
 	}
 	var objs []fleet.Object
 	for i, k := range hostileKeys {
-		objs = append(objs, fleet.Object{Key: k, Size: int64(len(data)), Version: strings.Repeat("/..", i)})
+		objs = append(objs, fleet.Object{Key: k, Size: int64(len(data)), Version: "v" + strings.Repeat("/..", i)})
 	}
 	src := listing{objs: objs, data: data}
 	results, st, err := fleet.Run(context.Background(), src, fleet.Options{Cache: fleet.Cache{Dir: cacheDir}, TempDir: tmp, Jobs: 3})
@@ -153,9 +154,10 @@ func TestCorruptCacheEntry(t *testing.T) {
 	}
 }
 
-// FuzzCachePaths: whatever an object's key, version, size and claimed
-// checksum, its cache paths are hash-named files under the cache
-// directory, and its host is one safe segment.
+// FuzzCachePaths: whatever an object's origin, key, version, size and
+// claimed checksum, its cache paths are hash-named files under the cache
+// directory (none for an object without a version), and its host is one
+// safe segment.
 func FuzzCachePaths(f *testing.F) {
 	for _, k := range hostileKeys {
 		f.Add(k, "etag", int64(1), strings.Repeat("A", 64))
@@ -167,11 +169,15 @@ func FuzzCachePaths(f *testing.F) {
 	seg := regexp.MustCompile(`^[A-Za-z0-9._-]{1,200}$`)
 	f.Fuzz(func(t *testing.T, key, version string, size int64, sum string) {
 		c := fleet.Cache{Dir: dir}
-		if p := c.RefPath(fleet.Object{Key: key, Version: version, Size: size}); !ref.MatchString(p) {
-			t.Errorf("ref path %q", p)
+		p := c.RefPath(fleet.Object{Key: key, Origin: version + key, Version: version, Size: size})
+		if version == "" && p != "" || version != "" && !ref.MatchString(p) {
+			t.Errorf("ref path %q of version %q", p, version)
 		}
 		if p := c.SummaryPath(sum); p != "" && !rep.MatchString(p) {
 			t.Errorf("summary path %q", p)
+		}
+		if at, ok := fleet.NameTime(key); ok && (at.Location() != time.UTC || at.Year() < 0 || at.Year() > 9999) {
+			t.Errorf("name time %v of key %q", at, key)
 		}
 		if h := fleet.HostOf(key); h != "" && (!seg.MatchString(h) || h == "." || h == "..") {
 			t.Errorf("host %q of key %q", h, key)

@@ -49,6 +49,10 @@ func (rep *Report) tables() []table {
 	for _, s := range rep.HalfOpen.Sources {
 		src.rows = append(src.rows, []string{s.Addr, s.Prefix, fmt.Sprint(s.Incidents), strings.Join(s.Hosts, " ")})
 	}
+	prefixes := table{title: "Their /24 (IPv4) and /48 (IPv6) prefixes", head: []string{"prefix", "incidents", "sources", "hosts"}}
+	for _, p := range rep.HalfOpen.ByPrefix {
+		prefixes.rows = append(prefixes.rows, []string{p.Prefix, fmt.Sprint(p.Incidents), fmt.Sprint(p.Sources), strings.Join(p.Hosts, " ")})
+	}
 	load := table{title: "Load: accepted connections per second in each bundle", head: []string{"captured", "host", "worst", "accepted/s", "before (watch history)"}}
 	for _, l := range rep.Load {
 		hist := "-"
@@ -57,15 +61,25 @@ func (rep *Report) tables() []table {
 		}
 		load.rows = append(load.rows, []string{l.CapturedAt, l.Host, l.Worst, rate(l.AcceptRate), hist})
 	}
-	hours := table{title: "Load and incidents by hour of day (UTC; * a busiest hour)", head: []string{"hour", "accepted/s", "bundles", "incidents"}}
-	for _, h := range rep.Hours {
+	byHour, _, zone := rep.hourView()
+	hours := table{title: "Load and incidents by hour of day (" + zone + "; * a busiest hour)", head: []string{"hour", "accepted/s", "bundles", "incidents"}}
+	for _, h := range byHour {
 		mark := ""
 		if h.Busiest {
 			mark = " *"
 		}
 		hours.rows = append(hours.rows, []string{fmt.Sprintf("%02d:00%s", h.Hour, mark), rate(h.AcceptRate), fmt.Sprint(h.Bundles), fmt.Sprint(h.Incidents)})
 	}
-	return []table{grid, rec, src, load, hours}
+	return []table{grid, rec, src, prefixes, load, hours}
+}
+
+// hourView is the hours and busiest hours the text and markdown show, in
+// the report's zone (UTC unless Filter.Zone named another), and its name.
+func (rep *Report) hourView() ([]HourLoad, Busiest, string) {
+	if rep.Zone != "" {
+		return rep.ZoneHours, rep.ZoneBusiest, rep.Zone
+	}
+	return rep.Hours, rep.Busiest, "UTC"
 }
 
 func rate(r *float64) string {
@@ -83,13 +97,13 @@ func (rep *Report) header() []string {
 	if rep.HalfOpen.Class != "" {
 		lines = append(lines, fmt.Sprintf("Half-open clients: %s (%s)", rep.HalfOpen.Class, strings.Join(rep.HalfOpen.Evidence, "; ")))
 	}
-	if b := rep.Busiest; len(b.Hours) > 0 && b.Incidents > 0 {
+	if _, b, zone := rep.hourView(); len(b.Hours) > 0 && b.Incidents > 0 {
 		hs := make([]string, len(b.Hours))
 		for i, h := range b.Hours {
 			hs[i] = fmt.Sprintf("%02d:00", h)
 		}
-		lines = append(lines, fmt.Sprintf("Busiest hours (UTC) %s, of %d hours of day sampled: %d of %d incidents were captured in them",
-			strings.Join(hs, " "), b.Sampled, b.AtBusiest, b.Incidents))
+		lines = append(lines, fmt.Sprintf("Busiest hours (%s) %s, of %d hours of day sampled: %d of %d incidents were captured in them",
+			zone, strings.Join(hs, " "), b.Sampled, b.AtBusiest, b.Incidents))
 	}
 	for _, f := range rep.Failed {
 		lines = append(lines, "Could not read "+safe(f.Key)+" ("+f.Kind+"): "+safe(f.Error))

@@ -6,6 +6,7 @@ import (
 	"math"
 	"net/netip"
 	"path"
+	"regexp"
 	"slices"
 	"sort"
 	"time"
@@ -28,6 +29,10 @@ const (
 	// incident cannot show recurrence; many recurrent sources are not "a
 	// few"): the evidence numbers say what was seen.
 	ClassMixed = "mixed"
+	// ClassOneIncident: sources were seen, but in one incident only: one
+	// incident can show neither that sources recur nor that each is seen
+	// once.
+	ClassOneIncident = "one-incident-cannot-tell"
 	// ClassNone: packet samples judged the handshakes of the incidents and
 	// named no half-open client: the queue filled with clients that did
 	// complete (the application did not accept).
@@ -39,7 +44,8 @@ const (
 
 // Thresholds of the half-open classification. A sighting is one source
 // named in one incident; a source is recurrent when it is sighted in two
-// incidents or more (on one host or several).
+// incidents or more (on one host or several). A prefix is recurrent, and
+// sighted, the same way.
 const (
 	// FewSources is the most recurrent sources that are still "a few
 	// broken clients".
@@ -50,6 +56,15 @@ const (
 	// FloodOnceShare is the least share of sightings by sources seen once
 	// for more than FewSources sources to be a distributed flood.
 	FloodOnceShare = 0.8
+	// IncidentGap joins captures into incidents: the SYN-queue bundles of
+	// one host, each captured within IncidentGap of the one before, with
+	// a SYN-queue finding (syn-queue-overflow, syncookies-active,
+	// half-open-clients) on a listener in common, are one incident. A
+	// sustained flood captured twice (watch's cooldown is minutes) is
+	// then one incident, and its sources are not recurrent; the same
+	// sources on another host, or on one host after a quiet spell longer
+	// than IncidentGap, are another incident.
+	IncidentGap = 10 * time.Minute
 )
 
 // Filter selects the bundles a report covers.
@@ -57,6 +72,9 @@ type Filter struct {
 	Since, Until time.Time // zero: unbounded; Until is exclusive
 	HostGlob     string    // path.Match pattern, "" for all
 	MinSeverity  analyze.Severity
+	// Zone is the zone of the hour-of-day table that RenderText and
+	// RenderMarkdown print (nil: UTC); the JSON's hours are UTC always.
+	Zone *time.Location
 }
 
 // CheckHostGlob returns an error when pattern is not a valid --host glob
@@ -85,6 +103,12 @@ type Report struct {
 	// busiest of them.
 	Hours   []HourLoad `json:"hours"`
 	Busiest Busiest    `json:"busiest"`
+	// Zone, ZoneHours and ZoneBusiest are Hours and Busiest in
+	// Filter.Zone, for the text and markdown tables; Zone is "" when it is
+	// UTC.
+	Zone        string     `json:"-"`
+	ZoneHours   []HourLoad `json:"-"`
+	ZoneBusiest Busiest    `json:"-"`
 	// Worst is the worst finding in range, "" when none.
 	Worst string `json:"worst,omitempty"`
 	// Exit is analyze's exit code for the worst finding in range (1 when a
@@ -152,6 +176,8 @@ type Recurring struct {
 // HalfOpen is the fleet's view of the half-open clients of its SYN-queue
 // incidents.
 type HalfOpen struct {
+	// Incidents is the SYN-queue incidents: bundles joined when they are
+	// captures of one (IncidentGap).
 	Incidents int      `json:"incidents"`
 	Class     string   `json:"class"`
 	Evidence  []string `json:"evidence"`
@@ -176,6 +202,27 @@ type HalfOpen struct {
 	// Prefixes and Hosts count the sources' /24 or /48 and their hosts.
 	Prefixes int `json:"prefixes"`
 	Hosts    int `json:"hosts"`
+	// Bundles is the SYN-queue bundles the incidents were captured in.
+	Bundles int `json:"bundles"`
+	// ByPrefix is the sources' prefixes, most incidents first;
+	// RecurrentPrefixes of them are in two incidents or more, with
+	// PrefixRecurrentShare of the prefix sightings (a prefix named in one
+	// incident).
+	ByPrefix             []PrefixRow `json:"by_prefix"`
+	RecurrentPrefixes    int         `json:"recurrent_prefixes"`
+	PrefixRecurrentShare float64     `json:"prefix_recurrent_share"`
+}
+
+// PrefixRow is one /24 (IPv4) or /48 (IPv6) of half-open sources across
+// incidents: a client that changes its address within its network (IPv6
+// privacy addresses, a NAT pool) recurs here when no one address does.
+type PrefixRow struct {
+	Prefix    string   `json:"prefix"`
+	Incidents int      `json:"incidents"`
+	Hosts     []string `json:"hosts"`
+	// Sources is how many distinct addresses of the prefix were seen.
+	Sources   int  `json:"sources"`
+	Recurrent bool `json:"recurrent"`
 }
 
 // Client is one half-open client source across bundles.
@@ -184,6 +231,9 @@ type Client struct {
 	Prefix    string   `json:"prefix"`
 	Incidents int      `json:"incidents"`
 	Hosts     []string `json:"hosts"`
+	// Bundles is the SYN-queue bundles naming it (several captures of one
+	// incident are one incident).
+	Bundles int `json:"bundles"`
 	// Recurrent is true when the source is sighted in two incidents or
 	// more.
 	Recurrent bool `json:"recurrent"`
@@ -223,7 +273,10 @@ type HourLoad struct {
 // quarter of the sampled hours of day with the highest accepted rate (at
 // least one).
 type Busiest struct {
+	// Hours are hours of day in Zone.
 	Hours []int `json:"hours"`
+	// Zone is the zone of Hours: "UTC" in the JSON report.
+	Zone string `json:"zone"`
 	// Sampled is how many hours of day had samples: with one or two, the
 	// busiest says little.
 	Sampled int `json:"sampled_hours"`
@@ -253,8 +306,13 @@ func sevName(s Summary) string {
 func Build(source string, results []Result, f Filter) *Report {
 	rep := &Report{Schema: Schema, Source: source, Failed: []Failure{}, Days: []string{}, Hosts: []HostRow{},
 		Healthy: []string{}, Recurring: []Recurring{}, Load: []Load{}, HalfOpen: HalfOpen{Evidence: []string{}, Sources: []Client{}},
-		Hours: []HourLoad{}, Busiest: Busiest{Hours: []int{}}}
-	var hours hourProfile
+		Hours: []HourLoad{}, Busiest: Busiest{Hours: []int{}, Zone: "UTC"}}
+	rep.HalfOpen.ByPrefix = []PrefixRow{}
+	var hours, zoneHours hourProfile
+	zone := f.Zone
+	if zone == nil {
+		zone = time.UTC
+	}
 	type acc struct {
 		row  HostRow
 		days map[string]*DayCell
@@ -262,8 +320,7 @@ func Build(source string, results []Result, f Filter) *Report {
 	hosts := map[string]*acc{}
 	recur := map[string]*Recurring{}
 	recurHosts := map[string]map[string]bool{}
-	srcInc := map[string]int{}
-	srcHosts := map[string]map[string]bool{}
+	var syn []synBundle
 	days := map[string]bool{}
 	worst, any := analyze.Info, false
 	for _, r := range results {
@@ -276,11 +333,17 @@ func Build(source string, results []Result, f Filter) *Report {
 			}
 		}
 		if r.Err != nil {
+			// A bundle that could not be read has no capture time but the
+			// one its name carries; one whose name carries none may be in
+			// range, and is counted.
+			if at, ok := NameTime(r.Object.Key); ok && !f.contains(at) {
+				continue
+			}
 			rep.Failed = append(rep.Failed, Failure{Key: r.Object.Key, Error: r.Err.Error(), Kind: failKind(r.Err)})
 			continue
 		}
 		s := r.Summary
-		if !f.Since.IsZero() && s.CapturedAt.Before(f.Since) || !f.Until.IsZero() && !s.CapturedAt.Before(f.Until) {
+		if !f.contains(s.CapturedAt) {
 			continue
 		}
 		rep.Bundles++
@@ -329,26 +392,12 @@ func Build(source string, results []Result, f Filter) *Report {
 			}
 			recurHosts[fr.ID][host] = true
 		}
-		hours.add(s, incident)
+		hours.add(s, incident, time.UTC)
+		zoneHours.add(s, incident, zone)
 		if s.SynQueue {
-			rep.HalfOpen.Incidents++
-			named := 0
-			for _, addr := range dedup(canonicalAll(s.HalfOpen)) {
-				named++
-				srcInc[addr]++
-				if srcHosts[addr] == nil {
-					srcHosts[addr] = map[string]bool{}
-				}
-				srcHosts[addr][host] = true
-			}
-			switch {
-			case named > 0:
-				rep.HalfOpen.WithSources++
-			case s.Packets == PacketsJudged:
-				rep.HalfOpen.NoneSeen++
-			default:
-				rep.HalfOpen.Unknown++
-			}
+			rep.HalfOpen.Bundles++
+			syn = append(syn, synBundle{host: host, at: s.CapturedAt, sigs: synSignatures(s),
+				sources: dedup(canonicalAll(s.HalfOpen)), judged: s.Packets == PacketsJudged})
 		}
 		l := Load{Host: host, Key: r.Object.Key, Worst: sevName(s), AcceptRate: s.AcceptRate,
 			HistorySamples: s.HistorySamples, HistoryAcceptRate: s.HistoryAcceptRate}
@@ -387,19 +436,13 @@ func Build(source string, results []Result, f Filter) *Report {
 		}
 		return a.ID < b.ID
 	})
-	for addr, n := range srcInc {
-		rep.HalfOpen.Sources = append(rep.HalfOpen.Sources, Client{Addr: addr, Prefix: Prefix(addr), Incidents: n, Hosts: keys(srcHosts[addr]),
-			Recurrent: n >= 2})
-	}
-	sort.Slice(rep.HalfOpen.Sources, func(i, j int) bool {
-		a, b := rep.HalfOpen.Sources[i], rep.HalfOpen.Sources[j]
-		if a.Incidents != b.Incidents {
-			return a.Incidents > b.Incidents
-		}
-		return a.Addr < b.Addr
-	})
+	rep.HalfOpen.tally(joinIncidents(syn))
 	rep.HalfOpen.classify()
-	rep.Hours, rep.Busiest = hours.profile()
+	rep.Hours, rep.Busiest = hours.profile("UTC")
+	if zone != time.UTC {
+		rep.Zone = zone.String()
+		rep.ZoneHours, rep.ZoneBusiest = zoneHours.profile(rep.Zone)
+	}
 	sort.SliceStable(rep.Load, func(i, j int) bool { return rep.Load[i].CapturedAt < rep.Load[j].CapturedAt })
 	switch {
 	case len(rep.Failed) > 0:
@@ -416,11 +459,15 @@ func Build(source string, results []Result, f Filter) *Report {
 }
 
 // classify decides the class of the half-open sources on recurrence:
+// sources named by one incident only show nothing of it (one incident);
 // recurrent sources (sighted in two incidents or more), at most FewSources
 // of them, that account for RecurringShare of the sightings or more are a
 // few recurring broken clients; more than FewSources sources, FloodOnceShare
-// of the sightings or more by sources seen once, are a distributed flood;
-// sources that fit neither are mixed. Without any source, the class is
+// of the sightings or more by sources seen once, are a distributed flood,
+// unless their prefixes recur as a few recurring clients would (at most
+// FewSources recurrent prefixes with RecurringShare of the prefix
+// sightings: clients changing addresses within their networks); sources
+// that fit neither are mixed. Without any source, the class is
 // no-half-open-clients only when a packet sample judged an incident's
 // handshakes, else unknown.
 func (h *HalfOpen) classify() {
@@ -447,6 +494,17 @@ func (h *HalfOpen) classify() {
 		}
 	}
 	h.Prefixes, h.Hosts = len(prefixes), len(hosts)
+	prefixSightings, recurrentPrefixSightings := 0, 0
+	for _, p := range h.ByPrefix {
+		prefixSightings += p.Incidents
+		if p.Recurrent {
+			h.RecurrentPrefixes++
+			recurrentPrefixSightings += p.Incidents
+		}
+	}
+	if prefixSightings > 0 {
+		h.PrefixRecurrentShare = round2(float64(recurrentPrefixSightings) / float64(prefixSightings))
+	}
 	slices.Sort(counts)
 	slices.Reverse(counts)
 	top := 0
@@ -462,7 +520,9 @@ func (h *HalfOpen) classify() {
 		fmt.Sprintf("%d SYN-queue incidents: %d name half-open sources, %d had a packet sample that named none, %d could not tell (no packet sample, or one that could not judge)",
 			h.Incidents, h.WithSources, h.NoneSeen, h.Unknown),
 		fmt.Sprintf("%d distinct half-open sources in %d prefixes (/24, /48), on %d hosts", n, h.Prefixes, h.Hosts),
-		fmt.Sprintf("%d sources seen in two incidents or more, with %.0f%% of the %d sightings; %d seen once", h.Recurrent, 100*h.RecurrentShare, h.Sightings, h.Once))
+		fmt.Sprintf("%d sources seen in two incidents or more, with %.0f%% of the %d sightings; %d seen once", h.Recurrent, 100*h.RecurrentShare, h.Sightings, h.Once),
+		fmt.Sprintf("%d prefixes seen in two incidents or more, with %.0f%% of the %d prefix sightings", h.RecurrentPrefixes, 100*h.PrefixRecurrentShare, prefixSightings))
+	fewPrefixes := h.RecurrentPrefixes > 0 && h.RecurrentPrefixes <= FewSources && h.PrefixRecurrentShare >= RecurringShare
 	switch {
 	case n == 0 && h.NoneSeen > 0:
 		h.Class = ClassNone
@@ -470,13 +530,20 @@ func (h *HalfOpen) classify() {
 	case n == 0:
 		h.Class = ClassUnknown
 		h.Evidence = append(h.Evidence, "no incident names a half-open client, and none had a packet sample that could judge its handshakes: nothing shows whether clients completed them")
+	case h.WithSources < 2:
+		h.Class = ClassOneIncident
+		h.Evidence = append(h.Evidence, fmt.Sprintf("only one incident names half-open sources (%d of them): one incident shows neither sources that recur nor sources each seen once", n))
 	case h.Recurrent > 0 && h.Recurrent <= FewSources && h.RecurrentShare >= RecurringShare:
 		h.Class = ClassRecurring
 		h.Evidence = append(h.Evidence, fmt.Sprintf("%d recurring sources (at most %d) account for %.0f%% of the sightings (at least %.0f%%): a few recurring broken clients",
 			h.Recurrent, FewSources, 100*h.RecurrentShare, 100*RecurringShare))
+	case n > FewSources && 1-h.RecurrentShare >= FloodOnceShare && fewPrefixes:
+		h.Class = ClassRecurring
+		h.Evidence = append(h.Evidence, fmt.Sprintf("%d sources, nearly each seen once, but %d prefixes that recur (at most %d) account for %.0f%% of the prefix sightings (at least %.0f%%): a few recurring clients changing addresses within their networks (IPv6 privacy addresses, a NAT pool), not a distributed flood",
+			n, h.RecurrentPrefixes, FewSources, 100*h.PrefixRecurrentShare, 100*RecurringShare))
 	case n > FewSources && 1-h.RecurrentShare >= FloodOnceShare:
 		h.Class = ClassFlood
-		h.Evidence = append(h.Evidence, fmt.Sprintf("%d sources, %.0f%% of the sightings by sources seen once (at least %.0f%%), the top %d only %.0f%%: a distributed flood",
+		h.Evidence = append(h.Evidence, fmt.Sprintf("%d sources, %.0f%% of the sightings by sources seen once (at least %.0f%%), the top %d only %.0f%%, and no few recurring prefixes: a distributed flood",
 			n, 100*(1-h.RecurrentShare), 100*FloodOnceShare, FewSources, 100*h.TopShare))
 	default:
 		h.Class = ClassMixed
@@ -484,7 +551,7 @@ func (h *HalfOpen) classify() {
 	}
 }
 
-// hourAcc is one UTC hour of day while a report is built.
+// hourAcc is one hour of day while a report is built.
 type hourAcc struct {
 	seconds   float64
 	accepted  int64
@@ -497,19 +564,19 @@ type hourProfile [24]hourAcc
 // maxHourSeconds bounds the seconds one bundle may add to an hour.
 const maxHourSeconds = 7 * 24 * 3600
 
-func (hs *hourProfile) add(s Summary, incident bool) {
+func (hs *hourProfile) add(s Summary, incident bool, zone *time.Location) {
 	for _, h := range s.Hours {
 		// One bundle's hour cannot hold more than the span its samples
 		// cover; a week, and 2^40 handshakes, bound any real one and keep
 		// the sums finite.
 		if h.Seconds > 0 && h.Seconds <= maxHourSeconds && h.Accepted >= 0 && h.Accepted <= 1<<40 {
-			a := &hs[h.Hour.UTC().Hour()]
+			a := &hs[h.Hour.In(zone).Hour()]
 			a.seconds += h.Seconds
 			a.accepted += h.Accepted
 		}
 	}
 	if !s.CapturedAt.IsZero() {
-		a := &hs[s.CapturedAt.UTC().Hour()]
+		a := &hs[s.CapturedAt.In(zone).Hour()]
 		a.bundles++
 		if incident {
 			a.incidents++
@@ -519,10 +586,11 @@ func (hs *hourProfile) add(s Summary, incident bool) {
 
 // profile is the hours that have samples or bundles, and the busiest:
 // the top quarter (at least one) of the sampled hours by accepted rate.
-func (hs *hourProfile) profile() ([]HourLoad, Busiest) {
+// zone names the zone the hours were added in.
+func (hs *hourProfile) profile(zone string) ([]HourLoad, Busiest) {
 	out := []HourLoad{}
 	var sampled []int
-	b := Busiest{Hours: []int{}}
+	b := Busiest{Hours: []int{}, Zone: zone}
 	for h, a := range hs {
 		b.Incidents += a.incidents
 		if a.seconds == 0 && a.bundles == 0 {
@@ -546,6 +614,31 @@ func (hs *hourProfile) profile() ([]HourLoad, Busiest) {
 	}
 	sort.Ints(b.Hours)
 	return out, b
+}
+
+// contains is whether t is in f's time range; the zero time is in range
+// only when the range is unbounded.
+func (f Filter) contains(t time.Time) bool {
+	return (f.Since.IsZero() || !t.Before(f.Since)) && (f.Until.IsZero() || t.Before(f.Until))
+}
+
+// nameTime matches the name bundle.FileName gives a bundle,
+// snapdiag-HOST-yyyymmddThhmmssZ.tar.zst, with the -N suffix of a second
+// bundle in the same second.
+var nameTime = regexp.MustCompile(`^snapdiag-.+-([0-9]{8}T[0-9]{6}Z)(?:-[0-9]{1,6})?\.tar\.zst$`)
+
+// NameTime is the capture time the name of key's last segment carries;
+// ok is false when it is not a name bundle.FileName gives.
+func NameTime(key string) (time.Time, bool) {
+	m := nameTime.FindStringSubmatch(path.Base(key))
+	if m == nil {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("20060102T150405Z", m[1])
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func round2(v float64) float64 { return math.Round(v*100) / 100 }

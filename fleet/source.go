@@ -16,8 +16,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
+	"time"
 
 	"github.com/snapdiag/snapdiag/ship"
 )
@@ -31,9 +31,16 @@ type Object struct {
 	// writes it, slash-separated.
 	Key  string
 	Size int64
-	// Version changes whenever the object is replaced (an S3 ETag, a file's
-	// modification time): the key, version and size together identify one
-	// content, so its checksum is looked up once.
+	// Origin names the source the key is under: a tree's absolute path,
+	// a store's endpoint, bucket and prefix. The same key under two
+	// sources sharing a cache is two objects.
+	Origin string
+	// Version changes whenever the object is replaced (an S3 ETag and
+	// modification time; a file's modification time, inode and change
+	// time, the last of which no user can set back): origin, key, version
+	// and size together identify one content, so its checksum is looked up
+	// once. "" when nothing identifies the content (an S3 listing without
+	// an ETag): its bytes are read every run.
 	Version string
 	// SHA256 is the checksum the listing already knows (a file target's
 	// KEY.sha256 sidecar), "" otherwise.
@@ -81,8 +88,14 @@ func Open(raw string, o ship.S3Options) (Source, error) {
 // one). Symbolic links are not followed: a link could point anywhere.
 type dirSource struct{ root string }
 
-// NewDirSource returns the source of the bundles under dir.
-func NewDirSource(dir string) Source { return dirSource{root: dir} }
+// NewDirSource returns the source of the bundles under dir, made absolute
+// and clean: it is the origin of every object listed.
+func NewDirSource(dir string) Source {
+	if abs, err := filepath.Abs(dir); err == nil {
+		dir = abs
+	}
+	return dirSource{root: filepath.Clean(dir)}
+}
 
 func (d dirSource) String() string { return d.root }
 
@@ -110,8 +123,8 @@ func (d dirSource) List(context.Context) ([]Object, error) {
 		if err != nil {
 			return err
 		}
-		out = append(out, Object{Key: filepath.ToSlash(rel), Size: info.Size(),
-			Version: strconv.FormatInt(info.ModTime().UnixNano(), 10), SHA256: readSidecar(p + ship.SHA256Suffix)})
+		out = append(out, Object{Key: filepath.ToSlash(rel), Origin: "file:" + d.root, Size: info.Size(),
+			Version: fileVersion(info), SHA256: readSidecar(p + ship.SHA256Suffix)})
 		return nil
 	})
 	return out, err
@@ -165,11 +178,23 @@ func (s *s3Source) List(ctx context.Context) ([]Object, error) {
 			if s.target.Prefix == "" {
 				k = l.Key
 			}
-			out = append(out, Object{Key: k, Size: l.Size, Version: l.ETag})
+			o := Object{Key: k, Origin: s.origin(), Size: l.Size}
+			// Without an ETag, a replacement written in the same second
+			// (the listing's resolution) with the same size would look
+			// unchanged: such an object is read every run.
+			if l.ETag != "" {
+				o.Version = "etag:" + l.ETag + " modified:" + l.LastModified.UTC().Format(time.RFC3339Nano)
+			}
+			out = append(out, o)
 		}
 		return nil
 	})
 	return out, err
+}
+
+// origin is the store's endpoint, bucket and prefix.
+func (s *s3Source) origin() string {
+	return "s3:" + s.store.Endpoint() + " " + s.store.Bucket() + "/" + s.target.Prefix
 }
 
 func (s *s3Source) fullKey(o Object) string {

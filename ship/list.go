@@ -3,16 +3,19 @@ package ship
 import (
 	"context"
 	"io"
+	"time"
 
 	"github.com/minio/minio-go/v7"
 )
 
-// Listed is one object of a listing: its key, size and ETag (which changes
-// whenever the object is replaced, so a reader may cache on it).
+// Listed is one object of a listing: its key, size, ETag and modification
+// time (which change whenever the object is replaced, so a reader may
+// cache on them; some stores list no ETag).
 type Listed struct {
-	Key  string
-	Size int64
-	ETag string
+	Key          string
+	Size         int64
+	ETag         string
+	LastModified time.Time
 }
 
 // List calls each for every object under prefix ("" for the whole bucket),
@@ -27,12 +30,18 @@ func (s *S3Store) List(ctx context.Context, prefix string, each func(Listed) err
 		if o.Err != nil {
 			return s.explain("list", prefix, o.Err)
 		}
-		if err := each(Listed{Key: o.Key, Size: o.Size, ETag: o.ETag}); err != nil {
+		if err := each(Listed{Key: o.Key, Size: o.Size, ETag: o.ETag, LastModified: o.LastModified}); err != nil {
 			return err
 		}
 	}
 	return nil
 }
+
+// Endpoint is the store's endpoint URL, as the client reaches it.
+func (s *S3Store) Endpoint() string { return s.client.EndpointURL().String() }
+
+// Bucket is the store's bucket.
+func (s *S3Store) Bucket() string { return s.bucket }
 
 // Get streams the object under key; the caller closes it.
 func (s *S3Store) Get(ctx context.Context, key string) (io.ReadCloser, error) {

@@ -92,6 +92,7 @@ var flagCompletions = []flagCompletion{
 	{"fleet", "host", cobra.NoFileCompletions},
 	{"fleet", "endpoint", cobra.NoFileCompletions},
 	{"fleet", "cache-dir", completeDirs},
+	{"fleet", "tz", completeZones},
 	{"selftest", "incident", oneOf(selftest.Names())},
 }
 

@@ -22,12 +22,15 @@ import (
 
 // TestFleetLabHosts: three hosts, each a network namespace seen by a
 // capture whose UTS namespace carries the host's name. imap1 and imap2
-// have the classic incident (a broken client whose handshakes never
-// complete fills the SYN queue of port 8080, again and again), each
-// captured twice; imap3 only listens. Every capture uploads itself to a
-// real S3 server (capture --upload), and snapdiag fleet over the bucket
-// names the hosts, the two that failed, their broken clients as a few
-// recurring ones, and imap3 as never failed.
+// have the classic incident: the same broken client (one address, the
+// two labs share their address plan) whose handshakes never complete
+// fills the SYN queue of port 8080 on both, each host captured twice
+// during it; imap3 only listens. Every capture uploads itself to a real
+// S3 server (capture --upload), and snapdiag fleet over the bucket names
+// the hosts, the two that failed, and their broken client as a recurring
+// one: seen in two incidents, one per host, each captured twice (two
+// captures of one host's sustained flood are one incident, and would not
+// make a client recurrent by themselves), and imap3 as never failed.
 func TestFleetLabHosts(t *testing.T) {
 	srv := testutil.StartS3(t)
 	srv.Bucket("diag")
@@ -39,7 +42,13 @@ func TestFleetLabHosts(t *testing.T) {
 	}
 	var hosts []host
 	for _, name := range []string{"imap1", "imap2", "imap3"} {
-		l := lab.New(t, lab.Options{})
+		var o lab.Options
+		if name == "imap2" {
+			// imap1's address plan: its broken client has the same
+			// address, as one client hitting both hosts would.
+			o.Net = hosts[0].lab.Net
+		}
+		l := lab.New(t, o)
 		h := host{name: name, lab: l}
 		if name == "imap3" {
 			if _, err := l.Listen(netip.AddrPortFrom(l.ServerIP, 8080), 128, lab.AcceptClose); err != nil {
@@ -113,20 +122,14 @@ func TestFleetLabHosts(t *testing.T) {
 		t.Errorf("hosts that never failed %v, want [imap3]", rep.Healthy)
 	}
 	h := rep.HalfOpen
-	if h.Incidents != 4 || h.Class != fleet.ClassRecurring || h.Recurrent != 2 || h.WithSources != 4 {
-		t.Errorf("half-open: %+v; want 4 incidents naming sources, 2 recurrent sources, %s", h, fleet.ClassRecurring)
+	if h.Bundles != 4 || h.Incidents != 2 || h.Class != fleet.ClassRecurring || h.Recurrent != 1 || h.WithSources != 2 {
+		t.Errorf("half-open: %+v; want 4 bundles in 2 incidents naming sources, 1 recurrent source, %s", h, fleet.ClassRecurring)
 	}
-	sources := map[string]fleet.Client{}
-	for _, s := range h.Sources {
-		sources[s.Addr] = s
-	}
-	for _, x := range hosts[:2] {
-		s, ok := sources[x.lab.BadIP.String()]
-		if !ok || s.Incidents != 2 || !slices.Equal(s.Hosts, []string{x.name}) || !s.Recurrent {
-			t.Errorf("%s's broken client %s: %+v; want it in 2 incidents on %s", x.name, x.lab.BadIP, s, x.name)
-		}
-	}
-	if len(sources) != 2 {
-		t.Errorf("half-open sources %+v, want only the two broken clients", h.Sources)
+	bad := hosts[0].lab.BadIP.String()
+	want := []fleet.Client{{Addr: bad, Prefix: fleet.Prefix(bad), Incidents: 2, Bundles: 4, Hosts: []string{"imap1", "imap2"}, Recurrent: true}}
+	if !slices.EqualFunc(h.Sources, want, func(a, b fleet.Client) bool {
+		return a.Addr == b.Addr && a.Prefix == b.Prefix && a.Incidents == b.Incidents && a.Bundles == b.Bundles && slices.Equal(a.Hosts, b.Hosts) && a.Recurrent == b.Recurrent
+	}) {
+		t.Errorf("half-open sources %+v, want only the broken client %+v", h.Sources, want)
 	}
 }
