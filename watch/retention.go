@@ -108,6 +108,12 @@ func ListBundles(dir, host string) ([]BundleFile, error) {
 // the ones that were pending (never uploaded): the caller says so in its
 // log.
 func (r Retention) Apply(dir, host, protect string) (removed, pendingRemoved []string, err error) {
+	return r.apply(dir, host, protect, nil)
+}
+
+// apply is Apply with unsent, when not nil, naming more bundles to keep
+// as pending ones are kept: those whose sidecar could not be written.
+func (r Retention) apply(dir, host, protect string, unsent func(path string) bool) (removed, pendingRemoved []string, err error) {
 	if r.Keep <= 0 && r.MaxBytes <= 0 {
 		return nil, nil, nil
 	}
@@ -129,7 +135,7 @@ func (r Retention) Apply(dir, host, protect string) (removed, pendingRemoved []s
 		for i := len(files) - 1; i > 0 && over(); i-- {
 			f := files[i]
 			path := filepath.Join(dir, f.Name)
-			if f.Name == protect || f.Size < 0 || ship.IsPending(path) != pendingPass {
+			if f.Name == protect || f.Size < 0 || (ship.IsPending(path) || unsent != nil && unsent(path)) != pendingPass {
 				continue
 			}
 			// Look again right before deleting: the name must still be a

@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/snapdiag/snapdiag/ship"
@@ -38,9 +41,83 @@ func (w *Watcher) markPending(path string) {
 		err = ship.MarkPending(path, p.Target, key, time.Now())
 	}
 	if err != nil {
-		w.log.Error("mark bundle pending for upload", "bundle", path, "error", err.Error())
+		w.log.Error("mark bundle pending for upload; it is sent from memory", "bundle", path, "error", err.Error())
+		w.unmarked.add(path)
 	}
 	w.countPending()
+}
+
+// unmarkedSet is the bundles to upload that have no pending sidecar,
+// shared by the capture (which adds) and the upload loop (which sends).
+type unmarkedSet struct {
+	mu    sync.Mutex
+	paths []string
+}
+
+func (u *unmarkedSet) add(path string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if !slices.Contains(u.paths, path) {
+		u.paths = append(u.paths, path)
+	}
+}
+
+func (u *unmarkedSet) remove(path string) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.paths = slices.DeleteFunc(u.paths, func(p string) bool { return p == path })
+}
+
+func (u *unmarkedSet) list() []string {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Clone(u.paths)
+}
+
+// holds reports whether path is one of the set's bundles.
+func (u *unmarkedSet) holds(path string) bool {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return slices.Contains(u.paths, path)
+}
+
+// marked reports whether the bundle at path has a readable pending
+// sidecar, which the pending round sends.
+func marked(path string) bool {
+	_, err := ship.ReadPending(path)
+	return err == nil
+}
+
+// uploadUnmarked sends the bundles whose sidecar could not be written and
+// returns how many are still unsent. A bundle gone from the disk, sent, or
+// marked pending by the failed attempt (ship.Pusher.Push writes the
+// sidecar then, so the pending round takes it over) leaves the set.
+func (w *Watcher) uploadUnmarked(ctx context.Context) int {
+	left := 0
+	for _, path := range w.unmarked.list() {
+		if _, err := os.Lstat(path); err != nil || marked(path) {
+			w.unmarked.remove(path)
+			continue
+		}
+		key, err := w.cfg.Upload.KeyFor(w.host, path)
+		if err == nil {
+			var res ship.Result
+			if res, err = w.cfg.Upload.Push(ctx, path, key); err == nil {
+				w.unmarked.remove(path)
+				w.log.Info("bundle uploaded", "bundle", filepath.Base(path), "target", w.cfg.Upload.Target.String(), "key", res.Key,
+					"outcome", string(res.Outcome), "bytes", res.Size, "sha256", res.SHA256)
+				continue
+			}
+		}
+		if marked(path) {
+			w.unmarked.remove(path)
+		}
+		if ctx.Err() == nil {
+			w.log.Warn("upload failed; bundle kept, pending", "bundle", filepath.Base(path), "error", err.Error())
+		}
+		left++
+	}
+	return left
 }
 
 // removeOrphans removes the pending sidecars that a capture killed inside
@@ -146,6 +223,7 @@ func (w *Watcher) uploadPending(ctx context.Context) int {
 		w.log.Info("bundle uploaded", "bundle", name, "target", w.cfg.Upload.Target.String(), "key", res.Key,
 			"outcome", string(res.Outcome), "bytes", res.Size, "sha256", res.SHA256)
 	})
+	failed += w.uploadUnmarked(ctx)
 	w.countPending()
 	if err != nil && ctx.Err() == nil {
 		w.log.Error("list pending bundles", "error", err.Error())

@@ -175,6 +175,10 @@ type Watcher struct {
 
 	// kick wakes the upload loop when a bundle was written.
 	kick chan struct{}
+	// unmarked holds the bundles to upload whose pending sidecar could not
+	// be written (a full or failing disk): the upload loop sends them from
+	// memory, and retention keeps them as it keeps pending ones.
+	unmarked unmarkedSet
 	// killedAfterCommit, set by tests, makes a capture stop right after
 	// its bundle is committed when it returns true, as a process killed
 	// there would.
@@ -647,7 +651,7 @@ func (w *Watcher) captureLocked(ctx context.Context, opts collectors.Options) (s
 		}
 		w.kickUpload()
 	}
-	removed, pendingRemoved, err := w.cfg.Retention.Apply(dir, w.host, res.Path)
+	removed, pendingRemoved, err := w.cfg.Retention.apply(dir, w.host, res.Path, w.unmarked.holds)
 	if len(removed) > 0 {
 		w.log.Info("retention removed old bundles", "removed", removed)
 	}
