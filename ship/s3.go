@@ -256,7 +256,8 @@ func roleProviders(getenv func(string) string, region string, s3 http.RoundTripp
 		// would send the task's request there.
 		p := &credentials.IAM{Client: client}
 		p.Container.CredentialsRelativeURI, p.Container.CredentialsFullURI = rel, full
-		p.Container.AuthorizationToken = getenv("AWS_CONTAINER_AUTHORIZATION_TOKEN")
+		// No AuthorizationToken: minio-go reads AWS_CONTAINER_AUTHORIZATION_TOKEN
+		// itself, and takes a token set here for the name of a token file.
 		return []credentials.Provider{&roleProvider{p: p}}
 	}
 	if strings.EqualFold(getenv("AWS_EC2_METADATA_DISABLED"), "true") {

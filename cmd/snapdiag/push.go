@@ -290,7 +290,11 @@ func uploadAfter(ctx context.Context, p *ship.Pusher, path string, mark *ship.Co
 			err = herr
 		}
 		if err == nil {
-			err = ship.MarkPending(path, p.Target, key, time.Now())
+			if merr := ship.MarkPending(path, p.Target, key, time.Now()); merr != nil {
+				// Send it anyway: a bundle that cannot be marked is the
+				// one most in need of leaving a failing disk.
+				fmt.Fprintf(stderr, "snapdiag: upload %s: %v\n", filepath.Base(path), merr)
+			}
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "snapdiag: upload %s: %v\n", filepath.Base(path), err)
