@@ -472,6 +472,13 @@ func (f *flowSampler) roll(ts time.Time) {
 	// rate to go by.
 	f.curBytes = 0
 	f.nextSteer, f.steerKept = f.secondStart().Add(steerEvery), max(f.budget/16, 1)
+	if f.oneIn == 1 {
+		// The last second was within its share: a flood that starts now
+		// must be steered from its first block's rate (preview), not
+		// after a sixteenth of the budget admitted at 1, which would hold
+		// the kernel's divisor at 1 for kernelFollow.
+		f.nextSteer = time.Time{}
+	}
 	f.steerKernel(ts)
 	f.oneIn = max(f.oneIn, f.kernel)
 	f.cur.OneIn = int(f.oneIn)

@@ -80,8 +80,16 @@ func TestFlowSamplerSpreadsAFlood(t *testing.T) {
 // zero at the divisor the sampler last set, in blocks as the ring hands
 // them over: the divisor must move into the kernel from the first second,
 // little more than what is kept may reach the sampler, kept flows must
-// stay whole, and the seconds' estimates must still add up to the flood.
+// stay whole, and the seconds' estimates must still add up to the flood;
+// the same when the flood starts after a quiet second of the window.
 func TestFlowSamplerInKernel(t *testing.T) {
+	t.Run("from the start", func(t *testing.T) { flowSamplerInKernel(t, 0) })
+	t.Run("after a quiet second", func(t *testing.T) { flowSamplerInKernel(t, 1) })
+}
+
+// flowSamplerInKernel runs TestFlowSamplerInKernel with a flood that
+// starts quiet seconds into the window.
+func flowSamplerInKernel(t *testing.T, quiet int) {
 	start := time.Unix(1_700_000_000, 0)
 	const (
 		window = 4 * time.Second
@@ -104,8 +112,10 @@ func TestFlowSamplerInKernel(t *testing.T) {
 	// The ring hands the sampler blocks of what passed the filter; a
 	// block retired by its timeout holds 10 ms of the flood here.
 	const blockFlows = rate / 100
-	at := func(i int) time.Time { return start.Add(time.Duration(i) * time.Second / rate) }
-	for i := range rate * int(window/time.Second) {
+	at := func(i int) time.Time {
+		return start.Add(time.Duration(quiet)*time.Second + time.Duration(i)*time.Second/rate)
+	}
+	for i := range rate * (int(window/time.Second) - quiet) {
 		now = at(i)
 		if i%blockFlows == 0 {
 			var n, first, last int
@@ -141,7 +151,10 @@ func TestFlowSamplerInKernel(t *testing.T) {
 	}
 	var total, kept int64
 	for i, s := range info.Seconds {
-		if i > 0 && s.KernelOneIn < 2 {
+		if i < quiet {
+			continue
+		}
+		if i > quiet && s.KernelOneIn < 2 {
 			t.Errorf("second %d: kernel divisor %d, want the flood sampled in the kernel", i, s.KernelOneIn)
 		}
 		if s.Kept == 0 || s.Kept > int64(info.BudgetPerSecond) {
