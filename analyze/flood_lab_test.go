@@ -134,7 +134,14 @@ func captureUnderFlood(t *testing.T, hog bool) {
 	// divisor stayed out of the kernel), and the seconds' estimates of
 	// the packets on the wire are still honest: the server answers every
 	// SYN with a cookie SYN-ACK, so the window saw two packets a SYN.
-	if sp.Read >= 2*int64(p.Packets) {
+	// With every core busy, snapdiag (at nice 10) may come to the ring
+	// only once the kernel filled it, before the filter first changed:
+	// the ring's 4 MiB hold about 18,000 headers-only packets.
+	slack := int64(0)
+	if hog {
+		slack = 18_000
+	}
+	if sp.Read >= 2*int64(p.Packets)+slack {
 		t.Errorf("read %d packets to keep %d: the kernel's filter should have left the flood's rest out", sp.Read, p.Packets)
 	}
 	var wire int64
