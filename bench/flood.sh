@@ -51,7 +51,7 @@ mkdir -p "$REPO/bench/results"
 OUT=$REPO/bench/results/flood-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
 	echo "# bench/flood.sh $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs"
-	echo "# work tree $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" status --porcelain | grep -q . && echo ' (dirty)'), old ${OLD:-none}, $ROUNDS rounds, windows $WINDOWS, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	echo "# work tree $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" status --porcelain -- . ':!bench/results' | grep -q . && echo ' (dirty)'), old ${OLD:-none}, $ROUNDS rounds, windows $WINDOWS, load $(cut -d' ' -f1-3 /proc/loadavg)"
 	cd "$REPO" && SNAPDIAG_OLD=$OLDBIN FLOOD_ROUNDS=$ROUNDS FLOOD_WINDOWS=$WINDOWS \
 		go test -timeout 30m -run '^$' -bench BenchmarkLabFloodCaptureCPU -benchtime 1x -v ./cmd/snapdiag/ 2>&1
 } | tee "$OUT"
