@@ -206,11 +206,14 @@ func TestFlowSamplerKeepsAllWhenQuiet(t *testing.T) {
 // FuzzFlowSampler feeds the sampler arbitrary packets and times: no panic,
 // and it never keeps more in a second than the second's budget.
 func FuzzFlowSampler(f *testing.F) {
-	f.Add([]byte{0x45}, int64(0))
-	f.Add(seg4(f, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true), int64(time.Second))
+	f.Add([]byte{0x45}, int64(0), 0, int64(0))
+	f.Add(seg4(f, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true), int64(time.Second), 2000, int64(10*time.Millisecond))
 	start := time.Unix(1_700_000_000, 0)
 	s := newFlowSampler(start, 10*time.Second, 100, 1<<20)
-	f.Fuzz(func(t *testing.T, pkt []byte, at int64) {
+	f.Fuzz(func(t *testing.T, pkt []byte, at int64, n int, span int64) {
+		// A ring block's count and span, as blockSpan reads them from
+		// the kernel's block (any values: the sampler must stay bounded).
+		s.preview(n, start.Add(time.Duration(at)), start.Add(time.Duration(at)+time.Duration(span)))
 		seg, ok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
 		if s.admit(&seg, ok, start.Add(time.Duration(at)), int64(len(pkt))) {
 			s.kept(int64(len(pkt)))
