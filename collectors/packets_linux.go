@@ -50,8 +50,8 @@ const (
 	ringRetire = 250 * time.Millisecond
 	// ringTail is how long after the window's end the sample waits for the
 	// block that was being filled when the window ended to be retired: the
-	// timeout, and room for the timer's granularity (at 250 ms the
-	// kernel's timer wheel rounds by up to 32 ms at HZ=250).
+	// timeout, and room for the retire timer's rounding to jiffies and its
+	// slack, and for snapdiag being scheduled late at nice 10.
 	ringTail = ringRetire + ringRetire/2
 	// pollSlice bounds each wait. A cancelled context wakes the wait at
 	// once through an eventfd in the poll set (capture); the bound only
