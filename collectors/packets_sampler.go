@@ -30,8 +30,10 @@ const (
 	// answer to a SYN-ACK over any path but a broken one.
 	kernelFollow = 500 * time.Millisecond
 	// minPreview is the fewest packets of a ring block whose rate steer
-	// goes by before a second's own traffic tells it (preview).
-	minPreview = 64
+	// goes by before a second's own traffic tells it (preview), when they
+	// span steerEvery/4; minPreviewBurst, when they span less.
+	minPreview      = 64
+	minPreviewBurst = 1024
 )
 
 // flowSampler spreads a packet sample's limits over its whole window.
@@ -410,12 +412,16 @@ func (f *flowSampler) steer(ts time.Time) {
 // flood that was half a second of every packet copied to the ring and read
 // (read four to five times what was kept over a 3 s window). A retired
 // block holds up to thousands of packets, or what came within ringRetire,
-// so its rate is known before its first packet is decided. A block of
-// fewer than minPreview packets, or stamped within a millisecond, tells no
-// rate: a short burst must not set a flood's divisor for the second.
+// so its rate is known before its first packet is decided. A block tells
+// a rate when its packets span as long as steer waits for its own
+// (steerEvery/4), at least minPreview of them, or when they are a flood's
+// burst, minPreviewBurst of them over at least a millisecond: a burst of a
+// hundred packets in a few milliseconds (a handful of connections) is no
+// flood, and must not set the second's divisor.
 func (f *flowSampler) preview(n int, first, last time.Time) {
 	f.blockRate = 0
-	if span := last.Sub(first); n >= minPreview && span >= time.Millisecond {
+	span := last.Sub(first)
+	if span >= time.Millisecond && (n >= minPreview && span >= steerEvery/4 || n >= minPreviewBurst) {
 		// Each packet read stands for the kernel's divisor on the wire.
 		f.blockRate = float64(n-1) * float64(f.kernel) / span.Seconds()
 	}

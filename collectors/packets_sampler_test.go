@@ -109,9 +109,10 @@ func flowSamplerInKernel(t *testing.T, quiet int) {
 	}
 	keptSYN := map[netip.AddrPort]bool{}
 	wire, read := 0, 0
-	// The ring hands the sampler blocks of what passed the filter; a
-	// block retired by its timeout holds 10 ms of the flood here.
-	const blockFlows = rate / 100
+	// The ring hands the sampler blocks of what passed the filter: 20 ms
+	// of the flood here, about what fills a block at the kernel's
+	// divisor of 1.
+	const blockFlows = rate / 50
 	at := func(i int) time.Time {
 		return start.Add(time.Duration(quiet)*time.Second + time.Duration(i)*time.Second/rate)
 	}
@@ -181,6 +182,25 @@ func flowSamplerInKernel(t *testing.T, quiet int) {
 	p := &bundle.PacketsInfo{Sampling: info}
 	if !p.Sampled() || p.Scale() < float64(wire)/float64(kept)*0.85 {
 		t.Errorf("sampled %v at 1 in %.1f; %d of %d kept", p.Sampled(), p.Scale(), kept, wire)
+	}
+}
+
+// TestFlowSamplerBurstIsNoFlood checks that a ring block holding a burst
+// of a hundred packets within a few milliseconds does not make the sampler
+// sample: within the second's share they are all kept.
+func TestFlowSamplerBurstIsNoFlood(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	f := newFlowSampler(start, time.Second, 200, 1<<30)
+	// At the second's start, before its own traffic tells a rate.
+	ts := start.Add(time.Millisecond)
+	f.preview(100, ts, ts.Add(3*time.Millisecond))
+	for i := range 100 {
+		_, syn, _ := floodHandshake(i)
+		at := ts.Add(time.Duration(i) * 30 * time.Microsecond)
+		if !f.admit(&syn, true, at, 100) {
+			t.Fatalf("packet %d of a 100-packet burst left out (1 in %d)", i+1, f.oneIn)
+		}
+		f.kept(100)
 	}
 }
 
