@@ -4,27 +4,32 @@
 # Runs BenchmarkLabFloodCaptureCPU (cmd/snapdiag/flood_bench_test.go): in lab network
 # namespaces, the lab's own sender floods a listener (SYN cookies on) with 50,000 forged
 # SYNs a second, and, taking turns in one run (order rotated each round), it measures the
-# CPU time (user + system, the child's rusage) per second of a 3 s packet window of
-#   snapdiag      snapdiag capture --samples 1 --sample 3s   (the work tree)
+# CPU time (user + system, the child's rusage) per second of packet window W of
+#   snapdiag      snapdiag capture --samples 1 --sample W   (the work tree)
 #   snapdiag-nosample  the same with --sample 0: the rest of the capture (sample = the difference)
 #   tcpdump       tcpdump -i any -w FILE -s SNAPLEN FILTER  (the capture manifest's filter)
-#   snapdiag-old  the same capture built from --old REV (default cd87738: the recvmsg sample)
-# and reports the medians and the ratios snapdiag/tcpdump, sample/tcpdump (target <= 1) and
-# snapdiag/old.
+#   snapdiag-old  the same capture built from --old REV (default d6075de: before the
+#                 kernel took all of the flow sampling)
+# for W = 3s (fixed costs weigh most) and 10s (spread as over a user's window), or the
+# windows of --windows. For each W it reports the medians and the ratios to tcpdump of the
+# whole capture (snapdiag/tcpdump) and of the sample alone (sample/tcpdump), target <= 1,
+# says which meet it, and snapdiag/old; each figure with the 1-minute load average.
 # Writes bench/results/flood-<UTC time>.txt.
 #
-# Usage: sudo bench/flood.sh [--rounds 3] [--old REV | --no-old]
+# Usage: sudo bench/flood.sh [--rounds 3] [--windows 3s,10s] [--old REV | --no-old]
 # The namespaces, the sender and every process started are removed on exit (lab cleanup).
 set -Eeuo pipefail
 
 ROUNDS=3
-OLD=cd87738
+WINDOWS=3s,10s
+OLD=d6075de
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) ROUNDS=$2; shift 2 ;;
+	--windows) WINDOWS=$2; shift 2 ;;
 	--old) OLD=$2; shift 2 ;;
 	--no-old) OLD=""; shift ;;
-	-h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
 	*) echo "flood.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -46,8 +51,8 @@ mkdir -p "$REPO/bench/results"
 OUT=$REPO/bench/results/flood-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
 	echo "# bench/flood.sh $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs"
-	echo "# work tree $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" status --porcelain | grep -q . && echo ' (dirty)'), old ${OLD:-none}, $ROUNDS rounds"
-	cd "$REPO" && SNAPDIAG_OLD=$OLDBIN FLOOD_ROUNDS=$ROUNDS \
-		go test -run '^$' -bench BenchmarkLabFloodCaptureCPU -benchtime 1x -v ./cmd/snapdiag/ 2>&1
+	echo "# work tree $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" status --porcelain -- . ':!bench/results' | grep -q . && echo ' (dirty)'), old ${OLD:-none}, $ROUNDS rounds, windows $WINDOWS, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	cd "$REPO" && SNAPDIAG_OLD=$OLDBIN FLOOD_ROUNDS=$ROUNDS FLOOD_WINDOWS=$WINDOWS \
+		go test -timeout 30m -run '^$' -bench BenchmarkLabFloodCaptureCPU -benchtime 1x -v ./cmd/snapdiag/ 2>&1
 } | tee "$OUT"
 echo "wrote $OUT"

@@ -4,6 +4,7 @@ package collectors
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -36,16 +37,29 @@ const (
 	// tp_frame_nr against the blocks' frames.
 	ringFrameSize = 2048
 	// ringRetire is tp_retire_blk_tov: a block that is not full is handed
-	// to snapdiag this long after its first packet, so a quiet sample is
-	// read within that time and a busy one a whole block at a time. An
-	// empty block is never retired, so an idle socket costs no wake-ups.
-	ringRetire = 25 * time.Millisecond
+	// to snapdiag at most this long after its packets came (the kernel's
+	// retire timer fires this often while a block is open), so a quiet
+	// sample is read within that time and a busy one a whole block at a
+	// time. An empty block is never retired, so an idle socket costs no
+	// wake-ups. Why not shorter: once the flood is sampled in the kernel,
+	// few packets reach the ring and blocks retire by this timeout, each
+	// retirement a wake-up of snapdiag; at 25 ms those 40 wake-ups a
+	// second cost more CPU than reading the packets (perf under the lab's
+	// 50,000 SYN/s flood). Nothing reads the sample before the window
+	// ends, so only the wait for the last block (ringTail) grows.
+	ringRetire = 250 * time.Millisecond
 	// ringTail is how long after the window's end the sample waits for the
-	// block that was being filled when the window ended to be retired.
-	ringTail = 2 * ringRetire
-	// pollSlice bounds each wait, so a cancelled context is noticed quickly
-	// even without a deadline.
-	pollSlice = 100 * time.Millisecond
+	// block that was being filled when the window ended to be retired: the
+	// timeout, and room for the retire timer's rounding to jiffies and its
+	// slack, and for snapdiag being scheduled late at nice 10.
+	ringTail = ringRetire + ringRetire/2
+	// pollSlice bounds each wait. A cancelled context wakes the wait at
+	// once through an eventfd in the poll set (capture); the bound only
+	// matters should that wake-up be lost, or without an eventfd, when
+	// pollSliceNoWake bounds it instead, so a cancelled context is still
+	// noticed quickly.
+	pollSlice       = time.Second
+	pollSliceNoWake = 100 * time.Millisecond
 )
 
 // Collect implements Collector. It opens one AF_PACKET socket for the whole
@@ -343,6 +357,25 @@ func (r *packetRing) blockStatus(i int) *uint32 {
 // without one, the sample waits ringTail past end for the last block.
 func (r *packetRing) capture(ctx context.Context, end time.Time, out *pcapSample) (string, error) {
 	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
+	slice := pollSliceNoWake
+	if wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err == nil {
+		// The wait needs no short slices to notice a cancelled context:
+		// each wake-up costs more than the packets of a sampled flood.
+		fds, slice = append(fds, unix.PollFd{Fd: int32(wake), Events: unix.POLLIN}), pollSlice
+		woken := make(chan struct{})
+		stopWake := context.AfterFunc(ctx, func() {
+			defer close(woken)
+			var one [8]byte
+			binary.NativeEndian.PutUint64(one[:], 1)
+			unix.Write(wake, one[:])
+		})
+		defer func() {
+			if !stopWake() {
+				<-woken // the write is done before the descriptor is closed
+			}
+			unix.Close(wake)
+		}()
+	}
 	stop := end.Add(ringTail)
 	for {
 		for atomic.LoadUint32(r.blockStatus(r.cur))&tpStatusUser != 0 {
@@ -370,7 +403,7 @@ func (r *packetRing) capture(ctx context.Context, end time.Time, out *pcapSample
 		// Round up, and wait at least 1 ms: a 0 ms timeout would spin until
 		// the context notices its deadline, and a negative one (a deadline
 		// passed since the check above) would block poll for good.
-		timeout := max(int((min(wait, pollSlice)+time.Millisecond-1)/time.Millisecond), 1)
+		timeout := max(int((min(wait, slice)+time.Millisecond-1)/time.Millisecond), 1)
 		if _, err := unix.Poll(fds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
 			return "", fmt.Errorf("poll packet socket: %w", err)
 		}
@@ -380,6 +413,11 @@ func (r *packetRing) capture(ctx context.Context, end time.Time, out *pcapSample
 // readBlock writes the window's packets of one retired block to out.
 func (r *packetRing) readBlock(block []byte, end time.Time, out *pcapSample) (string, error) {
 	var why string
+	if out.sampler != nil {
+		if n, first, last, ok := blockSpan(block); ok {
+			out.sampler.preview(n, first, last)
+		}
+	}
 	_, err := walkBlock(block, func(p *ringPacket) error {
 		if !p.ts.Before(end) {
 			why = stoppedByWindow

@@ -19,6 +19,8 @@ const (
 	blockNumPkts   = 12
 	blockFirstPkt  = 16
 	blockLen       = 20
+	blockLastSec   = 40
+	blockLastNsec  = 44
 	blockDescLen   = 48
 	// tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len,
 	// tp_status, tp_mac, tp_net, then hv1: tp_rxhash, tp_vlan_tci,
@@ -120,4 +122,30 @@ func walkBlock(b []byte, fn func(p *ringPacket) error) (int, error) {
 		off += next
 	}
 	return int(num), nil
+}
+
+// blockSpan reads how many packets a retired block holds and the receive
+// times of its first and last: the first packet's own stamp, and the
+// descriptor's ts_last_pkt, which prb_close_block() copies from the last
+// packet's. (The descriptor's ts_first_pkt is when the block was opened,
+// which may be long before its first packet.) ok is false when the block
+// says nothing sound; like walkBlock it trusts nothing in it.
+func blockSpan(b []byte) (n int, first, last time.Time, ok bool) {
+	if len(b) < blockDescLen {
+		return 0, first, last, false
+	}
+	ne := binary.NativeEndian
+	num := ne.Uint32(b[blockNumPkts:])
+	off := uint64(ne.Uint32(b[blockFirstPkt:]))
+	lastNsec := ne.Uint32(b[blockLastNsec:])
+	if num == 0 || off < blockDescLen || off+tp3HdrLen > uint64(len(b)) || lastNsec >= uint32(time.Second) {
+		return 0, first, last, false
+	}
+	nsec := ne.Uint32(b[off+tp3Nsec:])
+	if nsec >= uint32(time.Second) {
+		return 0, first, last, false
+	}
+	first = time.Unix(int64(ne.Uint32(b[off+tp3Sec:])), int64(nsec))
+	last = time.Unix(int64(ne.Uint32(b[blockLastSec:])), int64(lastNsec))
+	return int(min(num, 1<<30)), first, last, !last.Before(first)
 }

@@ -2,6 +2,7 @@ package collectors
 
 import (
 	"encoding/binary"
+	"slices"
 	"testing"
 	"time"
 
@@ -58,6 +59,12 @@ func ringBlock(pkts ...ringPkt) []byte {
 		b = append(b, h...)
 	}
 	ne.PutUint32(b[blockLen:], uint32(len(b)))
+	if len(pkts) > 0 {
+		// prb_close_block() stamps the block with its last packet's time.
+		last := pkts[len(pkts)-1].ts
+		ne.PutUint32(b[blockLastSec:], uint32(last.Unix()))
+		ne.PutUint32(b[blockLastNsec:], uint32(last.Nanosecond()))
+	}
 	return b
 }
 
@@ -94,6 +101,32 @@ func TestWalkBlock(t *testing.T) {
 	}
 	if h := out[1].Meta.sll(); !h.VLAN || h.TCI != 7 {
 		t.Errorf("the VLAN tag in hv1 is not in the LINUX_SLL header: %+v", h)
+	}
+}
+
+// TestBlockSpan checks the count and the first and last receive times
+// blockSpan reads from a block, and that a block with none, or whose stamps
+// are out of range or out of order, says nothing.
+func TestBlockSpan(t *testing.T) {
+	t0 := time.Unix(1_700_000_000, 5)
+	b := ringBlock(ringPkt{ts: t0, data: []byte{0x45}}, ringPkt{ts: t0.Add(time.Second / 3), data: []byte{0x45}},
+		ringPkt{ts: t0.Add(time.Second / 2), data: []byte{0x45}})
+	n, first, last, ok := blockSpan(b)
+	if !ok || n != 3 || !first.Equal(t0) || !last.Equal(t0.Add(time.Second/2)) {
+		t.Errorf("blockSpan: %d packets from %v to %v (ok %v); want 3 from %v to %v", n, first, last, ok, t0, t0.Add(time.Second/2))
+	}
+	ne := binary.NativeEndian
+	for name, mod := range map[string]func(b []byte){
+		"no packets":                func(b []byte) { ne.PutUint32(b[blockNumPkts:], 0) },
+		"first packet past the end": func(b []byte) { ne.PutUint32(b[blockFirstPkt:], 1<<30) },
+		"last stamp out of range":   func(b []byte) { ne.PutUint32(b[blockLastNsec:], 2e9) },
+		"last before first":         func(b []byte) { ne.PutUint32(b[blockLastSec:], 1) },
+	} {
+		b := slices.Clone(b)
+		mod(b)
+		if _, _, _, ok := blockSpan(b); ok {
+			t.Errorf("%s: blockSpan says ok", name)
+		}
 	}
 }
 
@@ -143,6 +176,9 @@ func FuzzWalkBlock(f *testing.F) {
 		})
 		if n != calls || calls > len(b)/tp3HdrLen+1 {
 			t.Fatalf("%d packets reported, %d calls, from %d bytes", n, calls, len(b))
+		}
+		if n, first, last, ok := blockSpan(b); ok && (n < 1 || last.Before(first)) {
+			t.Fatalf("block span of %d packets from %v to %v", n, first, last)
 		}
 	})
 }

@@ -29,6 +29,11 @@ const (
 	// kernel's divisor from rising past it: long enough for a client's
 	// answer to a SYN-ACK over any path but a broken one.
 	kernelFollow = 500 * time.Millisecond
+	// minPreview is the fewest packets of a ring block whose rate steer
+	// goes by before a second's own traffic tells it (preview), when they
+	// span steerEvery/4; minPreviewBurst, when they span less.
+	minPreview      = 64
+	minPreviewBurst = 1024
 )
 
 // flowSampler spreads a packet sample's limits over its whole window.
@@ -60,11 +65,12 @@ const (
 // flow hash is therefore one the filter can compute too (kernelFlowHash):
 // once a second must keep 1 flow in oneIn, the filter is swapped for one
 // that passes 1 in kernel of them (SO_ATTACH_FILTER replaces it
-// atomically), half of oneIn at most so this side still steers within the
-// second, and never more than the smallest divisor a flow was admitted at
-// in the last kernelFollow, so a handshake admitted here does not lose its
-// end in the kernel. Both
-// test the same hash's top bits, so what the kernel passes at k contains
+// atomically), all of oneIn (this side still raises its own divisor
+// within the second; the kernel's follows), never more than the smallest
+// divisor a flow was admitted at in the last kernelFollow, so a handshake
+// admitted here does not lose its end in the kernel. (Half of oneIn, as
+// first written, read twice what was kept for nothing.) Both test the same
+// hash's top bits, so what the kernel passes at k contains
 // what is kept at 2k. Each packet read then stands for kernel packets on
 // the wire (Estimated), and the steering works on those estimates.
 type flowSampler struct {
@@ -106,6 +112,9 @@ type flowSampler struct {
 	switches []kernelSwitch
 	// admittedAt is when a flow was last admitted at divisor 2^i.
 	admittedAt [64]time.Time
+	// blockRate is the packets a second on the wire that the ring block
+	// being read shows (preview), 0 when it shows none.
+	blockRate float64
 	// kernelErr is the first failure to change the kernel's divisor; the
 	// sampling goes on here alone.
 	kernelErr error
@@ -324,14 +333,14 @@ func (f *flowSampler) kernelAt(ts time.Time) uint64 {
 }
 
 // steerKernel moves as much of the divisor as it may into the kernel's
-// filter at ts: half of oneIn, bounded by the smallest divisor a flow was
+// filter at ts: all of oneIn, bounded by the smallest divisor a flow was
 // admitted at in the last kernelFollow, so each of those still passes the
 // filter. It changes the filter only when that bound moved.
 func (f *flowSampler) steerKernel(ts time.Time) {
 	if f.setKernel == nil || f.kernelErr != nil {
 		return
 	}
-	k := max(f.oneIn/2, 1)
+	k := f.oneIn
 	for l := uint64(1); l < k; l *= 2 {
 		if at := f.admittedAt[bits.TrailingZeros64(l)]; !at.IsZero() && ts.Sub(at) < kernelFollow {
 			k = l
@@ -367,14 +376,21 @@ func (f *flowSampler) steer(ts time.Time) {
 		return
 	}
 	elapsed := ts.Sub(f.secondStart())
-	if elapsed < steerEvery/4 {
-		// Too early in the second to tell its rate: a burst of a few
-		// packets in a millisecond is no flood.
+	left := max(time.Second-elapsed, time.Millisecond)
+	var coming float64
+	switch {
+	case elapsed >= steerEvery/4:
+		coming = float64(f.cur.Estimated) * float64(left) / float64(elapsed)
+	case f.blockRate > 0:
+		// Too early in the second to tell its rate from what it was
+		// offered, but the ring block being read says it (preview).
+		coming = f.blockRate * left.Seconds()
+	default:
+		// Too early to tell: a burst of a few packets in a
+		// millisecond is no flood.
 		return
 	}
 	f.nextSteer, f.steerKept = ts.Add(steerEvery), f.cur.Kept+max(f.budget/16, 1)
-	left := max(time.Second-elapsed, time.Millisecond)
-	coming := float64(f.cur.Estimated) * float64(left) / float64(elapsed)
 	room := float64(f.budget*7/8 - f.cur.Kept)
 	// The kernel already passes only 1 flow in f.kernel: this side can
 	// divide further, not less.
@@ -384,6 +400,31 @@ func (f *flowSampler) steer(ts time.Time) {
 	}
 	f.cur.OneIn = max(f.cur.OneIn, int(f.oneIn))
 	f.steerKernel(ts)
+}
+
+// preview tells the sampler that the packets it is about to be offered, n
+// of them, were stamped from first to last (one ring block), so that steer
+// can go by their rate before the second's own traffic tells it.
+//
+// Why: at the window's start the sampler knows no rate, and deciding the
+// first packets at a divisor of 1 admits their flows, which keeps the
+// kernel's divisor at 1 for kernelFollow (steerKernel): under a 50,000/s
+// flood that was half a second of every packet copied to the ring and read
+// (read four to five times what was kept over a 3 s window). A retired
+// block holds up to thousands of packets, or what came within ringRetire,
+// so its rate is known before its first packet is decided. A block tells
+// a rate when its packets span as long as steer waits for its own
+// (steerEvery/4), at least minPreview of them, or when they are a flood's
+// burst, minPreviewBurst of them over at least a millisecond: a burst of a
+// hundred packets in a few milliseconds (a handful of connections) is no
+// flood, and must not set the second's divisor.
+func (f *flowSampler) preview(n int, first, last time.Time) {
+	f.blockRate = 0
+	span := last.Sub(first)
+	if span >= time.Millisecond && (n >= minPreview && span >= steerEvery/4 || n >= minPreviewBurst) {
+		// Each packet read stands for the kernel's divisor on the wire.
+		f.blockRate = float64(n-1) * float64(f.kernel) / span.Seconds()
+	}
 }
 
 // admitGen is one second's admitted flows, by hash, and the smallest
@@ -437,6 +478,13 @@ func (f *flowSampler) roll(ts time.Time) {
 	// rate to go by.
 	f.curBytes = 0
 	f.nextSteer, f.steerKept = f.secondStart().Add(steerEvery), max(f.budget/16, 1)
+	if f.oneIn == 1 {
+		// The last second was within its share: a flood that starts now
+		// must be steered from its first block's rate (preview), not
+		// after a sixteenth of the budget admitted at 1, which would hold
+		// the kernel's divisor at 1 for kernelFollow.
+		f.nextSteer = time.Time{}
+	}
 	f.steerKernel(ts)
 	f.oneIn = max(f.oneIn, f.kernel)
 	f.cur.OneIn = int(f.oneIn)

@@ -77,11 +77,19 @@ func TestFlowSamplerSpreadsAFlood(t *testing.T) {
 
 // TestFlowSamplerInKernel offers the same flood through a model of the
 // kernel's filter, which passes a flow only when its hash's top bits are
-// zero at the divisor the sampler last set: the divisor must move into the
-// kernel after the first second, most of the flood must then never reach
-// the sampler, kept flows must stay whole, and the seconds' estimates must
-// still add up to the flood.
+// zero at the divisor the sampler last set, in blocks as the ring hands
+// them over: the divisor must move into the kernel from the first second,
+// little more than what is kept may reach the sampler, kept flows must
+// stay whole, and the seconds' estimates must still add up to the flood;
+// the same when the flood starts after a quiet second of the window.
 func TestFlowSamplerInKernel(t *testing.T) {
+	t.Run("from the start", func(t *testing.T) { flowSamplerInKernel(t, 0) })
+	t.Run("after a quiet second", func(t *testing.T) { flowSamplerInKernel(t, 1) })
+}
+
+// flowSamplerInKernel runs TestFlowSamplerInKernel with a flood that
+// starts quiet seconds into the window.
+func flowSamplerInKernel(t *testing.T, quiet int) {
 	start := time.Unix(1_700_000_000, 0)
 	const (
 		window = 4 * time.Second
@@ -101,8 +109,27 @@ func TestFlowSamplerInKernel(t *testing.T) {
 	}
 	keptSYN := map[netip.AddrPort]bool{}
 	wire, read := 0, 0
-	for i := range rate * int(window/time.Second) {
-		now = start.Add(time.Duration(i) * time.Second / rate)
+	// The ring hands the sampler blocks of what passed the filter: 20 ms
+	// of the flood here, about what fills a block at the kernel's
+	// divisor of 1.
+	const blockFlows = rate / 50
+	at := func(i int) time.Time {
+		return start.Add(time.Duration(quiet)*time.Second + time.Duration(i)*time.Second/rate)
+	}
+	for i := range rate * (int(window/time.Second) - quiet) {
+		now = at(i)
+		if i%blockFlows == 0 {
+			var n, first, last int
+			for j := i; j < i+blockFlows; j++ {
+				if _, syn, _ := floodHandshake(j); passes(&syn) {
+					if n == 0 {
+						first = j
+					}
+					n, last = n+2, j
+				}
+			}
+			f.preview(n, at(first), at(last))
+		}
 		client, syn, synAck := floodHandshake(i)
 		wire += 2
 		if !passes(&syn) {
@@ -125,7 +152,10 @@ func TestFlowSamplerInKernel(t *testing.T) {
 	}
 	var total, kept int64
 	for i, s := range info.Seconds {
-		if i > 0 && s.KernelOneIn < 2 {
+		if i < quiet {
+			continue
+		}
+		if i > quiet && s.KernelOneIn < 2 {
 			t.Errorf("second %d: kernel divisor %d, want the flood sampled in the kernel", i, s.KernelOneIn)
 		}
 		if s.Kept == 0 || s.Kept > int64(info.BudgetPerSecond) {
@@ -137,6 +167,12 @@ func TestFlowSamplerInKernel(t *testing.T) {
 	if read > wire/2 {
 		t.Errorf("%d of %d packets reached the sampler: the kernel should have left most out", read, wire)
 	}
+	// Every packet read and not kept was copied to the ring and walked
+	// for nothing: with each block's rate known before it is decided
+	// (preview), the flood's first second is sampled in the kernel too.
+	if read > int(kept)*5/4 {
+		t.Errorf("read %d packets to keep %d: the kernel should have passed little more than was kept", read, kept)
+	}
 	if d := float64(total)/float64(wire) - 1; d < -0.15 || d > 0.15 {
 		t.Errorf("estimated %d packets on the wire, there were %d", total, wire)
 	}
@@ -146,6 +182,25 @@ func TestFlowSamplerInKernel(t *testing.T) {
 	p := &bundle.PacketsInfo{Sampling: info}
 	if !p.Sampled() || p.Scale() < float64(wire)/float64(kept)*0.85 {
 		t.Errorf("sampled %v at 1 in %.1f; %d of %d kept", p.Sampled(), p.Scale(), kept, wire)
+	}
+}
+
+// TestFlowSamplerBurstIsNoFlood checks that a ring block holding a burst
+// of a hundred packets within a few milliseconds does not make the sampler
+// sample: within the second's share they are all kept.
+func TestFlowSamplerBurstIsNoFlood(t *testing.T) {
+	start := time.Unix(1_700_000_000, 0)
+	f := newFlowSampler(start, time.Second, 200, 1<<30)
+	// At the second's start, before its own traffic tells a rate.
+	ts := start.Add(time.Millisecond)
+	f.preview(100, ts, ts.Add(3*time.Millisecond))
+	for i := range 100 {
+		_, syn, _ := floodHandshake(i)
+		at := ts.Add(time.Duration(i) * 30 * time.Microsecond)
+		if !f.admit(&syn, true, at, 100) {
+			t.Fatalf("packet %d of a 100-packet burst left out (1 in %d)", i+1, f.oneIn)
+		}
+		f.kept(100)
 	}
 }
 
@@ -171,11 +226,14 @@ func TestFlowSamplerKeepsAllWhenQuiet(t *testing.T) {
 // FuzzFlowSampler feeds the sampler arbitrary packets and times: no panic,
 // and it never keeps more in a second than the second's budget.
 func FuzzFlowSampler(f *testing.F) {
-	f.Add([]byte{0x45}, int64(0))
-	f.Add(seg4(f, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true), int64(time.Second))
+	f.Add([]byte{0x45}, int64(0), 0, int64(0))
+	f.Add(seg4(f, tcpSeg{src: 50000, dst: 8080, flags: "S"}, true), int64(time.Second), 2000, int64(10*time.Millisecond))
 	start := time.Unix(1_700_000_000, 0)
 	s := newFlowSampler(start, 10*time.Second, 100, 1<<20)
-	f.Fuzz(func(t *testing.T, pkt []byte, at int64) {
+	f.Fuzz(func(t *testing.T, pkt []byte, at int64, n int, span int64) {
+		// A ring block's count and span, as blockSpan reads them from
+		// the kernel's block (any values: the sampler must stay bounded).
+		s.preview(n, start.Add(time.Duration(at)), start.Add(time.Duration(at)+time.Duration(span)))
 		seg, ok := bundle.DecodeTCP(bundle.LinkRaw, pkt)
 		if s.admit(&seg, ok, start.Add(time.Duration(at)), int64(len(pkt))) {
 			s.kept(int64(len(pkt)))

@@ -1,6 +1,7 @@
 package collectors
 
 import (
+	"hash/maphash"
 	"net/netip"
 	"time"
 
@@ -23,6 +24,18 @@ const (
 // flowKey names one connection by its client and server.
 type flowKey struct{ client, server netip.AddrPort }
 
+// awaitKey is a handshake's key in firstSegmentThinner.awaiting: flowKey
+// hashed to 64 bits under a seed of the thinner's own.
+//
+// Why not flowKey itself: under a flood every SYN-ACK the sample keeps is
+// awaited and never answered, thousands of them, and a table of 64-byte
+// keys holding pointers (netip.Addr's zone) grew, was zeroed and faulted
+// in page by page and scanned by the GC: over half of the sample's CPU in
+// reading the ring (perf under the lab's 50,000 SYN/s flood). Two of
+// at most maxAwaiting handshakes share a 64-bit hash about once in 10^10
+// captures, and then only one extra client segment is written.
+type awaitKey uint64
+
 // firstSegmentThinner decides which of the segments the filter kept on the
 // listening ports are written to the sample: the client's first segments
 // after each SYN-ACK the sample holds (what tells a completed handshake from
@@ -36,7 +49,8 @@ type firstSegmentThinner struct {
 	limit int
 	// awaiting counts, per handshake answered with a SYN-ACK, the client
 	// segments written since.
-	awaiting map[flowKey]int
+	awaiting map[awaitKey]uint8
+	seed     maphash.Seed
 	// graceUntil: until then every segment to a listening port is written
 	// (the table was full and was cleared).
 	graceUntil time.Time
@@ -49,7 +63,8 @@ func newFirstSegmentThinner(listen []int) *firstSegmentThinner {
 	if len(listen) == 0 {
 		return nil
 	}
-	t := &firstSegmentThinner{listen: map[uint16]bool{}, limit: maxAwaiting, awaiting: map[flowKey]int{}}
+	t := &firstSegmentThinner{listen: map[uint16]bool{}, limit: maxAwaiting, awaiting: map[awaitKey]uint8{},
+		seed: maphash.MakeSeed()}
 	for _, p := range listen {
 		t.listen[uint16(p)] = true
 	}
@@ -65,7 +80,7 @@ func (t *firstSegmentThinner) keep(seg *bundle.TCPSegment, ok bool, now time.Tim
 	synAck := seg.Has(bundle.TCPFlagSYN | bundle.TCPFlagACK)
 	switch {
 	case synAck && t.listen[seg.Src.Port()]:
-		k := flowKey{client: seg.Dst, server: seg.Src}
+		k := t.key(seg.Dst, seg.Src)
 		if _, ok := t.awaiting[k]; !ok && len(t.awaiting) >= t.limit {
 			// A flood of handshakes that never end fills the table:
 			// start afresh, and write everything for a while so the
@@ -77,11 +92,11 @@ func (t *firstSegmentThinner) keep(seg *bundle.TCPSegment, ok bool, now time.Tim
 		return true
 	case !t.listen[seg.Dst.Port()] || seg.Flags&(bundle.TCPFlagSYN|bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0:
 		if seg.Flags&(bundle.TCPFlagFIN|bundle.TCPFlagRST) != 0 {
-			delete(t.awaiting, flowKey{client: seg.Src, server: seg.Dst})
+			delete(t.awaiting, t.key(seg.Src, seg.Dst))
 		}
 		return true
 	}
-	k := flowKey{client: seg.Src, server: seg.Dst}
+	k := t.key(seg.Src, seg.Dst)
 	n, ok := t.awaiting[k]
 	switch {
 	case ok:
@@ -96,4 +111,10 @@ func (t *firstSegmentThinner) keep(seg *bundle.TCPSegment, ok bool, now time.Tim
 	}
 	t.dropped++
 	return false
+}
+
+// key is the awaiting table's key of the handshake between client and
+// server.
+func (t *firstSegmentThinner) key(client, server netip.AddrPort) awaitKey {
+	return awaitKey(maphash.Comparable(t.seed, flowKey{client: client, server: server}))
 }

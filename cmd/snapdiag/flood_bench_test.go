@@ -18,20 +18,27 @@ import (
 	"github.com/snapdiag/snapdiag/lab"
 )
 
-// floodBenchWindow is the packet window each capturer gets under the flood.
-const floodBenchWindow = 3 * time.Second
+// floodBenchWindows are the packet windows each capturer gets under the
+// flood, unless FLOOD_WINDOWS lists others (e.g. "3s,10s"): a short one,
+// where the capture's fixed costs (start-up, the listener and counter
+// samples, the sysctl walk, the bundle's commit) weigh most, and 10 s, a
+// window a user sets to see a flood, over which they are spread as in a
+// user's capture. tcpdump has no such fixed costs to spread.
+var floodBenchWindows = []time.Duration{3 * time.Second, 10 * time.Second}
 
 // BenchmarkLabFloodCaptureCPU measures, under the lab's 50,000 SYN/s flood
 // into a listener with SYN cookies on, the CPU time (user plus system, from
 // the child's rusage) per second of packet window of: snapdiag capture
-// (--samples 1 --sample 3s, the whole capture), the same capture with
+// (--samples 1 --sample W, the whole capture), the same capture with
 // --sample 0 (the rest of the capture, to tell the sample's own share),
-// tcpdump -w with the filter
-// and snap length the capture's manifest states, and, when
-// SNAPDIAG_OLD names a binary (bench/flood.sh builds the recvmsg sample of
-// cd87738), that binary's capture. The capturers take turns, rotating the
-// order each round, so they share the machine's load alike. It reports each
-// one's median and snapdiag's ratio to tcpdump (target: at most 1).
+// tcpdump -w with the filter and snap length the capture's manifest
+// states, and, when SNAPDIAG_OLD names a binary (bench/flood.sh can build
+// an older revision), that binary's capture; for each window W of
+// floodBenchWindows. The capturers take turns, rotating the order each
+// round, so they share the machine's load alike. For each window it
+// reports each one's median, the whole capture's ratio to tcpdump and the
+// sample's own (the capture's less the same round's --sample 0 run) ratio
+// to tcpdump; the target is at most 1.
 func BenchmarkLabFloodCaptureCPU(b *testing.B) {
 	l := lab.New(b, lab.Options{})
 	bin := testutil.Snapdiag(b)
@@ -45,80 +52,121 @@ func BenchmarkLabFloodCaptureCPU(b *testing.B) {
 			b.Fatalf("FLOOD_ROUNDS=%q: want 1..20", s)
 		}
 	}
+	windows := floodBenchWindows
+	if s := os.Getenv("FLOOD_WINDOWS"); s != "" {
+		windows = nil
+		for _, f := range strings.Split(s, ",") {
+			w, err := time.ParseDuration(f)
+			if err != nil || w < time.Second || w > 30*time.Second {
+				b.Fatalf("FLOOD_WINDOWS=%q: want durations of 1s..30s, comma-separated", s)
+			}
+			windows = append(windows, w)
+		}
+	}
 	dir := b.TempDir()
 	// The filter tcpdump gets is the one a capture states.
-	info, _, err := floodCapture(l, ln.Addr, bin, dir)
+	info, _, err := floodCapture(l, ln.Addr, bin, dir, windows[0])
 	if err != nil {
 		b.Fatal(err)
 	}
 	type capturer struct {
 		name string
-		run  func() (float64, string, error)
+		run  func(w time.Duration) (float64, string, error)
 	}
 	capturers := []capturer{
-		{"snapdiag", func() (float64, string, error) {
-			i, cpu, err := floodCapture(l, ln.Addr, bin, dir)
+		{"snapdiag", func(w time.Duration) (float64, string, error) {
+			i, cpu, err := floodCapture(l, ln.Addr, bin, dir, w)
 			if err != nil {
 				return 0, "", err
 			}
 			return cpu, fmt.Sprintf("kept %d of %d read, kernel drops %d", i.Packets, i.Sampling.Read, i.KernelDrops), nil
 		}},
-		{"tcpdump", func() (float64, string, error) { return floodTcpdump(l, ln.Addr, info, dir) }},
+		{"tcpdump", func(w time.Duration) (float64, string, error) { return floodTcpdump(l, ln.Addr, info, dir, w) }},
 		// The same capture without its packet sample: what the rest of
 		// the capture costs, so the sample's own share is the difference.
-		{"snapdiag-nosample", func() (float64, string, error) {
-			_, cpu, err := floodCapture(l, ln.Addr, bin, dir, "--sample", "0")
+		{"snapdiag-nosample", func(w time.Duration) (float64, string, error) {
+			_, cpu, err := floodCapture(l, ln.Addr, bin, dir, w, "--sample", "0")
 			return cpu, "no packet sample", err
 		}},
 	}
 	if old := os.Getenv("SNAPDIAG_OLD"); old != "" {
-		capturers = append(capturers, capturer{"snapdiag-old", func() (float64, string, error) {
-			i, cpu, err := floodCapture(l, ln.Addr, old, dir)
+		capturers = append(capturers, capturer{"snapdiag-old", func(w time.Duration) (float64, string, error) {
+			i, cpu, err := floodCapture(l, ln.Addr, old, dir, w)
 			if err != nil {
 				return 0, "", err
 			}
 			return cpu, fmt.Sprintf("kept %d, kernel drops %d, stopped by %s", i.Packets, i.KernelDrops, i.StoppedBy), nil
 		}})
 	}
-	cpu := map[string][]float64{}
 	for b.Loop() {
-		for r := range rounds {
-			for k := range capturers {
-				c := capturers[(r+k)%len(capturers)]
-				secs, note, err := c.run()
-				if err != nil {
-					b.Fatalf("%s: %v", c.name, err)
+		for _, w := range windows {
+			cpu := map[string][]float64{}
+			for r := range rounds {
+				for k := range capturers {
+					c := capturers[(r+k)%len(capturers)]
+					secs, note, err := c.run(w)
+					if err != nil {
+						b.Fatalf("%s, %v window: %v", c.name, w, err)
+					}
+					perSec := secs / w.Seconds()
+					cpu[c.name] = append(cpu[c.name], perSec)
+					b.Logf("%v window, round %d %s: %.4f CPU s per s of window (%s), load %s", w, r, c.name, perSec, note, loadAvg())
 				}
-				perSec := secs / floodBenchWindow.Seconds()
-				cpu[c.name] = append(cpu[c.name], perSec)
-				b.Logf("round %d %s: %.3f CPU s per s of window (%s)", r, c.name, perSec, note)
 			}
+			pre := fmt.Sprintf("w%gs-", w.Seconds())
+			for _, c := range capturers {
+				b.ReportMetric(median(cpu[c.name]), pre+c.name+"-cpu-s/s")
+			}
+			whole := median(cpu["snapdiag"]) / median(cpu["tcpdump"])
+			b.ReportMetric(whole, pre+"snapdiag/tcpdump")
+			// The packet sample's own cost: the capture's less the same
+			// capture's without a sample, each pair taken in the same
+			// round.
+			var sample []float64
+			for i := range cpu["snapdiag"] {
+				sample = append(sample, cpu["snapdiag"][i]-cpu["snapdiag-nosample"][i])
+			}
+			alone := median(sample) / median(cpu["tcpdump"])
+			b.ReportMetric(median(sample), pre+"sample-cpu-s/s")
+			b.ReportMetric(alone, pre+"sample/tcpdump")
+			if _, ok := cpu["snapdiag-old"]; ok {
+				b.ReportMetric(median(cpu["snapdiag"])/median(cpu["snapdiag-old"]), pre+"snapdiag/old")
+			}
+			b.Logf("%v window: whole capture %.2fx tcpdump (target <= 1: %s), sample alone %.2fx tcpdump (%s)",
+				w, whole, meets(whole), alone, meets(alone))
 		}
-	}
-	for _, c := range capturers {
-		b.ReportMetric(median(cpu[c.name]), c.name+"-cpu-s/s")
-	}
-	b.ReportMetric(median(cpu["snapdiag"])/median(cpu["tcpdump"]), "snapdiag/tcpdump")
-	// The packet sample's own cost: the capture's less the same capture's
-	// without a sample, each pair taken in the same round.
-	var sample []float64
-	for i := range cpu["snapdiag"] {
-		sample = append(sample, cpu["snapdiag"][i]-cpu["snapdiag-nosample"][i])
-	}
-	b.ReportMetric(median(sample), "sample-cpu-s/s")
-	b.ReportMetric(median(sample)/median(cpu["tcpdump"]), "sample/tcpdump")
-	if _, ok := cpu["snapdiag-old"]; ok {
-		b.ReportMetric(median(cpu["snapdiag"])/median(cpu["snapdiag-old"]), "snapdiag/old")
 	}
 }
 
+// meets says whether a ratio to tcpdump meets the target of at most 1.
+func meets(ratio float64) string {
+	if ratio <= 1 {
+		return "met"
+	}
+	return "not met"
+}
+
+// loadAvg is the machine's 1-minute load average, to read each figure
+// against: the bench shares the machine.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "unknown"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "unknown"
+	}
+	return f[0]
+}
+
 // floodCapture floods target for the capture's time and runs bin's capture
-// of floodBenchWindow in the server namespace; it returns the manifest's
-// packets facts and the capture's CPU seconds.
-func floodCapture(l *lab.Lab, target netip.AddrPort, bin, dir string, extra ...string) (*bundle.PacketsInfo, float64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// with a packet window of w in the server namespace; it returns the
+// manifest's packets facts and the capture's CPU seconds.
+func floodCapture(l *lab.Lab, target netip.AddrPort, bin, dir string, w time.Duration, extra ...string) (*bundle.PacketsInfo, float64, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), w+30*time.Second)
 	defer cancel()
-	flood, err := l.FloodSYNs(ctx, lab.RateFloodOpts{Target: target, Duration: floodBenchWindow + 10*time.Second})
+	flood, err := l.FloodSYNs(ctx, lab.RateFloodOpts{Target: target, Duration: w + 10*time.Second})
 	if err != nil {
 		return nil, 0, err
 	}
@@ -128,7 +176,9 @@ func floodCapture(l *lab.Lab, target netip.AddrPort, bin, dir string, extra ...s
 		return nil, 0, err
 	}
 	defer os.RemoveAll(out)
-	args := append([]string{"capture", "--out", out, "--samples", "1", "--sample", floodBenchWindow.String(), "--reason", "bench"}, extra...)
+	args := append([]string{"capture", "--out", out, "--samples", "1", "--sample", w.String(),
+		// A window as long as the default deadline needs a later one.
+		"--deadline", (w + 20*time.Second).String(), "--reason", "bench"}, extra...)
 	p, err := l.Start(ctx, l.Server, bin, args...)
 	if err != nil {
 		return nil, 0, err
@@ -165,12 +215,12 @@ func floodCapture(l *lab.Lab, target netip.AddrPort, bin, dir string, extra ...s
 }
 
 // floodTcpdump floods target and runs tcpdump -w on every interface of the
-// server namespace with info's filter and snap length for floodBenchWindow
-// from when it says it listens; it returns tcpdump's CPU seconds.
-func floodTcpdump(l *lab.Lab, target netip.AddrPort, info *bundle.PacketsInfo, dir string) (float64, string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+// server namespace with info's filter and snap length for w from when it
+// says it listens; it returns tcpdump's CPU seconds.
+func floodTcpdump(l *lab.Lab, target netip.AddrPort, info *bundle.PacketsInfo, dir string, w time.Duration) (float64, string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), w+30*time.Second)
 	defer cancel()
-	flood, err := l.FloodSYNs(ctx, lab.RateFloodOpts{Target: target, Duration: floodBenchWindow + 10*time.Second})
+	flood, err := l.FloodSYNs(ctx, lab.RateFloodOpts{Target: target, Duration: w + 10*time.Second})
 	if err != nil {
 		return 0, "", err
 	}
@@ -194,7 +244,7 @@ func floodTcpdump(l *lab.Lab, target netip.AddrPort, info *bundle.PacketsInfo, d
 		return 0, "", err
 	}
 	select {
-	case <-time.After(floodBenchWindow):
+	case <-time.After(w):
 	case <-p.Done():
 		return 0, "", fmt.Errorf("tcpdump exited early: %s", p.Stderr())
 	}
