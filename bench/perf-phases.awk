@@ -19,7 +19,7 @@ function flush_sample(   c) {
 	} else if (stack ~ /klauspost\/compress\/zstd/) {
 		# Members streamed through a compressor while they are collected (4faaa76 on).
 		c = (leaf ~ /memmove/ && stack ~ /fastEncoder\)\.Encode/) ? "bundle: zstd history-window shifting (memmove), beside the collectors" : "bundle: zstd compression, beside the collectors"
-	} else if (stack ~ /readListeners/) {
+	} else if (stack ~ /readListeners|listenersWithTable/) {
 		# Since the listener snapshot is shared (Host.Shared), its dump may run
 		# under the processes collector as well as the listeners sampler.
 		c = "listeners: LISTEN + SYN-RECV dump (shared with processes)"

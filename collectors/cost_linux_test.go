@@ -41,7 +41,8 @@ func TestCaptureRecordsCostAndDumps(t *testing.T) {
 		}
 	}
 	// The sockets collector's dump, and the listeners sampler's at each
-	// sample, the first of which the processes collector shares.
+	// sample, the first of which the processes collector shares (it takes
+	// its SYN-RECV requests from the sockets collector's dump).
 	if got, want := h.Shared.DumpRequests(), int64(1+samples); got != want {
 		t.Errorf("sock_diag dump requests = %d, want %d", got, want)
 	}

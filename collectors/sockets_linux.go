@@ -68,7 +68,33 @@ func (s *Sockets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	// kernel fill the next datagram and f's compressor works on the rows
 	// before: the three overlap. An unclosed member is left out of the
 	// bundle: a table cut by the deadline must not pass for the whole one.
-	if err := h.dumper().Dump(ctx, sockdiag.StatesAll, sockdiag.ExtInfo, t.add); err != nil {
+	//
+	// The same dump gives the capture's first listener snapshot its
+	// SYN-RECV requests when the capture expects them (Shared.expectTable):
+	// the snapshot then walks only the listening hash, not the established
+	// one a second time.
+	add := t.add
+	if reqs := h.tableRequests(); reqs != nil {
+		add = func(m *sockdiag.Msg) error {
+			reqs.add(m)
+			return t.add(m)
+		}
+		// Offered as soon as the dump ends, however it ends (a panic too):
+		// the first snapshot waits for it. Only a complete dump counts.
+		offered := false
+		offer := func(complete bool) {
+			if !offered {
+				offered = true
+				h.Shared.offerTable(reqs, complete)
+			}
+		}
+		defer offer(false)
+		err := h.dumper().Dump(ctx, sockdiag.StatesAll, sockdiag.ExtInfo, add)
+		offer(err == nil)
+		if err != nil {
+			return fmt.Errorf("read tcp sockets: %w", err)
+		}
+	} else if err := h.dumper().Dump(ctx, sockdiag.StatesAll, sockdiag.ExtInfo, add); err != nil {
 		return fmt.Errorf("read tcp sockets: %w", err)
 	}
 	// A table that could not be written (a full disk) is left out, but the
