@@ -88,7 +88,7 @@ name carries none is counted whatever the range); 2 usage error (a bad
 	fl.StringVar(&f.endpoint, "endpoint", "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache directory (default $XDG_CACHE_HOME/snapdiag/fleet)")
 	fl.IntVar(&f.jobs, "jobs", 0, "bundles read and analyzed at once (default: CPUs + 1)")
-	fl.StringVar(&f.tz, "tz", "UTC", "zone of the text and markdown hour-of-day table: an IANA name (Europe/Paris), Local or UTC; JSON stays UTC")
+	fl.StringVar(&f.tz, "tz", "UTC", "zone of the text and markdown hour-of-day table: an IANA name (Europe/Paris), Local or UTC; JSON and the per-day table stay UTC")
 	fl.BoolVar(&f.stats, "stats", false, "print on stderr how many bundles were analyzed and how many came from the cache")
 	return cmd
 }

@@ -60,10 +60,49 @@ func TestFleetCommand(t *testing.T) {
 	if r := snapdiag(t, env, "fleet", "--since", "yesterday", dir); r.Code != exitUsage {
 		t.Errorf("--since yesterday: exit %d, want %d", r.Code, exitUsage)
 	}
+	// A zone LoadLocation does not know is a usage error, with no report.
+	if r := snapdiag(t, env, "fleet", "--tz", "Mars/Olympus_Mons", dir); r.Code != exitUsage || r.Stdout != "" {
+		t.Errorf("--tz Mars/Olympus_Mons: exit %d, stdout %q; want %d, no report", r.Code, r.Stdout, exitUsage)
+	}
+	if rep := run(analyze.ExitCritical, "--tz", "Europe/Paris", dir); rep.Busiest.Zone != "UTC" {
+		t.Errorf("--tz Europe/Paris: JSON busiest.zone %q, want UTC", rep.Busiest.Zone)
+	}
 	// A glob path.Match refuses would match nothing: a usage error, one
 	// error line (then the usual pointer to --help), and no report.
 	if r := snapdiag(t, env, "fleet", "--host", "web[", dir); r.Code != exitUsage || r.Stdout != "" ||
 		strings.Count(r.Stderr, "snapdiag: ") != 1 {
 		t.Errorf("--host 'web[': exit %d, stdout %q, stderr %q; want %d, no report, one error line", r.Code, r.Stdout, r.Stderr, exitUsage)
+	}
+}
+
+// TestFleetZoneWithoutZoneinfo: --tz takes an IANA name on a host with no
+// zone database (a distroless image): the binary embeds one. The test
+// hides /usr/share/zoneinfo under an empty tmpfs in a mount namespace of
+// its own, and GOROOT's zoneinfo.zip behind a GOROOT that does not exist.
+func TestFleetZoneWithoutZoneinfo(t *testing.T) {
+	testutil.NeedRoot(t, "a mount namespace hiding the zone database")
+	if _, err := os.Stat("/usr/share/zoneinfo"); err != nil {
+		t.Skipf("no /usr/share/zoneinfo to hide: %v", err)
+	}
+	dir := t.TempDir()
+	data, err := os.ReadFile(filepath.Join("..", "..", "fixtures", "healthy-busy", "bundle.tar.zst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(dir, "prod", "ok1", "snapdiag-ok1-20261115T120000Z.tar.zst")
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOROOT=" + filepath.Join(dir, "no-goroot"), "ZONEINFO="}
+	hide := `mount -t tmpfs none /usr/share/zoneinfo && exec "$0" "$@"`
+	for zone, want := range map[string]int{"Europe/Paris": analyze.ExitOK, "Mars/Olympus_Mons": exitUsage} {
+		r := testutil.Run(t, 0, "", env, "unshare", "--mount", "--propagation", "private", "sh", "-c", hide,
+			testutil.Snapdiag(t), "fleet", "--tz", zone, dir)
+		if r.Code != want {
+			t.Errorf("--tz %s without /usr/share/zoneinfo: exit %d, want %d\n%s", zone, r.Code, want, r.Stderr)
+		}
 	}
 }
