@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -104,5 +105,73 @@ func TestFleetZoneWithoutZoneinfo(t *testing.T) {
 		if r.Code != want {
 			t.Errorf("--tz %s without /usr/share/zoneinfo: exit %d, want %d\n%s", zone, r.Code, want, r.Stderr)
 		}
+	}
+}
+
+// TestFleetSchemaRequiresEmitted: over every fixture bundle on three hosts,
+// the binary's fleet JSON validates, and every key it writes is required
+// by the schema except worst (omitted when no bundle was read), so a
+// consumer may rely on what the report always carries.
+func TestFleetSchemaRequiresEmitted(t *testing.T) {
+	bundles, err := filepath.Glob(filepath.Join("..", "..", "fixtures", "*", "bundle.tar.zst"))
+	if err != nil || len(bundles) == 0 {
+		t.Fatalf("fixtures: %v, %d bundles", err, len(bundles))
+	}
+	dir := t.TempDir()
+	for i, b := range bundles {
+		data, err := os.ReadFile(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		name := fmt.Sprintf("snapdiag-%s-202611%02dT120000Z.tar.zst", filepath.Base(filepath.Dir(b)), 1+i%28)
+		p := filepath.Join(dir, "prod", fmt.Sprintf("h%d", i%3), name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r := snapdiag(t, []string{"XDG_CACHE_HOME=" + t.TempDir()}, "fleet", "--format", "json", dir)
+	if r.Code != analyze.ExitCritical {
+		t.Fatalf("fleet: exit %d, want %d\n%s", r.Code, analyze.ExitCritical, r.Stderr)
+	}
+	testutil.ValidateJSON(t, schema.Fleet, []byte(r.Stdout))
+	var rep, sch map[string]any
+	raw, err := schema.Get(schema.Fleet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &sch); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		t.Fatal(err)
+	}
+	var walk func(at string, sch map[string]any, v any)
+	walk = func(at string, sch map[string]any, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			req, _ := sch["required"].([]any)
+			props, _ := sch["properties"].(map[string]any)
+			for k, x := range v {
+				if !slices.Contains(req, any(k)) && at+"/"+k != "/worst" {
+					t.Errorf("%s/%s is always written but not required", at, k)
+				}
+				if sub, ok := props[k].(map[string]any); ok {
+					walk(at+"/"+k, sub, x)
+				}
+			}
+		case []any:
+			if items, ok := sch["items"].(map[string]any); ok {
+				for _, x := range v {
+					walk(at+"[]", items, x)
+				}
+			}
+		}
+	}
+	walk("", sch, rep)
+	if h := rep["half_open"].(map[string]any); len(h["sources"].([]any)) == 0 || len(h["by_prefix"].([]any)) == 0 {
+		t.Errorf("no half-open sources or prefixes in the fixtures: the walk did not reach them")
 	}
 }
