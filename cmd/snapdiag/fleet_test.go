@@ -22,17 +22,7 @@ func TestFleetCommand(t *testing.T) {
 	dir := t.TempDir()
 	for host, names := range map[string][]string{"web1": {"synflood-cookies-off-v4"}, "ok1": {"healthy-busy"}} {
 		for _, name := range names {
-			data, err := os.ReadFile(filepath.Join("..", "..", "fixtures", name, "bundle.tar.zst"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			p := filepath.Join(dir, "prod", host, "snapdiag-"+name+".tar.zst")
-			if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(p, data, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			putBundle(t, filepath.Join("..", "..", "fixtures", name, "bundle.tar.zst"), filepath.Join(dir, "prod", host, "snapdiag-"+name+".tar.zst"))
 		}
 	}
 	env := []string{"XDG_CACHE_HOME=" + t.TempDir()}
@@ -86,17 +76,7 @@ func TestFleetZoneWithoutZoneinfo(t *testing.T) {
 		t.Skipf("no /usr/share/zoneinfo to hide: %v", err)
 	}
 	dir := t.TempDir()
-	data, err := os.ReadFile(filepath.Join("..", "..", "fixtures", "healthy-busy", "bundle.tar.zst"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := filepath.Join(dir, "prod", "ok1", "snapdiag-ok1-20261115T120000Z.tar.zst")
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(p, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	putBundle(t, filepath.Join("..", "..", "fixtures", "healthy-busy", "bundle.tar.zst"), filepath.Join(dir, "prod", "ok1", "snapdiag-ok1-20261115T120000Z.tar.zst"))
 	env := []string{"XDG_CACHE_HOME=" + t.TempDir(), "GOROOT=" + filepath.Join(dir, "no-goroot"), "ZONEINFO="}
 	hide := `mount -t tmpfs none /usr/share/zoneinfo && exec "$0" "$@"`
 	for zone, want := range map[string]int{"Europe/Paris": analyze.ExitOK, "Mars/Olympus_Mons": exitUsage} {
@@ -119,18 +99,8 @@ func TestFleetSchemaRequiresEmitted(t *testing.T) {
 	}
 	dir := t.TempDir()
 	for i, b := range bundles {
-		data, err := os.ReadFile(b)
-		if err != nil {
-			t.Fatal(err)
-		}
 		name := fmt.Sprintf("snapdiag-%s-202611%02dT120000Z.tar.zst", filepath.Base(filepath.Dir(b)), 1+i%28)
-		p := filepath.Join(dir, "prod", fmt.Sprintf("h%d", i%3), name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		putBundle(t, b, filepath.Join(dir, "prod", fmt.Sprintf("h%d", i%3), name))
 	}
 	r := snapdiag(t, []string{"XDG_CACHE_HOME=" + t.TempDir()}, "fleet", "--format", "json", dir)
 	if r.Code != analyze.ExitCritical {
@@ -173,5 +143,20 @@ func TestFleetSchemaRequiresEmitted(t *testing.T) {
 	walk("", sch, rep)
 	if h := rep["half_open"].(map[string]any); len(h["sources"].([]any)) == 0 || len(h["by_prefix"].([]any)) == 0 {
 		t.Errorf("no half-open sources or prefixes in the fixtures: the walk did not reach them")
+	}
+}
+
+// putBundle copies the bundle at src to dst, making dst's directories.
+func putBundle(t *testing.T, src, dst string) {
+	t.Helper()
+	data, err := os.ReadFile(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(dst, data, 0o644); err != nil {
+		t.Fatal(err)
 	}
 }
