@@ -86,8 +86,9 @@ func TestClassify(t *testing.T) {
 			}
 			return []string{fmt.Sprintf("198.51.%d.1", i)}
 		}), classNumbers{fleet.ClassFlood, 30, 0, 0, 33, 1, 30, 0.09, 0.36}},
-		// Three sources, each seen once: few, but nothing recurs.
-		"few that never recur": {incidents(3, 3, func(i int) []string { return []string{fmt.Sprintf("203.0.113.%d", i)} }),
+		// Three sources, each seen once, each in its own /24: few, but
+		// nothing recurs (not even a prefix).
+		"few that never recur": {incidents(3, 3, func(i int) []string { return []string{fmt.Sprintf("203.0.%d.1", 111+i)} }),
 			classNumbers{fleet.ClassMixed, 3, 0, 0, 3, 0, 3, 0, 1}},
 		// Twenty sources, every one back in a second incident: they
 		// recur, but they are not a few.
@@ -219,7 +220,7 @@ func TestRotatingPrefixRecurs(t *testing.T) {
 	if diff := cmp.Diff(classNumbers{fleet.ClassRecurring, 12, 0, 0, 12, 0, 12, 0, 0.83}, numbers(h)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
-	want := []fleet.PrefixRow{{Prefix: "2001:db8:1::/48", Incidents: 12, Hosts: []string{"h0", "h1", "h2"}, Sources: 12, Recurrent: true}}
+	want := []fleet.PrefixRow{{Prefix: "2001:db8:1::/48", Incidents: 12, Hosts: []string{"h0", "h1", "h2"}, Sources: 12, PerIncident: 1, Recurrent: true}}
 	if diff := cmp.Diff(want, h.ByPrefix); diff != "" {
 		t.Errorf("prefix rows (-want +got):\n%s", diff)
 	}

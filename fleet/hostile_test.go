@@ -176,11 +176,47 @@ func FuzzCachePaths(f *testing.F) {
 		if p := c.SummaryPath(sum); p != "" && !rep.MatchString(p) {
 			t.Errorf("summary path %q", p)
 		}
-		if at, ok := fleet.NameTime(key); ok && (at.Location() != time.UTC || at.Year() < 0 || at.Year() > 9999) {
-			t.Errorf("name time %v of key %q", at, key)
-		}
 		if h := fleet.HostOf(key); h != "" && (!seg.MatchString(h) || h == "." || h == "..") {
 			t.Errorf("host %q of key %q", h, key)
 		}
 	})
+}
+
+// TestNameTime: the capture time in a bundle's name, as capture names it
+// (snapdiag-HOST-YYYYMMDDTHHMMSSZ[-N].tar.zst), on hostile and odd names.
+func TestNameTime(t *testing.T) {
+	at := time.Date(2026, 11, 15, 12, 0, 0, 0, time.UTC)
+	for _, tc := range []struct {
+		key  string
+		want time.Time
+		ok   bool
+	}{
+		{"p/h/snapdiag-web1-20261115T120000Z.tar.zst", at, true},
+		{"p/h/snapdiag-web-1-eu-20261115T120000Z.tar.zst", at, true},
+		{"p/h/snapdiag-db-2-20261115T120000Z-100.tar.zst", at, true},
+		{"p/h/snapdiag-x-20261115T120000Z-3.tar.zst", at, true},
+		{"p/h/snapdiag-20261115T120000Z-20261115T120000Z.tar.zst", at, true},
+		{"p/h/snapdiag-20261115-20261115T120000Z.tar.zst", at, true},
+		{"snapdiag-web1-20261115T120000Z.tar.zst", at, true},
+		{"p/h/snapdiag-web-20261115T120000Z-3-20250101T000000Z.tar.zst", time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC), true},
+		{"p/h/snapdiag-web1-20261315T120000Z.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-web1-20261115T250000Z.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-web1-20261131T120000Z.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-web1-20261115T120060Z.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-web1-20261115T120000.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-web1-20261115T120000Z.tar", time.Time{}, false},
+		{"p/h/snapdiag-web1-20261115T120000Z-.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-web1-20261115T120000Z-x.tar.zst", time.Time{}, false},
+		{"p/snapdiag-web1-20261115T120000Z.tar.zst/other.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-x-20261115T120000Z-1234567.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag--20261115T120000Z.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-20261115T120000Z.tar.zst", time.Time{}, false},
+		{"p/h/snapdiag-web1-00000000T000000Z.tar.zst", time.Time{}, false},
+		{"", time.Time{}, false},
+	} {
+		got, ok := fleet.NameTime(tc.key)
+		if ok != tc.ok || !got.Equal(tc.want) || ok && got.Location() != time.UTC {
+			t.Errorf("NameTime(%q) = %v, %v; want %v, %v", tc.key, got, ok, tc.want, tc.ok)
+		}
+	}
 }

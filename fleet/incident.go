@@ -38,13 +38,13 @@ func synSignatures(s Summary) []string {
 }
 
 // synIncident is one incident: the SYN-queue bundles of one host joined
-// by IncidentGap.
+// by IncidentGap, within IncidentMaxSpan of its first.
 type synIncident struct {
-	host    string
-	last    time.Time
-	sigs    map[string]bool
-	sources map[string]int // address: bundles naming it
-	judged  bool
+	host        string
+	first, last time.Time
+	sigs        map[string]bool
+	sources     map[string]int // address: bundles naming it
+	judged      bool
 }
 
 func (in *synIncident) shares(sigs []string) bool {
@@ -58,7 +58,9 @@ func (in *synIncident) shares(sigs []string) bool {
 
 // joinIncidents joins bs into incidents: a bundle joins an incident of its
 // host whose latest bundle was captured at most IncidentGap before it and
-// that shares a SYN-queue finding on a listener with it. A bundle without
+// that shares a SYN-queue finding on a listener with it, unless the
+// incident's first bundle is more than IncidentMaxSpan before it (then it
+// starts another incident). A bundle without
 // a capture time is an incident of its own.
 func joinIncidents(bs []synBundle) []*synIncident {
 	sort.SliceStable(bs, func(i, j int) bool {
@@ -76,7 +78,9 @@ func joinIncidents(bs []synBundle) []*synIncident {
 		if !b.at.IsZero() {
 			// In time order, an incident too old for this bundle is too
 			// old for every later one.
-			open = slices.DeleteFunc(open, func(c *synIncident) bool { return b.at.Sub(c.last) > IncidentGap })
+			open = slices.DeleteFunc(open, func(c *synIncident) bool {
+				return b.at.Sub(c.last) > IncidentGap || b.at.Sub(c.first) > IncidentMaxSpan
+			})
 			for _, c := range open {
 				if c.shares(b.sigs) {
 					in = c
@@ -85,7 +89,7 @@ func joinIncidents(bs []synBundle) []*synIncident {
 			}
 		}
 		if in == nil {
-			in = &synIncident{host: b.host, sigs: map[string]bool{}, sources: map[string]int{}}
+			in = &synIncident{host: b.host, first: b.at, sigs: map[string]bool{}, sources: map[string]int{}}
 			out = append(out, in)
 			if !b.at.IsZero() {
 				open = append(open, in)
@@ -108,6 +112,7 @@ func joinIncidents(bs []synBundle) []*synIncident {
 func (h *HalfOpen) tally(incidents []*synIncident) {
 	type acc struct {
 		incidents, bundles int
+		perIncident        int // prefixes: most addresses in one incident
 		hosts, addrs       map[string]bool
 	}
 	get := func(m map[string]*acc, k string) *acc {
@@ -129,7 +134,7 @@ func (h *HalfOpen) tally(incidents []*synIncident) {
 		default:
 			h.Unknown++
 		}
-		seen := map[string]bool{}
+		seen := map[string]int{} // prefix: its addresses in this incident
 		for addr, n := range in.sources {
 			a := get(srcs, addr)
 			a.incidents++
@@ -138,10 +143,11 @@ func (h *HalfOpen) tally(incidents []*synIncident) {
 			p := get(prefixes, Prefix(addr))
 			p.hosts[in.host] = true
 			p.addrs[addr] = true
-			if !seen[Prefix(addr)] {
-				seen[Prefix(addr)] = true
+			if seen[Prefix(addr)] == 0 {
 				p.incidents++
 			}
+			seen[Prefix(addr)]++
+			p.perIncident = max(p.perIncident, seen[Prefix(addr)])
 		}
 	}
 	for addr, a := range srcs {
@@ -157,7 +163,7 @@ func (h *HalfOpen) tally(incidents []*synIncident) {
 	})
 	for p, a := range prefixes {
 		h.ByPrefix = append(h.ByPrefix, PrefixRow{Prefix: p, Incidents: a.incidents, Hosts: keys(a.hosts), Sources: len(a.addrs),
-			Recurrent: a.incidents >= 2})
+			PerIncident: a.perIncident, Recurrent: a.incidents >= 2})
 	}
 	sort.Slice(h.ByPrefix, func(i, j int) bool {
 		a, b := h.ByPrefix[i], h.ByPrefix[j]

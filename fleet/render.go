@@ -25,7 +25,7 @@ type table struct {
 }
 
 func (rep *Report) tables() []table {
-	grid := table{title: "Incidents per host and day (worst finding; incidents/bundles)", head: append([]string{"host"}, rep.Days...)}
+	grid := table{title: "Incidents per host and UTC day (worst finding; incidents/bundles)", head: append([]string{"host"}, rep.Days...)}
 	for _, h := range rep.Hosts {
 		row := []string{h.Host}
 		cells := map[string]DayCell{}

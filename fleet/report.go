@@ -65,6 +65,17 @@ const (
 	// sources on another host, or on one host after a quiet spell longer
 	// than IncidentGap, are another incident.
 	IncidentGap = 10 * time.Minute
+	// IncidentMaxSpan caps an incident: a bundle captured more than
+	// IncidentMaxSpan after an incident's first bundle starts a new
+	// incident, however close it is to the one before. Without a cap, a
+	// client that breaks every few minutes all day would chain into one
+	// incident and never recur.
+	IncidentMaxSpan = time.Hour
+	// FewAddresses is the most distinct addresses a prefix may show in
+	// one incident to count as a recurring client changing its address
+	// (a privacy address or two, a small NAT pool); a prefix showing more
+	// in an incident is flood-like, random addresses from one network.
+	FewAddresses = 4
 )
 
 // Filter selects the bundles a report covers.
@@ -221,8 +232,11 @@ type PrefixRow struct {
 	Incidents int      `json:"incidents"`
 	Hosts     []string `json:"hosts"`
 	// Sources is how many distinct addresses of the prefix were seen.
-	Sources   int  `json:"sources"`
-	Recurrent bool `json:"recurrent"`
+	Sources int `json:"sources"`
+	// PerIncident is the most distinct addresses of the prefix seen in
+	// one incident.
+	PerIncident int  `json:"per_incident"`
+	Recurrent   bool `json:"recurrent"`
 }
 
 // Client is one half-open client source across bundles.
@@ -495,15 +509,22 @@ func (h *HalfOpen) classify() {
 	}
 	h.Prefixes, h.Hosts = len(prefixes), len(hosts)
 	prefixSightings, recurrentPrefixSightings := 0, 0
+	clientPrefixes, clientPrefixSightings := 0, 0 // recurrent, few addresses in each incident
 	for _, p := range h.ByPrefix {
 		prefixSightings += p.Incidents
 		if p.Recurrent {
 			h.RecurrentPrefixes++
 			recurrentPrefixSightings += p.Incidents
+			if p.PerIncident <= FewAddresses {
+				clientPrefixes++
+				clientPrefixSightings += p.Incidents
+			}
 		}
 	}
+	clientPrefixShare := 0.0
 	if prefixSightings > 0 {
 		h.PrefixRecurrentShare = round2(float64(recurrentPrefixSightings) / float64(prefixSightings))
+		clientPrefixShare = round2(float64(clientPrefixSightings) / float64(prefixSightings))
 	}
 	slices.Sort(counts)
 	slices.Reverse(counts)
@@ -521,8 +542,12 @@ func (h *HalfOpen) classify() {
 			h.Incidents, h.WithSources, h.NoneSeen, h.Unknown),
 		fmt.Sprintf("%d distinct half-open sources in %d prefixes (/24, /48), on %d hosts", n, h.Prefixes, h.Hosts),
 		fmt.Sprintf("%d sources seen in two incidents or more, with %.0f%% of the %d sightings; %d seen once", h.Recurrent, 100*h.RecurrentShare, h.Sightings, h.Once),
-		fmt.Sprintf("%d prefixes seen in two incidents or more, with %.0f%% of the %d prefix sightings", h.RecurrentPrefixes, 100*h.PrefixRecurrentShare, prefixSightings))
-	fewPrefixes := h.RecurrentPrefixes > 0 && h.RecurrentPrefixes <= FewSources && h.PrefixRecurrentShare >= RecurringShare
+		fmt.Sprintf("%d prefixes seen in two incidents or more, with %.0f%% of the %d prefix sightings; %d of them show at most %d addresses in any one incident, with %.0f%%",
+			h.RecurrentPrefixes, 100*h.PrefixRecurrentShare, prefixSightings, clientPrefixes, FewAddresses, 100*clientPrefixShare))
+	// A prefix is a recurring client's only when it shows a few addresses
+	// in each incident: random addresses from one network, many in each
+	// incident, are a flood however often the network recurs.
+	fewPrefixes := clientPrefixes > 0 && clientPrefixes <= FewSources && clientPrefixShare >= RecurringShare
 	switch {
 	case n == 0 && h.NoneSeen > 0:
 		h.Class = ClassNone
@@ -537,10 +562,10 @@ func (h *HalfOpen) classify() {
 		h.Class = ClassRecurring
 		h.Evidence = append(h.Evidence, fmt.Sprintf("%d recurring sources (at most %d) account for %.0f%% of the sightings (at least %.0f%%): a few recurring broken clients",
 			h.Recurrent, FewSources, 100*h.RecurrentShare, 100*RecurringShare))
-	case n > FewSources && 1-h.RecurrentShare >= FloodOnceShare && fewPrefixes:
+	case 1-h.RecurrentShare >= FloodOnceShare && fewPrefixes:
 		h.Class = ClassRecurring
-		h.Evidence = append(h.Evidence, fmt.Sprintf("%d sources, nearly each seen once, but %d prefixes that recur (at most %d) account for %.0f%% of the prefix sightings (at least %.0f%%): a few recurring clients changing addresses within their networks (IPv6 privacy addresses, a NAT pool), not a distributed flood",
-			n, h.RecurrentPrefixes, FewSources, 100*h.PrefixRecurrentShare, 100*RecurringShare))
+		h.Evidence = append(h.Evidence, fmt.Sprintf("%d sources, nearly each seen once, but %d prefixes that recur with at most %d addresses in an incident (at most %d prefixes) account for %.0f%% of the prefix sightings (at least %.0f%%): a few recurring clients changing addresses within their networks (IPv6 privacy addresses, a NAT pool), not a distributed flood",
+			n, clientPrefixes, FewAddresses, FewSources, 100*clientPrefixShare, 100*RecurringShare))
 	case n > FewSources && 1-h.RecurrentShare >= FloodOnceShare:
 		h.Class = ClassFlood
 		h.Evidence = append(h.Evidence, fmt.Sprintf("%d sources, %.0f%% of the sightings by sources seen once (at least %.0f%%), the top %d only %.0f%%, and no few recurring prefixes: a distributed flood",

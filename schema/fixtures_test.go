@@ -231,9 +231,15 @@ func TestPublishedAcceptsGrowth(t *testing.T) {
 			`"last_attempt":"2026-01-01T00:00:02Z","last_error":"store unreachable: 127.0.0.1:9000: connection refused"}`),
 		schema.Fleet: []byte(`{"schema":"snapdiag.fleet/v1","source":"s3://fleet/prod","bundles":1,"failed":[],"days":["2026-01-01"],` +
 			`"hosts":[{"host":"web1","bundles":1,"incidents":1,"days":[{"day":"2026-01-01","worst":"critical","bundles":1,"incidents":1}]}],` +
-			`"healthy_hosts":[],"recurring":[],"half_open":{"incidents":1,"class":"recurring-broken-clients","evidence":["1 SYN-queue incidents"],` +
-			`"sources":[{"addr":"10.0.0.2","prefix":"10.0.0.0/24","incidents":1,"hosts":["web1"]}]},` +
-			`"load":[{"host":"web1","key":"prod/web1/a.tar.zst","captured_at":"2026-01-01T00:00:00Z","worst":"critical","accept_rate":null}],"worst":"critical"}`),
+			`"healthy_hosts":[],"recurring":[],"half_open":{"incidents":1,"class":"one-incident-cannot-tell","evidence":["1 SYN-queue incidents"],` +
+			`"sources":[{"addr":"10.0.0.2","prefix":"10.0.0.0/24","incidents":1,"hosts":["web1"],"bundles":1,"recurrent":false}],` +
+			`"incidents_with_sources":1,"incidents_none_seen":0,"incidents_unknown":0,"sightings":1,"recurrent_sources":0,"once_sources":1,` +
+			`"recurrent_share":0,"top_share":1,"prefixes":1,"hosts":1,"bundles":1,` +
+			`"by_prefix":[{"prefix":"10.0.0.0/24","incidents":1,"hosts":["web1"],"sources":1,"per_incident":1,"recurrent":false}],` +
+			`"recurrent_prefixes":0,"prefix_recurrent_share":0},` +
+			`"load":[{"host":"web1","key":"prod/web1/a.tar.zst","captured_at":"2026-01-01T00:00:00Z","worst":"critical","accept_rate":null,` +
+			`"history_samples":0,"history_accept_rate":null}],` +
+			`"hours":[],"busiest":{"hours":[],"zone":"UTC","sampled_hours":0,"incidents":1,"at_busiest":0},"worst":"critical"}`),
 	}
 	for _, name := range schema.Names() {
 		doc := docs[name]

@@ -44,12 +44,14 @@ each in parallel, and reports across them:
     /48 prefixes, with incidents and hosts, classified on recurrence (a
     source or prefix is recurrent when it is seen in two incidents or more;
     captures of one host within 10 minutes of each other with a SYN-queue
-    finding on a listener in common are one incident):
+    finding on a listener in common are one incident, for at most 1 hour
+    from its first capture):
     one-incident-cannot-tell (sources named by one incident only),
     recurring-broken-clients (at most 10 recurrent sources with at least
     half the sightings, or sources each seen once within at most 10
-    recurrent prefixes with half the prefix sightings: addresses rotating
-    within a network), distributed-flood (more than 10 sources, at least
+    recurrent prefixes with half the prefix sightings, each showing at most
+    4 addresses in any one incident: addresses rotating within a network;
+    a prefix with more per incident is flood-like), distributed-flood (more than 10 sources, at least
     80% of the sightings by sources seen once, no such prefixes), mixed
     (none of these), no-half-open-clients (none, and a packet sample judged
     the handshakes: the application did not accept) or
@@ -86,7 +88,7 @@ name carries none is counted whatever the range); 2 usage error (a bad
 	fl.StringVar(&f.endpoint, "endpoint", "", "S3 endpoint URL (default: AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, else AWS S3)")
 	fl.StringVar(&f.cacheDir, "cache-dir", "", "cache directory (default $XDG_CACHE_HOME/snapdiag/fleet)")
 	fl.IntVar(&f.jobs, "jobs", 0, "bundles read and analyzed at once (default: CPUs + 1)")
-	fl.StringVar(&f.tz, "tz", "UTC", "zone of the text and markdown hour-of-day table: an IANA name (Europe/Paris), Local or UTC; JSON stays UTC")
+	fl.StringVar(&f.tz, "tz", "UTC", "zone of the text and markdown hour-of-day table: an IANA name (Europe/Paris), Local or UTC; JSON and the per-day table stay UTC")
 	fl.BoolVar(&f.stats, "stats", false, "print on stderr how many bundles were analyzed and how many came from the cache")
 	return cmd
 }
