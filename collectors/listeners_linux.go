@@ -148,18 +148,7 @@ type listenerTable struct {
 	// listeners first, but attribution should not rest on that order, and
 	// a request of one family may belong to a listener of the other. A SYN
 	// flood has many requests but few local endpoints.
-	pending requestCounts
-}
-
-// requestCounts counts SYN-RECV request sockets by family and local
-// endpoint, for attribution to listeners once they are all known.
-type requestCounts map[requestKey]int
-
-// add counts m if it is a request socket.
-func (c requestCounts) add(m *sockdiag.Msg) {
-	if m.Request() {
-		c[requestKey{m.Family, netip.AddrPortFrom(m.Src.Addr().Unmap(), m.Src.Port())}]++
-	}
+	pending map[requestKey]int
 }
 
 type requestKey struct {
@@ -192,7 +181,7 @@ func newListenerTable(z *zoner) *listenerTable {
 		exact:     map[netip.AddrPort]int{},
 		wildcard:  map[familyPort]int{},
 		dualStack: map[uint16]int{},
-		pending:   requestCounts{},
+		pending:   map[requestKey]int{},
 	}
 }
 
@@ -212,8 +201,8 @@ func (t *listenerTable) add(m *sockdiag.Msg) error {
 	switch {
 	case m.State == sockdiag.StateListen:
 		return t.addListener(m)
-	default:
-		t.pending.add(m)
+	case m.Request():
+		t.pending[requestKey{m.Family, netip.AddrPortFrom(m.Src.Addr().Unmap(), m.Src.Port())}]++
 	}
 	return nil
 }

@@ -2,7 +2,6 @@ package collectors
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -32,45 +31,44 @@ type Shared struct {
 	samplerTook bool
 
 	// table, when not nil, is closed once the Sockets collector's dump of
-	// the whole table has ended. That dump walks the established hash, where
-	// the SYN-RECV requests are: the first listener snapshot takes its
-	// requests from it (tableReqs, when tableOK) and dumps only the LISTEN
-	// sockets itself, which walks the small listening hash alone, instead
-	// of walking the established hash a second time. Set by expectTable
-	// before any collector runs.
+	// the whole table has ended: that dump holds every listener and every
+	// SYN-RECV request, so the first listener snapshot is derived from it
+	// (tableLs, when tableOK) rather than taken by a second walk of the
+	// kernel's hash tables. Set by expectTable before any collector runs.
 	table        chan struct{}
 	tableClaimed atomic.Bool
-	tableReqs    requestCounts
+	tableLs      []bundle.Listener
 	tableOK      bool
 }
 
 // expectTable says that a collector of the capture (Sockets) will dump the
-// whole socket table and hand its SYN-RECV requests to offerTable: the
-// first listener snapshot waits for those instead of walking the
-// established hash again. It must be called before the collectors start.
+// whole socket table and hand its listeners to offerTable: the first
+// listener snapshot waits for that dump instead of walking the table again.
+// It must be called before the collectors start.
 func (s *Shared) expectTable() {
 	s.table = make(chan struct{})
 }
 
-// tableRequests returns the counts the whole-table dump fills with its
-// SYN-RECV requests for the first snapshot, or nil when none are expected
-// from it (outside a capture, or a second dump in the same capture).
-func (h Host) tableRequests() requestCounts {
+// tableListeners returns the listener table the whole-table dump fills for
+// the first snapshot, or nil when no snapshot is expected from it (outside a
+// capture, or a second dump in the same capture).
+func (h Host) tableListeners() *listenerTable {
 	s := h.Shared
 	// Not s.mu: firstListeners holds it while it waits for the table.
 	if s == nil || s.table == nil || !s.tableClaimed.CompareAndSwap(false, true) {
 		return nil
 	}
-	return requestCounts{}
+	return newListenerTable(h.zoner())
 }
 
-// offerTable ends the wait for the whole-table dump: reqs, counted by a
-// dump that completed, are the first snapshot's requests; after a dump that
-// failed or was cut short, the snapshot is taken by a combined dump of its
-// own. It must be called once for each tableRequests that returned counts.
-func (s *Shared) offerTable(reqs requestCounts, complete bool) {
+// offerTable ends the wait for the whole-table dump: t, filled by a dump
+// that completed, gives the first listener snapshot; after a dump that
+// failed or was cut short, the snapshot is taken by its own dump. It must
+// be called once for each tableListeners that returned a table.
+func (s *Shared) offerTable(t *listenerTable, complete bool) {
 	if complete {
-		s.tableReqs, s.tableOK = reqs, true
+		t.attributePending()
+		s.tableLs, s.tableOK = t.listeners(), true
 	}
 	close(s.table)
 }
@@ -111,12 +109,13 @@ func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.firstSet && s.table != nil {
-		ls, err := h.listenersWithTable(ctx)
-		if err != nil {
-			return nil, err
+		select {
+		case <-s.table:
+		case <-ctx.Done():
+			return nil, ctx.Err()
 		}
-		if ls != nil {
-			s.first, s.firstSet = ls, true
+		if s.tableOK {
+			s.first, s.firstSet = s.tableLs, true
 		}
 	}
 	if !s.firstSet {
@@ -127,32 +126,6 @@ func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
 		s.first, s.firstSet = ls, true
 	}
 	return slices.Clone(s.first), nil
-}
-
-// listenersWithTable is the first snapshot of a capture whose Sockets
-// collector dumps the whole table: the LISTEN sockets from a dump of their
-// own, with their queues, backlogs and drops, and the SYN-RECV requests
-// from the table, attributed to them. Nil, without an error, when the table
-// dump did not complete. The listeners are read first, while the table
-// dump runs, as the combined dump does (listening hash first, then the
-// established one).
-func (h Host) listenersWithTable(ctx context.Context) ([]bundle.Listener, error) {
-	s := h.Shared
-	t := newListenerTable(h.zoner())
-	if err := h.dumper().Dump(ctx, sockdiag.StatesListen, sockdiag.ExtSkMemInfo, t.add); err != nil {
-		return nil, fmt.Errorf("read tcp listeners: %w", err)
-	}
-	select {
-	case <-s.table:
-	case <-ctx.Done():
-		return nil, ctx.Err()
-	}
-	if !s.tableOK {
-		return nil, nil
-	}
-	t.pending = s.tableReqs
-	t.attributePending()
-	return t.listeners(), nil
 }
 
 // sampleListeners is the listeners sampler's sample: the capture's first
