@@ -186,10 +186,6 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	if opts.AllNetNS {
 		ss = append(slices.Clip(ss), &AllNetNS{LastSample: len(opts.History) + opts.Samples - 1})
 	}
-	if slices.ContainsFunc(cs, func(c Collector) bool { _, ok := c.(*Sockets); return ok }) {
-		// Its dump of the whole table gives the first listener snapshot.
-		h.Shared.expectTable()
-	}
 	var histErr error
 	if len(opts.History) > 0 {
 		histErr = writeHistory(w.For("history"), opts.History)

@@ -19,9 +19,8 @@ import (
 
 // TestCaptureRecordsCostAndDumps reads a capture's manifest back from its
 // bundle: the capture's CPU time, peak memory and priority are there, and
-// the collectors asked the kernel for one dump of the socket table, which
-// serves the first sample's listeners, and one of the listeners per later
-// sample, however many of them read the listeners.
+// the collectors asked the kernel for one dump of the socket table and one
+// of the listeners per sample, however many of them read the listeners.
 func TestCaptureRecordsCostAndDumps(t *testing.T) {
 	const samples = 2
 	h := Host{Shared: &Shared{}}
@@ -41,10 +40,9 @@ func TestCaptureRecordsCostAndDumps(t *testing.T) {
 			t.Fatalf("collector %s: %+v, want ok", name, st)
 		}
 	}
-	// The sockets collector's dump, which gives the first listener
-	// snapshot (the listeners sampler's first sample, which the processes
-	// collector shares), and the listeners sampler's at each later sample.
-	if got, want := h.Shared.DumpRequests(), int64(samples); got != want {
+	// The sockets collector's dump, and the listeners sampler's at each
+	// sample, the first of which the processes collector shares.
+	if got, want := h.Shared.DumpRequests(), int64(1+samples); got != want {
 		t.Errorf("sock_diag dump requests = %d, want %d", got, want)
 	}
 
@@ -240,10 +238,9 @@ func TestPacketSampleSharesListenerDump(t *testing.T) {
 		t.Fatalf("packets collector %+v, info %+v: want a sample", st, m.Packets)
 	}
 	// Counted process-wide: a collector dumping on its own, outside the
-	// capture's Dumper, counts too. The sockets collector's dump, which
-	// gives the first sample's listeners, and the listeners sampler's at
-	// each later sample.
-	if got, want := sockdiag.Sent()-before, int64(samples); got != want {
+	// capture's Dumper, counts too. The sockets collector's dump and the
+	// listeners sampler's, one per sample, the first shared.
+	if got, want := sockdiag.Sent()-before, int64(1+samples); got != want {
 		t.Errorf("sock_diag dump requests = %d, want %d (the packet sample must not dump the listeners again)", got, want)
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"slices"
 	"sync"
-	"sync/atomic"
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
@@ -29,48 +28,6 @@ type Shared struct {
 	// samplerTook is set once the listeners sampler took first as its
 	// sample: its later samples dump afresh.
 	samplerTook bool
-
-	// table, when not nil, is closed once the Sockets collector's dump of
-	// the whole table has ended: that dump holds every listener and every
-	// SYN-RECV request, so the first listener snapshot is derived from it
-	// (tableLs, when tableOK) rather than taken by a second walk of the
-	// kernel's hash tables. Set by expectTable before any collector runs.
-	table        chan struct{}
-	tableClaimed atomic.Bool
-	tableLs      []bundle.Listener
-	tableOK      bool
-}
-
-// expectTable says that a collector of the capture (Sockets) will dump the
-// whole socket table and hand its listeners to offerTable: the first
-// listener snapshot waits for that dump instead of walking the table again.
-// It must be called before the collectors start.
-func (s *Shared) expectTable() {
-	s.table = make(chan struct{})
-}
-
-// tableListeners returns the listener table the whole-table dump fills for
-// the first snapshot, or nil when no snapshot is expected from it (outside a
-// capture, or a second dump in the same capture).
-func (h Host) tableListeners() *listenerTable {
-	s := h.Shared
-	// Not s.mu: firstListeners holds it while it waits for the table.
-	if s == nil || s.table == nil || !s.tableClaimed.CompareAndSwap(false, true) {
-		return nil
-	}
-	return newListenerTable(h.zoner())
-}
-
-// offerTable ends the wait for the whole-table dump: t, filled by a dump
-// that completed, gives the first listener snapshot; after a dump that
-// failed or was cut short, the snapshot is taken by its own dump. It must
-// be called once for each tableListeners that returned a table.
-func (s *Shared) offerTable(t *listenerTable, complete bool) {
-	if complete {
-		t.attributePending()
-		s.tableLs, s.tableOK = t.listeners(), true
-	}
-	close(s.table)
 }
 
 // dumper returns the capture's sock_diag Dumper; outside a capture, nil
@@ -108,16 +65,6 @@ func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
 	// dump ends with ctx, so the wait does too.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.firstSet && s.table != nil {
-		select {
-		case <-s.table:
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		}
-		if s.tableOK {
-			s.first, s.firstSet = s.tableLs, true
-		}
-	}
 	if !s.firstSet {
 		ls, err := readListeners(ctx, h)
 		if err != nil {

@@ -68,36 +68,7 @@ func (s *Sockets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	// kernel fill the next datagram and f's compressor works on the rows
 	// before: the three overlap. An unclosed member is left out of the
 	// bundle: a table cut by the deadline must not pass for the whole one.
-	//
-	// The same dump gives the capture's first listener snapshot when the
-	// capture expects it (Shared.expectTable): its LISTEN rows carry the
-	// queues and backlogs, its SYN-RECV rows the requests to attribute, so
-	// the listeners sampler's first sample does not walk the kernel's
-	// established hash a second time. SK_MEMINFO is asked for then, for the
-	// listeners' drop counters.
-	add, ext := t.add, sockdiag.ExtInfo
-	if lt := h.tableListeners(); lt != nil {
-		ext |= sockdiag.ExtSkMemInfo
-		add = func(m *sockdiag.Msg) error {
-			lt.add(m)
-			return t.add(m)
-		}
-		// Offered as soon as the dump ends, however it ends (a panic too):
-		// the first snapshot waits for it. Only a complete dump gives one.
-		offered := false
-		offer := func(complete bool) {
-			if !offered {
-				offered = true
-				h.Shared.offerTable(lt, complete)
-			}
-		}
-		defer offer(false)
-		err := h.dumper().Dump(ctx, sockdiag.StatesAll, ext, add)
-		offer(err == nil)
-		if err != nil {
-			return fmt.Errorf("read tcp sockets: %w", err)
-		}
-	} else if err := h.dumper().Dump(ctx, sockdiag.StatesAll, ext, add); err != nil {
+	if err := h.dumper().Dump(ctx, sockdiag.StatesAll, sockdiag.ExtInfo, t.add); err != nil {
 		return fmt.Errorf("read tcp sockets: %w", err)
 	}
 	// A table that could not be written (a full disk) is left out, but the
