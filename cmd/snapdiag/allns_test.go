@@ -269,15 +269,23 @@ func TestAllNetNSNotRoot(t *testing.T) {
 	nobody.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	cmds := map[string]*exec.Cmd{"nobody": nobody}
 	if setpriv, err := exec.LookPath("setpriv"); err == nil {
+		// Its own --out: root's lock file there would refuse nobody, and
+		// the map's order is random.
+		rootArgs := slices.Clone(args)
+		rootArgs[slices.Index(rootArgs, dir)] = t.TempDir()
 		cmds["root without CAP_SYS_ADMIN"] = exec.Command(setpriv, slices.Concat(
-			[]string{"--bounding-set", "-sys_admin", "--inh-caps", "-all", "--", bin}, args)...)
+			[]string{"--bounding-set", "-sys_admin", "--inh-caps", "-all", "--", bin}, rootArgs)...)
 	} else {
 		t.Log("setpriv (util-linux) is not installed: root without CAP_SYS_ADMIN not tried")
 	}
 	for who, cmd := range cmds {
 		out, err := cmd.Output()
 		if err != nil {
-			t.Errorf("capture as %s: %v", who, err)
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			t.Errorf("capture as %s: %v\n%s", who, err, stderr)
 			continue
 		}
 		b := openBundle(t, lastLine(string(out)))
