@@ -3,6 +3,7 @@ package watch
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -104,8 +105,7 @@ func (w *Watcher) uploadUnmarked(ctx context.Context) int {
 			var res ship.Result
 			if res, err = w.cfg.Upload.Push(ctx, path, key); err == nil {
 				w.unmarked.remove(path)
-				w.log.Info("bundle uploaded", "bundle", filepath.Base(path), "target", w.cfg.Upload.Target.String(), "key", res.Key,
-					"outcome", string(res.Outcome), "bytes", res.Size, "sha256", res.SHA256)
+				w.logUploaded(path, res)
 				continue
 			}
 		}
@@ -120,27 +120,33 @@ func (w *Watcher) uploadUnmarked(ctx context.Context) int {
 	return left
 }
 
-// removeOrphans removes the pending sidecars that a capture killed inside
-// its commit left without a bundle (ship.RemoveOrphanSidecars), under the
-// output directory's lock when it is free at once: its holder is a capture,
-// which may be between writing its sidecar and its bundle, and the next
-// upload round looks again. Nothing waits for it.
-func (w *Watcher) removeOrphans(ctx context.Context) {
-	dir := w.cfg.Capture.Dir
-	lock, err := acquireLock(ctx, dir, 0, w.cfg.Clock)
+// RemoveOrphanSidecars removes the pending sidecars that a capture killed
+// inside its commit left without a bundle (ship.RemoveOrphanSidecars),
+// under dir's capture lock when it is free at once: its holder is a
+// capture, which may be between writing its sidecar and its bundle, and a
+// later call looks again. Nothing waits for it; a held lock is no error
+// (locked reports it), any other failure to take the lock is.
+func RemoveOrphanSidecars(ctx context.Context, dir string) (removed []string, locked bool, err error) {
+	lock, err := AcquireLock(ctx, dir, 0)
 	if errors.Is(err, ErrLocked) {
-		return
+		return nil, true, nil
 	}
 	if err != nil {
-		w.log.Error("remove pending sidecars without a bundle", "error", err.Error())
-		return
+		return nil, false, err
 	}
 	defer func() {
-		if err := lock.Release(); err != nil {
-			w.log.Error("release lock", "error", err.Error())
+		if rerr := lock.Release(); rerr != nil && err == nil {
+			err = fmt.Errorf("release lock: %w", rerr)
 		}
 	}()
-	removed, err := ship.RemoveOrphanSidecars(dir)
+	removed, err = ship.RemoveOrphanSidecars(dir)
+	return removed, false, err
+}
+
+// removeOrphans is RemoveOrphanSidecars for the output directory, with
+// what it did in the log.
+func (w *Watcher) removeOrphans(ctx context.Context) {
+	removed, _, err := RemoveOrphanSidecars(ctx, w.cfg.Capture.Dir)
 	if len(removed) > 0 {
 		w.log.Info("pending sidecars of bundles never committed removed", "bundles", removed)
 	}
@@ -207,6 +213,12 @@ func (w *Watcher) uploadLoop(ctx context.Context) {
 	}
 }
 
+// logUploaded logs a bundle the store now holds.
+func (w *Watcher) logUploaded(path string, res ship.Result) {
+	w.log.Info("bundle uploaded", "bundle", filepath.Base(path), "target", w.cfg.Upload.Target.String(), "key", res.Key,
+		"outcome", string(res.Outcome), "bytes", res.Size, "sha256", res.SHA256)
+}
+
 // uploadPending removes the sidecars a killed commit left (removeOrphans),
 // then sends every pending bundle once and returns how many are still
 // pending.
@@ -220,8 +232,7 @@ func (w *Watcher) uploadPending(ctx context.Context) int {
 			}
 			return
 		}
-		w.log.Info("bundle uploaded", "bundle", name, "target", w.cfg.Upload.Target.String(), "key", res.Key,
-			"outcome", string(res.Outcome), "bytes", res.Size, "sha256", res.SHA256)
+		w.logUploaded(path, res)
 	})
 	failed += w.uploadUnmarked(ctx)
 	w.countPending()

@@ -311,17 +311,9 @@ func uploadAfter(ctx context.Context, p *ship.Pusher, path string, mark *ship.Co
 // between its sidecar and its bundle, and the next run looks again. Any
 // other failure to take the lock (a read-only or forbidden --out) is said.
 func removeOrphans(ctx context.Context, dir string, stderr io.Writer) {
-	lock, err := watch.AcquireLock(ctx, dir, 0)
-	if errors.Is(err, watch.ErrLocked) {
-		return
-	}
+	_, _, err := watch.RemoveOrphanSidecars(ctx, dir)
 	if err != nil {
 		_, hint := lockHint(dir, err)
 		fmt.Fprintf(stderr, "snapdiag: push: sidecars of bundles never committed not checked: %v (%s)\n", err, hint)
-		return
-	}
-	defer lock.Release()
-	if _, err := ship.RemoveOrphanSidecars(dir); err != nil {
-		fmt.Fprintf(stderr, "snapdiag: push: %v\n", err)
 	}
 }
