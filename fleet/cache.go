@@ -6,10 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/snapdiag/snapdiag/bundle"
 )
 
 // Cache holds each bundle's Summary under the SHA-256 of its bytes as they
@@ -131,20 +132,11 @@ func (c Cache) PutRef(o Object, sum string) error {
 	return writeAtomic(p, []byte(sum))
 }
 
+// readSmall reads the cache entry at p, at most limit bytes, through
+// bundle.ReadFileLimit: a fifo or device planted in the cache is refused
+// before it is opened, rather than hanging the run.
 func readSmall(p string, limit int64) ([]byte, error) {
-	f, err := os.Open(p)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	data, err := io.ReadAll(io.LimitReader(f, limit+1))
-	if err != nil {
-		return nil, err
-	}
-	if int64(len(data)) > limit {
-		return nil, fmt.Errorf("%s: larger than %d bytes", p, limit)
-	}
-	return data, nil
+	return bundle.ReadFileLimit(os.DirFS(filepath.Dir(p)), filepath.Base(p), limit)
 }
 
 // writeAtomic writes data to a temporary file beside p and renames it into
