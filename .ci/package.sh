@@ -67,7 +67,10 @@ deb=$(ls build/snapdiag_*.deb)
 # The shipped alert rules, where a Prometheus config's rule_files can name
 # them.
 rules=/usr/share/snapdiag/prometheus/snapdiag.rules.yml
-dpkg-deb -c "$deb" | grep -q " \.$rules\$" || fail "$deb does not install $rules"
+# The listing goes through a variable: grep -q exits at its first match, and
+# under pipefail dpkg-deb's SIGPIPE would fail the check that just passed.
+listing=$(dpkg-deb -c "$deb")
+grep -q " \.$rules\$" <<<"$listing" || fail "$deb does not install $rules"
 if [ "$build_only" = yes ]; then
   echo "$deb"
   exit 0

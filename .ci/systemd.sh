@@ -318,7 +318,9 @@ wait_ct 60 "snapdiag-capture@demo-fail.service.service" 'systemctl show -p Resul
 ct 'journalctl -u snapdiag-capture@demo-fail.service.service -o cat; ls -l /var/lib/snapdiag' >/dev/null
 c=$(inside 'ls /var/lib/snapdiag/snapdiag-*.tar.zst | head -1')
 echo "# trigger of the OnFailure= bundle" >>"$log"
-tar --zstd -xOf "$tmp/root$c" manifest.json | jq -c '.trigger' | tee -a "$log" | grep -q demo-fail.service ||
+trigger=$(tar --zstd -xOf "$tmp/root$c" manifest.json | jq -c '.trigger')
+echo "$trigger" >>"$log"
+grep -q demo-fail.service <<<"$trigger" ||
   fail "the OnFailure= bundle does not name demo-fail.service in its trigger"
 
 ct 'rm -r /etc/systemd/system/demo-fail.service /etc/systemd/system/demo-fail.service.d && systemctl daemon-reload && systemctl reset-failed' >/dev/null
