@@ -186,6 +186,11 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	if opts.AllNetNS {
 		ss = append(slices.Clip(ss), &AllNetNS{LastSample: len(opts.History) + opts.Samples - 1})
 	}
+	for _, c := range cs {
+		if _, ok := c.(*Sockets); ok {
+			h.Shared.table.arm()
+		}
+	}
 	var histErr error
 	if len(opts.History) > 0 {
 		histErr = writeHistory(w.For("history"), opts.History)

@@ -45,6 +45,12 @@ func TestCaptureRecordsCostAndDumps(t *testing.T) {
 	if got, want := h.Shared.DumpRequests(), int64(1+samples); got != want {
 		t.Errorf("sock_diag dump requests = %d, want %d", got, want)
 	}
+	// The first sample's listeners dump only walks the listening hash: its
+	// SYN-RECV counts come from the socket table's walk of the established
+	// hash.
+	if got, want := h.Shared.HashWalks(), int64(samples); got != want {
+		t.Errorf("established-hash walks = %d, want %d", got, want)
+	}
 
 	c := m.Cost
 	if c == nil {

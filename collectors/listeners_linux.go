@@ -156,6 +156,11 @@ type requestKey struct {
 	local  netip.AddrPort // unmapped
 }
 
+// requestKeyOf is the key a request socket is counted under.
+func requestKeyOf(m *sockdiag.Msg) requestKey {
+	return requestKey{m.Family, netip.AddrPortFrom(m.Src.Addr().Unmap(), m.Src.Port())}
+}
+
 type listenerEntry struct {
 	rec    bundle.Listener
 	addr   netip.Addr // without zone
@@ -202,7 +207,7 @@ func (t *listenerTable) add(m *sockdiag.Msg) error {
 	case m.State == sockdiag.StateListen:
 		return t.addListener(m)
 	case m.Request():
-		t.pending[requestKey{m.Family, netip.AddrPortFrom(m.Src.Addr().Unmap(), m.Src.Port())}]++
+		t.pending[requestKeyOf(m)]++
 	}
 	return nil
 }

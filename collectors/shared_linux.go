@@ -2,8 +2,10 @@ package collectors
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/collectors/internal/sockdiag"
@@ -28,6 +30,100 @@ type Shared struct {
 	// samplerTook is set once the listeners sampler took first as its
 	// sample: its later samples dump afresh.
 	samplerTook bool
+
+	// table hands the SYN_RECV requests the socket table's dump saw to the
+	// first listener snapshot.
+	table tableShare
+}
+
+// tableShareWait bounds how long the first listener snapshot waits for the
+// socket table's dump to end before it walks the kernel's established hash
+// itself. Every dump that asks for any state but LISTEN walks all of that
+// hash's buckets, in use or not (inet_diag_dump_icsk()): 262,144 of them on
+// a host with a few GiB, about 20 ms of CPU on a virtual machine whatever
+// the number of sockets, the largest fixed cost of a capture. The table's
+// dump walks it anyway; a table of 50,000 sockets is dumped in about 100 ms.
+// A longer wait would hold back the packet sample, which starts from the
+// snapshot's ports.
+const tableShareWait = 300 * time.Millisecond
+
+// tableShare is the socket table's dump as the first listener snapshot sees
+// it. Capture arms it when a Sockets collector runs; that collector counts
+// the request sockets of its dump (all states, so SYN_RECV ones too) by
+// local endpoint, as listenerTable.add does, and ends it. Nothing else
+// touches the counts, so they are read only after done is closed.
+type tableShare struct {
+	mu      sync.Mutex
+	armed   bool
+	claimed bool // a Sockets collector counts into requests
+	taken   bool // the first snapshot has used (or given up on) the share
+	done    chan struct{}
+	ok      bool // the dump ended without error: the counts are whole
+	// requests counts request sockets by family and unmapped local
+	// endpoint, listenerTable.pending's key.
+	requests map[requestKey]int
+}
+
+// arm makes the first listener snapshot wait for the socket table's dump.
+func (t *tableShare) arm() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.armed {
+		t.armed, t.done, t.requests = true, make(chan struct{}), map[requestKey]int{}
+	}
+}
+
+// claim returns the map the socket table's dump counts its request sockets
+// into and the function that publishes them (ok: the dump ended without
+// error), to be called once, when the dump ended; nil when the share is not
+// armed or another dump already claimed it.
+func (t *tableShare) claim() (map[requestKey]int, func(ok bool)) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if !t.armed || t.claimed {
+		return nil, nil
+	}
+	t.claimed = true
+	return t.requests, func(ok bool) {
+		t.mu.Lock()
+		t.ok = ok
+		t.mu.Unlock()
+		close(t.done)
+	}
+}
+
+// giveUp marks the share taken without waiting for it.
+func (t *tableShare) giveUp() {
+	t.mu.Lock()
+	t.taken = true
+	t.mu.Unlock()
+}
+
+// take waits, at most tableShareWait or until ctx ends, for the table's dump
+// and returns its request counts; ok is false when the share is not armed,
+// was taken before, or the dump failed or did not end in time. It gives the
+// share up either way: only the first snapshot may use it.
+func (t *tableShare) take(ctx context.Context) (map[requestKey]int, bool) {
+	t.mu.Lock()
+	if !t.armed || t.taken {
+		t.mu.Unlock()
+		return nil, false
+	}
+	t.taken = true
+	done := t.done
+	t.mu.Unlock()
+	timer := time.NewTimer(tableShareWait)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		return nil, false
+	case <-ctx.Done():
+		return nil, false
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.requests, t.ok
 }
 
 // dumper returns the capture's sock_diag Dumper; outside a capture, nil
@@ -41,6 +137,15 @@ func (h Host) dumper() *sockdiag.Dumper {
 	}
 	h.Shared.bind.Do(func() { h.Shared.diag.Open = h.opener() })
 	return &h.Shared.diag
+}
+
+// HashWalks returns how many of the capture's sock_diag dump requests
+// walked the kernel's established hash (sockdiag.Dumper.Walks).
+func (s *Shared) HashWalks() int64 {
+	if s == nil {
+		return 0
+	}
+	return s.diag.Walks()
 }
 
 // DumpRequests returns how many sock_diag dump requests the collectors of
@@ -66,7 +171,7 @@ func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.firstSet {
-		ls, err := readListeners(ctx, h)
+		ls, err := h.readListenersSharingTable(ctx)
 		if err != nil {
 			return nil, err // the next caller tries again
 		}
@@ -89,4 +194,36 @@ func (h Host) sampleListeners(ctx context.Context) ([]bundle.Listener, error) {
 		}
 	}
 	return readListeners(ctx, h)
+}
+
+// readListenersSharingTable is readListeners for the capture's first
+// snapshot: the listeners from a LISTEN-only dump, which walks only the
+// kernel's listening hash, and their SYN_RECV requests from the socket
+// table's dump when it ends within tableShareWait (tableShare), else from a
+// SYN_RECV dump of its own. Its listeners and queues are thus read at the
+// snapshot's time and its requests during the table's dump, which the
+// snapshot waits for: one walk of the established hash fewer per capture.
+func (h Host) readListenersSharingTable(ctx context.Context) ([]bundle.Listener, error) {
+	s := h.Shared
+	s.table.mu.Lock()
+	armed := s.table.armed && !s.table.taken
+	s.table.mu.Unlock()
+	if !armed {
+		return readListeners(ctx, h)
+	}
+	d := h.dumper()
+	t := newListenerTable(h.zoner())
+	if err := d.DumpOn(ctx, nil, sockdiag.StatesListen, sockdiag.ExtSkMemInfo, t.add); err != nil {
+		s.table.giveUp() // a retry dumps on its own
+		return nil, fmt.Errorf("read tcp listeners: %w", err)
+	}
+	if reqs, ok := s.table.take(ctx); ok {
+		for k, n := range reqs {
+			t.pending[k] += n
+		}
+	} else if err := d.DumpOn(ctx, nil, sockdiag.StatesSynRecv, 0, t.add); err != nil {
+		return nil, fmt.Errorf("read tcp SYN-RECV sockets: %w", err)
+	}
+	t.attributePending()
+	return t.listeners(), nil
 }

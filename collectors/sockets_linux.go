@@ -58,17 +58,40 @@ func (s *Sockets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	if limit <= 0 {
 		limit = DefaultSocketCap
 	}
+	// The capture's first listener snapshot takes its SYN_RECV counts
+	// from this dump rather than walk the kernel's established hash again
+	// (tableShare): they are counted here and handed over as soon as the
+	// dump ends, whatever becomes of the rows; on any other way out, the
+	// snapshot is told at once to dump them itself.
+	var (
+		requests map[requestKey]int
+		publish  func(ok bool)
+	)
+	if h.Shared != nil {
+		requests, publish = h.Shared.table.claim()
+	}
+	defer func() {
+		if publish != nil {
+			publish(false)
+		}
+	}()
 	f, err := w.Create(bundle.PathSocketsTCP)
 	if err != nil {
 		return err
 	}
 	t := newSocketTable(f, limit, h.zoner())
+	t.requests = requests
 	// One dump for both families: one walk of the kernel's hash tables.
 	// Rows are encoded as they arrive, while the dump's receiver has the
 	// kernel fill the next datagram and f's compressor works on the rows
 	// before: the three overlap. An unclosed member is left out of the
 	// bundle: a table cut by the deadline must not pass for the whole one.
-	if err := h.dumper().Dump(ctx, sockdiag.StatesAll, sockdiag.ExtInfo, t.add); err != nil {
+	err = h.dumper().Dump(ctx, sockdiag.StatesAll, sockdiag.ExtInfo, t.add)
+	if publish != nil {
+		publish(err == nil)
+		publish = nil
+	}
+	if err != nil {
 		return fmt.Errorf("read tcp sockets: %w", err)
 	}
 	// A table that could not be written (a full disk) is left out, but the
@@ -148,6 +171,9 @@ type socketTable struct {
 	byState  bundle.StateCounts
 	byPort   []*bundle.StateCounts // indexed by local port
 	byRemote map[netip.Addr]*bundle.StateCounts
+	// requests, when not nil, counts the request sockets by family and
+	// local endpoint for the first listener snapshot (tableShare).
+	requests map[requestKey]int
 }
 
 func newSocketTable(out io.Writer, limit int, z *zoner) *socketTable {
@@ -180,6 +206,9 @@ func (t *socketTable) add(m *sockdiag.Msg) error {
 			t.byRemote[r] = c
 		}
 		c[slot]++
+	}
+	if t.requests != nil && m.Request() {
+		t.requests[requestKeyOf(m)]++
 	}
 	if t.written >= t.limit || t.werr != nil {
 		return nil

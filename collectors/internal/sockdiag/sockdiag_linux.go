@@ -79,6 +79,8 @@ type Dumper struct {
 	Open Opener
 
 	requests atomic.Int64
+	// walks counts the requests that asked for a state other than LISTEN.
+	walks atomic.Int64
 	// perFamily is set once the kernel refused a request for both families
 	// at once: later dumps ask for each family on its own.
 	perFamily atomic.Bool
@@ -90,6 +92,18 @@ func (d *Dumper) Requests() int64 {
 		return 0
 	}
 	return d.requests.Load()
+}
+
+// Walks returns how many of d's requests walked the kernel's established
+// hash: every request that asks for any state but LISTEN does, over all of
+// its buckets whether they hold sockets or not (inet_diag_dump_icsk()
+// skips it only for a LISTEN-only request), so on a large host each costs
+// milliseconds even in an empty namespace.
+func (d *Dumper) Walks() int64 {
+	if d == nil {
+		return 0
+	}
+	return d.walks.Load()
 }
 
 // Dump is the package's Dump for both families, FamilyInet and FamilyInet6,
@@ -108,7 +122,7 @@ func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, 
 		open = d.Open
 	}
 	if d == nil || !d.perFamily.Load() {
-		d.count()
+		d.count(states)
 		seq := c.nextSeq()
 		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), seq, states, ext)
 		delivered := false
@@ -126,7 +140,7 @@ func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, 
 		}
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
-		d.count()
+		d.count(states)
 		if err := dumpFamily(ctx, c, open, family, states, ext, fn); err != nil {
 			return err
 		}
@@ -134,9 +148,12 @@ func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, 
 	return nil
 }
 
-func (d *Dumper) count() {
+func (d *Dumper) count(states uint32) {
 	if d != nil {
 		d.requests.Add(1)
+		if states&^StatesListen != 0 {
+			d.walks.Add(1)
+		}
 	}
 }
 
