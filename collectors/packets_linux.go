@@ -4,11 +4,11 @@ package collectors
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
 	"math/bits"
+	"os"
 	"slices"
 	"sync/atomic"
 	"time"
@@ -53,13 +53,6 @@ const (
 	// timeout, and room for the retire timer's rounding to jiffies and its
 	// slack, and for snapdiag being scheduled late at nice 10.
 	ringTail = ringRetire + ringRetire/2
-	// pollSlice bounds each wait. A cancelled context wakes the wait at
-	// once through an eventfd in the poll set (capture); the bound only
-	// matters should that wake-up be lost, or without an eventfd, when
-	// pollSliceNoWake bounds it instead, so a cancelled context is still
-	// noticed quickly.
-	pollSlice       = time.Second
-	pollSliceNoWake = 100 * time.Millisecond
 )
 
 // Collect implements Collector. It opens one AF_PACKET socket for the whole
@@ -212,8 +205,11 @@ func listenPorts(ctx context.Context, h Host) (ports []int, leftOut int, err err
 // per full (or timed-out) block rather than once per packet, so a flood
 // costs a system call per few thousand packets, not one per packet.
 type packetRing struct {
-	fd  int
-	mem []byte
+	fd int
+	// file owns fd: closing it takes fd out of Go's network poller, where
+	// capture waits, and closes it.
+	file *os.File
+	mem  []byte
 	// cur is the next block to read: the kernel fills them in order.
 	cur int
 	// read counts the packets read from the ring in the window.
@@ -258,7 +254,8 @@ func openPacketSocket(h Host, f *packetFilter) (_ *packetRing, err error) {
 	case err != nil:
 		return nil, fmt.Errorf("open packet socket: %w", err)
 	}
-	r := &packetRing{fd: fd}
+	// fd is non-blocking, so os.NewFile registers it with the poller.
+	r := &packetRing{fd: fd, file: os.NewFile(uintptr(fd), "packet socket")}
 	defer func() {
 		if err != nil {
 			r.close()
@@ -327,7 +324,7 @@ func (r *packetRing) close() {
 	if r.mem != nil {
 		unix.Munmap(r.mem)
 	}
-	unix.Close(r.fd)
+	r.file.Close()
 }
 
 // stats reads PACKET_STATISTICS: with TPACKET_V3, tp_drops counts the
@@ -356,29 +353,28 @@ func (r *packetRing) blockStatus(i int) *uint32 {
 // at or after end are not the window's: the first of them ends the sample;
 // without one, the sample waits ringTail past end for the last block.
 func (r *packetRing) capture(ctx context.Context, end time.Time, out *pcapSample) (string, error) {
-	fds := []unix.PollFd{{Fd: int32(r.fd), Events: unix.POLLIN}}
-	slice := pollSliceNoWake
-	if wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err == nil {
-		// The wait needs no short slices to notice a cancelled context:
-		// each wake-up costs more than the packets of a sampled flood.
-		fds, slice = append(fds, unix.PollFd{Fd: int32(wake), Events: unix.POLLIN}), pollSlice
-		woken := make(chan struct{})
-		stopWake := context.AfterFunc(ctx, func() {
-			defer close(woken)
-			var one [8]byte
-			binary.NativeEndian.PutUint64(one[:], 1)
-			unix.Write(wake, one[:])
-		})
-		defer func() {
-			if !stopWake() {
-				<-woken // the write is done before the descriptor is closed
-			}
-			unix.Close(wake)
-		}()
+	// The wait is in Go's network poller, not a blocking poll(2): a
+	// goroutine parked there leaves every P idle, so the runtime's sysmon
+	// thread sleeps too, where a thread blocked in poll(2) kept it waking
+	// every 20 us to 10 ms to retake its P, some 250 wake-ups a second
+	// (perf under the lab's flood: the sample's largest cost). The socket
+	// is non-blocking; packet_poll() reports it readable once the block to
+	// read is retired, and prb_close_block() wakes the poller then.
+	f := r.file
+	rc, err := f.SyscallConn()
+	if err != nil {
+		return "", fmt.Errorf("wait on packet socket: %w", err)
 	}
 	stop := end.Add(ringTail)
+	if err := f.SetReadDeadline(stop); err != nil {
+		return "", fmt.Errorf("wait on packet socket: %w", err)
+	}
+	// A cancelled context ends the wait at once.
+	stopCancel := context.AfterFunc(ctx, func() { f.SetReadDeadline(time.Now()) })
+	defer stopCancel()
+	ready := func() bool { return atomic.LoadUint32(r.blockStatus(r.cur))&tpStatusUser != 0 }
 	for {
-		for atomic.LoadUint32(r.blockStatus(r.cur))&tpStatusUser != 0 {
+		for ready() {
 			if ctx.Err() != nil {
 				return stoppedByDeadline, nil
 			}
@@ -393,19 +389,16 @@ func (r *packetRing) capture(ctx context.Context, end time.Time, out *pcapSample
 		if ctx.Err() != nil {
 			return stoppedByDeadline, nil
 		}
-		wait := time.Until(stop)
-		if wait <= 0 {
+		if !time.Now().Before(stop) {
 			return stoppedByWindow, nil
 		}
-		if d, ok := ctx.Deadline(); ok {
-			wait = min(wait, time.Until(d))
-		}
-		// Round up, and wait at least 1 ms: a 0 ms timeout would spin until
-		// the context notices its deadline, and a negative one (a deadline
-		// passed since the check above) would block poll for good.
-		timeout := max(int((min(wait, slice)+time.Millisecond-1)/time.Millisecond), 1)
-		if _, err := unix.Poll(fds, timeout); err != nil && !errors.Is(err, unix.EINTR) {
-			return "", fmt.Errorf("poll packet socket: %w", err)
+		err := rc.Read(func(uintptr) bool { return ready() })
+		switch {
+		case err == nil:
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			// The window's tail, or ctx: the loop tells which.
+		default:
+			return "", fmt.Errorf("wait on packet socket: %w", err)
 		}
 	}
 }
