@@ -53,18 +53,42 @@ type owner struct {
 func (*Listeners) Name() string { return "listeners" }
 
 // Sample implements Sampler. The first sample of a capture is the capture's
-// listener snapshot, which the other collectors share (Host.firstListeners);
-// later samples dump the listeners afresh.
+// listener snapshot (Host.firstListeners), whose LISTEN sockets the other
+// collectors share (Host.firstListenSockets); later samples dump the
+// listeners afresh.
 func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer) error {
-	ls, err := h.sampleListeners(ctx)
-	if err != nil {
-		return err
-	}
 	proc := h.Proc
 	if proc == "" {
 		proc = "/proc"
 	}
-	stopped := l.setOwners(ctx, proc, ls)
+	// The first snapshot waits for the socket table's dump for its SYN-RECV
+	// counts; its listeners' owners are looked up meanwhile, from the
+	// LISTEN sockets that snapshot is made of, so that the slow part of
+	// each (a dump of every socket, a readlink of every descriptor) runs
+	// beside the other.
+	var warmed chan bool
+	if h.firstSampleComing() {
+		warmed = make(chan bool, 1)
+		go func() {
+			base, err := h.firstListenSockets(ctx)
+			if err != nil {
+				warmed <- false
+				return
+			}
+			warmed <- l.setOwners(ctx, proc, base)
+		}()
+	}
+	ls, err := h.sampleListeners(ctx)
+	stopped := false
+	if warmed != nil {
+		stopped = <-warmed
+	}
+	if err != nil {
+		return err
+	}
+	// The owners are cached by cookie: the first snapshot's are all known
+	// by now, so this looks nothing up again.
+	stopped = l.setOwners(ctx, proc, ls) || stopped
 	switch {
 	case stopped:
 		w.Note("owner lookup stopped after reading %d descriptors: listeners whose owner was not found by then have pid 0", maxOwnerLinks)
@@ -149,6 +173,8 @@ type listenerTable struct {
 	// a request of one family may belong to a listener of the other. A SYN
 	// flood has many requests but few local endpoints.
 	pending map[requestKey]int
+	// indexed is set once index ran.
+	indexed bool
 }
 
 type requestKey struct {
@@ -257,9 +283,13 @@ func (t *listenerTable) addListener(m *sockdiag.Msg) error {
 	return nil
 }
 
-// index groups the listeners and builds the lookups addRequest uses. It runs
-// once, after every listener was added.
+// index groups the listeners and builds the lookups addRequest uses, once,
+// after every listener was added; it does nothing when called again.
 func (t *listenerTable) index() {
+	if t.indexed {
+		return
+	}
+	t.indexed = true
 	for i := range t.entries {
 		e := &t.entries[i]
 		port := uint16(e.rec.Port)

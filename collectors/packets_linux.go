@@ -159,7 +159,13 @@ func (p *Packets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 // their accept queue (the listeners in trouble), then the lowest. leftOut
 // counts the ports that did not fit.
 func listenPorts(ctx context.Context, h Host) (ports []int, leftOut int, err error) {
-	ls, err := h.firstListeners(ctx)
+	// The capture's LISTEN sockets, at once: the sample starts from them.
+	// Only when there are more ports than the filter holds does the order
+	// need the SYN-RECV counts, which wait for the socket table's dump.
+	ls, err := h.firstListenSockets(ctx)
+	if err == nil && distinctPorts(ls) > maxListenPorts {
+		ls, err = h.firstListeners(ctx)
+	}
 	if err != nil {
 		return nil, 0, fmt.Errorf("read tcp listeners: %w", err)
 	}
@@ -197,6 +203,15 @@ func listenPorts(ctx context.Context, h Host) (ports []int, leftOut int, err err
 		ports = ports[:maxListenPorts]
 	}
 	return ports, leftOut, nil
+}
+
+// distinctPorts counts the local ports of ls.
+func distinctPorts(ls []bundle.Listener) int {
+	seen := map[int]bool{}
+	for _, l := range ls {
+		seen[l.Port] = true
+	}
+	return len(seen)
 }
 
 // packetRing is a SOCK_DGRAM AF_PACKET socket bound to every interface,

@@ -64,9 +64,11 @@ func nearBacklog(recvQ, backlog uint32) bool {
 // Collect implements Collector.
 func (p *Processes) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	proc := cmp.Or(h.Proc, "/proc")
-	// The capture's listener snapshot: the listeners sampler's first sample
-	// is the same dump, so the kernel is not asked twice.
-	ls, err := h.firstListeners(ctx)
+	// The capture's LISTEN sockets: the listeners sampler's first sample is
+	// made of the same dump, so the kernel is not asked twice, and the
+	// queues are all this needs, so it does not wait for the SYN-RECV
+	// counts.
+	ls, err := h.firstListenSockets(ctx)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,16 @@ type Shared struct {
 	bind sync.Once
 
 	mu sync.Mutex
-	// first is the first listener snapshot, once taken without error.
+	// base is the first LISTEN-only snapshot, once taken without error, and
+	// firstTable the listener table it came from, which firstListeners
+	// completes with the requests.
+	base       []bundle.Listener
+	baseSet    bool
+	firstTable *listenerTable
+
+	// fullMu guards first: the first listener snapshot with its SYN-RECV
+	// counts, once taken without error.
+	fullMu   sync.Mutex
 	first    []bundle.Listener
 	firstSet bool
 	// samplerTook is set once the listeners sampler took first as its
@@ -157,10 +166,14 @@ func (s *Shared) DumpRequests() int64 {
 	return s.diag.Requests()
 }
 
-// firstListeners returns the capture's first listener snapshot, taking it
-// if no collector has yet. The caller owns the slice it gets. Outside a
-// capture it dumps the listeners each time.
-func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
+// firstListenSockets returns the capture's first LISTEN sockets, with their
+// queues and owners unset and SynRecv 0, taking them with a LISTEN-only dump
+// (which walks only the kernel's listening hash) if no collector has yet.
+// It never waits for the socket table: the collectors that need no SYN-RECV
+// counts (the processes, the packet sample's ports) start from it at once.
+// The caller owns the slice it gets. Outside a capture it dumps the
+// listeners, SYN-RECV requests included, each time.
+func (h Host) firstListenSockets(ctx context.Context) ([]bundle.Listener, error) {
 	s := h.Shared
 	if s == nil {
 		return readListeners(ctx, h)
@@ -170,14 +183,66 @@ func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
 	// dump ends with ctx, so the wait does too.
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.firstSet {
-		ls, err := h.readListenersSharingTable(ctx)
-		if err != nil {
-			return nil, err // the next caller tries again
+	if !s.baseSet {
+		t := newListenerTable(h.zoner())
+		if err := h.dumper().DumpOn(ctx, nil, sockdiag.StatesListen, sockdiag.ExtSkMemInfo, t.add); err != nil {
+			return nil, fmt.Errorf("read tcp listeners: %w", err) // the next caller tries again
 		}
-		s.first, s.firstSet = ls, true
+		t.index()
+		s.firstTable, s.base, s.baseSet = t, t.listeners(), true
 	}
+	return slices.Clone(s.base), nil
+}
+
+// firstListeners returns the capture's first listener snapshot: the
+// listeners of firstListenSockets with the SYN-RECV requests of each
+// attributed to it, taking them if no collector has yet. The requests come
+// from the socket table's dump when it ends within tableShareWait
+// (tableShare), else from a SYN-RECV dump of its own: the listeners and
+// queues are read at the snapshot's time, the requests during the table's
+// dump, and the kernel's established hash is walked once for both. The
+// caller owns the slice it gets. Outside a capture it dumps the listeners
+// each time.
+func (h Host) firstListeners(ctx context.Context) ([]bundle.Listener, error) {
+	s := h.Shared
+	if s == nil {
+		return readListeners(ctx, h)
+	}
+	// A lock of its own: firstListenSockets' callers do not wait for the
+	// table's dump.
+	s.fullMu.Lock()
+	defer s.fullMu.Unlock()
+	if s.firstSet {
+		return slices.Clone(s.first), nil
+	}
+	if _, err := h.firstListenSockets(ctx); err != nil {
+		s.table.giveUp() // a retry dumps the requests on its own
+		return nil, err
+	}
+	t := s.firstTable // set once, with baseSet, and only read after
+	if reqs, ok := s.table.take(ctx); ok {
+		for k, n := range reqs {
+			t.pending[k] += n
+		}
+	} else if err := h.dumper().DumpOn(ctx, nil, sockdiag.StatesSynRecv, 0, t.add); err != nil {
+		clear(t.pending) // a retry counts them again
+		return nil, fmt.Errorf("read tcp SYN-RECV sockets: %w", err)
+	}
+	t.attributePending()
+	s.first, s.firstSet = t.listeners(), true
 	return slices.Clone(s.first), nil
+}
+
+// firstSampleComing reports whether the listeners sampler has yet to take
+// its first sample, the capture's first snapshot.
+func (h Host) firstSampleComing() bool {
+	s := h.Shared
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return !s.samplerTook
 }
 
 // sampleListeners is the listeners sampler's sample: the capture's first
@@ -194,36 +259,4 @@ func (h Host) sampleListeners(ctx context.Context) ([]bundle.Listener, error) {
 		}
 	}
 	return readListeners(ctx, h)
-}
-
-// readListenersSharingTable is readListeners for the capture's first
-// snapshot: the listeners from a LISTEN-only dump, which walks only the
-// kernel's listening hash, and their SYN_RECV requests from the socket
-// table's dump when it ends within tableShareWait (tableShare), else from a
-// SYN_RECV dump of its own. Its listeners and queues are thus read at the
-// snapshot's time and its requests during the table's dump, which the
-// snapshot waits for: one walk of the established hash fewer per capture.
-func (h Host) readListenersSharingTable(ctx context.Context) ([]bundle.Listener, error) {
-	s := h.Shared
-	s.table.mu.Lock()
-	armed := s.table.armed && !s.table.taken
-	s.table.mu.Unlock()
-	if !armed {
-		return readListeners(ctx, h)
-	}
-	d := h.dumper()
-	t := newListenerTable(h.zoner())
-	if err := d.DumpOn(ctx, nil, sockdiag.StatesListen, sockdiag.ExtSkMemInfo, t.add); err != nil {
-		s.table.giveUp() // a retry dumps on its own
-		return nil, fmt.Errorf("read tcp listeners: %w", err)
-	}
-	if reqs, ok := s.table.take(ctx); ok {
-		for k, n := range reqs {
-			t.pending[k] += n
-		}
-	} else if err := d.DumpOn(ctx, nil, sockdiag.StatesSynRecv, 0, t.add); err != nil {
-		return nil, fmt.Errorf("read tcp SYN-RECV sockets: %w", err)
-	}
-	t.attributePending()
-	return t.listeners(), nil
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"net/netip"
+	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -67,8 +68,46 @@ func TestFirstSnapshotSharesTableWalk(t *testing.T) {
 		if got := h.Shared.DumpRequests(); got != 2 {
 			t.Fatalf("dump requests = %d, want 2 (the table, the listeners)", got)
 		}
+		// The owners were looked up while the table was dumped.
+		for _, l := range ls {
+			if (l.Port == bound || l.Port == wildcard) && l.PID != os.Getpid() {
+				t.Fatalf("listener %s: pid %d, want %d", l.Local, l.PID, os.Getpid())
+			}
+		}
 		b, w := synRecvOf(ls, bound), synRecvOf(ls, wildcard)
 		return b == 3 && w == 2, "SYN-RECV " + strconv.Itoa(b) + " and " + strconv.Itoa(w) + ", want 3 and 2"
+	})
+}
+
+// TestListenSocketsDoNotWaitForTable: the collectors that need only the
+// LISTEN sockets (processes, the packet sample's ports) get them from a
+// LISTEN-only dump, without the SYN-RECV counts that wait for the socket
+// table: with the table's dump still running, they walk nothing and count
+// no requests; the full snapshot then has them.
+func TestListenSocketsDoNotWaitForTable(t *testing.T) {
+	bound, _ := halfOpenListeners(t)
+	testutil.Eventually(t, 5*time.Second, "the listener's requests", func() (bool, string) {
+		s := &Shared{}
+		s.table.arm()
+		_, publish := s.table.claim() // a table dump under way, never ending
+		defer publish(false)
+		h := Host{Shared: s, Proc: "/proc"}
+		base, err := h.firstListenSockets(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.HashWalks(); got != 0 {
+			t.Fatalf("established-hash walks for the LISTEN sockets = %d, want 0", got)
+		}
+		if n := synRecvOf(base, bound); n != 0 {
+			t.Fatalf("LISTEN sockets: SYN-RECV %d, want 0 (not counted)", n)
+		}
+		ls, err := h.firstListeners(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := synRecvOf(ls, bound)
+		return n == 3, "SYN-RECV " + strconv.Itoa(n) + ", want 3"
 	})
 }
 
