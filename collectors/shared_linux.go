@@ -108,7 +108,8 @@ func (t *tableShare) giveUp() {
 	t.mu.Unlock()
 }
 
-// take waits, at most tableShareWait or until ctx ends, for the table's dump
+// take waits, at most tableShareWait (a quarter of the time ctx has left,
+// if less) or until ctx ends, for the table's dump
 // and returns its request counts; ok is false when the share is not armed,
 // was taken before, or the dump failed or did not end in time. It gives the
 // share up either way: only the first snapshot may use it.
@@ -121,7 +122,13 @@ func (t *tableShare) take(ctx context.Context) (map[requestKey]int, bool) {
 	t.taken = true
 	done := t.done
 	t.mu.Unlock()
-	timer := time.NewTimer(tableShareWait)
+	// A short deadline shortens the wait: the snapshot is the first
+	// sample, and a sample that waits past the deadline is no sample.
+	wait := tableShareWait
+	if d, ok := ctx.Deadline(); ok {
+		wait = min(wait, time.Until(d)/4)
+	}
+	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case <-done:
