@@ -187,7 +187,7 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		ss = append(slices.Clip(ss), &AllNetNS{LastSample: len(opts.History) + opts.Samples - 1})
 	}
 	for _, c := range cs {
-		if _, ok := c.(*Sockets); ok {
+		if _, ok := c.(*Sockets); ok && h.tableSmall() {
 			h.Shared.table.arm()
 		}
 	}

@@ -70,6 +70,13 @@ func (l *Listeners) Sample(ctx context.Context, h Host, i int, w *bundle.Writer)
 	if h.firstSampleComing() {
 		warmed = make(chan bool, 1)
 		go func() {
+			// Off the sampler's goroutine, out of reach of its recover:
+			// a panic here must not end the capture either.
+			defer func() {
+				if p := recover(); p != nil {
+					warmed <- false
+				}
+			}()
 			base, err := h.firstListenSockets(ctx)
 			if err != nil {
 				warmed <- false

@@ -3,7 +3,10 @@ package collectors
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -48,13 +51,61 @@ type Shared struct {
 // tableShareWait bounds how long the first listener snapshot waits for the
 // socket table's dump to end before it walks the kernel's established hash
 // itself. Every dump that asks for any state but LISTEN walks all of that
-// hash's buckets, in use or not (inet_diag_dump_icsk()): 262,144 of them on
-// a host with a few GiB, about 20 ms of CPU on a virtual machine whatever
-// the number of sockets, the largest fixed cost of a capture. The table's
-// dump walks it anyway; a table of 50,000 sockets is dumped in about 100 ms.
-// A longer wait would hold back the packet sample, which starts from the
-// snapshot's ports.
+// hash's buckets, in use or not (inet_diag_dump_icsk()): tcp_init() sizes
+// it at a bucket per 128 KiB of memory, up to 524,288, so 262,144 on a
+// 24 GiB host, where the walk alone takes about 20 ms of CPU on a virtual
+// machine whatever the number of sockets: the largest fixed cost of a
+// small capture. The table's dump walks it anyway; a table of 50,000
+// sockets is dumped in about 100 ms. The wait holds back only the first
+// sample's SYN-RECV counts.
 const tableShareWait = 300 * time.Millisecond
+
+// tableShareMaxSockets is the largest table (TCP sockets in use and in
+// TIME_WAIT, from the namespace's sockstat) whose dump the first snapshot
+// waits for: a larger one is unlikely to end within tableShareWait, and its
+// own dump costs the snapshot less than the wait.
+const tableShareMaxSockets = 80_000
+
+// tableSmall reports whether the socket table of the namespace h reads is
+// small enough for the first snapshot to share its dump: false when its
+// size cannot be read.
+func (h Host) tableSmall() bool {
+	data, err := h.readNet("net/sockstat")
+	if err != nil {
+		return false
+	}
+	n, ok := sockstatTCP(data)
+	return ok && n <= tableShareMaxSockets
+}
+
+// sockstatTCP returns the TCP sockets in use plus those in TIME_WAIT from a
+// /proc/net/sockstat ("TCP: inuse 5 orphan 0 tw 2 alloc 9 mem 1").
+func sockstatTCP(data []byte) (int, bool) {
+	for line := range strings.Lines(string(data)) {
+		rest, ok := strings.CutPrefix(line, "TCP:")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		n, found := 0, 0
+		for i := 0; i+1 < len(f); i += 2 {
+			if f[i] != "inuse" && f[i] != "tw" {
+				continue
+			}
+			v, err := strconv.Atoi(f[i+1])
+			if err != nil || v < 0 {
+				return 0, false
+			}
+			n = min(n, math.MaxInt-v) + v // saturates: no count wraps negative
+			found++
+		}
+		if found != 2 {
+			return 0, false
+		}
+		return n, true
+	}
+	return 0, false
+}
 
 // tableShare is the socket table's dump as the first listener snapshot sees
 // it. Capture arms it when a Sockets collector runs; that collector counts
@@ -174,7 +225,7 @@ func (s *Shared) DumpRequests() int64 {
 }
 
 // firstListenSockets returns the capture's first LISTEN sockets, with their
-// queues and owners unset and SynRecv 0, taking them with a LISTEN-only dump
+// queues but without owners and with SynRecv 0, taking them with a LISTEN-only dump
 // (which walks only the kernel's listening hash) if no collector has yet.
 // It never waits for the socket table: the collectors that need no SYN-RECV
 // counts (the processes, the packet sample's ports) start from it at once.

@@ -48,35 +48,86 @@ func synRecvOf(ls []bundle.Listener, port int) int {
 // dump of its own: each listener has its own requests.
 func TestFirstSnapshotSharesTableWalk(t *testing.T) {
 	bound, wildcard := halfOpenListeners(t)
-	testutil.Eventually(t, 5*time.Second, "sample 0 with the listeners' requests", func() (bool, string) {
-		h := Host{Shared: &Shared{}, Proc: "/proc"}
-		res, err := Capture(context.Background(), Options{
-			Dir: t.TempDir(), Samples: 1, Interval: time.Millisecond, Deadline: 20 * time.Second, Host: h,
-		})
+	waitRequests(t, bound, wildcard)
+	h := Host{Shared: &Shared{}, Proc: "/proc"}
+	res, err := Capture(context.Background(), Options{
+		Dir: t.TempDir(), Samples: 1, Interval: time.Millisecond, Deadline: 20 * time.Second, Host: h,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ls, err := bundle.DecodeListeners(bytes.NewReader(testutil.ReadMember(t, res.Path, bundle.SampleFile(0, bundle.SampleListeners))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The socket table's dump and nothing else walked the hash; the
+	// LISTEN-only dump of the snapshot does not.
+	if got := h.Shared.HashWalks(); got != 1 {
+		t.Errorf("established-hash walks = %d, want 1 (the socket table's)", got)
+	}
+	if got := h.Shared.DumpRequests(); got != 2 {
+		t.Errorf("dump requests = %d, want 2 (the table, the listeners)", got)
+	}
+	if b, w := synRecvOf(ls, bound), synRecvOf(ls, wildcard); b != 3 || w != 2 {
+		t.Errorf("SYN-RECV %d and %d, want 3 and 2", b, w)
+	}
+	for _, l := range ls {
+		if (l.Port == bound || l.Port == wildcard) && l.PID != os.Getpid() {
+			t.Errorf("listener %s: pid %d, want %d", l.Local, l.PID, os.Getpid())
+		}
+	}
+}
+
+// waitRequests waits until a dump of its own sees the requests
+// halfOpenListeners made: the handshakes complete after connect() returns.
+func waitRequests(t *testing.T, bound, wildcard int) {
+	t.Helper()
+	testutil.Eventually(t, 5*time.Second, "the listeners' requests", func() (bool, string) {
+		ls, err := readListeners(context.Background(), Host{})
 		if err != nil {
 			t.Fatal(err)
-		}
-		ls, err := bundle.DecodeListeners(bytes.NewReader(testutil.ReadMember(t, res.Path, bundle.SampleFile(0, bundle.SampleListeners))))
-		if err != nil {
-			t.Fatal(err)
-		}
-		// The socket table's dump and nothing else walked the hash; the
-		// LISTEN-only dump of the snapshot does not.
-		if got := h.Shared.HashWalks(); got != 1 {
-			t.Fatalf("established-hash walks = %d, want 1 (the socket table's)", got)
-		}
-		if got := h.Shared.DumpRequests(); got != 2 {
-			t.Fatalf("dump requests = %d, want 2 (the table, the listeners)", got)
-		}
-		// The owners were looked up while the table was dumped.
-		for _, l := range ls {
-			if (l.Port == bound || l.Port == wildcard) && l.PID != os.Getpid() {
-				t.Fatalf("listener %s: pid %d, want %d", l.Local, l.PID, os.Getpid())
-			}
 		}
 		b, w := synRecvOf(ls, bound), synRecvOf(ls, wildcard)
 		return b == 3 && w == 2, "SYN-RECV " + strconv.Itoa(b) + " and " + strconv.Itoa(w) + ", want 3 and 2"
 	})
+}
+
+// TestFirstSnapshotLargeTable: on a namespace whose table is too large for
+// its dump to end within tableShareWait, the capture does not arm the
+// share, and the first snapshot dumps its requests at once.
+func TestFirstSnapshotLargeTable(t *testing.T) {
+	for _, tc := range []struct {
+		sockstat string
+		n        int
+		ok       bool
+	}{
+		{"sockets: used 10\nTCP: inuse 5 orphan 0 tw 2 alloc 9 mem 1\nUDP: inuse 1 mem 0\n", 7, true},
+		{"TCP: inuse 80000 orphan 0 tw 1 alloc 9 mem 1\n", 80001, true},
+		{"TCP: inuse 5 orphan 0 alloc 9 mem 1\n", 0, false},
+		{"TCP: inuse x orphan 0 tw 2\n", 0, false},
+		{"UDP: inuse 1 mem 0\n", 0, false},
+		{"", 0, false},
+	} {
+		n, ok := sockstatTCP([]byte(tc.sockstat))
+		if n != tc.n || ok != tc.ok {
+			t.Errorf("sockstatTCP(%q) = %d, %v; want %d, %v", tc.sockstat, n, ok, tc.n, tc.ok)
+		}
+	}
+	// This process's namespace holds far fewer than the bound; a proc
+	// root whose sockstat says otherwise stands for a large host.
+	if !(Host{Proc: "/proc"}).tableSmall() {
+		t.Fatal("tableSmall on the test's namespace = false")
+	}
+	proc := t.TempDir()
+	if err := os.MkdirAll(proc+"/net", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(proc+"/net/sockstat", []byte("TCP: inuse 90000 orphan 0 tw 0 alloc 90000 mem 1\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if (Host{Proc: proc}).tableSmall() {
+		t.Error("tableSmall with 90,000 sockets = true")
+	}
 }
 
 // TestListenSocketsDoNotWaitForTable: the collectors that need only the
@@ -125,7 +176,8 @@ func TestFirstSnapshotWithoutTable(t *testing.T) {
 		{"never claimed", func(s *Shared) {}, 1},
 		{"dump failed", func(s *Shared) {
 			reqs, publish := s.table.claim()
-			reqs[requestKey{}] = 99 // a failed dump's counts are never used
+			// A failed dump's counts are never used.
+			reqs[requestKey{sockdiag.FamilyInet, netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(bound))}] = 99
 			publish(false)
 		}, 1},
 		{"not armed", nil, 1},
@@ -172,4 +224,18 @@ func TestFirstSnapshotWithoutTable(t *testing.T) {
 	if r, p := s.table.claim(); r != nil || p != nil {
 		t.Error("the table share was claimed twice")
 	}
+}
+
+// FuzzSockstatTCP: any sockstat gives a count and ok, or 0 and false,
+// without a panic; a count is never negative.
+func FuzzSockstatTCP(f *testing.F) {
+	f.Add([]byte("sockets: used 10\nTCP: inuse 5 orphan 0 tw 2 alloc 9 mem 1\n"))
+	f.Add([]byte("TCP: inuse 9223372036854775807 tw 9223372036854775807\n"))
+	f.Add([]byte("TCP: tw\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		n, ok := sockstatTCP(data)
+		if n < 0 || (!ok && n != 0) {
+			t.Errorf("sockstatTCP(%q) = %d, %v", data, n, ok)
+		}
+	})
 }

@@ -137,6 +137,10 @@ func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, 
 		}
 		if d != nil {
 			d.perFamily.Store(true)
+			// Refused, it walked nothing: the requests per family do.
+			if states&^StatesListen != 0 {
+				d.walks.Add(-1)
+			}
 		}
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
