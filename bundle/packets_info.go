@@ -4,6 +4,7 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 )
 
@@ -59,8 +60,11 @@ func (c Coverage) String() string {
 
 // legacyPortTerm finds the focus ports in the filter expression that
 // snapdiag wrote before PacketKeeps: "... or ((tcp or udp) and port 143)",
-// or "(port 143 or port 993)" for several.
-var legacyPortTerm = regexp.MustCompile(`\bport ([0-9]{1,5})\b`)
+// or "(port 143 or port 993)" for several. Compiled on first use, not at
+// every start of snapdiag.
+var legacyPortTerm = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`\bport ([0-9]{1,5})\b`)
+})
 
 // ClientSegments says whether the sample shows a client's segments to the
 // local port: its ACKs, data, FIN and RST after the SYN. Bundles without
@@ -79,7 +83,7 @@ func (p *PacketsInfo) ClientSegments(port uint16) Coverage {
 	if p.Filter == "" {
 		return CoverageUnknown
 	}
-	for _, m := range legacyPortTerm.FindAllStringSubmatch(p.Filter, 64) {
+	for _, m := range legacyPortTerm().FindAllStringSubmatch(p.Filter, 64) {
 		if n, err := strconv.Atoi(m[1]); err == nil && n == int(port) {
 			return CoverageYes
 		}

@@ -1,5 +1,5 @@
 #!/bin/sh
-# Usage: deploy/stage.sh [--require-man] [SNAPDIAG]
+# Usage: deploy/stage.sh [SNAPDIAG]
 #
 # Lays out under build/root (relative to the repository) every file the
 # snapdiag packages install except the binary itself: the systemd units, the
@@ -8,20 +8,22 @@
 # deploy/nfpm.yaml and .goreleaser.yaml package that tree as it is, so this
 # script is the one list of what goes where.
 #
-# SNAPDIAG is a snapdiag binary that runs on this machine; the man pages and
-# completions are generated from its command tree. Without it, one is built
-# (static) into build/host/snapdiag. With --require-man (a release), a
-# snapdiag without the `gen man` command is an error; without it, no man
-# pages are packaged and a line says so.
+# SNAPDIAG is a snapdiag binary that runs on this machine; the completions
+# are generated from its command tree. Without it, one is built (static)
+# into build/host/snapdiag. The man pages come from a snapdiag built here
+# from the same tree with -tags mangen (build/host/snapdiag-mangen), with
+# SNAPDIAG's version: the shipped binary leaves the generator out, whose
+# dependencies would slow every start of snapdiag. No page written is an
+# error.
 set -eu
 # The tree's modes are the packaged modes: directories 0755, files 0644.
 umask 022
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
 root=$repo/build/root
-require_man=no
+# --require-man is what releases passed when man pages were optional; they
+# are always required now.
 if [ "${1:-}" = --require-man ]; then
-	require_man=yes
 	shift
 fi
 bin=${1:-}
@@ -62,22 +64,19 @@ put 0644 "$comp/_snapdiag" usr/share/zsh/site-functions/_snapdiag
 put 0644 "$comp/snapdiag.fish" usr/share/fish/vendor_completions.d/snapdiag.fish
 
 # Man pages from `snapdiag gen man DIR` (one page per command, from the
-# cobra command tree), gzipped as distributions ship them. A build without
-# that command packages none and says so.
+# cobra command tree), gzipped as distributions ship them. Their header
+# names SNAPDIAG's version ("dev" builds fall back to what the go command
+# stamps, as SNAPDIAG's own version does).
+mangen=$repo/build/host/snapdiag-mangen
+version=$("$bin" version | sed -n '1s/^snapdiag //p')
+(cd "$repo" && CGO_ENABLED=0 go build -trimpath -tags mangen -ldflags "-X main.version=${version:-dev}" -o "$mangen" ./cmd/snapdiag)
 man=$root/usr/share/man/man1
-if "$bin" gen man --help >/dev/null 2>&1; then
-	mkdir -p "$man"
-	"$bin" gen man "$man"
-	set -- "$man"/*.1
-	if [ ! -e "$1" ]; then
-		echo "stage: snapdiag gen man wrote no page into $man" >&2
-		exit 1
-	fi
-	gzip -9n "$@"
-elif [ "$require_man" = yes ]; then
-	echo "stage: this snapdiag has no 'gen man' command, and --require-man" >&2
+mkdir -p "$man"
+"$mangen" gen man "$man"
+set -- "$man"/*.1
+if [ ! -e "$1" ]; then
+	echo "stage: snapdiag gen man wrote no page into $man" >&2
 	exit 1
-else
-	echo "stage: this snapdiag has no 'gen man' command: no man pages packaged" >&2
 fi
+gzip -9n "$@"
 echo "staged $root"

@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"sync"
 	"time"
 
 	"github.com/snapdiag/snapdiag/analyze"
@@ -649,13 +650,16 @@ func (f Filter) contains(t time.Time) bool {
 
 // nameTime matches the name bundle.FileName gives a bundle,
 // snapdiag-HOST-yyyymmddThhmmssZ.tar.zst, with the -N suffix of a second
-// bundle in the same second.
-var nameTime = regexp.MustCompile(`^snapdiag-.+-([0-9]{8}T[0-9]{6}Z)(?:-[0-9]{1,6})?\.tar\.zst$`)
+// bundle in the same second. Compiled on first use, not at every start of
+// snapdiag.
+var nameTime = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^snapdiag-.+-([0-9]{8}T[0-9]{6}Z)(?:-[0-9]{1,6})?\.tar\.zst$`)
+})
 
 // NameTime is the capture time the name of key's last segment carries;
 // ok is false when it is not a name bundle.FileName gives.
 func NameTime(key string) (time.Time, bool) {
-	m := nameTime.FindStringSubmatch(path.Base(key))
+	m := nameTime().FindStringSubmatch(path.Base(key))
 	if m == nil {
 		return time.Time{}, false
 	}

@@ -508,7 +508,11 @@ func (l *Lab) Unblackhole(client netip.Addr) error {
 	return l.ip("-n", l.Server, "neigh", "del", client.String(), "dev", ServerLink)
 }
 
-var staleName = regexp.MustCompile(`^` + regexp.QuoteMeta(Prefix) + `([0-9]+)-`)
+// staleName matches a lab namespace's name and captures its creator's pid.
+// Compiled on first use: the lab is linked into every snapdiag (selftest).
+var staleName = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`^` + regexp.QuoteMeta(Prefix) + `([0-9]+)-`)
+})
 
 // CleanStale deletes the sdlab-* namespaces whose creating process is gone,
 // left behind by killed test runs, and returns their names. It never touches
@@ -526,7 +530,7 @@ func CleanStale() ([]string, error) {
 	var removed []string
 	var errs []error
 	for _, e := range entries {
-		m := staleName.FindStringSubmatch(e.Name())
+		m := staleName().FindStringSubmatch(e.Name())
 		if m == nil {
 			continue
 		}

@@ -1,9 +1,15 @@
+//go:build mangen
+
+// The man page generator links cobra/doc, go-md2man and blackfriday, whose
+// package initialisation (regexp compiles, tables) every run of snapdiag
+// would pay. Only packaging needs it, so it is built with -tags mangen
+// (deploy/stage.sh does); without the tag, man_off.go stands in.
+
 package main
 
 import (
 	"fmt"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 
@@ -11,57 +17,6 @@ import (
 	"github.com/spf13/cobra/doc"
 	"github.com/spf13/pflag"
 )
-
-// manSections are the lines of a command's Long text that start a man page
-// section of their own: the text after one, up to the next, is that
-// section's. In --help they read as plain headings.
-var manSections = map[string]string{
-	"Exit status:": "EXIT STATUS",
-	"Files:":       "FILES",
-	"Environment:": "ENVIRONMENT",
-}
-
-// newGenCmd is the hidden `snapdiag gen`, which writes what packages install
-// beside the binary: `snapdiag gen man DIR`.
-func newGenCmd() *cobra.Command {
-	gen := &cobra.Command{
-		Use:    "gen",
-		Short:  "Generate files for packaging (man pages)",
-		Hidden: true,
-	}
-	man := &cobra.Command{
-		Use:   "man DIR",
-		Short: "Write a man page for every command into DIR (snapdiag.1, snapdiag-capture.1, ...)",
-		Long: `Man writes one section 1 page per visible command into DIR, which must exist.
-The pages' date is SOURCE_DATE_EPOCH (seconds since 1970, UTC) when it is set,
-so that a package build is reproducible, else today.`,
-		Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			date, err := manDate(os.Getenv("SOURCE_DATE_EPOCH"), time.Now())
-			if err != nil {
-				return usageError{err}
-			}
-			v, _ := buildInfo()
-			return writeManPages(cmd.Root(), args[0], v, date)
-		},
-	}
-	wrapArgs(man)
-	gen.AddCommand(man)
-	return gen
-}
-
-// manDate is the pages' date: SOURCE_DATE_EPOCH when set, else now, in UTC
-// so that the month printed does not depend on the build machine's zone.
-func manDate(epoch string, now time.Time) (time.Time, error) {
-	if epoch == "" {
-		return now.UTC(), nil
-	}
-	s, err := strconv.ParseInt(epoch, 10, 64)
-	if err != nil {
-		return time.Time{}, fmt.Errorf("SOURCE_DATE_EPOCH %q is not a number of seconds: %w", epoch, err)
-	}
-	return time.Unix(s, 0).UTC(), nil
-}
 
 // writeManPages writes the man pages of root's visible command tree into
 // dir. It rewrites the commands' Long text as markdown (cobra/doc renders
@@ -113,7 +68,7 @@ func writeManPages(root *cobra.Command, dir, version string, date time.Time) err
 
 // manMarkdown turns a command's Long text, written for a terminal, into the
 // markdown cobra/doc renders: runs of indented lines (tables) become code
-// blocks so they keep their columns, the lines of manSections become
+// blocks so they keep their columns, the lines manSection names become
 // sections, and every other character markdown would read as markup is
 // escaped, so that "* OK" or "(\x1b)" reach the page as written.
 func manMarkdown(long string) string {
@@ -128,8 +83,8 @@ func manMarkdown(long string) string {
 		switch {
 		case inBlock:
 			b.WriteString(line)
-		case manSections[line] != "":
-			b.WriteString("\n# " + manSections[line] + "\n")
+		case manSection(line) != "":
+			b.WriteString("\n# " + manSection(line) + "\n")
 		default:
 			b.WriteString(escapeMarkdown(line))
 		}

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"debug/buildinfo"
 	"io"
 	"os"
 	"os/exec"
@@ -13,6 +14,8 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/spf13/cobra"
+
+	"github.com/snapdiag/snapdiag/internal/testutil"
 )
 
 // manHeader is a page's .TH line.
@@ -104,11 +107,18 @@ func manFile(c *cobra.Command) string {
 	return strings.ReplaceAll(c.CommandPath(), " ", "-") + ".1"
 }
 
+// snapdiagManGen runs a snapdiag built with -tags mangen, the one that has
+// the man page generator (deploy/stage.sh builds the same), with env added.
+func snapdiagManGen(t *testing.T, env []string, args ...string) testutil.Result {
+	t.Helper()
+	return testutil.Run(t, runLimit, "", env, append([]string{testutil.SnapdiagTags(t, "mangen")}, args...)...)
+}
+
 // genMan runs `snapdiag gen man` into a new directory with env added.
 func genMan(t *testing.T, env ...string) string {
 	t.Helper()
 	dir := t.TempDir()
-	if r := snapdiag(t, env, "gen", "man", dir); r.Code != exitOK {
+	if r := snapdiagManGen(t, env, "gen", "man", dir); r.Code != exitOK {
 		t.Fatalf("snapdiag gen man: exit %d\n%s", r.Code, r.Stderr)
 	}
 	return dir
@@ -168,7 +178,7 @@ func TestManPages(t *testing.T) {
 		// fixed ones.
 		sections := []string{"NAME", "SYNOPSIS", "DESCRIPTION"}
 		for _, line := range strings.Split(c.Long, "\n") {
-			if s, ok := manSections[line]; ok {
+			if s := manSection(line); s != "" {
 				sections = append(sections, s)
 			}
 		}
@@ -202,8 +212,33 @@ func TestManPagesReproducible(t *testing.T) {
 			t.Errorf("%s differs between builds (-UTC, alice +Kiritimati, root):\n%s", manFile(c), diff)
 		}
 	}
-	if r := snapdiag(t, []string{"SOURCE_DATE_EPOCH=yesterday"}, "gen", "man", t.TempDir()); r.Code != exitUsage {
+	if r := snapdiagManGen(t, []string{"SOURCE_DATE_EPOCH=yesterday"}, "gen", "man", t.TempDir()); r.Code != exitUsage {
 		t.Errorf("SOURCE_DATE_EPOCH=yesterday: exit %d, want %d (usage)", r.Code, exitUsage)
+	}
+}
+
+// TestShippedBinaryHasNoManGenerator: the binary built without tags, the
+// one every capture starts, links none of the man page generator's modules
+// (their package initialisation would run on every start), and its
+// `gen man` writes nothing and fails.
+func TestShippedBinaryHasNoManGenerator(t *testing.T) {
+	bin := testutil.Snapdiag(t)
+	bi, err := buildinfo.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	generator := []string{"github.com/cpuguy83/go-md2man/v2", "github.com/russross/blackfriday/v2"}
+	for _, m := range bi.Deps {
+		if slices.Contains(generator, m.Path) {
+			t.Errorf("%s links %s %s, a module only the man page generator needs", bin, m.Path, m.Version)
+		}
+	}
+	dir := t.TempDir()
+	if r := snapdiag(t, nil, "gen", "man", dir); r.Code != exitError {
+		t.Errorf("gen man without the mangen tag: exit %d, want %d\n%s", r.Code, exitError, r.Stderr)
+	}
+	if entries, err := os.ReadDir(dir); err != nil || len(entries) != 0 {
+		t.Errorf("gen man without the mangen tag wrote %d files (%v)", len(entries), err)
 	}
 }
 
@@ -221,7 +256,7 @@ func TestManPagesRender(t *testing.T) {
 	if err := os.Mkdir(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if r := snapdiag(t, nil, "gen", "man", dir); r.Code != exitOK {
+	if r := snapdiagManGen(t, nil, "gen", "man", dir); r.Code != exitOK {
 		t.Fatalf("snapdiag gen man: exit %d\n%s", r.Code, r.Stderr)
 	}
 	for _, c := range visibleCommands() {
@@ -249,7 +284,7 @@ func longWords(c *cobra.Command) []string {
 	}
 	var words []string
 	for _, line := range strings.Split(long, "\n") {
-		if s, ok := manSections[line]; ok {
+		if s := manSection(line); s != "" {
 			line = s
 		}
 		words = append(words, strings.Fields(line)...)

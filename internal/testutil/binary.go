@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -19,28 +20,59 @@ import (
 const snapdiagPkg = "github.com/snapdiag/snapdiag/cmd/snapdiag"
 
 var (
-	buildOnce sync.Once
-	buildDir  string
-	buildBin  string
-	buildErr  error
+	buildMu  sync.Mutex
+	buildDir string
+	built    = map[string]builtBinary{} // by build tags, "" for none
 )
+
+// builtBinary is one snapdiag build: its path, or why it failed.
+type builtBinary struct {
+	path string
+	err  error
+}
 
 // Snapdiag returns the path of the snapdiag binary, built once per test
 // process, for the tests that run it as a user would. A package that uses it
 // calls RemoveBuilt from its TestMain.
 func Snapdiag(t testing.TB) string {
 	t.Helper()
-	buildOnce.Do(func() {
-		if buildDir, buildErr = os.MkdirTemp("", "snapdiag-test-"); buildErr != nil {
-			return
-		}
-		buildBin = filepath.Join(buildDir, "snapdiag")
-		buildErr = goBuild(buildBin, snapdiagPkg)
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	return SnapdiagTags(t, "")
+}
+
+// SnapdiagTags is Snapdiag built with the go build tags given, as -tags
+// takes them ("mangen"): once per test process and tags. RemoveBuilt
+// removes it too.
+func SnapdiagTags(t testing.TB, tags string) string {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	b, ok := built[tags]
+	if !ok {
+		b = buildSnapdiag(tags)
+		built[tags] = b
 	}
-	return buildBin
+	if b.err != nil {
+		t.Fatal(b.err)
+	}
+	return b.path
+}
+
+// buildSnapdiag builds snapdiag with tags into buildDir, which it creates
+// on first use.
+func buildSnapdiag(tags string) builtBinary {
+	if buildDir == "" {
+		dir, err := os.MkdirTemp("", "snapdiag-test-")
+		if err != nil {
+			return builtBinary{err: err}
+		}
+		buildDir = dir
+	}
+	if tags == "" {
+		path := filepath.Join(buildDir, "snapdiag")
+		return builtBinary{path, goBuild(path, snapdiagPkg)}
+	}
+	path := filepath.Join(buildDir, "snapdiag-"+strings.ReplaceAll(tags, ",", "-"))
+	return builtBinary{path, goBuild(path, snapdiagPkg, "-tags", tags)}
 }
 
 // Build compiles the main package pkg (an import path) into the test's
@@ -59,7 +91,7 @@ func Build(t testing.TB, pkg string, flags ...string) string {
 // goBuild builds pkg into out with flags, statically (see gobuild.Build).
 func goBuild(out, pkg string, flags ...string) error { return gobuild.Build(out, pkg, flags...) }
 
-// RemoveBuilt removes the binary Snapdiag built, if any. Call it from
+// RemoveBuilt removes the binaries Snapdiag and SnapdiagTags built, if any. Call it from
 // TestMain after m.Run.
 func RemoveBuilt() {
 	if buildDir != "" {
