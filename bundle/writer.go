@@ -1,7 +1,6 @@
 package bundle
 
 import (
-	"archive/tar"
 	"bufio"
 	"bytes"
 	"encoding/json"
@@ -911,14 +910,23 @@ func (st *state) writeArchive(out io.Writer, manifest []byte, mtime time.Time, n
 	if err != nil {
 		return err
 	}
+	var hdr []byte // one buffer for every member's header
+	header := func(name string, size int64) error {
+		var err error
+		if hdr, err = appendTarHeader(hdr[:0], name, size, mtime); err != nil {
+			return err
+		}
+		_, err = zw.Write(hdr)
+		return err
+	}
 	put := func(name string, data []byte) error {
-		if err := writeHeader(zw, name, int64(len(data)), mtime); err != nil {
+		if err := header(name, int64(len(data))); err != nil {
 			return err
 		}
 		if _, err := zw.Write(data); err != nil {
 			return err
 		}
-		_, err := zw.Write(make([]byte, (512-len(data)%512)%512))
+		_, err := zw.Write(zeroBlock[:(512-len(data)%512)%512])
 		return err
 	}
 	if err := put(PathManifest, manifest); err != nil {
@@ -935,7 +943,7 @@ func (st *state) writeArchive(out io.Writer, manifest []byte, mtime time.Time, n
 		if !ok {
 			return fmt.Errorf("member %s: neither held nor staged", name)
 		}
-		if err := writeHeader(zw, name, size, mtime); err != nil {
+		if err := header(name, size); err != nil {
 			return err
 		}
 		if err := zw.Close(); err != nil { // ends the frame
@@ -947,29 +955,13 @@ func (st *state) writeArchive(out io.Writer, manifest []byte, mtime time.Time, n
 		zw.Reset(bw)
 	}
 	// The tar trailer: two zero blocks.
-	if _, err := zw.Write(make([]byte, 1024)); err != nil {
+	if _, err := zw.Write(zeroBlock[:]); err != nil {
 		return err
 	}
 	if err := zw.Close(); err != nil {
 		return err
 	}
 	return bw.Flush()
-}
-
-// writeHeader writes the tar header of a regular member, the way
-// archive/tar would, without its data: the data may already be compressed.
-func writeHeader(w io.Writer, name string, size int64, mtime time.Time) error {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	// tw is dropped without Close: only the header blocks are wanted.
-	if err := tw.WriteHeader(&tar.Header{
-		Typeflag: tar.TypeReg, Name: name, Size: size, Mode: 0o600,
-		ModTime: mtime.UTC().Truncate(time.Second), Format: tar.FormatPAX,
-	}); err != nil {
-		return fmt.Errorf("tar header for %s: %w", name, err)
-	}
-	_, err := w.Write(buf.Bytes())
-	return err
 }
 
 // copyFrame appends a staged member's compressed frame to the archive.
