@@ -86,33 +86,75 @@ type state struct {
 	// Commit: a fresh encoder is a MiB of tables and history the process
 	// must fault in, which on a virtual machine costs more than resetting
 	// one already warm.
-	idle []*zstd.Encoder
+	idle []idleEncoder
 }
 
+// idleEncoder is an encoder kept for reuse, with the bytes it has
+// compressed: from warmEncoder on, its history buffer is all faulted in.
+type idleEncoder struct {
+	zw *zstd.Encoder
+	in int64
+}
+
+// warmEncoder is what an encoder compresses before its history, a MiB, is
+// all in memory.
+const warmEncoder = 1 << 20
+
 // encoder returns an idle encoder reset to write to w, or a new one.
-func (st *state) encoder(w io.Writer) (*zstd.Encoder, error) {
+func (st *state) encoder(w io.Writer) (*zstd.Encoder, int64, error) {
 	st.mu.Lock()
 	if n := len(st.idle); n > 0 {
-		zw := st.idle[n-1]
+		e := st.idle[n-1]
 		st.idle = st.idle[:n-1]
 		st.mu.Unlock()
-		zw.Reset(w)
-		return zw, nil
+		e.zw.Reset(w)
+		return e.zw, e.in, nil
 	}
 	st.mu.Unlock()
-	return newEncoder(w)
+	zw, err := newEncoder(w)
+	return zw, 0, err
 }
+
+// commitEncoder returns the encoder of the archive's first frame: a warm
+// idle one, or else a new one with a small history. The frame is the
+// small members, a MiB or two of tar blocks, mostly padding; through a new
+// encoder of the members' kind they would fault in its whole MiB of
+// history, where a low-memory one keeps the window in 384 KiB, its shifts
+// of that history costing far less than the pages. The window stays 256
+// KiB: in a capture of an empty namespace, 128 KiB made the bundle 17%
+// larger (the listen-path lines of the kernel log repeat its tail).
+func (st *state) commitEncoder(w io.Writer) (*zstd.Encoder, error) {
+	st.mu.Lock()
+	for i, e := range st.idle {
+		if e.in >= warmEncoder {
+			st.idle = slices.Delete(st.idle, i, i+1)
+			st.mu.Unlock()
+			e.zw.Reset(w)
+			return e.zw, nil
+		}
+	}
+	st.mu.Unlock()
+	return zstd.NewWriter(w,
+		zstd.WithEncoderConcurrency(1),
+		zstd.WithWindowSize(encoderWindow),
+		zstd.WithLowerEncoderMem(true),
+		zstd.WithEncoderLevel(zstd.SpeedFastest))
+}
+
+// encoderWindow is the window of every encoder (newEncoder).
+const encoderWindow = 256 << 10
 
 // maxIdleEncoders bounds the encoders kept for reuse: as many as members
 // are usually written at once.
 const maxIdleEncoders = 2
 
-// release keeps zw, whose frame is closed, for reuse.
-func (st *state) release(zw *zstd.Encoder) {
+// release keeps zw, whose frame is closed, for reuse; in is what it has
+// compressed in all, the member's bytes and before.
+func (st *state) release(zw *zstd.Encoder, in int64) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.idle) < maxIdleEncoders {
-		st.idle = append(st.idle, zw)
+		st.idle = append(st.idle, idleEncoder{zw: zw, in: in})
 	}
 }
 
@@ -518,7 +560,7 @@ func newMemberFile(w *Writer, name, path string, f *os.File) *memberFile {
 // zstd frame, then the tar padding that rounds the member to 512 bytes.
 func (m *memberFile) compress() {
 	bw := bufio.NewWriterSize(m.f, 64<<10)
-	zw, err := m.w.st.encoder(bw)
+	zw, before, err := m.w.st.encoder(bw)
 	var n int64
 	for b := range m.full {
 		if err == nil {
@@ -537,7 +579,7 @@ func (m *memberFile) compress() {
 	}
 	if err == nil {
 		if err = zw.Close(); err == nil {
-			m.w.st.release(zw)
+			m.w.st.release(zw, before+n)
 		}
 	}
 	if err == nil {
@@ -880,7 +922,8 @@ func sortMembers(names []string) {
 
 // Encoder settings: one goroutine and a 256 KiB window keep each encoder's
 // memory to about a MiB whatever the bundle's size. WithLowerEncoderMem is
-// not used: its smaller history buffer is shifted so often that memmove took
+// not used for the staged members (commitEncoder uses it for the small
+// ones): its smaller history buffer is shifted so often that memmove took
 // as much CPU as compressing (perf on a 50,000-socket table). The window is
 // small because the rows repeat within a few hundred lines: on a recorded
 // 50,000-socket table, 256 KiB compressed 3% smaller than 1 MiB and 13%
@@ -889,7 +932,7 @@ func sortMembers(names []string) {
 func newEncoder(w io.Writer) (*zstd.Encoder, error) {
 	return zstd.NewWriter(w,
 		zstd.WithEncoderConcurrency(1),
-		zstd.WithWindowSize(256<<10),
+		zstd.WithWindowSize(encoderWindow),
 		zstd.WithEncoderLevel(zstd.SpeedFastest))
 }
 
@@ -906,7 +949,7 @@ func (st *state) writeArchive(out io.Writer, manifest []byte, mtime time.Time, n
 	}
 	staging := st.staging
 	bw := bufio.NewWriterSize(out, 256<<10)
-	zw, err := st.encoder(bw)
+	zw, err := st.commitEncoder(bw)
 	if err != nil {
 		return err
 	}
