@@ -87,12 +87,20 @@ type state struct {
 	// must fault in, which on a virtual machine costs more than resetting
 	// one already warm.
 	idle []idleEncoder
+
+	// chunks holds staging buffers (stageChunk bytes) whose member is
+	// done, for the next staged member: the socket summary, staged after
+	// the socket table, takes the table's rather than half a MiB of fresh
+	// pages.
+	chunks [][]byte
 }
 
-// idleEncoder is an encoder kept for reuse, with the bytes it has
-// compressed: from warmEncoder on, its history buffer is all faulted in.
+// idleEncoder is an encoder kept for reuse, with the buffered writer it
+// writes to and the bytes it has compressed: from warmEncoder on, its
+// history buffer is all faulted in.
 type idleEncoder struct {
 	zw *zstd.Encoder
+	bw *bufio.Writer
 	in int64
 }
 
@@ -100,19 +108,22 @@ type idleEncoder struct {
 // all in memory.
 const warmEncoder = 1 << 20
 
-// encoder returns an idle encoder reset to write to w, or a new one.
-func (st *state) encoder(w io.Writer) (*zstd.Encoder, int64, error) {
+// encoder returns an idle encoder reset to write to w through its
+// buffered writer, or a new one.
+func (st *state) encoder(w io.Writer) (idleEncoder, error) {
 	st.mu.Lock()
 	if n := len(st.idle); n > 0 {
 		e := st.idle[n-1]
 		st.idle = st.idle[:n-1]
 		st.mu.Unlock()
-		e.zw.Reset(w)
-		return e.zw, e.in, nil
+		e.bw.Reset(w)
+		e.zw.Reset(e.bw)
+		return e, nil
 	}
 	st.mu.Unlock()
-	zw, err := newEncoder(w)
-	return zw, 0, err
+	bw := bufio.NewWriterSize(w, 64<<10)
+	zw, err := newEncoder(bw)
+	return idleEncoder{zw: zw, bw: bw}, err
 }
 
 // commitEncoder returns the encoder of the archive's first frame: a warm
@@ -148,13 +159,33 @@ const encoderWindow = 256 << 10
 // are usually written at once.
 const maxIdleEncoders = 2
 
-// release keeps zw, whose frame is closed, for reuse; in is what it has
-// compressed in all, the member's bytes and before.
-func (st *state) release(zw *zstd.Encoder, in int64) {
+// release keeps e, whose frame is closed and flushed, for reuse.
+func (st *state) release(e idleEncoder) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
 	if len(st.idle) < maxIdleEncoders {
-		st.idle = append(st.idle, idleEncoder{zw: zw, in: in})
+		st.idle = append(st.idle, e)
+	}
+}
+
+// chunk returns a staging buffer, empty, kept or new.
+func (st *state) chunk() []byte {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if n := len(st.chunks); n > 0 {
+		b := st.chunks[n-1]
+		st.chunks = st.chunks[:n-1]
+		return b[:0]
+	}
+	return make([]byte, 0, stageChunk)
+}
+
+// keepChunk keeps b, a staging buffer no longer used, for the next member.
+func (st *state) keepChunk(b []byte) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if len(st.chunks) < maxIdleEncoders*stageBuffers {
+		st.chunks = append(st.chunks, b)
 	}
 }
 
@@ -448,6 +479,16 @@ func (m *memStream) Write(p []byte) (int, error) {
 		return 0, fmt.Errorf("%s: %w (%d bytes)", m.name, ErrTooLarge, st.maxBytes)
 	}
 	st.bytes += int64(len(p))
+	if need := len(m.buf) + len(p); need > cap(m.buf) {
+		// Doubled rather than grown by append's quarter: each buffer is
+		// fresh pages, and a 700 KiB socket summary went through seven
+		// before it spilled.
+		c := 2 * cap(m.buf)
+		if m.spill {
+			c = min(c, memMemberMax)
+		}
+		m.buf = append(make([]byte, 0, max(c, need)), m.buf...)
+	}
 	m.buf = append(m.buf, p...)
 	return len(p), nil
 }
@@ -546,8 +587,7 @@ const (
 func newMemberFile(w *Writer, name, path string, f *os.File) *memberFile {
 	m := &memberFile{
 		w: w, name: name, path: path, f: f,
-		cur:   make([]byte, 0, stageChunk),
-		nbuf:  1,
+		nbuf:  1, // cur, taken at the first write
 		full:  make(chan []byte, 2),
 		free:  make(chan []byte, stageBuffers),
 		zdone: make(chan error, 1),
@@ -559,12 +599,11 @@ func newMemberFile(w *Writer, name, path string, f *os.File) *memberFile {
 // compress runs in its own goroutine: it compresses full buffers into one
 // zstd frame, then the tar padding that rounds the member to 512 bytes.
 func (m *memberFile) compress() {
-	bw := bufio.NewWriterSize(m.f, 64<<10)
-	zw, before, err := m.w.st.encoder(bw)
+	e, err := m.w.st.encoder(m.f)
 	var n int64
 	for b := range m.full {
 		if err == nil {
-			_, err = zw.Write(b)
+			_, err = e.zw.Write(b)
 			n += int64(len(b))
 		}
 		select {
@@ -573,17 +612,17 @@ func (m *memberFile) compress() {
 		}
 	}
 	if err == nil {
-		if pad := (512 - n%512) % 512; pad > 0 {
-			_, err = zw.Write(make([]byte, pad))
-		}
+		_, err = e.zw.Write(zeroBlock[:(512-n%512)%512])
 	}
 	if err == nil {
-		if err = zw.Close(); err == nil {
-			m.w.st.release(zw, before+n)
-		}
+		err = e.zw.Close()
 	}
 	if err == nil {
-		err = bw.Flush()
+		err = e.bw.Flush()
+	}
+	if err == nil {
+		e.in += n
+		m.w.st.release(e)
 	}
 	m.zdone <- err
 }
@@ -604,7 +643,7 @@ func (m *memberFile) send() {
 		// buffer it is given, whatever its error.
 		if m.nbuf < stageBuffers {
 			m.nbuf++
-			m.cur = make([]byte, 0, stageChunk)
+			m.cur = m.w.st.chunk()
 		} else {
 			m.cur = <-m.free
 		}
@@ -633,6 +672,9 @@ func (m *memberFile) Write(p []byte) (int, error) {
 		return 0, m.err
 	}
 	written := len(p)
+	if m.cur == nil {
+		m.cur = st.chunk()
+	}
 	for len(p) > 0 {
 		k := min(len(p), cap(m.cur)-len(m.cur))
 		m.cur = append(m.cur, p[:k]...)
@@ -647,9 +689,18 @@ func (m *memberFile) Write(p []byte) (int, error) {
 
 // finish stops the compressor and returns its error.
 func (m *memberFile) finish() error {
-	m.send()
+	if len(m.cur) > 0 {
+		m.full <- m.cur
+	} else if m.cur != nil {
+		m.w.st.keepChunk(m.cur)
+	}
+	m.cur = nil
 	close(m.full)
 	err := <-m.zdone
+	// The compressor has given back every buffer it was handed.
+	for len(m.free) > 0 {
+		m.w.st.keepChunk(<-m.free)
+	}
 	if cerr := m.f.Close(); err == nil {
 		err = cerr
 	}
