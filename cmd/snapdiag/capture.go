@@ -151,6 +151,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	default:
 		return usageError{fmt.Errorf("--priority must be low or normal, not %q", f.priority)}
 	}
+	defer collectors.CaptureGC()()
 	filter, err := captureFilter(f.redact, f.keyFile, stderr)
 	if err != nil {
 		return err
