@@ -130,8 +130,11 @@ type lineRing struct {
 	maxBytes int
 }
 
-// lineRingStart is the first buffer's size: most kernel logs fit it.
-const lineRingStart = 64 << 10
+// lineRingStart is the first buffer's size: most kernel logs fit it. Only
+// the pages written are faulted in, so a log of 130 KiB costs as much in
+// it as in a buffer of its size, and a smaller first buffer, moved to a
+// larger one, cost it twice as many pages.
+const lineRingStart = 256 << 10
 
 func newLineRing(maxLines, maxBytes int) *lineRing {
 	return &lineRing{maxLines: maxLines, maxBytes: maxBytes}
