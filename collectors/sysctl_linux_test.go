@@ -84,14 +84,9 @@ func TestSysctlsLongValue(t *testing.T) {
 	if err := l.Sysctl(l.Server, "net.core.somaxconn", "77"); err != nil {
 		t.Fatal(err)
 	}
-	th, err := netns.Enter(filepath.Join(netns.RunDir, l.Server))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer th.Close()
 	s := &Sysctls{}
 	w := bundle.NewMemWriter(0)
-	if err := s.Collect(context.Background(), Host{Proc: "/proc", NS: th}, w.For("sysctls")); err != nil {
+	if err := s.Collect(context.Background(), Host{Proc: "/proc", NS: enterNS(t, l.Server)}, w.For("sysctls")); err != nil {
 		t.Fatal(err)
 	}
 	members := w.Take()
@@ -103,6 +98,18 @@ func TestSysctlsLongValue(t *testing.T) {
 			t.Errorf("%s: %d bytes %.40q..., want %d bytes %.40q...", key, len(got), got, len(want), want)
 		}
 	}
+}
+
+// enterNS returns a thread in the lab namespace ns, closed when the test
+// ends.
+func enterNS(t *testing.T, ns string) *netns.Thread {
+	t.Helper()
+	th, err := netns.Enter(filepath.Join(netns.RunDir, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { th.Close() })
+	return th
 }
 
 // collectSysctls runs the collector on the copy of /proc at proc and
