@@ -151,7 +151,6 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	default:
 		return usageError{fmt.Errorf("--priority must be low or normal, not %q", f.priority)}
 	}
-	defer collectors.CaptureGC()()
 	filter, err := captureFilter(f.redact, f.keyFile, stderr)
 	if err != nil {
 		return err
@@ -167,6 +166,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	asked := f.deadline
 	progress := !f.quiet && isTerminal(stderr)
 	var mark *ship.CommitMark
+	restoreGC := collectors.CaptureGC() // not the upload's
 	res, err := captureLocked(ctx, f.captureFlags, stderr, func(opts *collectors.Options, target *netns.Target) {
 		if pusher != nil {
 			// The bundle is marked pending inside its commit, just
@@ -194,6 +194,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 			}
 		}
 	})
+	restoreGC()
 	if err != nil {
 		if mark != nil {
 			if err := mark.Abandon(); err != nil {
