@@ -485,6 +485,12 @@ func (m *memStream) Write(p []byte) (int, error) {
 		// before it spilled.
 		c := 2 * cap(m.buf)
 		if m.spill {
+			// A stream written in large pieces (the summary's 64 KiB)
+			// is likely to reach the bound: it gets the bound's buffer
+			// at once, of which only the pages written are faulted in.
+			if len(p) >= memMemberMax/4 {
+				c = memMemberMax
+			}
 			c = min(c, memMemberMax)
 		}
 		m.buf = append(make([]byte, 0, max(c, need)), m.buf...)
