@@ -63,7 +63,8 @@ func (k *Kmsg) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	defer f.Close()
 	fd := int(f.Fd())
 	tail := newLineRing(kmsgTailLines, kmsgTailBytes)
-	var matches [][]byte
+	var matches []byte // the listen-path lines, each ended by a newline
+	nmatch := 0
 	buf := make([]byte, 8192)
 	total := 0
 	for n := 0; n < kmsgMaxRecords; n++ {
@@ -90,16 +91,17 @@ func (k *Kmsg) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 		}
 		total++
 		tail.add(rec)
-		if len(matches) < kmsgMatchLines && matchesAny(rec) {
-			matches = append(matches, append([]byte(nil), rec...))
+		if nmatch < kmsgMatchLines && matchesAny(rec) {
+			matches = append(append(matches, rec...), '\n')
+			nmatch++
 		}
 	}
 	k.info = bundle.KmsgInfo{Lines: tail.len(), Truncated: total > tail.len()}
 	if err := w.WriteFile(bundle.PathKmsg, tail.bytes()); err != nil {
 		return err
 	}
-	if len(matches) > 0 {
-		if err := w.WriteFile(bundle.PathKmsgNet, append(bytes.Join(matches, []byte("\n")), '\n')); err != nil {
+	if nmatch > 0 {
+		if err := w.WriteFile(bundle.PathKmsgNet, matches); err != nil {
 			return err
 		}
 	}
@@ -115,41 +117,74 @@ func matchesAny(rec []byte) bool {
 	return false
 }
 
-// lineRing keeps the last lines added, within a line and a byte bound.
+// lineRing keeps the last lines added, within a line and a byte bound, in
+// one buffer that is the member's bytes: each line followed by a newline.
+// A kernel log has a thousand lines or more, and a slice for each, then a
+// buffer grown to join them, cost the capture some 600 KiB of fresh pages
+// for a 130 KiB log.
 type lineRing struct {
-	lines    [][]byte
-	start    int
-	size     int
+	buf      []byte // the lines added, each ended by a newline; the kept ones from offs[first]
+	offs     []int  // where each line starts in buf; the kept ones from first
+	first    int
 	maxLines int
 	maxBytes int
 }
+
+// lineRingStart is the first buffer's size: most kernel logs fit it. Only
+// the pages written are faulted in, so a log of 130 KiB costs as much in
+// it as in a buffer of its size, and a smaller first buffer, moved to a
+// larger one, cost it twice as many pages.
+const lineRingStart = 256 << 10
 
 func newLineRing(maxLines, maxBytes int) *lineRing {
 	return &lineRing{maxLines: maxLines, maxBytes: maxBytes}
 }
 
 func (r *lineRing) add(line []byte) {
-	line = append([]byte(nil), line...)
-	r.lines = append(r.lines, line)
-	r.size += len(line) + 1
-	for len(r.lines)-r.start > r.maxLines || r.size > r.maxBytes && len(r.lines)-r.start > 1 {
-		r.size -= len(r.lines[r.start]) + 1
-		r.lines[r.start] = nil
-		r.start++
+	if len(r.buf)+len(line)+1 > cap(r.buf) {
+		// Compacted when that frees half the buffer, else moved to one
+		// twice what it must hold: each new buffer is fresh pages to
+		// fault in, and append's growth by a quarter made four of them
+		// for a 130 KiB log.
+		need := r.keptBytes() + len(line) + 1
+		buf := r.buf[:0]
+		if need > cap(r.buf)/2 {
+			buf = make([]byte, 0, max(lineRingStart, 2*need))
+		}
+		r.moveTo(buf)
 	}
-	if r.start > 4*r.maxLines {
-		r.lines = append([][]byte(nil), r.lines[r.start:]...)
-		r.start = 0
+	r.offs = append(r.offs, len(r.buf))
+	r.buf = append(append(r.buf, line...), '\n')
+	for r.len() > r.maxLines || len(r.buf)-r.offs[r.first] > r.maxBytes && r.len() > 1 {
+		r.first++
+	}
+	if r.first >= 4*r.maxLines {
+		r.moveTo(r.buf[:0]) // bounds offs when the lines are short
 	}
 }
 
-func (r *lineRing) len() int { return len(r.lines) - r.start }
-
-func (r *lineRing) bytes() []byte {
-	var b bytes.Buffer
-	for _, l := range r.lines[r.start:] {
-		b.Write(l)
-		b.WriteByte('\n')
+// moveTo moves the kept lines to the start of buf, which may be r.buf.
+func (r *lineRing) moveTo(buf []byte) {
+	lo := len(r.buf) - r.keptBytes()
+	r.buf = append(buf, r.buf[lo:]...) // copy handles the overlap of r.buf[:0]
+	r.offs = r.offs[:copy(r.offs, r.offs[r.first:])]
+	for i := range r.offs {
+		r.offs[i] -= lo
 	}
-	return b.Bytes()
+	r.first = 0
+}
+
+func (r *lineRing) len() int { return len(r.offs) - r.first }
+
+// keptBytes is the size of the lines kept, newlines included.
+func (r *lineRing) keptBytes() int {
+	if r.len() == 0 {
+		return 0
+	}
+	return len(r.buf) - r.offs[r.first]
+}
+
+// bytes returns the lines kept, each ended by a newline.
+func (r *lineRing) bytes() []byte {
+	return r.buf[len(r.buf)-r.keptBytes():]
 }

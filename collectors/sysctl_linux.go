@@ -47,6 +47,9 @@ type sysctlWalk struct {
 	keys map[string]bool
 	// buf is reused to read each key; the bundle keeps its own copy.
 	buf []byte
+	// procfs is set when root is a real /proc/sys, whose keys readKey
+	// reads with fewer system calls than a copy's.
+	procfs bool
 }
 
 // store copies the sysctl at rel (relative to the root) into the bundle.
@@ -75,11 +78,12 @@ func (s *sysctlWalk) stored(rel string, err error) error {
 }
 
 // sysctlKey is a regular file found by walk: name in the directory open at
-// dir, rel its path relative to the root.
+// dir, rel its path relative to the root, member its bundle member.
 type sysctlKey struct {
-	dir  int
-	name string
-	rel  string
+	dir    int
+	name   string
+	rel    string
+	member string
 }
 
 // walk calls visit with every regular file under the root's net/, in
@@ -92,6 +96,8 @@ func (s *sysctlWalk) walk(ctx context.Context, visit func(k sysctlKey) error) er
 	if err != nil {
 		return fmt.Errorf("walk %s: %w", top, &fs.PathError{Op: "open", Path: top, Err: err})
 	}
+	var sfs unix.Statfs_t
+	s.procfs = unix.Fstatfs(fd, &sfs) == nil && sfs.Type == unix.PROC_SUPER_MAGIC
 	if s.dirs != nil {
 		s.dirs["net"] = true
 	}
@@ -120,7 +126,10 @@ func (s *sysctlWalk) walkDir(ctx context.Context, fd int, rel string, visit func
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		crel := rel + "/" + e.Name()
+		// The key's member name holds its path from the root: one string
+		// for both, for each of the thousand keys.
+		member := bundle.DirSysctl + "/" + rel + "/" + e.Name()
+		crel := member[len(bundle.DirSysctl)+1:]
 		switch {
 		case e.IsDir():
 			if s.dirs != nil {
@@ -145,7 +154,7 @@ func (s *sysctlWalk) walkDir(ctx context.Context, fd int, rel string, visit func
 			if s.keys != nil {
 				s.keys[crel] = true
 			}
-			if err := visit(sysctlKey{dir: fd, name: e.Name(), rel: crel}); err != nil {
+			if err := visit(sysctlKey{dir: fd, name: e.Name(), rel: crel, member: member}); err != nil {
 				return err
 			}
 		}
@@ -156,7 +165,7 @@ func (s *sysctlWalk) walkDir(ctx context.Context, fd int, rel string, visit func
 // storeReadable stores the key k unless its mode says nobody may read it
 // (a write-only key, such as net.ipv4.route.flush).
 func (s *sysctlWalk) storeReadable(k sysctlKey) error {
-	data, mode, err := readFileAt(k.dir, k.name, filepath.Join(s.root, k.rel), s.buf)
+	data, mode, err := s.readKey(k)
 	if err != nil && (errors.Is(err, unix.EACCES) || errors.Is(err, unix.EPERM)) {
 		// The open was refused: look at the mode only now, rather than
 		// stat every key first.
@@ -170,9 +179,56 @@ func (s *sysctlWalk) storeReadable(k sysctlKey) error {
 	}
 	if err == nil {
 		s.buf = data // the larger buffer, when a key outgrew it
-		err = s.w.WriteFile(s.member(k.rel), data)
+		err = s.w.WriteFile(k.member, data)
 	}
 	return s.stored(k.rel, err)
+}
+
+// keyBuf is the size of the first read of a key in /proc/sys: a page, less
+// the byte proc_sys_call_handler() adds to the buffer it allocates for the
+// handler, the size of the read.
+const keyBuf = 4<<10 - 1
+
+// readKey reads the key k, with its mode when it had to stat it. In a real
+// /proc/sys it takes three system calls, not readFileAt's five. The open
+// applies the key's mode, root included (sysctl_perm(): a write-only key
+// fails it with EACCES), so a key opened is readable and fstat has
+// nothing to tell; the walk saw a regular file. And one read returns the
+// whole value when it fits: proc_sys_call_handler() runs the key's handler
+// once per read, so a read short of the buffer is the end. A value that
+// fills the buffer is read again from offset 0 into a larger one, never
+// continued: the integer and bitmap handlers (__do_proc_dointvec(),
+// proc_do_large_bitmap()) return nothing at a nonzero offset, which cut
+// net.ipv4.ip_local_reserved_ports at the first read's 512 bytes. A copy
+// of /proc/sys is read like any file, its mode from fstat: root may read
+// a copy's write-only key.
+func (s *sysctlWalk) readKey(k sysctlKey) ([]byte, uint32, error) {
+	if !s.procfs {
+		return readFileAt(k.dir, k.name, filepath.Join(s.root, k.rel), s.buf)
+	}
+	fd, err := unix.Openat(k.dir, k.name, unix.O_RDONLY|unix.O_NONBLOCK|unix.O_CLOEXEC|unix.O_NOFOLLOW, 0)
+	if err != nil {
+		return nil, 0, &fs.PathError{Op: "open", Path: filepath.Join(s.root, k.rel), Err: err}
+	}
+	defer unix.Close(fd)
+	data := s.buf[:0]
+	if cap(data) < keyBuf {
+		data = make([]byte, 0, keyBuf)
+	}
+	for {
+		n, err := unix.Pread(fd, data[:cap(data)], 0)
+		switch {
+		case errors.Is(err, unix.EINTR):
+			continue
+		case err != nil:
+			return nil, 0, fmt.Errorf("read %s: %w", filepath.Join(s.root, k.rel), err)
+		case n < cap(data):
+			return data[:n], 0, nil
+		case n > maxProcFile:
+			return nil, 0, fmt.Errorf("read %s: larger than %d bytes", filepath.Join(s.root, k.rel), maxProcFile)
+		}
+		data = make([]byte, 0, min(4*cap(data), maxProcFile+1))
+	}
 }
 
 // Collect implements Collector.

@@ -5,10 +5,14 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 
 	"github.com/snapdiag/snapdiag/bundle"
+	"github.com/snapdiag/snapdiag/internal/netns"
+	"github.com/snapdiag/snapdiag/lab"
 )
 
 // TestSysctlsUnreadableCount: the manifest names as many unreadable sysctls
@@ -56,6 +60,56 @@ func TestSysctlsSkipsWriteOnly(t *testing.T) {
 		t.Errorf("read %d, unreadable %d, flush stored %v, gc_timeout stored %v; want 1, 0, false, true",
 			m.Sysctls.Read, m.Sysctls.Unreadable, flush, gc)
 	}
+}
+
+// TestSysctlsLongValue: a key whose value is longer than a first read
+// (net.ipv4.ip_local_reserved_ports, here 6,000 bytes) is stored whole, as
+// the kernel prints it, along with a short one. Read on from the offset,
+// the reserved ports were cut at 512 bytes: the kernel's bitmap and
+// integer handlers print nothing past offset 0.
+func TestSysctlsLongValue(t *testing.T) {
+	l := lab.New(t, lab.Options{})
+	var ports []string
+	for p := 10000; p < 12000; p += 2 {
+		ports = append(ports, strconv.Itoa(p))
+	}
+	want := strings.Join(ports, ",") + "\n"
+	if err := l.Do(l.Server, func() error {
+		// Not l.Sysctl: it reads the value back with os.ReadFile, which
+		// reads on from the offset too.
+		return os.WriteFile("/proc/sys/net/ipv4/ip_local_reserved_ports", []byte(want), 0o644)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Sysctl(l.Server, "net.core.somaxconn", "77"); err != nil {
+		t.Fatal(err)
+	}
+	s := &Sysctls{}
+	w := bundle.NewMemWriter(0)
+	if err := s.Collect(context.Background(), Host{Proc: "/proc", NS: enterNS(t, l.Server)}, w.For("sysctls")); err != nil {
+		t.Fatal(err)
+	}
+	members := w.Take()
+	for key, want := range map[string]string{
+		"net/ipv4/ip_local_reserved_ports": want,
+		"net/core/somaxconn":               "77\n",
+	} {
+		if got := string(members[bundle.DirSysctl+"/"+key]); got != want {
+			t.Errorf("%s: %d bytes %.40q..., want %d bytes %.40q...", key, len(got), got, len(want), want)
+		}
+	}
+}
+
+// enterNS returns a thread in the lab namespace ns, closed when the test
+// ends.
+func enterNS(t *testing.T, ns string) *netns.Thread {
+	t.Helper()
+	th, err := netns.Enter(filepath.Join(netns.RunDir, ns))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { th.Close() })
+	return th
 }
 
 // collectSysctls runs the collector on the copy of /proc at proc and

@@ -166,6 +166,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 	asked := f.deadline
 	progress := !f.quiet && isTerminal(stderr)
 	var mark *ship.CommitMark
+	restoreGC := collectors.CaptureGC() // not the upload's
 	res, err := captureLocked(ctx, f.captureFlags, stderr, func(opts *collectors.Options, target *netns.Target) {
 		if pusher != nil {
 			// The bundle is marked pending inside its commit, just
@@ -193,6 +194,7 @@ func runCapture(ctx context.Context, f captureCmdFlags, stdout, stderr io.Writer
 			}
 		}
 	})
+	restoreGC()
 	if err != nil {
 		if mark != nil {
 			if err := mark.Abandon(); err != nil {
