@@ -169,7 +169,7 @@ type socketTable struct {
 	werr    error // the first error writing rows to out
 
 	byState  bundle.StateCounts
-	byPort   []*bundle.StateCounts // indexed by local port
+	byPort   portCounts
 	byRemote map[netip.Addr]*bundle.StateCounts
 	// requests, when not nil, counts the request sockets by family and
 	// local endpoint for the first listener snapshot (tableShare).
@@ -180,9 +180,35 @@ func newSocketTable(out io.Writer, limit int, z *zoner) *socketTable {
 	return &socketTable{
 		out: out, limit: limit, zones: z,
 		buf:      make([]byte, 0, socketFlushAt+4096),
-		byPort:   make([]*bundle.StateCounts, 1<<16),
 		byRemote: map[netip.Addr]*bundle.StateCounts{},
 	}
+}
+
+// portCounts counts sockets by local port, in pages of 256 ports made as
+// ports show up: an empty namespace touches none of it, where a table of
+// all 65,536 ports was half a MiB to fault in and scan. The counts are cut
+// from slabs, one allocation per 256 ports in use.
+type portCounts struct {
+	pages [256]*[256]*bundle.StateCounts
+	slab  []bundle.StateCounts
+}
+
+// at returns the counts of port, made zero the first time.
+func (p *portCounts) at(port uint16) *bundle.StateCounts {
+	page := p.pages[port>>8]
+	if page == nil {
+		page = new([256]*bundle.StateCounts)
+		p.pages[port>>8] = page
+	}
+	c := page[port&0xff]
+	if c == nil {
+		if len(p.slab) == 0 {
+			p.slab = make([]bundle.StateCounts, 256)
+		}
+		c, p.slab = &p.slab[0], p.slab[1:]
+		page[port&0xff] = c
+	}
+	return c
 }
 
 // add is the sockdiag.Dump callback: it counts m and, below the cap, encodes
@@ -191,12 +217,7 @@ func (t *socketTable) add(m *sockdiag.Msg) error {
 	t.total++
 	slot := stateSlot(m.State)
 	t.byState[slot]++
-	c := t.byPort[m.Src.Port()]
-	if c == nil {
-		c = new(bundle.StateCounts)
-		t.byPort[m.Src.Port()] = c
-	}
-	c[slot]++
+	t.byPort.at(m.Src.Port())[slot]++
 	// IPv4 peers of dual-stack sockets appear as ::ffff:a.b.c.d; a client is
 	// one client whichever socket family it reached.
 	if r := m.Dst.Addr().Unmap(); !r.IsUnspecified() {
@@ -238,9 +259,14 @@ func (t *socketTable) flush() error {
 // peers in address order.
 func (t *socketTable) writeSummary(out io.Writer) error {
 	ports := func(yield func(uint16, *bundle.StateCounts) bool) {
-		for port, c := range t.byPort {
-			if c != nil && !yield(uint16(port), c) {
-				return
+		for hi, page := range t.byPort.pages {
+			if page == nil {
+				continue
+			}
+			for lo, c := range page {
+				if c != nil && !yield(uint16(hi<<8|lo), c) {
+					return
+				}
 			}
 		}
 	}
