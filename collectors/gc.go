@@ -17,11 +17,15 @@ const (
 	// 50,000 sockets three times, for 3-14% of their page faults. 400
 	// saved no more.
 	captureGCPercent = 200
-	// captureMemoryLimit bounds the heap that captureGCPercent allows: past
-	// it the runtime collects as often as it must to stay below, so a
-	// capture whose live heap is large (a socket summary of 200,000 peers)
-	// grows no further than at the default setting would have.
-	captureMemoryLimit = 256 << 20
+	// captureMemoryLimit bounds the heap that captureGCPercent allows:
+	// past it the runtime collects as often as it must to stay below. A
+	// capture of 50,000 sockets peaks at about 24 MiB; the bound is far
+	// above any capture's live heap (the socket table is streamed, the
+	// summary of 200,000 peers is a few tens of MiB), since a live heap near
+	// it would be collected back to back, at up to half the CPU (the
+	// runtime's limit on collections forced by a memory limit), while
+	// --deadline runs.
+	captureMemoryLimit = 512 << 20
 )
 
 // CaptureGC sets the garbage collector for a process that runs one capture

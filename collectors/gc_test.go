@@ -12,6 +12,7 @@ func TestCaptureGC(t *testing.T) {
 	t.Setenv("GOMEMLIMIT", "")
 	before := debug.SetGCPercent(77)
 	defer debug.SetGCPercent(before)
+	limitBefore := debug.SetMemoryLimit(-1)
 
 	restore := CaptureGC()
 	if got := debug.SetGCPercent(captureGCPercent); got != captureGCPercent {
@@ -23,6 +24,9 @@ func TestCaptureGC(t *testing.T) {
 	restore()
 	if got := debug.SetGCPercent(77); got != 77 {
 		t.Errorf("GC percent after the capture = %d, want 77 as before", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != limitBefore {
+		t.Errorf("memory limit after the capture = %d, want %d as before", got, limitBefore)
 	}
 
 	t.Setenv("GOGC", "77")

@@ -211,23 +211,25 @@ func (s *sysctlWalk) readKey(k sysctlKey) ([]byte, uint32, error) {
 		return nil, 0, &fs.PathError{Op: "open", Path: filepath.Join(s.root, k.rel), Err: err}
 	}
 	defer unix.Close(fd)
-	data := s.buf[:0]
-	if cap(data) < keyBuf {
-		data = make([]byte, 0, keyBuf)
-	}
+	// Each key is read with keyBuf first, even after a long one grew the
+	// buffer: the kernel allocates as much as is asked for each read.
+	data, size := s.buf[:0], keyBuf
 	for {
-		n, err := unix.Pread(fd, data[:cap(data)], 0)
+		if cap(data) < size {
+			data = make([]byte, 0, size)
+		}
+		n, err := unix.Pread(fd, data[:size], 0)
 		switch {
 		case errors.Is(err, unix.EINTR):
 			continue
 		case err != nil:
 			return nil, 0, fmt.Errorf("read %s: %w", filepath.Join(s.root, k.rel), err)
-		case n < cap(data):
+		case n < size:
 			return data[:n], 0, nil
 		case n > maxProcFile:
 			return nil, 0, fmt.Errorf("read %s: larger than %d bytes", filepath.Join(s.root, k.rel), maxProcFile)
 		}
-		data = make([]byte, 0, min(4*cap(data), maxProcFile+1))
+		size = min(4*size, maxProcFile+1)
 	}
 }
 

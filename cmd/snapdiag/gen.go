@@ -42,7 +42,9 @@ The pages' date is SOURCE_DATE_EPOCH (seconds since 1970, UTC) when it is set,
 so that a package build is reproducible, else today.
 
 Only a snapdiag built with the mangen build tag writes man pages:
-  go run -tags mangen ./cmd/snapdiag gen man DIR`,
+  go run -tags mangen github.com/snapdiag/snapdiag/cmd/snapdiag@VERSION gen man DIR
+with VERSION the one snapdiag version prints (in a checkout:
+go run -tags mangen ./cmd/snapdiag gen man DIR).`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			date, err := manDate(os.Getenv("SOURCE_DATE_EPOCH"), time.Now())
