@@ -51,13 +51,14 @@ type Shared struct {
 // tableShareWait bounds how long the first listener snapshot waits for the
 // socket table's dump to end before it walks the kernel's established hash
 // itself. Every dump that asks for any state but LISTEN walks all of that
-// hash's buckets, in use or not (inet_diag_dump_icsk()): tcp_init() sizes
-// it at a bucket per 128 KiB of memory, up to 524,288, so 262,144 on a
-// 24 GiB host, where the walk alone takes about 20 ms of CPU on a virtual
-// machine whatever the number of sockets: the largest fixed cost of a
-// small capture. The table's dump walks it anyway; a table of 50,000
-// sockets is dumped in about 100 ms. The wait holds back only the first
-// sample's SYN-RECV counts.
+// hash's buckets (inet_diag_dump_icsk()): tcp_init() sizes it at a bucket
+// per 128 KiB of memory, up to 524,288, and every network namespace's
+// sockets share it, so the dump takes the lock of every bucket that holds a
+// socket of any namespace. On a 2-core virtual machine with 262,144
+// buckets, that walk costs about 1 ms of CPU on an idle host and 10-13 ms
+// when the host holds 50,000 sockets, whichever namespace is dumped. The
+// table's dump walks it anyway; a table of 50,000 sockets is dumped in
+// about 100 ms. The wait holds back only the first sample's SYN-RECV counts.
 const tableShareWait = 300 * time.Millisecond
 
 // tableShareMaxSockets is the largest table (TCP sockets in use and in

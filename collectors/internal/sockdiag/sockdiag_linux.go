@@ -96,9 +96,10 @@ func (d *Dumper) Requests() int64 {
 
 // Walks returns how many of d's requests walked the kernel's established
 // hash: every request that asks for any state but LISTEN does, over all of
-// its buckets whether they hold sockets or not (inet_diag_dump_icsk()
-// skips it only for a LISTEN-only request), so on a large host each costs
-// milliseconds even in an empty namespace.
+// its buckets, locking each that holds a socket of any namespace
+// (inet_diag_dump_icsk() skips the hash only for a LISTEN-only request),
+// so on a host with many sockets each costs milliseconds even for a
+// namespace with none.
 func (d *Dumper) Walks() int64 {
 	if d == nil {
 		return 0
