@@ -24,6 +24,7 @@ import (
 func TestCaptureRecordsCostAndDumps(t *testing.T) {
 	const samples = 2
 	h := Host{Shared: &Shared{}}
+	h.Shared.table.wait = 10 * time.Second // the walks counted below, however loaded the machine
 	res, err := Capture(context.Background(), Options{
 		Dir: t.TempDir(), Samples: samples, Interval: time.Millisecond, Deadline: 20 * time.Second,
 		Host: h, // no packet sample: its window is 0
@@ -229,6 +230,7 @@ func TestPacketSampleSharesListenerDump(t *testing.T) {
 	testutil.NeedRoot(t, "a packet socket")
 	const samples = 2
 	h := Host{Shared: &Shared{}, PacketWindow: 50 * time.Millisecond}
+	h.Shared.table.wait = 10 * time.Second // the requests counted below, however loaded the machine
 	before := sockdiag.Sent()
 	res, err := Capture(context.Background(), Options{
 		Dir: t.TempDir(), Samples: samples, Interval: time.Millisecond, Deadline: 20 * time.Second, Host: h,

@@ -1,6 +1,7 @@
 package collectors
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"math"
@@ -123,6 +124,9 @@ type tableShare struct {
 	// requests counts request sockets by family and unmapped local
 	// endpoint, listenerTable.pending's key.
 	requests map[requestKey]int
+	// wait, when not 0, replaces tableShareWait: tests that count the
+	// walks must not depend on how loaded the machine is.
+	wait time.Duration
 }
 
 // arm makes the first listener snapshot wait for the socket table's dump.
@@ -176,7 +180,7 @@ func (t *tableShare) take(ctx context.Context) (map[requestKey]int, bool) {
 	t.mu.Unlock()
 	// A short deadline shortens the wait: the snapshot is the first
 	// sample, and a sample that waits past the deadline is no sample.
-	wait := tableShareWait
+	wait := cmp.Or(t.wait, tableShareWait)
 	if d, ok := ctx.Deadline(); ok {
 		wait = min(wait, time.Until(d)/4)
 	}

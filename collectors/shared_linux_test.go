@@ -50,6 +50,7 @@ func TestFirstSnapshotSharesTableWalk(t *testing.T) {
 	bound, wildcard := halfOpenListeners(t)
 	waitRequests(t, bound, wildcard)
 	h := Host{Shared: &Shared{}, Proc: "/proc"}
+	h.Shared.table.wait = 10 * time.Second // the share, however loaded the machine
 	res, err := Capture(context.Background(), Options{
 		Dir: t.TempDir(), Samples: 1, Interval: time.Millisecond, Deadline: 20 * time.Second, Host: h,
 	})
