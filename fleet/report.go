@@ -408,7 +408,9 @@ func Build(source string, results []Result, f Filter) *Report {
 			recurHosts[fr.ID][host] = true
 		}
 		hours.add(s, incident, time.UTC)
-		zoneHours.add(s, incident, zone)
+		if zone != time.UTC { // only another zone's profile is reported
+			zoneHours.add(s, incident, zone)
+		}
 		if s.SynQueue {
 			rep.HalfOpen.Bundles++
 			syn = append(syn, synBundle{host: host, at: s.CapturedAt, sigs: synSignatures(s),

@@ -4,10 +4,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"io"
-	"math"
 	"os"
 	"runtime"
 	"sync"
@@ -160,7 +158,7 @@ func hourly(ivs []analyze.AcceptInterval) (*float64, []HourAccepts) {
 	if histS <= 0 {
 		return nil, hours
 	}
-	r := math.Round(float64(histN)/histS*100) / 100
+	r := round2(float64(histN) / histS)
 	return &r, hours
 }
 
@@ -252,8 +250,7 @@ func one(ctx context.Context, src Source, o Options, obj Object, count func(func
 		}
 	}
 	fail := func(err error) Result {
-		var ce *ChecksumError
-		corrupt := errors.As(err, &ce)
+		corrupt := failKind(err) == FailChecksum
 		count(func(s *Stats) {
 			s.Failed++
 			if corrupt {

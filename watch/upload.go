@@ -125,28 +125,27 @@ func (w *Watcher) uploadUnmarked(ctx context.Context) int {
 // under dir's capture lock when it is free at once: its holder is a
 // capture, which may be between writing its sidecar and its bundle, and a
 // later call looks again. Nothing waits for it; a held lock is no error
-// (locked reports it), any other failure to take the lock is.
-func RemoveOrphanSidecars(ctx context.Context, dir string) (removed []string, locked bool, err error) {
+// (nothing is removed), any other failure to take the lock is.
+func RemoveOrphanSidecars(ctx context.Context, dir string) (removed []string, err error) {
 	lock, err := AcquireLock(ctx, dir, 0)
 	if errors.Is(err, ErrLocked) {
-		return nil, true, nil
+		return nil, nil
 	}
 	if err != nil {
-		return nil, false, err
+		return nil, err
 	}
 	defer func() {
 		if rerr := lock.Release(); rerr != nil && err == nil {
 			err = fmt.Errorf("release lock: %w", rerr)
 		}
 	}()
-	removed, err = ship.RemoveOrphanSidecars(dir)
-	return removed, false, err
+	return ship.RemoveOrphanSidecars(dir)
 }
 
 // removeOrphans is RemoveOrphanSidecars for the output directory, with
 // what it did in the log.
 func (w *Watcher) removeOrphans(ctx context.Context) {
-	removed, _, err := RemoveOrphanSidecars(ctx, w.cfg.Capture.Dir)
+	removed, err := RemoveOrphanSidecars(ctx, w.cfg.Capture.Dir)
 	if len(removed) > 0 {
 		w.log.Info("pending sidecars of bundles never committed removed", "bundles", removed)
 	}

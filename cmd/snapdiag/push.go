@@ -311,7 +311,7 @@ func uploadAfter(ctx context.Context, p *ship.Pusher, path string, mark *ship.Co
 // between its sidecar and its bundle, and the next run looks again. Any
 // other failure to take the lock (a read-only or forbidden --out) is said.
 func removeOrphans(ctx context.Context, dir string, stderr io.Writer) {
-	_, _, err := watch.RemoveOrphanSidecars(ctx, dir)
+	_, err := watch.RemoveOrphanSidecars(ctx, dir)
 	if err != nil {
 		_, hint := lockHint(dir, err)
 		fmt.Fprintf(stderr, "snapdiag: push: sidecars of bundles never committed not checked: %v (%s)\n", err, hint)

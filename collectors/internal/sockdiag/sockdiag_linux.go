@@ -123,7 +123,7 @@ func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, 
 		open = d.Open
 	}
 	if d == nil || !d.perFamily.Load() {
-		d.count(states)
+		d.count()
 		seq := c.nextSeq()
 		req := appendRequestBothFamilies(make([]byte, 0, sizeofNlMsghdr+sizeofDiagReqCompat), seq, states, ext)
 		delivered := false
@@ -134,31 +134,34 @@ func (d *Dumper) DumpOn(ctx context.Context, c *Conn, states uint32, ext uint8, 
 		// A kernel without the compat interface refuses the request before
 		// it sends a single socket; any other error is the dump's own.
 		if err == nil || delivered || !refused(err) {
+			d.walked(states) // a refused request walked nothing
 			return err
 		}
 		if d != nil {
 			d.perFamily.Store(true)
-			// Refused, it walked nothing: the requests per family do.
-			if states&^StatesListen != 0 {
-				d.walks.Add(-1)
-			}
 		}
 	}
 	for _, family := range []uint8{FamilyInet, FamilyInet6} {
-		d.count(states)
-		if err := dumpFamily(ctx, c, open, family, states, ext, fn); err != nil {
+		d.count()
+		err := dumpFamily(ctx, c, open, family, states, ext, fn)
+		d.walked(states)
+		if err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-func (d *Dumper) count(states uint32) {
+func (d *Dumper) count() {
 	if d != nil {
 		d.requests.Add(1)
-		if states&^StatesListen != 0 {
-			d.walks.Add(1)
-		}
+	}
+}
+
+// walked counts a request the kernel took that asked for states.
+func (d *Dumper) walked(states uint32) {
+	if d != nil && states&^StatesListen != 0 {
+		d.walks.Add(1)
 	}
 }
 
