@@ -132,3 +132,66 @@ func TestSSOProfileRefused(t *testing.T) {
 		t.Errorf("SSO profile: %v, want one line wrapping ErrCredentials that names the profile", err)
 	}
 }
+
+// TestSSOProfileDecisions: an SSO profile is refused exactly when nothing
+// in the chain can sign with it: no static key pair before it, and not
+// the sign-in minio-go does itself (the profile's sso_role_name, read from
+// the config file, which minio-go reads only when
+// AWS_SHARED_CREDENTIALS_FILE names no file of its own). The decision
+// reads files only: the sign-in belongs to the first request.
+func TestSSOProfileDecisions(t *testing.T) {
+	const (
+		session  = "[profile corp]\nsso_session = corp\nsso_account_id = 111122223333\nregion = eu-west-1\n"
+		roleName = "sso_role_name = Admin\n"
+		keys     = "aws_access_key_id = AKIDCORP\naws_secret_access_key = corp-secret\n"
+		tail     = "\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n"
+	)
+	cases := []struct {
+		name        string
+		config      string
+		credentials string // the [corp] section's body, "" for no file
+		credsEnv    bool   // AWS_SHARED_CREDENTIALS_FILE names the file
+		env         map[string]string
+		refused     bool
+	}{
+		{name: "role name, minio-go signs in", config: session + roleName + tail},
+		{name: "role name but a credentials file named", config: session + roleName + tail, credsEnv: true, refused: true},
+		{name: "no role name", config: session + tail, refused: true},
+		{name: "static keys in the credentials file", config: session + tail, credentials: keys, credsEnv: true},
+		{name: "static keys in the default credentials file", config: session + tail, credentials: keys},
+		{name: "static keys in the profile", config: session + keys + tail},
+		{name: "static keys in the profile, not read", config: session + keys + tail, credsEnv: true, refused: true},
+		{name: "keys in the environment", config: session + tail, env: map[string]string{"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret"}},
+		{name: "not an SSO profile", config: "[profile corp]\nregion = eu-west-1\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			home := t.TempDir()
+			aws := filepath.Join(home, ".aws")
+			if err := os.Mkdir(aws, 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(aws, "config"), []byte(c.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			creds := filepath.Join(aws, "credentials")
+			if c.credentials != "" {
+				if err := os.WriteFile(creds, []byte("[corp]\n"+c.credentials), 0o600); err != nil {
+					t.Fatal(err)
+				}
+			}
+			env := map[string]string{"HOME": home, "AWS_PROFILE": "corp"}
+			if c.credsEnv {
+				env["AWS_SHARED_CREDENTIALS_FILE"] = creds
+			}
+			for k, v := range c.env {
+				env[k] = v
+			}
+			getenv := func(k string) string { return env[k] }
+			err := refuseSSO(getenv, "corp", configProfile(getenv, "corp"))
+			if refused := errors.Is(err, ErrCredentials); refused != c.refused || (err != nil && !refused) {
+				t.Errorf("refuseSSO: %v, want refused %v", err, c.refused)
+			}
+		})
+	}
+}

@@ -73,9 +73,11 @@ type S3Store struct {
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the
 // shared credentials file (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials)
 // at AWS_PROFILE's profile, else a web identity or the instance's role
-// (roleProviders). A profile that signs in through AWS SSO is refused with
-// an error wrapping ErrCredentials. Addressing is path-style for every endpoint but
-// AWS's own, which a self-hosted store (MinIO, Ceph RGW, SeaweedFS) needs.
+// (roleProviders). A profile that signs in through AWS SSO in a way
+// minio-go cannot follow is refused with an error wrapping ErrCredentials
+// (refuseSSO). Addressing is path-style, which a self-hosted store (MinIO,
+// Ceph RGW, SeaweedFS) needs, for every endpoint but AWS's, GCS's and
+// Aliyun's (minio.BucketLookupAuto).
 func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -100,7 +102,7 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	config := configProfile(getenv, profile)
 	region := firstNonEmpty(o.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), config["region"], "us-east-1")
 	file := &credentials.FileAWSCredentials{Filename: getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: profile}
-	if err := refuseSSO(getenv, profile, config, file); err != nil {
+	if err := refuseSSO(getenv, profile, config); err != nil {
 		return nil, err
 	}
 	tr := o.Transport
@@ -195,21 +197,34 @@ func (p *envProvider) IsExpired() bool { return !p.done }
 // (AWS_CONFIG_FILE, ~/.aws/config), where it is [default] or [profile
 // NAME]; nil when there is none.
 func configProfile(getenv func(string) string, profile string) map[string]string {
-	file := getenv("AWS_CONFIG_FILE")
+	section := "profile " + profile
+	if profile == "default" {
+		section = "default"
+	}
+	return iniSection(getenv, "AWS_CONFIG_FILE", "config", section)
+}
+
+// credentialsProfile is the settings of profile, the section [NAME], in
+// the shared credentials file (AWS_SHARED_CREDENTIALS_FILE,
+// ~/.aws/credentials); nil when there is none.
+func credentialsProfile(getenv func(string) string, profile string) map[string]string {
+	return iniSection(getenv, "AWS_SHARED_CREDENTIALS_FILE", "credentials", profile)
+}
+
+// iniSection is the keys of section in the file the variable env names,
+// else in ~/.aws/name; nil when either is missing.
+func iniSection(getenv func(string) string, env, name, section string) map[string]string {
+	file := getenv(env)
 	if file == "" {
 		home := getenv("HOME")
 		if home == "" {
 			return nil
 		}
-		file = filepath.Join(home, ".aws", "config")
+		file = filepath.Join(home, ".aws", name)
 	}
 	cfg, err := ini.Load(file)
 	if err != nil {
 		return nil
-	}
-	section := "profile " + profile
-	if profile == "default" {
-		section = "default"
 	}
 	s, err := cfg.GetSection(section)
 	if err != nil {
@@ -340,21 +355,32 @@ func (r *roleProvider) Retrieve() (credentials.Value, error) { return r.Retrieve
 func (r *roleProvider) IsExpired() bool { return r.p.IsExpired() }
 
 // refuseSSO returns an error when profile signs in through AWS IAM Identity
-// Center (sso_session or sso_start_url in the config file) and nothing
-// before the roles in the chain has credentials: minio-go cannot run that
-// sign-in, and going on would end in an anonymous request refused for
-// reasons the user cannot see.
-func refuseSSO(getenv func(string) string, profile string, config map[string]string, file credentials.Provider) error {
+// Center (sso_session or sso_start_url in the config file), no static key
+// pair comes before it in the chain, and minio-go cannot do the sign-in
+// either: it can only with the profile's sso_role_name and the config file
+// it reads itself, which it does not when AWS_SHARED_CREDENTIALS_FILE is
+// set. Going on would end in an anonymous request refused for reasons the
+// user cannot see. It reads files only: the sign-in itself (the token `aws
+// sso login` cached, exchanged at the SSO portal) happens at the first
+// request, under the upload's deadline, never while a capture waits to
+// start.
+func refuseSSO(getenv func(string) string, profile string, config map[string]string) error {
 	if config["sso_session"] == "" && config["sso_start_url"] == "" {
 		return nil
 	}
 	if getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "" {
 		return nil
 	}
-	if v, err := file.RetrieveWithCredContext(nil); err == nil && v.AccessKeyID != "" {
+	// minio-go reads the config file beside the credentials file only
+	// when AWS_SHARED_CREDENTIALS_FILE does not name one.
+	merged := getenv("AWS_SHARED_CREDENTIALS_FILE") == ""
+	keys := func(m map[string]string) bool {
+		return m["aws_access_key_id"] != "" && m["aws_secret_access_key"] != ""
+	}
+	if keys(credentialsProfile(getenv, profile)) || merged && (keys(config) || config["sso_role_name"] != "") {
 		return nil
 	}
-	return fmt.Errorf("%w: profile %q signs in through AWS SSO (IAM Identity Center), which snapdiag cannot do: export its credentials first (eval \"$(aws configure export-credentials --profile %s --format env)\") or use an instance role", ErrCredentials, profile, profile)
+	return fmt.Errorf("%w: profile %q signs in through AWS SSO (IAM Identity Center), which snapdiag cannot do here (it needs the profile's sso_role_name, the token of `aws sso login` and no AWS_SHARED_CREDENTIALS_FILE): export its credentials first (eval \"$(aws configure export-credentials --profile %s --format env)\") or use an instance role", ErrCredentials, profile, profile)
 }
 
 func firstNonEmpty(vals ...string) string {

@@ -104,19 +104,21 @@ sidecar is written just before the bundle appears, so a kill never leaves
 the bundle unmarked; a sidecar whose bundle never appeared is removed by
 --pending (when no capture holds DIR's lock; it never waits for one).
 
-Credentials, the first of these that has a key, as the AWS CLI orders them:
+Credentials, the first of these that has a key:
   AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
   AWS_PROFILE, AWS_SHARED_CREDENTIALS_FILE (~/.aws/credentials)
   AWS_WEB_IDENTITY_TOKEN_FILE with AWS_ROLE_ARN (a pod's role; STS at
     AWS_ENDPOINT_URL_STS or the region's)
   the ECS task's role, else the EC2 instance's (IMDSv2;
     AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED=true)
-Each role lookup is bounded to 2s. An AWS SSO profile (sso_session) cannot
-be used: export its credentials first (aws configure export-credentials).
+Each request for a role's credentials is bounded to 2s. An AWS SSO profile
+(sso_session) signs in with the token of aws sso login when it names its
+sso_role_name and AWS_SHARED_CREDENTIALS_FILE is unset; else export its
+credentials first (aws configure export-credentials).
 Region and endpoint:
   AWS_REGION, AWS_DEFAULT_REGION, AWS_CONFIG_FILE (~/.aws/config: region)
-  AWS_ENDPOINT_URL_S3, AWS_ENDPOINT_URL, or --endpoint
-Addressing is path-style for every endpoint but AWS's own. The secret is
+  --endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL
+Addressing is path-style for every endpoint but AWS's, GCS's and Aliyun's. The secret is
 never printed, logged or written anywhere; errors name the access key id.
 
 Exit status:
