@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -448,6 +449,53 @@ func TestCaptureUploadDoesNotHold(t *testing.T) {
 	proxy.mode.Store(proxyPass)
 	if r := snapdiag(t, storeEnv(srv, purl), "push", "--pending", out); r.Code != 0 || ship.IsPending(bundle) {
 		t.Fatalf("push --pending: exit %d\n%s", r.Code, r.Stderr)
+	}
+}
+
+// TestCaptureUploadCredentialProcessHangs: a profile's credential_process
+// that never answers (one waiting for an MFA code; minio-go runs it
+// without a deadline) holds neither the capture nor the restart behind it:
+// capture --upload exits 0 at its --upload-timeout, saying so in one line,
+// with the bundle pending.
+func TestCaptureUploadCredentialProcessHangs(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	script := filepath.Join(dir, "creds.sh")
+	if err := os.WriteFile(script, []byte("#!/bin/sh\necho $$ > "+pidFile+"\nexec sleep 120\n"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	creds := filepath.Join(dir, "credentials")
+	if err := os.WriteFile(creds, []byte("[default]\ncredential_process = "+script+" --mfa\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		// The script became the sleep (exec): end it by the pid it wrote.
+		if b, err := os.ReadFile(pidFile); err == nil {
+			if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil && pid > 1 {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+		}
+	})
+	env := []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_PROFILE=", "AWS_SHARED_CREDENTIALS_FILE=" + creds,
+		"AWS_CONFIG_FILE=/dev/null", "AWS_EC2_METADATA_DISABLED=true", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI=",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI=", "AWS_WEB_IDENTITY_TOKEN_FILE=", "AWS_ENDPOINT_URL=http://127.0.0.1:9"}
+	out := t.TempDir()
+	// runLimit is the hang guard: a capture that waited for the process
+	// would be killed there, long before the sleep ends.
+	r := snapdiag(t, env, "capture", "--out", out, "--samples", "1", "--sample", "0", "--priority", "normal", "-q",
+		"--upload", "s3://fleet/p", "--upload-timeout", "1s")
+	if r.Code != 0 {
+		t.Fatalf("capture: exit %d\n%s", r.Code, r.Stderr)
+	}
+	if _, err := os.Stat(pidFile); err != nil {
+		t.Fatalf("the credential process never ran (%v): the test proves nothing\n%s", err, r.Stderr)
+	}
+	bundle := lastLine(r.Stdout)
+	if !ship.IsPending(bundle) {
+		t.Errorf("%s is not pending", bundle)
+	}
+	if lines := strings.Split(strings.TrimSpace(r.Stderr), "\n"); len(lines) != 1 || !strings.Contains(lines[0], ship.ErrUnavailable.Error()) {
+		t.Errorf("stderr, want one line saying %q:\n%s", ship.ErrUnavailable, r.Stderr)
 	}
 }
 
