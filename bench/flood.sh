@@ -10,26 +10,34 @@
 #   tcpdump       tcpdump -i any -w FILE -s SNAPLEN FILTER  (the capture manifest's filter)
 #   snapdiag-old  the same capture built from --old REV (default d6075de: before the
 #                 kernel took all of the flow sampling)
-# for W = 3s (fixed costs weigh most) and 10s (spread as over a user's window), or the
-# windows of --windows. For each W it reports the medians and the ratios to tcpdump of the
-# whole capture (snapdiag/tcpdump) and of the sample alone (sample/tcpdump), target <= 1,
-# says which meet it, and snapdiag/old; each figure with the 1-minute load average.
-# Writes bench/results/flood-<UTC time>.txt.
+# for W = 2s (capture's default --sample; fixed costs weigh most) and 10s (spread as over a
+# user's window), or the windows of --windows. For each W it reports the medians and the
+# ratios to tcpdump of the whole capture (snapdiag/tcpdump) and of the sample alone
+# (sample/tcpdump), target <= 1, says which meet it, and snapdiag/old; each figure with the
+# 1-minute load average.
 #
-# Usage: sudo bench/flood.sh [--rounds 3] [--windows 3s,10s] [--old REV | --no-old]
+# Each W is measured twice: as a host bills it, and pinned (--pin 1 or 0 keeps one). This
+# kernel has no IRQ time accounting, so the flood's receive path (softirq: SYN handling,
+# SYN-ACKs, every capturer's filter and ring copy) is billed to whatever task is on the
+# CPU; pinned, the sender runs on CPU 1 and the capturer on CPU 0, and each capturer is
+# billed its own work only. Writes bench/results/flood-<UTC time>.txt.
+#
+# Usage: sudo bench/flood.sh [--rounds 3] [--windows 2s,10s] [--pin both|0|1] [--old REV | --no-old]
 # The namespaces, the sender and every process started are removed on exit (lab cleanup).
 set -Eeuo pipefail
 
 ROUNDS=3
-WINDOWS=3s,10s
+WINDOWS=2s,10s
+PIN=
 OLD=d6075de
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) ROUNDS=$2; shift 2 ;;
 	--windows) WINDOWS=$2; shift 2 ;;
+	--pin) case $2 in both) PIN= ;; 0|1) PIN=$2 ;; *) echo "flood.sh: --pin both, 0 or 1" >&2; exit 2 ;; esac; shift 2 ;;
 	--old) OLD=$2; shift 2 ;;
 	--no-old) OLD=""; shift ;;
-	-h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
 	*) echo "flood.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -51,8 +59,8 @@ mkdir -p "$REPO/bench/results"
 OUT=$REPO/bench/results/flood-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
 	echo "# bench/flood.sh $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs"
-	echo "# work tree $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" status --porcelain -- . ':!bench/results' | grep -q . && echo ' (dirty)'), old ${OLD:-none}, $ROUNDS rounds, windows $WINDOWS, load $(cut -d' ' -f1-3 /proc/loadavg)"
-	cd "$REPO" && SNAPDIAG_OLD=$OLDBIN FLOOD_ROUNDS=$ROUNDS FLOOD_WINDOWS=$WINDOWS \
+	echo "# work tree $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" status --porcelain -- . ':!bench/results' | grep -q . && echo ' (dirty)'), old ${OLD:-none}, $ROUNDS rounds, windows $WINDOWS, pin ${PIN:-both}, load $(cut -d' ' -f1-3 /proc/loadavg)"
+	cd "$REPO" && SNAPDIAG_OLD=$OLDBIN FLOOD_ROUNDS=$ROUNDS FLOOD_WINDOWS=$WINDOWS FLOOD_PIN=$PIN \
 		go test -timeout 30m -run '^$' -bench BenchmarkLabFloodCaptureCPU -benchtime 1x -v ./cmd/snapdiag/ 2>&1
 } | tee "$OUT"
 echo "wrote $OUT"

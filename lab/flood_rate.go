@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"net/netip"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -52,6 +53,14 @@ type RateFloodOpts struct {
 	// value means FloodSources. It must be IPv4, and the lab's own
 	// addresses must not be in it.
 	Sources netip.Prefix
+	// CPUs, when not empty, are the only CPUs the sender's thread runs
+	// on. The receive path of what it sends (the server's SYN handling,
+	// its SYN-ACKs, any capture's packet filter) runs in softirq on the
+	// sending CPU and, on a kernel without IRQ time accounting, is billed
+	// to whatever task is on that CPU: a benchmark pins the sender away
+	// from the process it measures so that this process is billed only
+	// its own work.
+	CPUs []int
 }
 
 // RateFlood is a flood in progress.
@@ -163,6 +172,19 @@ func (l *Lab) FloodSYNs(ctx context.Context, o RateFloodOpts) (*RateFlood, error
 		defer close(f.done)
 		defer unix.Close(fd)
 		defer cancel()
+		if len(o.CPUs) > 0 {
+			// Never unlocked: the thread, its affinity narrowed, ends
+			// with the goroutine instead of going back to the runtime.
+			runtime.LockOSThread()
+			var set unix.CPUSet
+			for _, c := range o.CPUs {
+				set.Set(c)
+			}
+			if err := unix.SchedSetaffinity(0, &set); err != nil {
+				f.err = fmt.Errorf("rate flood: pin the sender to CPUs %v: %w", o.CPUs, err)
+				return
+			}
+		}
 		f.err = f.run(ctx, fd, gen, o)
 	}()
 	return f, nil

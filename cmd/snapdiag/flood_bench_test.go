@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -39,6 +40,18 @@ var floodBenchWindows = []time.Duration{3 * time.Second, 10 * time.Second}
 // reports each one's median, the whole capture's ratio to tcpdump and the
 // sample's own (the capture's less the same round's --sample 0 run) ratio
 // to tcpdump; the target is at most 1.
+//
+// Each window is measured twice (FLOOD_PIN=0 or 1 keeps one): as a user's
+// host bills it, and pinned. This kernel has no IRQ time accounting: the
+// flood's receive path (the server's SYN handling, its SYN-ACKs, every
+// capturer's packet filter and ring copy) runs in softirq and is billed to
+// whichever task is on the CPU, so a capturer on the CPU longer, or woken
+// more often, is billed more of the flood's work, not its own. Pinned
+// (metrics prefixed "pinned-"), the sender runs on CPU 1 and the capturer
+// on CPU 0 (taskset), the receive path follows the sender, and each
+// capturer is billed what it does itself: its system calls, its own
+// reading of the ring, its user time. The in-kernel copy into the ring is
+// then in neither's figure.
 func BenchmarkLabFloodCaptureCPU(b *testing.B) {
 	l := lab.New(b, lab.Options{})
 	bin := testutil.Snapdiag(b)
@@ -63,35 +76,45 @@ func BenchmarkLabFloodCaptureCPU(b *testing.B) {
 			windows = append(windows, w)
 		}
 	}
+	runs := []floodRun{{}, {pinned: true}}
+	switch os.Getenv("FLOOD_PIN") {
+	case "":
+	case "0":
+		runs = runs[:1]
+	case "1":
+		runs = runs[1:]
+	default:
+		b.Fatalf("FLOOD_PIN=%q: want 0, 1 or nothing (both)", os.Getenv("FLOOD_PIN"))
+	}
+	if runtime.NumCPU() < 2 && runs[len(runs)-1].pinned {
+		b.Log("one CPU: no pinned runs")
+		runs = runs[:1]
+	}
 	dir := b.TempDir()
 	// The filter tcpdump gets is the one a capture states.
-	info, _, err := floodCapture(l, ln.Addr, bin, dir, windows[0])
+	info, _, err := floodRun{}.capture(l, ln.Addr, bin, dir, windows[0])
 	if err != nil {
 		b.Fatal(err)
 	}
-	type capturer struct {
-		name string
-		run  func(w time.Duration) (float64, string, error)
-	}
-	capturers := []capturer{
-		{"snapdiag", func(w time.Duration) (float64, string, error) {
-			i, cpu, err := floodCapture(l, ln.Addr, bin, dir, w)
+	capturers := []floodCapturer{
+		{"snapdiag", func(r floodRun, w time.Duration) (float64, string, error) {
+			i, cpu, err := r.capture(l, ln.Addr, bin, dir, w)
 			if err != nil {
 				return 0, "", err
 			}
 			return cpu, fmt.Sprintf("kept %d of %d read, kernel drops %d", i.Packets, i.Sampling.Read, i.KernelDrops), nil
 		}},
-		{"tcpdump", func(w time.Duration) (float64, string, error) { return floodTcpdump(l, ln.Addr, info, dir, w) }},
+		{"tcpdump", func(r floodRun, w time.Duration) (float64, string, error) { return r.tcpdump(l, ln.Addr, info, dir, w) }},
 		// The same capture without its packet sample: what the rest of
 		// the capture costs, so the sample's own share is the difference.
-		{"snapdiag-nosample", func(w time.Duration) (float64, string, error) {
-			_, cpu, err := floodCapture(l, ln.Addr, bin, dir, w, "--sample", "0")
+		{"snapdiag-nosample", func(r floodRun, w time.Duration) (float64, string, error) {
+			_, cpu, err := r.capture(l, ln.Addr, bin, dir, w, "--sample", "0")
 			return cpu, "no packet sample", err
 		}},
 	}
 	if old := os.Getenv("SNAPDIAG_OLD"); old != "" {
-		capturers = append(capturers, capturer{"snapdiag-old", func(w time.Duration) (float64, string, error) {
-			i, cpu, err := floodCapture(l, ln.Addr, old, dir, w)
+		capturers = append(capturers, floodCapturer{"snapdiag-old", func(r floodRun, w time.Duration) (float64, string, error) {
+			i, cpu, err := r.capture(l, ln.Addr, old, dir, w)
 			if err != nil {
 				return 0, "", err
 			}
@@ -99,43 +122,102 @@ func BenchmarkLabFloodCaptureCPU(b *testing.B) {
 		}})
 	}
 	for b.Loop() {
-		for _, w := range windows {
-			cpu := map[string][]float64{}
-			for r := range rounds {
-				for k := range capturers {
-					c := capturers[(r+k)%len(capturers)]
-					secs, note, err := c.run(w)
-					if err != nil {
-						b.Fatalf("%s, %v window: %v", c.name, w, err)
-					}
-					perSec := secs / w.Seconds()
-					cpu[c.name] = append(cpu[c.name], perSec)
-					b.Logf("%v window, round %d %s: %.4f CPU s per s of window (%s), load %s", w, r, c.name, perSec, note, loadAvg())
-				}
+		for _, run := range runs {
+			for _, w := range windows {
+				run.measure(b, w, rounds, capturers)
 			}
-			pre := fmt.Sprintf("w%gs-", w.Seconds())
-			for _, c := range capturers {
-				b.ReportMetric(median(cpu[c.name]), pre+c.name+"-cpu-s/s")
-			}
-			whole := median(cpu["snapdiag"]) / median(cpu["tcpdump"])
-			b.ReportMetric(whole, pre+"snapdiag/tcpdump")
-			// The packet sample's own cost: the capture's less the same
-			// capture's without a sample, each pair taken in the same
-			// round.
-			var sample []float64
-			for i := range cpu["snapdiag"] {
-				sample = append(sample, cpu["snapdiag"][i]-cpu["snapdiag-nosample"][i])
-			}
-			alone := median(sample) / median(cpu["tcpdump"])
-			b.ReportMetric(median(sample), pre+"sample-cpu-s/s")
-			b.ReportMetric(alone, pre+"sample/tcpdump")
-			if _, ok := cpu["snapdiag-old"]; ok {
-				b.ReportMetric(median(cpu["snapdiag"])/median(cpu["snapdiag-old"]), pre+"snapdiag/old")
-			}
-			b.Logf("%v window: whole capture %.2fx tcpdump (target <= 1: %s), sample alone %.2fx tcpdump (%s)",
-				w, whole, meets(whole), alone, meets(alone))
 		}
 	}
+}
+
+// floodRun is how a capturer and the flood are placed on the CPUs:
+// anywhere, as on a user's host, or pinned apart (see
+// BenchmarkLabFloodCaptureCPU).
+type floodRun struct{ pinned bool }
+
+// floodCapturer is one program measured under the flood.
+type floodCapturer struct {
+	name string
+	run  func(r floodRun, w time.Duration) (float64, string, error)
+}
+
+// measure runs each capturer rounds times with a packet window of w, in
+// turns, and reports their medians and ratios.
+func (run floodRun) measure(b *testing.B, w time.Duration, rounds int, capturers []floodCapturer) {
+	cpu := map[string][]float64{}
+	for r := range rounds {
+		for k := range capturers {
+			c := capturers[(r+k)%len(capturers)]
+			secs, note, err := c.run(run, w)
+			if err != nil {
+				b.Fatalf("%s%s, %v window: %v", run.label(), c.name, w, err)
+			}
+			perSec := secs / w.Seconds()
+			cpu[c.name] = append(cpu[c.name], perSec)
+			b.Logf("%v window, %sround %d %s: %.4f CPU s per s of window (%s), load %s", w, run.label(), r, c.name, perSec, note, loadAvg())
+		}
+	}
+	pre := fmt.Sprintf("%sw%gs-", run.metric(), w.Seconds())
+	for _, c := range capturers {
+		b.ReportMetric(median(cpu[c.name]), pre+c.name+"-cpu-s/s")
+	}
+	whole := median(cpu["snapdiag"]) / median(cpu["tcpdump"])
+	b.ReportMetric(whole, pre+"snapdiag/tcpdump")
+	// The packet sample's own cost: the capture's less the same
+	// capture's without a sample, each pair taken in the same round.
+	var sample []float64
+	for i := range cpu["snapdiag"] {
+		sample = append(sample, cpu["snapdiag"][i]-cpu["snapdiag-nosample"][i])
+	}
+	alone := median(sample) / median(cpu["tcpdump"])
+	b.ReportMetric(median(sample), pre+"sample-cpu-s/s")
+	b.ReportMetric(alone, pre+"sample/tcpdump")
+	if _, ok := cpu["snapdiag-old"]; ok {
+		b.ReportMetric(median(cpu["snapdiag"])/median(cpu["snapdiag-old"]), pre+"snapdiag/old")
+	}
+	b.Logf("%v window, %s: whole capture %.2fx tcpdump (target <= 1: %s), sample alone %.2fx tcpdump (%s)",
+		w, run, whole, meets(whole), alone, meets(alone))
+}
+
+// String names the placement in the log.
+func (run floodRun) String() string {
+	if run.pinned {
+		return "pinned (sender on CPU 1, capturer on CPU 0)"
+	}
+	return "as billed on a user's host (unpinned)"
+}
+
+func (run floodRun) label() string {
+	if run.pinned {
+		return "pinned, "
+	}
+	return ""
+}
+
+func (run floodRun) metric() string {
+	if run.pinned {
+		return "pinned-"
+	}
+	return ""
+}
+
+// flood starts the flood for a window of w, its sender on CPU 1 when
+// pinned.
+func (run floodRun) flood(l *lab.Lab, ctx context.Context, target netip.AddrPort, w time.Duration) (*lab.RateFlood, error) {
+	o := lab.RateFloodOpts{Target: target, Duration: w + 10*time.Second}
+	if run.pinned {
+		o.CPUs = []int{1}
+	}
+	return l.FloodSYNs(ctx, o)
+}
+
+// start starts name with args in the server namespace, on CPU 0 when
+// pinned (taskset execs it: the process measured is the program's).
+func (run floodRun) start(l *lab.Lab, ctx context.Context, name string, args ...string) (*lab.Proc, error) {
+	if run.pinned {
+		return l.Start(ctx, l.Server, "taskset", append([]string{"-c", "0", name}, args...)...)
+	}
+	return l.Start(ctx, l.Server, name, args...)
 }
 
 // meets says whether a ratio to tcpdump meets the target of at most 1.
@@ -160,13 +242,13 @@ func loadAvg() string {
 	return f[0]
 }
 
-// floodCapture floods target for the capture's time and runs bin's capture
+// capture floods target for the capture's time and runs bin's capture
 // with a packet window of w in the server namespace; it returns the
 // manifest's packets facts and the capture's CPU seconds.
-func floodCapture(l *lab.Lab, target netip.AddrPort, bin, dir string, w time.Duration, extra ...string) (*bundle.PacketsInfo, float64, error) {
+func (run floodRun) capture(l *lab.Lab, target netip.AddrPort, bin, dir string, w time.Duration, extra ...string) (*bundle.PacketsInfo, float64, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w+30*time.Second)
 	defer cancel()
-	flood, err := l.FloodSYNs(ctx, lab.RateFloodOpts{Target: target, Duration: w + 10*time.Second})
+	flood, err := run.flood(l, ctx, target, w)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -179,7 +261,7 @@ func floodCapture(l *lab.Lab, target netip.AddrPort, bin, dir string, w time.Dur
 	args := append([]string{"capture", "--out", out, "--samples", "1", "--sample", w.String(),
 		// A window as long as the default deadline needs a later one.
 		"--deadline", (w + 20*time.Second).String(), "--reason", "bench"}, extra...)
-	p, err := l.Start(ctx, l.Server, bin, args...)
+	p, err := run.start(l, ctx, bin, args...)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -214,20 +296,20 @@ func floodCapture(l *lab.Lab, target netip.AddrPort, bin, dir string, w time.Dur
 	return m.Packets, cpu, nil
 }
 
-// floodTcpdump floods target and runs tcpdump -w on every interface of the
+// tcpdump floods target and runs tcpdump -w on every interface of the
 // server namespace with info's filter and snap length for w from when it
 // says it listens; it returns tcpdump's CPU seconds.
-func floodTcpdump(l *lab.Lab, target netip.AddrPort, info *bundle.PacketsInfo, dir string, w time.Duration) (float64, string, error) {
+func (run floodRun) tcpdump(l *lab.Lab, target netip.AddrPort, info *bundle.PacketsInfo, dir string, w time.Duration) (float64, string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), w+30*time.Second)
 	defer cancel()
-	flood, err := l.FloodSYNs(ctx, lab.RateFloodOpts{Target: target, Duration: w + 10*time.Second})
+	flood, err := run.flood(l, ctx, target, w)
 	if err != nil {
 		return 0, "", err
 	}
 	defer flood.Stop()
 	file := filepath.Join(dir, "tcpdump.pcap")
 	defer os.Remove(file)
-	p, err := l.Start(ctx, l.Server, "tcpdump", "-i", "any", "-n", "-w", file, "-s", strconv.Itoa(info.Snaplen), info.Filter)
+	p, err := run.start(l, ctx, "tcpdump", "-i", "any", "-n", "-w", file, "-s", strconv.Itoa(info.Snaplen), info.Filter)
 	if err != nil {
 		return 0, "", err
 	}
