@@ -2,6 +2,8 @@ package ship
 
 import (
 	"context"
+	"crypto/sha1"
+	"encoding/hex"
 	"errors"
 	"net"
 	"os"
@@ -118,79 +120,82 @@ func TestNoMetadataServiceDoesNotStall(t *testing.T) {
 	}
 }
 
-// TestSSOProfileRefused: a profile that signs in through AWS SSO, with no
-// other credentials, is refused at once with one line naming the profile.
-func TestSSOProfileRefused(t *testing.T) {
-	dir := t.TempDir()
-	config := filepath.Join(dir, "config")
-	if err := os.WriteFile(config, []byte("[profile corp]\nsso_session = corp\nsso_account_id = 111122223333\nsso_role_name = Admin\nregion = eu-west-1\n\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	env := map[string]string{"AWS_PROFILE": "corp", "AWS_CONFIG_FILE": config, "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "none"), "AWS_EC2_METADATA_DISABLED": "true"}
-	_, err := NewS3Store(Target{Scheme: SchemeS3, Bucket: "bundles"}, S3Options{Endpoint: "http://127.0.0.1:1", Getenv: func(k string) string { return env[k] }})
-	if !errors.Is(err, ErrCredentials) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `"corp"`) {
-		t.Errorf("SSO profile: %v, want one line wrapping ErrCredentials that names the profile", err)
-	}
-}
-
-// TestSSOProfileDecisions: an SSO profile is refused exactly when nothing
-// in the chain can sign with it: no static key pair before it, and not
-// the sign-in minio-go does itself (the profile's sso_role_name, read from
-// the config file, which minio-go reads only when
-// AWS_SHARED_CREDENTIALS_FILE names no file of its own). The decision
-// reads files only: the sign-in belongs to the first request.
-func TestSSOProfileDecisions(t *testing.T) {
+// TestSSOProfiles: an AWS SSO profile is read by minio-go itself at the
+// first request, never when the store is opened; one that gives no key
+// (an expired `aws sso login` token, settings it cannot follow, a named
+// credentials file that holds none) fails that request with one line
+// wrapping ErrCredentials that names the profile, instead of going on
+// anonymous, and the bundle stays pending; a key pair beside the SSO
+// settings signs, against the real store. None of these cases asks the
+// network for the sign-in: minio-go checks the token's expiry first.
+func TestSSOProfiles(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("bundles")
 	const (
-		session  = "[profile corp]\nsso_session = corp\nsso_account_id = 111122223333\nregion = eu-west-1\n"
-		roleName = "sso_role_name = Admin\n"
-		keys     = "aws_access_key_id = AKIDCORP\naws_secret_access_key = corp-secret\n"
-		tail     = "\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n"
+		profile = "[profile corp]\nsso_session = corp\nsso_account_id = 111122223333\nregion = us-east-1\n"
+		role    = "sso_role_name = Admin\n"
+		session = "\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n"
 	)
 	cases := []struct {
-		name        string
-		config      string
-		credentials string // the [corp] section's body, "" for no file
-		credsEnv    bool   // AWS_SHARED_CREDENTIALS_FILE names the file
-		env         map[string]string
-		refused     bool
+		name      string
+		config    string
+		creds     string // the credentials file's [corp] section, "" for none
+		namedFile bool   // AWS_SHARED_CREDENTIALS_FILE names the credentials file
+		signs     bool
 	}{
-		{name: "role name, minio-go signs in", config: session + roleName + tail},
-		{name: "role name but a credentials file named", config: session + roleName + tail, credsEnv: true, refused: true},
-		{name: "no role name", config: session + tail, refused: true},
-		{name: "static keys in the credentials file", config: session + tail, credentials: keys, credsEnv: true},
-		{name: "static keys in the default credentials file", config: session + tail, credentials: keys},
-		{name: "static keys in the profile", config: session + keys + tail},
-		{name: "static keys in the profile, not read", config: session + keys + tail, credsEnv: true, refused: true},
-		{name: "keys in the environment", config: session + tail, env: map[string]string{"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "env-secret"}},
-		{name: "not an SSO profile", config: "[profile corp]\nregion = eu-west-1\n"},
+		{name: "expired token", config: profile + role + session},
+		{name: "no role name", config: profile + session},
+		{name: "credentials file named, without a key", config: profile + role + session, namedFile: true},
+		{name: "key pair beside the SSO settings", config: profile + role + session, signs: true,
+			creds: "aws_access_key_id = " + testutil.S3AccessKey + "\naws_secret_access_key = " + testutil.S3SecretKey + "\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			home := t.TempDir()
-			aws := filepath.Join(home, ".aws")
-			if err := os.Mkdir(aws, 0o700); err != nil {
+			cache := filepath.Join(home, ".aws", "sso", "cache")
+			if err := os.MkdirAll(cache, 0o700); err != nil {
 				t.Fatal(err)
 			}
-			if err := os.WriteFile(filepath.Join(aws, "config"), []byte(c.config), 0o600); err != nil {
+			sum := sha1.Sum([]byte("corp"))
+			token := `{"accessToken":"expired-token","expiresAt":"2020-01-01T00:00:00Z","region":"eu-west-1"}`
+			if err := os.WriteFile(filepath.Join(cache, hex.EncodeToString(sum[:])+".json"), []byte(token), 0o600); err != nil {
 				t.Fatal(err)
 			}
-			creds := filepath.Join(aws, "credentials")
-			if c.credentials != "" {
-				if err := os.WriteFile(creds, []byte("[corp]\n"+c.credentials), 0o600); err != nil {
+			config := filepath.Join(home, ".aws", "config")
+			if err := os.WriteFile(config, []byte(c.config), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			creds := filepath.Join(home, ".aws", "credentials")
+			if c.creds != "" {
+				if err := os.WriteFile(creds, []byte("[corp]\n"+c.creds), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
-			env := map[string]string{"HOME": home, "AWS_PROFILE": "corp"}
-			if c.credsEnv {
-				env["AWS_SHARED_CREDENTIALS_FILE"] = creds
+			named := ""
+			if c.namedFile {
+				named = creds
 			}
-			for k, v := range c.env {
-				env[k] = v
+			// minio-go reads the files through the process's environment.
+			for k, v := range map[string]string{"HOME": home, "AWS_CONFIG_FILE": config, "AWS_SHARED_CREDENTIALS_FILE": named} {
+				t.Setenv(k, v)
 			}
-			getenv := func(k string) string { return env[k] }
-			err := refuseSSO(getenv, "corp", configProfile(getenv, "corp"))
-			if refused := errors.Is(err, ErrCredentials); refused != c.refused || (err != nil && !refused) {
-				t.Errorf("refuseSSO: %v, want refused %v", err, c.refused)
+			p := s3Pusher(t, srv, "s3://bundles/sso", "HOME="+home, "AWS_PROFILE=corp", "AWS_CONFIG_FILE="+config,
+				"AWS_SHARED_CREDENTIALS_FILE="+named, "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_EC2_METADATA_DISABLED=true")
+			path, _ := writeBundleFile(t, t.TempDir(), 1000)
+			key, _ := p.KeyFor("web1", path)
+			_, err := p.Push(context.Background(), path, key)
+			if c.signs {
+				if err != nil {
+					t.Fatalf("push with the profile's key pair: %v", err)
+				}
+				return
+			}
+			t.Log(err)
+			if !errors.Is(err, ErrCredentials) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `"corp"`) {
+				t.Errorf("push: %v, want one line wrapping ErrCredentials that names the profile", err)
+			}
+			if !IsPending(path) {
+				t.Errorf("%s is not pending after the refusal", path)
 			}
 		})
 	}

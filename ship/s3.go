@@ -73,9 +73,9 @@ type S3Store struct {
 // AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, else the
 // shared credentials file (AWS_SHARED_CREDENTIALS_FILE, ~/.aws/credentials)
 // at AWS_PROFILE's profile, else a web identity or the instance's role
-// (roleProviders). A profile that signs in through AWS SSO in a way
-// minio-go cannot follow is refused with an error wrapping ErrCredentials
-// (refuseSSO). Addressing is path-style, which a self-hosted store (MinIO,
+// (roleProviders), all asked at the first request. A profile that signs
+// in through AWS SSO and gives no key fails that request with an error
+// wrapping ErrCredentials (profileProvider). Addressing is path-style, which a self-hosted store (MinIO,
 // Ceph RGW, SeaweedFS) needs, for every endpoint but AWS's, GCS's and
 // Aliyun's (minio.BucketLookupAuto).
 func NewS3Store(t Target, o S3Options) (*S3Store, error) {
@@ -101,9 +101,9 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	profile := firstNonEmpty(getenv("AWS_PROFILE"), "default")
 	config := configProfile(getenv, profile)
 	region := firstNonEmpty(o.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), config["region"], "us-east-1")
-	file := &credentials.FileAWSCredentials{Filename: getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: profile}
-	if err := refuseSSO(getenv, profile, config); err != nil {
-		return nil, err
+	file := &profileProvider{p: &credentials.FileAWSCredentials{Filename: getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: profile}}
+	if ssoProfile(config) || ssoProfile(credentialsProfile(getenv, profile)) {
+		file.sso = profile
 	}
 	tr := o.Transport
 	if tr == nil {
@@ -115,7 +115,7 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	// here: the chain is walked at the first request, under its context
 	// (the upload's deadline), so that opening a store, which capture
 	// --upload does before it captures, never touches the network.
-	keys := &keyRecorder{p: &credentials.Chain{Providers: append([]credentials.Provider{&envProvider{getenv: getenv}, file},
+	keys := &keyRecorder{p: &credChain{links: append([]credentials.Provider{&envProvider{getenv: getenv}, file},
 		roleProviders(getenv, region, tr)...)}}
 	creds := credentials.New(keys)
 	c, err := minio.New(u.Host, &minio.Options{
@@ -354,33 +354,74 @@ func (r *roleProvider) Retrieve() (credentials.Value, error) { return r.Retrieve
 
 func (r *roleProvider) IsExpired() bool { return r.p.IsExpired() }
 
-// refuseSSO returns an error when profile signs in through AWS IAM Identity
-// Center (sso_session or sso_start_url in the config file), no static key
-// pair comes before it in the chain, and minio-go cannot do the sign-in
-// either: it can only with the profile's sso_role_name and the config file
-// it reads itself, which it does not when AWS_SHARED_CREDENTIALS_FILE is
-// set. Going on would end in an anonymous request refused for reasons the
-// user cannot see. It reads files only: the sign-in itself (the token `aws
-// sso login` cached, exchanged at the SSO portal) happens at the first
-// request, under the upload's deadline, never while a capture waits to
-// start.
-func refuseSSO(getenv func(string) string, profile string, config map[string]string) error {
-	if config["sso_session"] == "" && config["sso_start_url"] == "" {
-		return nil
+// credChain is minio-go's credentials.Chain, the first link with a key
+// wins and none means anonymous requests, but a link can also end the
+// chain with an error wrapping ErrCredentials: an AWS SSO profile that
+// could not sign in, whose user asked for that profile and would get
+// requests refused as anonymous (or signed with the machine's role) for
+// reasons they cannot see.
+type credChain struct {
+	links []credentials.Provider
+	curr  credentials.Provider
+}
+
+func (c *credChain) RetrieveWithCredContext(cc *credentials.CredContext) (credentials.Value, error) {
+	c.curr = nil
+	for _, p := range c.links {
+		v, err := p.RetrieveWithCredContext(cc)
+		if v.AccessKeyID != "" || v.SecretAccessKey != "" {
+			c.curr = p
+			return v, nil
+		}
+		if errors.Is(err, ErrCredentials) {
+			return credentials.Value{}, err
+		}
 	}
-	if getenv("AWS_ACCESS_KEY_ID") != "" && getenv("AWS_SECRET_ACCESS_KEY") != "" {
-		return nil
+	return credentials.Value{SignerType: credentials.SignatureAnonymous}, nil
+}
+
+func (c *credChain) Retrieve() (credentials.Value, error) { return c.RetrieveWithCredContext(nil) }
+
+func (c *credChain) IsExpired() bool { return c.curr == nil || c.curr.IsExpired() }
+
+// profileProvider is the shared files' link: minio-go's own reading of
+// them (a key pair, a credential_process, or an SSO sign-in with the token
+// `aws sso login` cached), which runs at the first request, never when the
+// store is opened. When the profile signs in through AWS SSO and that
+// gives no key, the chain ends there with ErrCredentials, saying why.
+type profileProvider struct {
+	p credentials.Provider
+	// sso is the profile's name when it has SSO settings, else "".
+	sso string
+}
+
+func (f *profileProvider) RetrieveWithCredContext(cc *credentials.CredContext) (credentials.Value, error) {
+	v, err := f.p.RetrieveWithCredContext(cc)
+	if v.AccessKeyID != "" || v.SecretAccessKey != "" || f.sso == "" {
+		return v, err
 	}
-	// minio-go reads the config file beside the credentials file only
-	// when AWS_SHARED_CREDENTIALS_FILE does not name one.
-	merged := getenv("AWS_SHARED_CREDENTIALS_FILE") == ""
-	keys := func(m map[string]string) bool {
-		return m["aws_access_key_id"] != "" && m["aws_secret_access_key"] != ""
+	why := "it gave no key"
+	if err != nil {
+		why = oneLine(err.Error())
 	}
-	if keys(credentialsProfile(getenv, profile)) || merged && (keys(config) || config["sso_role_name"] != "") {
-		return nil
+	return credentials.Value{}, fmt.Errorf("%w: profile %q signs in through AWS SSO (IAM Identity Center), which gave no credentials (%s): run aws sso login --profile %s, or export its credentials first (eval \"$(aws configure export-credentials --profile %s --format env)\")",
+		ErrCredentials, f.sso, why, f.sso, f.sso)
+}
+
+func (f *profileProvider) Retrieve() (credentials.Value, error) {
+	return f.RetrieveWithCredContext(nil)
+}
+
+func (f *profileProvider) IsExpired() bool { return f.p.IsExpired() }
+
+// ssoProfile says whether a profile's settings sign in through AWS SSO.
+func ssoProfile(settings map[string]string) bool {
+	for k := range settings {
+		if strings.HasPrefix(k, "sso_") {
+			return true
+		}
 	}
-	return fmt.Errorf("%w: profile %q signs in through AWS SSO (IAM Identity Center), which snapdiag cannot do here (it needs the profile's sso_role_name, the token of `aws sso login` and no AWS_SHARED_CREDENTIALS_FILE): export its credentials first (eval \"$(aws configure export-credentials --profile %s --format env)\") or use an instance role", ErrCredentials, profile, profile)
+	return false
 }
 
 func firstNonEmpty(vals ...string) string {
@@ -447,6 +488,10 @@ func (s *S3Store) explain(op, key string, err error) error {
 	// control character or bytes that are not UTF-8, so an error never
 	// carries a terminal escape or a line break.
 	key = printableKey(key)
+	if errors.Is(err, ErrCredentials) {
+		// The credential chain's own refusal, one line already.
+		return err
+	}
 	r := minio.ToErrorResponse(err)
 	var certErr *tls.CertificateVerificationError
 	var recErr tls.RecordHeaderError

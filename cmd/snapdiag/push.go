@@ -112,9 +112,8 @@ Credentials, the first of these that has a key:
   the ECS task's role, else the EC2 instance's (IMDSv2;
     AWS_EC2_METADATA_SERVICE_ENDPOINT, AWS_EC2_METADATA_DISABLED=true)
 Each request for a role's credentials is bounded to 2s. An AWS SSO profile
-(sso_session) signs in with the token of aws sso login when it names its
-sso_role_name and AWS_SHARED_CREDENTIALS_FILE is unset; else export its
-credentials first (aws configure export-credentials).
+signs in with the token aws sso login cached; one that gives no key fails
+the upload in one line (aws sso login, or aws configure export-credentials).
 Region and endpoint:
   AWS_REGION, AWS_DEFAULT_REGION, AWS_CONFIG_FILE (~/.aws/config: region)
   --endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL
