@@ -127,6 +127,11 @@ func (l *Lab) FloodSYNs(ctx context.Context, o RateFloodOpts) (*RateFlood, error
 			return nil, fmt.Errorf("rate flood: sources %s hold the lab's address %s", o.Sources, a)
 		}
 	}
+	for _, c := range o.CPUs {
+		if c < 0 || c >= 8*int(unsafe.Sizeof(unix.CPUSet{})) {
+			return nil, fmt.Errorf("rate flood: CPU %d is out of range", c)
+		}
+	}
 	if o.Target.Addr() != l.ServerIP {
 		return nil, fmt.Errorf("rate flood: target %s is not the lab's server %s", o.Target, l.ServerIP)
 	}
@@ -167,7 +172,7 @@ func (l *Lab) FloodSYNs(ctx context.Context, o RateFloodOpts) (*RateFlood, error
 		return nil, fmt.Errorf("rate flood: the lab is shutting down")
 	}
 	gen := newSYNGen(o, [6]byte(serverMAC), [6]byte(clientMAC))
-	f.Start = time.Now()
+	pinned := make(chan error, 1)
 	go func() {
 		defer close(f.done)
 		defer unix.Close(fd)
@@ -182,11 +187,18 @@ func (l *Lab) FloodSYNs(ctx context.Context, o RateFloodOpts) (*RateFlood, error
 			}
 			if err := unix.SchedSetaffinity(0, &set); err != nil {
 				f.err = fmt.Errorf("rate flood: pin the sender to CPUs %v: %w", o.CPUs, err)
+				pinned <- f.err
 				return
 			}
 		}
+		f.Start = time.Now()
+		pinned <- nil
 		f.err = f.run(ctx, fd, gen, o)
 	}()
+	if err := <-pinned; err != nil {
+		<-f.done
+		return nil, err
+	}
 	return f, nil
 }
 

@@ -5,6 +5,8 @@ import (
 	"net/netip"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestSYNGenChecksums: every frame the generator builds has valid IPv4
@@ -81,5 +83,47 @@ func TestLabFloodSYNs(t *testing.T) {
 	// TcpExt.SyncookiesFailed counts ACKs that carried no valid cookie.
 	if d["TcpExt.SyncookiesFailed"] != 0 || d["Tcp.OutRsts"] != 0 {
 		t.Errorf("the server's answers came back: %d bad cookies, %d resets", d["TcpExt.SyncookiesFailed"], d["Tcp.OutRsts"])
+	}
+}
+
+// TestLabFloodSYNsPinned: a sender pinned to an allowed CPU floods as
+// asked; a CPU out of range, or one the process may not run on, is an
+// error from FloodSYNs itself, never a flood that silently sends nothing
+// (a benchmark would measure a quiet host and call it flooded).
+func TestLabFloodSYNsPinned(t *testing.T) {
+	l := New(t, Options{})
+	ln, err := l.FloodListener(8080)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil {
+		t.Fatal(err)
+	}
+	first, notAllowed := -1, -1
+	for c := range 1024 {
+		switch {
+		case allowed.IsSet(c) && first < 0:
+			first = c
+		case !allowed.IsSet(c):
+			notAllowed = c
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	const count = 1000
+	f, err := l.FloodSYNs(ctx, RateFloodOpts{Target: ln.Addr, Count: count, Duration: 10 * time.Second, CPUs: []int{first}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-f.Done()
+	if err := f.Stop(); err != nil || f.Sent() != count {
+		t.Errorf("pinned to CPU %d: sent %d of %d, %v", first, f.Sent(), count, err)
+	}
+	for _, cpu := range []int{-1, 1 << 20, notAllowed} {
+		if f, err := l.FloodSYNs(ctx, RateFloodOpts{Target: ln.Addr, Count: count, CPUs: []int{cpu}}); err == nil {
+			f.Stop()
+			t.Errorf("CPUs [%d]: a flood started (sent %d), want an error", cpu, f.Sent())
+		}
 	}
 }
