@@ -3,6 +3,7 @@ package lab
 import (
 	"context"
 	"net/netip"
+	"strings"
 	"testing"
 	"time"
 
@@ -120,10 +121,13 @@ func TestLabFloodSYNsPinned(t *testing.T) {
 	if err := f.Stop(); err != nil || f.Sent() != count {
 		t.Errorf("pinned to CPU %d: sent %d of %d, %v", first, f.Sent(), count, err)
 	}
-	for _, cpu := range []int{-1, 1 << 20, notAllowed} {
-		if f, err := l.FloodSYNs(ctx, RateFloodOpts{Target: ln.Addr, Count: count, CPUs: []int{cpu}}); err == nil {
+	for cpu, want := range map[int]string{-1: "out of range", 1 << 20: "out of range", notAllowed: "pin the sender"} {
+		f, err := l.FloodSYNs(ctx, RateFloodOpts{Target: ln.Addr, Count: count, CPUs: []int{cpu}})
+		if err == nil {
 			f.Stop()
 			t.Errorf("CPUs [%d]: a flood started (sent %d), want an error", cpu, f.Sent())
+		} else if !strings.Contains(err.Error(), want) {
+			t.Errorf("CPUs [%d]: %v, want the pin refused (%q)", cpu, err, want)
 		}
 	}
 }

@@ -136,18 +136,24 @@ func TestSSOProfiles(t *testing.T) {
 		role    = "sso_role_name = Admin\n"
 		session = "\n[sso-session corp]\nsso_start_url = https://corp.awsapps.com/start\nsso_region = eu-west-1\n"
 	)
+	const pasted = "wJalrXUtnFEMI-PASTED-SECRET"
 	cases := []struct {
 		name      string
 		config    string
-		creds     string // the credentials file's [corp] section, "" for none
+		creds     string // the credentials file's content, "" for no file
 		namedFile bool   // AWS_SHARED_CREDENTIALS_FILE names the credentials file
 		signs     bool
+		cause     string // in the error: why, in snapdiag's words
 	}{
-		{name: "expired token", config: profile + role + session},
-		{name: "no role name", config: profile + session},
-		{name: "credentials file named, without a key", config: profile + role + session, namedFile: true},
+		{name: "expired token", config: profile + role + session, cause: "expired"},
+		{name: "no role name", config: profile + session, cause: "no sso_role_name"},
+		{name: "credentials file named, without a key", config: profile + role + session, namedFile: true,
+			creds: "[corp]\nregion = us-east-1\n", cause: "AWS_SHARED_CREDENTIALS_FILE"},
+		// The parse error of such a file quotes the line, secret and all.
+		{name: "a secret pasted on a line of its own", config: profile + role + session,
+			creds: "[other]\n" + pasted + "\n", cause: "not shown"},
 		{name: "key pair beside the SSO settings", config: profile + role + session, signs: true,
-			creds: "aws_access_key_id = " + testutil.S3AccessKey + "\naws_secret_access_key = " + testutil.S3SecretKey + "\n"},
+			creds: "[corp]\naws_access_key_id = " + testutil.S3AccessKey + "\naws_secret_access_key = " + testutil.S3SecretKey + "\n"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -167,7 +173,7 @@ func TestSSOProfiles(t *testing.T) {
 			}
 			creds := filepath.Join(home, ".aws", "credentials")
 			if c.creds != "" {
-				if err := os.WriteFile(creds, []byte("[corp]\n"+c.creds), 0o600); err != nil {
+				if err := os.WriteFile(creds, []byte(c.creds), 0o600); err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -188,11 +194,20 @@ func TestSSOProfiles(t *testing.T) {
 				if err != nil {
 					t.Fatalf("push with the profile's key pair: %v", err)
 				}
+				// A key without an expiry is not read again for the
+				// next request (each part of a multipart upload).
+				if p.Store.(*S3Store).keys.IsExpired() {
+					t.Error("the profile's key pair counts as expired right after it signed")
+				}
 				return
 			}
 			t.Log(err)
-			if !errors.Is(err, ErrCredentials) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `"corp"`) {
-				t.Errorf("push: %v, want one line wrapping ErrCredentials that names the profile", err)
+			if !errors.Is(err, ErrCredentials) || strings.Contains(err.Error(), "\n") || !strings.Contains(err.Error(), `"corp"`) ||
+				!strings.Contains(err.Error(), c.cause) {
+				t.Errorf("push: %v, want one line wrapping ErrCredentials that names the profile and says %q", err, c.cause)
+			}
+			if strings.Contains(err.Error(), pasted) {
+				t.Errorf("the error quotes the credentials file: %v", err)
 			}
 			if !IsPending(path) {
 				t.Errorf("%s is not pending after the refusal", path)

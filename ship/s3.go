@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -101,9 +102,16 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	profile := firstNonEmpty(getenv("AWS_PROFILE"), "default")
 	config := configProfile(getenv, profile)
 	region := firstNonEmpty(o.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), config["region"], "us-east-1")
-	file := &profileProvider{p: &credentials.FileAWSCredentials{Filename: getenv("AWS_SHARED_CREDENTIALS_FILE"), Profile: profile}}
-	if ssoProfile(config) || ssoProfile(credentialsProfile(getenv, profile)) {
+	named := getenv("AWS_SHARED_CREDENTIALS_FILE")
+	file := &profileProvider{p: &credentials.FileAWSCredentials{Filename: named, Profile: profile}}
+	switch inCreds := ssoProfile(credentialsProfile(getenv, profile)); {
+	case inCreds:
 		file.sso = profile
+	case ssoProfile(config):
+		file.sso = profile
+		// minio-go reads the config file only beside the default
+		// credentials file: a named one hides the SSO settings.
+		file.hiddenBy = named
 	}
 	tr := o.Transport
 	if tr == nil {
@@ -393,26 +401,88 @@ type profileProvider struct {
 	p credentials.Provider
 	// sso is the profile's name when it has SSO settings, else "".
 	sso string
+	// hiddenBy is AWS_SHARED_CREDENTIALS_FILE when the SSO settings are
+	// in the config file, which minio-go then does not read.
+	hiddenBy string
+	// fresh is until when a key without an expiry (a key pair, a
+	// credential_process that gives none) is used without reading the
+	// files again.
+	fresh time.Time
 }
 
+// fileRecheck is how long a key read from the shared files without an
+// expiry is used before they are read again: not at every request (each
+// part of a multipart upload), but a rotated key is picked up by a
+// long-running watch.
+const fileRecheck = 5 * time.Minute
+
 func (f *profileProvider) RetrieveWithCredContext(cc *credentials.CredContext) (credentials.Value, error) {
+	f.fresh = time.Time{}
 	v, err := f.p.RetrieveWithCredContext(cc)
-	if v.AccessKeyID != "" || v.SecretAccessKey != "" || f.sso == "" {
+	if v.AccessKeyID != "" || v.SecretAccessKey != "" {
+		if v.Expiration.IsZero() {
+			f.fresh = time.Now().Add(fileRecheck)
+		}
 		return v, err
 	}
-	why := "it gave no key"
-	if err != nil {
-		why = oneLine(err.Error())
+	if f.sso == "" {
+		return v, err
 	}
-	return credentials.Value{}, fmt.Errorf("%w: profile %q signs in through AWS SSO (IAM Identity Center), which gave no credentials (%s): run aws sso login --profile %s, or export its credentials first (eval \"$(aws configure export-credentials --profile %s --format env)\")",
-		ErrCredentials, f.sso, why, f.sso, f.sso)
+	name := strconv.Quote(f.sso)
+	if f.hiddenBy != "" {
+		return credentials.Value{}, fmt.Errorf("%w: profile %s signs in through AWS SSO (IAM Identity Center) in the config file, which is not read while AWS_SHARED_CREDENTIALS_FILE names %s: unset it, or export the profile's credentials first (aws configure export-credentials --profile %s --format env)",
+			ErrCredentials, name, strconv.Quote(f.hiddenBy), shellWord(f.sso))
+	}
+	return credentials.Value{}, fmt.Errorf("%w: profile %s signs in through AWS SSO (IAM Identity Center), which gave no credentials: %s; run aws sso login --profile %s, or export its credentials first (aws configure export-credentials --profile %s --format env)",
+		ErrCredentials, name, ssoCause(err), shellWord(f.sso), shellWord(f.sso))
+}
+
+// ssoCause says why an SSO profile gave no key, in snapdiag's words: the
+// library's own message is never repeated, since a parse error of the
+// shared files quotes the line it failed on, which may hold a secret.
+func ssoCause(err error) string {
+	msg := ""
+	if err != nil {
+		msg = err.Error()
+	}
+	switch {
+	case err == nil:
+		return "the profile has no key"
+	case strings.Contains(msg, "token is expired"):
+		return "the token of aws sso login has expired"
+	case strings.Contains(msg, "reading cached SSO token"):
+		return "there is no token of aws sso login"
+	case strings.Contains(msg, "sso_role_name"):
+		return "the profile has SSO settings but no sso_role_name, sso_account_id or sso_start_url to sign in with"
+	case errors.Is(err, fs.ErrNotExist):
+		return "a shared credentials or config file does not exist"
+	case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled):
+		return "the SSO portal did not answer in time"
+	}
+	return "the shared files or the SSO portal gave an error (not shown: it may quote the files)"
+}
+
+// shellWord is name as a word of a shell command, or NAME when it would
+// need quoting.
+func shellWord(name string) string {
+	for _, r := range name {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == '.') {
+			return "NAME"
+		}
+	}
+	return name
 }
 
 func (f *profileProvider) Retrieve() (credentials.Value, error) {
 	return f.RetrieveWithCredContext(nil)
 }
 
-func (f *profileProvider) IsExpired() bool { return f.p.IsExpired() }
+func (f *profileProvider) IsExpired() bool {
+	if !f.fresh.IsZero() {
+		return time.Now().After(f.fresh)
+	}
+	return f.p.IsExpired()
+}
 
 // ssoProfile says whether a profile's settings sign in through AWS SSO.
 func ssoProfile(settings map[string]string) bool {

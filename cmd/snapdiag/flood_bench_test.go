@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -17,6 +16,7 @@ import (
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
+	"golang.org/x/sys/unix"
 )
 
 // floodBenchWindows are the packet windows each capturer gets under the
@@ -86,8 +86,9 @@ func BenchmarkLabFloodCaptureCPU(b *testing.B) {
 	default:
 		b.Fatalf("FLOOD_PIN=%q: want 0, 1 or nothing (both)", os.Getenv("FLOOD_PIN"))
 	}
-	if runtime.NumCPU() < 2 {
-		b.Log("one CPU: no pinned runs")
+	var allowed unix.CPUSet
+	if err := unix.SchedGetaffinity(0, &allowed); err != nil || !allowed.IsSet(0) || !allowed.IsSet(1) {
+		b.Log("CPUs 0 and 1 are not both ours: no pinned runs")
 		runs = slices.DeleteFunc(runs, func(r floodRun) bool { return r.pinned })
 		if len(runs) == 0 {
 			b.Skip("FLOOD_PIN=1 needs two CPUs")
