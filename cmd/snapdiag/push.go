@@ -117,8 +117,9 @@ the upload in one line (aws sso login, or aws configure export-credentials).
 Region and endpoint:
   AWS_REGION, AWS_DEFAULT_REGION, AWS_CONFIG_FILE (~/.aws/config: region)
   --endpoint, else AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL
-Addressing is path-style for every endpoint but AWS's, GCS's and Aliyun's. The secret is
-never printed, logged or written anywhere; errors name the access key id.
+Addressing is path-style for every endpoint but AWS's, GCS's and Aliyun's.
+The secret is never printed, logged or written anywhere; errors name the
+access key id.
 
 Exit status:
   0  every bundle is in the store (uploaded, or already there)
