@@ -5,7 +5,10 @@ import (
 	"crypto/sha1"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -213,5 +216,70 @@ func TestSSOProfiles(t *testing.T) {
 				t.Errorf("%s is not pending after the refusal", path)
 			}
 		})
+	}
+}
+
+// TestPushWebIdentity: with AWS_WEB_IDENTITY_TOKEN_FILE and AWS_ROLE_ARN
+// (a pod's role on EKS) and no keys anywhere else, the pod's token is
+// exchanged at STS (AWS_ENDPOINT_URL_STS, here a loopback stand-in that
+// answers as AWS does) for the role's keys, which the real store takes;
+// the token travels to STS only and is in no error or sidecar.
+func TestPushWebIdentity(t *testing.T) {
+	srv := testutil.StartS3(t)
+	srv.Bucket("bundles")
+	const (
+		token = "eyJ-pod-token-never-printed"
+		arn   = "arn:aws:iam::111122223333:role/snapdiag"
+	)
+	var exchanges, wrong atomic.Int64
+	sts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodPost || r.ParseForm() != nil || r.PostForm.Get("Action") != "AssumeRoleWithWebIdentity" ||
+			r.PostForm.Get("WebIdentityToken") != token || r.PostForm.Get("RoleArn") != arn {
+			wrong.Add(1)
+			http.Error(w, "bad request", http.StatusBadRequest)
+			return
+		}
+		exchanges.Add(1)
+		// No session token: versitygw refuses any.
+		fmt.Fprintf(w, `<AssumeRoleWithWebIdentityResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><AssumeRoleWithWebIdentityResult><Credentials><AccessKeyId>%s</AccessKeyId><SecretAccessKey>%s</SecretAccessKey><Expiration>%s</Expiration></Credentials></AssumeRoleWithWebIdentityResult></AssumeRoleWithWebIdentityResponse>`,
+			testutil.S3AccessKey, testutil.S3SecretKey, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	}))
+	defer sts.Close()
+	tokenFile := filepath.Join(t.TempDir(), "token")
+	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p := s3Pusher(t, srv, "s3://bundles/pods", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
+		"AWS_WEB_IDENTITY_TOKEN_FILE="+tokenFile, "AWS_ROLE_ARN="+arn, "AWS_ROLE_SESSION_NAME=snapdiag",
+		"AWS_ENDPOINT_URL_STS="+sts.URL, "AWS_EC2_METADATA_DISABLED=true")
+	path, sum := writeBundleFile(t, t.TempDir(), 1000)
+	key, _ := p.KeyFor("web1", path)
+	res, err := p.Push(context.Background(), path, key)
+	if err != nil || res.Outcome != Uploaded || res.SHA256 != sum {
+		t.Fatalf("push with the pod's role: %+v, %v", res, err)
+	}
+	if exchanges.Load() == 0 || wrong.Load() != 0 {
+		t.Errorf("STS: %d exchanges, %d malformed requests", exchanges.Load(), wrong.Load())
+	}
+	// A token STS refuses: the push fails, the bundle stays pending, and
+	// neither the error nor the sidecar carries the token.
+	if err := os.WriteFile(tokenFile, []byte(token+"-revoked"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p = s3Pusher(t, srv, "s3://bundles/pods", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
+		"AWS_WEB_IDENTITY_TOKEN_FILE="+tokenFile, "AWS_ROLE_ARN="+arn, "AWS_ENDPOINT_URL_STS="+sts.URL, "AWS_EC2_METADATA_DISABLED=true")
+	path, _ = writeBundleFile(t, t.TempDir(), 100)
+	key, _ = p.KeyFor("web1", path)
+	if _, err = p.Push(context.Background(), path, key); !errors.Is(err, ErrCredentials) || wrong.Load() == 0 {
+		t.Fatalf("push with a token STS refused (%d refusals): %v, want ErrCredentials", wrong.Load(), err)
+	}
+	if !IsPending(path) {
+		t.Errorf("%s is not pending", path)
+	}
+	pd, _ := ReadPending(path)
+	for _, s := range []string{err.Error(), pd.LastError} {
+		if strings.Contains(s, token) {
+			t.Errorf("the pod's token is printed: %s", s)
+		}
 	}
 }
