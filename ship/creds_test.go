@@ -249,9 +249,9 @@ func TestPushWebIdentity(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p := s3Pusher(t, srv, "s3://bundles/pods", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
-		"AWS_WEB_IDENTITY_TOKEN_FILE="+tokenFile, "AWS_ROLE_ARN="+arn, "AWS_ROLE_SESSION_NAME=snapdiag",
-		"AWS_ENDPOINT_URL_STS="+sts.URL, "AWS_EC2_METADATA_DISABLED=true")
+	pod := []string{"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=", "AWS_WEB_IDENTITY_TOKEN_FILE=" + tokenFile,
+		"AWS_ROLE_ARN=" + arn, "AWS_ENDPOINT_URL_STS=" + sts.URL, "AWS_EC2_METADATA_DISABLED=true"}
+	p := s3Pusher(t, srv, "s3://bundles/pods", append(pod, "AWS_ROLE_SESSION_NAME=snapdiag")...)
 	path, sum := writeBundleFile(t, t.TempDir(), 1000)
 	key, _ := p.KeyFor("web1", path)
 	res, err := p.Push(context.Background(), path, key)
@@ -266,8 +266,7 @@ func TestPushWebIdentity(t *testing.T) {
 	if err := os.WriteFile(tokenFile, []byte(token+"-revoked"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	p = s3Pusher(t, srv, "s3://bundles/pods", "AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=",
-		"AWS_WEB_IDENTITY_TOKEN_FILE="+tokenFile, "AWS_ROLE_ARN="+arn, "AWS_ENDPOINT_URL_STS="+sts.URL, "AWS_EC2_METADATA_DISABLED=true")
+	p = s3Pusher(t, srv, "s3://bundles/pods", pod...)
 	path, _ = writeBundleFile(t, t.TempDir(), 100)
 	key, _ = p.KeyFor("web1", path)
 	if _, err = p.Push(context.Background(), path, key); !errors.Is(err, ErrCredentials) || wrong.Load() == 0 {

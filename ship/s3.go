@@ -76,9 +76,9 @@ type S3Store struct {
 // at AWS_PROFILE's profile, else a web identity or the instance's role
 // (roleProviders), all asked at the first request. A profile that signs
 // in through AWS SSO and gives no key fails that request with an error
-// wrapping ErrCredentials (profileProvider). Addressing is path-style, which a self-hosted store (MinIO,
-// Ceph RGW, SeaweedFS) needs, for every endpoint but AWS's, GCS's and
-// Aliyun's (minio.BucketLookupAuto).
+// wrapping ErrCredentials (profileProvider). Addressing is path-style,
+// which a self-hosted store (MinIO, Ceph RGW, SeaweedFS) needs, for every
+// endpoint but AWS's, GCS's and Aliyun's (minio.BucketLookupAuto).
 func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -104,11 +104,11 @@ func NewS3Store(t Target, o S3Options) (*S3Store, error) {
 	region := firstNonEmpty(o.Region, getenv("AWS_REGION"), getenv("AWS_DEFAULT_REGION"), config["region"], "us-east-1")
 	named := getenv("AWS_SHARED_CREDENTIALS_FILE")
 	file := &profileProvider{p: &credentials.FileAWSCredentials{Filename: named, Profile: profile}}
-	switch inCreds := ssoProfile(credentialsProfile(getenv, profile)); {
-	case inCreds:
+	inCreds, inConfig := ssoProfile(credentialsProfile(getenv, profile)), ssoProfile(config)
+	if inCreds || inConfig {
 		file.sso = profile
-	case ssoProfile(config):
-		file.sso = profile
+	}
+	if !inCreds && inConfig {
 		// minio-go reads the config file only beside the default
 		// credentials file: a named one hides the SSO settings.
 		file.hiddenBy = named
