@@ -583,21 +583,25 @@ type memberFile struct {
 }
 
 // stageChunk is the size of the buffers handed to the compressor, and
-// stageBuffers how many a member uses at most: one being filled, two
-// queued, one being compressed. 64 KiB rather than a zstd block's 128:
-// the encoder gathers its block either way, and the four buffers are 256
-// KiB fewer fresh pages (80 fewer faults in a capture of 50,000 sockets,
-// for the same CPU time).
+// stageBuffers how many a member uses at most: one being filled, up to
+// stageBuffers-2 queued, one being compressed. 64 KiB rather than a zstd
+// block's 128: the encoder gathers its block either way, and a member
+// that is written slowly or is small makes fewer pages to fault in. A
+// MiB in all, for a member written faster than it is compressed: with 4
+// buffers, the socket table's encoder waited for the compressor whenever
+// that fell behind for a moment, the dump behind the encoder waited too,
+// and a table of 50,000 sockets took 20 ms longer on two CPUs
+// (bench/capture.sh, with sockdiag's receive buffers raised likewise).
 const (
 	stageChunk   = 64 << 10
-	stageBuffers = 4
+	stageBuffers = 16
 )
 
 func newMemberFile(w *Writer, name, path string, f *os.File) *memberFile {
 	m := &memberFile{
 		w: w, name: name, path: path, f: f,
 		nbuf:  1, // cur, taken at the first write
-		full:  make(chan []byte, 2),
+		full:  make(chan []byte, stageBuffers-2),
 		free:  make(chan []byte, stageBuffers),
 		zdone: make(chan error, 1),
 	}

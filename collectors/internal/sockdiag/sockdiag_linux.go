@@ -246,14 +246,13 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 	// calls netlink_dump() once the reader has made room), so receiving in
 	// a goroutine of its own lets the kernel fill one datagram while fn
 	// works through the one before: on a machine with two CPUs the dump
-	// takes about the longer of the two, not their sum. A few buffers
-	// cycle between the two goroutines, so memory stays bounded. They come
-	// from a pool: capture --all-netns dumps hundreds of small namespaces
-	// per sample, and fresh buffers for each cost more than the dump.
+	// takes about the longer of the two, not their sum. At most
+	// recvBuffers buffers cycle between the two goroutines, so memory
+	// stays bounded; the receiver takes a new one only when none is free,
+	// so a small dump uses one or two. They come from a pool: capture
+	// --all-netns dumps hundreds of small namespaces per sample, and fresh
+	// buffers for each cost more than the dump.
 	free := make(chan []byte, recvBuffers)
-	for range recvBuffers {
-		free <- recvPool.Get().(*[recvBufSize]byte)[:]
-	}
 	filled := make(chan datagram, recvBuffers)
 	quit := make(chan struct{})
 	var wg sync.WaitGroup
@@ -261,12 +260,24 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 	go func() {
 		defer wg.Done()
 		defer close(filled)
+		made := 0
 		for {
 			var buf []byte
 			select {
 			case buf = <-free:
 			case <-quit:
 				return
+			default:
+				if made < recvBuffers {
+					made++
+					buf = recvPool.Get().(*[recvBufSize]byte)[:]
+					break
+				}
+				select {
+				case buf = <-free:
+				case <-quit:
+					return
+				}
 			}
 			n, err := recvDatagram(rc, buf)
 			select {
@@ -319,9 +330,16 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 	return errors.New("receive sock_diag dump: receiver stopped")
 }
 
-// recvBuffers is how many receive buffers cycle between the receiving
-// goroutine and the decoding one.
-const recvBuffers = 4
+// recvBuffers is how many receive buffers may cycle between the receiving
+// goroutine and the decoding one: up to half a MiB of datagrams (32 KiB
+// each) queued. The three stages of a socket table's capture (the kernel
+// filling datagrams in the receiver's recvfrom(), decoding and encoding
+// the rows, compressing them: about 60, 50 and 40 ms of CPU for 50,000
+// sockets) share two CPUs; with 4 buffers a stage that fell behind for a
+// moment stopped the one before it, and the table took 20 ms longer
+// (bench/capture.sh, recvBuffers and the bundle's stageBuffers raised
+// together).
+const recvBuffers = 16
 
 // recvPool holds receive buffers of recvBufSize bytes between dumps.
 var recvPool = sync.Pool{New: func() any { return new([recvBufSize]byte) }}
