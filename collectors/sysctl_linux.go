@@ -45,6 +45,10 @@ type sysctlWalk struct {
 	dirs map[string]bool
 	// keys, when not nil, collects the keys walked, readable or not.
 	keys map[string]bool
+	// within, when not nil, is the only directories (relative to root)
+	// walked into: the host's walk for a namespace descends only where
+	// the namespace's own walk went.
+	within map[string]bool
 	// buf is reused to read each key; the bundle keeps its own copy.
 	buf []byte
 	// procfs is set when root is a real /proc/sys, whose keys readKey
@@ -132,6 +136,9 @@ func (s *sysctlWalk) walkDir(ctx context.Context, fd int, rel string, visit func
 		crel := member[len(bundle.DirSysctl)+1:]
 		switch {
 		case e.IsDir():
+			if s.within != nil && !s.within[crel] {
+				continue
+			}
 			if s.dirs != nil {
 				s.dirs[crel] = true
 			}
@@ -330,12 +337,14 @@ func ReadSysctls(h Host, names []string) map[string]string {
 // (net_core_table's netdev_max_backlog, ipv4_table's tcp_mem), and they
 // hold for every namespace. A directory the namespace lacks altogether is
 // another namespace's (net/ipv4/conf/eth0 of an interface it does not have)
-// and is left out. It returns the keys stored.
+// and is left out: not even listed. On a node, whose interfaces each have
+// four such directories (net/ipv4/conf, net/ipv4/neigh and net/ipv6's),
+// those are most of the host's tree. It returns the keys stored.
 func (s *Sysctls) hostOnly(ctx context.Context, ns *sysctlWalk) ([]string, error) {
-	host := &sysctlWalk{w: ns.w, root: ns.root}
+	host := &sysctlWalk{w: ns.w, root: ns.root, within: ns.dirs}
 	var stored []string
 	err := host.walk(ctx, func(k sysctlKey) error {
-		if ns.keys[k.rel] || !ns.dirs[filepath.Dir(k.rel)] {
+		if ns.keys[k.rel] {
 			return nil
 		}
 		before := host.read
