@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"syscall"
 	"testing"
@@ -359,5 +360,84 @@ func TestDumperBothFamilies(t *testing.T) {
 	}
 	if n := each.Requests(); n != 2 {
 		t.Errorf("dump requests per family = %d, want 2", n)
+	}
+}
+
+// TestDumpSlowReader dumps a table of many datagrams to a reader that
+// stalls at its first socket, so the receiver fills every buffer it may
+// hold and must wait for the reader to give them back: each socket is
+// still delivered once. The table is 2,500 established pairs in a network
+// namespace of the test's own (this thread's, which ends with the test).
+func TestDumpSlowReader(t *testing.T) {
+	testutil.NeedRoot(t, "a network namespace of its own")
+	runtime.LockOSThread() // never unlocked: the thread, and its namespace, end with the test
+	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
+		t.Fatalf("unshare: %v", err)
+	}
+	lo, err := unix.NewIfreq("lo")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sfd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(sfd)
+	lo.SetUint16(unix.IFF_UP)
+	if err := unix.IoctlIfreq(sfd, unix.SIOCSIFFLAGS, lo); err != nil {
+		t.Fatalf("bring lo up: %v", err)
+	}
+
+	const pairs = 2500 // 5,001 sockets with tcp_info: about 50 datagrams
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *net.TCPConn, pairs)
+	go func() {
+		for range pairs {
+			c, err := ln.AcceptTCP()
+			if err != nil {
+				close(accepted)
+				return
+			}
+			accepted <- c
+		}
+	}()
+	for i := range pairs {
+		c, err := net.DialTCP("tcp4", nil, ln.Addr().(*net.TCPAddr))
+		if err != nil {
+			t.Fatalf("dial %d: %v", i, err)
+		}
+		defer c.Close()
+		s, ok := <-accepted
+		if !ok {
+			t.Fatalf("accept stopped after %d connections", i)
+		}
+		defer s.Close()
+	}
+
+	seen := map[uint64]int{}
+	first := true
+	err = Dump(context.Background(), FamilyInet, StatesAll, ExtInfo, func(m *Msg) error {
+		if first {
+			// Time for the receiver to take every buffer it may and wait.
+			first = false
+			time.Sleep(200 * time.Millisecond)
+		}
+		seen[m.Cookie]++
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("dump: %v", err)
+	}
+	if want := 2*pairs + 1; len(seen) != want {
+		t.Errorf("dump delivered %d sockets, want %d", len(seen), want)
+	}
+	for cookie, n := range seen {
+		if n != 1 {
+			t.Errorf("socket %d delivered %d times", cookie, n)
+		}
 	}
 }
