@@ -22,7 +22,9 @@
 # CPU; pinned, the sender runs on CPU 1 and the capturer on CPU 0, and each capturer is
 # billed its own work only. Writes bench/results/flood-<UTC time>.txt.
 #
-# Usage: sudo bench/flood.sh [--rounds 3] [--windows 2s,10s] [--pin both|0|1] [--old REV | --no-old]
+# Usage: sudo bench/flood.sh [--rounds 3] [--windows 2s,10s] [--pin both|0|1] [--old REV | --no-old] [--perf]
+# --perf: after the measured rounds, one more capture per window under `perf record -g`,
+# whose CPU time by phase and hottest paths are written beside the results (.perf.txt).
 # The namespaces, the sender and every process started are removed on exit (lab cleanup).
 set -Eeuo pipefail
 
@@ -30,6 +32,7 @@ ROUNDS=3
 WINDOWS=2s,10s
 PIN=
 OLD=d6075de
+PERF=0
 while [ $# -gt 0 ]; do
 	case $1 in
 	--rounds) ROUNDS=$2; shift 2 ;;
@@ -37,7 +40,8 @@ while [ $# -gt 0 ]; do
 	--pin) case $2 in both) PIN= ;; 0|1) PIN=$2 ;; *) echo "flood.sh: --pin both, 0 or 1" >&2; exit 2 ;; esac; shift 2 ;;
 	--old) OLD=$2; shift 2 ;;
 	--no-old) OLD=""; shift ;;
-	-h|--help) sed -n '2,27p' "$0"; exit 0 ;;
+	--perf) PERF=1; shift ;;
+	-h|--help) sed -n '2,28p' "$0"; exit 0 ;;
 	*) echo "flood.sh: unknown option $1" >&2; exit 2 ;;
 	esac
 done
@@ -60,7 +64,25 @@ OUT=$REPO/bench/results/flood-$(date -u +%Y%m%dT%H%M%SZ).txt
 {
 	echo "# bench/flood.sh $(date -u +%FT%TZ) on $(uname -r), $(nproc) CPUs"
 	echo "# work tree $(git -C "$REPO" rev-parse --short HEAD)$(git -C "$REPO" status --porcelain -- . ':!bench/results' | grep -q . && echo ' (dirty)'), old ${OLD:-none}, $ROUNDS rounds, windows $WINDOWS, pin ${PIN:-both}, load $(cut -d' ' -f1-3 /proc/loadavg)"
-	cd "$REPO" && SNAPDIAG_OLD=$OLDBIN FLOOD_ROUNDS=$ROUNDS FLOOD_WINDOWS=$WINDOWS FLOOD_PIN=$PIN \
+	PERFDIR=""
+	if [ "$PERF" = 1 ]; then PERFDIR=$WORK/perf; mkdir -p "$PERFDIR"; fi
+	cd "$REPO" && SNAPDIAG_OLD=$OLDBIN FLOOD_ROUNDS=$ROUNDS FLOOD_WINDOWS=$WINDOWS FLOOD_PIN=$PIN FLOOD_PERF=$PERFDIR \
 		go test -timeout 30m -run '^$' -bench BenchmarkLabFloodCaptureCPU -benchtime 1x -v ./cmd/snapdiag/ 2>&1
 } | tee "$OUT"
 echo "wrote $OUT"
+if [ "$PERF" = 1 ]; then
+	for data in "$WORK"/perf/*.perf.data; do
+		[ -e "$data" ] || continue
+		base=${OUT%.txt}-$(basename "$data" .perf.data)
+		{
+			echo "# perf record -F 9999 -g: one snapdiag capture under the flood, after the measured rounds"
+			echo
+			echo "## CPU time by phase (bench/perf-phases.awk)"
+			perf script -i "$data" --comm snapdiag -F ip,sym 2>/dev/null | awk -v hz=9999 -f "$REPO/bench/perf-phases.awk" || true
+			echo
+			echo "## hottest call paths (children: including callees)"
+			perf report -i "$data" --comm snapdiag --stdio --children --sort sym --percent-limit 3 -g none 2>/dev/null | grep -E '^ +[0-9]' || true
+		} >"$base.perf.txt"
+		echo "wrote $base.perf.txt"
+	done
+fi

@@ -132,12 +132,32 @@ func BenchmarkLabFloodCaptureCPU(b *testing.B) {
 			}
 		}
 	}
+	// FLOOD_PERF=DIR: one more capture per window, after the measured
+	// ones, under perf record, to see where the capture's CPU goes.
+	if out := os.Getenv("FLOOD_PERF"); out != "" {
+		for _, w := range windows {
+			data := filepath.Join(out, fmt.Sprintf("flood-%gs.perf.data", w.Seconds()))
+			run := floodRun{wrap: []string{"perf", "record", "-q", "-g", "-F", "9999", "-o", data, "--"},
+				keep: strings.TrimSuffix(data, ".perf.data") + ".tar.zst"}
+			if _, _, err := run.capture(l, ln.Addr, bin, dir, w); err != nil {
+				b.Fatalf("capture under perf, %v window: %v", w, err)
+			}
+			b.Logf("%v window: perf profile of one capture in %s", w, data)
+		}
+	}
 }
 
 // floodRun is how a capturer and the flood are placed on the CPUs:
 // anywhere, as on a user's host, or pinned apart (see
 // BenchmarkLabFloodCaptureCPU).
-type floodRun struct{ pinned bool }
+type floodRun struct {
+	pinned bool
+	// wrap, when set, is a command the capturer runs under (perf record
+	// ... --); not measured.
+	wrap []string
+	// keep, when set, is where the capture's bundle is moved to.
+	keep string
+}
 
 // floodCapturer is one program measured under the flood.
 type floodCapturer struct {
@@ -218,6 +238,9 @@ func (run floodRun) flood(l *lab.Lab, ctx context.Context, target netip.AddrPort
 // start starts name with args in the server namespace, on CPU 0 when
 // pinned (taskset execs it: the process measured is the program's).
 func (run floodRun) start(l *lab.Lab, ctx context.Context, name string, args ...string) (*lab.Proc, error) {
+	if len(run.wrap) > 0 {
+		name, args = run.wrap[0], append(append(slices.Clone(run.wrap[1:]), name), args...)
+	}
 	if run.pinned {
 		return l.Start(ctx, l.Server, "taskset", append([]string{"-c", "0", name}, args...)...)
 	}
@@ -275,6 +298,12 @@ func (run floodRun) capture(l *lab.Lab, target netip.AddrPort, bin, dir string, 
 	st := p.Cmd.ProcessState
 	cpu := (st.UserTime() + st.SystemTime()).Seconds()
 	path := lastLine(p.Stdout())
+	if run.keep != "" {
+		if err := os.Rename(path, run.keep); err != nil {
+			return nil, 0, err
+		}
+		path = run.keep
+	}
 	b, err := bundle.Open(path, bundle.DefaultLimits())
 	if err != nil {
 		return nil, 0, err
