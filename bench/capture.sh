@@ -3,7 +3,7 @@
 #
 # Builds a network namespace (sdbench-<pid>) holding --sockets TCP sockets (listeners and
 # established pairs over the namespace's own loopback, held by bench/sockhold helpers),
-# then, in one run and inside that namespace, times with GNU time (wall, peak RSS):
+# then, in one run and inside that namespace, times with bench/timeit (wall, peak RSS, CPU, to the microsecond):
 #   snapdiag  snapdiag capture --samples 1 --sample 0 --out DIR
 #   pipeline  ss -tanoi > f1; nstat -az > f2; sysctl -a > f3   (fresh NSTAT_HISTORY)
 #   sos       sos report -o networking --batch --tmp-dir DIR
@@ -123,7 +123,6 @@ apt_install() {
 	if ((!APT_UPDATED)); then apt-get update -qq >&2 || true; APT_UPDATED=1; fi
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
 }
-[[ -x /usr/bin/time ]] || apt_install time
 command -v jq >/dev/null || apt_install jq
 command -v zstd >/dev/null || apt_install zstd
 command -v ss >/dev/null && command -v nstat >/dev/null && command -v ip >/dev/null || apt_install iproute2
@@ -138,6 +137,7 @@ fi
 log "building helpers in $WORK"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/sockhold" ./bench/sockhold) || die "go build ./bench/sockhold failed"
 (cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/sockdump" ./bench/sockdump) || die "go build ./bench/sockdump failed"
+(cd "$REPO" && CGO_ENABLED=0 go build -o "$WORK/timeit" ./bench/timeit) || die "go build ./bench/timeit failed"
 # build_rev COMMIT OUT: builds snapdiag from a clean git archive of COMMIT into OUT.
 build_rev() {
 	local src=$WORK/src-$1
@@ -251,34 +251,35 @@ RUNS_TSV=$WORK/runs.tsv     # tool round wall_s rss_kib exit out_bytes cpu_s
 : >"$RUNS_TSV"
 LAST_BUNDLE=""
 
-# timed TOOL ROUND: runs one command in the namespace under GNU time, appends to runs.tsv.
+# timed TOOL ROUND: runs one command in the namespace under bench/timeit, appends to runs.tsv.
 timed() {
 	local tool=$1 round=$2
 	local dir=$WORK/out/$tool.$round tf rc bytes line
 	rm -rf "$dir"; mkdir -p "$dir"
 	tf=$dir.time
 	set +e
-	# Wall, peak RSS, and CPU (user + system, the command and its children).
-	local tfmt='%e %M %U %S'
+	# Wall, peak RSS, and CPU (user + system, the command and its children),
+	# to the microsecond (bench/timeit): GNU time's hundredths of a second
+	# are 5% of a capture's 0.1 s.
 	case $tool in
 	snapdiag)
-		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+		nsx timeout -k 10 "$RUN_TIMEOUT" "$WORK/timeit" -o "$tf" -- \
 			"$SNAPDIAG" capture --samples 1 --sample 0 --out "$dir" "${SNAPDIAG_EXTRA[@]}" >"$dir.stdout" 2>"$dir.stderr"
 		;;
 	pipeline)
-		NSTAT_HISTORY=$dir/nstat.history nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+		NSTAT_HISTORY=$dir/nstat.history nsx timeout -k 10 "$RUN_TIMEOUT" "$WORK/timeit" -o "$tf" -- \
 			bash -c "$PIPELINE" pipeline "$dir" >"$dir.stdout" 2>"$dir.stderr"
 		;;
 	sos)
-		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+		nsx timeout -k 10 "$RUN_TIMEOUT" "$WORK/timeit" -o "$tf" -- \
 			sos report -o networking --batch "${SOS_EXTRA[@]}" --tmp-dir "$dir" >"$dir.stdout" 2>"$dir.stderr"
 		;;
 	baseline)
-		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+		nsx timeout -k 10 "$RUN_TIMEOUT" "$WORK/timeit" -o "$tf" -- \
 			"$WORK/snapdiag-baseline" capture --samples 1 --sample 0 --out "$dir" >"$dir.stdout" 2>"$dir.stderr"
 		;;
 	floor)
-		nsx timeout -k 10 "$RUN_TIMEOUT" /usr/bin/time -f "$tfmt" -o "$tf" \
+		nsx timeout -k 10 "$RUN_TIMEOUT" "$WORK/timeit" -o "$tf" -- \
 			"$WORK/sockdump" >"$dir.stdout" 2>"$dir.stderr"
 		;;
 	esac
@@ -288,7 +289,7 @@ timed() {
 	local wall rss cpu
 	if [[ $line =~ ^([0-9.]+)\ ([0-9]+)\ ([0-9.]+)\ ([0-9.]+)$ ]]; then
 		wall=${BASH_REMATCH[1]} rss=${BASH_REMATCH[2]}
-		cpu=$(awk -v u="${BASH_REMATCH[3]}" -v s="${BASH_REMATCH[4]}" 'BEGIN {printf "%.2f", u + s}')
+		cpu=$(awk -v u="${BASH_REMATCH[3]}" -v s="${BASH_REMATCH[4]}" 'BEGIN {printf "%.4f", u + s}')
 	else
 		wall=NaN rss=NaN cpu=NaN
 	fi
@@ -472,7 +473,7 @@ def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
 "| tool | command | wall (s) | CPU (s) | peak RSS (MiB) | max RSS (MiB) | output (MiB) | failed runs |",
 "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
 (.commands as $c | .results | to_entries[] |
- "| \(.key) | `\($c[.key])` | \(f(.value.median_wall_s; 100)) | \(f(.value.median_cpu_s; 100)) | \(mib(.value.median_rss_kib)) | \(mib(.value.max_rss_kib)) | \(if .value.median_out_bytes == null then "n/a" else f(.value.median_out_bytes / 1048576; 10) end) | \(.value.failed_runs)/\(.value.runs) |"),
+ "| \(.key) | `\($c[.key])` | \(f(.value.median_wall_s; 1000)) | \(f(.value.median_cpu_s; 1000)) | \(mib(.value.median_rss_kib)) | \(mib(.value.max_rss_kib)) | \(if .value.median_out_bytes == null then "n/a" else f(.value.median_out_bytes / 1048576; 10) end) | \(.value.failed_runs)/\(.value.runs) |"),
 "",
 "| ratio | wall | CPU | peak RSS |",
 "| --- | ---: | ---: | ---: |",
@@ -495,7 +496,7 @@ def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
 "Load average at start / end: \(.host.loadavg_start) / \(.host.loadavg_end) (2 CPUs: anything else running skews the figures).",
 (if .perf_report then "CPU profile of one capture: \(.perf_report)" else empty end),
 "",
-"Peak RSS is GNU time %M: for the pipeline and sos, the largest single process among them and their children (not a sum)."
+"Peak RSS is wait4 ru_maxrss, as GNU time %M reports it: for the pipeline and sos, the largest single process among them and their children (not a sum)."
 ' "$JSON" >"$MD"
 
 echo
