@@ -1,0 +1,65 @@
+package netns
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"syscall"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestPidsIn: the processes of a namespace are found by the inode their
+// ns/net link names, and only they: a process started in a namespace of
+// its own is the one process of it, and this test's process is among
+// those of its own namespace, not of the other. A copy of /proc, whose
+// ns/net is a plain file, is read by stat.
+func TestPidsIn(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root: a network namespace of its own")
+	}
+	inodeOf := func(path string) uint64 {
+		t.Helper()
+		var st unix.Stat_t
+		if err := unix.Stat(path, &st); err != nil {
+			t.Fatal(err)
+		}
+		return st.Ino
+	}
+	cmd := exec.Command("sleep", "60")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sleep: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	pid := cmd.Process.Pid
+	other := inodeOf(filepath.Join("/proc", strconv.Itoa(pid), "ns/net"))
+	own := inodeOf("/proc/self/ns/net")
+	if other == own {
+		t.Fatal("the child shares this process's namespace")
+	}
+	if got := pidsIn("/proc", other); !slices.Equal(got, []int{pid}) {
+		t.Errorf("pidsIn(its namespace) = %v, want [%d]", got, pid)
+	}
+	if got := pidsIn("/proc", own); !slices.Contains(got, os.Getpid()) || slices.Contains(got, pid) {
+		t.Errorf("pidsIn(this namespace) = %v: want this process (%d), not the child (%d)", got, os.Getpid(), pid)
+	}
+
+	copyProc := t.TempDir()
+	file := filepath.Join(copyProc, "42", "ns", "net")
+	if err := os.MkdirAll(filepath.Dir(file), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if got := pidsIn(copyProc, inodeOf(file)); !slices.Equal(got, []int{42}) {
+		t.Errorf("pidsIn(a copy of /proc) = %v, want [42]", got)
+	}
+}
