@@ -222,6 +222,12 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		stop := context.AfterFunc(collectCtx, restore)
 		defer stop()
 	}
+	// Which namespace this is, for the manifest: for one the process is in
+	// but that is not the host's, every process is looked at to find the
+	// container that owns it. That does not depend on what is collected,
+	// so it runs beside the collectors instead of after them.
+	netNS := make(chan *bundle.NetNS, 1)
+	go func() { netNS <- manifestNetNS(opts.NetNS, h) }()
 	statuses, anns, cut := r.Run(collectCtx, h, w)
 	// Once.Do returns only after the first call, perhaps the AfterFunc's,
 	// has finished: restored and restoreErr are settled.
@@ -264,7 +270,16 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	} else if m.DeadlineHit {
 		m.StoppedBy = bundle.StoppedByDeadline
 	}
-	m.NetNS = manifestNetNS(opts.NetNS, h)
+	select {
+	case m.NetNS = <-netNS:
+	case <-collectCtx.Done():
+		// Still looking when the collectors had to stop (a process
+		// whose files hang): the bundle goes without it.
+		select {
+		case m.NetNS = <-netNS:
+		default:
+		}
+	}
 	for _, a := range anns {
 		a.Annotate(m)
 	}
