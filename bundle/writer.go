@@ -180,7 +180,8 @@ func (st *state) chunk() []byte {
 	return make([]byte, 0, stageChunk)
 }
 
-// keepChunk keeps b, a staging buffer no longer used, for the next member.
+// keepChunk keeps b, a staging buffer no longer used, for the next member:
+// up to the buffers of as many members as encoders are kept, 2 MiB.
 func (st *state) keepChunk(b []byte) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
@@ -589,9 +590,10 @@ type memberFile struct {
 // that is written slowly or is small makes fewer pages to fault in. A
 // MiB in all, for a member written faster than it is compressed: with 4
 // buffers, the socket table's encoder waited for the compressor whenever
-// that fell behind for a moment, the dump behind the encoder waited too,
-// and a table of 50,000 sockets took 20 ms longer on two CPUs
-// (bench/capture.sh, with sockdiag's receive buffers raised likewise).
+// that fell behind for a moment, and the dump behind the encoder waited
+// too. Raised together with sockdiag's receive buffers, a capture of
+// 50,000 sockets took 3-10% less time on two CPUs (bench/results/
+// capture-20261206T112625Z.md and -113444Z.md).
 const (
 	stageChunk   = 64 << 10
 	stageBuffers = 16
@@ -650,10 +652,11 @@ func (m *memberFile) send() {
 	case b := <-m.free:
 		m.cur = b
 	default:
-		// Rather than a fresh buffer each time the compressor is behind
-		// (a 50,000-socket table made a dozen, 1.6 MB to fault in), wait
-		// for one once stageBuffers exist: the compressor returns every
-		// buffer it is given, whatever its error.
+		// A fresh buffer each time the compressor is behind, up to
+		// stageBuffers; then wait for one: without a bound, a member
+		// written much faster than it is compressed would be buffered
+		// whole. The compressor returns every buffer it is given,
+		// whatever its error.
 		if m.nbuf < stageBuffers {
 			m.nbuf++
 			m.cur = m.w.st.chunk()

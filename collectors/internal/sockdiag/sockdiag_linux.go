@@ -273,6 +273,9 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 					buf = recvPool.Get().(*[recvBufSize]byte)[:]
 					break
 				}
+				if testHookRecvWait != nil {
+					testHookRecvWait(made)
+				}
 				select {
 				case buf = <-free:
 				case <-quit:
@@ -283,6 +286,7 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 			select {
 			case filled <- datagram{buf: buf, n: n, err: err}:
 			case <-quit:
+				recvPool.Put((*[recvBufSize]byte)(buf))
 				return
 			}
 			if err != nil {
@@ -307,6 +311,7 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 
 	for d := range filled {
 		if err := d.err; err != nil {
+			free <- d.buf // back to the pool with the others
 			if cerr := ctx.Err(); cerr != nil {
 				return fmt.Errorf("receive sock_diag dump: %w", cerr)
 			}
@@ -331,15 +336,21 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 }
 
 // recvBuffers is how many receive buffers may cycle between the receiving
-// goroutine and the decoding one: up to half a MiB of datagrams (32 KiB
-// each) queued. The three stages of a socket table's capture (the kernel
-// filling datagrams in the receiver's recvfrom(), decoding and encoding
-// the rows, compressing them: about 60, 50 and 40 ms of CPU for 50,000
-// sockets) share two CPUs; with 4 buffers a stage that fell behind for a
-// moment stopped the one before it, and the table took 20 ms longer
-// (bench/capture.sh, recvBuffers and the bundle's stageBuffers raised
-// together).
+// goroutine and the decoding one: a dump holds at most 16 of 64 KiB (a MiB,
+// of which the kernel's datagrams fill half), and only as many as the
+// decoder falls behind by. The three stages of a socket table's capture
+// (the kernel filling datagrams in the receiver's recvfrom(), decoding and
+// encoding the rows, compressing them: about 60, 50 and 40 ms of CPU for
+// 50,000 sockets) share two CPUs; with 4 buffers a stage that fell behind
+// for a moment stopped the one before it. Raised together with the
+// bundle's stageBuffers, the capture of 50,000 sockets took 3-10% less
+// time in the same runs (bench/results/capture-20261206T112625Z.md and
+// -113444Z.md: 0.149 against 0.166 s, 0.150 against 0.155 s).
 const recvBuffers = 16
+
+// testHookRecvWait, when set, is called with the number of buffers made
+// each time the receiver has made all it may and waits for one back.
+var testHookRecvWait func(made int)
 
 // recvPool holds receive buffers of recvBufSize bytes between dumps.
 var recvPool = sync.Pool{New: func() any { return new([recvBufSize]byte) }}

@@ -364,10 +364,11 @@ func TestDumperBothFamilies(t *testing.T) {
 }
 
 // TestDumpSlowReader dumps a table of many datagrams to a reader that
-// stalls at its first socket, so the receiver fills every buffer it may
-// hold and must wait for the reader to give them back: each socket is
-// still delivered once. The table is 2,500 established pairs in a network
-// namespace of the test's own (this thread's, which ends with the test).
+// stalls at its first socket until the receiver has made every buffer it
+// may and waits for one back: it makes no more than recvBuffers, and each
+// socket is still delivered once. The table is 1,000 established pairs in
+// a network namespace of the test's own (this thread's, which ends with
+// the test).
 func TestDumpSlowReader(t *testing.T) {
 	testutil.NeedRoot(t, "a network namespace of its own")
 	runtime.LockOSThread() // never unlocked: the thread, and its namespace, end with the test
@@ -388,7 +389,7 @@ func TestDumpSlowReader(t *testing.T) {
 		t.Fatalf("bring lo up: %v", err)
 	}
 
-	const pairs = 2500 // 5,001 sockets with tcp_info: about 50 datagrams
+	const pairs = 1000 // 2,001 sockets with tcp_info: about 27 datagrams
 	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -418,13 +419,27 @@ func TestDumpSlowReader(t *testing.T) {
 		defer s.Close()
 	}
 
+	waiting := make(chan int, 1)
+	testHookRecvWait = func(made int) {
+		select {
+		case waiting <- made:
+		default:
+		}
+	}
+	defer func() { testHookRecvWait = nil }()
 	seen := map[uint64]int{}
 	first := true
 	err = Dump(context.Background(), FamilyInet, StatesAll, ExtInfo, func(m *Msg) error {
 		if first {
-			// Time for the receiver to take every buffer it may and wait.
 			first = false
-			time.Sleep(200 * time.Millisecond)
+			select {
+			case made := <-waiting:
+				if made != recvBuffers {
+					t.Errorf("the receiver waits with %d buffers made, want %d", made, recvBuffers)
+				}
+			case <-time.After(10 * time.Second):
+				t.Errorf("the receiver never waited for a buffer: it made more than %d, or the table fits in fewer", recvBuffers)
+			}
 		}
 		seen[m.Cookie]++
 		return nil
