@@ -9,13 +9,20 @@
 // The figures are the command's own and those of every descendant it
 // waited for (wait4's rusage), as GNU time reports them: RSS is the largest
 // of them, not a sum. Its exit status is the command's (128+N when signal N
-// ended it); the line is written either way.
+// ended it). FILE is created before the command starts; the line is
+// written once it ends, whatever its status.
+//
+// Like GNU time, it stays to report when SIGINT, SIGQUIT or SIGTERM
+// arrive, and does not pass them on: they reach the command from the
+// terminal or from timeout(1), which signal the whole process group. The
+// command starts with their default handling.
 package main
 
 import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -34,9 +41,18 @@ func main() {
 		flag.Usage()
 		os.Exit(2)
 	}
-	// Like GNU time: ^C and SIGTERM reach the command (same process group,
-	// or passed on), and timeit stays to report.
-	signal.Ignore(syscall.SIGINT, syscall.SIGQUIT)
+	var w io.WriteCloser = os.Stderr
+	if *out != "" {
+		f, err := os.Create(*out)
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "timeit: %v\n", err)
+			os.Exit(127)
+		}
+		w = f
+	}
+	// Caught, not ignored: a caught signal's handling is reset to the
+	// default in the command at exec, an ignored one would stay ignored.
+	signal.Notify(make(chan os.Signal, 1), syscall.SIGINT, syscall.SIGQUIT, syscall.SIGTERM)
 	cmd := exec.Command(flag.Arg(0), flag.Args()[1:]...)
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	start := time.Now()
@@ -44,13 +60,6 @@ func main() {
 		fmt.Fprintf(os.Stderr, "timeit: %v\n", err)
 		os.Exit(127)
 	}
-	term := make(chan os.Signal, 1)
-	signal.Notify(term, syscall.SIGTERM)
-	go func() {
-		for s := range term {
-			_ = cmd.Process.Signal(s)
-		}
-	}()
 	err := cmd.Wait()
 	wall := time.Since(start)
 	code := 0
@@ -66,24 +75,22 @@ func main() {
 		fmt.Fprintf(os.Stderr, "timeit: %v\n", err)
 		os.Exit(127)
 	}
-	ru, _ := cmd.ProcessState.SysUsage().(*syscall.Rusage)
-	line := fmt.Sprintf("%.6f 0 0 0\n", wall.Seconds())
-	if ru != nil {
+	// Figures that cannot be had are NaN, which bench/capture.sh records
+	// as missing rather than as 0.
+	line := fmt.Sprintf("%.6f NaN NaN NaN\n", wall.Seconds())
+	if ru, ok := cmd.ProcessState.SysUsage().(*syscall.Rusage); ok && ru != nil {
 		line = fmt.Sprintf("%.6f %d %.6f %.6f\n", wall.Seconds(), ru.Maxrss,
 			time.Duration(syscall.TimevalToNsec(ru.Utime)).Seconds(), time.Duration(syscall.TimevalToNsec(ru.Stime)).Seconds())
 	}
-	w := os.Stderr
-	if *out != "" {
-		f, err := os.Create(*out)
-		if err != nil {
-			fmt.Fprintf(os.Stderr, "timeit: %v\n", err)
-			os.Exit(127)
-		}
-		w = f
-	}
-	fmt.Fprint(w, line)
-	if err := w.Close(); err != nil && *out != "" {
+	if _, err := io.WriteString(w, line); err != nil {
 		fmt.Fprintf(os.Stderr, "timeit: %v\n", err)
+		code = 127
+	}
+	if w != os.Stderr {
+		if err := w.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "timeit: %v\n", err)
+			code = 127
+		}
 	}
 	os.Exit(code)
 }
