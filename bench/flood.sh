@@ -47,6 +47,7 @@ while [ $# -gt 0 ]; do
 done
 [ "$(id -u)" = 0 ] || { echo "flood.sh: needs root (network namespaces)" >&2; exit 1; }
 command -v tcpdump >/dev/null || { echo "flood.sh: needs tcpdump" >&2; exit 1; }
+[ "$PERF" = 0 ] || command -v perf >/dev/null || { echo "flood.sh: --perf needs perf (linux-perf)" >&2; exit 1; }
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 WORK=$(mktemp -d /tmp/sdflood.XXXXXX)
