@@ -591,9 +591,8 @@ type memberFile struct {
 // MiB in all, for a member written faster than it is compressed: with 4
 // buffers, the socket table's encoder waited for the compressor whenever
 // that fell behind for a moment, and the dump behind the encoder waited
-// too. Raised together with sockdiag's receive buffers, a capture of
-// 50,000 sockets took 3-10% less time on two CPUs (bench/results/
-// capture-20261206T112625Z.md and -113444Z.md).
+// too. Raised together with sockdiag's receive buffers (see recvBuffers
+// there for what that gained: a little, at most, on two CPUs).
 const (
 	stageChunk   = 64 << 10
 	stageBuffers = 16

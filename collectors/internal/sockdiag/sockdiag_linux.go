@@ -343,9 +343,11 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 // encoding the rows, compressing them: about 60, 50 and 40 ms of CPU for
 // 50,000 sockets) share two CPUs; with 4 buffers a stage that fell behind
 // for a moment stopped the one before it. Raised together with the
-// bundle's stageBuffers, the capture of 50,000 sockets took 3-10% less
-// time in the same runs (bench/results/capture-20261206T112625Z.md and
-// -113444Z.md: 0.149 against 0.166 s, 0.150 against 0.155 s).
+// bundle's stageBuffers, 16 made a capture of 50,000 sockets 0.84x and
+// 0.88x as long in two alternations of 21 captures by hand, but four
+// bench/capture.sh runs against the 4-buffer build (ee36186) gave 0.86x,
+// 0.89x, 0.97x and 1.02x (bench/results/capture-20261206T1*.md): a small
+// gain at most, on this 2-CPU machine, for a MiB.
 const recvBuffers = 16
 
 // testHookRecvWait, when set, is called with the number of buffers made
