@@ -418,6 +418,13 @@ def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2
             else (.[length/2 - 1] + .[length/2]) / 2 end;
 def num: if . == "NaN" then null else tonumber end;
 def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1000 | round) / 1000 end;
+# per_round(a; b): a's wall over b's in each round both ran in (back to back, so a drift of
+# the speed of the machine between rounds cancels out): median, min and max.
+def per_round($rows; a; b): [$rows[] | select(.round != "warmup" and .exit == 0)] | group_by(.round)
+  | map((map(select(.tool == a)) | .[0].wall_s) as $x | (map(select(.tool == b)) | .[0].wall_s) as $y
+        | if $x == null or $y == null or $y == 0 then empty else $x / $y end)
+  | if length == 0 then null
+    else {median: (median * 1000 | round / 1000), min: (min * 1000 | round / 1000), max: (max * 1000 | round / 1000), rounds: length} end;
 [inputs | split("\t") | {tool: .[0], round: .[1], wall_s: (.[2]|num), rss_kib: (.[3]|num),
                          exit: (.[4]|tonumber), out_bytes: (.[5]|tonumber), cpu_s: (.[6]|num)}] as $rows
 | ($rows | map(select(.round != "warmup")) | group_by(.tool)
@@ -451,6 +458,10 @@ def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1
     wall_baseline_over_pipeline: ratio($s.baseline.median_wall_s; $s.pipeline.median_wall_s),
     wall_snapdiag_over_baseline: ratio($s.snapdiag.median_wall_s; $s.baseline.median_wall_s),
     cpu_snapdiag_over_baseline: ratio($s.snapdiag.median_cpu_s; $s.baseline.median_cpu_s)},
+  per_round_wall: {
+    snapdiag_over_pipeline: per_round($rows; "snapdiag"; "pipeline"),
+    snapdiag_over_baseline: per_round($rows; "snapdiag"; "baseline"),
+    baseline_over_pipeline: per_round($rows; "baseline"; "pipeline")},
   targets: {
     wall_ratio_max: 0.25, rss_max_mib: 100,
     wall_ok: ((ratio($s.snapdiag.median_wall_s; $s.pipeline.median_wall_s) // 99) <= 0.25),
@@ -481,6 +492,9 @@ def mib(k): if k == null then "n/a" else f(k / 1024; 10) end;
 "| snapdiag / floor | \(f(.ratios.wall_snapdiag_over_floor; 1000)) | \(f(.ratios.cpu_snapdiag_over_floor; 1000)) | |",
 "| snapdiag / sos | \(f(.ratios.wall_snapdiag_over_sos; 1000)) | | \(f(.ratios.rss_snapdiag_over_sos; 1000)) |",
 (if .results.baseline then "| snapdiag / baseline | \(f(.ratios.wall_snapdiag_over_baseline; 1000)) | \(f(.ratios.cpu_snapdiag_over_baseline; 1000)) | |\n| baseline / pipeline | \(f(.ratios.wall_baseline_over_pipeline; 1000)) | | |" else empty end),
+"",
+(.per_round_wall.snapdiag_over_pipeline | if . == null then empty else "Per round (the tools back to back, rounds rotated), wall snapdiag / pipeline: median \(.median), \(.min) to \(.max) over \(.rounds) rounds." end),
+(.per_round_wall.snapdiag_over_baseline | if . == null then empty else "Per round, wall snapdiag / baseline: median \(.median), \(.min) to \(.max)." end),
 "",
 "Targets: wall ratio vs pipeline <= 0.25: **\(if .targets.wall_ok then "met" else "NOT met" end)**; peak RSS < 100 MiB: **\(if .targets.rss_ok then "met" else "NOT met" end)** (max \(mib(.results.snapdiag.max_rss_kib)) MiB).",
 "",
