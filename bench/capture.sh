@@ -418,7 +418,7 @@ def median: sort | if length == 0 then null elif length % 2 == 1 then .[length/2
             else (.[length/2 - 1] + .[length/2]) / 2 end;
 def num: if . == "NaN" then null else tonumber end;
 def ratio(a; b): if a == null or b == null or b == 0 then null else ((a / b) * 1000 | round) / 1000 end;
-# per_round(a; b): a's wall over b's in each round both ran in (back to back, so a drift of
+# per_round(a; b): the wall time of a over that of b in each round both ran in (back to back, so a drift of
 # the speed of the machine between rounds cancels out): median, min and max.
 def per_round($rows; a; b): [$rows[] | select(.round != "warmup" and .exit == 0)] | group_by(.round)
   | map((map(select(.tool == a)) | .[0].wall_s) as $x | (map(select(.tool == b)) | .[0].wall_s) as $y
