@@ -344,10 +344,11 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 // 50,000 sockets) share two CPUs; with 4 buffers a stage that fell behind
 // for a moment stopped the one before it. Raised together with the
 // bundle's stageBuffers, 16 made a capture of 50,000 sockets 0.84x and
-// 0.88x as long in two alternations of 21 captures by hand, but four
-// bench/capture.sh runs against the 4-buffer build (ee36186) gave 0.86x,
-// 0.89x, 0.97x and 1.02x (bench/results/capture-20261206T1*.md): a small
-// gain at most, on this 2-CPU machine, for a MiB.
+// 0.88x as long in two alternations of 21 captures by hand; in five
+// bench/capture.sh runs against the 4-buffer build (ee36186) the medians
+// of the per-round ratios were 0.84x to 0.93x, the ratios of the medians
+// 0.81x to 1.02x (bench/results/capture-20261206T1*.json): a gain of
+// about a tenth on this 2-CPU machine, for a MiB.
 const recvBuffers = 16
 
 // testHookRecvWait, when set, is called with the number of buffers made
