@@ -127,7 +127,7 @@ func (m *Many) makeOne(name string, o ManyOpts) error {
 	m.mu.Lock()
 	m.Names, m.Paths = append(m.Names, name), append(m.Paths, path)
 	m.mu.Unlock()
-	if err := loopbackUp(); err != nil {
+	if err := LoopbackUp(); err != nil {
 		return fmt.Errorf("%s: %w", name, err)
 	}
 	if o.Port == 0 {
@@ -149,8 +149,9 @@ func (m *Many) makeOne(name string, o ManyOpts) error {
 	return nil
 }
 
-// loopbackUp sets lo up in the calling thread's namespace (SIOCSIFFLAGS).
-func loopbackUp() error {
+// LoopbackUp sets lo up in the calling thread's namespace (SIOCSIFFLAGS):
+// for a namespace made with unshare(CLONE_NEWNET) on a locked thread.
+func LoopbackUp() error {
 	s, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("socket for lo: %w", err)

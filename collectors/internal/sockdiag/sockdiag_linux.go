@@ -249,7 +249,7 @@ func exchange(ctx context.Context, f *os.File, req []byte, fn func(datagram []by
 	// takes about the longer of the two, not their sum. At most
 	// recvBuffers buffers cycle between the two goroutines, so memory
 	// stays bounded; the receiver takes a new one only when none is free,
-	// so a small dump uses one or two. They come from a pool: capture
+	// so a small dump uses a few. They come from a pool: capture
 	// --all-netns dumps hundreds of small namespaces per sample, and fresh
 	// buffers for each cost more than the dump.
 	free := make(chan []byte, recvBuffers)

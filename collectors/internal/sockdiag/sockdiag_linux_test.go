@@ -15,6 +15,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/internal/testutil"
+	"github.com/snapdiag/snapdiag/lab"
 	"golang.org/x/sys/unix"
 )
 
@@ -375,18 +376,8 @@ func TestDumpSlowReader(t *testing.T) {
 	if err := unix.Unshare(unix.CLONE_NEWNET); err != nil {
 		t.Fatalf("unshare: %v", err)
 	}
-	lo, err := unix.NewIfreq("lo")
-	if err != nil {
+	if err := lab.LoopbackUp(); err != nil {
 		t.Fatal(err)
-	}
-	sfd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer unix.Close(sfd)
-	lo.SetUint16(unix.IFF_UP)
-	if err := unix.IoctlIfreq(sfd, unix.SIOCSIFFLAGS, lo); err != nil {
-		t.Fatalf("bring lo up: %v", err)
 	}
 
 	const pairs = 1000 // 2,001 sockets with tcp_info: about 27 datagrams
