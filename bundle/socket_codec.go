@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
-	"strconv"
 	"strings"
 )
 
@@ -291,7 +290,7 @@ func appendAddrPort(b []byte, ap netip.AddrPort, zone string, escape bool) []byt
 	if ap.Port() == 0 {
 		return append(b, '*')
 	}
-	return strconv.AppendUint(b, uint64(ap.Port()), 10)
+	return appendUint(b, uint64(ap.Port()))
 }
 
 // DecodeSocket decodes one row of sockets/tcp.jsonl into s, as encoding/json
