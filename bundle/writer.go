@@ -690,6 +690,14 @@ func (m *memberFile) Write(p []byte) (int, error) {
 	if m.cur == nil {
 		m.cur = st.chunk()
 	}
+	if spare := m.cur[len(m.cur):cap(m.cur)]; len(p) > 0 && len(p) <= len(spare) && &p[0] == &spare[0] {
+		// p was appended to AvailableBuffer's buffer: it is in place.
+		m.cur = m.cur[:len(m.cur)+len(p)]
+		p = nil
+		if len(m.cur) == cap(m.cur) {
+			m.send()
+		}
+	}
 	for len(p) > 0 {
 		k := min(len(p), cap(m.cur)-len(m.cur))
 		m.cur = append(m.cur, p[:k]...)
@@ -700,6 +708,28 @@ func (m *memberFile) Write(p []byte) (int, error) {
 	}
 	m.size += int64(written)
 	return written, nil
+}
+
+// AvailableBuffer returns an empty buffer over the room left in the
+// member's staging buffer, at least room bytes of it (a staging buffer
+// with less left goes to the compressor as it is, and a fresh one is
+// taken), for bytes that are appended to it and then passed to the next
+// Write, which takes them where they are instead of copying them: the
+// idiom of bufio.Writer.AvailableBuffer. The buffer is valid until that
+// Write; a room larger than a staging buffer is not given, and what
+// outgrows the buffer is copied as any Write's bytes are. The socket
+// table writes its rows so, sparing a copy of every byte of it.
+func (m *memberFile) AvailableBuffer(room int) []byte {
+	if m.done || m.err != nil {
+		return nil
+	}
+	if m.cur == nil {
+		m.cur = m.w.st.chunk()
+	}
+	if cap(m.cur)-len(m.cur) < room {
+		m.send() // and takes an empty buffer, unless this one is
+	}
+	return m.cur[len(m.cur):len(m.cur)]
 }
 
 // finish stops the compressor and returns its error.

@@ -658,3 +658,78 @@ func TestWriterBeforeCommit(t *testing.T) {
 		t.Errorf("before-commit calls %+v and bundle %s, want %+v and the bundle there", calls, p, want)
 	}
 }
+
+// TestAvailableBuffer writes a staged member through AvailableBuffer and
+// plain Writes, interleaved, across many staging buffers: bytes appended to
+// the buffer are taken where they are, bytes that outgrow it or come from
+// elsewhere are copied, and the member holds every byte in order either
+// way.
+func TestAvailableBuffer(t *testing.T) {
+	w, err := NewWriter(t.TempDir(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := w.Create(PathSocketsTCP)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, ok := f.(*memberFile)
+	if !ok {
+		t.Fatalf("Create(%s) = %T, want a staged member", PathSocketsTCP, f)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	var want []byte
+	for i := 0; len(want) < 8*stageChunk; i++ {
+		row := fmt.Appendf(nil, "row %d %s\n", i, strings.Repeat("x", r.IntN(3000)))
+		// The first staging buffers are filled in place only, then the
+		// three ways take turns.
+		switch k := i % 5; {
+		case len(want) < 3*stageChunk || k < 3: // appended in place
+			room := 4 << 10
+			b := m.AvailableBuffer(room)
+			if cap(b) < room {
+				t.Fatalf("AvailableBuffer(%d) gave %d bytes of room", room, cap(b))
+			}
+			b = append(b, row...)
+			if _, err := f.Write(b); err != nil {
+				t.Fatal(err)
+			}
+		case k == 3: // outgrows the room asked for: copied
+			b := append(m.AvailableBuffer(16), row...)
+			b = append(b, bytes.Repeat([]byte{'y'}, stageChunk)...)
+			b = append(b, '\n')
+			row = b
+			if _, err := f.Write(b); err != nil {
+				t.Fatal(err)
+			}
+		default: // a buffer of the caller's own
+			if _, err := f.Write(bytes.Clone(row)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		want = append(want, row...)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	path, err := w.Commit("t.tar.zst", &Manifest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := testutil.ReadMember(t, path, PathSocketsTCP)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("member holds %d bytes, want %d (first difference at %d)", len(got), len(want), firstDiff(got, want))
+	}
+	if b := m.AvailableBuffer(1); b != nil {
+		t.Errorf("AvailableBuffer after Close = %d bytes of room, want none", cap(b))
+	}
+}
+
+func firstDiff(a, b []byte) int {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return min(len(a), len(b))
+}

@@ -52,6 +52,17 @@ func (s *Sockets) Annotate(m *bundle.Manifest) {
 // one member write per 64 KiB, not one per row.
 const socketFlushAt = 64 << 10
 
+// socketRowRoom is more than any row takes (some 1,800 bytes with every
+// field at its widest and both zones escaped): the room a staging buffer
+// must have left for the next row to be encoded into it.
+const socketRowRoom = 4 << 10
+
+// availableBufferer is a member that rows can be encoded into in place
+// (bundle's staged members): see the bundle's AvailableBuffer.
+type availableBufferer interface {
+	AvailableBuffer(room int) []byte
+}
+
 // Collect implements Collector.
 func (s *Sockets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	limit := h.SocketCap
@@ -160,7 +171,11 @@ func familyName(family uint8) string {
 // allocate and a table with 200,000 distinct peers stays within a few tens of
 // MiB.
 type socketTable struct {
-	out     io.Writer
+	out io.Writer
+	// stage, when out has one, gives buf: the room left in out's staging
+	// buffer, so rows are encoded where they are compressed from and
+	// written without a copy. Otherwise buf is the table's own.
+	stage   availableBufferer
 	buf     []byte
 	limit   int
 	total   int
@@ -177,11 +192,19 @@ type socketTable struct {
 }
 
 func newSocketTable(out io.Writer, limit int, z *zoner) *socketTable {
-	return &socketTable{
+	t := &socketTable{
 		out: out, limit: limit, zones: z,
-		buf:      make([]byte, 0, socketFlushAt+4096),
 		byRemote: map[netip.Addr]*bundle.StateCounts{},
 	}
+	if s, ok := out.(availableBufferer); ok {
+		t.stage = s
+		t.buf = s.AvailableBuffer(socketRowRoom)
+	}
+	if t.buf == nil {
+		t.stage = nil
+		t.buf = make([]byte, 0, socketFlushAt+socketRowRoom)
+	}
+	return t
 }
 
 // portCounts counts sockets by local port, in pages of 256 ports made as
@@ -237,7 +260,7 @@ func (t *socketTable) add(m *sockdiag.Msg) error {
 	raw := rawSocket(m, t.zones)
 	t.buf = bundle.AppendRawSocket(t.buf, &raw)
 	t.written++
-	if len(t.buf) >= socketFlushAt {
+	if len(t.buf) >= socketFlushAt || t.stage != nil && cap(t.buf)-len(t.buf) < socketRowRoom {
 		// A write error stops the rows, not the dump: the counts of the
 		// summary go on. flush reports it at the end.
 		t.flush()
@@ -251,7 +274,16 @@ func (t *socketTable) flush() error {
 	if len(t.buf) > 0 && t.werr == nil {
 		_, t.werr = t.out.Write(t.buf)
 	}
-	t.buf = t.buf[:0]
+	switch {
+	case t.stage == nil:
+		t.buf = t.buf[:0]
+	case t.werr == nil:
+		// The rows just written are the member's now: the next go after
+		// them, or in a fresh staging buffer.
+		t.buf = t.stage.AvailableBuffer(socketRowRoom)
+	default:
+		t.buf = nil // no row is encoded after a write error
+	}
 	return t.werr
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/netip"
 	"reflect"
@@ -473,4 +474,85 @@ func TestSocketTableAddDoesNotAllocate(t *testing.T) {
 			t.Errorf("%s: %v allocations per row, want 0", name, allocs)
 		}
 	}
+}
+
+// TestSocketTableStaged encodes a table of thousands of rows, many staging
+// buffers of it, into a staged bundle member, where rows are encoded in
+// place (AvailableBuffer), and checks that the member holds exactly the
+// rows a plain writer gets; and that a member that hits the bundle's size
+// limit stops the rows, not the counting.
+func TestSocketTableStaged(t *testing.T) {
+	msgs := make([]sockdiag.Msg, 3000)
+	for i := range msgs {
+		m := socketCases()["established with all of tcp_info"]
+		m.Family = sockdiag.FamilyInet
+		m.Src = netip.MustParseAddrPort("10.0.0.1:443")
+		m.Dst = netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), uint16(40000+i))
+		m.Inode = uint32(i)
+		msgs[i] = m
+	}
+	fill := func(tb *socketTable) {
+		for i := range msgs {
+			if err := tb.add(&msgs[i]); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	var plain bytes.Buffer
+	pt := newSocketTable(&plain, len(msgs), testZoner())
+	fill(pt)
+	if err := pt.flush(); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("whole", func(t *testing.T) {
+		w, err := bundle.NewWriter(t.TempDir(), 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := w.Create(bundle.PathSocketsTCP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb := newSocketTable(f, len(msgs), testZoner())
+		if tb.stage == nil {
+			t.Fatalf("the table does not encode into the staged member (%T)", f)
+		}
+		fill(tb)
+		if err := tb.flush(); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+		path, err := w.Commit("t.tar.zst", &bundle.Manifest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := testutil.ReadMember(t, path, bundle.PathSocketsTCP)
+		if plain.Len() < 20*socketFlushAt || !bytes.Equal(got, plain.Bytes()) {
+			t.Fatalf("staged table: %d bytes, want the plain writer's %d", len(got), plain.Len())
+		}
+	})
+
+	t.Run("size limit", func(t *testing.T) {
+		w, err := bundle.NewWriter(t.TempDir(), 256<<10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		f, err := w.Create(bundle.PathSocketsTCP)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb := newSocketTable(f, len(msgs), testZoner())
+		fill(tb)
+		if err := tb.flush(); !errors.Is(err, bundle.ErrTooLarge) {
+			t.Errorf("flush = %v, want %v", err, bundle.ErrTooLarge)
+		}
+		if tb.total != len(msgs) || tb.byState[stateSlot(sockdiag.StateEstablished)] != uint32(len(msgs)) {
+			t.Errorf("counted %d sockets, %d ESTAB, want %d", tb.total, tb.byState[stateSlot(sockdiag.StateEstablished)], len(msgs))
+		}
+		f.Close()
+		w.Abort()
+	})
 }
