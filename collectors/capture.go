@@ -222,12 +222,18 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 		stop := context.AfterFunc(collectCtx, restore)
 		defer stop()
 	}
-	// Which namespace this is, for the manifest: for one the process is in
-	// but that is not the host's, every process is looked at to find the
-	// container that owns it. That does not depend on what is collected,
-	// so it runs beside the collectors instead of after them.
-	netNS := make(chan *bundle.NetNS, 1)
-	go func() { netNS <- manifestNetNS(opts.NetNS, h) }()
+	// Which namespace this is, for the manifest, at once: a few opens. For
+	// one the process is in but that is not the host's, every process is
+	// looked at to find the container that owns it. That does not depend
+	// on what is collected, so it runs beside the collectors instead of
+	// after them, and a search still going when they must stop leaves the
+	// owner out, not the namespace.
+	nsInfo := manifestNetNS(opts.NetNS, h)
+	var owner chan *bundle.Owner
+	if nsInfo != nil && nsInfo.NamedBy == bundle.NamedBySelf && !nsInfo.HostNS && nsInfo.Inode != 0 {
+		owner = make(chan *bundle.Owner, 1)
+		go func() { owner <- netns.NamespaceOwner(h.Proc, nsInfo.Inode) }()
+	}
 	statuses, anns, cut := r.Run(collectCtx, h, w)
 	// Once.Do returns only after the first call, perhaps the AfterFunc's,
 	// has finished: restored and restoreErr are settled.
@@ -270,14 +276,18 @@ func Capture(ctx context.Context, opts Options) (Result, error) {
 	} else if m.DeadlineHit {
 		m.StoppedBy = bundle.StoppedByDeadline
 	}
-	select {
-	case m.NetNS = <-netNS:
-	case <-collectCtx.Done():
-		// Still looking when the collectors had to stop (a process
-		// whose files hang): the bundle goes without it.
+	m.NetNS = nsInfo
+	if owner != nil {
 		select {
-		case m.NetNS = <-netNS:
-		default:
+		case nsInfo.Owner = <-owner:
+		case <-collectCtx.Done():
+			// Still looking when the collectors had to stop (a process
+			// whose files hang, or a stop before it began): the
+			// manifest's stopped_by says why the owner is missing.
+			select {
+			case nsInfo.Owner = <-owner:
+			default:
+			}
 		}
 	}
 	for _, a := range anns {
@@ -302,7 +312,8 @@ func manifestNetNS(given *bundle.NetNS, h Host) *bundle.NetNS {
 	case h.NS != nil:
 		return &bundle.NetNS{Inode: h.NS.Inode(), NamedBy: bundle.NamedByNetNS}
 	}
-	n, err := netns.Resolve(h.Proc, netns.Spec{})
+	// Its owner, if it is not the host's, is Capture's to find.
+	n, err := netns.ResolveQuick(h.Proc, netns.Spec{})
 	if err != nil {
 		// A copy of /proc in a test has no namespace files.
 		return nil

@@ -217,3 +217,51 @@ func TestNamespaceThreadServesNothingElse(t *testing.T) {
 		t.Errorf("threads %v still in another namespace after Close", got)
 	}
 }
+
+// TestCaptureNamesNamespaceWhenCut: the manifest names the namespace a
+// capture read even when the capture is stopped before it begins, and a
+// capture that runs in a thread of another namespace names that one: what
+// looks at every process (the owner's search) is the only part that may be
+// left out.
+func TestCaptureNamesNamespaceWhenCut(t *testing.T) {
+	stopped, cancel := context.WithCancel(context.Background())
+	cancel()
+	capture := func(t *testing.T, given *bundle.NetNS) *bundle.NetNS {
+		t.Helper()
+		res, err := Capture(stopped, Options{
+			Dir: t.TempDir(), Samples: 1, Interval: time.Millisecond, Deadline: 5 * time.Second,
+			NetNS: given, Collectors: []Collector{}, Samplers: []Sampler{},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res.Manifest.NetNS
+	}
+
+	t.Run("given", func(t *testing.T) {
+		given := &bundle.NetNS{Inode: 4026532999, NamedBy: bundle.NamedByNetNS, Name: "pod", Path: "/run/netns/pod"}
+		for i := range 20 {
+			if got := capture(t, given); got == nil || *got != *given {
+				t.Fatalf("capture %d: manifest names %+v, want %+v", i, got, given)
+			}
+		}
+	})
+
+	t.Run("self in another namespace", func(t *testing.T) {
+		testutil.NeedRoot(t, "a lab namespace needs CAP_SYS_ADMIN")
+		l := lab.New(t, lab.Options{})
+		var st unix.Stat_t
+		if err := unix.Stat(filepath.Join(netns.RunDir, l.Server), &st); err != nil {
+			t.Fatal(err)
+		}
+		for i := range 5 {
+			var got *bundle.NetNS
+			if err := l.Do(l.Server, func() error { got = capture(t, nil); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			if got == nil || got.Inode != st.Ino || got.NamedBy != bundle.NamedBySelf || got.HostNS {
+				t.Fatalf("capture %d in namespace %d: manifest names %+v", i, st.Ino, got)
+			}
+		}
+	})
+}

@@ -52,6 +52,29 @@ const nsfsMagic = 0x6e736673
 // process's namespace file that may not be opened (another user's) is an
 // fs.ErrPermission, returned with the NetNS that names the process.
 func Resolve(proc string, s Spec) (bundle.NetNS, error) {
+	n, err := resolve(proc, s)
+	if err == nil && n.PID == 0 && !n.HostNS {
+		// A namespace named by its file says nothing of who runs in it:
+		// its processes do (a pod's sandbox and containers).
+		n.Owner = NamespaceOwner(proc, n.Inode)
+	}
+	return n, err
+}
+
+// ResolveQuick is Resolve without the search for the owner of a
+// namespace named by its file, or the caller's own: that search looks at
+// every process of the host (NamespaceOwner), where the rest takes a few
+// opens.
+func ResolveQuick(proc string, s Spec) (bundle.NetNS, error) { return resolve(proc, s) }
+
+// NamespaceOwner looks at every process under proc for those in the
+// namespace of inode ino, and returns the container and pod they belong
+// to, if any.
+func NamespaceOwner(proc string, ino uint64) *bundle.Owner {
+	return HostRoots(proc).NamespaceOwner(pidsIn(proc, ino))
+}
+
+func resolve(proc string, s Spec) (bundle.NetNS, error) {
 	if err := s.Validate(); err != nil {
 		return bundle.NetNS{}, err
 	}
@@ -102,10 +125,6 @@ func Resolve(proc string, s Spec) (bundle.NetNS, error) {
 	if n.PID != 0 {
 		n.Comm = comm(proc, n.PID)
 		n.Owner = OwnerOf(proc, n.PID)
-	} else if !n.HostNS {
-		// A namespace named by its file says nothing of who runs in it:
-		// its processes do (a pod's sandbox and containers).
-		n.Owner = HostRoots(proc).NamespaceOwner(pidsIn(proc, ino))
 	}
 	return n, nil
 }
