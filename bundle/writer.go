@@ -271,6 +271,19 @@ type discarder interface {
 	discard()
 }
 
+// Discard drops f, a member Create returned and not yet closed, from the
+// bundle: what was written of it is freed at once, and its name may be
+// written again. A member neither closed nor discarded is left out of the
+// bundle too, but until the process exits it keeps its compressor
+// goroutine, its staging buffers and its open staging file; a collector
+// that cannot finish a member (a socket table cut by the deadline, which
+// must not pass for the whole one) discards it instead of closing it.
+func Discard(f io.WriteCloser) {
+	if d, ok := f.(discarder); ok {
+		d.discard()
+	}
+}
+
 func (f *filterFile) Close() error {
 	if err := f.WriteCloser.Close(); err != nil {
 		f.inner.discard()

@@ -733,3 +733,55 @@ func firstDiff(a, b []byte) int {
 	}
 	return min(len(a), len(b))
 }
+
+// TestDiscard: a staged member discarded mid-way has stopped its
+// compressor and removed its staging file when Discard returns, is not in
+// the bundle, and its name can be written again; the same for a member
+// held in memory.
+func TestDiscard(t *testing.T) {
+	dir := t.TempDir()
+	w, err := NewWriter(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{PathSocketsTCP, "proc/net/snmp"} {
+		f, err := w.Create(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for range 3 {
+			if _, err := f.Write(bytes.Repeat([]byte("cut "), 16<<10)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		Discard(f)
+		if m, ok := f.(*memberFile); ok {
+			// finish has had the compressor's last word: it has stopped.
+			if !m.done || m.cur != nil || len(m.free) > 0 {
+				t.Errorf("%s: compressor not stopped after Discard", name)
+			}
+		}
+		if parts, _ := filepath.Glob(filepath.Join(dir, "*", "m", "*", "*.part")); len(parts) > 0 {
+			t.Errorf("%s: staging files left: %v", name, parts)
+		}
+		// The name is free again.
+		if f, err = w.Create(name); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.Write([]byte("whole\n")); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	path, err := w.Commit("t.tar.zst", &Manifest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{PathSocketsTCP, "proc/net/snmp"} {
+		if got := testutil.ReadMember(t, path, name); string(got) != "whole\n" {
+			t.Errorf("%s in the bundle: %q, want the second one", name, got)
+		}
+	}
+}

@@ -95,14 +95,17 @@ func (s *Sockets) Collect(ctx context.Context, h Host, w *bundle.Writer) error {
 	// One dump for both families: one walk of the kernel's hash tables.
 	// Rows are encoded as they arrive, while the dump's receiver has the
 	// kernel fill the next datagram and f's compressor works on the rows
-	// before: the three overlap. An unclosed member is left out of the
-	// bundle: a table cut by the deadline must not pass for the whole one.
+	// before: the three overlap.
 	err = h.dumper().Dump(ctx, sockdiag.StatesAll, sockdiag.ExtInfo, t.add)
 	if publish != nil {
 		publish(err == nil)
 		publish = nil
 	}
 	if err != nil {
+		// A table cut by the deadline must not pass for the whole one:
+		// it is left out, and its compressor and buffers freed now, not
+		// at the process's exit (a watch captures again and again).
+		bundle.Discard(f)
 		return fmt.Errorf("read tcp sockets: %w", err)
 	}
 	// A table that could not be written (a full disk) is left out, but the

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"net"
 	"net/netip"
+	"path/filepath"
 	"reflect"
 	"runtime"
 	"strconv"
@@ -555,4 +556,36 @@ func TestSocketTableStaged(t *testing.T) {
 		f.Close()
 		w.Abort()
 	})
+}
+
+// TestSocketsCollectCutFreesTable: a socket table whose dump is cut (here
+// by a context already done) is dropped at once, its staging file removed
+// and its name free, rather than left open with its compressor until the
+// process exits (a watch captures again and again), and is not in the
+// bundle.
+func TestSocketsCollectCutFreesTable(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	dir := t.TempDir()
+	w, err := bundle.NewWriter(dir, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		s := &Sockets{}
+		// An open table would keep its name: the next Create would fail.
+		if err := s.Collect(ctx, Host{}, w.For("sockets")); !errors.Is(err, context.Canceled) {
+			t.Fatalf("collection %d: %v, want the context's error", i, err)
+		}
+		if parts, _ := filepath.Glob(filepath.Join(dir, "*", "m", "sockets", "*.part")); len(parts) > 0 {
+			t.Fatalf("collection %d left staging files: %v", i, parts)
+		}
+	}
+	path, err := w.Commit("t.tar.zst", &bundle.Manifest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := testutil.ReadMember(t, path, bundle.PathSocketsTCP); got != nil {
+		t.Errorf("a cut table is in the bundle: %d bytes", len(got))
+	}
 }
