@@ -27,9 +27,9 @@ func TestAppendUint(t *testing.T) {
 		if got := appendUint([]byte("x"), v); string(got) != string(want) {
 			t.Fatalf("appendUint(%d) = %q, want %q", v, got, want)
 		}
-		full := make([]byte, 3)
-		if got := appendUint(full, v); string(got[3:]) != strconv.FormatUint(v, 10) {
-			t.Fatalf("appendUint(%d) on a full slice = %q", v, got[3:])
+		full := []byte("abc")[:3:3]
+		if got := appendUint(full, v); string(got) != "abc"+strconv.FormatUint(v, 10) {
+			t.Fatalf("appendUint(%d) on a full slice = %q", v, got)
 		}
 		if n := decimalDigits(v); n != len(strconv.FormatUint(v, 10)) {
 			t.Fatalf("decimalDigits(%d) = %d", v, n)
