@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -506,8 +507,10 @@ func TestSocketTableStaged(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	t.Run("whole", func(t *testing.T) {
-		w, err := bundle.NewWriter(t.TempDir(), 0)
+	// staged is a table writing into a staged member of a new bundle of at
+	// most maxBytes (0: the default).
+	staged := func(t *testing.T, maxBytes int64) (*bundle.Writer, io.WriteCloser, *socketTable) {
+		w, err := bundle.NewWriter(t.TempDir(), maxBytes)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -515,7 +518,11 @@ func TestSocketTableStaged(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		tb := newSocketTable(f, len(msgs), testZoner())
+		return w, f, newSocketTable(f, len(msgs), testZoner())
+	}
+
+	t.Run("whole", func(t *testing.T) {
+		w, f, tb := staged(t, 0)
 		if tb.stage == nil {
 			t.Fatalf("the table does not encode into the staged member (%T)", f)
 		}
@@ -537,15 +544,7 @@ func TestSocketTableStaged(t *testing.T) {
 	})
 
 	t.Run("size limit", func(t *testing.T) {
-		w, err := bundle.NewWriter(t.TempDir(), 256<<10)
-		if err != nil {
-			t.Fatal(err)
-		}
-		f, err := w.Create(bundle.PathSocketsTCP)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tb := newSocketTable(f, len(msgs), testZoner())
+		w, f, tb := staged(t, 256<<10)
 		fill(tb)
 		if err := tb.flush(); !errors.Is(err, bundle.ErrTooLarge) {
 			t.Errorf("flush = %v, want %v", err, bundle.ErrTooLarge)
