@@ -48,8 +48,9 @@ func (s *Sockets) Annotate(m *bundle.Manifest) {
 	}
 }
 
-// socketFlushAt is how much encoded JSON is gathered before it is written:
-// one member write per 64 KiB, not one per row.
+// socketFlushAt is how much encoded JSON is gathered before it is written,
+// into a member that offers no staging buffer to encode into (a filtered
+// or in-memory one): one member write per 64 KiB, not one per row.
 const socketFlushAt = 64 << 10
 
 // socketRowRoom is more than any row takes (some 1,800 bytes with every
