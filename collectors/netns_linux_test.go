@@ -250,17 +250,14 @@ func TestCaptureNamesNamespaceWhenCut(t *testing.T) {
 	t.Run("self in another namespace", func(t *testing.T) {
 		testutil.NeedRoot(t, "a lab namespace needs CAP_SYS_ADMIN")
 		l := lab.New(t, lab.Options{})
-		var st unix.Stat_t
-		if err := unix.Stat(filepath.Join(netns.RunDir, l.Server), &st); err != nil {
-			t.Fatal(err)
-		}
+		ino := testutil.Inode(t, filepath.Join(netns.RunDir, l.Server))
 		for i := range 5 {
 			var got *bundle.NetNS
 			if err := l.Do(l.Server, func() error { got = capture(t, nil); return nil }); err != nil {
 				t.Fatal(err)
 			}
-			if got == nil || got.Inode != st.Ino || got.NamedBy != bundle.NamedBySelf || got.HostNS {
-				t.Fatalf("capture %d in namespace %d: manifest names %+v", i, st.Ino, got)
+			if got == nil || got.Inode != ino || got.NamedBy != bundle.NamedBySelf || got.HostNS {
+				t.Fatalf("capture %d in namespace %d: manifest names %+v", i, ino, got)
 			}
 		}
 	})

@@ -2,15 +2,14 @@ package netns_test
 
 import (
 	"os"
-	"os/exec"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/snapdiag/snapdiag/bundle"
 	"github.com/snapdiag/snapdiag/internal/netns"
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"github.com/snapdiag/snapdiag/lab"
 )
 
@@ -19,22 +18,11 @@ import (
 // It is killed when the test ends.
 func startInPod(t *testing.T, fc *lab.FakeContainer, hostNetwork bool) int {
 	t.Helper()
-	cmd := exec.Command("sleep", "120")
-	cmd.Env = append(os.Environ(), fc.Env()...)
-	if !hostNetwork {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sleep: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	if err := fc.Adopt(cmd.Process.Pid); err != nil {
+	pid := testutil.Sleep(t, 120, !hostNetwork, fc.Env()...)
+	if err := fc.Adopt(pid); err != nil {
 		t.Fatal(err)
 	}
-	return cmd.Process.Pid
+	return pid
 }
 
 // unifiedCgroup is pid's cgroup2 path as the kernel shows it.

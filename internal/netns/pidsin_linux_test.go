@@ -2,13 +2,12 @@ package netns
 
 import (
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
-	"syscall"
 	"testing"
 
+	"github.com/snapdiag/snapdiag/internal/testutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -21,26 +20,9 @@ func TestPidsIn(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("needs root: a network namespace of its own")
 	}
-	inodeOf := func(path string) uint64 {
-		t.Helper()
-		var st unix.Stat_t
-		if err := unix.Stat(path, &st); err != nil {
-			t.Fatal(err)
-		}
-		return st.Ino
-	}
-	cmd := exec.Command("sleep", "60")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start sleep: %v", err)
-	}
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		_ = cmd.Wait()
-	})
-	pid := cmd.Process.Pid
-	other := inodeOf(filepath.Join("/proc", strconv.Itoa(pid), "ns/net"))
-	own := inodeOf("/proc/self/ns/net")
+	pid := testutil.Sleep(t, 60, true)
+	other := testutil.Inode(t, filepath.Join("/proc", strconv.Itoa(pid), "ns/net"))
+	own := testutil.Inode(t, "/proc/self/ns/net")
 	if other == own {
 		t.Fatal("the child shares this process's namespace")
 	}
@@ -59,7 +41,7 @@ func TestPidsIn(t *testing.T) {
 	if err := os.WriteFile(file, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if got := pidsIn(copyProc, inodeOf(file)); !slices.Equal(got, []int{42}) {
+	if got := pidsIn(copyProc, testutil.Inode(t, file)); !slices.Equal(got, []int{42}) {
 		t.Errorf("pidsIn(a copy of /proc) = %v, want [42]", got)
 	}
 }

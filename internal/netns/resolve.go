@@ -52,7 +52,7 @@ const nsfsMagic = 0x6e736673
 // process's namespace file that may not be opened (another user's) is an
 // fs.ErrPermission, returned with the NetNS that names the process.
 func Resolve(proc string, s Spec) (bundle.NetNS, error) {
-	n, err := resolve(proc, s)
+	n, err := ResolveQuick(proc, s)
 	if err == nil && n.PID == 0 && !n.HostNS {
 		// A namespace named by its file says nothing of who runs in it:
 		// its processes do (a pod's sandbox and containers).
@@ -65,16 +65,7 @@ func Resolve(proc string, s Spec) (bundle.NetNS, error) {
 // namespace named by its file, or the caller's own: that search looks at
 // every process of the host (NamespaceOwner), where the rest takes a few
 // opens.
-func ResolveQuick(proc string, s Spec) (bundle.NetNS, error) { return resolve(proc, s) }
-
-// NamespaceOwner looks at every process under proc for those in the
-// namespace of inode ino, and returns the container and pod they belong
-// to, if any.
-func NamespaceOwner(proc string, ino uint64) *bundle.Owner {
-	return HostRoots(proc).NamespaceOwner(pidsIn(proc, ino))
-}
-
-func resolve(proc string, s Spec) (bundle.NetNS, error) {
+func ResolveQuick(proc string, s Spec) (bundle.NetNS, error) {
 	if err := s.Validate(); err != nil {
 		return bundle.NetNS{}, err
 	}
@@ -127,6 +118,13 @@ func resolve(proc string, s Spec) (bundle.NetNS, error) {
 		n.Owner = OwnerOf(proc, n.PID)
 	}
 	return n, nil
+}
+
+// NamespaceOwner looks at every process under proc for those in the
+// namespace of inode ino, and returns the container and pod they belong
+// to, if any.
+func NamespaceOwner(proc string, ino uint64) *bundle.Owner {
+	return HostRoots(proc).NamespaceOwner(pidsIn(proc, ino))
 }
 
 // pidsIn lists the processes under proc whose network namespace is inode

@@ -1,8 +1,12 @@
 package testutil
 
 import (
+	"os"
+	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -17,6 +21,26 @@ func Inode(t testing.TB, path string) uint64 {
 		t.Fatal(err)
 	}
 	return st.Ino
+}
+
+// Sleep starts sleep for secs seconds, in a network namespace of its own
+// when newNet, with env added to this process's environment, and kills it
+// when the test ends. It returns the process's pid.
+func Sleep(t testing.TB, secs int, newNet bool, env ...string) int {
+	t.Helper()
+	cmd := exec.Command("sleep", strconv.Itoa(secs))
+	cmd.Env = append(os.Environ(), env...)
+	if newNet {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET}
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sleep: %v", err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	})
+	return cmd.Process.Pid
 }
 
 // DevNames lists the interfaces of a /proc/net/dev, sorted: which
